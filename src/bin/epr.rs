@@ -1,0 +1,267 @@
+//! `epr`: the crew tablet app. With no subcommand it opens the window; the subcommands serve
+//! scripting, ops and tests. Wiring only: the work is done in the library's rooms.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ambulance_epr::model::Encounter;
+use ambulance_epr::store::{ListFilter, Store, StoreError};
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "epr",
+    version,
+    about = "Offline-first ambulance patient record (crew app)"
+)]
+struct Cli {
+    /// Where the encrypted store lives (default: the platform data directory).
+    #[arg(long, global = true, env = "EPR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Which user unlocks the store (default: the only user).
+    #[arg(long, global = true)]
+    user: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new encrypted store; passphrase from EPR_PASSPHRASE or a prompt.
+    Init,
+    /// Add synthetic encounters (NHS numbers from the 999 test range).
+    DemoData {
+        #[arg(long)]
+        count: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Counts of encounters, drafts, completed and sync state.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Encounters, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Patient name, NHS number or incident number.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// One encounter's full document with computed NEWS2 per observation set.
+    Show {
+        #[arg(long)]
+        id: uuid::Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the store's integrity (SQLite, SQLCipher and the audit chain).
+    Check,
+    /// Saves synthetic drafts in a loop, printing each id after its commit returns.
+    /// Used by the crash test; not for people.
+    #[command(hide = true)]
+    SaveLoop {
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    directories::ProjectDirs::from("uk.nhs", "Ambulance ePR", "epr")
+        .map(|d| d.data_dir().to_owned())
+        .ok_or_else(|| anyhow!("no home directory found: pass --data-dir"))
+}
+
+fn passphrase(prompt: &str) -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("EPR_PASSPHRASE") {
+        return Ok(p);
+    }
+    rpassword::prompt_password(prompt).context("cannot read the passphrase (set EPR_PASSPHRASE)")
+}
+
+fn unlock(cli: &Cli, data_dir: &std::path::Path) -> anyhow::Result<Store> {
+    if !ambulance_epr::store::exists(data_dir) {
+        return Err(StoreError::NotInitialised(data_dir.to_owned()).into());
+    }
+    let pass = passphrase("Passphrase: ")?;
+    Ok(Store::unlock(data_dir, cli.user.as_deref(), &pass)?)
+}
+
+/// The document as JSON with each observation set's NEWS2 (total, parameters, risk).
+fn document_with_news2(e: &Encounter) -> anyhow::Result<serde_json::Value> {
+    let mut doc = serde_json::to_value(e)?;
+    if let Some(sets) = doc.get_mut("observations").and_then(|o| o.as_array_mut()) {
+        for (set_json, set) in sets.iter_mut().zip(&e.observations) {
+            let news = e.news2_for(set);
+            if let Some(obj) = set_json.as_object_mut() {
+                let mut n = serde_json::to_value(news)?;
+                if let Some(m) = n.as_object_mut() {
+                    m.insert("display".into(), news.display().into());
+                }
+                obj.insert("news2".into(), n);
+            }
+        }
+    }
+    Ok(doc)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = match &cli.data_dir {
+        Some(d) => d.clone(),
+        None => default_data_dir()?,
+    };
+    let Some(command) = &cli.command else {
+        ambulance_epr::ui::run_app(data_dir)
+            .map_err(|e| anyhow!("the window could not open: {e}"))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    match command {
+        Command::Init => {
+            let user = cli
+                .user
+                .clone()
+                .ok_or_else(|| anyhow!("name the first user with --user NAME"))?;
+            let pass = passphrase("New passphrase or PIN: ")?;
+            if pass.chars().count() < 4 {
+                return Err(anyhow!(
+                    "the passphrase or PIN must be at least 4 characters"
+                ));
+            }
+            let store = Store::create(&data_dir, &user, &pass)?;
+            println!(
+                "created an encrypted store in {}",
+                store.data_dir().display()
+            );
+        }
+        Command::DemoData { count, seed } => {
+            let mut store = unlock(&cli, &data_dir)?;
+            let s = ambulance_epr::demo::add_demo_data(&mut store, *count, *seed)?;
+            println!(
+                "added {} synthetic encounters ({} completed, {} drafts)",
+                s.added, s.completed, s.drafts
+            );
+        }
+        Command::Status { json } => {
+            let store = unlock(&cli, &data_dir)?;
+            let c = store.status_counts()?;
+            let last = store.last_sync()?;
+            if *json {
+                let v = serde_json::json!({
+                    "encounters": c.encounters,
+                    "drafts": c.drafts,
+                    "completed": c.completed,
+                    "pending_sync": c.pending_sync,
+                    "quarantined": c.quarantined,
+                    "returned": c.returned,
+                    "last_sync_utc": last,
+                    "enrolled": store.setting("server_url")?.is_some(),
+                });
+                println!("{v}");
+            } else {
+                println!(
+                    "{} encounters ({} drafts, {} completed); {} waiting to sync, {} need attention, {} returned",
+                    c.encounters, c.drafts, c.completed, c.pending_sync, c.quarantined, c.returned
+                );
+                match last {
+                    Some(t) => println!("last sync {t}"),
+                    None => println!("never synced"),
+                }
+            }
+        }
+        Command::List {
+            json,
+            search,
+            limit,
+        } => {
+            let store = unlock(&cli, &data_dir)?;
+            let rows = store.list(&ListFilter {
+                text: search.clone(),
+                limit: *limit,
+                ..ListFilter::default()
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                for r in rows {
+                    println!(
+                        "{}  {:<12} {:<9} {}  {}",
+                        r.id,
+                        r.incident_number,
+                        r.status.as_str(),
+                        r.updated_at_utc.format("%Y-%m-%d %H:%M"),
+                        r.latest_news2_text
+                    );
+                }
+            }
+        }
+        Command::Show { id, json } => {
+            let mut store = unlock(&cli, &data_dir)?;
+            let e = store.get(*id)?;
+            store.record_access(ambulance_epr::store::audit::Action::Viewed, *id)?;
+            if *json {
+                println!("{}", document_with_news2(&e)?);
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&document_with_news2(&e)?)?
+                );
+            }
+        }
+        Command::Check => {
+            let store = unlock(&cli, &data_dir)?;
+            let problems = store.integrity_problems()?;
+            let chain = store.audit_chain_break()?;
+            if problems.is_empty() && chain.is_none() {
+                println!("store is sound (SQLCipher {})", store.cipher_version()?);
+            } else {
+                for p in &problems {
+                    println!("integrity: {p}");
+                }
+                if let Some(seq) = chain {
+                    println!("audit chain broken at entry {seq}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::SaveLoop { seed } => {
+            use rand::SeedableRng;
+            let mut store = unlock(&cli, &data_dir)?;
+            let mut rng = rand::rngs::StdRng::seed_from_u64(*seed);
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            for i in 0u32.. {
+                let e = ambulance_epr::demo::synthetic_encounter(&mut rng, chrono::Utc::now(), i);
+                let receipt = if i % 3 == 0 {
+                    store.complete_and_sign(&e, "Test Clinician", "PA000000")?
+                } else {
+                    store.save_draft(&e)?
+                };
+                writeln!(lock, "{}", receipt.record_id)?;
+                lock.flush()?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Offline-first electronic patient record for ambulance crews.
+//!
+//! Rooms (see `DESIGN.md`): [`model`] (clinical rules, no I/O), [`crypto`] (keys, signing,
+//! hashing), [`protocol`] (device-server messages), [`store`] (the encrypted device store),
+//! `sync` (background push/pull), `server` (the hosted replica) and `ui` (the egui app).
+
+pub mod crypto;
+pub mod demo;
+pub mod model;
+pub mod protocol;
+pub mod store;
+#[cfg(feature = "app")]
+pub mod ui;

@@ -1,0 +1,194 @@
+//! The completion check run before "Complete and sign".
+//!
+//! It lists every missing mandatory item by name, each with a [`Field`] the UI can jump to.
+//! It never blocks saving a draft: it is only consulted at sign-off.
+
+use super::encounter::{Encounter, Milestone, Outcome};
+use super::news2::News2;
+
+/// A place in the record the editor can jump to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    IncidentNumber,
+    CallSign,
+    Time(Milestone),
+    PatientName,
+    PatientAge,
+    PatientSex,
+    PresentingComplaint,
+    Allergies,
+    Observations,
+    Outcome,
+    Crew,
+    SignOffClinician,
+}
+
+/// One missing mandatory item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingItem {
+    pub field: Field,
+    /// What is missing, in words ("Patient name").
+    pub label: &'static str,
+}
+
+/// Every mandatory item the record lacks, in the order the editor shows its sections.
+/// An empty list means the record can be signed.
+pub fn missing_items(e: &Encounter) -> Vec<MissingItem> {
+    let mut out = Vec::new();
+    let mut need = |ok: bool, field: Field, label: &'static str| {
+        if !ok {
+            out.push(MissingItem { field, label });
+        }
+    };
+    need(
+        !e.incident.incident_number.trim().is_empty(),
+        Field::IncidentNumber,
+        "Incident number",
+    );
+    need(
+        !e.incident.call_sign.trim().is_empty(),
+        Field::CallSign,
+        "Call sign",
+    );
+    need(
+        e.incident.times.get(Milestone::CallConnected).is_some(),
+        Field::Time(Milestone::CallConnected),
+        "Time call connected",
+    );
+    need(
+        e.incident.times.get(Milestone::AtPatient).is_some(),
+        Field::Time(Milestone::AtPatient),
+        "Time at patient",
+    );
+    need(
+        !e.patient.display_name().is_empty(),
+        Field::PatientName,
+        "Patient name",
+    );
+    need(
+        e.patient.date_of_birth.is_some() || e.patient.estimated_age_years.is_some(),
+        Field::PatientAge,
+        "Date of birth or estimated age",
+    );
+    need(e.patient.sex.is_some(), Field::PatientSex, "Sex");
+    need(
+        !e.history.presenting_complaint.trim().is_empty(),
+        Field::PresentingComplaint,
+        "Presenting complaint",
+    );
+    need(
+        !e.history.allergies.trim().is_empty(),
+        Field::Allergies,
+        "Allergies (or NKDA)",
+    );
+    need(
+        !e.observations.is_empty(),
+        Field::Observations,
+        "At least one set of observations",
+    );
+    if !e.observations.is_empty() {
+        let any_whole = e
+            .observations
+            .iter()
+            .any(|o| !matches!(e.news2_for(o), News2::Incomplete { .. }));
+        need(
+            any_whole,
+            Field::Observations,
+            "One observation set with all seven NEWS2 inputs",
+        );
+        let unconfirmed = e
+            .observations
+            .iter()
+            .any(|o| !o.soft_limit_warnings().is_empty() && !o.unusual_values_confirmed);
+        need(
+            !unconfirmed,
+            Field::Observations,
+            "Confirmation of unusual observation values",
+        );
+    }
+    match &e.outcome {
+        None => need(false, Field::Outcome, "Outcome"),
+        Some(Outcome::ConveyedTo { hospital }) => need(
+            !hospital.trim().is_empty(),
+            Field::Outcome,
+            "Destination hospital",
+        ),
+        Some(Outcome::Referred { to }) => {
+            need(!to.trim().is_empty(), Field::Outcome, "Referral service")
+        }
+        Some(_) => {}
+    }
+    need(!e.crew.is_empty(), Field::Crew, "Crew members");
+    need(
+        e.sign_off
+            .as_ref()
+            .is_some_and(|s| !s.clinician_name.trim().is_empty()),
+        Field::SignOffClinician,
+        "Signing clinician",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testdata::complete_encounter;
+
+    #[test]
+    fn a_new_draft_lists_everything() {
+        let e = Encounter::new_draft(chrono::Utc::now());
+        let labels: Vec<_> = missing_items(&e).iter().map(|m| m.label).collect();
+        assert_eq!(
+            labels,
+            [
+                "Incident number",
+                "Call sign",
+                "Time call connected",
+                "Time at patient",
+                "Patient name",
+                "Date of birth or estimated age",
+                "Sex",
+                "Presenting complaint",
+                "Allergies (or NKDA)",
+                "At least one set of observations",
+                "Outcome",
+                "Crew members",
+                "Signing clinician",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_complete_record_lists_nothing() {
+        assert_eq!(missing_items(&complete_encounter()), vec![]);
+    }
+
+    #[test]
+    fn conveyed_without_hospital_is_missing_destination() {
+        let mut e = complete_encounter();
+        e.outcome = Some(Outcome::ConveyedTo {
+            hospital: " ".into(),
+        });
+        let m = missing_items(&e);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].field, Field::Outcome);
+        assert_eq!(m[0].label, "Destination hospital");
+    }
+
+    #[test]
+    fn incomplete_observations_and_unconfirmed_values_are_listed() {
+        let mut e = complete_encounter();
+        for o in &mut e.observations {
+            o.temperature_celsius = None;
+        }
+        let labels: Vec<_> = missing_items(&e).iter().map(|m| m.label).collect();
+        assert_eq!(labels, ["One observation set with all seven NEWS2 inputs"]);
+
+        let mut e = complete_encounter();
+        e.observations[0].pulse_bpm = Some(crate::model::PulseBpm::new(250).unwrap());
+        let labels: Vec<_> = missing_items(&e).iter().map(|m| m.label).collect();
+        assert_eq!(labels, ["Confirmation of unusual observation values"]);
+        e.observations[0].unusual_values_confirmed = true;
+        assert!(missing_items(&e).is_empty());
+    }
+}

@@ -1,0 +1,578 @@
+//! The patient encounter: one ambulance attendance, as a serde document.
+//!
+//! The whole record is one JSON document so that a version can be hashed, signed, pushed and
+//! exported as a unit. Free text fields are plain `String`s (empty means "not recorded");
+//! anything with rules (NHS number, observations) is a checked type.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::news2::{self, News2, Spo2Scale};
+use super::nhs_number::NhsNumber;
+use super::observations::ObservationSet;
+
+/// Where a record is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// Being written; may change on every edit.
+    Draft,
+    /// Completed and signed by the clinician; immutable.
+    Completed,
+    /// A later signed version that changes a completed record, with a reason.
+    Amended,
+}
+
+impl RecordStatus {
+    /// The status as stored in indexed columns and sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::Draft => "draft",
+            RecordStatus::Completed => "completed",
+            RecordStatus::Amended => "amended",
+        }
+    }
+
+    /// Parses [`RecordStatus::as_str`] output.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "draft" => Some(RecordStatus::Draft),
+            "completed" => Some(RecordStatus::Completed),
+            "amended" => Some(RecordStatus::Amended),
+            _ => None,
+        }
+    }
+
+    /// True for the signed statuses whose versions are immutable.
+    pub fn is_signed(self) -> bool {
+        !matches!(self, RecordStatus::Draft)
+    }
+}
+
+/// The UK ambulance milestones of an incident, in the order they should happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Milestone {
+    CallConnected,
+    Mobilised,
+    EnRoute,
+    OnScene,
+    AtPatient,
+    LeftScene,
+    AtHospital,
+    Handover,
+    Clear,
+}
+
+impl Milestone {
+    /// All milestones in the order they should occur.
+    pub const ALL: [Milestone; 9] = [
+        Milestone::CallConnected,
+        Milestone::Mobilised,
+        Milestone::EnRoute,
+        Milestone::OnScene,
+        Milestone::AtPatient,
+        Milestone::LeftScene,
+        Milestone::AtHospital,
+        Milestone::Handover,
+        Milestone::Clear,
+    ];
+
+    /// The milestone as crews say it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Milestone::CallConnected => "Call connected",
+            Milestone::Mobilised => "Mobilised",
+            Milestone::EnRoute => "En route",
+            Milestone::OnScene => "On scene",
+            Milestone::AtPatient => "At patient",
+            Milestone::LeftScene => "Left scene",
+            Milestone::AtHospital => "At hospital",
+            Milestone::Handover => "Handover",
+            Milestone::Clear => "Clear",
+        }
+    }
+}
+
+/// Milestone times; each is stamped with one tap and may be edited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IncidentTimes {
+    #[serde(default)]
+    pub call_connected_utc: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub mobilised_utc: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub en_route_utc: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub on_scene_utc: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub at_patient_utc: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub left_scene_utc: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub at_hospital_utc: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub handover_utc: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub clear_utc: Option<DateTime<Utc>>,
+}
+
+/// A milestone recorded earlier than the one before it: a warning, never a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeOrderWarning {
+    pub milestone: Milestone,
+    pub earlier_than: Milestone,
+}
+
+impl TimeOrderWarning {
+    /// The warning in words.
+    pub fn message(&self) -> String {
+        format!(
+            "{} is earlier than {}: check the time",
+            self.milestone.label(),
+            self.earlier_than.label().to_lowercase()
+        )
+    }
+}
+
+impl IncidentTimes {
+    /// The time of one milestone.
+    pub fn get(&self, m: Milestone) -> Option<DateTime<Utc>> {
+        *self.slot(m)
+    }
+
+    /// Sets (or clears) one milestone.
+    pub fn set(&mut self, m: Milestone, at: Option<DateTime<Utc>>) {
+        *self.slot_mut(m) = at;
+    }
+
+    fn slot(&self, m: Milestone) -> &Option<DateTime<Utc>> {
+        match m {
+            Milestone::CallConnected => &self.call_connected_utc,
+            Milestone::Mobilised => &self.mobilised_utc,
+            Milestone::EnRoute => &self.en_route_utc,
+            Milestone::OnScene => &self.on_scene_utc,
+            Milestone::AtPatient => &self.at_patient_utc,
+            Milestone::LeftScene => &self.left_scene_utc,
+            Milestone::AtHospital => &self.at_hospital_utc,
+            Milestone::Handover => &self.handover_utc,
+            Milestone::Clear => &self.clear_utc,
+        }
+    }
+
+    fn slot_mut(&mut self, m: Milestone) -> &mut Option<DateTime<Utc>> {
+        match m {
+            Milestone::CallConnected => &mut self.call_connected_utc,
+            Milestone::Mobilised => &mut self.mobilised_utc,
+            Milestone::EnRoute => &mut self.en_route_utc,
+            Milestone::OnScene => &mut self.on_scene_utc,
+            Milestone::AtPatient => &mut self.at_patient_utc,
+            Milestone::LeftScene => &mut self.left_scene_utc,
+            Milestone::AtHospital => &mut self.at_hospital_utc,
+            Milestone::Handover => &mut self.handover_utc,
+            Milestone::Clear => &mut self.clear_utc,
+        }
+    }
+
+    /// Each recorded milestone that is earlier than the latest recorded milestone before it.
+    pub fn order_warnings(&self) -> Vec<TimeOrderWarning> {
+        let mut out = Vec::new();
+        let mut previous: Option<(Milestone, DateTime<Utc>)> = None;
+        for m in Milestone::ALL {
+            if let Some(at) = self.get(m) {
+                if let Some((prev_m, prev_at)) = previous
+                    && at < prev_at
+                {
+                    out.push(TimeOrderWarning {
+                        milestone: m,
+                        earlier_than: prev_m,
+                    });
+                    continue;
+                }
+                previous = Some((m, at));
+            }
+        }
+        out
+    }
+
+    /// The earliest recorded milestone: the best available "time of incident".
+    pub fn first_recorded(&self) -> Option<(Milestone, DateTime<Utc>)> {
+        Milestone::ALL
+            .iter()
+            .find_map(|m| self.get(*m).map(|t| (*m, t)))
+    }
+}
+
+/// Incident details from dispatch and the crew.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    #[serde(default)]
+    pub incident_number: String,
+    #[serde(default)]
+    pub call_sign: String,
+    #[serde(default)]
+    pub location: String,
+    #[serde(default)]
+    pub times: IncidentTimes,
+}
+
+/// Sex as recorded for clinical purposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    Female,
+    Male,
+    Other,
+    Unknown,
+}
+
+impl Sex {
+    /// All values, for pick lists.
+    pub const ALL: [Sex; 4] = [Sex::Female, Sex::Male, Sex::Other, Sex::Unknown];
+
+    /// In words.
+    pub fn label(self) -> &'static str {
+        match self {
+            Sex::Female => "Female",
+            Sex::Male => "Male",
+            Sex::Other => "Other",
+            Sex::Unknown => "Unknown",
+        }
+    }
+}
+
+/// Who the patient is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Patient {
+    #[serde(default)]
+    pub given_name: String,
+    #[serde(default)]
+    pub family_name: String,
+    #[serde(default)]
+    pub date_of_birth: Option<NaiveDate>,
+    /// Used when the date of birth is not known.
+    #[serde(default)]
+    pub estimated_age_years: Option<u32>,
+    #[serde(default)]
+    pub sex: Option<Sex>,
+    #[serde(default)]
+    pub nhs_number: Option<NhsNumber>,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub gp_practice: String,
+}
+
+/// A date of birth that cannot be right.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateOfBirthError {
+    #[error("date of birth is in the future")]
+    InFuture,
+    #[error("date of birth is more than 130 years ago")]
+    TooOld,
+}
+
+impl Patient {
+    /// "Given Family", trimmed; empty when neither is recorded.
+    pub fn display_name(&self) -> String {
+        format!("{} {}", self.given_name.trim(), self.family_name.trim())
+            .trim()
+            .to_owned()
+    }
+
+    /// Age in whole years on `on`, from the date of birth, else the estimate.
+    pub fn age_years_on(&self, on: NaiveDate) -> Option<u32> {
+        match self.date_of_birth {
+            Some(dob) => on.years_since(dob),
+            None => self.estimated_age_years,
+        }
+    }
+
+    /// Checks a date of birth against `today`.
+    pub fn check_date_of_birth(dob: NaiveDate, today: NaiveDate) -> Result<(), DateOfBirthError> {
+        if dob > today {
+            return Err(DateOfBirthError::InFuture);
+        }
+        if today.years_since(dob).is_some_and(|y| y > 130) {
+            return Err(DateOfBirthError::TooOld);
+        }
+        Ok(())
+    }
+}
+
+/// Safeguarding: whether a concern was raised, and what was done.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Safeguarding {
+    #[serde(default)]
+    pub concern_raised: bool,
+    #[serde(default)]
+    pub details: String,
+}
+
+/// Presenting complaint and history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    #[serde(default)]
+    pub presenting_complaint: String,
+    /// Mechanism of injury or history of the presenting complaint.
+    #[serde(default)]
+    pub history_of_complaint: String,
+    #[serde(default)]
+    pub past_medical_history: String,
+    #[serde(default)]
+    pub medications: String,
+    /// "NKDA" when no known drug allergies.
+    #[serde(default)]
+    pub allergies: String,
+    #[serde(default)]
+    pub safeguarding: Safeguarding,
+}
+
+/// A procedure performed (cannulation, splint, airway...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intervention {
+    pub what: String,
+    pub at_utc: DateTime<Utc>,
+    #[serde(default)]
+    pub by: String,
+    #[serde(default)]
+    pub details: String,
+}
+
+/// A drug given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrugGiven {
+    pub drug: String,
+    pub dose: f64,
+    pub unit: String,
+    pub route: String,
+    pub at_utc: DateTime<Utc>,
+    #[serde(default)]
+    pub by: String,
+}
+
+/// How the encounter ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    ConveyedTo { hospital: String },
+    NotConveyed { reason: String },
+    Referred { to: String },
+    Declined,
+    Deceased,
+}
+
+impl Outcome {
+    /// A one-line summary.
+    pub fn summary(&self) -> String {
+        match self {
+            Outcome::ConveyedTo { hospital } => format!("Conveyed to {hospital}"),
+            Outcome::NotConveyed { reason } if reason.trim().is_empty() => {
+                "Not conveyed".to_owned()
+            }
+            Outcome::NotConveyed { reason } => format!("Not conveyed: {reason}"),
+            Outcome::Referred { to } => format!("Referred to {to}"),
+            Outcome::Declined => "Patient declined conveyance".to_owned(),
+            Outcome::Deceased => "Deceased".to_owned(),
+        }
+    }
+}
+
+/// A crew member on the encounter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrewMember {
+    pub name: String,
+    /// Paramedic, EMT, technician...
+    #[serde(default)]
+    pub role: String,
+    /// HCPC or staff number.
+    #[serde(default)]
+    pub registration: String,
+}
+
+/// The clinician's sign-off, stamped when the record is completed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignOff {
+    pub clinician_name: String,
+    #[serde(default)]
+    pub registration: String,
+    pub signed_at_utc: DateTime<Utc>,
+}
+
+/// Pre-alert details for the receiving hospital (the ER of ATMISTER).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PreAlert {
+    #[serde(default)]
+    pub eta_utc: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub requirements: String,
+}
+
+/// One ambulance patient encounter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Encounter {
+    /// Client-made UUIDv7: unique without a server, sortable by creation time.
+    pub id: Uuid,
+    pub status: RecordStatus,
+    pub created_at_utc: DateTime<Utc>,
+    #[serde(default)]
+    pub incident: Incident,
+    #[serde(default)]
+    pub patient: Patient,
+    #[serde(default)]
+    pub history: History,
+    #[serde(default)]
+    pub spo2_scale: Spo2Scale,
+    #[serde(default)]
+    pub observations: Vec<ObservationSet>,
+    #[serde(default)]
+    pub interventions: Vec<Intervention>,
+    #[serde(default)]
+    pub drugs: Vec<DrugGiven>,
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
+    #[serde(default)]
+    pub pre_alert: PreAlert,
+    #[serde(default)]
+    pub notes: String,
+    #[serde(default)]
+    pub crew: Vec<CrewMember>,
+    #[serde(default)]
+    pub sign_off: Option<SignOff>,
+    /// Why this version amends a completed record; set on amended versions only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amendment_reason: Option<String>,
+}
+
+impl Encounter {
+    /// A new, empty draft created now.
+    pub fn new_draft(now: DateTime<Utc>) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            status: RecordStatus::Draft,
+            created_at_utc: now,
+            incident: Incident::default(),
+            patient: Patient::default(),
+            history: History::default(),
+            spo2_scale: Spo2Scale::Scale1,
+            observations: Vec::new(),
+            interventions: Vec::new(),
+            drugs: Vec::new(),
+            outcome: None,
+            pre_alert: PreAlert::default(),
+            notes: String::new(),
+            crew: Vec::new(),
+            sign_off: None,
+            amendment_reason: None,
+        }
+    }
+
+    /// The patient's age when the encounter began.
+    pub fn patient_age_years(&self) -> Option<u32> {
+        self.patient.age_years_on(self.created_at_utc.date_naive())
+    }
+
+    /// NEWS2 for one observation set of this encounter.
+    pub fn news2_for(&self, obs: &ObservationSet) -> News2 {
+        news2::score(obs, self.spo2_scale, self.patient_age_years())
+    }
+
+    /// The observation sets in time order.
+    pub fn observations_by_time(&self) -> Vec<&ObservationSet> {
+        let mut sets: Vec<_> = self.observations.iter().collect();
+        sets.sort_by_key(|o| o.taken_at_utc);
+        sets
+    }
+
+    /// NEWS2 of the most recent observation set, if any.
+    pub fn latest_news2(&self) -> Option<News2> {
+        self.observations_by_time()
+            .last()
+            .map(|o| self.news2_for(o))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).single().unwrap()
+    }
+
+    #[test]
+    fn out_of_order_times_warn() {
+        let mut t = IncidentTimes::default();
+        t.set(Milestone::CallConnected, Some(at(10, 0)));
+        t.set(Milestone::OnScene, Some(at(10, 12)));
+        t.set(Milestone::AtPatient, Some(at(10, 10)));
+        t.set(Milestone::LeftScene, Some(at(10, 40)));
+        let w = t.order_warnings();
+        assert_eq!(
+            w,
+            vec![TimeOrderWarning {
+                milestone: Milestone::AtPatient,
+                earlier_than: Milestone::OnScene
+            }]
+        );
+        assert_eq!(
+            w[0].message(),
+            "At patient is earlier than on scene: check the time"
+        );
+    }
+
+    #[test]
+    fn in_order_times_do_not_warn() {
+        let mut t = IncidentTimes::default();
+        for (i, m) in Milestone::ALL.iter().enumerate() {
+            t.set(*m, Some(at(10, i as u32)));
+        }
+        assert!(t.order_warnings().is_empty());
+    }
+
+    #[test]
+    fn age_from_date_of_birth_or_estimate() {
+        let mut p = Patient {
+            date_of_birth: NaiveDate::from_ymd_opt(2010, 3, 2),
+            ..Patient::default()
+        };
+        assert_eq!(
+            p.age_years_on(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
+            Some(15)
+        );
+        assert_eq!(
+            p.age_years_on(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap()),
+            Some(16)
+        );
+        p.date_of_birth = None;
+        p.estimated_age_years = Some(70);
+        assert_eq!(
+            p.age_years_on(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap()),
+            Some(70)
+        );
+    }
+
+    #[test]
+    fn future_date_of_birth_is_refused() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        assert_eq!(
+            Patient::check_date_of_birth(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(), today),
+            Err(DateOfBirthError::InFuture)
+        );
+        assert!(Patient::check_date_of_birth(today, today).is_ok());
+    }
+
+    #[test]
+    fn document_round_trips_through_json() {
+        let mut e = Encounter::new_draft(at(9, 0));
+        e.patient.nhs_number = Some(NhsNumber::parse("9434765919").unwrap());
+        e.outcome = Some(Outcome::ConveyedTo {
+            hospital: "Royal Infirmary".into(),
+        });
+        let json = serde_json::to_string(&e).unwrap();
+        let back: Encounter = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+    }
+}

@@ -1,0 +1,287 @@
+//! The ATMIST(ER) handover, generated from the record (RCEM guidance, CLINICAL.md).
+//!
+//! Age and sex, Time of incident, Mechanism or complaint, Injuries or information, Signs
+//! (latest observations with NEWS2 and its trend), Treatment; then ETA and Requirements for a
+//! pre-alert. About 30 seconds read aloud: one short line per letter.
+
+use chrono::{DateTime, Utc};
+
+use super::encounter::{Encounter, Outcome};
+use super::news2::News2;
+use super::observations::{Inspired, ObservationSet};
+
+/// One ATMIST line: the letter, its meaning, and the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoverLine {
+    pub letter: &'static str,
+    pub heading: &'static str,
+    pub text: String,
+}
+
+/// Formats a UTC time as the 24-hour clock crews use ("14:05").
+pub fn clock(at: DateTime<Utc>) -> String {
+    at.format("%H:%M").to_string()
+}
+
+/// The observations of one set in the order crews read them; only what was measured.
+pub fn observation_summary(o: &ObservationSet) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = o.resp_rate_per_min {
+        parts.push(format!("RR {}", v.get()));
+    }
+    if let Some(v) = o.spo2_percent {
+        let on = match o.inspired {
+            Some(Inspired::Air) => " on air".to_owned(),
+            Some(Inspired::Oxygen {
+                flow_l_per_min: Some(f),
+            }) => format!(" on {} L/min O2", f.get()),
+            Some(Inspired::Oxygen {
+                flow_l_per_min: None,
+            }) => " on O2".to_owned(),
+            None => String::new(),
+        };
+        parts.push(format!("SpO2 {}%{on}", v.get()));
+    }
+    match (o.systolic_mmhg, o.diastolic_mmhg) {
+        (Some(s), Some(d)) => parts.push(format!("BP {}/{}", s.get(), d.get())),
+        (Some(s), None) => parts.push(format!("BP {} systolic", s.get())),
+        _ => {}
+    }
+    if let Some(v) = o.pulse_bpm {
+        parts.push(format!("HR {}", v.get()));
+    }
+    if let Some(v) = o.temperature_celsius {
+        parts.push(format!("temp {:.1}", v.get()));
+    }
+    if let Some(v) = o.acvpu {
+        parts.push(format!("ACVPU {}", v.letter()));
+    }
+    if let Some(g) = o.gcs {
+        parts.push(format!(
+            "GCS {} (E{} V{} M{})",
+            g.total(),
+            g.eye.get(),
+            g.verbal.get(),
+            g.motor.get()
+        ));
+    }
+    if let Some(v) = o.glucose_mmol_per_l {
+        parts.push(format!("BM {:.1}", v.get()));
+    }
+    if let Some(v) = o.pain_score {
+        parts.push(format!("pain {}/10", v.get()));
+    }
+    if parts.is_empty() {
+        "no values recorded".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn or_not_recorded(text: &str) -> String {
+    let t = text.trim();
+    if t.is_empty() {
+        "not recorded".to_owned()
+    } else {
+        t.to_owned()
+    }
+}
+
+/// The handover lines for `e`.
+pub fn atmist(e: &Encounter) -> Vec<HandoverLine> {
+    let age = match (e.patient_age_years(), e.patient.date_of_birth) {
+        (Some(a), Some(_)) => format!("{a} years"),
+        (Some(a), None) => format!("about {a} years"),
+        (None, _) => "age unknown".to_owned(),
+    };
+    let sex = e
+        .patient
+        .sex
+        .map(|s| s.label().to_lowercase())
+        .unwrap_or_else(|| "sex not recorded".to_owned());
+
+    let time = match e.incident.times.first_recorded() {
+        Some((m, at)) => format!("{} {}", m.label(), clock(at)),
+        None => "not recorded".to_owned(),
+    };
+
+    let mechanism = or_not_recorded(&e.history.presenting_complaint);
+
+    let mut info = Vec::new();
+    if !e.history.history_of_complaint.trim().is_empty() {
+        info.push(e.history.history_of_complaint.trim().to_owned());
+    }
+    if !e.history.past_medical_history.trim().is_empty() {
+        info.push(format!("PMH {}", e.history.past_medical_history.trim()));
+    }
+    if !e.history.allergies.trim().is_empty() {
+        info.push(format!("allergies {}", e.history.allergies.trim()));
+    }
+    if e.history.safeguarding.concern_raised {
+        info.push("safeguarding concern raised".to_owned());
+    }
+    let information = if info.is_empty() {
+        "nothing further recorded".to_owned()
+    } else {
+        info.join("; ")
+    };
+
+    let sets = e.observations_by_time();
+    let signs = match sets.last() {
+        None => "no observations recorded".to_owned(),
+        Some(latest) => {
+            let news = e.news2_for(latest);
+            let mut text = format!(
+                "at {}: {}. {}",
+                clock(latest.taken_at_utc),
+                observation_summary(latest),
+                news.display()
+            );
+            let totals: Vec<u8> = sets.iter().filter_map(|o| e.news2_for(o).total()).collect();
+            if let (News2::Complete(_), true) = (news, totals.len() >= 2) {
+                let first = totals.first().copied().unwrap_or_default();
+                let last = totals.last().copied().unwrap_or_default();
+                let trend = match last.cmp(&first) {
+                    std::cmp::Ordering::Less => "improving",
+                    std::cmp::Ordering::Equal => "unchanged",
+                    std::cmp::Ordering::Greater => "worsening",
+                };
+                text.push_str(&format!(", {trend} from {first}"));
+            }
+            text
+        }
+    };
+
+    let mut treatment: Vec<(DateTime<Utc>, String)> = Vec::new();
+    for d in &e.drugs {
+        treatment.push((
+            d.at_utc,
+            format!(
+                "{} {} {} {} at {}",
+                d.drug,
+                d.dose,
+                d.unit,
+                d.route,
+                clock(d.at_utc)
+            ),
+        ));
+    }
+    for i in &e.interventions {
+        treatment.push((i.at_utc, format!("{} at {}", i.what, clock(i.at_utc))));
+    }
+    treatment.sort_by_key(|(t, _)| *t);
+    let treatment = if treatment.is_empty() {
+        "none".to_owned()
+    } else {
+        treatment
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+
+    let mut lines = vec![
+        HandoverLine {
+            letter: "A",
+            heading: "Age and sex",
+            text: format!("{age}, {sex}"),
+        },
+        HandoverLine {
+            letter: "T",
+            heading: "Time of incident",
+            text: time,
+        },
+        HandoverLine {
+            letter: "M",
+            heading: "Mechanism or complaint",
+            text: mechanism,
+        },
+        HandoverLine {
+            letter: "I",
+            heading: "Injuries or information",
+            text: information,
+        },
+        HandoverLine {
+            letter: "S",
+            heading: "Signs",
+            text: signs,
+        },
+        HandoverLine {
+            letter: "T",
+            heading: "Treatment",
+            text: treatment,
+        },
+    ];
+    if let Some(Outcome::ConveyedTo { hospital }) = &e.outcome {
+        let eta = e
+            .pre_alert
+            .eta_utc
+            .map(clock)
+            .unwrap_or_else(|| "not given".to_owned());
+        lines.push(HandoverLine {
+            letter: "E",
+            heading: "ETA",
+            text: format!("{eta} to {}", or_not_recorded(hospital)),
+        });
+        lines.push(HandoverLine {
+            letter: "R",
+            heading: "Requirements",
+            text: if e.pre_alert.requirements.trim().is_empty() {
+                "none stated".to_owned()
+            } else {
+                e.pre_alert.requirements.trim().to_owned()
+            },
+        });
+    }
+    lines
+}
+
+/// The handover as plain text, one "A: ..." line per letter.
+pub fn atmist_text(e: &Encounter) -> String {
+    atmist(e)
+        .iter()
+        .map(|l| format!("{}: {}", l.letter, l.text))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testdata::complete_encounter;
+
+    #[test]
+    fn atmist_for_the_reference_record() {
+        let text = atmist_text(&complete_encounter());
+        let expected = "\
+A: 68 years, male
+T: Call connected 10:00
+M: Central chest pain
+I: Sudden onset at rest 40 minutes before call; PMH Hypertension; allergies NKDA
+S: at 10:30: RR 18, SpO2 97% on air, BP 150/90, HR 92, temp 37.1, ACVPU A, GCS 15 (E4 V5 M6), BM 6.1, pain 3/10. NEWS2 1 (low), improving from 4
+T: 12-lead ECG at 10:16; Aspirin 300 mg Oral at 10:18; GTN 400 micrograms Sublingual at 10:20
+E: 11:05 to Test General Hospital
+R: Cardiology review";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn empty_record_says_what_is_not_recorded() {
+        let e = Encounter::new_draft(chrono::Utc::now());
+        let text = atmist_text(&e);
+        assert!(text.contains("A: age unknown, sex not recorded"));
+        assert!(text.contains("S: no observations recorded"));
+        assert!(text.contains("T: none"));
+        assert!(!text.contains("E:"), "no ETA line when not conveyed");
+    }
+
+    #[test]
+    fn incomplete_latest_set_says_so() {
+        let mut e = complete_encounter();
+        if let Some(o) = e.observations.last_mut() {
+            o.temperature_celsius = None;
+        }
+        let text = atmist_text(&e);
+        assert!(text.contains("NEWS2 incomplete (6/7)"), "{text}");
+    }
+}

@@ -1,0 +1,20 @@
+//! The clinical record: encounter, patient, observations, NEWS2, GCS, NHS number, validation
+//! and the handover text.
+//!
+//! Pure data and rules: this room uses std, serde, chrono and uuid only and never does I/O,
+//! so every clinical rule can be tested in isolation and reused by the app, the server and
+//! exports alike. Clinical facts come from `CLINICAL.md`; tests are written from it.
+
+pub mod completion;
+pub mod encounter;
+pub mod handover;
+pub mod news2;
+pub mod nhs_number;
+pub mod observations;
+pub mod testdata;
+
+pub use completion::{Field, MissingItem, missing_items};
+pub use encounter::*;
+pub use news2::{News2, News2Parameters, News2Score, RiskBand, Spo2Scale};
+pub use nhs_number::{NhsNumber, NhsNumberError};
+pub use observations::*;

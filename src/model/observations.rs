@@ -1,0 +1,557 @@
+//! One timestamped set of vital signs, and the limits every value is checked against.
+//!
+//! Each measurement is a checked newtype: a value outside the hard limits of CLINICAL.md
+//! (from the NEMSIS v3.5 schema) cannot be constructed, and the error names the limit.
+//! Values inside the hard limits but clinically unusual (the soft limits) are accepted and
+//! reported by [`ObservationSet::soft_limit_warnings`] so the UI can ask "confirm this value?".
+//! Zero stays possible wherever a patient in cardiac arrest can produce it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A value outside its hard limits. The message names the measurement and the limit, never
+/// the rejected value, so it is safe to show and to log.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{measure} must be between {min} and {max} {unit}")]
+pub struct OutOfRange {
+    pub measure: &'static str,
+    pub min: String,
+    pub max: String,
+    pub unit: &'static str,
+}
+
+macro_rules! bounded_integer {
+    ($(#[$doc:meta])* $name:ident, $inner:ty, $measure:literal, $unit:literal, $min:literal ..= $max:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "i64", into = "i64")]
+        pub struct $name($inner);
+
+        impl $name {
+            /// Lowest accepted value (hard limit).
+            pub const MIN: $inner = $min;
+            /// Highest accepted value (hard limit).
+            pub const MAX: $inner = $max;
+            /// The measurement's name as crews say it.
+            pub const MEASURE: &'static str = $measure;
+            /// The unit the value is recorded in.
+            pub const UNIT: &'static str = $unit;
+
+            /// Checks `value` against the hard limits.
+            pub fn new(value: i64) -> Result<Self, OutOfRange> {
+                if (Self::MIN as i64..=Self::MAX as i64).contains(&value) {
+                    Ok(Self(value as $inner))
+                } else {
+                    Err(OutOfRange {
+                        measure: $measure,
+                        min: Self::MIN.to_string(),
+                        max: Self::MAX.to_string(),
+                        unit: $unit,
+                    })
+                }
+            }
+
+            /// Parses typed text (surrounding spaces allowed) and checks the limits.
+            pub fn parse(text: &str) -> Result<Self, ParseObservationError> {
+                let value: i64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| ParseObservationError::NotANumber { measure: $measure })?;
+                Ok(Self::new(value)?)
+            }
+
+            /// The recorded value.
+            pub fn get(self) -> $inner {
+                self.0
+            }
+        }
+
+        impl TryFrom<i64> for $name {
+            type Error = OutOfRange;
+            fn try_from(value: i64) -> Result<Self, Self::Error> {
+                Self::new(value)
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(value: $name) -> i64 {
+                value.0 as i64
+            }
+        }
+    };
+}
+
+macro_rules! bounded_decimal {
+    ($(#[$doc:meta])* $name:ident, $measure:literal, $unit:literal, $min:literal ..= $max:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+        #[serde(try_from = "f64", into = "f64")]
+        pub struct $name(f64);
+
+        impl $name {
+            /// Lowest accepted value (hard limit).
+            pub const MIN: f64 = $min;
+            /// Highest accepted value (hard limit).
+            pub const MAX: f64 = $max;
+            /// The measurement's name as crews say it.
+            pub const MEASURE: &'static str = $measure;
+            /// The unit the value is recorded in.
+            pub const UNIT: &'static str = $unit;
+
+            /// Checks `value` against the hard limits; NaN and infinities are rejected too.
+            pub fn new(value: f64) -> Result<Self, OutOfRange> {
+                if value.is_finite() && (Self::MIN..=Self::MAX).contains(&value) {
+                    Ok(Self(value))
+                } else {
+                    Err(OutOfRange {
+                        measure: $measure,
+                        min: Self::MIN.to_string(),
+                        max: Self::MAX.to_string(),
+                        unit: $unit,
+                    })
+                }
+            }
+
+            /// Parses typed text, accepting a comma as the decimal separator.
+            pub fn parse(text: &str) -> Result<Self, ParseObservationError> {
+                let value: f64 = text
+                    .trim()
+                    .replace(',', ".")
+                    .parse()
+                    .map_err(|_| ParseObservationError::NotANumber { measure: $measure })?;
+                Ok(Self::new(value)?)
+            }
+
+            /// The recorded value.
+            pub fn get(self) -> f64 {
+                self.0
+            }
+        }
+
+        impl TryFrom<f64> for $name {
+            type Error = OutOfRange;
+            fn try_from(value: f64) -> Result<Self, Self::Error> {
+                Self::new(value)
+            }
+        }
+
+        impl From<$name> for f64 {
+            fn from(value: $name) -> f64 {
+                value.0
+            }
+        }
+    };
+}
+
+/// Typed text that is not a usable measurement.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParseObservationError {
+    #[error("{measure}: enter a number")]
+    NotANumber { measure: &'static str },
+    #[error(transparent)]
+    OutOfRange(#[from] OutOfRange),
+}
+
+bounded_integer!(
+    /// Respiration rate in breaths per minute.
+    RespRatePerMin, u16, "Respiration rate", "/min", 0..=300
+);
+bounded_integer!(
+    /// Peripheral oxygen saturation in percent.
+    Spo2Percent, u8, "SpO2", "%", 0..=100
+);
+bounded_integer!(
+    /// Systolic blood pressure in mmHg.
+    SystolicMmHg, u16, "Systolic BP", "mmHg", 0..=500
+);
+bounded_integer!(
+    /// Diastolic blood pressure in mmHg.
+    DiastolicMmHg, u16, "Diastolic BP", "mmHg", 0..=500
+);
+bounded_integer!(
+    /// Pulse (heart rate) in beats per minute.
+    PulseBpm, u16, "Heart rate", "/min", 0..=500
+);
+bounded_integer!(
+    /// Pain score on the 0-10 numeric rating scale.
+    PainScore, u8, "Pain score", "/10", 0..=10
+);
+bounded_integer!(
+    /// GCS eye opening response.
+    GcsEye, u8, "GCS eye", "", 1..=4
+);
+bounded_integer!(
+    /// GCS verbal response (4 = confused).
+    GcsVerbal, u8, "GCS verbal", "", 1..=5
+);
+bounded_integer!(
+    /// GCS motor response.
+    GcsMotor, u8, "GCS motor", "", 1..=6
+);
+bounded_decimal!(
+    /// Body temperature in degrees Celsius.
+    TemperatureCelsius, "Temperature", "°C", 0.0..=50.0
+);
+bounded_decimal!(
+    /// Capillary blood glucose in mmol/L.
+    GlucoseMmolPerL, "Blood glucose", "mmol/L", 0.0..=100.0
+);
+bounded_decimal!(
+    /// Supplemental oxygen flow in litres per minute.
+    OxygenFlowLitresPerMin, "Oxygen flow", "L/min", 0.0..=60.0
+);
+
+impl TemperatureCelsius {
+    /// The temperature in tenths of a degree, rounded half away from zero, so that 36.05
+    /// scores as 36.1 and never falls between NEWS2 bands. Rounding goes through hundredths
+    /// first because 36.05 has no exact binary form (it is stored as 36.0499999...).
+    pub fn tenths(self) -> i32 {
+        ((self.0 * 100.0).round() / 10.0).round() as i32
+    }
+}
+
+/// Glasgow Coma Scale: the three components are recorded, the total is derived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gcs {
+    pub eye: GcsEye,
+    pub verbal: GcsVerbal,
+    pub motor: GcsMotor,
+}
+
+impl Gcs {
+    /// The GCS total, 3-15.
+    pub fn total(self) -> u8 {
+        self.eye.get() + self.verbal.get() + self.motor.get()
+    }
+}
+
+/// ACVPU level of consciousness, as scored by NEWS2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Acvpu {
+    Alert,
+    NewConfusion,
+    Voice,
+    Pain,
+    Unresponsive,
+}
+
+impl Acvpu {
+    /// All levels in scale order, for pick lists.
+    pub const ALL: [Acvpu; 5] = [
+        Acvpu::Alert,
+        Acvpu::NewConfusion,
+        Acvpu::Voice,
+        Acvpu::Pain,
+        Acvpu::Unresponsive,
+    ];
+
+    /// The single letter crews write (A, C, V, P, U).
+    pub fn letter(self) -> &'static str {
+        match self {
+            Acvpu::Alert => "A",
+            Acvpu::NewConfusion => "C",
+            Acvpu::Voice => "V",
+            Acvpu::Pain => "P",
+            Acvpu::Unresponsive => "U",
+        }
+    }
+
+    /// The level in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            Acvpu::Alert => "Alert",
+            Acvpu::NewConfusion => "New confusion",
+            Acvpu::Voice => "Voice",
+            Acvpu::Pain => "Pain",
+            Acvpu::Unresponsive => "Unresponsive",
+        }
+    }
+}
+
+/// Whether the patient was breathing air or supplemental oxygen when SpO2 was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Inspired {
+    Air,
+    Oxygen {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flow_l_per_min: Option<OxygenFlowLitresPerMin>,
+    },
+}
+
+impl Inspired {
+    /// True when on supplemental oxygen.
+    pub fn is_oxygen(self) -> bool {
+        matches!(self, Inspired::Oxygen { .. })
+    }
+}
+
+/// One set of observations taken at one time. Every measurement is optional: crews record
+/// what they could measure, and NEWS2 says when it is incomplete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservationSet {
+    pub taken_at_utc: DateTime<Utc>,
+    #[serde(default)]
+    pub resp_rate_per_min: Option<RespRatePerMin>,
+    #[serde(default)]
+    pub spo2_percent: Option<Spo2Percent>,
+    #[serde(default)]
+    pub inspired: Option<Inspired>,
+    #[serde(default)]
+    pub systolic_mmhg: Option<SystolicMmHg>,
+    #[serde(default)]
+    pub diastolic_mmhg: Option<DiastolicMmHg>,
+    #[serde(default)]
+    pub pulse_bpm: Option<PulseBpm>,
+    #[serde(default)]
+    pub temperature_celsius: Option<TemperatureCelsius>,
+    #[serde(default)]
+    pub acvpu: Option<Acvpu>,
+    #[serde(default)]
+    pub gcs: Option<Gcs>,
+    #[serde(default)]
+    pub glucose_mmol_per_l: Option<GlucoseMmolPerL>,
+    #[serde(default)]
+    pub pain_score: Option<PainScore>,
+    /// Set when the clinician confirmed the values flagged by the soft limits.
+    #[serde(default)]
+    pub unusual_values_confirmed: bool,
+}
+
+/// A value inside the hard limits but outside the soft limits: accepted, but the crew is asked
+/// to confirm it. Soft limits are not from a clinical source and await clinical safety review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoftLimitWarning {
+    /// Which measurement, for placing the warning beside its field.
+    pub measure: &'static str,
+    /// The question to show, naming the limit but not the value.
+    pub message: String,
+}
+
+impl ObservationSet {
+    /// An empty set taken at `taken_at_utc`.
+    pub fn empty(taken_at_utc: DateTime<Utc>) -> Self {
+        Self {
+            taken_at_utc,
+            resp_rate_per_min: None,
+            spo2_percent: None,
+            inspired: None,
+            systolic_mmhg: None,
+            diastolic_mmhg: None,
+            pulse_bpm: None,
+            temperature_celsius: None,
+            acvpu: None,
+            gcs: None,
+            glucose_mmol_per_l: None,
+            pain_score: None,
+            unusual_values_confirmed: false,
+        }
+    }
+
+    /// True when nothing was measured.
+    pub fn is_empty(&self) -> bool {
+        self.resp_rate_per_min.is_none()
+            && self.spo2_percent.is_none()
+            && self.inspired.is_none()
+            && self.systolic_mmhg.is_none()
+            && self.diastolic_mmhg.is_none()
+            && self.pulse_bpm.is_none()
+            && self.temperature_celsius.is_none()
+            && self.acvpu.is_none()
+            && self.gcs.is_none()
+            && self.glucose_mmol_per_l.is_none()
+            && self.pain_score.is_none()
+    }
+
+    /// Every soft-limit question this set raises (CLINICAL.md "Soft limits").
+    pub fn soft_limit_warnings(&self) -> Vec<SoftLimitWarning> {
+        let mut out = Vec::new();
+        let mut warn = |measure: &'static str, message: &str| {
+            out.push(SoftLimitWarning {
+                measure,
+                message: format!("{message}: confirm this value?"),
+            })
+        };
+        if let Some(hr) = self.pulse_bpm {
+            if hr.get() < 30 {
+                warn(PulseBpm::MEASURE, "Heart rate below 30 /min");
+            } else if hr.get() > 220 {
+                warn(PulseBpm::MEASURE, "Heart rate above 220 /min");
+            }
+        }
+        if let Some(sys) = self.systolic_mmhg {
+            if sys.get() < 60 {
+                warn(SystolicMmHg::MEASURE, "Systolic BP below 60 mmHg");
+            } else if sys.get() > 250 {
+                warn(SystolicMmHg::MEASURE, "Systolic BP above 250 mmHg");
+            }
+        }
+        if let (Some(sys), Some(dia)) = (self.systolic_mmhg, self.diastolic_mmhg)
+            && dia.get() >= sys.get()
+        {
+            warn(
+                DiastolicMmHg::MEASURE,
+                "Diastolic BP is not below systolic BP",
+            );
+        }
+        if let Some(rr) = self.resp_rate_per_min {
+            if rr.get() < 6 {
+                warn(RespRatePerMin::MEASURE, "Respiration rate below 6 /min");
+            } else if rr.get() > 60 {
+                warn(RespRatePerMin::MEASURE, "Respiration rate above 60 /min");
+            }
+        }
+        if let Some(spo2) = self.spo2_percent
+            && spo2.get() < 70
+        {
+            warn(Spo2Percent::MEASURE, "SpO2 below 70 %");
+        }
+        if let Some(t) = self.temperature_celsius {
+            if t.get() < 32.0 {
+                warn(TemperatureCelsius::MEASURE, "Temperature below 32 °C");
+            } else if t.get() > 42.0 {
+                warn(TemperatureCelsius::MEASURE, "Temperature above 42 °C");
+            }
+        }
+        if let Some(bg) = self.glucose_mmol_per_l {
+            if bg.get() < 2.0 {
+                warn(GlucoseMmolPerL::MEASURE, "Blood glucose below 2.0 mmol/L");
+            } else if bg.get() > 30.0 {
+                warn(GlucoseMmolPerL::MEASURE, "Blood glucose above 30 mmol/L");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hard_limits_accept_edges_and_zero() {
+        assert!(SystolicMmHg::new(0).is_ok());
+        assert!(SystolicMmHg::new(500).is_ok());
+        assert!(
+            PulseBpm::new(0).is_ok(),
+            "cardiac arrest must be recordable"
+        );
+        assert!(PulseBpm::new(500).is_ok());
+        assert!(Spo2Percent::new(100).is_ok());
+        assert!(RespRatePerMin::new(300).is_ok());
+        assert!(TemperatureCelsius::new(0.0).is_ok());
+        assert!(TemperatureCelsius::new(50.0).is_ok());
+        assert!(PainScore::new(10).is_ok());
+    }
+
+    #[test]
+    fn hard_limits_reject_outside_and_name_the_limit() {
+        let err = SystolicMmHg::new(501).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Systolic BP must be between 0 and 500 mmHg"
+        );
+        assert_eq!(
+            PulseBpm::new(-1).unwrap_err().to_string(),
+            "Heart rate must be between 0 and 500 /min"
+        );
+        assert!(Spo2Percent::new(101).is_err());
+        assert!(RespRatePerMin::new(301).is_err());
+        assert!(PainScore::new(11).is_err());
+        assert!(GcsEye::new(0).is_err());
+        assert!(GcsEye::new(5).is_err());
+        assert!(GcsVerbal::new(6).is_err());
+        assert!(GcsMotor::new(7).is_err());
+        assert_eq!(
+            TemperatureCelsius::new(50.1).unwrap_err().to_string(),
+            "Temperature must be between 0 and 50 °C"
+        );
+        assert!(TemperatureCelsius::new(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn parse_rejects_text_and_accepts_decimal_comma() {
+        assert_eq!(
+            PulseBpm::parse("fast").unwrap_err().to_string(),
+            "Heart rate: enter a number"
+        );
+        assert_eq!(PulseBpm::parse(" 88 ").unwrap().get(), 88);
+        assert_eq!(TemperatureCelsius::parse("37,4").unwrap().get(), 37.4);
+    }
+
+    #[test]
+    fn deserialising_out_of_range_fails() {
+        assert!(serde_json::from_str::<PulseBpm>("600").is_err());
+        assert!(serde_json::from_str::<PulseBpm>("60").is_ok());
+    }
+
+    #[test]
+    fn gcs_total_sums_components() {
+        let gcs = Gcs {
+            eye: GcsEye::new(4).unwrap(),
+            verbal: GcsVerbal::new(5).unwrap(),
+            motor: GcsMotor::new(6).unwrap(),
+        };
+        assert_eq!(gcs.total(), 15);
+        let gcs = Gcs {
+            eye: GcsEye::new(1).unwrap(),
+            verbal: GcsVerbal::new(1).unwrap(),
+            motor: GcsMotor::new(1).unwrap(),
+        };
+        assert_eq!(gcs.total(), 3);
+    }
+
+    #[test]
+    fn soft_limits_flag_unusual_values() {
+        let mut set = ObservationSet::empty(Utc::now());
+        set.pulse_bpm = Some(PulseBpm::new(29).unwrap());
+        set.systolic_mmhg = Some(SystolicMmHg::new(120).unwrap());
+        set.diastolic_mmhg = Some(DiastolicMmHg::new(120).unwrap());
+        set.resp_rate_per_min = Some(RespRatePerMin::new(61).unwrap());
+        set.spo2_percent = Some(Spo2Percent::new(69).unwrap());
+        set.temperature_celsius = Some(TemperatureCelsius::new(42.1).unwrap());
+        set.glucose_mmol_per_l = Some(GlucoseMmolPerL::new(1.9).unwrap());
+        let measures: Vec<_> = set
+            .soft_limit_warnings()
+            .iter()
+            .map(|w| w.measure)
+            .collect();
+        assert_eq!(
+            measures,
+            [
+                "Heart rate",
+                "Diastolic BP",
+                "Respiration rate",
+                "SpO2",
+                "Temperature",
+                "Blood glucose"
+            ]
+        );
+    }
+
+    #[test]
+    fn soft_limit_edges_are_not_flagged() {
+        let mut set = ObservationSet::empty(Utc::now());
+        set.pulse_bpm = Some(PulseBpm::new(30).unwrap());
+        set.systolic_mmhg = Some(SystolicMmHg::new(60).unwrap());
+        set.diastolic_mmhg = Some(DiastolicMmHg::new(59).unwrap());
+        set.resp_rate_per_min = Some(RespRatePerMin::new(6).unwrap());
+        set.spo2_percent = Some(Spo2Percent::new(70).unwrap());
+        set.temperature_celsius = Some(TemperatureCelsius::new(32.0).unwrap());
+        set.glucose_mmol_per_l = Some(GlucoseMmolPerL::new(30.0).unwrap());
+        assert!(set.soft_limit_warnings().is_empty());
+        set.pulse_bpm = Some(PulseBpm::new(220).unwrap());
+        set.systolic_mmhg = Some(SystolicMmHg::new(250).unwrap());
+        set.resp_rate_per_min = Some(RespRatePerMin::new(60).unwrap());
+        set.temperature_celsius = Some(TemperatureCelsius::new(42.0).unwrap());
+        set.glucose_mmol_per_l = Some(GlucoseMmolPerL::new(2.0).unwrap());
+        assert!(set.soft_limit_warnings().is_empty());
+    }
+
+    #[test]
+    fn temperature_rounds_to_tenths() {
+        assert_eq!(TemperatureCelsius::new(36.05).unwrap().tenths(), 361);
+        assert_eq!(TemperatureCelsius::new(35.04).unwrap().tenths(), 350);
+    }
+}

@@ -1,0 +1,336 @@
+//! The versioned JSON messages between device and server (`/api/v1`).
+//!
+//! Plain serde types shared by the sync client and the server so the two cannot drift.
+//! Requests from devices deny unknown fields where a typo would silently drop data.
+//! No I/O here; the HTTP routes are documented in `docs/api.md`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::RecordStatus;
+
+/// Path prefix of this protocol version.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Largest push body the server accepts, in bytes. Clients batch below this.
+pub const MAX_PUSH_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Most items in one push batch.
+pub const MAX_PUSH_ITEMS: usize = 500;
+
+/// `POST /api/v1/devices/enroll`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The one-time code printed by `epr-server enroll-device`.
+    pub code: String,
+    pub device_name: String,
+    /// The device's Ed25519 public key, base64 (32 bytes).
+    pub public_key: String,
+}
+
+/// Answer to [`EnrollRequest`]. The token is shown once; the server keeps only its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub device_id: Uuid,
+    pub device_token: String,
+}
+
+/// One record version pushed by a device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushItem {
+    pub record_id: Uuid,
+    /// Rises with every save on the device.
+    pub revision: u64,
+    pub status: RecordStatus,
+    /// The full [`crate::model::Encounter`] document.
+    pub document: serde_json::Value,
+    /// Hex SHA-256 of the document's canonical JSON.
+    pub content_sha256: String,
+    /// Base64 Ed25519 signature over [`crate::crypto::signing_payload`]; required for signed
+    /// statuses, absent for drafts.
+    #[serde(default)]
+    pub signature: Option<String>,
+    pub saved_at_utc: DateTime<Utc>,
+}
+
+/// `POST /api/v1/sync/push`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    pub items: Vec<PushItem>,
+}
+
+/// What the server did with one pushed item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushOutcome {
+    /// Newly committed.
+    Stored,
+    /// Already held, byte-identical: acknowledged again.
+    Duplicate,
+    /// A draft older than what the server holds: not stored, nothing to retry.
+    Stale,
+    /// Refused; see `reason`. The device quarantines the record.
+    Rejected,
+}
+
+/// Why an item was rejected, for the device to show and for ops to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// Same record id and revision already stored with different content.
+    Conflict,
+    /// The content hash does not match the document.
+    BadHash,
+    /// The signature is missing, malformed or does not verify against the device's key.
+    BadSignature,
+    /// The document is not a valid encounter, or disagrees with the item's id or status.
+    Schema,
+    /// The record belongs to another device.
+    NotOwner,
+}
+
+/// The server's answer for one item, in the order of the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushItemResult {
+    pub record_id: Uuid,
+    pub revision: u64,
+    pub outcome: PushOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<RejectReason>,
+    /// Human-readable detail; never contains patient data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Answer to [`PushRequest`]: HTTP 200 with one result per item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushResponse {
+    pub results: Vec<PushItemResult>,
+}
+
+/// A supervisor's decision on a completed record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approved,
+    /// Returned to the crew with a comment: they amend and sign again.
+    Returned,
+    /// Flagged for clinical audit.
+    Flagged,
+}
+
+impl Decision {
+    /// As stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approved => "approved",
+            Decision::Returned => "returned",
+            Decision::Flagged => "flagged",
+        }
+    }
+
+    /// Parses [`Decision::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "approved" => Some(Decision::Approved),
+            "returned" => Some(Decision::Returned),
+            "flagged" => Some(Decision::Flagged),
+            _ => None,
+        }
+    }
+}
+
+/// One decision as delivered to the device (`GET /api/v1/sync/feedback?since=CURSOR`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackItem {
+    /// Monotonic server cursor; pass the largest seen as `since` next time.
+    pub cursor: i64,
+    pub record_id: Uuid,
+    /// The version the decision is about.
+    pub revision: u64,
+    pub decision: Decision,
+    pub comment: String,
+    pub decided_by: String,
+    pub decided_at_utc: DateTime<Utc>,
+}
+
+/// Answer to a feedback pull.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackResponse {
+    pub items: Vec<FeedbackItem>,
+    /// The cursor to send next time (the last item's, or the `since` sent if none).
+    pub next_cursor: i64,
+}
+
+/// `POST /api/v1/auth/login`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// Answer to [`LoginRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Filter on the latest decision of a record, for the review queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionFilter {
+    /// No decision yet on the latest signed version.
+    Pending,
+    Approved,
+    Returned,
+    Flagged,
+}
+
+/// Query string of `GET /api/v1/review/encounters`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReviewQuery {
+    /// Completed on or after (UTC).
+    #[serde(default)]
+    pub from: Option<DateTime<Utc>>,
+    /// Completed before (UTC).
+    #[serde(default)]
+    pub to: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub decision: Option<DecisionFilter>,
+    /// Latest NEWS2 total at or above this.
+    #[serde(default)]
+    pub min_news2: Option<u8>,
+    /// Free text matched against incident number and patient name.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// Page number from 1.
+    #[serde(default)]
+    pub page: Option<u32>,
+    #[serde(default)]
+    pub page_size: Option<u32>,
+}
+
+/// One row of the review queue: the latest signed version of a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewSummary {
+    pub record_id: Uuid,
+    pub revision: u64,
+    pub status: RecordStatus,
+    pub incident_number: String,
+    pub patient_name: String,
+    pub latest_news2: Option<u8>,
+    pub saved_at_utc: DateTime<Utc>,
+    pub device_name: String,
+    /// The latest decision on this revision, if any (None = pending).
+    pub decision: Option<Decision>,
+}
+
+/// How many records in the filtered set have each latest decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DecisionCounts {
+    pub pending: u64,
+    pub approved: u64,
+    pub returned: u64,
+    pub flagged: u64,
+}
+
+/// Answer to the review list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewList {
+    pub items: Vec<ReviewSummary>,
+    /// Records matching the filter (all pages).
+    pub total: u64,
+    pub page: u32,
+    pub page_size: u32,
+    pub counts: DecisionCounts,
+}
+
+/// One stored version in the review detail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewVersion {
+    pub revision: u64,
+    pub status: RecordStatus,
+    pub document: serde_json::Value,
+    pub content_sha256: String,
+    pub signature: Option<String>,
+    /// The server's own check of hash and signature, made when this answer was built.
+    pub signature_valid: bool,
+    pub saved_at_utc: DateTime<Utc>,
+    pub received_at_utc: DateTime<Utc>,
+}
+
+/// A stored decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub record_id: Uuid,
+    pub revision: u64,
+    pub decision: Decision,
+    pub comment: String,
+    pub decided_by: String,
+    pub decided_at_utc: DateTime<Utc>,
+}
+
+/// `GET /api/v1/review/encounters/{id}`: every signed version and every decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewDetail {
+    pub record_id: Uuid,
+    pub device_id: Uuid,
+    pub device_name: String,
+    pub versions: Vec<ReviewVersion>,
+    pub decisions: Vec<DecisionRecord>,
+}
+
+/// `POST /api/v1/review/encounters/{id}/decision`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub decision: Decision,
+    /// Required for returned and flagged.
+    #[serde(default)]
+    pub comment: String,
+    /// The version the supervisor looked at; refused if a later version exists.
+    pub revision: u64,
+}
+
+/// Every 4xx/5xx body: a stable machine code and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+/// `GET /api/v1/health`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_request_refuses_unknown_fields() {
+        let bad = r#"{"items": [], "extra": 1}"#;
+        assert!(serde_json::from_str::<PushRequest>(bad).is_err());
+    }
+
+    #[test]
+    fn outcome_wire_names() {
+        assert_eq!(
+            serde_json::to_string(&PushOutcome::Duplicate).unwrap(),
+            "\"duplicate\""
+        );
+        assert_eq!(
+            serde_json::to_string(&RejectReason::BadSignature).unwrap(),
+            "\"bad_signature\""
+        );
+    }
+}

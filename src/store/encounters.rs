@@ -1,0 +1,606 @@
+//! Encounters: saving drafts, completing and signing, amending, reading and listing.
+//!
+//! Each save is one `BEGIN IMMEDIATE` transaction that writes the record's current state, its
+//! new version, its outbox entry and an audit entry, or none of them. Signed versions are
+//! immutable (the schema's triggers refuse changes); later changes are amendments.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::audit::{self, Action};
+use super::{Result, Store, StoreError};
+use crate::crypto::{content_sha256_hex, signing_payload};
+use crate::model::{Encounter, News2, RecordStatus, SignOff, missing_items};
+
+/// What a save committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SaveReceipt {
+    pub record_id: Uuid,
+    pub revision: u64,
+    pub status: RecordStatus,
+}
+
+/// A record's sync badge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// Saved locally, waiting to be pushed.
+    Queued,
+    /// In a push that has not been answered yet.
+    Sending,
+    /// The server holds the latest version.
+    Synced,
+    /// The server refused a version; the crew must look at it.
+    NeedsAttention,
+}
+
+impl SyncState {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::Queued => "queued",
+            SyncState::Sending => "sending",
+            SyncState::Synced => "synced",
+            SyncState::NeedsAttention => "needs_attention",
+        }
+    }
+
+    /// Parses [`SyncState::as_str`]; unknown text reads as queued (the safe assumption).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "sending" => SyncState::Sending,
+            "synced" => SyncState::Synced,
+            "needs_attention" => SyncState::NeedsAttention,
+            _ => SyncState::Queued,
+        }
+    }
+
+    /// The badge text.
+    pub fn label(self) -> &'static str {
+        match self {
+            SyncState::Queued => "queued",
+            SyncState::Sending => "sending",
+            SyncState::Synced => "synced",
+            SyncState::NeedsAttention => "needs attention",
+        }
+    }
+}
+
+/// One row of the encounter list, read from indexed columns without parsing documents.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EncounterSummary {
+    pub id: Uuid,
+    pub revision: u64,
+    pub incident_number: String,
+    pub patient_name: String,
+    pub status: RecordStatus,
+    pub created_at_utc: DateTime<Utc>,
+    pub updated_at_utc: DateTime<Utc>,
+    /// The latest observation set's NEWS2 total, when complete.
+    pub latest_news2: Option<u8>,
+    /// "NEWS2 5 (medium)", "NEWS2 incomplete (4/7)", ... or empty when no observations.
+    pub latest_news2_text: String,
+    pub sync_state: SyncState,
+    /// The latest supervisor decision (approved, returned, flagged), if any.
+    pub review_decision: Option<String>,
+}
+
+/// Filters for [`Store::list`]. Empty filter: everything, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Matches patient name, NHS number (spaces ignored) or incident number, case-insensitively.
+    pub text: Option<String>,
+    pub status: Option<RecordStatus>,
+    /// Updated at or after this time.
+    pub updated_since: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+/// Counts for `epr status` and the status bar.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub encounters: u64,
+    pub drafts: u64,
+    /// Completed or amended (signed).
+    pub completed: u64,
+    /// Outbox entries waiting to be pushed (not quarantined).
+    pub pending_sync: u64,
+    pub quarantined: u64,
+    /// Records whose latest decision is "returned".
+    pub returned: u64,
+}
+
+/// One stored version, for the history view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionInfo {
+    pub revision: u64,
+    pub status: RecordStatus,
+    pub content_sha256: String,
+    pub signature: Option<String>,
+    pub amendment_reason: Option<String>,
+    pub saved_at_utc: DateTime<Utc>,
+    pub saved_by: String,
+}
+
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Document("a stored time is malformed".into()))
+}
+
+fn parse_status(text: &str) -> Result<RecordStatus> {
+    RecordStatus::parse(text)
+        .ok_or_else(|| StoreError::Document("a stored status is unknown".into()))
+}
+
+fn parse_id(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|_| StoreError::Document("a stored id is malformed".into()))
+}
+
+impl Store {
+    /// Saves the crew's latest edits as a draft. Never runs validation beyond what the model
+    /// types enforce: a half-written record is always saveable. Refused for signed records.
+    pub fn save_draft(&mut self, encounter: &Encounter) -> Result<SaveReceipt> {
+        let mut doc = encounter.clone();
+        doc.status = RecordStatus::Draft;
+        doc.sign_off = None;
+        self.write_version(&doc, None)
+    }
+
+    /// Runs the completion check, stamps the sign-off and commits a signed, immutable
+    /// version. Fails with [`StoreError::Incomplete`] naming every missing item.
+    pub fn complete_and_sign(
+        &mut self,
+        encounter: &Encounter,
+        clinician_name: &str,
+        registration: &str,
+    ) -> Result<SaveReceipt> {
+        let mut doc = encounter.clone();
+        doc.sign_off = Some(SignOff {
+            clinician_name: clinician_name.trim().to_owned(),
+            registration: registration.trim().to_owned(),
+            signed_at_utc: Utc::now(),
+        });
+        let current = self.current_status(doc.id)?;
+        if current.is_some_and(RecordStatus::is_signed) {
+            return Err(StoreError::Immutable);
+        }
+        doc.status = RecordStatus::Completed;
+        doc.amendment_reason = None;
+        self.check_complete(&doc)?;
+        let receipt = self.write_version(&doc, None)?;
+        self.clear_amendment_draft(doc.id)?;
+        Ok(receipt)
+    }
+
+    /// Signs a change to a completed record as an amendment with `reason`. The earlier
+    /// signed versions stay as they were.
+    pub fn amend(
+        &mut self,
+        encounter: &Encounter,
+        reason: &str,
+        clinician_name: &str,
+        registration: &str,
+    ) -> Result<SaveReceipt> {
+        if reason.trim().is_empty() {
+            return Err(StoreError::AmendmentNeedsReason);
+        }
+        match self.current_status(encounter.id)? {
+            Some(s) if s.is_signed() => {}
+            Some(_) => return self.complete_and_sign(encounter, clinician_name, registration),
+            None => return Err(StoreError::NotFound),
+        }
+        let mut doc = encounter.clone();
+        doc.status = RecordStatus::Amended;
+        doc.amendment_reason = Some(reason.trim().to_owned());
+        doc.sign_off = Some(SignOff {
+            clinician_name: clinician_name.trim().to_owned(),
+            registration: registration.trim().to_owned(),
+            signed_at_utc: Utc::now(),
+        });
+        self.check_complete(&doc)?;
+        let receipt = self.write_version(&doc, Some(reason.trim()))?;
+        self.clear_amendment_draft(doc.id)?;
+        Ok(receipt)
+    }
+
+    /// Keeps unsigned edits to a signed record safe (autosave while amending). Stored locally
+    /// only, never pushed, cleared when the amendment is signed.
+    pub fn save_amendment_draft(&mut self, encounter: &Encounter) -> Result<()> {
+        let json =
+            serde_json::to_string(encounter).map_err(|e| StoreError::Document(e.to_string()))?;
+        let n = self.conn.execute(
+            "UPDATE encounters SET amendment_draft = ?2 WHERE id = ?1",
+            params![encounter.id.to_string(), json],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The unsigned amendment in progress for a record, if any.
+    pub fn amendment_draft(&self, id: Uuid) -> Result<Option<Encounter>> {
+        let text: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT amendment_draft FROM encounters WHERE id = ?1",
+                params![id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match text.flatten() {
+            Some(t) => Ok(Some(
+                serde_json::from_str(&t).map_err(|e| StoreError::Document(e.to_string()))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn clear_amendment_draft(&mut self, id: Uuid) -> Result<()> {
+        self.conn.execute(
+            "UPDATE encounters SET amendment_draft = NULL WHERE id = ?1",
+            params![id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn check_complete(&self, doc: &Encounter) -> Result<()> {
+        let missing = missing_items(doc);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Incomplete(
+                missing.iter().map(|m| m.label.to_owned()).collect(),
+            ))
+        }
+    }
+
+    fn current_status(&self, id: Uuid) -> Result<Option<RecordStatus>> {
+        let s: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT status FROM encounters WHERE id = ?1",
+                params![id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        s.map(|s| parse_status(&s)).transpose()
+    }
+
+    /// The single transaction behind every save.
+    fn write_version(
+        &mut self,
+        doc: &Encounter,
+        amendment_reason: Option<&str>,
+    ) -> Result<SaveReceipt> {
+        let value = serde_json::to_value(doc).map_err(|e| StoreError::Document(e.to_string()))?;
+        let document =
+            serde_json::to_string(&value).map_err(|e| StoreError::Document(e.to_string()))?;
+        let content_sha256 = content_sha256_hex(&value);
+        let now = Utc::now();
+        let now_text = now.to_rfc3339();
+        let id_text = doc.id.to_string();
+        let latest = doc.latest_news2();
+        let latest_total = latest.and_then(|n| n.total()).map(i64::from);
+        let latest_text = latest.as_ref().map(News2::display).unwrap_or_default();
+        let patient_name = doc.patient.display_name();
+        let nhs = doc
+            .patient
+            .nhs_number
+            .as_ref()
+            .map(|n| n.as_str().to_owned());
+        let user = self.user.clone();
+
+        let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
+        let previous: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT revision, status FROM encounters WHERE id = ?1",
+                params![id_text],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((_, status)) = &previous
+            && parse_status(status)?.is_signed()
+            && !doc.status.is_signed()
+        {
+            return Err(StoreError::Immutable);
+        }
+        let revision = previous.as_ref().map(|(r, _)| *r + 1).unwrap_or(1);
+        let signature = if doc.status.is_signed() {
+            let payload = signing_payload(
+                doc.id,
+                revision as u64,
+                doc.status.as_str(),
+                &content_sha256,
+            );
+            let key = self
+                .signing_key
+                .as_ref()
+                .ok_or_else(|| StoreError::Document("device signing key missing".into()))?;
+            Some(key.sign_base64(&payload))
+        } else {
+            None
+        };
+        tx.execute(
+            "INSERT INTO encounters (id, revision, status, incident_number, incident_number_lower,
+                 patient_name, patient_name_lower, nhs_number, latest_news2, latest_news2_text,
+                 created_at_utc, updated_at_utc, document, sync_state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'queued')
+             ON CONFLICT (id) DO UPDATE SET
+                 revision = excluded.revision, status = excluded.status,
+                 incident_number = excluded.incident_number,
+                 incident_number_lower = excluded.incident_number_lower,
+                 patient_name = excluded.patient_name,
+                 patient_name_lower = excluded.patient_name_lower,
+                 nhs_number = excluded.nhs_number, latest_news2 = excluded.latest_news2,
+                 latest_news2_text = excluded.latest_news2_text,
+                 updated_at_utc = excluded.updated_at_utc, document = excluded.document,
+                 sync_state = CASE WHEN encounters.sync_state = 'needs_attention'
+                                   THEN 'needs_attention' ELSE 'queued' END",
+            params![
+                id_text,
+                revision,
+                doc.status.as_str(),
+                doc.incident.incident_number.trim(),
+                doc.incident.incident_number.trim().to_lowercase(),
+                patient_name,
+                patient_name.to_lowercase(),
+                nhs,
+                latest_total,
+                latest_text,
+                doc.created_at_utc.to_rfc3339(),
+                now_text,
+                document,
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO encounter_versions (encounter_id, revision, status, document, content_sha256,
+                 signature, amendment_reason, saved_at_utc, saved_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                id_text,
+                revision,
+                doc.status.as_str(),
+                document,
+                content_sha256,
+                signature,
+                amendment_reason,
+                now_text,
+                user
+            ],
+        )?;
+        // Coalesce: any unsent draft entry is superseded by this save. Signed entries stay.
+        tx.execute(
+            "DELETE FROM outbox WHERE encounter_id = ?1 AND kind = 'draft'",
+            params![id_text],
+        )?;
+        tx.execute(
+            "INSERT INTO outbox (encounter_id, revision, kind, enqueued_at_utc) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                id_text,
+                revision,
+                if doc.status.is_signed() { "signed" } else { "draft" },
+                now_text
+            ],
+        )?;
+        let action = match doc.status {
+            RecordStatus::Draft => Action::DraftSaved,
+            RecordStatus::Completed => Action::Completed,
+            RecordStatus::Amended => Action::Amended,
+        };
+        audit::append(&tx, &user, action, Some(doc.id), Some(revision as u64))?;
+        tx.commit()?;
+        Ok(SaveReceipt {
+            record_id: doc.id,
+            revision: revision as u64,
+            status: doc.status,
+        })
+    }
+
+    /// The current state of one record.
+    pub fn get(&self, id: Uuid) -> Result<Encounter> {
+        let text: String = self
+            .conn
+            .query_row(
+                "SELECT document FROM encounters WHERE id = ?1",
+                params![id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or(StoreError::NotFound)?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Document(e.to_string()))
+    }
+
+    /// The summary row of one record.
+    pub fn summary(&self, id: Uuid) -> Result<EncounterSummary> {
+        let mut rows = self.query_summaries(
+            "WHERE id = :id",
+            &[(":id", &id.to_string() as &dyn rusqlite::ToSql)],
+            1,
+            0,
+        )?;
+        rows.pop().ok_or(StoreError::NotFound)
+    }
+
+    /// One stored version's document.
+    pub fn version(&self, id: Uuid, revision: u64) -> Result<Encounter> {
+        let text: String = self
+            .conn
+            .query_row(
+                "SELECT document FROM encounter_versions WHERE encounter_id = ?1 AND revision = ?2",
+                params![id.to_string(), revision as i64],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or(StoreError::NotFound)?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Document(e.to_string()))
+    }
+
+    /// Every version of a record, oldest first (metadata only).
+    pub fn versions(&self, id: Uuid) -> Result<Vec<VersionInfo>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT revision, status, content_sha256, signature, amendment_reason, saved_at_utc, saved_by
+             FROM encounter_versions WHERE encounter_id = ?1 ORDER BY revision",
+        )?;
+        let rows = stmt.query_map(params![id.to_string()], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (rev, status, hash, sig, reason, at, by) = row?;
+            out.push(VersionInfo {
+                revision: rev as u64,
+                status: parse_status(&status)?,
+                content_sha256: hash,
+                signature: sig,
+                amendment_reason: reason,
+                saved_at_utc: parse_time(&at)?,
+                saved_by: by,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Lists records newest first, filtered on indexed columns only.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<EncounterSummary>> {
+        let mut clauses = Vec::new();
+        let text_pattern;
+        let nhs_pattern;
+        let status_text;
+        let since_text;
+        let mut args: Vec<(&str, &dyn rusqlite::ToSql)> = Vec::new();
+        if let Some(text) = filter
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            text_pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+            let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            nhs_pattern = format!("%{}%", escape_like(&digits));
+            clauses.push(
+                "(patient_name_lower LIKE :text ESCAPE '\\' OR incident_number_lower LIKE :text ESCAPE '\\'
+                  OR nhs_number LIKE :nhs ESCAPE '\\')",
+            );
+            args.push((":text", &text_pattern));
+            args.push((":nhs", &nhs_pattern));
+        }
+        if let Some(status) = filter.status {
+            status_text = status.as_str();
+            clauses.push("status = :status");
+            args.push((":status", &status_text));
+        }
+        if let Some(since) = filter.updated_since {
+            since_text = since.to_rfc3339();
+            clauses.push("updated_at_utc >= :since");
+            args.push((":since", &since_text));
+        }
+        let where_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        self.query_summaries(
+            &where_sql,
+            &args,
+            filter.limit.unwrap_or(u32::MAX),
+            filter.offset.unwrap_or(0),
+        )
+    }
+
+    fn query_summaries(
+        &self,
+        where_sql: &str,
+        args: &[(&str, &dyn rusqlite::ToSql)],
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<EncounterSummary>> {
+        let sql = format!(
+            "SELECT id, revision, incident_number, patient_name, status, created_at_utc, updated_at_utc,
+                    latest_news2, latest_news2_text, sync_state, review_decision
+             FROM encounters {where_sql}
+             ORDER BY updated_at_utc DESC, id DESC LIMIT {limit} OFFSET {offset}"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(args, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, String>(9)?,
+                r.get::<_, Option<String>>(10)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, rev, inc, name, status, created, updated, news, news_text, sync, review) =
+                row?;
+            out.push(EncounterSummary {
+                id: parse_id(&id)?,
+                revision: rev as u64,
+                incident_number: inc,
+                patient_name: name,
+                status: parse_status(&status)?,
+                created_at_utc: parse_time(&created)?,
+                updated_at_utc: parse_time(&updated)?,
+                latest_news2: news.and_then(|n| u8::try_from(n).ok()),
+                latest_news2_text: news_text,
+                sync_state: SyncState::parse(&sync),
+                review_decision: review,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Counts for the status bar and `epr status`.
+    pub fn status_counts(&self) -> Result<StatusCounts> {
+        let (encounters, drafts, completed, returned): (i64, i64, i64, i64) = self.conn.query_row(
+            "SELECT count(*),
+                    coalesce(sum(status = 'draft'), 0),
+                    coalesce(sum(status != 'draft'), 0),
+                    coalesce(sum(review_decision = 'returned'), 0)
+             FROM encounters",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        let (pending, quarantined): (i64, i64) = self.conn.query_row(
+            "SELECT coalesce(sum(quarantined_reason IS NULL), 0),
+                    coalesce(sum(quarantined_reason IS NOT NULL), 0)
+             FROM outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(StatusCounts {
+            encounters: encounters as u64,
+            drafts: drafts as u64,
+            completed: completed as u64,
+            pending_sync: pending as u64,
+            quarantined: quarantined as u64,
+            returned: returned as u64,
+        })
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

@@ -1,0 +1,194 @@
+//! The keyring file: each user's wrapped database key and failed-unlock counter.
+//!
+//! It sits beside the store as `keyring.json` because the store itself cannot be read before
+//! it is unlocked. It holds no patient data and no usable key: only keys sealed under each
+//! user's PIN (see [`crate::crypto::keys`]). Writes are atomic (temp file, fsync, rename) so a
+//! flat battery mid-write leaves the old keyring intact.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::WrappedKey;
+
+/// Failed attempts allowed before each further attempt must wait.
+pub const FREE_ATTEMPTS: u32 = 3;
+/// The longest wait between attempts.
+pub const MAX_LOCKOUT_SECS: i64 = 300;
+
+/// One user who can unlock this store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyringUser {
+    pub name: String,
+    pub wrapped: WrappedKey,
+    #[serde(default)]
+    pub failed_attempts: u32,
+    #[serde(default)]
+    pub locked_until_utc: Option<DateTime<Utc>>,
+}
+
+impl KeyringUser {
+    /// Seconds until another attempt is allowed, if the user is locked out at `now`.
+    pub fn wait_secs(&self, now: DateTime<Utc>) -> Option<i64> {
+        self.locked_until_utc
+            .filter(|until| *until > now)
+            .map(|until| (until - now).num_seconds().max(1))
+    }
+
+    /// Records a failed attempt: after [`FREE_ATTEMPTS`] the wait doubles each time
+    /// (1 s, 2 s, 4 s ...) up to [`MAX_LOCKOUT_SECS`].
+    pub fn record_failure(&mut self, now: DateTime<Utc>) {
+        self.failed_attempts = self.failed_attempts.saturating_add(1);
+        if self.failed_attempts >= FREE_ATTEMPTS {
+            let exp = (self.failed_attempts - FREE_ATTEMPTS).min(16);
+            let secs = (1i64 << exp).min(MAX_LOCKOUT_SECS);
+            self.locked_until_utc = Some(now + Duration::seconds(secs));
+        }
+    }
+
+    /// Clears the counter after a successful unlock.
+    pub fn record_success(&mut self) {
+        self.failed_attempts = 0;
+        self.locked_until_utc = None;
+    }
+}
+
+/// The keyring document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Keyring {
+    pub format: u32,
+    pub users: Vec<KeyringUser>,
+}
+
+/// Problems reading or writing the keyring. Messages name the file, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error("cannot read the keyring {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the keyring {path} is damaged and cannot be read (it has been left as it is)")]
+    Damaged { path: PathBuf },
+    #[error("cannot write the keyring {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Keyring {
+    /// A keyring with one user.
+    pub fn new(user: KeyringUser) -> Self {
+        Self {
+            format: 1,
+            users: vec![user],
+        }
+    }
+
+    /// Loads the keyring, or `Ok(None)` if the file does not exist.
+    pub fn load(path: &Path) -> Result<Option<Self>, KeyringError> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(KeyringError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|_| KeyringError::Damaged {
+                path: path.to_owned(),
+            })
+    }
+
+    /// Writes the keyring atomically.
+    pub fn save(&self, path: &Path) -> Result<(), KeyringError> {
+        let write_err = |source| KeyringError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(self)
+            .map_err(|e| write_err(std::io::Error::other(e.to_string())))?;
+        let mut f = fs::File::create(&tmp).map_err(write_err)?;
+        f.write_all(&text).map_err(write_err)?;
+        f.sync_all().map_err(write_err)?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(write_err)?;
+        if let Some(dir) = path.parent()
+            && let Ok(d) = fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// The user named `name`.
+    pub fn user_mut(&mut self, name: &str) -> Option<&mut KeyringUser> {
+        self.users.iter_mut().find(|u| u.name == name)
+    }
+
+    /// Users' names, for the unlock screen's picker.
+    pub fn user_names(&self) -> Vec<String> {
+        self.users.iter().map(|u| u.name.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{DatabaseKey, KdfParams};
+
+    fn user() -> KeyringUser {
+        let key = DatabaseKey::generate().unwrap();
+        KeyringUser {
+            name: "crew".into(),
+            wrapped: WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS).unwrap(),
+            failed_attempts: 0,
+            locked_until_utc: None,
+        }
+    }
+
+    #[test]
+    fn delay_grows_after_free_attempts_and_is_capped() {
+        let now = Utc::now();
+        let mut u = user();
+        u.record_failure(now);
+        u.record_failure(now);
+        assert_eq!(u.wait_secs(now), None, "two free failures");
+        u.record_failure(now);
+        assert_eq!(u.wait_secs(now), Some(1));
+        u.record_failure(now);
+        assert_eq!(u.wait_secs(now), Some(2));
+        u.record_failure(now);
+        assert_eq!(u.wait_secs(now), Some(4));
+        for _ in 0..30 {
+            u.record_failure(now);
+        }
+        assert_eq!(u.wait_secs(now), Some(MAX_LOCKOUT_SECS));
+        u.record_success();
+        assert_eq!(u.wait_secs(now), None);
+    }
+
+    #[test]
+    fn save_and_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        assert!(Keyring::load(&path).unwrap().is_none());
+        let k = Keyring::new(user());
+        k.save(&path).unwrap();
+        assert_eq!(Keyring::load(&path).unwrap(), Some(k));
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(matches!(
+            Keyring::load(&path),
+            Err(KeyringError::Damaged { .. })
+        ));
+    }
+}

@@ -1,0 +1,505 @@
+//! The encrypted device store: the tablet's source of truth while it is offline.
+//!
+//! Owns: opening and unlocking the SQLCipher file, migrations, encounters and their versions,
+//! the sync outbox, supervisor feedback, device settings and the hash-chained audit log. This
+//! is the only room with device SQL. It may use `model` and `crypto`, never the network or UI.
+//!
+//! Rules it keeps:
+//! - The whole file is encrypted with a random 256-bit key handed to SQLCipher as a raw key;
+//!   the key is stored only wrapped per user in `keyring.json` (see [`keyring`]).
+//! - `journal_mode=WAL`, `synchronous=FULL`: a save that returned survives a power cut.
+//! - One save is one transaction: current state, new version, outbox entry and audit entry.
+//! - A file that will not open is never deleted, recreated or repaired: the error says what
+//!   is wrong and the file is left as it was.
+
+pub mod audit;
+pub mod encounters;
+pub mod keyring;
+pub mod migrate;
+pub mod outbox;
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use zeroize::Zeroizing;
+
+use crate::crypto::{DatabaseKey, DeviceSigningKey, KdfParams, KeyError, WrappedKey};
+use keyring::{Keyring, KeyringError, KeyringUser};
+
+pub use encounters::{
+    EncounterSummary, ListFilter, SaveReceipt, StatusCounts, SyncState, VersionInfo,
+};
+pub use outbox::{FeedbackEntry, OutboxItem};
+
+/// File name of the encrypted store inside the data directory.
+pub const STORE_FILE: &str = "epr.db";
+/// File name of the keyring inside the data directory.
+pub const KEYRING_FILE: &str = "keyring.json";
+
+/// Everything that can go wrong with the store, in words a crew member or ops engineer can act
+/// on. No variant carries patient data.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no store found in {0}: run `epr init` first")]
+    NotInitialised(PathBuf),
+    #[error("a store already exists in {0}; it has not been touched")]
+    AlreadyExists(PathBuf),
+    #[error(
+        "the keyring is missing from {0} although the store exists; the store has been left as it is"
+    )]
+    KeyringMissing(PathBuf),
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    #[error("this store has several users ({0}): choose one")]
+    ChooseUser(String),
+    #[error("a user named {0:?} already exists")]
+    UserExists(String),
+    #[error("wrong passphrase or PIN")]
+    WrongPassphrase,
+    #[error("too many wrong attempts: try again in {wait_secs} s")]
+    RateLimited { wait_secs: i64 },
+    #[error(
+        "the store file cannot be read: it is damaged, truncated or not an ePR store. It has been left as it is"
+    )]
+    Unreadable,
+    #[error(
+        "the store was written by a newer version of this app (schema {found}, this app knows {supported}); update the app. The file has been left as it is"
+    )]
+    NewerVersion { found: i64, supported: i64 },
+    #[error("the store is on read-only storage or its file is write-protected; nothing was saved")]
+    ReadOnly,
+    #[error("the disk is full; nothing was saved. Free space and try again")]
+    DiskFull,
+    #[error("the SQLite library in this build has no encryption (SQLCipher missing)")]
+    NotEncrypted,
+    #[error("record not found")]
+    NotFound,
+    #[error("this record is signed; changes must be made as an amendment with a reason")]
+    Immutable,
+    #[error("an amendment needs a reason")]
+    AmendmentNeedsReason,
+    #[error("the record is not complete: {}", .0.join(", "))]
+    Incomplete(Vec<String>),
+    #[error("the stored record could not be read: {0}")]
+    Document(String),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    #[error("key error: {0}")]
+    Key(#[from] KeyError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
+                StoreError::Unreadable
+            }
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly,
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull,
+            _ => StoreError::Sql(e),
+        }
+    }
+}
+
+/// Result alias for this room.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An unlocked store: one connection, the key that opened it, and who is using it.
+pub struct Store {
+    conn: Connection,
+    data_dir: PathBuf,
+    key: Option<DatabaseKey>,
+    user: String,
+    signing_key: Option<DeviceSigningKey>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("data_dir", &self.data_dir)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store file path in `data_dir`.
+pub fn store_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(STORE_FILE)
+}
+
+/// The keyring file path in `data_dir`.
+pub fn keyring_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(KEYRING_FILE)
+}
+
+/// True when `data_dir` holds a store (whether or not it can be opened).
+pub fn exists(data_dir: &Path) -> bool {
+    store_path(data_dir).exists()
+}
+
+/// The users who can unlock the store in `data_dir`, for a picker. Reads only the keyring.
+pub fn user_names(data_dir: &Path) -> Result<Vec<String>> {
+    match Keyring::load(&keyring_path(data_dir))? {
+        Some(k) => Ok(k.user_names()),
+        None if exists(data_dir) => Err(StoreError::KeyringMissing(data_dir.to_owned())),
+        None => Err(StoreError::NotInitialised(data_dir.to_owned())),
+    }
+}
+
+/// Opens a connection and, if `key` is given, keys it. Checks the file is readable before
+/// anything writes to it, so a wrong key or damaged file is left untouched.
+fn open_connection(path: &Path, key: Option<&DatabaseKey>, create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    if let Some(key) = key {
+        // SQLCipher logs decryption failures to stderr by default; the caller reports them.
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+        let mut pragma = Zeroizing::new(String::with_capacity(80));
+        pragma.push_str("PRAGMA key = \"");
+        pragma.push_str(&key.sqlcipher_literal());
+        pragma.push_str("\";");
+        conn.execute_batch(&pragma)?;
+        let version: Option<String> = conn
+            .query_row("PRAGMA cipher_version", [], |r| r.get(0))
+            .optional()?;
+        if version.is_none_or(|v| v.is_empty()) {
+            return Err(StoreError::NotEncrypted);
+        }
+    }
+    // The first read decrypts page 1: a wrong key or damaged file fails here, before any write.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    let found = migrate::current_version(&conn)?;
+    if found > migrate::latest_version() {
+        return Err(StoreError::NewerVersion {
+            found,
+            supported: migrate::latest_version(),
+        });
+    }
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::ReadOnly);
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Creates a new store in `data_dir` for its first user, with the interactive KDF cost.
+    pub fn create(data_dir: &Path, user: &str, passphrase: &str) -> Result<Self> {
+        Self::create_with(
+            data_dir,
+            user,
+            passphrase,
+            KdfParams::INTERACTIVE,
+            migrate::latest_version(),
+        )
+    }
+
+    /// Creates a new store with explicit KDF parameters and schema version. Tests use this to
+    /// make many stores quickly and to build stores at an old schema.
+    #[doc(hidden)]
+    pub fn create_with(
+        data_dir: &Path,
+        user: &str,
+        passphrase: &str,
+        kdf: KdfParams,
+        schema_version: i64,
+    ) -> Result<Self> {
+        let db = store_path(data_dir);
+        let kr = keyring_path(data_dir);
+        if db.exists() || kr.exists() {
+            return Err(StoreError::AlreadyExists(data_dir.to_owned()));
+        }
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let key = DatabaseKey::generate()?;
+        let wrapped = WrappedKey::wrap(&key, passphrase, kdf)?;
+        let mut conn = open_connection(&db, Some(&key), true)?;
+        migrate::migrate_to(&mut conn, schema_version)?;
+        let signing = DeviceSigningKey::generate()?;
+        conn.execute(
+            "INSERT INTO device_settings (key, value) VALUES ('signing_key_pkcs8', ?1), ('device_uuid', ?2)",
+            params![hex::encode(signing.pkcs8()), uuid::Uuid::new_v4().to_string()],
+        )?;
+        Keyring::new(KeyringUser {
+            name: user.to_owned(),
+            wrapped,
+            failed_attempts: 0,
+            locked_until_utc: None,
+        })
+        .save(&kr)?;
+        let mut store = Self {
+            conn,
+            data_dir: data_dir.to_owned(),
+            key: Some(key),
+            user: user.to_owned(),
+            signing_key: Some(signing),
+        };
+        store.audit(audit::Action::StoreCreated, None, None)?;
+        Ok(store)
+    }
+
+    /// Unlocks the store in `data_dir`. `user` may be omitted when there is only one.
+    /// Failed attempts are counted in the keyring and rate-limited; the store file itself is
+    /// not opened until the passphrase has been proven right.
+    pub fn unlock(data_dir: &Path, user: Option<&str>, passphrase: &str) -> Result<Self> {
+        let kr_path = keyring_path(data_dir);
+        let db = store_path(data_dir);
+        let mut keyring = match Keyring::load(&kr_path)? {
+            Some(k) => k,
+            None if db.exists() => return Err(StoreError::KeyringMissing(data_dir.to_owned())),
+            None => return Err(StoreError::NotInitialised(data_dir.to_owned())),
+        };
+        if !db.exists() {
+            return Err(StoreError::NotInitialised(data_dir.to_owned()));
+        }
+        let name = match user {
+            Some(u) => u.to_owned(),
+            None => match keyring.users.as_slice() {
+                [only] => only.name.clone(),
+                _ => return Err(StoreError::ChooseUser(keyring.user_names().join(", "))),
+            },
+        };
+        let now = Utc::now();
+        let entry = keyring
+            .user_mut(&name)
+            .ok_or_else(|| StoreError::UnknownUser(name.clone()))?;
+        if let Some(wait_secs) = entry.wait_secs(now) {
+            return Err(StoreError::RateLimited { wait_secs });
+        }
+        let key = match entry.wrapped.unwrap_key(passphrase) {
+            Ok(k) => k,
+            Err(KeyError::WrongPassphrase) => {
+                entry.record_failure(now);
+                keyring.save(&kr_path)?;
+                return Err(StoreError::WrongPassphrase);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if entry.failed_attempts > 0 {
+            entry.record_success();
+            keyring.save(&kr_path)?;
+        }
+        let mut conn = open_connection(&db, Some(&key), false)?;
+        migrate::migrate_to(&mut conn, migrate::latest_version())?;
+        let mut store = Self {
+            conn,
+            data_dir: data_dir.to_owned(),
+            key: Some(key),
+            user: name,
+            signing_key: None,
+        };
+        store.signing_key = Some(store.load_signing_key()?);
+        store.audit(audit::Action::Unlocked, None, None)?;
+        Ok(store)
+    }
+
+    /// A second connection to the same store for another thread (the sync engine), keyed
+    /// with the key already in memory: no second key derivation.
+    pub fn open_another(&self) -> Result<Self> {
+        let conn = open_connection(&store_path(&self.data_dir), self.key.as_ref(), false)?;
+        let signing = self.load_signing_key_from(&conn)?;
+        Ok(Self {
+            conn,
+            data_dir: self.data_dir.clone(),
+            key: self
+                .key
+                .as_ref()
+                .map(|k| DatabaseKey::from_bytes(*k.as_bytes())),
+            user: self.user.clone(),
+            signing_key: Some(signing),
+        })
+    }
+
+    /// An unencrypted store at `path`, for the benchmark that measures SQLCipher's overhead.
+    /// Never used by the app.
+    #[doc(hidden)]
+    pub fn create_plain_for_benchmark(path: &Path) -> Result<Self> {
+        let mut conn = open_connection(path, None, true)?;
+        migrate::migrate_to(&mut conn, migrate::latest_version())?;
+        let signing = DeviceSigningKey::generate()?;
+        conn.execute(
+            "INSERT INTO device_settings (key, value) VALUES ('signing_key_pkcs8', ?1)",
+            params![hex::encode(signing.pkcs8())],
+        )?;
+        Ok(Self {
+            conn,
+            data_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+            key: None,
+            user: "benchmark".into(),
+            signing_key: Some(signing),
+        })
+    }
+
+    fn load_signing_key(&self) -> Result<DeviceSigningKey> {
+        self.load_signing_key_from(&self.conn)
+    }
+
+    fn load_signing_key_from(&self, conn: &Connection) -> Result<DeviceSigningKey> {
+        let hex_key: String = conn
+            .query_row(
+                "SELECT value FROM device_settings WHERE key = 'signing_key_pkcs8'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::Document("device signing key missing".into()))?;
+        let bytes = Zeroizing::new(
+            hex::decode(hex_key)
+                .map_err(|_| StoreError::Document("device signing key damaged".into()))?,
+        );
+        Ok(DeviceSigningKey::from_pkcs8(&bytes)?)
+    }
+
+    /// The device's signing key (for enrolment: its public half goes to the server).
+    pub fn signing_key(&self) -> Result<&DeviceSigningKey> {
+        self.signing_key
+            .as_ref()
+            .ok_or_else(|| StoreError::Document("device signing key missing".into()))
+    }
+
+    /// The user who unlocked this store; recorded as the actor in the audit log.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Adds another user who can unlock this store with their own passphrase.
+    pub fn add_user(&mut self, name: &str, passphrase: &str, kdf: KdfParams) -> Result<()> {
+        let kr_path = keyring_path(&self.data_dir);
+        let mut keyring = Keyring::load(&kr_path)?
+            .ok_or_else(|| StoreError::KeyringMissing(self.data_dir.clone()))?;
+        if keyring.users.iter().any(|u| u.name == name) {
+            return Err(StoreError::UserExists(name.to_owned()));
+        }
+        let key = self.key.as_ref().ok_or(StoreError::NotEncrypted)?;
+        keyring.users.push(KeyringUser {
+            name: name.to_owned(),
+            wrapped: WrappedKey::wrap(key, passphrase, kdf)?,
+            failed_attempts: 0,
+            locked_until_utc: None,
+        });
+        keyring.save(&kr_path)?;
+        self.audit(audit::Action::UserAdded, None, None)?;
+        Ok(())
+    }
+
+    /// Changes the unlocked user's passphrase: the database key is re-wrapped, the data is
+    /// not re-encrypted.
+    pub fn change_passphrase(&mut self, new_passphrase: &str, kdf: KdfParams) -> Result<()> {
+        let kr_path = keyring_path(&self.data_dir);
+        let mut keyring = Keyring::load(&kr_path)?
+            .ok_or_else(|| StoreError::KeyringMissing(self.data_dir.clone()))?;
+        let key = self.key.as_ref().ok_or(StoreError::NotEncrypted)?;
+        let wrapped = WrappedKey::wrap(key, new_passphrase, kdf)?;
+        let user = self.user.clone();
+        let entry = keyring
+            .user_mut(&user)
+            .ok_or(StoreError::UnknownUser(user))?;
+        entry.wrapped = wrapped;
+        entry.record_success();
+        keyring.save(&kr_path)?;
+        self.audit(audit::Action::PassphraseChanged, None, None)?;
+        Ok(())
+    }
+
+    /// Reads a device setting.
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM device_settings WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Writes a device setting.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO device_settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Runs SQLite's and SQLCipher's integrity checks; returns the problems found (empty when
+    /// the file is sound).
+    pub fn integrity_problems(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        for row in rows {
+            let row = row?;
+            if row != "ok" {
+                problems.push(row);
+            }
+        }
+        if self.key.is_some() {
+            let mut stmt = self.conn.prepare("PRAGMA cipher_integrity_check")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            for row in rows {
+                problems.push(row?);
+            }
+        }
+        Ok(problems)
+    }
+
+    /// The SQLCipher version linked into this build (empty if none).
+    pub fn cipher_version(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA cipher_version", [], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()?
+            .flatten()
+            .unwrap_or_default())
+    }
+
+    /// Overwrites the schema version, to simulate a store written by a future app.
+    #[doc(hidden)]
+    pub fn set_user_version_for_tests(&self, version: i64) -> Result<()> {
+        self.conn.pragma_update(None, "user_version", version)?;
+        Ok(())
+    }
+
+    /// The schema version of the open store.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(migrate::current_version(&self.conn)?)
+    }
+
+    pub(crate) fn audit(
+        &mut self,
+        action: audit::Action,
+        encounter_id: Option<uuid::Uuid>,
+        revision: Option<u64>,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        audit::append(&tx, &self.user, action, encounter_id, revision)?;
+        tx.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,339 @@
+//! The sync outbox and the supervisor feedback that comes back.
+//!
+//! An outbox row means "record X must reach the server at revision R or later". An entry is
+//! removed only by [`Store::acknowledge`], after the server has said it committed exactly that
+//! revision; a save made while a push is in flight has a higher revision and a row of its own,
+//! so a late acknowledgement can never hide it.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::audit::{self, Action};
+use super::encounters::parse_time;
+use super::{Result, Store, StoreError};
+use crate::model::RecordStatus;
+
+/// One version waiting to be pushed, with everything the push needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub record_id: Uuid,
+    pub revision: u64,
+    pub status: RecordStatus,
+    /// The document JSON exactly as stored and hashed.
+    pub document: String,
+    pub content_sha256: String,
+    pub signature: Option<String>,
+    pub saved_at_utc: DateTime<Utc>,
+}
+
+/// A supervisor decision received from the server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeedbackEntry {
+    pub cursor: i64,
+    pub record_id: Uuid,
+    pub revision: u64,
+    pub decision: String,
+    pub comment: String,
+    pub decided_by: String,
+    pub decided_at_utc: DateTime<Utc>,
+}
+
+/// Setting key of the feedback cursor.
+const FEEDBACK_CURSOR: &str = "feedback_cursor";
+/// Setting key of the last successful sync.
+const LAST_SYNC: &str = "last_sync_utc";
+
+impl Store {
+    /// The oldest pending (not quarantined) outbox entries, at most `max_items` and, after the
+    /// first, at most `max_bytes` of documents.
+    pub fn outbox_batch(&self, max_items: usize, max_bytes: usize) -> Result<Vec<OutboxItem>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT o.encounter_id, o.revision, v.status, v.document, v.content_sha256, v.signature, v.saved_at_utc
+             FROM outbox o
+             JOIN encounter_versions v ON v.encounter_id = o.encounter_id AND v.revision = o.revision
+             WHERE o.quarantined_reason IS NULL
+             ORDER BY o.enqueued_at_utc, o.encounter_id, o.revision
+             LIMIT ?1",
+        )?;
+        let mut rows = stmt.query(params![max_items as i64])?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(r) = rows.next()? {
+            let document: String = r.get(3)?;
+            if !out.is_empty() && bytes + document.len() > max_bytes {
+                break;
+            }
+            bytes += document.len();
+            let id: String = r.get(0)?;
+            let status: String = r.get(2)?;
+            let at: String = r.get(6)?;
+            out.push(OutboxItem {
+                record_id: Uuid::parse_str(&id)
+                    .map_err(|_| StoreError::Document("a stored id is malformed".into()))?,
+                revision: r.get::<_, i64>(1)? as u64,
+                status: RecordStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Document("a stored status is unknown".into()))?,
+                document,
+                content_sha256: r.get(4)?,
+                signature: r.get(5)?,
+                saved_at_utc: parse_time(&at)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Marks records as being sent (for the badge). Cleared by acknowledge or
+    /// [`Store::release_sending`].
+    pub fn mark_sending(&mut self, ids: &[Uuid]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute(
+                "UPDATE encounters SET sync_state = 'sending' WHERE id = ?1 AND sync_state = 'queued'",
+                params![id.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Puts records left "sending" by a failed or interrupted push back to "queued".
+    pub fn release_sending(&mut self) -> Result<()> {
+        self.conn.execute(
+            "UPDATE encounters SET sync_state = 'queued' WHERE sync_state = 'sending'",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// The server committed `revision` of `record_id` (stored, duplicate or stale): remove
+    /// exactly that outbox entry. The record shows "synced" only when nothing else is queued.
+    pub fn acknowledge(&mut self, record_id: Uuid, revision: u64) -> Result<()> {
+        self.acknowledge_many(&[(record_id, revision)])
+    }
+
+    /// [`Store::acknowledge`] for a whole batch in one transaction.
+    pub fn acknowledge_many(&mut self, acks: &[(Uuid, u64)]) -> Result<()> {
+        let user = self.user.clone();
+        let tx = rusqlite::Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
+        for (record_id, revision) in acks {
+            let id = record_id.to_string();
+            let removed = tx.execute(
+                "DELETE FROM outbox WHERE encounter_id = ?1 AND revision = ?2",
+                params![id, *revision as i64],
+            )?;
+            let remaining: i64 = tx.query_row(
+                "SELECT count(*) FROM outbox WHERE encounter_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )?;
+            let quarantined: i64 = tx.query_row(
+                "SELECT count(*) FROM outbox WHERE encounter_id = ?1 AND quarantined_reason IS NOT NULL",
+                params![id],
+                |r| r.get(0),
+            )?;
+            let state = if quarantined > 0 {
+                "needs_attention"
+            } else if remaining == 0 {
+                "synced"
+            } else {
+                "queued"
+            };
+            tx.execute(
+                "UPDATE encounters SET sync_state = ?2 WHERE id = ?1",
+                params![id, state],
+            )?;
+            if removed > 0 {
+                audit::append(
+                    &tx,
+                    &user,
+                    Action::Pushed,
+                    Some(*record_id),
+                    Some(*revision),
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The server refused this version: hold it back with the server's reason and show the
+    /// record as needing attention. Other records keep draining.
+    pub fn quarantine(&mut self, record_id: Uuid, revision: u64, reason: &str) -> Result<()> {
+        let user = self.user.clone();
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE outbox SET quarantined_reason = ?3 WHERE encounter_id = ?1 AND revision = ?2",
+            params![record_id.to_string(), revision as i64, reason],
+        )?;
+        tx.execute(
+            "UPDATE encounters SET sync_state = 'needs_attention' WHERE id = ?1",
+            params![record_id.to_string()],
+        )?;
+        audit::append(
+            &tx,
+            &user,
+            Action::Quarantined,
+            Some(record_id),
+            Some(revision),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Quarantined entries with their reasons, for the "needs attention" list.
+    pub fn quarantined(&self) -> Result<Vec<(Uuid, u64, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT encounter_id, revision, quarantined_reason FROM outbox
+             WHERE quarantined_reason IS NOT NULL ORDER BY enqueued_at_utc",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, rev, reason) = row?;
+            if let Ok(id) = Uuid::parse_str(&id) {
+                out.push((id, rev as u64, reason));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts quarantined entries back in the queue (after the crew or ops fixed the cause).
+    pub fn retry_quarantined(&mut self) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE outbox SET quarantined_reason = NULL WHERE quarantined_reason IS NOT NULL",
+            [],
+        )?;
+        tx.execute(
+            "UPDATE encounters SET sync_state = 'queued'
+             WHERE sync_state = 'needs_attention'
+               AND id IN (SELECT encounter_id FROM outbox)",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
+    /// Stores supervisor decisions and moves the feedback cursor, in one transaction.
+    /// Decisions for records this device does not hold are kept in the history only.
+    pub fn apply_feedback(&mut self, items: &[FeedbackEntry], next_cursor: i64) -> Result<usize> {
+        let user = self.user.clone();
+        let tx = rusqlite::Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
+        let mut applied = 0;
+        for f in items {
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO feedback (cursor, encounter_id, revision, decision, comment, decided_by, decided_at_utc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    f.cursor,
+                    f.record_id.to_string(),
+                    f.revision as i64,
+                    f.decision,
+                    f.comment,
+                    f.decided_by,
+                    f.decided_at_utc.to_rfc3339()
+                ],
+            )?;
+            if inserted == 0 {
+                continue;
+            }
+            applied += 1;
+            tx.execute(
+                "UPDATE encounters SET review_decision = ?2, review_comment = ?3, review_revision = ?4
+                 WHERE id = ?1 AND (review_revision IS NULL OR review_revision <= ?4)",
+                params![f.record_id.to_string(), f.decision, f.comment, f.revision as i64],
+            )?;
+            audit::append(
+                &tx,
+                &user,
+                Action::FeedbackReceived,
+                Some(f.record_id),
+                Some(f.revision),
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO device_settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![FEEDBACK_CURSOR, next_cursor.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    /// The feedback cursor to send next (0 at first).
+    pub fn feedback_cursor(&self) -> Result<i64> {
+        Ok(self
+            .setting(FEEDBACK_CURSOR)?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Every decision received for a record, oldest first.
+    pub fn feedback_for(&self, record_id: Uuid) -> Result<Vec<FeedbackEntry>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT cursor, revision, decision, comment, decided_by, decided_at_utc FROM feedback
+             WHERE encounter_id = ?1 ORDER BY cursor",
+        )?;
+        let rows = stmt.query_map(params![record_id.to_string()], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (cursor, rev, decision, comment, by, at) = row?;
+            out.push(FeedbackEntry {
+                cursor,
+                record_id,
+                revision: rev as u64,
+                decision,
+                comment,
+                decided_by: by,
+                decided_at_utc: parse_time(&at)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The latest decision and comment on a record, if any.
+    pub fn review_of(&self, record_id: Uuid) -> Result<Option<(String, String)>> {
+        let row: Option<(Option<String>, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT review_decision, review_comment FROM encounters WHERE id = ?1",
+                params![record_id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            Some((Some(d), c)) => Some((d, c.unwrap_or_default())),
+            _ => None,
+        })
+    }
+
+    /// Records the time of a successful sync cycle.
+    pub fn set_last_sync(&self, at: DateTime<Utc>) -> Result<()> {
+        self.set_setting(LAST_SYNC, &at.to_rfc3339())
+    }
+
+    /// The time of the last successful sync cycle.
+    pub fn last_sync(&self) -> Result<Option<DateTime<Utc>>> {
+        match self.setting(LAST_SYNC)? {
+            Some(t) => Ok(Some(parse_time(&t)?)),
+            None => Ok(None),
+        }
+    }
+}

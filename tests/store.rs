@@ -1,0 +1,410 @@
+//! The encrypted device store, through its public API, against real SQLCipher files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::model::testdata::complete_encounter;
+use ambulance_epr::model::{Encounter, RecordStatus};
+use ambulance_epr::store::{ListFilter, Store, StoreError, SyncState, migrate, store_path};
+
+const PASS: &str = "correct horse 1234";
+
+fn new_store(dir: &std::path::Path) -> Store {
+    Store::create_with(
+        dir,
+        "crew",
+        PASS,
+        KdfParams::FAST_FOR_TESTS,
+        migrate::latest_version(),
+    )
+    .unwrap()
+}
+
+fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.windows(needle.len()).any(|w| w == needle),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn store_file_and_wal_contain_no_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    assert!(
+        !store.cipher_version().unwrap().is_empty(),
+        "SQLCipher must be linked"
+    );
+    let mut e = complete_encounter();
+    e.patient.family_name = "Zzyzxplaintextcheck".into();
+    store.save_draft(&e).unwrap();
+    store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap();
+    let db = store_path(dir.path());
+    let wal = db.with_extension("db-wal");
+    assert!(wal.exists(), "WAL mode keeps a -wal file while open");
+    for path in [&db, &wal] {
+        assert!(
+            !file_contains(path, b"Zzyzxplaintextcheck"),
+            "{path:?} holds the surname"
+        );
+        assert!(
+            !file_contains(path, b"INC-000123"),
+            "{path:?} holds the incident number"
+        );
+        assert!(
+            !file_contains(path, b"SQLite format 3"),
+            "{path:?} has a plain header"
+        );
+    }
+    drop(store);
+    assert!(!file_contains(&db, b"Zzyzxplaintextcheck"));
+    // A plain SQLite reader sees noise.
+    let plain = rusqlite::Connection::open(&db).unwrap();
+    let err = plain
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap_err();
+    assert_eq!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase)
+    );
+}
+
+#[test]
+fn wrong_passphrase_leaves_the_file_byte_for_byte_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let db = store_path(dir.path());
+    let before = std::fs::read(&db).unwrap();
+    let err = Store::unlock(dir.path(), None, "wrong").unwrap_err();
+    assert!(matches!(err, StoreError::WrongPassphrase), "{err}");
+    assert_eq!(err.to_string(), "wrong passphrase or PIN");
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    // And the right passphrase still works.
+    let store = Store::unlock(dir.path(), None, PASS).unwrap();
+    assert_eq!(store.status_counts().unwrap().encounters, 1);
+}
+
+#[test]
+fn repeated_failures_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(new_store(dir.path()));
+    for _ in 0..3 {
+        assert!(matches!(
+            Store::unlock(dir.path(), None, "nope"),
+            Err(StoreError::WrongPassphrase)
+        ));
+    }
+    // The third failure starts a delay: even the right passphrase must wait.
+    match Store::unlock(dir.path(), None, PASS) {
+        Err(StoreError::RateLimited { wait_secs }) => assert!(wait_secs >= 1),
+        other => panic!("expected a rate limit, got {other:?}"),
+    }
+}
+
+#[test]
+fn truncated_or_corrupted_store_is_reported_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    for _ in 0..20 {
+        store
+            .save_draft(&Encounter::new_draft(chrono::Utc::now()))
+            .unwrap();
+    }
+    drop(store);
+    let db = store_path(dir.path());
+    let original = std::fs::read(&db).unwrap();
+
+    // Corrupt the first page (the salt and header): nothing can decrypt it.
+    let mut bad = original.clone();
+    for b in bad.iter_mut().take(64) {
+        *b ^= 0xA5;
+    }
+    std::fs::write(&db, &bad).unwrap();
+    let err = Store::unlock(dir.path(), None, PASS).unwrap_err();
+    assert!(matches!(err, StoreError::Unreadable), "{err}");
+    assert!(err.to_string().contains("left as it is"));
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bad,
+        "the damaged file is not touched"
+    );
+
+    // Truncated to half a page.
+    std::fs::write(&db, &original[..2048]).unwrap();
+    let err = Store::unlock(dir.path(), None, PASS).unwrap_err();
+    assert!(matches!(err, StoreError::Unreadable), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap().len(), 2048);
+    assert!(db.exists());
+}
+
+#[test]
+fn store_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(dir.path());
+    let future = migrate::latest_version() + 1;
+    // What a future app would leave behind.
+    store.set_user_version_for_tests(future).unwrap();
+    drop(store);
+    let before = std::fs::read(store_path(dir.path())).unwrap();
+    let err = Store::unlock(dir.path(), None, PASS).unwrap_err();
+    match err {
+        StoreError::NewerVersion { found, supported } => {
+            assert_eq!(found, future);
+            assert_eq!(supported, migrate::latest_version());
+        }
+        other => panic!("expected NewerVersion, got {other}"),
+    }
+    assert_eq!(std::fs::read(store_path(dir.path())).unwrap(), before);
+}
+
+#[test]
+fn a_store_created_by_the_first_migration_opens_and_upgrades() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create_with(dir.path(), "crew", PASS, KdfParams::FAST_FOR_TESTS, 1).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 1);
+    store.set_setting("written_at_v1", "yes").unwrap();
+    drop(store);
+    let mut store = Store::unlock(dir.path(), None, PASS).unwrap();
+    assert_eq!(store.schema_version().unwrap(), migrate::latest_version());
+    assert_eq!(
+        store.setting("written_at_v1").unwrap().as_deref(),
+        Some("yes")
+    );
+    // The upgraded schema works end to end (sync columns from migration 2).
+    let r = store.save_draft(&complete_encounter()).unwrap();
+    assert_eq!(
+        store.summary(r.record_id).unwrap().sync_state,
+        SyncState::Queued
+    );
+    assert_eq!(store.status_counts().unwrap().pending_sync, 1);
+}
+
+#[test]
+fn drafts_coalesce_in_the_outbox_and_signed_versions_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let mut e = complete_encounter();
+    for i in 0..200 {
+        e.notes = format!("edit {i}");
+        store.save_draft(&e).unwrap();
+    }
+    assert_eq!(
+        store.status_counts().unwrap().pending_sync,
+        1,
+        "200 edits, one push"
+    );
+    let batch = store.outbox_batch(100, 1 << 20).unwrap();
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].revision, 200);
+
+    let signed = store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap();
+    assert_eq!(signed.revision, 201);
+    assert_eq!(signed.status, RecordStatus::Completed);
+    assert_eq!(
+        store.status_counts().unwrap().pending_sync,
+        1,
+        "the draft entry is superseded"
+    );
+
+    e.notes = "late correction".into();
+    let amended = store
+        .amend(&e, "Corrected notes", "A. Paramedic", "PA1")
+        .unwrap();
+    assert_eq!(amended.status, RecordStatus::Amended);
+    assert_eq!(
+        store.status_counts().unwrap().pending_sync,
+        2,
+        "every signed version is pushed"
+    );
+
+    let versions = store.versions(e.id).unwrap();
+    assert_eq!(versions.len(), 202);
+    let v201 = &versions[200];
+    assert_eq!(v201.status, RecordStatus::Completed);
+    assert!(v201.signature.is_some());
+    assert_eq!(
+        versions[201].amendment_reason.as_deref(),
+        Some("Corrected notes")
+    );
+    // The completed version is unchanged by the amendment.
+    assert_eq!(store.version(e.id, 201).unwrap().notes, "edit 199");
+    assert_eq!(store.get(e.id).unwrap().notes, "late correction");
+}
+
+#[test]
+fn signed_records_cannot_be_saved_as_drafts_and_amendments_need_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let e = complete_encounter();
+    store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap();
+    assert!(matches!(store.save_draft(&e), Err(StoreError::Immutable)));
+    assert!(matches!(
+        store.amend(&e, "  ", "A. Paramedic", "PA1"),
+        Err(StoreError::AmendmentNeedsReason)
+    ));
+}
+
+#[test]
+fn completing_an_incomplete_record_lists_what_is_missing_and_keeps_the_draft() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let mut e = Encounter::new_draft(chrono::Utc::now());
+    e.incident.incident_number = "INC-1".into();
+    store.save_draft(&e).unwrap();
+    match store.complete_and_sign(&e, "A. Paramedic", "PA1") {
+        Err(StoreError::Incomplete(items)) => {
+            assert!(items.contains(&"Patient name".to_owned()));
+            assert!(!items.contains(&"Incident number".to_owned()));
+        }
+        other => panic!("expected Incomplete, got {other:?}"),
+    }
+    assert_eq!(store.get(e.id).unwrap().status, RecordStatus::Draft);
+}
+
+#[test]
+fn list_and_search_use_indexed_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let summary = ambulance_epr::demo::add_demo_data(&mut store, 40, 3).unwrap();
+    assert_eq!(summary.added, 40);
+    let all = store.list(&ListFilter::default()).unwrap();
+    assert_eq!(all.len(), 40);
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].updated_at_utc >= w[1].updated_at_utc),
+        "newest first"
+    );
+
+    let target = store.get(all[7].id).unwrap();
+    let by_incident = store
+        .list(&ListFilter {
+            text: Some(target.incident.incident_number.to_lowercase()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(by_incident.len(), 1);
+    assert_eq!(by_incident[0].id, target.id);
+
+    let nhs = target.patient.nhs_number.clone().unwrap();
+    let by_nhs = store
+        .list(&ListFilter {
+            text: Some(nhs.formatted()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(by_nhs.iter().any(|r| r.id == target.id));
+
+    let by_name = store
+        .list(&ListFilter {
+            text: Some(target.patient.family_name.to_uppercase()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(by_name.iter().any(|r| r.id == target.id));
+
+    let drafts = store
+        .list(&ListFilter {
+            status: Some(RecordStatus::Draft),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(drafts.len() as u32, summary.drafts);
+    let counts = store.status_counts().unwrap();
+    assert_eq!(counts.encounters, 40);
+    assert_eq!(counts.drafts as u32, summary.drafts);
+    assert_eq!(counts.completed as u32, summary.completed);
+    // Wildcards in search text are literal.
+    let none = store
+        .list(&ListFilter {
+            text: Some("%".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[test]
+fn several_users_share_a_store_and_a_pin_change_rewraps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    store
+        .add_user("second", "second pin", KdfParams::FAST_FOR_TESTS)
+        .unwrap();
+    assert!(matches!(
+        store.add_user("second", "x", KdfParams::FAST_FOR_TESTS),
+        Err(StoreError::UserExists(_))
+    ));
+    drop(store);
+    assert!(matches!(
+        Store::unlock(dir.path(), None, PASS),
+        Err(StoreError::ChooseUser(_))
+    ));
+    let db_before = std::fs::read(store_path(dir.path())).unwrap().len();
+    let mut second = Store::unlock(dir.path(), Some("second"), "second pin").unwrap();
+    assert_eq!(second.status_counts().unwrap().encounters, 1);
+    second
+        .change_passphrase("new second pin", KdfParams::FAST_FOR_TESTS)
+        .unwrap();
+    drop(second);
+    assert!(Store::unlock(dir.path(), Some("second"), "second pin").is_err());
+    assert!(Store::unlock(dir.path(), Some("second"), "new second pin").is_ok());
+    assert!(Store::unlock(dir.path(), Some("crew"), PASS).is_ok());
+    assert!(std::fs::read(store_path(dir.path())).unwrap().len() >= db_before);
+}
+
+#[test]
+fn every_save_is_audited_in_an_unbroken_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let e = complete_encounter();
+    store.save_draft(&e).unwrap();
+    store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap();
+    let entries = store.audit_for(e.id).unwrap();
+    let actions: Vec<_> = entries.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions, ["draft_saved", "completed"]);
+    assert!(entries.iter().all(|a| a.actor == "crew"));
+    assert_eq!(store.audit_chain_break().unwrap(), None);
+    assert!(store.integrity_problems().unwrap().is_empty());
+}
+
+#[test]
+fn signatures_verify_against_the_device_key() {
+    use ambulance_epr::crypto::{content_sha256_hex, signing_payload, verify_signature};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let e = complete_encounter();
+    let r = store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap();
+    let item = store.outbox_batch(10, 1 << 20).unwrap().pop().unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&item.document).unwrap();
+    assert_eq!(content_sha256_hex(&doc), item.content_sha256);
+    let payload = signing_payload(r.record_id, r.revision, "completed", &item.content_sha256);
+    let public = store.signing_key().unwrap().public_key_base64();
+    assert_eq!(
+        verify_signature(&public, &payload, item.signature.as_deref().unwrap()),
+        Ok(())
+    );
+}
+
+#[test]
+fn missing_store_is_not_created_by_unlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::unlock(dir.path(), None, PASS).unwrap_err();
+    assert!(matches!(err, StoreError::NotInitialised(_)));
+    assert!(!store_path(dir.path()).exists());
+}
+
+#[test]
+fn creating_over_an_existing_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(new_store(dir.path()));
+    let before = std::fs::read(store_path(dir.path())).unwrap();
+    let err =
+        Store::create_with(dir.path(), "x", "yyyy", KdfParams::FAST_FOR_TESTS, 2).unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(_)));
+    assert_eq!(std::fs::read(store_path(dir.path())).unwrap(), before);
+}
