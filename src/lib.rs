@@ -10,4 +10,6 @@ pub mod model;
 pub mod protocol;
 pub mod store;
 #[cfg(feature = "app")]
+pub mod sync;
+#[cfg(feature = "app")]
 pub mod ui;

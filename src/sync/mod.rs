@@ -1,0 +1,10 @@
+//! The background sync engine: outbox drain, backoff, feedback pull and status events.
+//!
+//! Owns: pushing queued record versions to the hosted server, classifying failures
+//! (transient, credentials, per-record), pulling supervisor decisions, and publishing a
+//! [`SyncStatus`] the UI can draw. It runs on a tokio task with its own store connection and
+//! never touches egui: the UI sees sync only through a [`SyncHandle`].
+
+pub mod status;
+
+pub use status::{ProblemKind, SyncCommand, SyncHandle, SyncProblem, SyncStatus};
