@@ -408,3 +408,25 @@ fn creating_over_an_existing_store_is_refused() {
     assert!(matches!(err, StoreError::AlreadyExists(_)));
     assert_eq!(std::fs::read(store_path(dir.path())).unwrap(), before);
 }
+
+#[test]
+fn a_late_acknowledgement_does_not_hide_a_newer_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let mut e = Encounter::new_draft(chrono::Utc::now());
+    let first = store.save_draft(&e).unwrap();
+    let in_flight = store.outbox_batch(10, 1 << 20).unwrap();
+    assert_eq!(in_flight[0].revision, first.revision);
+    store.mark_sending(&[e.id]).unwrap();
+    e.notes = "edited while the push was in flight".into();
+    let second = store.save_draft(&e).unwrap();
+    // The server's answer for the first revision arrives late.
+    store.acknowledge(e.id, first.revision).unwrap();
+    assert_ne!(store.summary(e.id).unwrap().sync_state, SyncState::Synced);
+    let still = store.outbox_batch(10, 1 << 20).unwrap();
+    assert_eq!(still.len(), 1);
+    assert_eq!(still[0].revision, second.revision);
+    store.acknowledge(e.id, second.revision).unwrap();
+    assert_eq!(store.summary(e.id).unwrap().sync_state, SyncState::Synced);
+    assert_eq!(store.status_counts().unwrap().pending_sync, 0);
+}

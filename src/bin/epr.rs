@@ -62,6 +62,27 @@ enum Command {
     },
     /// Check the store's integrity (SQLite, SQLCipher and the audit chain).
     Check,
+    /// Enrol this tablet with a trust's server using a one-time code.
+    Enroll {
+        /// The server's base URL, e.g. https://epr.example.nhs.uk
+        #[arg(long)]
+        server: String,
+        /// The one-time code from `epr-server enroll-device`.
+        #[arg(long)]
+        code: String,
+        /// A name for this tablet shown to ops.
+        #[arg(long, default_value = "crew tablet")]
+        name: String,
+    },
+    /// Push everything pending and pull supervisor feedback. Exit 0 when nothing is left,
+    /// 75 when the server could not be reached and records remain queued, 1 otherwise.
+    Sync {
+        /// Run one full cycle and exit (the only mode; the app syncs continuously).
+        #[arg(long)]
+        once: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Saves synthetic drafts in a loop, printing each id after its commit returns.
     /// Used by the crash test; not for people.
     #[command(hide = true)]
@@ -227,6 +248,96 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Enroll { server, code, name } => {
+            let store = unlock(&cli, &data_dir)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let device_id =
+                runtime.block_on(ambulance_epr::sync::enroll(&store, server, code, name))?;
+            println!("enrolled as device {device_id}");
+        }
+        Command::Sync { once, json } => {
+            if !once {
+                return Err(anyhow!(
+                    "use `epr sync --once` (the app syncs continuously by itself)"
+                ));
+            }
+            let store = unlock(&cli, &data_dir)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let mut engine =
+                ambulance_epr::sync::Engine::new(store, ambulance_epr::sync::SyncConfig::default());
+            let outcome = runtime.block_on(engine.run_cycle());
+            let counts = engine.store().status_counts()?;
+            let (report, error) = match outcome {
+                Ok(r) => (r, None),
+                Err(e) => (
+                    ambulance_epr::sync::CycleReport {
+                        pending: counts.pending_sync,
+                        quarantined: counts.quarantined,
+                        reachable: !matches!(
+                            &e,
+                            ambulance_epr::sync::SyncError::Request(
+                                ambulance_epr::sync::RequestError::Transient(_)
+                            )
+                        ),
+                        ..Default::default()
+                    },
+                    Some(e),
+                ),
+            };
+            if *json {
+                let v = serde_json::json!({
+                    "pushed": report.pushed,
+                    "pending": report.pending,
+                    "quarantined": report.quarantined,
+                    "feedback": report.feedback,
+                    "reachable": report.reachable,
+                    "error": error.as_ref().map(|e| e.to_string()),
+                });
+                println!("{v}");
+            } else {
+                println!(
+                    "pushed {}, pending {}, quarantined {}, feedback {}, server {}",
+                    report.pushed,
+                    report.pending,
+                    report.quarantined,
+                    report.feedback,
+                    if report.reachable {
+                        "reachable"
+                    } else {
+                        "unreachable"
+                    }
+                );
+            }
+            return Ok(match error {
+                Some(e) if !report.reachable && report.pending > 0 => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(75)
+                }
+                Some(e) if !report.reachable && report.quarantined == 0 => {
+                    eprintln!(
+                        "warning: nothing to push, but supervisor feedback was not pulled: {e}"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Some(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+                None if report.quarantined > 0 => {
+                    eprintln!(
+                        "error: {} record version(s) were refused by the server; see `epr status`",
+                        report.quarantined
+                    );
+                    ExitCode::FAILURE
+                }
+                None if report.pending > 0 => ExitCode::FAILURE,
+                None => ExitCode::SUCCESS,
+            });
         }
         Command::SaveLoop { seed } => {
             use rand::SeedableRng;

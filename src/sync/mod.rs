@@ -8,3 +8,9 @@
 pub mod status;
 
 pub use status::{ProblemKind, SyncCommand, SyncHandle, SyncProblem, SyncStatus};
+
+pub mod client;
+pub mod engine;
+
+pub use client::{ApiClient, RequestError};
+pub use engine::{CycleReport, Engine, SyncConfig, SyncError, enroll, start};

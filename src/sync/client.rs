@@ -1,0 +1,164 @@
+//! The HTTP side of sync: one `reqwest` client with bounded timeouts, and the mapping of
+//! every failure onto the three kinds the engine acts on (DESIGN.md, Sync).
+
+use std::time::Duration;
+
+use crate::protocol::{
+    API_PREFIX, EnrollRequest, EnrollResponse, ErrorBody, FeedbackResponse, PushRequest,
+    PushResponse,
+};
+
+/// Why a request failed, sorted by what the engine should do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Network down, timeout, 408, 429 or 5xx: retry later with backoff.
+    #[error("{0}")]
+    Transient(String),
+    /// 401 or 403: the device token was refused; stop and tell the user.
+    #[error(
+        "the server refused this tablet's credentials ({0}); it may have been revoked: enrol it again"
+    )]
+    Credentials(u16),
+    /// Any other 4xx for the request as a whole: the content is at fault, not the network.
+    #[error("the server refused the request ({status}): {message}")]
+    Refused { status: u16, message: String },
+}
+
+/// Installs ring as rustls's crypto provider (reqwest is built with `rustls-no-provider`).
+/// Safe to call more than once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A thin client for the device endpoints of `/api/v1`.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl ApiClient {
+    /// A client for `base_url` (e.g. `https://epr.example.nhs.uk`), every call bounded by
+    /// `request_timeout`.
+    pub fn new(base_url: &str, request_timeout: Duration) -> Result<Self, RequestError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(request_timeout)
+            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("ambulance-epr/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| RequestError::Transient(format!("cannot start the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{API_PREFIX}{path}", self.base_url)
+    }
+
+    async fn check(response: reqwest::Response) -> Result<reqwest::Response, RequestError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let code = status.as_u16();
+        if code == 401 || code == 403 {
+            return Err(RequestError::Credentials(code));
+        }
+        let body: Option<ErrorBody> = response.json().await.ok();
+        let message = body
+            .map(|b| b.message)
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+        if code == 408 || code == 429 || status.is_server_error() {
+            return Err(RequestError::Transient(format!(
+                "the server is busy or failing ({code}): {message}"
+            )));
+        }
+        Err(RequestError::Refused {
+            status: code,
+            message,
+        })
+    }
+
+    fn network_error(e: reqwest::Error) -> RequestError {
+        if e.is_timeout() {
+            RequestError::Transient("the server did not answer in time".to_owned())
+        } else if e.is_connect() {
+            RequestError::Transient("cannot reach the server".to_owned())
+        } else {
+            RequestError::Transient("the connection to the server failed".to_owned())
+        }
+    }
+
+    /// Enrols this device with a one-time code.
+    pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, RequestError> {
+        let response = self
+            .http
+            .post(self.url("/devices/enroll"))
+            .json(request)
+            .send()
+            .await
+            .map_err(Self::network_error)?;
+        Self::check(response).await?.json().await.map_err(|_| {
+            RequestError::Transient("the server's answer could not be read".to_owned())
+        })
+    }
+
+    /// Pushes one batch of versions.
+    pub async fn push(
+        &self,
+        token: &str,
+        request: &PushRequest,
+    ) -> Result<PushResponse, RequestError> {
+        let response = self
+            .http
+            .post(self.url("/sync/push"))
+            .bearer_auth(token)
+            .json(request)
+            .send()
+            .await
+            .map_err(Self::network_error)?;
+        Self::check(response)
+            .await?
+            .json()
+            .await
+            .map_err(|_| RequestError::Transient("the server's answer was cut short".to_owned()))
+    }
+
+    /// Pulls supervisor decisions after `since`.
+    pub async fn feedback(
+        &self,
+        token: &str,
+        since: i64,
+    ) -> Result<FeedbackResponse, RequestError> {
+        let response = self
+            .http
+            .get(self.url("/sync/feedback"))
+            .bearer_auth(token)
+            .query(&[("since", since)])
+            .send()
+            .await
+            .map_err(Self::network_error)?;
+        Self::check(response)
+            .await?
+            .json()
+            .await
+            .map_err(|_| RequestError::Transient("the server's answer was cut short".to_owned()))
+    }
+
+    /// A cheap reachability probe (no authentication, no patient data).
+    pub async fn health(&self) -> bool {
+        match self
+            .http
+            .get(self.url("/health"))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+        {
+            Ok(r) => r.status().is_success(),
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! The sync engine: drains the outbox in bounded batches, pulls feedback, and decides when to
+//! try again.
+//!
+//! Rules it keeps (DESIGN.md, Sync):
+//! - An outbox entry leaves only after the server answered `stored`, `duplicate` or `stale`
+//!   for exactly that (record, revision). A lost answer means a resend, which the server
+//!   acknowledges as a duplicate: no loss, no duplication.
+//! - Transient failures back off exponentially with full jitter (1 s doubling to 5 minutes);
+//!   a 401 stops the engine until the user acts; a refused record is quarantined and the rest
+//!   keep draining.
+//! - While offline, a cheap health probe notices the server coming back, so the drain starts
+//!   within seconds rather than at the end of a long backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use super::client::{ApiClient, RequestError};
+use super::status::{ProblemKind, SyncCommand, SyncHandle, SyncProblem, SyncStatus};
+use crate::protocol::{EnrollRequest, PushItem, PushOutcome, PushRequest};
+use crate::store::{FeedbackEntry, Store, StoreError};
+
+/// Setting keys inside the encrypted store.
+pub const SERVER_URL: &str = "server_url";
+/// The device id the server issued at enrolment.
+pub const DEVICE_ID: &str = "device_id";
+/// The bearer token the server issued at enrolment (kept only inside the encrypted store).
+pub const DEVICE_TOKEN: &str = "device_token";
+
+/// Tuning; the defaults are what the app uses.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub batch_max_items: usize,
+    pub batch_max_bytes: usize,
+    pub request_timeout: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_cap: Duration,
+    /// How often to sync when all is well.
+    pub periodic: Duration,
+    /// How often to probe reachability while offline.
+    pub probe_interval: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            batch_max_items: 200,
+            batch_max_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(20),
+            backoff_initial: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(300),
+            periodic: Duration::from_secs(60),
+            probe_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a cycle ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("this tablet is not enrolled with a server")]
+    NotEnrolled,
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("local store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl SyncError {
+    /// Which kind of problem this is for the status bar.
+    pub fn kind(&self) -> ProblemKind {
+        match self {
+            SyncError::Request(RequestError::Transient(_)) => ProblemKind::Transient,
+            SyncError::Request(RequestError::Credentials(_)) => ProblemKind::Credentials,
+            SyncError::Request(RequestError::Refused { .. }) => ProblemKind::Record,
+            SyncError::NotEnrolled => ProblemKind::Credentials,
+            SyncError::Store(_) => ProblemKind::Local,
+        }
+    }
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CycleReport {
+    /// Versions the server acknowledged (stored, duplicate or stale) in this cycle.
+    pub pushed: u64,
+    /// Versions quarantined in this cycle.
+    pub newly_quarantined: u64,
+    /// Supervisor decisions received.
+    pub feedback: u64,
+    /// Versions still waiting afterwards.
+    pub pending: u64,
+    /// Versions held back by the server's refusal (all time).
+    pub quarantined: u64,
+    /// Whether the server was reached.
+    pub reachable: bool,
+}
+
+/// Enrols this device: sends its public key with the one-time code and keeps the server URL,
+/// device id and token inside the encrypted store.
+pub async fn enroll(
+    store: &Store,
+    server_url: &str,
+    code: &str,
+    device_name: &str,
+) -> Result<Uuid, SyncError> {
+    let client = ApiClient::new(server_url, Duration::from_secs(20))?;
+    let public_key = store.signing_key()?.public_key_base64();
+    let response = client
+        .enroll(&EnrollRequest {
+            code: code.trim().to_owned(),
+            device_name: device_name.to_owned(),
+            public_key,
+        })
+        .await?;
+    store.set_setting(SERVER_URL, server_url.trim_end_matches('/'))?;
+    store.set_setting(DEVICE_ID, &response.device_id.to_string())?;
+    store.set_setting(DEVICE_TOKEN, &response.device_token)?;
+    Ok(response.device_id)
+}
+
+/// The engine: owns its own store connection and an HTTP client.
+pub struct Engine {
+    store: Store,
+    config: SyncConfig,
+    /// Largest batch to try next; shrinks to isolate a record the server refuses as a batch.
+    batch_limit: usize,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store` (give it its own connection: `store.open_another()`).
+    pub fn new(store: Store, config: SyncConfig) -> Self {
+        let batch_limit = config.batch_max_items;
+        Self {
+            store,
+            config,
+            batch_limit,
+        }
+    }
+
+    /// The engine's store connection (for status queries by the CLI).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn client(&self) -> Result<(ApiClient, String), SyncError> {
+        let url = self
+            .store
+            .setting(SERVER_URL)?
+            .ok_or(SyncError::NotEnrolled)?;
+        let token = self
+            .store
+            .setting(DEVICE_TOKEN)?
+            .ok_or(SyncError::NotEnrolled)?;
+        Ok((ApiClient::new(&url, self.config.request_timeout)?, token))
+    }
+
+    /// One full cycle: push everything pending, then pull feedback. Items the server refuses
+    /// are quarantined and do not stop the cycle.
+    pub async fn run_cycle(&mut self) -> Result<CycleReport, SyncError> {
+        let (client, token) = self.client()?;
+        let mut report = CycleReport::default();
+        let result = self.push_all(&client, &token, &mut report).await;
+        if result.is_err() {
+            self.store.release_sending()?;
+        }
+        result?;
+        report.reachable = true;
+        report.feedback = self.pull_feedback(&client, &token).await?;
+        self.store.set_last_sync(Utc::now())?;
+        let counts = self.store.status_counts()?;
+        report.pending = counts.pending_sync;
+        report.quarantined = counts.quarantined;
+        Ok(report)
+    }
+
+    async fn push_all(
+        &mut self,
+        client: &ApiClient,
+        token: &str,
+        report: &mut CycleReport,
+    ) -> Result<(), SyncError> {
+        // Bounded: every round either removes or quarantines at least one entry, or fails.
+        let max_rounds = self.store.status_counts()?.pending_sync as usize + 16;
+        for _ in 0..max_rounds {
+            let batch = self
+                .store
+                .outbox_batch(self.batch_limit, self.config.batch_max_bytes)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let mut items = Vec::with_capacity(batch.len());
+            for entry in &batch {
+                let document = serde_json::from_str(&entry.document)
+                    .map_err(|e| StoreError::Document(e.to_string()))?;
+                items.push(PushItem {
+                    record_id: entry.record_id,
+                    revision: entry.revision,
+                    status: entry.status,
+                    document,
+                    content_sha256: entry.content_sha256.clone(),
+                    signature: entry.signature.clone(),
+                    saved_at_utc: entry.saved_at_utc,
+                });
+            }
+            let ids: Vec<Uuid> = batch.iter().map(|b| b.record_id).collect();
+            self.store.mark_sending(&ids)?;
+            let response = match client.push(token, &PushRequest { items }).await {
+                Ok(r) => r,
+                Err(RequestError::Refused { status, message }) => {
+                    // The batch as a whole was refused (too large, or one item breaks it):
+                    // isolate the culprit by sending one at a time; a single refused item
+                    // is quarantined with the server's reason.
+                    self.store.release_sending()?;
+                    if batch.len() > 1 {
+                        self.batch_limit = 1;
+                        continue;
+                    }
+                    if let Some(only) = batch.first() {
+                        let reason = format!("refused by the server ({status}): {message}");
+                        self.store
+                            .quarantine(only.record_id, only.revision, &reason)?;
+                        report.newly_quarantined += 1;
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut acks = Vec::new();
+            for result in &response.results {
+                let ours = batch
+                    .iter()
+                    .any(|b| b.record_id == result.record_id && b.revision == result.revision);
+                if !ours {
+                    continue;
+                }
+                match result.outcome {
+                    PushOutcome::Stored | PushOutcome::Duplicate | PushOutcome::Stale => {
+                        acks.push((result.record_id, result.revision));
+                    }
+                    PushOutcome::Rejected => {
+                        let reason = match (&result.reject_reason, &result.message) {
+                            (_, Some(m)) => m.clone(),
+                            (Some(r), None) => format!("{r:?}"),
+                            (None, None) => "refused by the server".to_owned(),
+                        };
+                        self.store
+                            .quarantine(result.record_id, result.revision, &reason)?;
+                        report.newly_quarantined += 1;
+                    }
+                }
+            }
+            report.pushed += acks.len() as u64;
+            self.store.acknowledge_many(&acks)?;
+            // Entries the server did not answer for stay queued; put their badges back.
+            self.store.release_sending()?;
+            if self.batch_limit < self.config.batch_max_items {
+                self.batch_limit = (self.batch_limit * 2).min(self.config.batch_max_items);
+            }
+        }
+        Ok(())
+    }
+
+    async fn pull_feedback(&mut self, client: &ApiClient, token: &str) -> Result<u64, SyncError> {
+        let mut total = 0u64;
+        for _ in 0..1000 {
+            let since = self.store.feedback_cursor()?;
+            let page = client.feedback(token, since).await?;
+            if page.items.is_empty() {
+                break;
+            }
+            let entries: Vec<FeedbackEntry> = page
+                .items
+                .iter()
+                .map(|f| FeedbackEntry {
+                    cursor: f.cursor,
+                    record_id: f.record_id,
+                    revision: f.revision,
+                    decision: f.decision.as_str().to_owned(),
+                    comment: f.comment.clone(),
+                    decided_by: f.decided_by.clone(),
+                    decided_at_utc: f.decided_at_utc,
+                })
+                .collect();
+            let next = page
+                .next_cursor
+                .max(entries.iter().map(|e| e.cursor).max().unwrap_or(since));
+            total += self.store.apply_feedback(&entries, next)? as u64;
+            if next <= since {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    fn base_status(&self) -> SyncStatus {
+        let counts = self.store.status_counts().unwrap_or_default();
+        SyncStatus {
+            enrolled: self.store.setting(SERVER_URL).ok().flatten().is_some(),
+            queued: counts.pending_sync,
+            quarantined: counts.quarantined,
+            returned: counts.returned,
+            last_success_utc: self.store.last_sync().ok().flatten(),
+            ..SyncStatus::default()
+        }
+    }
+
+    /// Runs until [`SyncCommand::Shutdown`] or the handle is dropped. Publishes status after
+    /// every change and calls `notify` (the UI's repaint request).
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<SyncCommand>,
+        status_tx: watch::Sender<SyncStatus>,
+        notify: Arc<dyn Fn() + Send + Sync>,
+    ) {
+        let publish = |s: SyncStatus| {
+            status_tx.send_replace(s);
+            notify();
+        };
+        let mut status = self.base_status();
+        publish(status.clone());
+        let mut failures: u32 = 0;
+        let mut stopped = false;
+        let mut wait = Duration::ZERO;
+        loop {
+            // Wait for a trigger: a command, the timer, or (while offline) the server coming back.
+            let mut run_now = false;
+            let deadline = tokio::time::Instant::now() + wait;
+            while !run_now {
+                let now = tokio::time::Instant::now();
+                if now >= deadline && !stopped {
+                    break;
+                }
+                let slice = if status.reachable == Some(false) && !stopped {
+                    self.config.probe_interval.min(deadline - now)
+                } else if stopped {
+                    Duration::from_secs(3600)
+                } else {
+                    deadline - now
+                };
+                tokio::select! {
+                    cmd = commands.recv() => match cmd {
+                        None | Some(SyncCommand::Shutdown) => return,
+                        Some(SyncCommand::RetryQuarantined) => {
+                            let _ = self.store.retry_quarantined();
+                            run_now = true;
+                        }
+                        Some(SyncCommand::SyncNow) | Some(SyncCommand::RecordCompleted) => run_now = true,
+                    },
+                    _ = tokio::time::sleep(slice) => {
+                        if status.reachable == Some(false)
+                            && !stopped
+                            && let Ok((client, _)) = self.client()
+                            && client.health().await
+                        {
+                            run_now = true;
+                        }
+                    }
+                }
+            }
+            if run_now {
+                stopped = false;
+                failures = 0;
+            }
+            let enrolled = self.store.setting(SERVER_URL).ok().flatten().is_some();
+            if !enrolled {
+                status = self.base_status();
+                publish(status.clone());
+                wait = self.config.periodic;
+                continue;
+            }
+            status.sending = true;
+            status.retry_in_secs = None;
+            publish(status.clone());
+            let outcome = self.run_cycle().await;
+            let previous_problem = status.last_problem.clone();
+            status = self.base_status();
+            match outcome {
+                Ok(report) => {
+                    failures = 0;
+                    status.reachable = Some(true);
+                    if report.newly_quarantined > 0 {
+                        status.last_problem = Some(SyncProblem {
+                            kind: ProblemKind::Record,
+                            message: format!(
+                                "{} record(s) were refused by the server and need attention",
+                                report.newly_quarantined
+                            ),
+                            at_utc: Utc::now(),
+                        });
+                    } else if report.quarantined > 0 {
+                        status.last_problem =
+                            previous_problem.filter(|p| p.kind == ProblemKind::Record);
+                    }
+                    wait = self.config.periodic;
+                }
+                Err(e) => {
+                    let kind = e.kind();
+                    status.last_problem = Some(SyncProblem {
+                        kind,
+                        message: e.to_string(),
+                        at_utc: Utc::now(),
+                    });
+                    match kind {
+                        ProblemKind::Credentials => {
+                            stopped = true;
+                            status.stopped = true;
+                            status.reachable = Some(true);
+                            wait = Duration::from_secs(3600);
+                        }
+                        _ => {
+                            status.reachable = Some(kind != ProblemKind::Transient);
+                            failures = failures.saturating_add(1);
+                            wait = full_jitter_backoff(&self.config, failures);
+                            status.retry_in_secs = Some(wait.as_secs().max(1));
+                        }
+                    }
+                }
+            }
+            publish(status.clone());
+        }
+    }
+}
+
+/// Capped exponential backoff with full jitter: a random wait between zero and
+/// `min(cap, initial * 2^(failures-1))`.
+pub fn full_jitter_backoff(config: &SyncConfig, failures: u32) -> Duration {
+    let ceiling = backoff_ceiling(config, failures);
+    let millis = ceiling.as_millis() as u64;
+    Duration::from_millis(rand::rng().random_range(0..=millis.max(1)))
+}
+
+/// The ceiling of the backoff after `failures` consecutive failures.
+pub fn backoff_ceiling(config: &SyncConfig, failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(30);
+    let ceiling = config.backoff_initial.saturating_mul(1u32 << exp.min(20));
+    ceiling.min(config.backoff_cap)
+}
+
+/// Starts the engine on its own thread (with a small tokio runtime) over a second connection
+/// to `store`. `notify` is called after each status change (the UI passes `request_repaint`).
+pub fn start(
+    store: &Store,
+    config: SyncConfig,
+    notify: Arc<dyn Fn() + Send + Sync>,
+) -> Result<SyncHandle, SyncError> {
+    let own = store.open_another()?;
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (status_tx, status_rx) = watch::channel(SyncStatus::default());
+    let engine = Engine::new(own, config);
+    std::thread::Builder::new()
+        .name("epr-sync".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => rt.block_on(engine.run(cmd_rx, status_tx, notify)),
+                Err(e) => tracing::error!("sync engine could not start its runtime: {e}"),
+            }
+        })
+        .map_err(|e| {
+            SyncError::Store(StoreError::Document(format!(
+                "cannot start the sync thread: {e}"
+            )))
+        })?;
+    Ok(SyncHandle::new(cmd_tx, status_rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap() {
+        let c = SyncConfig::default();
+        assert_eq!(backoff_ceiling(&c, 1), Duration::from_secs(1));
+        assert_eq!(backoff_ceiling(&c, 2), Duration::from_secs(2));
+        assert_eq!(backoff_ceiling(&c, 4), Duration::from_secs(8));
+        assert_eq!(backoff_ceiling(&c, 9), Duration::from_secs(256));
+        assert_eq!(backoff_ceiling(&c, 10), Duration::from_secs(300));
+        assert_eq!(backoff_ceiling(&c, 1000), Duration::from_secs(300));
+        for f in 1..20 {
+            assert!(full_jitter_backoff(&c, f) <= backoff_ceiling(&c, f));
+        }
+    }
+}
