@@ -6,6 +6,7 @@
 
 pub mod crypto;
 pub mod demo;
+pub mod export;
 pub mod model;
 pub mod protocol;
 pub mod store;

@@ -27,6 +27,12 @@ struct Cli {
     command: Option<Command>,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ExportFormat {
+    Fhir,
+    Pdf,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a new encrypted store; passphrase from EPR_PASSPHRASE or a prompt.
@@ -62,6 +68,18 @@ enum Command {
     },
     /// Check the store's integrity (SQLite, SQLCipher and the audit chain).
     Check,
+    /// Write a hospital handover document for one record: FHIR R4 bundle or PDF summary.
+    Export {
+        #[arg(long)]
+        id: uuid::Uuid,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[arg(long)]
+        out: PathBuf,
+        /// A particular version (default: the latest).
+        #[arg(long)]
+        revision: Option<u64>,
+    },
     /// Enrol this tablet with a trust's server using a one-time code.
     Enroll {
         /// The server's base URL, e.g. https://epr.example.nhs.uk
@@ -248,6 +266,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Export {
+            id,
+            format,
+            out,
+            revision,
+        } => {
+            let mut store = unlock(&cli, &data_dir)?;
+            let (doc, meta) = store.version_for_export(*id, *revision)?;
+            let now = chrono::Utc::now();
+            let bytes = match format {
+                ExportFormat::Fhir => serde_json::to_vec_pretty(
+                    &ambulance_epr::export::fhir::bundle(&doc, &meta, now),
+                )?,
+                ExportFormat::Pdf => ambulance_epr::export::pdf::render(&doc, &meta, now)?,
+            };
+            std::fs::write(out, bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            store.record_access(ambulance_epr::store::audit::Action::Exported, *id)?;
+            if meta.is_draft() {
+                eprintln!(
+                    "note: this record is a draft; the export is marked \"{}\"",
+                    ambulance_epr::export::DRAFT_MARK
+                );
+            }
+            println!("wrote {}", out.display());
         }
         Command::Enroll { server, code, name } => {
             let store = unlock(&cli, &data_dir)?;

@@ -12,9 +12,11 @@ pub mod news2;
 pub mod nhs_number;
 pub mod observations;
 pub mod testdata;
+pub mod version;
 
 pub use completion::{Field, MissingItem, missing_items};
 pub use encounter::*;
 pub use news2::{News2, News2Parameters, News2Score, RiskBand, Spo2Scale};
 pub use nhs_number::{NhsNumber, NhsNumberError};
 pub use observations::*;
+pub use version::VersionMeta;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::audit::{self, Action};
 use super::{Result, Store, StoreError};
 use crate::crypto::{content_sha256_hex, signing_payload};
-use crate::model::{Encounter, News2, RecordStatus, SignOff, missing_items};
+use crate::model::{Encounter, News2, RecordStatus, SignOff, VersionMeta, missing_items};
 
 /// What a save committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -471,6 +471,31 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// One version with the metadata an export or a reviewer needs (latest when `revision`
+    /// is `None`).
+    pub fn version_for_export(
+        &self,
+        id: Uuid,
+        revision: Option<u64>,
+    ) -> Result<(Encounter, VersionMeta)> {
+        let versions = self.versions(id)?;
+        let info = match revision {
+            Some(r) => versions.into_iter().find(|v| v.revision == r),
+            None => versions.into_iter().last(),
+        }
+        .ok_or(StoreError::NotFound)?;
+        let doc = self.version(id, info.revision)?;
+        let meta = VersionMeta {
+            revision: info.revision,
+            status: info.status,
+            content_sha256: info.content_sha256,
+            signature: info.signature,
+            device_public_key: self.signing_key().ok().map(|k| k.public_key_base64()),
+            saved_at_utc: info.saved_at_utc,
+        };
+        Ok((doc, meta))
     }
 
     /// Lists records newest first, filtered on indexed columns only.

@@ -1,0 +1,580 @@
+//! A FHIR R4 document Bundle of one encounter version.
+//!
+//! Resources: Composition (first, as a document requires), Patient (NHS number identifier),
+//! Encounter, Practitioner (the signing clinician), one vital-signs panel Observation per
+//! observation set with one Observation per measured value (LOINC codes and UCUM units from
+//! CLINICAL.md), the NEWS2 total (SNOMED CT 1104051000000101) when the set is complete,
+//! MedicationAdministration per drug, Procedure per intervention, AllergyIntolerance, and a
+//! Provenance carrying the device signature. Resource ids are UUIDv5 derived from the record
+//! id, so the same version always yields the same bundle apart from its generation time.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{DRAFT_MARK, VersionMeta};
+use crate::model::{Acvpu, Encounter, Inspired, Milestone, News2, ObservationSet, Outcome, Sex};
+
+/// The NHS number identifier system.
+pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
+/// LOINC.
+pub const LOINC: &str = "http://loinc.org";
+/// SNOMED CT.
+pub const SNOMED: &str = "http://snomed.info/sct";
+/// UCUM units.
+pub const UCUM: &str = "http://unitsofmeasure.org";
+/// Identifier system for incident numbers issued by the trust's dispatch system.
+pub const INCIDENT_SYSTEM: &str = "urn:ambulance-epr:incident-number";
+const CATEGORY_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Stable per-record resource ids.
+struct Ids {
+    record: Uuid,
+}
+
+impl Ids {
+    fn id(&self, name: &str) -> Uuid {
+        Uuid::new_v5(&self.record, name.as_bytes())
+    }
+    fn url(&self, name: &str) -> String {
+        format!("urn:uuid:{}", self.id(name))
+    }
+    fn reference(&self, name: &str) -> Value {
+        json!({ "reference": self.url(name) })
+    }
+}
+
+fn vital_category() -> Value {
+    json!([{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "vital-signs", "display": "Vital Signs" }] }])
+}
+
+fn loinc(code: &str, display: &str) -> Value {
+    json!({ "coding": [{ "system": LOINC, "code": code, "display": display }], "text": display })
+}
+
+fn quantity(value: f64, unit: &str) -> Value {
+    json!({ "value": value, "unit": unit, "system": UCUM, "code": unit })
+}
+
+/// Builds the bundle. `generated_at` is the only input that differs between two exports of
+/// the same version.
+pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) -> Value {
+    let ids = Ids { record: e.id };
+    let draft = meta.is_draft();
+    let obs_status = if draft { "preliminary" } else { "final" };
+    let mut entries: Vec<(String, Value)> = Vec::new();
+    let mut section_entries: Vec<(&'static str, Vec<Value>)> = Vec::new();
+
+    // Patient.
+    let mut patient = json!({
+        "resourceType": "Patient",
+        "id": ids.id("patient").to_string(),
+    });
+    if let Some(nhs) = &e.patient.nhs_number {
+        patient["identifier"] = json!([{ "system": NHS_NUMBER_SYSTEM, "value": nhs.as_str() }]);
+    }
+    let mut name = json!({});
+    if !e.patient.family_name.trim().is_empty() {
+        name["family"] = json!(e.patient.family_name.trim());
+    }
+    if !e.patient.given_name.trim().is_empty() {
+        name["given"] = json!([e.patient.given_name.trim()]);
+    }
+    if name.as_object().is_some_and(|o| !o.is_empty()) {
+        patient["name"] = json!([name]);
+    }
+    if let Some(sex) = e.patient.sex {
+        patient["gender"] = json!(match sex {
+            Sex::Female => "female",
+            Sex::Male => "male",
+            Sex::Other => "other",
+            Sex::Unknown => "unknown",
+        });
+    }
+    if let Some(dob) = e.patient.date_of_birth {
+        patient["birthDate"] = json!(dob.format("%Y-%m-%d").to_string());
+    } else if let Some(age) = e.patient.estimated_age_years {
+        patient["extension"] = json!([{
+            "url": "urn:ambulance-epr:estimated-age-years",
+            "valueInteger": age
+        }]);
+    }
+    if !e.patient.address.trim().is_empty() {
+        patient["address"] = json!([{ "text": e.patient.address.trim() }]);
+    }
+    if !e.patient.gp_practice.trim().is_empty() {
+        patient["generalPractitioner"] = json!([{ "display": e.patient.gp_practice.trim() }]);
+    }
+    entries.push((ids.url("patient"), patient));
+
+    // Practitioner: the signing clinician (or the first crew member of a draft).
+    let (clinician, registration) = match (&e.sign_off, e.crew.first()) {
+        (Some(s), _) => (s.clinician_name.clone(), s.registration.clone()),
+        (None, Some(c)) => (c.name.clone(), c.registration.clone()),
+        (None, None) => ("Unknown clinician".to_owned(), String::new()),
+    };
+    let mut practitioner = json!({
+        "resourceType": "Practitioner",
+        "id": ids.id("practitioner").to_string(),
+        "name": [{ "text": clinician }],
+    });
+    if !registration.trim().is_empty() {
+        practitioner["identifier"] = json!([{
+            "type": { "text": "Professional registration number" },
+            "value": registration.trim()
+        }]);
+    }
+    entries.push((ids.url("practitioner"), practitioner));
+
+    // Encounter.
+    let times = &e.incident.times;
+    let start = times
+        .get(Milestone::AtPatient)
+        .or_else(|| times.first_recorded().map(|(_, t)| t))
+        .unwrap_or(e.created_at_utc);
+    let end = times
+        .get(Milestone::Handover)
+        .or_else(|| times.get(Milestone::Clear))
+        .or_else(|| times.get(Milestone::LeftScene));
+    let mut period = json!({ "start": time(start) });
+    if let Some(end) = end.filter(|end| *end >= start) {
+        period["end"] = json!(time(end));
+    }
+    let mut encounter = json!({
+        "resourceType": "Encounter",
+        "id": ids.id("encounter").to_string(),
+        "status": if draft { "in-progress" } else { "finished" },
+        "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "EMER",
+            "display": "emergency"
+        },
+        "subject": ids.reference("patient"),
+        "period": period,
+        "participant": [{ "individual": ids.reference("practitioner") }],
+    });
+    if !e.incident.incident_number.trim().is_empty() {
+        encounter["identifier"] =
+            json!([{ "system": INCIDENT_SYSTEM, "value": e.incident.incident_number.trim() }]);
+    }
+    if !e.history.presenting_complaint.trim().is_empty() {
+        encounter["reasonCode"] = json!([{ "text": e.history.presenting_complaint.trim() }]);
+    }
+    if let Some(Outcome::ConveyedTo { hospital }) = &e.outcome {
+        encounter["hospitalization"] = json!({ "destination": { "display": hospital } });
+    }
+    entries.push((ids.url("encounter"), encounter));
+
+    // Observations, one panel per set.
+    let mut obs_refs = Vec::new();
+    for (index, set) in e.observations_by_time().into_iter().enumerate() {
+        let refs = observation_set(&ids, e, set, index, obs_status, &mut entries);
+        obs_refs.extend(refs);
+    }
+    section_entries.push(("Observations", obs_refs));
+
+    // Allergies.
+    let mut allergy_refs = Vec::new();
+    let allergies = e.history.allergies.trim();
+    if !allergies.is_empty() {
+        let nkda = matches!(
+            allergies.to_ascii_uppercase().as_str(),
+            "NKDA" | "NKA" | "NONE" | "NO KNOWN ALLERGIES"
+        );
+        let code = if nkda {
+            json!({ "coding": [{ "system": SNOMED, "code": "716186003", "display": "No known allergy" }], "text": allergies })
+        } else {
+            json!({ "text": allergies })
+        };
+        entries.push((
+            ids.url("allergy"),
+            json!({
+                "resourceType": "AllergyIntolerance",
+                "id": ids.id("allergy").to_string(),
+                "clinicalStatus": { "coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "active"
+                }]},
+                "code": code,
+                "patient": ids.reference("patient"),
+                "recorder": ids.reference("practitioner"),
+            }),
+        ));
+        allergy_refs.push(ids.reference("allergy"));
+    }
+    section_entries.push(("Allergies", allergy_refs));
+
+    // Drugs.
+    let mut drug_refs = Vec::new();
+    for (i, d) in e.drugs.iter().enumerate() {
+        let name = format!("drug-{i}");
+        let mut dosage = json!({ "dose": { "value": d.dose, "unit": d.unit } });
+        if !d.route.trim().is_empty() {
+            dosage["route"] = json!({ "text": d.route.trim() });
+        }
+        let mut ma = json!({
+            "resourceType": "MedicationAdministration",
+            "id": ids.id(&name).to_string(),
+            "status": "completed",
+            "medicationCodeableConcept": { "text": d.drug },
+            "subject": ids.reference("patient"),
+            "context": ids.reference("encounter"),
+            "effectiveDateTime": time(d.at_utc),
+            "dosage": dosage,
+        });
+        if !d.by.trim().is_empty() {
+            ma["performer"] = json!([{ "actor": { "display": d.by.trim() } }]);
+        }
+        entries.push((ids.url(&name), ma));
+        drug_refs.push(ids.reference(&name));
+    }
+    section_entries.push(("Medications administered", drug_refs));
+
+    // Interventions.
+    let mut proc_refs = Vec::new();
+    for (i, p) in e.interventions.iter().enumerate() {
+        let name = format!("procedure-{i}");
+        let mut pr = json!({
+            "resourceType": "Procedure",
+            "id": ids.id(&name).to_string(),
+            "status": "completed",
+            "code": { "text": p.what },
+            "subject": ids.reference("patient"),
+            "encounter": ids.reference("encounter"),
+            "performedDateTime": time(p.at_utc),
+        });
+        if !p.details.trim().is_empty() {
+            pr["note"] = json!([{ "text": p.details.trim() }]);
+        }
+        if !p.by.trim().is_empty() {
+            pr["performer"] = json!([{ "actor": { "display": p.by.trim() } }]);
+        }
+        entries.push((ids.url(&name), pr));
+        proc_refs.push(ids.reference(&name));
+    }
+    section_entries.push(("Procedures", proc_refs));
+
+    // Provenance with the device signature (signed versions only).
+    if let (false, Some(signature)) = (draft, &meta.signature) {
+        let recorded = e
+            .sign_off
+            .as_ref()
+            .map(|s| s.signed_at_utc)
+            .unwrap_or(meta.saved_at_utc);
+        let mut prov = json!({
+            "resourceType": "Provenance",
+            "id": ids.id("provenance").to_string(),
+            "target": [ids.reference("composition")],
+            "recorded": time(recorded),
+            "agent": [{ "who": ids.reference("practitioner") }],
+            "signature": [{
+                "type": [{
+                    "system": "urn:iso-astm:E1762-95:2013",
+                    "code": "1.2.840.10065.1.12.1.1",
+                    "display": "Author's Signature"
+                }],
+                "when": time(recorded),
+                "who": ids.reference("practitioner"),
+                "sigFormat": "application/octet-stream",
+                "data": signature,
+            }],
+            "extension": [
+                { "url": "urn:ambulance-epr:content-sha256", "valueString": meta.content_sha256 },
+                { "url": "urn:ambulance-epr:revision", "valueInteger": meta.revision },
+                { "url": "urn:ambulance-epr:signature-algorithm", "valueString": "Ed25519" },
+            ],
+        });
+        if let Some(key) = &meta.device_public_key
+            && let Some(ext) = prov["extension"].as_array_mut()
+        {
+            ext.push(json!({ "url": "urn:ambulance-epr:device-public-key", "valueString": key }));
+        }
+        entries.push((ids.url("provenance"), prov));
+    }
+
+    // Composition: the document's header and table of contents.
+    let handover_text = crate::model::handover::atmist_text(e);
+    let mut sections = vec![json!({
+        "title": "Handover (ATMIST)",
+        "text": narrative(&handover_text),
+    })];
+    for (title, refs) in section_entries {
+        if refs.is_empty() {
+            sections.push(json!({
+                "title": title,
+                "text": narrative("None recorded"),
+                "emptyReason": { "coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
+                    "code": "nilknown",
+                    "display": "Nil Known"
+                }]},
+            }));
+        } else {
+            sections.push(json!({ "title": title, "entry": refs }));
+        }
+    }
+    if !e.notes.trim().is_empty() {
+        sections.push(json!({ "title": "Clinical notes", "text": narrative(e.notes.trim()) }));
+    }
+    if let Some(outcome) = &e.outcome {
+        sections.push(json!({ "title": "Outcome", "text": narrative(&outcome.summary()) }));
+    }
+    let title = if draft {
+        format!("{DRAFT_MARK}: ambulance patient care record")
+    } else {
+        "Ambulance patient care record".to_owned()
+    };
+    let composition_date = e
+        .sign_off
+        .as_ref()
+        .map(|s| s.signed_at_utc)
+        .unwrap_or(meta.saved_at_utc);
+    let composition = json!({
+        "resourceType": "Composition",
+        "id": ids.id("composition").to_string(),
+        "identifier": { "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", e.id) },
+        "status": if draft { "preliminary" } else { "final" },
+        "type": { "coding": [{ "system": LOINC, "code": "67796-3", "display": "EMS patient care report - version 3 Document NEMSIS" }] },
+        "subject": ids.reference("patient"),
+        "encounter": ids.reference("encounter"),
+        "date": time(composition_date),
+        "author": [ids.reference("practitioner")],
+        "title": title,
+        "extension": [{ "url": "urn:ambulance-epr:revision", "valueInteger": meta.revision }],
+        "section": sections,
+    });
+
+    let mut all = vec![(ids.url("composition"), composition)];
+    all.extend(entries);
+    json!({
+        "resourceType": "Bundle",
+        "id": Uuid::new_v5(&e.id, format!("bundle-r{}", meta.revision).as_bytes()).to_string(),
+        "meta": { "lastUpdated": time(generated_at) },
+        "identifier": { "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", Uuid::new_v5(&e.id, format!("document-r{}", meta.revision).as_bytes())) },
+        "type": "document",
+        "timestamp": time(generated_at),
+        "entry": all.into_iter().map(|(url, resource)| json!({ "fullUrl": url, "resource": resource })).collect::<Vec<_>>(),
+    })
+}
+
+fn narrative(text: &str) -> Value {
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\n', "<br/>");
+    json!({ "status": "generated", "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{escaped}</div>") })
+}
+
+/// Adds the Observations of one set to `entries`; returns the references for the section.
+fn observation_set(
+    ids: &Ids,
+    e: &Encounter,
+    set: &ObservationSet,
+    index: usize,
+    status: &str,
+    entries: &mut Vec<(String, Value)>,
+) -> Vec<Value> {
+    let at = time(set.taken_at_utc);
+    let base = |name: &str, code: Value| {
+        json!({
+            "resourceType": "Observation",
+            "id": ids.id(name).to_string(),
+            "status": status,
+            "category": vital_category(),
+            "code": code,
+            "subject": ids.reference("patient"),
+            "encounter": ids.reference("encounter"),
+            "effectiveDateTime": at,
+            "performer": [ids.reference("practitioner")],
+        })
+    };
+    let mut members = Vec::new();
+    let mut add = |entries: &mut Vec<(String, Value)>, key: &str, resource: Value| {
+        let name = format!("obs-{index}-{key}");
+        let mut r = resource;
+        r["id"] = json!(ids.id(&name).to_string());
+        entries.push((ids.url(&name), r));
+        members.push(ids.reference(&name));
+    };
+    if let Some(v) = set.resp_rate_per_min {
+        let mut r = base("", loinc("9279-1", "Respiratory rate"));
+        r["valueQuantity"] = quantity(f64::from(v.get()), "/min");
+        add(entries, "rr", r);
+    }
+    if let Some(v) = set.spo2_percent {
+        let mut r = base(
+            "",
+            json!({
+                "coding": [
+                    { "system": LOINC, "code": "2708-6", "display": "Oxygen saturation in Arterial blood" },
+                    { "system": LOINC, "code": "59408-5", "display": "Oxygen saturation in Arterial blood by Pulse oximetry" }
+                ],
+                "text": "SpO2"
+            }),
+        );
+        r["valueQuantity"] = quantity(f64::from(v.get()), "%");
+        add(entries, "spo2", r);
+    }
+    if let Some(inspired) = set.inspired {
+        let mut r = base("", json!({ "text": "Air or supplemental oxygen" }));
+        match inspired {
+            Inspired::Air => r["valueCodeableConcept"] = json!({ "text": "Air" }),
+            Inspired::Oxygen { flow_l_per_min } => {
+                r["valueCodeableConcept"] = json!({ "text": "Supplemental oxygen" });
+                if let Some(flow) = flow_l_per_min {
+                    r["component"] = json!([{
+                        "code": loinc("3151-8", "Inhaled oxygen flow rate"),
+                        "valueQuantity": quantity(flow.get(), "L/min"),
+                    }]);
+                }
+            }
+        }
+        add(entries, "inspired", r);
+    }
+    if set.systolic_mmhg.is_some() || set.diastolic_mmhg.is_some() {
+        let mut r = base(
+            "",
+            loinc("85354-9", "Blood pressure panel with all children optional"),
+        );
+        let mut components = Vec::new();
+        if let Some(s) = set.systolic_mmhg {
+            components.push(json!({ "code": loinc("8480-6", "Systolic blood pressure"), "valueQuantity": quantity(f64::from(s.get()), "mm[Hg]") }));
+        }
+        if let Some(d) = set.diastolic_mmhg {
+            components.push(json!({ "code": loinc("8462-4", "Diastolic blood pressure"), "valueQuantity": quantity(f64::from(d.get()), "mm[Hg]") }));
+        }
+        r["component"] = json!(components);
+        add(entries, "bp", r);
+    }
+    if let Some(v) = set.pulse_bpm {
+        let mut r = base("", loinc("8867-4", "Heart rate"));
+        r["valueQuantity"] = quantity(f64::from(v.get()), "/min");
+        add(entries, "hr", r);
+    }
+    if let Some(v) = set.temperature_celsius {
+        let mut r = base("", loinc("8310-5", "Body temperature"));
+        r["valueQuantity"] = quantity(v.get(), "Cel");
+        add(entries, "temp", r);
+    }
+    if let Some(v) = set.acvpu {
+        let mut r = base("", json!({ "text": "Level of consciousness (ACVPU)" }));
+        r["valueCodeableConcept"] = json!({ "text": match v {
+            Acvpu::Alert => "Alert",
+            Acvpu::NewConfusion => "New confusion",
+            Acvpu::Voice => "Responds to voice",
+            Acvpu::Pain => "Responds to pain",
+            Acvpu::Unresponsive => "Unresponsive",
+        }});
+        add(entries, "acvpu", r);
+    }
+    if let Some(g) = set.gcs {
+        let mut r = base("", loinc("9269-2", "Glasgow coma score total"));
+        r["valueQuantity"] = quantity(f64::from(g.total()), "{score}");
+        r["component"] = json!([
+            { "code": loinc("9267-6", "Glasgow coma score eye opening"), "valueQuantity": quantity(f64::from(g.eye.get()), "{score}") },
+            { "code": loinc("9270-0", "Glasgow coma score verbal"), "valueQuantity": quantity(f64::from(g.verbal.get()), "{score}") },
+            { "code": loinc("9268-4", "Glasgow coma score motor"), "valueQuantity": quantity(f64::from(g.motor.get()), "{score}") },
+        ]);
+        add(entries, "gcs", r);
+    }
+    if let Some(v) = set.glucose_mmol_per_l {
+        let mut r = base("", loinc("15074-8", "Glucose [Moles/volume] in Blood"));
+        r["valueQuantity"] = quantity(v.get(), "mmol/L");
+        add(entries, "glucose", r);
+    }
+    if let Some(v) = set.pain_score {
+        let mut r = base(
+            "",
+            loinc(
+                "72514-3",
+                "Pain severity - 0-10 verbal numeric rating [Score] - Reported",
+            ),
+        );
+        r["valueQuantity"] = quantity(f64::from(v.get()), "{score}");
+        add(entries, "pain", r);
+    }
+    let panel_name = format!("obs-{index}-panel");
+    let mut panel = base(
+        &panel_name,
+        loinc(
+            "85353-1",
+            "Vital signs, weight, height, head circumference, oxygen saturation and BMI panel",
+        ),
+    );
+    panel["id"] = json!(ids.id(&panel_name).to_string());
+    panel["hasMember"] = json!(members);
+    entries.push((ids.url(&panel_name), panel));
+    let mut refs = vec![ids.reference(&panel_name)];
+    if let News2::Complete(score) = e.news2_for(set) {
+        let name = format!("obs-{index}-news2");
+        let mut r = base(
+            &name,
+            json!({
+                "coding": [{ "system": SNOMED, "code": "1104051000000101", "display": "Royal College of Physicians NEWS2 (National Early Warning Score 2) total score" }],
+                "text": "NEWS2 total"
+            }),
+        );
+        r["id"] = json!(ids.id(&name).to_string());
+        r["category"] = json!([{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "survey", "display": "Survey" }] }]);
+        r["valueQuantity"] = quantity(f64::from(score.total), "{score}");
+        r["interpretation"] = json!([{ "text": format!("{} clinical risk: {}", score.risk.label(), score.risk.response()) }]);
+        r["derivedFrom"] = json!([ids.reference(&panel_name)]);
+        entries.push((ids.url(&name), r));
+        refs.push(ids.reference(&name));
+    }
+    refs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testdata::complete_encounter;
+    use chrono::TimeZone;
+
+    fn meta(status: crate::model::RecordStatus) -> VersionMeta {
+        VersionMeta {
+            revision: 3,
+            status,
+            content_sha256: "ab".repeat(32),
+            signature: status.is_signed().then(|| "c2lnbmF0dXJl".to_owned()),
+            device_public_key: Some("cHVibGlj".to_owned()),
+            saved_at_utc: Utc
+                .with_ymd_and_hms(2026, 3, 1, 11, 20, 0)
+                .single()
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn same_version_same_bundle_apart_from_generation_time() {
+        let e = complete_encounter();
+        let m = meta(crate::model::RecordStatus::Completed);
+        let mut a = bundle(&e, &m, Utc::now());
+        let mut b = bundle(&e, &m, Utc::now() + chrono::Duration::hours(3));
+        for v in [&mut a, &mut b] {
+            v["timestamp"] = Value::Null;
+            v["meta"] = Value::Null;
+        }
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn draft_is_marked_and_unsigned() {
+        let e = complete_encounter();
+        let b = bundle(&e, &meta(crate::model::RecordStatus::Draft), Utc::now());
+        let comp = &b["entry"][0]["resource"];
+        assert_eq!(comp["status"], "preliminary");
+        assert!(comp["title"].as_str().unwrap().starts_with(DRAFT_MARK));
+        let has_provenance = b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["resource"]["resourceType"] == "Provenance");
+        assert!(!has_provenance);
+    }
+}

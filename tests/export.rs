@@ -1,0 +1,447 @@
+//! Hospital handover exports: the FHIR R4 bundle's structure and golden file, the PDF's text,
+//! and the headless `epr export` command.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::export::{DRAFT_MARK, fhir, pdf};
+use ambulance_epr::model::handover::{atmist, clock, observation_summary};
+use ambulance_epr::model::testdata::complete_encounter;
+use ambulance_epr::model::{RecordStatus, VersionMeta};
+use ambulance_epr::store::{Store, migrate};
+use chrono::{TimeZone, Utc};
+use serde_json::Value;
+
+fn fixed_meta(status: RecordStatus) -> VersionMeta {
+    VersionMeta {
+        revision: 2,
+        status,
+        content_sha256: "0f".repeat(32),
+        signature: status
+            .is_signed()
+            .then(|| "c2lnbmF0dXJlLWZvci1nb2xkZW4tZmlsZQ==".to_owned()),
+        device_public_key: Some("cHVibGljLWtleS1mb3ItZ29sZGVu".to_owned()),
+        saved_at_utc: Utc
+            .with_ymd_and_hms(2026, 3, 1, 11, 21, 0)
+            .single()
+            .unwrap(),
+    }
+}
+
+/// Checks the rules a FHIR R4 reader would check; returns every problem found.
+fn fhir_problems(bundle: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut p = |s: String| problems.push(s);
+    if bundle["resourceType"] != "Bundle" {
+        p("not a Bundle".into());
+    }
+    if bundle["type"] != "document" {
+        p("Bundle.type is not document".into());
+    }
+    if bundle["identifier"]["value"].as_str().is_none() {
+        p("document Bundle needs an identifier (bdl-9)".into());
+    }
+    if bundle["timestamp"].as_str().is_none() {
+        p("document Bundle needs a timestamp (bdl-10)".into());
+    }
+    let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
+    if entries
+        .first()
+        .map(|e| e["resource"]["resourceType"].clone())
+        != Some(Value::from("Composition"))
+    {
+        p("the first entry must be the Composition (bdl-11)".into());
+    }
+    let mut urls = HashSet::new();
+    for e in &entries {
+        let url = e["fullUrl"].as_str().unwrap_or("");
+        if !url.starts_with("urn:uuid:") {
+            p(format!("entry fullUrl {url:?} is not a urn:uuid"));
+        }
+        if !urls.insert(url.to_owned()) {
+            p(format!("duplicate fullUrl {url}"));
+        }
+        let id = e["resource"]["id"].as_str().unwrap_or("");
+        if !url.ends_with(id) || id.is_empty() {
+            p(format!("resource id {id:?} does not match fullUrl {url}"));
+        }
+    }
+    // Every reference resolves inside the bundle.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if k == "reference" {
+                        if let Some(s) = x.as_str() {
+                            out.push(s.to_owned());
+                        }
+                    } else {
+                        refs(x, out);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all_refs = Vec::new();
+    refs(bundle, &mut all_refs);
+    for r in &all_refs {
+        if !urls.contains(r) {
+            p(format!("reference {r} does not resolve inside the bundle"));
+        }
+    }
+    // Required elements per resource type (FHIR R4 cardinalities).
+    for e in &entries {
+        let r = &e["resource"];
+        let t = r["resourceType"].as_str().unwrap_or("");
+        let need = |path: &[&str]| {
+            let mut v = r;
+            for k in path {
+                v = &v[*k];
+            }
+            !v.is_null()
+        };
+        let required: &[&[&str]] = match t {
+            "Composition" => &[
+                &["status"],
+                &["type"],
+                &["date"],
+                &["author"],
+                &["title"],
+                &["subject"],
+            ],
+            "Patient" => &[],
+            "Encounter" => &[&["status"], &["class"]],
+            "Observation" => &[&["status"], &["code"], &["subject"], &["effectiveDateTime"]],
+            "MedicationAdministration" => &[
+                &["status"],
+                &["medicationCodeableConcept"],
+                &["subject"],
+                &["effectiveDateTime"],
+            ],
+            "Procedure" => &[&["status"], &["subject"]],
+            "AllergyIntolerance" => &[&["patient"]],
+            "Practitioner" => &[],
+            "Provenance" => &[&["target"], &["recorded"], &["agent"]],
+            other => {
+                p(format!("unexpected resource type {other}"));
+                &[]
+            }
+        };
+        for path in required {
+            if !need(path) {
+                p(format!("{t} lacks {}", path.join(".")));
+            }
+        }
+        if t == "Observation" {
+            for coding in r["code"]["coding"].as_array().into_iter().flatten() {
+                let system = coding["system"].as_str().unwrap_or("");
+                if system != fhir::LOINC && system != fhir::SNOMED {
+                    p(format!("Observation code system {system}"));
+                }
+            }
+            for q in [&r["valueQuantity"]].into_iter().chain(
+                r["component"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| &c["valueQuantity"]),
+            ) {
+                if !q.is_null() && q["system"] != fhir::UCUM {
+                    p("a quantity is not UCUM".into());
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn find<'a>(bundle: &'a Value, resource_type: &str) -> Vec<&'a Value> {
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == resource_type)
+        .collect()
+}
+
+fn codes(bundle: &Value) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for obs in find(bundle, "Observation") {
+        for c in obs["code"]["coding"].as_array().into_iter().flatten() {
+            out.insert(c["code"].as_str().unwrap().to_owned());
+        }
+        for comp in obs["component"].as_array().into_iter().flatten() {
+            for c in comp["code"]["coding"].as_array().into_iter().flatten() {
+                out.insert(c["code"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn fhir_bundle_is_structurally_valid_and_carries_the_codes() {
+    let e = complete_encounter();
+    let b = fhir::bundle(&e, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    let patient = find(&b, "Patient")[0];
+    assert_eq!(patient["identifier"][0]["system"], fhir::NHS_NUMBER_SYSTEM);
+    assert_eq!(patient["identifier"][0]["value"], "9990000018");
+    let c = codes(&b);
+    for code in [
+        "85353-1",
+        "8867-4",
+        "9279-1",
+        "2708-6",
+        "59408-5",
+        "85354-9",
+        "8480-6",
+        "8462-4",
+        "8310-5",
+        "9269-2",
+        "9267-6",
+        "9270-0",
+        "9268-4",
+        "15074-8",
+        "72514-3",
+        "1104051000000101",
+    ] {
+        assert!(c.contains(code), "missing code {code}");
+    }
+    assert_eq!(find(&b, "MedicationAdministration").len(), 2);
+    assert_eq!(find(&b, "Procedure").len(), 1);
+    assert_eq!(find(&b, "AllergyIntolerance").len(), 1);
+    assert_eq!(find(&b, "Practitioner").len(), 1);
+    let prov = find(&b, "Provenance");
+    assert_eq!(prov.len(), 1);
+    assert_eq!(
+        prov[0]["signature"][0]["data"],
+        "c2lnbmF0dXJlLWZvci1nb2xkZW4tZmlsZQ=="
+    );
+    // One panel and one NEWS2 per complete set.
+    let panels = find(&b, "Observation")
+        .into_iter()
+        .filter(|o| o["code"]["coding"][0]["code"] == "85353-1")
+        .count();
+    assert_eq!(panels, e.observations.len());
+}
+
+#[test]
+fn fhir_bundle_matches_the_golden_file() {
+    let e = complete_encounter();
+    let generated = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().unwrap();
+    let b = fhir::bundle(&e, &fixed_meta(RecordStatus::Completed), generated);
+    let text = serde_json::to_string_pretty(&b).unwrap() + "\n";
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/fhir_bundle.json");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let golden =
+        std::fs::read_to_string(&path).expect("golden file (regenerate with UPDATE_GOLDEN=1)");
+    assert_eq!(
+        text, golden,
+        "FHIR output changed; review and regenerate with UPDATE_GOLDEN=1"
+    );
+}
+
+fn pdf_text(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.pdf");
+    std::fs::write(&path, bytes).unwrap();
+    let out = Command::new("pdftotext")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (Debian package poppler-utils) is needed to read PDFs in tests");
+    assert!(
+        out.status.success(),
+        "pdftotext failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn pdf_contains_the_atmist_lines_and_every_observation_set() {
+    let e = complete_encounter();
+    let bytes = pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap();
+    assert!(bytes.starts_with(b"%PDF"));
+    let text = squash(&pdf_text(&bytes));
+    for line in atmist(&e) {
+        let expected = squash(&format!(
+            "{} – {}: {}",
+            line.letter, line.heading, line.text
+        ));
+        assert!(text.contains(&expected), "missing ATMIST line {expected:?}");
+    }
+    for o in &e.observations {
+        let expected = squash(&format!(
+            "{}: {}",
+            clock(o.taken_at_utc),
+            observation_summary(o)
+        ));
+        assert!(
+            text.contains(&expected),
+            "missing observation set {expected:?}"
+        );
+    }
+    assert!(
+        text.contains("943") || text.contains("999 000 0018"),
+        "NHS number printed"
+    );
+    assert!(text.contains(&e.id.to_string()), "record id in the footer");
+    assert!(text.contains("version 2"));
+    assert!(!text.contains(DRAFT_MARK));
+}
+
+#[test]
+fn draft_exports_are_marked_in_both_formats() {
+    let mut e = complete_encounter();
+    e.sign_off = None;
+    let meta = fixed_meta(RecordStatus::Draft);
+    let text = pdf_text(&pdf::render(&e, &meta, Utc::now()).unwrap());
+    assert!(text.contains(DRAFT_MARK), "{text}");
+    let b = fhir::bundle(&e, &meta, Utc::now());
+    assert!(
+        b["entry"][0]["resource"]["title"]
+            .as_str()
+            .unwrap()
+            .contains(DRAFT_MARK)
+    );
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+}
+
+#[test]
+fn unusual_names_render_and_long_ones_wrap() {
+    let mut e = complete_encounter();
+    e.patient.given_name = "Zoë-Siân".into();
+    e.patient.family_name = "O'Brien-Łukasiewicz Ångström Ñúñez".into();
+    e.notes = "x".repeat(30) + " " + &"Lorem ipsum dolor sit amet ".repeat(60);
+    let bytes = pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap();
+    let text = pdf_text(&bytes);
+    assert!(
+        text.contains("Zoë-Siân O'Brien-Łukasiewicz Ångström Ñúñez"),
+        "{text}"
+    );
+    // Long text wraps instead of running off the page: no line is absurdly long.
+    assert!(text.lines().all(|l| l.chars().count() < 160));
+}
+
+#[test]
+fn epr_export_writes_both_formats_and_reports_an_unwritable_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::create_with(
+        dir.path(),
+        "crew",
+        "export pass",
+        KdfParams::FAST_FOR_TESTS,
+        migrate::latest_version(),
+    )
+    .unwrap();
+    let e = complete_encounter();
+    store
+        .complete_and_sign(&e, "A. Paramedic", "PA000001")
+        .unwrap();
+    drop(store);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_epr"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("EPR_PASSPHRASE", "export pass")
+            .output()
+            .unwrap()
+    };
+    let id = e.id.to_string();
+    let fhir_path = dir.path().join("bundle.json");
+    let out = run(&[
+        "export",
+        "--id",
+        &id,
+        "--format",
+        "fhir",
+        "--out",
+        fhir_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b: Value = serde_json::from_slice(&std::fs::read(&fhir_path).unwrap()).unwrap();
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    // The device signature in the bundle verifies with the device key it names.
+    let prov = find(&b, "Provenance")[0];
+    let ext = prov["extension"].as_array().unwrap();
+    let get = |url: &str| ext.iter().find(|x| x["url"] == url).unwrap();
+    let hash = get("urn:ambulance-epr:content-sha256")["valueString"]
+        .as_str()
+        .unwrap();
+    let key = get("urn:ambulance-epr:device-public-key")["valueString"]
+        .as_str()
+        .unwrap();
+    let payload = ambulance_epr::crypto::signing_payload(e.id, 1, "completed", hash);
+    ambulance_epr::crypto::verify_signature(
+        key,
+        &payload,
+        prov["signature"][0]["data"].as_str().unwrap(),
+    )
+    .unwrap();
+
+    let pdf_path = dir.path().join("handover.pdf");
+    let out = run(&[
+        "export",
+        "--id",
+        &id,
+        "--format",
+        "pdf",
+        "--out",
+        pdf_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(&pdf_path).unwrap().starts_with(b"%PDF"));
+
+    let out = run(&[
+        "export",
+        "--id",
+        &id,
+        "--format",
+        "pdf",
+        "--out",
+        "/nonexistent-dir/handover.pdf",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot write /nonexistent-dir/handover.pdf"),
+        "{stderr}"
+    );
+
+    let store = Store::unlock(dir.path(), None, "export pass").unwrap();
+    let actions: Vec<String> = store
+        .audit_for(e.id)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "exported").count(),
+        2,
+        "each export is audited"
+    );
+}
