@@ -99,7 +99,7 @@ fn main() {
     }
     unlocks.sort();
     println!(
-        "unlock (Argon2id 64 MiB, t=3, p=1, then open): median {:.3} s, max {:.3} s",
+        "unlock (Argon2id 128 MiB, t=3, p=1, then open): median {:.3} s, max {:.3} s",
         percentile(&unlocks, 0.5).as_secs_f64(),
         unlocks
             .last()

@@ -34,11 +34,11 @@ pub struct KdfParams {
 }
 
 impl KdfParams {
-    /// The default for unlocking a tablet: 64 MiB, 3 passes, 1 lane. Measured at roughly
-    /// 0.3-0.5 s on the reference machine (see BENCHMARKS.md): slow for a guesser with a
-    /// stolen tablet, fast enough for a crew member at the roadside.
+    /// The default for unlocking a tablet: 128 MiB, 3 passes, 1 lane. Measured at about
+    /// 0.3 s on the reference machine (see BENCHMARKS.md): slow for a guesser with a stolen
+    /// tablet, fast enough for a crew member at the roadside.
     pub const INTERACTIVE: KdfParams = KdfParams {
-        memory_kib: 64 * 1024,
+        memory_kib: 128 * 1024,
         iterations: 3,
         parallelism: 1,
     };
