@@ -8,6 +8,8 @@ pub mod crypto;
 pub mod demo;
 pub mod model;
 pub mod protocol;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod store;
 #[cfg(feature = "app")]
 pub mod ui;

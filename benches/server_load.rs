@@ -1,0 +1,2 @@
+//! Server ingest load benchmark (filled in below).
+fn main() {}
