@@ -341,10 +341,10 @@ async fn push(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
 
-    let valid: Vec<_> = checked
-        .iter()
-        .filter_map(|c| c.as_ref().ok())
-        .cloned()
+    let mut valid = Vec::with_capacity(checked.len());
+    let checked: Vec<Result<(), Rejection>> = checked
+        .into_iter()
+        .map(|c| c.map(|v| valid.push(v)))
         .collect();
     let mut stored = state
         .storage()

@@ -2,6 +2,8 @@
 //! device signature. Pure CPU work, no I/O, so it runs on a blocking thread per batch and is
 //! tested on its own. Also the re-check that `epr-server verify` runs on stored versions.
 
+use serde::Deserialize;
+
 use crate::crypto::{canonical_json, content_sha256_hex, signing_payload, verify_signature};
 use crate::model::{Encounter, RecordStatus};
 use crate::protocol::{PushItem, RejectReason};
@@ -33,7 +35,7 @@ pub fn check_item(item: &PushItem, device_public_key_b64: &str) -> Result<NewVer
             "the document is not a JSON object",
         ));
     }
-    let encounter: Encounter = serde_json::from_value(item.document.clone()).map_err(|_| {
+    let encounter = Encounter::deserialize(&item.document).map_err(|_| {
         reject(
             RejectReason::Schema,
             "the document is not a valid encounter",
