@@ -198,6 +198,21 @@ async fn admin_commands_serve_and_verify_on_sqlite() {
     assert!(!text.contains(&completed[0].id.to_string()), "{text}");
     assert!(text.contains("1 of 4"), "{text}");
 
+    // Editing the audit trail breaks its chain, and verify says so.
+    {
+        let conn = rusqlite::Connection::open(&db_path).unwrap();
+        let n = conn
+            .execute(
+                "UPDATE audit SET actor = 'admin' WHERE action = 'version_stored'",
+                [],
+            )
+            .unwrap();
+        assert!(n > 0);
+    }
+    let out = epr_server(&["verify"], &db);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("BAD audit chain"), "{}", stdout(&out));
+
     // Revocation from the command line.
     let out = epr_server(&["revoke-device", &dev.id.to_string()], &db);
     assert!(out.status.success());
