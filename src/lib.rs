@@ -9,6 +9,8 @@ pub mod demo;
 pub mod export;
 pub mod model;
 pub mod protocol;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod store;
 #[cfg(feature = "app")]
 pub mod sync;

@@ -1,5 +1,283 @@
-//! `epr-server`: the hosted server (placeholder until the server lands).
-fn main() {
-    eprintln!("epr-server: the hosted server is not built yet (see the server issue)");
-    std::process::exit(2);
+//! `epr-server`: the hosted server and its administration commands. Wiring only: the work is
+//! in `ambulance_epr::server`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
+
+use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::server::{self, ServerConfig, TlsFiles, admin};
+
+#[derive(Parser)]
+#[command(
+    name = "epr-server",
+    version,
+    about = "Hosted server for the ambulance ePR"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct DbArg {
+    /// `sqlite://PATH` or `postgres://...`.
+    #[arg(
+        long,
+        env = "EPR_DATABASE_URL",
+        default_value = "sqlite://epr-server.db"
+    )]
+    database: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Supervisor,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API until SIGTERM or Ctrl-C.
+    Serve {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// PEM certificate chain; with --tls-key, serve HTTPS.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// PEM private key.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+    },
+    /// Print a one-time enrolment code (valid 24 hours) on the last line.
+    EnrollDevice {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Add a supervisor account; the password comes from EPR_PASSWORD or a prompt.
+    AddUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke a device: its token stops working at once.
+    RevokeDevice {
+        device_id: Uuid,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Counts of records, versions and devices.
+    Stats {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Re-check every stored version's hash and signature, and the audit chain.
+    Verify {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("epr-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("epr-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open(db: &DbArg) -> anyhow::Result<std::sync::Arc<dyn server::Storage>> {
+    server::open_storage(&db.database)
+        .await
+        .context("cannot open the database")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            db,
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
+            let storage = open(&db).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert_pem), Some(key_pem)) => Some(TlsFiles { cert_pem, key_pem }),
+                _ => None,
+            };
+            let config = ServerConfig {
+                tls,
+                ..ServerConfig::default()
+            };
+            // Tests and scripts read the bound address (useful with port 0).
+            println!("listening on {}", listener.local_addr()?);
+            server::serve(storage, config, listener, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::EnrollDevice { name, db } => {
+            let storage = open(&db).await?;
+            let code = admin::create_enrolment_code(storage.as_ref(), &name).await?;
+            println!(
+                "Enrolment code for \"{}\" (single use, expires {}):",
+                name.trim(),
+                code.expires_at_utc.format("%Y-%m-%d %H:%M UTC")
+            );
+            println!("{}", code.code);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AddUser { username, role, db } => {
+            let role = match role {
+                RoleArg::Supervisor => admin::Role::Supervisor,
+            };
+            let password = match std::env::var("EPR_PASSWORD") {
+                Ok(p) => zeroize::Zeroizing::new(p),
+                Err(_) => {
+                    let p = zeroize::Zeroizing::new(
+                        rpassword::prompt_password(format!("Password for {username}: "))
+                            .context("cannot read the password")?,
+                    );
+                    let again = zeroize::Zeroizing::new(
+                        rpassword::prompt_password("Repeat the password: ")
+                            .context("cannot read the password")?,
+                    );
+                    if *p != *again {
+                        bail!("the passwords differ");
+                    }
+                    p
+                }
+            };
+            let storage = open(&db).await?;
+            admin::add_user(
+                storage.as_ref(),
+                &username,
+                role,
+                &password,
+                KdfParams::INTERACTIVE,
+            )
+            .await?;
+            println!("added {} {username}", role.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RevokeDevice { device_id, db } => {
+            let storage = open(&db).await?;
+            if admin::revoke_device(storage.as_ref(), device_id).await? {
+                println!("revoked device {device_id}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("epr-server: no device {device_id}");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Stats { json, db } => {
+            let storage = open(&db).await?;
+            let stats = admin::stats(storage.as_ref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&stats)?);
+            } else {
+                println!(
+                    "encounters {}\nversions {}\ncompleted {}\ndevices {} ({} revoked)\nusers {}\ndecisions {}\naudit entries {}",
+                    stats.encounters,
+                    stats.versions,
+                    stats.completed,
+                    stats.devices,
+                    stats.revoked_devices,
+                    stats.users,
+                    stats.decisions,
+                    stats.audit_entries
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { db } => {
+            let storage = open(&db).await?;
+            let report = admin::verify(storage.as_ref()).await?;
+            for bad in &report.bad_versions {
+                println!(
+                    "BAD record {} revision {}: {}",
+                    bad.record_id, bad.revision, bad.problem
+                );
+            }
+            if let Some(b) = &report.audit_chain_break {
+                println!("BAD audit chain: {b}");
+            }
+            if report.is_clean() {
+                println!(
+                    "ok: {} versions verified, audit chain of {} entries intact",
+                    report.versions_checked, report.audit_entries_checked
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!(
+                    "FAILED: {} of {} versions do not verify{}",
+                    report.bad_versions.len(),
+                    report.versions_checked,
+                    if report.audit_chain_break.is_some() {
+                        "; the audit chain is broken"
+                    } else {
+                        ""
+                    }
+                );
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
 }

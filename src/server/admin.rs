@@ -1,0 +1,243 @@
+//! Administration from Rust: enrolment codes, accounts, revocation, counts and `verify`.
+//!
+//! The `epr-server` subcommands are thin wrappers over these, and the app's "try it on this
+//! computer" mode and the sync tests call them directly against an in-process server.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::ingest::{StoredProblem, recheck_stored};
+use super::storage::{
+    Actor, AuditChainBreak, AuditChainCheckError, AuditEvent, Stats, Storage, StorageError,
+    check_audit_chain,
+};
+use crate::crypto::{KdfParams, token_hash_hex};
+
+/// How long an enrolment code works.
+pub const ENROLMENT_CODE_TTL_HOURS: i64 = 24;
+
+/// Shortest supervisor password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// Why an administrative action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("could not make a random code: {0}")]
+    Random(String),
+    #[error("usernames are 1 to 64 characters: letters, digits, '.', '_' or '-'")]
+    InvalidUsername,
+    #[error("the password must be at least {MIN_PASSWORD_CHARS} characters")]
+    PasswordTooShort,
+    #[error("device names are 1 to 100 characters")]
+    InvalidDeviceName,
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+/// Roles an account can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Reviews completed records and decides on them.
+    Supervisor,
+}
+
+impl Role {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Supervisor => super::api::SUPERVISOR_ROLE,
+        }
+    }
+}
+
+/// A one-time enrolment code, shown once to the administrator; only its hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentCode {
+    /// Grouped for reading aloud, e.g. `K7QM-4XWD-9PHT-2RBN-C6FJ`.
+    pub code: String,
+    pub expires_at_utc: DateTime<Utc>,
+}
+
+/// Crockford-style alphabet: no I, L, O or U, so codes survive being read over a radio.
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// The form a code is hashed in: upper case, no separators or spaces.
+pub fn normalise_enrolment_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// Creates an enrolment code for a device called `device_name`, valid for 24 hours.
+pub async fn create_enrolment_code(
+    storage: &dyn Storage,
+    device_name: &str,
+) -> Result<EnrolmentCode, AdminError> {
+    create_enrolment_code_expiring(
+        storage,
+        device_name,
+        Utc::now() + Duration::hours(ENROLMENT_CODE_TTL_HOURS),
+    )
+    .await
+}
+
+/// As [`create_enrolment_code`] with an explicit expiry (tests use one in the past).
+pub async fn create_enrolment_code_expiring(
+    storage: &dyn Storage,
+    device_name: &str,
+    expires_at_utc: DateTime<Utc>,
+) -> Result<EnrolmentCode, AdminError> {
+    let name = device_name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AdminError::InvalidDeviceName);
+    }
+    let bytes: [u8; 20] =
+        crate::crypto::random_bytes().map_err(|e| AdminError::Random(e.to_string()))?;
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(b % 32)]))
+        .collect();
+    let code = chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-");
+    storage
+        .create_enrolment_code(
+            &token_hash_hex(&normalise_enrolment_code(&code)),
+            name,
+            Utc::now(),
+            expires_at_utc,
+        )
+        .await?;
+    Ok(EnrolmentCode {
+        code,
+        expires_at_utc,
+    })
+}
+
+/// Checks a username's shape.
+pub fn valid_username(username: &str) -> bool {
+    !username.is_empty()
+        && username.len() <= 64
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Adds an account with an Argon2id password hash. The binary passes
+/// [`KdfParams::INTERACTIVE`]; tests may pass cheaper parameters.
+pub async fn add_user(
+    storage: &dyn Storage,
+    username: &str,
+    role: Role,
+    password: &str,
+    kdf: KdfParams,
+) -> Result<(), AdminError> {
+    if !valid_username(username) {
+        return Err(AdminError::InvalidUsername);
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AdminError::PasswordTooShort);
+    }
+    let password = zeroize::Zeroizing::new(password.to_owned());
+    let hash = tokio::task::spawn_blocking(move || crate::crypto::hash_password(&password, kdf))
+        .await
+        .map_err(|e| AdminError::Hashing(e.to_string()))?
+        .map_err(|e| AdminError::Hashing(e.to_string()))?;
+    storage
+        .add_user(username, role.as_str(), &hash, Utc::now())
+        .await?;
+    Ok(())
+}
+
+/// Revokes a device: its token stops working at once; its records stay. False if unknown.
+pub async fn revoke_device(storage: &dyn Storage, device_id: Uuid) -> Result<bool, AdminError> {
+    Ok(storage.revoke_device(device_id, Utc::now()).await?)
+}
+
+/// Whole-database counts.
+pub async fn stats(storage: &dyn Storage) -> Result<Stats, AdminError> {
+    Ok(storage.stats().await?)
+}
+
+/// One stored version that failed its re-check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadVersion {
+    pub record_id: Uuid,
+    pub revision: u64,
+    pub problem: &'static str,
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub versions_checked: u64,
+    pub bad_versions: Vec<BadVersion>,
+    pub audit_entries_checked: u64,
+    /// Where the audit chain breaks, if it does.
+    pub audit_chain_break: Option<String>,
+}
+
+impl VerifyReport {
+    /// True when every version and the audit chain hold.
+    pub fn is_clean(&self) -> bool {
+        self.bad_versions.is_empty() && self.audit_chain_break.is_none()
+    }
+}
+
+/// Re-checks every stored version's content hash and device signature, and the audit chain.
+/// Reads every document, so the run itself is audited.
+pub async fn verify(storage: &dyn Storage) -> Result<VerifyReport, AdminError> {
+    let mut after = 0i64;
+    let mut checked = 0u64;
+    let mut bad = Vec::new();
+    loop {
+        let page = storage.versions_after(after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        checked += page.len() as u64;
+        let page_bad = tokio::task::spawn_blocking(move || {
+            page.iter()
+                .filter_map(|v| {
+                    recheck_stored(v).err().map(|p: StoredProblem| BadVersion {
+                        record_id: v.record_id,
+                        revision: v.revision,
+                        problem: p.describe(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| AdminError::Hashing(e.to_string()))?;
+        bad.extend(page_bad);
+    }
+    let versions_checked = checked;
+    let (audit_entries_checked, audit_chain_break) = match check_audit_chain(storage).await {
+        Ok(n) => (n, None),
+        Err(AuditChainCheckError::Broken(AuditChainBreak { seq, problem })) => {
+            (0, Some(format!("entry {seq}: {problem}")))
+        }
+        Err(AuditChainCheckError::Storage(e)) => return Err(e.into()),
+    };
+    storage
+        .append_audit(
+            &[AuditEvent::new(
+                &Actor::Admin,
+                "verified",
+                format!("versions={versions_checked} bad={}", bad.len()),
+            )],
+            Utc::now(),
+        )
+        .await?;
+    Ok(VerifyReport {
+        versions_checked,
+        bad_versions: bad,
+        audit_entries_checked,
+        audit_chain_break,
+    })
+}

@@ -1,0 +1,687 @@
+//! The HTTP API under `/api/v1`: router, credentials, handlers and the cross-cutting layers
+//! (request ids, tracing, body limits, timeouts, JSON errors).
+//!
+//! Handlers check credentials first (before any body is read), then input, then call
+//! [`Storage`]. Logs carry the request id, route, device id or username and outcome counts,
+//! never documents, names or free text: the trace span records the path only, not the
+//! query string, because the review filter's `q` may hold a patient's name.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use chrono::Utc;
+use serde::Deserialize;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use uuid::Uuid;
+
+use super::ServerConfig;
+use super::admin::normalise_enrolment_code;
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, json_rejection};
+use super::ingest::{Rejection, check_item, recheck_stored};
+use super::storage::{
+    Actor, DecideOutcome, DeviceIdentity, EnrolOutcome, NewDecision, NewDevice, ReviewFilter,
+    SessionIdentity, Storage, StoreOutcome,
+};
+use crate::crypto::{new_token, token_hash_hex, verify_password};
+use crate::protocol::{
+    API_PREFIX, Decision, DecisionRequest, EnrollRequest, EnrollResponse, FeedbackResponse, Health,
+    LoginRequest, LoginResponse, MAX_PUSH_BODY_BYTES, MAX_PUSH_ITEMS, PushItemResult, PushOutcome,
+    PushRequest, PushResponse, RejectReason, ReviewDetail, ReviewList, ReviewQuery, ReviewVersion,
+};
+
+/// The role a supervisor account has; the only role there is so far.
+pub const SUPERVISOR_ROLE: &str = "supervisor";
+
+/// Most feedback items in one answer; the device pages with the cursor.
+pub const MAX_FEEDBACK_ITEMS: u32 = 500;
+
+/// Default and largest review page sizes.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 200;
+
+/// Longest decision comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 4000;
+
+/// Shared by every request: storage and configuration.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    storage: Arc<dyn Storage>,
+    config: ServerConfig,
+    /// Checked against when the username is unknown, so the answer takes as long as a real
+    /// check and does not reveal which usernames exist.
+    dummy_password_hash: String,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("storage", &self.inner.storage.backend())
+            .finish()
+    }
+}
+
+impl AppState {
+    /// Builds the state (hashing a throwaway password once for the unknown-user path).
+    pub async fn new(storage: Arc<dyn Storage>, config: ServerConfig) -> Result<Self, ApiError> {
+        let kdf = config.password_kdf;
+        let dummy_password_hash = tokio::task::spawn_blocking(move || {
+            let pw = new_token().unwrap_or_default();
+            crate::crypto::hash_password(&pw, kdf)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(StateInner {
+                storage,
+                config,
+                dummy_password_hash,
+            }),
+        })
+    }
+
+    fn storage(&self) -> &dyn Storage {
+        self.inner.storage.as_ref()
+    }
+
+    fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+}
+
+/// Builds the router with every route and layer; [`super::serve`] runs it.
+pub fn router(state: AppState) -> Router {
+    let timeout_secs = state.config().request_timeout_secs;
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let p = |path: &str| format!("{API_PREFIX}{path}");
+    Router::new()
+        .route(&p("/devices/enroll"), post(enroll))
+        .route(
+            &p("/sync/push"),
+            post(push).layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES)),
+        )
+        .route(&p("/sync/feedback"), get(feedback))
+        .route(&p("/auth/login"), post(login))
+        .route(&p("/review/encounters"), get(review_list))
+        .route(&p("/review/encounters/{id}"), get(review_detail))
+        .route(&p("/review/encounters/{id}/decision"), post(decide))
+        .route(&p("/health"), get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(super::error::SMALL_BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn_with_state(
+            timeout_secs,
+            request_timeout,
+        ))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        request_id = %id,
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Answers 408 (JSON) when a request, body included, takes longer than the limit: a client
+/// that stalls mid-body cannot hold a connection and a handler forever.
+async fn request_timeout(State(limit_secs): State<u64>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(Duration::from_secs(limit_secs), next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(limit_secs, "request timed out");
+            ApiError::timeout(limit_secs).into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::client(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint (the API lives under /api/v1)",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::client(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that HTTP method",
+    )
+}
+
+fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized("an `Authorization: Bearer TOKEN` header is required")
+    })?;
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
+    Ok(token)
+}
+
+/// An enrolled, unrevoked device, from its bearer token.
+#[derive(Debug, Clone)]
+pub struct DeviceAuth(pub DeviceIdentity);
+
+impl FromRequestParts<AppState> for DeviceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?;
+        match state
+            .storage()
+            .device_by_token_hash(&token_hash_hex(token))
+            .await?
+        {
+            None => Err(ApiError::unauthorized("the device token is not recognised")),
+            Some(d) if d.revoked => Err(ApiError::client(
+                StatusCode::UNAUTHORIZED,
+                "device_revoked",
+                "this device has been revoked; ask your administrator to enrol it again",
+            )),
+            Some(d) => Ok(DeviceAuth(d)),
+        }
+    }
+}
+
+/// A supervisor with a live session, from its bearer token.
+#[derive(Debug, Clone)]
+pub struct SupervisorAuth(pub SessionIdentity);
+
+impl FromRequestParts<AppState> for SupervisorAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?;
+        match state
+            .storage()
+            .session_by_token_hash(&token_hash_hex(token), Utc::now())
+            .await?
+        {
+            Some(s) if s.role == SUPERVISOR_ROLE => Ok(SupervisorAuth(s)),
+            Some(_) => Err(ApiError::client(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this account may not review records",
+            )),
+            None => Err(ApiError::unauthorized(
+                "the session token is not recognised or has expired; log in again",
+            )),
+        }
+    }
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+async fn enroll(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    let name = req.device_name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_device_name",
+            "device_name must be 1 to 100 characters",
+        ));
+    }
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(req.public_key.trim())
+        .ok()
+        .filter(|k| k.len() == 32);
+    if key.is_none() {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_public_key",
+            "public_key must be a base64 Ed25519 public key (32 bytes)",
+        ));
+    }
+    let code = normalise_enrolment_code(&req.code);
+    if code.is_empty() || code.len() > 64 {
+        return Err(ApiError::client(
+            StatusCode::FORBIDDEN,
+            "enrolment_code_unknown",
+            "the enrolment code is not recognised",
+        ));
+    }
+    let token = new_token().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let device = NewDevice {
+        code_hash: token_hash_hex(&code),
+        device_id: Uuid::now_v7(),
+        device_name: name.to_owned(),
+        public_key_b64: req.public_key.trim().to_owned(),
+        token_hash: token_hash_hex(&token),
+    };
+    let outcome = state.storage().enroll_device(&device, Utc::now()).await?;
+    let refuse = |code: &'static str, msg: &str| {
+        tracing::info!(outcome = code, "enrolment refused");
+        Err(ApiError::client(StatusCode::FORBIDDEN, code, msg))
+    };
+    match outcome {
+        EnrolOutcome::Enrolled => {
+            tracing::info!(device_id = %device.device_id, "device enrolled");
+            Ok(Json(EnrollResponse {
+                device_id: device.device_id,
+                device_token: token,
+            }))
+        }
+        EnrolOutcome::UnknownCode => refuse(
+            "enrolment_code_unknown",
+            "the enrolment code is not recognised",
+        ),
+        EnrolOutcome::CodeUsed => refuse(
+            "enrolment_code_used",
+            "the enrolment code has already been used; ask for a new one",
+        ),
+        EnrolOutcome::CodeExpired => refuse(
+            "enrolment_code_expired",
+            "the enrolment code has expired; ask for a new one",
+        ),
+    }
+}
+
+async fn push(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+    body: Result<Json<PushRequest>, JsonRejection>,
+) -> Result<Json<PushResponse>, ApiError> {
+    let Json(req) = body.map_err(|rej| json_rejection(rej, MAX_PUSH_BODY_BYTES))?;
+    if req.items.len() > MAX_PUSH_ITEMS {
+        return Err(ApiError::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_items",
+            format!("a push may carry at most {MAX_PUSH_ITEMS} items"),
+        ));
+    }
+    let public_key = device.public_key_b64.clone();
+    let items = req.items;
+    let (items, checked) = tokio::task::spawn_blocking(move || {
+        let checked: Vec<Result<_, Rejection>> =
+            items.iter().map(|i| check_item(i, &public_key)).collect();
+        (items, checked)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+
+    let mut valid = Vec::with_capacity(checked.len());
+    let checked: Vec<Result<(), Rejection>> = checked
+        .into_iter()
+        .map(|c| c.map(|v| valid.push(v)))
+        .collect();
+    let mut stored = state
+        .storage()
+        .push_versions(&device, &valid, Utc::now())
+        .await?
+        .into_iter();
+
+    let mut counts = [0usize; 4];
+    let mut results = Vec::with_capacity(items.len());
+    for (item, check) in items.iter().zip(checked) {
+        let (outcome, reason, message) = match check {
+            Err(r) => (
+                PushOutcome::Rejected,
+                Some(r.reason),
+                Some(r.message.to_owned()),
+            ),
+            Ok(_) => match stored.next() {
+                Some(StoreOutcome::Stored) => (PushOutcome::Stored, None, None),
+                Some(StoreOutcome::Duplicate) => (PushOutcome::Duplicate, None, None),
+                Some(StoreOutcome::Stale) => (
+                    PushOutcome::Stale,
+                    None,
+                    Some("a later revision of this record is already held".to_owned()),
+                ),
+                Some(StoreOutcome::Conflict) => (
+                    PushOutcome::Rejected,
+                    Some(RejectReason::Conflict),
+                    Some(
+                        "this record id and revision are already held with different content"
+                            .to_owned(),
+                    ),
+                ),
+                Some(StoreOutcome::NotOwner) => (
+                    PushOutcome::Rejected,
+                    Some(RejectReason::NotOwner),
+                    Some("this record belongs to another device".to_owned()),
+                ),
+                None => {
+                    return Err(ApiError::Internal(
+                        "storage returned fewer outcomes than items".into(),
+                    ));
+                }
+            },
+        };
+        counts[match outcome {
+            PushOutcome::Stored => 0,
+            PushOutcome::Duplicate => 1,
+            PushOutcome::Stale => 2,
+            PushOutcome::Rejected => 3,
+        }] += 1;
+        results.push(PushItemResult {
+            record_id: item.record_id,
+            revision: item.revision,
+            outcome,
+            reject_reason: reason,
+            message,
+        });
+    }
+    tracing::info!(
+        device_id = %device.device_id,
+        items = results.len(),
+        stored = counts[0],
+        duplicate = counts[1],
+        stale = counts[2],
+        rejected = counts[3],
+        "push"
+    );
+    Ok(Json(PushResponse { results }))
+}
+
+#[derive(Debug, Deserialize)]
+struct FeedbackQuery {
+    #[serde(default)]
+    since: Option<i64>,
+}
+
+async fn feedback(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+    ApiQuery(q): ApiQuery<FeedbackQuery>,
+) -> Result<Json<FeedbackResponse>, ApiError> {
+    let since = q.since.unwrap_or(0);
+    if since < 0 {
+        return Err(ApiError::client(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "since must be zero or a cursor from an earlier answer",
+        ));
+    }
+    let items = state
+        .storage()
+        .feedback_since(&device, since, MAX_FEEDBACK_ITEMS, Utc::now())
+        .await?;
+    let next_cursor = items.last().map_or(since, |i| i.cursor);
+    tracing::info!(device_id = %device.device_id, items = items.len(), "feedback");
+    Ok(Json(FeedbackResponse { items, next_cursor }))
+}
+
+/// How long a username is locked after `failures` failed logins, if at all.
+fn lockout_secs(config: &ServerConfig, failures: u32) -> Option<u64> {
+    let over = failures.checked_sub(config.login_failures_before_lockout)?;
+    let factor = 1u64.checked_shl(over.min(20)).unwrap_or(u64::MAX);
+    Some(
+        config
+            .login_lockout_base_secs
+            .saturating_mul(factor)
+            .min(config.login_lockout_max_secs),
+    )
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let username = req.username.trim().to_owned();
+    if username.is_empty() || username.len() > 64 || req.password.len() > 1024 {
+        return Err(ApiError::client(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "the username or password is wrong",
+        ));
+    }
+    let storage = state.storage();
+    let now = Utc::now();
+    if let Some(f) = storage.login_failures(&username).await?
+        && let Some(lock_secs) = lockout_secs(state.config(), f.failures)
+    {
+        let until = f.last_failure_at_utc
+            + chrono::Duration::seconds(i64::try_from(lock_secs).unwrap_or(i64::MAX / 1000));
+        if now < until {
+            let wait = u64::try_from((until - now).num_seconds())
+                .unwrap_or(0)
+                .max(1);
+            tracing::warn!(failures = f.failures, "login refused: too many failures");
+            return Err(ApiError::Client {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "too_many_attempts",
+                message: format!(
+                    "too many failed logins for this account; try again in {wait} seconds"
+                ),
+                retry_after_secs: Some(wait),
+            });
+        }
+    }
+    let user = storage.user_by_name(&username).await?;
+    let stored_hash = user.as_ref().map_or_else(
+        || state.inner.dummy_password_hash.clone(),
+        |u| u.password_hash.clone(),
+    );
+    let password = zeroize::Zeroizing::new(req.password);
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let user = match user {
+        Some(u) if ok && u.role == SUPERVISOR_ROLE => u,
+        _ => {
+            let n = storage.record_login_failure(&username, Utc::now()).await?;
+            tracing::info!(failures = n, "login failed");
+            return Err(ApiError::client(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the username or password is wrong",
+            ));
+        }
+    };
+    storage.clear_login_failures(&username).await?;
+    let token = new_token().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let expires_at = super::storage::to_micros(
+        now + chrono::Duration::seconds(
+            i64::try_from(state.config().session_ttl_secs).unwrap_or(12 * 3600),
+        ),
+    );
+    storage
+        .create_session(&token_hash_hex(&token), &user, now, expires_at)
+        .await?;
+    tracing::info!(user = %user.username, "logged in");
+    Ok(Json(LoginResponse { token, expires_at }))
+}
+
+fn bad_query(message: &str) -> ApiError {
+    ApiError::client(StatusCode::BAD_REQUEST, "bad_query", message)
+}
+
+async fn review_list(
+    State(state): State<AppState>,
+    SupervisorAuth(session): SupervisorAuth,
+    ApiQuery(q): ApiQuery<ReviewQuery>,
+) -> Result<Json<ReviewList>, ApiError> {
+    let page = q.page.unwrap_or(1);
+    if page == 0 {
+        return Err(bad_query("page counts from 1"));
+    }
+    let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if page_size == 0 || page_size > MAX_PAGE_SIZE {
+        return Err(bad_query("page_size must be 1 to 200"));
+    }
+    if q.min_news2.is_some_and(|n| n > 20) {
+        return Err(bad_query("min_news2 must be 0 to 20"));
+    }
+    let text =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_lowercase);
+    if text.as_ref().is_some_and(|t| t.chars().count() > 100) {
+        return Err(bad_query("q must be at most 100 characters"));
+    }
+    let filter = ReviewFilter {
+        from_utc: q.from,
+        to_utc: q.to,
+        decision: q.decision,
+        min_news2: q.min_news2,
+        text,
+        limit: page_size,
+        offset: u64::from(page - 1) * u64::from(page_size),
+    };
+    let actor = Actor::Supervisor(session.username.clone());
+    let result = state
+        .storage()
+        .review_list(&filter, &actor, Utc::now())
+        .await?;
+    tracing::info!(user = %session.username, items = result.items.len(), total = result.total, "review list");
+    Ok(Json(ReviewList {
+        items: result.items,
+        total: result.total,
+        page,
+        page_size,
+        counts: result.counts,
+    }))
+}
+
+async fn review_detail(
+    State(state): State<AppState>,
+    SupervisorAuth(session): SupervisorAuth,
+    ApiPath(record_id): ApiPath<Uuid>,
+) -> Result<Json<ReviewDetail>, ApiError> {
+    let actor = Actor::Supervisor(session.username.clone());
+    let Some(detail) = state
+        .storage()
+        .review_detail(record_id, &actor, Utc::now())
+        .await?
+    else {
+        return Err(ApiError::client(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no completed record with that id",
+        ));
+    };
+    let versions = detail
+        .versions
+        .iter()
+        .map(|v| ReviewVersion {
+            revision: v.revision,
+            status: v.status.unwrap_or(crate::model::RecordStatus::Completed),
+            document: serde_json::from_str(&v.document).unwrap_or(serde_json::Value::Null),
+            content_sha256: v.content_sha256.clone(),
+            signature: v.signature.clone(),
+            signature_valid: recheck_stored(v).is_ok(),
+            saved_at_utc: v.saved_at_utc,
+            received_at_utc: v.received_at_utc,
+        })
+        .collect();
+    tracing::info!(user = %session.username, %record_id, "review detail");
+    Ok(Json(ReviewDetail {
+        record_id: detail.record_id,
+        device_id: detail.device_id,
+        device_name: detail.device_name,
+        versions,
+        decisions: detail.decisions,
+    }))
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    SupervisorAuth(session): SupervisorAuth,
+    ApiPath(record_id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<DecisionRequest>,
+) -> Result<(StatusCode, Json<crate::protocol::DecisionRecord>), ApiError> {
+    let comment = req.comment.trim().to_owned();
+    if matches!(req.decision, Decision::Returned | Decision::Flagged) && comment.is_empty() {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "comment_required",
+            "a returned or flagged decision needs a comment saying why",
+        ));
+    }
+    if comment.chars().count() > MAX_COMMENT_CHARS {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "comment_too_long",
+            format!("the comment must be at most {MAX_COMMENT_CHARS} characters"),
+        ));
+    }
+    let decision = NewDecision {
+        record_id,
+        revision: req.revision,
+        decision: req.decision,
+        comment,
+        decided_by: session.username.clone(),
+    };
+    match state.storage().decide(&decision, Utc::now()).await? {
+        DecideOutcome::Recorded(d) => {
+            tracing::info!(user = %session.username, %record_id, revision = d.revision, decision = d.decision.as_str(), "decision");
+            Ok((StatusCode::CREATED, Json(d)))
+        }
+        DecideOutcome::RecordNotFound => Err(ApiError::client(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no completed record with that id",
+        )),
+        DecideOutcome::UnknownRevision => Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_revision",
+            "that revision is not a signed version of this record",
+        )),
+        DecideOutcome::Superseded { latest_revision } => Err(ApiError::client(
+            StatusCode::CONFLICT,
+            "superseded",
+            format!(
+                "revision {} has since been amended; the latest signed revision is {latest_revision}: review it and decide again",
+                req.revision
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockout_grows_and_is_capped() {
+        let c = ServerConfig::default();
+        assert_eq!(lockout_secs(&c, c.login_failures_before_lockout - 1), None);
+        let first = lockout_secs(&c, c.login_failures_before_lockout);
+        let second = lockout_secs(&c, c.login_failures_before_lockout + 1);
+        assert!(first.is_some() && second > first);
+        assert_eq!(lockout_secs(&c, 1000), Some(c.login_lockout_max_secs));
+    }
+}

@@ -1,0 +1,607 @@
+//! Server storage: one async trait, [`Storage`], with a SQLite and a PostgreSQL implementation.
+//!
+//! Owns every SQL statement the server runs, the migrations under `migrations/server/`, and
+//! the hash-chained audit table. Handlers validate input (hashes, signatures, schema) before
+//! calling in; storage decides what the database says: ownership, dedup through the UNIQUE
+//! constraint on (record id, revision), staleness, decisions. Every multi-statement write is
+//! one transaction, and every write of patient data appends its audit entry inside that same
+//! transaction, so a record and its audit entry commit together or not at all.
+//! Never used by the device: the device store is `crate::store`.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::model::RecordStatus;
+use crate::protocol::{
+    Decision, DecisionCounts, DecisionFilter, DecisionRecord, FeedbackItem, ReviewSummary,
+};
+
+/// Why a storage call failed. These are server-side faults: the API answers 503, never 4xx.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("postgres pool: {0}")]
+    Pool(String),
+    #[error("unsupported database URL (expected sqlite://PATH or postgres://...)")]
+    UnsupportedUrl,
+    #[error("the database holds a value this server cannot read: {0}")]
+    Corrupt(String),
+    #[error("a username with that name already exists")]
+    UserExists,
+    #[error("background task failed: {0}")]
+    Task(String),
+    #[error("migration {version} failed: {source}")]
+    Migration {
+        version: u32,
+        #[source]
+        source: Box<StorageError>,
+    },
+}
+
+/// Opens the database named by `url` (`sqlite://PATH`, `sqlite::memory:` or `postgres://...`)
+/// and applies pending migrations. One call per process; the result is shared by all requests.
+pub async fn open_storage(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let s = sqlite::SqliteStorage::open(std::path::Path::new(path)).await?;
+        Ok(Arc::new(s))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let s = postgres::PostgresStorage::open(url).await?;
+        Ok(Arc::new(s))
+    } else {
+        Err(StorageError::UnsupportedUrl)
+    }
+}
+
+/// An enrolled device as seen by the auth layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceIdentity {
+    pub device_id: Uuid,
+    pub device_name: String,
+    /// Ed25519 public key, base64, given at enrolment.
+    pub public_key_b64: String,
+    /// Revoked devices are refused (401) but their records stay.
+    pub revoked: bool,
+}
+
+/// A supervisor's valid session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionIdentity {
+    pub username: String,
+    pub role: String,
+}
+
+/// A stored account.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub username: String,
+    pub role: String,
+    pub password_hash: String,
+}
+
+/// Failed logins so far for one username (cleared by a success).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub failures: u32,
+    pub last_failure_at_utc: DateTime<Utc>,
+}
+
+/// What a device asks for at enrolment, after the handler has checked the key's shape.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub code_hash: String,
+    pub device_id: Uuid,
+    pub device_name: String,
+    pub public_key_b64: String,
+    pub token_hash: String,
+}
+
+/// Result of consuming an enrolment code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrolOutcome {
+    Enrolled,
+    UnknownCode,
+    CodeUsed,
+    CodeExpired,
+}
+
+/// A pushed version that passed the handler's hash, signature and schema checks.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub record_id: Uuid,
+    /// Fits in `i64` (checked by the handler).
+    pub revision: u64,
+    pub status: RecordStatus,
+    /// Canonical JSON of the document: what the content hash covers.
+    pub document_canonical: String,
+    pub content_sha256: String,
+    pub signature: Option<String>,
+    pub saved_at_utc: DateTime<Utc>,
+    /// Review columns, derived from the document.
+    pub incident_number: String,
+    pub patient_name: String,
+    pub latest_news2: Option<u8>,
+}
+
+impl NewVersion {
+    /// Lower-case text matched by the review list's free-text filter.
+    pub fn search_text(&self) -> String {
+        format!("{}\n{}", self.incident_number, self.patient_name).to_lowercase()
+    }
+}
+
+/// What storage did with one [`NewVersion`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored,
+    Duplicate,
+    Stale,
+    Conflict,
+    NotOwner,
+}
+
+/// One stored version, as read back for review and `verify`.
+#[derive(Debug, Clone)]
+pub struct StoredVersion {
+    pub seq: i64,
+    pub record_id: Uuid,
+    pub revision: u64,
+    /// As stored; `None` if the column holds something unknown (itself a finding for `verify`).
+    pub status: Option<RecordStatus>,
+    pub status_text: String,
+    pub document: String,
+    pub content_sha256: String,
+    pub signature: Option<String>,
+    pub saved_at_utc: DateTime<Utc>,
+    pub received_at_utc: DateTime<Utc>,
+    pub device_id: Uuid,
+    pub public_key_b64: String,
+}
+
+/// Review list filter, already checked by the handler.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewFilter {
+    pub from_utc: Option<DateTime<Utc>>,
+    pub to_utc: Option<DateTime<Utc>>,
+    pub decision: Option<DecisionFilter>,
+    pub min_news2: Option<u8>,
+    /// Lower-case text; matched as a substring of incident number or patient name.
+    pub text: Option<String>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl ReviewFilter {
+    /// The `LIKE` pattern for [`ReviewFilter::text`], with `\` escaping `%` and `_`.
+    pub fn like_pattern(&self) -> Option<String> {
+        self.text.as_ref().map(|t| {
+            let mut p = String::from("%");
+            for c in t.to_lowercase().chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    p.push('\\');
+                }
+                p.push(c);
+            }
+            p.push('%');
+            p
+        })
+    }
+
+    /// The decision filter as the stored text (`None` = any, `"pending"` = no decision).
+    pub fn decision_text(&self) -> Option<&'static str> {
+        self.decision.map(|d| match d {
+            DecisionFilter::Pending => "pending",
+            DecisionFilter::Approved => "approved",
+            DecisionFilter::Returned => "returned",
+            DecisionFilter::Flagged => "flagged",
+        })
+    }
+}
+
+/// One page of the review queue.
+#[derive(Debug, Clone)]
+pub struct ReviewPage {
+    pub items: Vec<ReviewSummary>,
+    pub total: u64,
+    /// Over the filtered set ignoring the decision filter, so a UI can show every tab's count.
+    pub counts: DecisionCounts,
+}
+
+/// A record's signed history for the review detail.
+#[derive(Debug, Clone)]
+pub struct RecordDetail {
+    pub record_id: Uuid,
+    pub device_id: Uuid,
+    pub device_name: String,
+    pub versions: Vec<StoredVersion>,
+    pub decisions: Vec<DecisionRecord>,
+}
+
+/// A decision the handler has checked (comment present where required).
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    pub record_id: Uuid,
+    pub revision: u64,
+    pub decision: Decision,
+    pub comment: String,
+    pub decided_by: String,
+}
+
+/// Result of recording a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecideOutcome {
+    Recorded(DecisionRecord),
+    /// No signed version of this record is held.
+    RecordNotFound,
+    /// The named revision is not a signed version of this record.
+    UnknownRevision,
+    /// A later signed version exists; the supervisor must look at it first.
+    Superseded {
+        latest_revision: u64,
+    },
+}
+
+/// Whole-database counts for `epr-server stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Distinct records.
+    pub encounters: u64,
+    pub versions: u64,
+    pub devices: u64,
+    pub revoked_devices: u64,
+    /// Records with at least one signed (completed or amended) version.
+    pub completed: u64,
+    pub decisions: u64,
+    pub users: u64,
+    pub audit_entries: u64,
+}
+
+/// Who did something, as written to the audit table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Device(Uuid),
+    Supervisor(String),
+    /// The `epr-server` command line.
+    Admin,
+}
+
+impl Actor {
+    /// The stored form: `device:ID`, `user:NAME` or `admin`.
+    pub fn as_text(&self) -> String {
+        match self {
+            Actor::Device(id) => format!("device:{id}"),
+            Actor::Supervisor(name) => format!("user:{name}"),
+            Actor::Admin => "admin".to_owned(),
+        }
+    }
+}
+
+/// One audit entry to append. `detail` never holds clinical text.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub actor: String,
+    pub action: &'static str,
+    pub record_id: Option<Uuid>,
+    pub revision: Option<u64>,
+    pub detail: String,
+}
+
+impl AuditEvent {
+    /// An event about the whole system or a list (no single record).
+    pub fn new(actor: &Actor, action: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            actor: actor.as_text(),
+            action,
+            record_id: None,
+            revision: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// An event about one record (and optionally one version).
+    pub fn on_record(
+        actor: &Actor,
+        action: &'static str,
+        record_id: Uuid,
+        revision: Option<u64>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            actor: actor.as_text(),
+            action,
+            record_id: Some(record_id),
+            revision,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at_utc: String,
+    pub actor: String,
+    pub action: String,
+    pub record_id: Option<Uuid>,
+    pub revision: Option<i64>,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The hash the first audit entry chains from.
+pub const AUDIT_GENESIS_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// SHA-256 over the previous hash and every field of an entry except `hash` itself, in
+/// canonical JSON so no two different entries can hash the same input.
+pub fn audit_entry_hash(e: &AuditEntry) -> String {
+    let v = serde_json::json!({
+        "prev": e.prev_hash,
+        "seq": e.seq,
+        "at": e.at_utc,
+        "actor": e.actor,
+        "action": e.action,
+        "record_id": e.record_id.map(|r| r.to_string()),
+        "revision": e.revision,
+        "detail": e.detail,
+    });
+    crate::crypto::sha256_hex(&crate::crypto::canonical_json(&v))
+}
+
+/// Builds the entries to append after `(head_seq, head_hash)`, all stamped `at_utc`.
+pub(crate) fn chain_events(
+    head: Option<(i64, String)>,
+    at_utc: &str,
+    events: &[AuditEvent],
+) -> Vec<AuditEntry> {
+    let (mut seq, mut prev) = head.unwrap_or((0, AUDIT_GENESIS_HASH.to_owned()));
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        seq += 1;
+        let mut entry = AuditEntry {
+            seq,
+            at_utc: at_utc.to_owned(),
+            actor: e.actor.clone(),
+            action: e.action.to_owned(),
+            record_id: e.record_id,
+            revision: e.revision.and_then(|r| i64::try_from(r).ok()),
+            detail: e.detail.clone(),
+            prev_hash: prev,
+            hash: String::new(),
+        };
+        entry.hash = audit_entry_hash(&entry);
+        prev = entry.hash.clone();
+        out.push(entry);
+    }
+    out
+}
+
+/// Where the audit chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit chain broken at entry {seq}: {problem}")]
+pub struct AuditChainBreak {
+    pub seq: i64,
+    pub problem: &'static str,
+}
+
+/// Checks a run of entries (in `seq` order) continuing from `prev`: returns the last
+/// `(seq, hash)` so pages can be checked one after another.
+pub fn check_audit_page(
+    mut prev: (i64, String),
+    entries: &[AuditEntry],
+) -> Result<(i64, String), AuditChainBreak> {
+    for e in entries {
+        if e.seq != prev.0 + 1 {
+            return Err(AuditChainBreak {
+                seq: e.seq,
+                problem: "an entry is missing before this one",
+            });
+        }
+        if e.prev_hash != prev.1 {
+            return Err(AuditChainBreak {
+                seq: e.seq,
+                problem: "it does not chain from the entry before it",
+            });
+        }
+        if audit_entry_hash(e) != e.hash {
+            return Err(AuditChainBreak {
+                seq: e.seq,
+                problem: "its contents do not match its hash",
+            });
+        }
+        prev = (e.seq, e.hash.clone());
+    }
+    Ok(prev)
+}
+
+/// Checks the whole audit chain page by page; returns how many entries hold.
+pub async fn check_audit_chain(storage: &dyn Storage) -> Result<u64, AuditChainCheckError> {
+    let mut prev = (0i64, AUDIT_GENESIS_HASH.to_owned());
+    let mut count = 0u64;
+    loop {
+        let page = storage.audit_entries_after(prev.0, 1000).await?;
+        if page.is_empty() {
+            return Ok(count);
+        }
+        count += page.len() as u64;
+        prev = check_audit_page(prev, &page)?;
+    }
+}
+
+/// The audit chain could not be read, or does not hold.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditChainCheckError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Broken(#[from] AuditChainBreak),
+}
+
+/// Formats a UTC time the way storage keeps text timestamps (RFC 3339, microseconds, `Z`),
+/// so text order is time order and a round trip is exact.
+pub fn utc_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Truncates to microseconds, the precision both backends keep.
+pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// Parses [`utc_text`] output.
+pub(crate) fn parse_utc(text: &str) -> Result<DateTime<Utc>, StorageError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StorageError::Corrupt("timestamp".into()))
+}
+
+/// The storage operations the server needs, implemented once per database.
+///
+/// Every method that reads or writes patient data takes the actor and appends audit entries
+/// in the same transaction as the data it touches.
+#[async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// `"sqlite"` or `"postgres"`, for logs and benchmarks.
+    fn backend(&self) -> &'static str;
+
+    /// Stores the hash of a new one-time enrolment code.
+    async fn create_enrolment_code(
+        &self,
+        code_hash: &str,
+        device_name: &str,
+        now: DateTime<Utc>,
+        expires_at_utc: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
+    /// Consumes an enrolment code and registers the device, atomically: a code works once.
+    async fn enroll_device(
+        &self,
+        device: &NewDevice,
+        now: DateTime<Utc>,
+    ) -> Result<EnrolOutcome, StorageError>;
+
+    /// The device holding this token, revoked or not.
+    async fn device_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<DeviceIdentity>, StorageError>;
+
+    /// Revokes a device; false if no such device.
+    async fn revoke_device(
+        &self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+
+    /// Adds an account; [`StorageError::UserExists`] if the name is taken.
+    async fn add_user(
+        &self,
+        username: &str,
+        role: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StorageError>;
+
+    async fn login_failures(&self, username: &str) -> Result<Option<LoginFailures>, StorageError>;
+
+    /// Counts one more failed login; returns the new count.
+    async fn record_login_failure(
+        &self,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StorageError>;
+
+    async fn clear_login_failures(&self, username: &str) -> Result<(), StorageError>;
+
+    /// Stores the hash of a new session token.
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user: &UserRecord,
+        now: DateTime<Utc>,
+        expires_at_utc: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
+    /// The session for this token if it has not expired at `now`.
+    async fn session_by_token_hash(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionIdentity>, StorageError>;
+
+    /// Stores a batch in one transaction; one outcome per item, in order.
+    async fn push_versions(
+        &self,
+        device: &DeviceIdentity,
+        items: &[NewVersion],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StoreOutcome>, StorageError>;
+
+    /// Decisions on this device's records after `since_cursor`, oldest first.
+    async fn feedback_since(
+        &self,
+        device: &DeviceIdentity,
+        since_cursor: i64,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<FeedbackItem>, StorageError>;
+
+    /// One page of the review queue (records with a signed version), newest first.
+    async fn review_list(
+        &self,
+        filter: &ReviewFilter,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<ReviewPage, StorageError>;
+
+    /// A record's signed versions and decisions; `None` if it has no signed version.
+    async fn review_detail(
+        &self,
+        record_id: Uuid,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RecordDetail>, StorageError>;
+
+    /// Records a decision on the latest signed revision, and queues it as feedback.
+    async fn decide(
+        &self,
+        decision: &NewDecision,
+        now: DateTime<Utc>,
+    ) -> Result<DecideOutcome, StorageError>;
+
+    /// Stored versions with `seq > after_seq`, in `seq` order, for `verify`.
+    async fn versions_after(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredVersion>, StorageError>;
+
+    async fn stats(&self) -> Result<Stats, StorageError>;
+
+    /// Appends audit entries on their own (admin actions such as `verify`).
+    async fn append_audit(
+        &self,
+        events: &[AuditEvent],
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
+    /// Audit entries with `seq > after_seq`, in order.
+    async fn audit_entries_after(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StorageError>;
+}

@@ -1,0 +1,696 @@
+//! The HTTP API against a real server on 127.0.0.1:0 (SQLite): enrolment, the access-rule
+//! matrix, every kind of bad input, login throttling, audit of reads, and a property test
+//! that fires thousands of generated bodies at the push endpoint.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod server_common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use ambulance_epr::model::RecordStatus;
+use ambulance_epr::protocol::*;
+use ambulance_epr::server::admin;
+use chrono::Utc;
+use proptest::prelude::*;
+use server_common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_end_to_end() {
+    let srv = start_sqlite().await;
+    let code = admin::create_enrolment_code(srv.storage.as_ref(), "Tablet 7")
+        .await
+        .unwrap();
+    assert!(code.expires_at_utc > Utc::now() + chrono::Duration::hours(23));
+    // Codes are typed by people: case and separators do not matter.
+    let typed = code.code.to_lowercase().replace('-', " ");
+    let dev = enroll_with_code(&srv.http, &srv.base, &typed, "Tablet 7").await;
+
+    let enroll_again = |code: String| {
+        srv.http
+            .post(srv.url("/devices/enroll"))
+            .json(&serde_json::json!({
+                "code": code,
+                "device_name": "Thief",
+                "public_key": dev.key.public_key_base64(),
+            }))
+            .send()
+    };
+    expect_error(
+        enroll_again(code.code.clone()).await.unwrap(),
+        403,
+        "enrolment_code_used",
+    )
+    .await;
+    expect_error(
+        enroll_again("NOT-A-REAL-CODE".into()).await.unwrap(),
+        403,
+        "enrolment_code_unknown",
+    )
+    .await;
+    let expired = admin::create_enrolment_code_expiring(
+        srv.storage.as_ref(),
+        "Old tablet",
+        Utc::now() - chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    expect_error(
+        enroll_again(expired.code).await.unwrap(),
+        403,
+        "enrolment_code_expired",
+    )
+    .await;
+
+    // A bad public key is refused before the code is spent.
+    let fresh = admin::create_enrolment_code(srv.storage.as_ref(), "T8")
+        .await
+        .unwrap();
+    let resp = srv
+        .http
+        .post(srv.url("/devices/enroll"))
+        .json(
+            &serde_json::json!({"code": fresh.code, "device_name": "T8", "public_key": "c2hvcnQ="}),
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 422, "invalid_public_key").await;
+    enroll_with_code(&srv.http, &srv.base, &fresh.code, "T8").await;
+
+    // The token works, and stops working when the device is revoked.
+    let e = encounter(RecordStatus::Completed);
+    let r = push(&srv, &dev.token, &[item(&dev.key, &e, 1)]).await;
+    assert_eq!(r.results[0].outcome, PushOutcome::Stored);
+    assert!(
+        admin::revoke_device(srv.storage.as_ref(), dev.id)
+            .await
+            .unwrap()
+    );
+    let resp = srv
+        .http
+        .post(srv.url("/sync/push"))
+        .bearer_auth(&dev.token)
+        .json(&PushRequest { items: vec![] })
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 401, "device_revoked").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_rule_matrix() {
+    let srv = start_sqlite().await;
+    let owner = enroll(&srv, "Owner").await;
+    let other = enroll(&srv, "Other").await;
+    let revoked = enroll(&srv, "Revoked").await;
+    let sup = supervisor(&srv, "matrix.sup").await;
+    let e = encounter(RecordStatus::Completed);
+    push(&srv, &owner.token, &[item(&owner.key, &e, 1)]).await;
+    let d = srv
+        .http
+        .post(srv.url(&format!("/review/encounters/{}/decision", e.id)))
+        .bearer_auth(&sup)
+        .json(&serde_json::json!({"decision": "approved", "revision": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.status(), 201);
+    admin::revoke_device(srv.storage.as_ref(), revoked.id)
+        .await
+        .unwrap();
+
+    #[derive(Clone, Copy, Debug)]
+    enum Who {
+        Nobody,
+        Revoked,
+        OtherDevice,
+        Supervisor,
+    }
+    let token = |w: Who| match w {
+        Who::Nobody => None,
+        Who::Revoked => Some(revoked.token.clone()),
+        Who::OtherDevice => Some(other.token.clone()),
+        Who::Supervisor => Some(sup.clone()),
+    };
+    let push_body = PushRequest {
+        items: vec![item(&other.key, &e, 2)],
+    };
+    let decision = serde_json::json!({"decision": "flagged", "comment": "audit", "revision": 1});
+    for who in [Who::Nobody, Who::Revoked, Who::OtherDevice, Who::Supervisor] {
+        let send = |req: reqwest::RequestBuilder| {
+            let req = match token(who) {
+                Some(t) => req.bearer_auth(t),
+                None => req,
+            };
+            req.send()
+        };
+        let push = send(srv.http.post(srv.url("/sync/push")).json(&push_body))
+            .await
+            .unwrap();
+        let feedback = send(srv.http.get(srv.url("/sync/feedback?since=0")))
+            .await
+            .unwrap();
+        let list = send(srv.http.get(srv.url("/review/encounters")))
+            .await
+            .unwrap();
+        let detail = send(
+            srv.http
+                .get(srv.url(&format!("/review/encounters/{}", e.id))),
+        )
+        .await
+        .unwrap();
+        let decide = send(
+            srv.http
+                .post(srv.url(&format!("/review/encounters/{}/decision", e.id)))
+                .json(&decision),
+        )
+        .await
+        .unwrap();
+        let health = send(srv.http.get(srv.url("/health"))).await.unwrap();
+        assert_eq!(health.status(), 200, "{who:?}");
+        let h: Health = health.json().await.unwrap();
+        assert_eq!(h.status, "ok");
+
+        match who {
+            Who::Nobody | Who::Revoked => {
+                let code = if matches!(who, Who::Revoked) {
+                    "device_revoked"
+                } else {
+                    "unauthorized"
+                };
+                expect_error(push, 401, code).await;
+                expect_error(feedback, 401, code).await;
+                expect_error(list, 401, "unauthorized").await;
+                expect_error(detail, 401, "unauthorized").await;
+                expect_error(decide, 401, "unauthorized").await;
+            }
+            Who::OtherDevice => {
+                let r: PushResponse = push.json().await.unwrap();
+                assert_eq!(r.results[0].reject_reason, Some(RejectReason::NotOwner));
+                let f: FeedbackResponse = feedback.json().await.unwrap();
+                assert!(f.items.is_empty(), "another device's feedback leaked");
+                expect_error(list, 401, "unauthorized").await;
+                expect_error(detail, 401, "unauthorized").await;
+                expect_error(decide, 401, "unauthorized").await;
+            }
+            Who::Supervisor => {
+                expect_error(push, 401, "unauthorized").await;
+                expect_error(feedback, 401, "unauthorized").await;
+                let l: ReviewList = list.json().await.unwrap();
+                assert_eq!(l.total, 1);
+                let d: ReviewDetail = detail.json().await.unwrap();
+                assert_eq!(d.record_id, e.id);
+                assert_eq!(decide.status(), 201);
+            }
+        }
+    }
+    // The owner sees both decisions on its record, in order.
+    let f: FeedbackResponse = srv
+        .http
+        .get(srv.url("/sync/feedback"))
+        .bearer_auth(&owner.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let decisions: Vec<_> = f.items.iter().map(|i| i.decision).collect();
+    assert_eq!(decisions, vec![Decision::Approved, Decision::Flagged]);
+    assert!(f.items[0].cursor < f.items[1].cursor);
+
+    // Reads of patient data are audited with who and which record; the audit holds no
+    // clinical text.
+    let audit = srv.storage.audit_entries_after(0, 10_000).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "version_read"
+        && a.actor == "user:matrix.sup"
+        && a.record_id == Some(e.id)));
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "feedback_read" && a.actor == format!("device:{}", owner.id))
+    );
+    let text = format!("{audit:?}");
+    assert!(!text.contains("McTestface") && !text.contains("9990000018"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_json_4xx() {
+    let srv = start_sqlite().await;
+    let dev = enroll(&srv, "Bad input").await;
+    let sup = supervisor(&srv, "bad.sup").await;
+    let post = |path: &str| srv.http.post(srv.url(path)).bearer_auth(&dev.token);
+
+    // Malformed JSON.
+    let r = post("/sync/push")
+        .header("content-type", "application/json")
+        .body("{\"items\": [")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "malformed_json").await;
+    // Wrong content type.
+    let r = post("/sync/push")
+        .header("content-type", "text/plain")
+        .body("{\"items\": []}")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 415, "unsupported_media_type").await;
+    // Unknown field.
+    let r = post("/sync/push")
+        .json(&serde_json::json!({"items": [], "everything": true}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 422, "invalid_body").await;
+    // Oversized body, with the limit stated.
+    let big = format!(
+        "{{\"items\": [], \"pad\": \"{}\"}}",
+        "x".repeat(MAX_PUSH_BODY_BYTES)
+    );
+    let r = post("/sync/push")
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(r, 413, "body_too_large").await;
+    assert!(body.message.contains(&MAX_PUSH_BODY_BYTES.to_string()));
+    // Too many items.
+    let e = encounter(RecordStatus::Draft);
+    let one = item(&dev.key, &e, 1);
+    let r = post("/sync/push")
+        .json(&PushRequest {
+            items: vec![one; MAX_PUSH_ITEMS + 1],
+        })
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 413, "too_many_items").await;
+    // Missing and wrong tokens.
+    let r = srv
+        .http
+        .post(srv.url("/sync/push"))
+        .json(&PushRequest { items: vec![] })
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 401, "unauthorized").await;
+    let r = srv
+        .http
+        .post(srv.url("/sync/push"))
+        .bearer_auth("not-a-token")
+        .json(&PushRequest { items: vec![] })
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 401, "unauthorized").await;
+    let r = srv
+        .http
+        .get(srv.url("/sync/feedback"))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 401, "unauthorized").await;
+    // Bad query and path.
+    let r = srv
+        .http
+        .get(srv.url("/sync/feedback?since=abc"))
+        .bearer_auth(&dev.token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "bad_query").await;
+    let r = srv
+        .http
+        .get(srv.url("/review/encounters/not-a-uuid"))
+        .bearer_auth(&sup)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "bad_path").await;
+    let r = srv
+        .http
+        .get(srv.url("/review/encounters?page_size=100000"))
+        .bearer_auth(&sup)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "bad_query").await;
+    let r = srv
+        .http
+        .get(srv.url("/review/encounters?decision=maybe"))
+        .bearer_auth(&sup)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "bad_query").await;
+    // Unknown route and wrong method.
+    expect_error(
+        srv.http.get(srv.url("/nothing")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        srv.http.get(srv.url("/sync/push")).send().await.unwrap(),
+        405,
+        "method_not_allowed",
+    )
+    .await;
+    // Decisions: comment required, the revision must exist, the record must exist.
+    let c = encounter(RecordStatus::Completed);
+    push(&srv, &dev.token, &[item(&dev.key, &c, 3)]).await;
+    let decide = |id: uuid::Uuid, body: serde_json::Value| {
+        srv.http
+            .post(srv.url(&format!("/review/encounters/{id}/decision")))
+            .bearer_auth(&sup)
+            .json(&body)
+            .send()
+    };
+    expect_error(
+        decide(
+            c.id,
+            serde_json::json!({"decision": "returned", "comment": "  ", "revision": 3}),
+        )
+        .await
+        .unwrap(),
+        422,
+        "comment_required",
+    )
+    .await;
+    expect_error(
+        decide(
+            c.id,
+            serde_json::json!({"decision": "flagged", "revision": 3}),
+        )
+        .await
+        .unwrap(),
+        422,
+        "comment_required",
+    )
+    .await;
+    expect_error(
+        decide(
+            c.id,
+            serde_json::json!({"decision": "approved", "revision": 9}),
+        )
+        .await
+        .unwrap(),
+        422,
+        "unknown_revision",
+    )
+    .await;
+    expect_error(
+        decide(c.id, serde_json::json!({"decision": "approved"}))
+            .await
+            .unwrap(),
+        422,
+        "invalid_body",
+    )
+    .await;
+    expect_error(
+        decide(
+            uuid::Uuid::now_v7(),
+            serde_json::json!({"decision": "approved", "revision": 1}),
+        )
+        .await
+        .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    // Drafts are not reviewable.
+    let draft = encounter(RecordStatus::Draft);
+    push(&srv, &dev.token, &[item(&dev.key, &draft, 1)]).await;
+    expect_error(
+        srv.http
+            .get(srv.url(&format!("/review/encounters/{}", draft.id)))
+            .bearer_auth(&sup)
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_items_are_rejected_per_item_inside_a_200() {
+    let srv = start_sqlite().await;
+    let dev = enroll(&srv, "Items").await;
+    let good = item(&dev.key, &encounter(RecordStatus::Completed), 1);
+    let mut bad_sig = item(&dev.key, &encounter(RecordStatus::Completed), 1);
+    bad_sig.signature = Some(good.signature.clone().unwrap());
+    let mut no_sig = item(&dev.key, &encounter(RecordStatus::Amended), 2);
+    no_sig.signature = None;
+    let mut bad_hash = item(&dev.key, &encounter(RecordStatus::Completed), 1);
+    bad_hash.document["notes"] = "changed after hashing".into();
+    let mut schema = item(&dev.key, &encounter(RecordStatus::Draft), 1);
+    schema.document = serde_json::json!({"id": "nope"});
+    let mut wrong_id = item(&dev.key, &encounter(RecordStatus::Draft), 1);
+    wrong_id.record_id = uuid::Uuid::now_v7();
+    let r = push(
+        &srv,
+        &dev.token,
+        &[good, bad_sig, no_sig, bad_hash, schema, wrong_id],
+    )
+    .await;
+    assert_eq!(
+        outcomes(&r),
+        vec![
+            (PushOutcome::Stored, None),
+            (PushOutcome::Rejected, Some(RejectReason::BadSignature)),
+            (PushOutcome::Rejected, Some(RejectReason::BadSignature)),
+            (PushOutcome::Rejected, Some(RejectReason::BadHash)),
+            (PushOutcome::Rejected, Some(RejectReason::Schema)),
+            (PushOutcome::Rejected, Some(RejectReason::Schema)),
+        ]
+    );
+    for res in &r.results[1..] {
+        let m = res.message.as_deref().unwrap();
+        assert!(!m.contains("McTestface") && !m.contains("Testy"));
+    }
+    let stats = admin::stats(srv.storage.as_ref()).await.unwrap();
+    assert_eq!(stats.versions, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_body_times_out_with_408() {
+    let srv = start_sqlite().await;
+    let dev = enroll(&srv, "Staller").await;
+    let addr = srv.addr;
+    let token = dev.token.clone();
+    let response = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        write!(
+            s,
+            "POST /api/v1/sync/push HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"items\": ["
+        )
+        .unwrap();
+        s.flush().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Read until the server answers and closes, or the body is complete.
+        while let Ok(n) = s.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if String::from_utf8_lossy(&buf).contains("\"message\"") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("\"error\":\"timeout\""), "{response}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_throttled() {
+    let srv = start_sqlite().await;
+    supervisor(&srv, "throttled").await;
+    let attempt = |pw: &str| {
+        srv.http
+            .post(srv.url("/auth/login"))
+            .json(&LoginRequest {
+                username: "throttled".into(),
+                password: pw.into(),
+            })
+            .send()
+    };
+    for _ in 0..5 {
+        expect_error(
+            attempt("wrong password").await.unwrap(),
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    let r = attempt(SUPERVISOR_PASSWORD).await.unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    expect_error(r, 429, "too_many_attempts").await;
+    // Unknown users get the same answer as a wrong password.
+    let r = srv
+        .http
+        .post(srv.url("/auth/login"))
+        .json(&LoginRequest {
+            username: "nobody".into(),
+            password: "whatever".into(),
+        })
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 401, "invalid_credentials").await;
+    // A device-style login body with extra fields is a client error, not a crash.
+    let r = srv
+        .http
+        .post(srv.url("/auth/login"))
+        .json(&serde_json::json!({"username": "x", "password": "y", "otp": 1}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 422, "invalid_body").await;
+}
+
+fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        ".{0,12}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("items".to_owned()),
+                    Just("record_id".to_owned()),
+                    Just("revision".to_owned()),
+                    Just("status".to_owned()),
+                    Just("document".to_owned()),
+                    ".{0,6}"
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn arb_item() -> impl Strategy<Value = serde_json::Value> {
+    (
+        prop_oneof![
+            Just(serde_json::Value::from(uuid::Uuid::now_v7().to_string())),
+            arb_json()
+        ],
+        prop_oneof![
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            arb_json()
+        ],
+        prop_oneof![
+            Just(serde_json::Value::from("draft")),
+            Just(serde_json::Value::from("completed")),
+            Just(serde_json::Value::from("amended")),
+            arb_json()
+        ],
+        arb_json(),
+        prop_oneof![".{0,70}".prop_map(serde_json::Value::from), arb_json()],
+        prop_oneof![
+            Just(serde_json::Value::Null),
+            ".{0,90}".prop_map(serde_json::Value::from)
+        ],
+        prop_oneof![
+            Just(serde_json::Value::from("2026-03-01T10:00:00Z")),
+            arb_json()
+        ],
+    )
+        .prop_map(|(id, rev, status, doc, sha, sig, at)| {
+            serde_json::json!({
+                "record_id": id, "revision": rev, "status": status, "document": doc,
+                "content_sha256": sha, "signature": sig, "saved_at_utc": at,
+            })
+        })
+}
+
+/// A body: random bytes, random JSON, a push with generated items, or a valid push with
+/// one byte changed.
+fn arb_body(valid: String) -> impl Strategy<Value = Vec<u8>> {
+    let len = valid.len();
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256),
+        arb_json().prop_map(|v| v.to_string().into_bytes()),
+        prop::collection::vec(arb_item(), 0..4).prop_map(|items| {
+            serde_json::json!({ "items": items })
+                .to_string()
+                .into_bytes()
+        }),
+        (0..len, any::<u8>()).prop_map(move |(at, b)| {
+            let mut bytes = valid.clone().into_bytes();
+            bytes[at] = b;
+            bytes
+        }),
+    ]
+}
+
+#[test]
+fn generated_push_bodies_never_get_a_5xx() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (srv, dev) = rt.block_on(async {
+        let srv = start_sqlite().await;
+        let dev = enroll(&srv, "Fuzz").await;
+        (srv, dev)
+    });
+    let e = encounter(RecordStatus::Completed);
+    let valid = serde_json::to_string(&PushRequest {
+        items: vec![item(&dev.key, &e, 1)],
+    })
+    .unwrap();
+    let config = ProptestConfig {
+        cases: 3000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(body in arb_body(valid))| {
+        let (status, text) = rt.block_on(async {
+            let r = srv
+                .http
+                .post(srv.url("/sync/push"))
+                .bearer_auth(&dev.token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        });
+        prop_assert!(status < 500, "{} {}", status, text);
+        if status >= 400 {
+            let e: Result<ErrorBody, _> = serde_json::from_str(&text);
+            prop_assert!(e.is_ok(), "not a JSON error body: {}", text);
+        } else {
+            prop_assert_eq!(status, 200);
+            let r: Result<PushResponse, _> = serde_json::from_str(&text);
+            prop_assert!(r.is_ok(), "not a push response: {}", text);
+        }
+    });
+    drop(srv);
+}

@@ -1,0 +1,330 @@
+//! The `epr-server` binary as ops run it: admin subcommands, `serve` with graceful shutdown
+//! on SIGTERM, `verify` catching a document altered in the database, and scale-out (two
+//! `serve` processes on one PostgreSQL database receiving the same batches at once).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod server_common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ambulance_epr::model::RecordStatus;
+use ambulance_epr::protocol::*;
+use ambulance_epr::server::storage::check_audit_chain;
+use server_common::*;
+
+fn epr_server(args: &[&str], db: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_epr-server"))
+        .args(args)
+        .arg("--database")
+        .arg(db)
+        .env("EPR_PASSWORD", SUPERVISOR_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A `serve` process on an ephemeral loopback port; killed if the test fails early.
+struct ServeProcess {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_serve(db: &str, log_dir: &std::path::Path, name: &str) -> ServeProcess {
+    let log = log_dir.join(format!("{name}.log"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_epr-server"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", db])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("serve did not start: {line:?}"))
+        .to_owned();
+    assert!(addr.starts_with("127.0.0.1:"));
+    ServeProcess {
+        child,
+        base: format!("http://{addr}/api/v1"),
+        log,
+    }
+}
+
+/// Sends SIGTERM and waits (bounded) for a clean exit.
+fn terminate(p: &mut ServeProcess) {
+    let pid = p.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            assert!(status.success(), "serve exited with {status}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A handle on a server started as a process, for the shared helpers.
+async fn client_for(base: &str, db: &str) -> TestServer {
+    let storage = ambulance_epr::server::open_storage(db).await.unwrap();
+    let mut srv = start(storage, None).await;
+    // Point the helpers at the process, not the in-process server they started.
+    srv.base = base.to_owned();
+    srv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_serve_and_verify_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("server.db");
+    let db = format!("sqlite://{}", db_path.display());
+
+    let out = epr_server(&["enroll-device", "--name", "Tablet 1"], &db);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = stdout(&out).lines().last().unwrap().trim().to_owned();
+    assert_eq!(code.len(), 24, "{code}");
+
+    let out = epr_server(
+        &["add-user", "--username", "cli.sup", "--role", "supervisor"],
+        &db,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = epr_server(
+        &["add-user", "--username", "cli.sup", "--role", "supervisor"],
+        &db,
+    );
+    assert!(!out.status.success(), "a duplicate username is refused");
+
+    let mut serve = spawn_serve(&db, dir.path(), "serve");
+    let srv = client_for(&serve.base, &db).await;
+    let dev = enroll_with_code(&srv.http, &serve.base, &code, "Tablet 1").await;
+    let completed: Vec<_> = (0..3).map(|_| encounter(RecordStatus::Completed)).collect();
+    let mut items: Vec<_> = completed.iter().map(|e| item(&dev.key, e, 1)).collect();
+    items.push(item(&dev.key, &encounter(RecordStatus::Draft), 1));
+    let r = push(&srv, &dev.token, &items).await;
+    assert!(r.results.iter().all(|x| x.outcome == PushOutcome::Stored));
+    let token = login(&srv, "cli.sup", SUPERVISOR_PASSWORD).await;
+    let list: ReviewList = srv
+        .http
+        .get(format!("{}/review/encounters?q=mctest", serve.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.total, 3);
+    terminate(&mut serve);
+
+    // Logs carry request ids and outcomes, never patient data.
+    let log = std::fs::read_to_string(&serve.log).unwrap();
+    assert!(log.contains("request_id"), "{log}");
+    assert!(log.contains("stored=4"), "{log}");
+    for secret in ["McTestface", "Testy", "9990000018", "INC-000123", "mctest"] {
+        assert!(!log.contains(secret), "log leaks patient data: {secret}");
+    }
+
+    let out = epr_server(&["stats", "--json"], &db);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["encounters"], 4);
+    assert_eq!(stats["versions"], 4);
+    assert_eq!(stats["devices"], 1);
+    assert_eq!(stats["completed"], 3);
+
+    let out = epr_server(&["verify"], &db);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("4 versions verified"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Someone edits a signed document directly in the database.
+    let victim = completed[1].id;
+    {
+        let conn = rusqlite::Connection::open(&db_path).unwrap();
+        let n = conn
+            .execute(
+                "UPDATE versions SET document = replace(document, 'McTestface', 'McAltered')
+                 WHERE record_id = ?1",
+                [victim.to_string()],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let out = epr_server(&["verify"], &db);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains(&victim.to_string()), "{text}");
+    assert!(!text.contains(&completed[0].id.to_string()), "{text}");
+    assert!(text.contains("1 of 4"), "{text}");
+
+    // Editing the audit trail breaks its chain, and verify says so.
+    {
+        let conn = rusqlite::Connection::open(&db_path).unwrap();
+        let n = conn
+            .execute(
+                "UPDATE audit SET actor = 'admin' WHERE action = 'version_stored'",
+                [],
+            )
+            .unwrap();
+        assert!(n > 0);
+    }
+    let out = epr_server(&["verify"], &db);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("BAD audit chain"), "{}", stdout(&out));
+
+    // Revocation from the command line.
+    let out = epr_server(&["revoke-device", &dev.id.to_string()], &db);
+    assert!(out.status.success());
+    let out = epr_server(&["revoke-device", &uuid::Uuid::now_v7().to_string()], &db);
+    assert_eq!(out.status.code(), Some(1));
+    let out = epr_server(&["stats", "--json"], &db);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["revoked_devices"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgres_store_each_version_once() {
+    let Some(db) = fresh_postgres_url().await else {
+        eprintln!("EPR_TEST_POSTGRES_URL not set: scale-out test skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Both start together: migrations must not race.
+    let (mut a, mut b) = std::thread::scope(|s| {
+        let a = s.spawn(|| spawn_serve(&db, dir.path(), "a"));
+        let b = s.spawn(|| spawn_serve(&db, dir.path(), "b"));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let srv_a = client_for(&a.base, &db).await;
+    let srv_b = client_for(&b.base, &db).await;
+
+    const DEVICES: usize = 4;
+    const BATCHES: usize = 3;
+    const PER_BATCH: usize = 20;
+    let mut tasks = Vec::new();
+    for d in 0..DEVICES {
+        let dev = enroll(&srv_a, &format!("Scale {d}")).await;
+        let (base_a, base_b) = (a.base.clone(), b.base.clone());
+        let http = srv_a.http.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stored = 0usize;
+            for _ in 0..BATCHES {
+                let items: Vec<PushItem> = (0..PER_BATCH)
+                    .map(|i| {
+                        let status = if i % 4 == 0 {
+                            RecordStatus::Draft
+                        } else {
+                            RecordStatus::Completed
+                        };
+                        item(&dev.key, &encounter(status), 1)
+                    })
+                    .collect();
+                let body = PushRequest { items };
+                let send = |base: String| {
+                    http.post(format!("{base}/sync/push"))
+                        .bearer_auth(&dev.token)
+                        .json(&body)
+                        .send()
+                };
+                let (ra, rb) = tokio::join!(send(base_a.clone()), send(base_b.clone()));
+                let ra: PushResponse = ra.unwrap().json().await.unwrap();
+                let rb: PushResponse = rb.unwrap().json().await.unwrap();
+                for (x, y) in ra.results.iter().zip(&rb.results) {
+                    let pair = [x.outcome, y.outcome];
+                    assert!(
+                        pair.contains(&PushOutcome::Stored)
+                            && pair.contains(&PushOutcome::Duplicate),
+                        "each version is stored by exactly one replica: {pair:?}"
+                    );
+                    stored += 1;
+                }
+            }
+            stored
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, DEVICES * BATCHES * PER_BATCH);
+
+    let stats = ambulance_epr::server::admin::stats(srv_a.storage.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(stats.versions as usize, total);
+    assert_eq!(stats.encounters as usize, total);
+    check_audit_chain(srv_a.storage.as_ref()).await.unwrap();
+
+    // A decision taken on one replica reaches the device through the other.
+    let dev = enroll(&srv_b, "Feedback").await;
+    let e = encounter(RecordStatus::Completed);
+    push(&srv_a, &dev.token, &[item(&dev.key, &e, 1)]).await;
+    let token = supervisor(&srv_b, "scale.sup").await;
+    let resp = srv_b
+        .http
+        .post(format!("{}/review/encounters/{}/decision", b.base, e.id))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"decision": "approved", "revision": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let f: FeedbackResponse = srv_a
+        .http
+        .get(format!("{}/sync/feedback", a.base))
+        .bearer_auth(&dev.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(f.items.len(), 1);
+
+    terminate(&mut a);
+    terminate(&mut b);
+    let out = epr_server(&["verify"], &db);
+    assert!(out.status.success(), "{}", stdout(&out));
+    check_audit_chain(srv_a.storage.as_ref()).await.unwrap();
+}
