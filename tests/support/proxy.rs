@@ -57,7 +57,9 @@ impl FaultProxy {
         let task = tokio::spawn(async move {
             let mut conn_seed = seed;
             loop {
-                let Ok((client, _)) = listener.accept().await else { continue };
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
                 conn_seed = conn_seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
                 let faults = *f.lock().expect("faults");
                 let upstream = *u.lock().expect("upstream");

@@ -1,0 +1,4 @@
+//! Shared helpers for integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod proxy;
