@@ -309,7 +309,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ));
             }
             let store = unlock(&cli, &data_dir)?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()?;
             let mut engine =

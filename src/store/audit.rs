@@ -77,11 +77,8 @@ pub fn append(
     revision: Option<u64>,
 ) -> rusqlite::Result<()> {
     let last: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev) = match last {
         Some((s, h)) => (s + 1, h),
@@ -91,11 +88,11 @@ pub fn append(
     let id = encounter_id.map(|u| u.to_string());
     let rev = revision.map(|r| r as i64);
     let hash = entry_hash(&prev, seq, &at, actor, action.as_str(), id.as_deref(), rev);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO audit_log (seq, at_utc, actor, action, encounter_id, revision, prev_hash, entry_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![seq, at, actor, action.as_str(), id, rev, prev, hash],
-    )?;
+    )?
+    .execute(params![seq, at, actor, action.as_str(), id, rev, prev, hash])?;
     Ok(())
 }
 

@@ -30,7 +30,7 @@ use keyring::{Keyring, KeyringError, KeyringUser};
 pub use encounters::{
     EncounterSummary, ListFilter, SaveReceipt, StatusCounts, SyncState, VersionInfo,
 };
-pub use outbox::{FeedbackEntry, OutboxItem};
+pub use outbox::{FeedbackEntry, OutboxItem, OutboxPosition};
 
 /// File name of the encrypted store inside the data directory.
 pub const STORE_FILE: &str = "epr.db";

@@ -26,6 +26,16 @@ pub struct OutboxItem {
     pub content_sha256: String,
     pub signature: Option<String>,
     pub saved_at_utc: DateTime<Utc>,
+    /// Where this entry sits in the queue, for reading the entries after it.
+    pub position: OutboxPosition,
+}
+
+/// A position in the outbox's order (enqueue time, record, revision).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxPosition {
+    enqueued_at_utc: String,
+    record_id: String,
+    revision: i64,
 }
 
 /// A supervisor decision received from the server.
@@ -49,15 +59,32 @@ impl Store {
     /// The oldest pending (not quarantined) outbox entries, at most `max_items` and, after the
     /// first, at most `max_bytes` of documents.
     pub fn outbox_batch(&self, max_items: usize, max_bytes: usize) -> Result<Vec<OutboxItem>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT o.encounter_id, o.revision, v.status, v.document, v.content_sha256, v.signature, v.saved_at_utc
+        self.outbox_batch_after(None, max_items, max_bytes)
+    }
+
+    /// As [`Store::outbox_batch`], but only entries after `after` in queue order: lets the
+    /// sync engine read the next batch while the previous one is still in flight.
+    pub fn outbox_batch_after(
+        &self,
+        after: Option<&OutboxPosition>,
+        max_items: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<OutboxItem>> {
+        let (at, id, rev) = match after {
+            Some(p) => (p.enqueued_at_utc.as_str(), p.record_id.as_str(), p.revision),
+            None => ("", "", -1),
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.encounter_id, o.revision, v.status, v.document, v.content_sha256, v.signature,
+                    v.saved_at_utc, o.enqueued_at_utc
              FROM outbox o
              JOIN encounter_versions v ON v.encounter_id = o.encounter_id AND v.revision = o.revision
              WHERE o.quarantined_reason IS NULL
+               AND (o.enqueued_at_utc, o.encounter_id, o.revision) > (?2, ?3, ?4)
              ORDER BY o.enqueued_at_utc, o.encounter_id, o.revision
              LIMIT ?1",
         )?;
-        let mut rows = stmt.query(params![max_items as i64])?;
+        let mut rows = stmt.query(params![max_items as i64, at, id, rev])?;
         let mut out = Vec::new();
         let mut bytes = 0usize;
         while let Some(r) = rows.next()? {
@@ -67,18 +94,24 @@ impl Store {
             }
             bytes += document.len();
             let id: String = r.get(0)?;
+            let revision: i64 = r.get(1)?;
             let status: String = r.get(2)?;
             let at: String = r.get(6)?;
             out.push(OutboxItem {
                 record_id: Uuid::parse_str(&id)
                     .map_err(|_| StoreError::Document("a stored id is malformed".into()))?,
-                revision: r.get::<_, i64>(1)? as u64,
+                revision: revision as u64,
                 status: RecordStatus::parse(&status)
                     .ok_or_else(|| StoreError::Document("a stored status is unknown".into()))?,
                 document,
                 content_sha256: r.get(4)?,
                 signature: r.get(5)?,
                 saved_at_utc: parse_time(&at)?,
+                position: OutboxPosition {
+                    enqueued_at_utc: r.get(7)?,
+                    record_id: id,
+                    revision,
+                },
             });
         }
         Ok(out)
@@ -89,10 +122,8 @@ impl Store {
     pub fn mark_sending(&mut self, ids: &[Uuid]) -> Result<()> {
         let tx = self.conn.transaction()?;
         for id in ids {
-            tx.execute(
-                "UPDATE encounters SET sync_state = 'sending' WHERE id = ?1 AND sync_state = 'queued'",
-                params![id.to_string()],
-            )?;
+            tx.prepare_cached("UPDATE encounters SET sync_state = 'sending' WHERE id = ?1 AND sync_state = 'queued'")?
+                .execute(params![id.to_string()])?;
         }
         tx.commit()?;
         Ok(())
@@ -119,20 +150,12 @@ impl Store {
         let tx = rusqlite::Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         for (record_id, revision) in acks {
             let id = record_id.to_string();
-            let removed = tx.execute(
-                "DELETE FROM outbox WHERE encounter_id = ?1 AND revision = ?2",
-                params![id, *revision as i64],
-            )?;
-            let remaining: i64 = tx.query_row(
-                "SELECT count(*) FROM outbox WHERE encounter_id = ?1",
-                params![id],
-                |r| r.get(0),
-            )?;
-            let quarantined: i64 = tx.query_row(
-                "SELECT count(*) FROM outbox WHERE encounter_id = ?1 AND quarantined_reason IS NOT NULL",
-                params![id],
-                |r| r.get(0),
-            )?;
+            let removed = tx
+                .prepare_cached("DELETE FROM outbox WHERE encounter_id = ?1 AND revision = ?2")?
+                .execute(params![id, *revision as i64])?;
+            let (remaining, quarantined): (i64, i64) = tx
+                .prepare_cached("SELECT count(*), count(quarantined_reason) FROM outbox WHERE encounter_id = ?1")?
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let state = if quarantined > 0 {
                 "needs_attention"
             } else if remaining == 0 {
@@ -140,10 +163,8 @@ impl Store {
             } else {
                 "queued"
             };
-            tx.execute(
-                "UPDATE encounters SET sync_state = ?2 WHERE id = ?1",
-                params![id, state],
-            )?;
+            tx.prepare_cached("UPDATE encounters SET sync_state = ?2 WHERE id = ?1")?
+                .execute(params![id, state])?;
             if removed > 0 {
                 audit::append(
                     &tx,

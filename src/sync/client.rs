@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use crate::protocol::{
-    API_PREFIX, EnrollRequest, EnrollResponse, ErrorBody, FeedbackResponse, PushRequest,
-    PushResponse,
+    API_PREFIX, EnrollRequest, EnrollResponse, ErrorBody, FeedbackResponse, PushResponse,
 };
 
 /// Why a request failed, sorted by what the engine should do about it.
@@ -106,17 +105,42 @@ impl ApiClient {
         })
     }
 
-    /// Pushes one batch of versions.
-    pub async fn push(
+    /// Pushes one batch of versions. Generic so the engine can send stored documents as raw
+    /// JSON without re-parsing them; the body must serialise as a
+    /// [`crate::protocol::PushRequest`].
+    pub async fn push<T: serde::Serialize + ?Sized>(
         &self,
         token: &str,
-        request: &PushRequest,
+        request: &T,
     ) -> Result<PushResponse, RequestError> {
         let response = self
             .http
             .post(self.url("/sync/push"))
             .bearer_auth(token)
             .json(request)
+            .send()
+            .await
+            .map_err(Self::network_error)?;
+        Self::check(response)
+            .await?
+            .json()
+            .await
+            .map_err(|_| RequestError::Transient("the server's answer was cut short".to_owned()))
+    }
+
+    /// Pushes a batch already serialised as a JSON [`crate::protocol::PushRequest`] (owned, so
+    /// the request can run on its own task while the next batch is prepared).
+    pub async fn push_json(
+        &self,
+        token: &str,
+        body: Vec<u8>,
+    ) -> Result<PushResponse, RequestError> {
+        let response = self
+            .http
+            .post(self.url("/sync/push"))
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send()
             .await
             .map_err(Self::network_error)?;

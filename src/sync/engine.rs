@@ -21,8 +21,9 @@ use uuid::Uuid;
 
 use super::client::{ApiClient, RequestError};
 use super::status::{ProblemKind, SyncCommand, SyncHandle, SyncProblem, SyncStatus};
-use crate::protocol::{EnrollRequest, PushItem, PushOutcome, PushRequest};
-use crate::store::{FeedbackEntry, Store, StoreError};
+use crate::model::RecordStatus;
+use crate::protocol::{EnrollRequest, PushOutcome};
+use crate::store::{FeedbackEntry, OutboxItem, OutboxPosition, Store, StoreError};
 
 /// Setting keys inside the encrypted store.
 pub const SERVER_URL: &str = "server_url";
@@ -30,6 +31,45 @@ pub const SERVER_URL: &str = "server_url";
 pub const DEVICE_ID: &str = "device_id";
 /// The bearer token the server issued at enrolment (kept only inside the encrypted store).
 pub const DEVICE_TOKEN: &str = "device_token";
+
+/// A [`crate::protocol::PushItem`] as sent: the stored document goes out as the exact JSON
+/// text that was hashed and signed, without a parse and re-serialise per item.
+#[derive(serde::Serialize)]
+struct RawPushItem<'a> {
+    record_id: Uuid,
+    revision: u64,
+    status: RecordStatus,
+    document: Box<serde_json::value::RawValue>,
+    content_sha256: &'a str,
+    signature: Option<&'a str>,
+    saved_at_utc: chrono::DateTime<Utc>,
+}
+
+/// A [`crate::protocol::PushRequest`] of [`RawPushItem`]s.
+#[derive(serde::Serialize)]
+struct RawPushRequest<'a> {
+    items: Vec<RawPushItem<'a>>,
+}
+
+/// Serialises a batch as a push request, sending each stored document as its exact text.
+fn request_body(batch: &[OutboxItem]) -> Result<Vec<u8>, SyncError> {
+    let mut items = Vec::with_capacity(batch.len());
+    for entry in batch {
+        let document = serde_json::value::RawValue::from_string(entry.document.clone())
+            .map_err(|e| StoreError::Document(e.to_string()))?;
+        items.push(RawPushItem {
+            record_id: entry.record_id,
+            revision: entry.revision,
+            status: entry.status,
+            document,
+            content_sha256: &entry.content_sha256,
+            signature: entry.signature.as_deref(),
+            saved_at_utc: entry.saved_at_utc,
+        });
+    }
+    serde_json::to_vec(&RawPushRequest { items })
+        .map_err(|e| SyncError::Store(StoreError::Document(e.to_string())))
+}
 
 /// Tuning; the defaults are what the app uses.
 #[derive(Debug, Clone)]
@@ -173,9 +213,8 @@ impl Engine {
         let (client, token) = self.client()?;
         let mut report = CycleReport::default();
         let result = self.push_all(&client, &token, &mut report).await;
-        if result.is_err() {
-            self.store.release_sending()?;
-        }
+        // Entries still marked "sending" were not answered: show them as queued again.
+        self.store.release_sending()?;
         result?;
         report.reachable = true;
         report.feedback = self.pull_feedback(&client, &token).await?;
@@ -186,49 +225,65 @@ impl Engine {
         Ok(report)
     }
 
+    /// Pushes everything pending. Batches are pipelined: while one batch is on the wire, the
+    /// next is read from the store and sent, and the previous answer is applied, so store work
+    /// and server work overlap.
     async fn push_all(
         &mut self,
         client: &ApiClient,
         token: &str,
         report: &mut CycleReport,
     ) -> Result<(), SyncError> {
-        // Bounded: every round either removes or quarantines at least one entry, or fails.
-        let max_rounds = self.store.status_counts()?.pending_sync as usize + 16;
+        type InFlight = (
+            Vec<OutboxItem>,
+            tokio::task::JoinHandle<Result<crate::protocol::PushResponse, RequestError>>,
+        );
+        // Bounded: each round sends a batch or applies one answer; every answer removes or
+        // quarantines at least one entry, shrinks the batch, or ends the cycle with an error.
+        let max_rounds = 2 * self.store.status_counts()?.pending_sync as usize + 32;
+        let mut after: Option<OutboxPosition> = None;
+        let mut in_flight: Option<InFlight> = None;
         for _ in 0..max_rounds {
-            let batch = self
-                .store
-                .outbox_batch(self.batch_limit, self.config.batch_max_bytes)?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let mut items = Vec::with_capacity(batch.len());
-            for entry in &batch {
-                let document = serde_json::from_str(&entry.document)
-                    .map_err(|e| StoreError::Document(e.to_string()))?;
-                items.push(PushItem {
-                    record_id: entry.record_id,
-                    revision: entry.revision,
-                    status: entry.status,
-                    document,
-                    content_sha256: entry.content_sha256.clone(),
-                    signature: entry.signature.clone(),
-                    saved_at_utc: entry.saved_at_utc,
-                });
-            }
-            let ids: Vec<Uuid> = batch.iter().map(|b| b.record_id).collect();
-            self.store.mark_sending(&ids)?;
-            let response = match client.push(token, &PushRequest { items }).await {
+            let next = self.store.outbox_batch_after(
+                after.as_ref(),
+                self.batch_limit,
+                self.config.batch_max_bytes,
+            )?;
+            let sent: Option<InFlight> = if next.is_empty() {
+                None
+            } else {
+                after = next.last().map(|b| b.position.clone());
+                let body = request_body(&next)?;
+                let ids: Vec<Uuid> = next.iter().map(|b| b.record_id).collect();
+                self.store.mark_sending(&ids)?;
+                let client = client.clone();
+                let token = token.to_owned();
+                let handle = tokio::spawn(async move { client.push_json(&token, body).await });
+                Some((next, handle))
+            };
+            let Some((batch, handle)) = in_flight.take() else {
+                if sent.is_none() {
+                    return Ok(());
+                }
+                in_flight = sent;
+                continue;
+            };
+            let answer = handle.await.unwrap_or_else(|_| {
+                Err(RequestError::Transient(
+                    "the push was interrupted".to_owned(),
+                ))
+            });
+            in_flight = sent;
+            let response = match answer {
                 Ok(r) => r,
                 Err(RequestError::Refused { status, message }) => {
                     // The batch as a whole was refused (too large, or one item breaks it):
-                    // isolate the culprit by sending one at a time; a single refused item
-                    // is quarantined with the server's reason.
-                    self.store.release_sending()?;
+                    // isolate the culprit by sending one at a time from the start of the
+                    // queue; a single refused item is quarantined with the server's reason.
                     if batch.len() > 1 {
                         self.batch_limit = 1;
-                        continue;
-                    }
-                    if let Some(only) = batch.first() {
+                        after = None;
+                    } else if let Some(only) = batch.first() {
                         let reason = format!("refused by the server ({status}): {message}");
                         self.store
                             .quarantine(only.record_id, only.revision, &reason)?;
@@ -236,40 +291,58 @@ impl Engine {
                     }
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    if let Some((_, h)) = in_flight.take() {
+                        h.abort();
+                    }
+                    return Err(e.into());
+                }
             };
-            let mut acks = Vec::new();
-            for result in &response.results {
-                let ours = batch
-                    .iter()
-                    .any(|b| b.record_id == result.record_id && b.revision == result.revision);
-                if !ours {
-                    continue;
-                }
-                match result.outcome {
-                    PushOutcome::Stored | PushOutcome::Duplicate | PushOutcome::Stale => {
-                        acks.push((result.record_id, result.revision));
-                    }
-                    PushOutcome::Rejected => {
-                        let reason = match (&result.reject_reason, &result.message) {
-                            (_, Some(m)) => m.clone(),
-                            (Some(r), None) => format!("{r:?}"),
-                            (None, None) => "refused by the server".to_owned(),
-                        };
-                        self.store
-                            .quarantine(result.record_id, result.revision, &reason)?;
-                        report.newly_quarantined += 1;
-                    }
-                }
-            }
-            report.pushed += acks.len() as u64;
-            self.store.acknowledge_many(&acks)?;
-            // Entries the server did not answer for stay queued; put their badges back.
-            self.store.release_sending()?;
+            self.apply_answer(&batch, &response, report)?;
             if self.batch_limit < self.config.batch_max_items {
                 self.batch_limit = (self.batch_limit * 2).min(self.config.batch_max_items);
             }
         }
+        if let Some((_, h)) = in_flight.take() {
+            h.abort();
+        }
+        Ok(())
+    }
+
+    /// Applies the server's per-item answers for one batch: acknowledge what it committed,
+    /// quarantine what it refused; entries it did not mention stay queued.
+    fn apply_answer(
+        &mut self,
+        batch: &[OutboxItem],
+        response: &crate::protocol::PushResponse,
+        report: &mut CycleReport,
+    ) -> Result<(), SyncError> {
+        let mut acks = Vec::new();
+        for result in &response.results {
+            let ours = batch
+                .iter()
+                .any(|b| b.record_id == result.record_id && b.revision == result.revision);
+            if !ours {
+                continue;
+            }
+            match result.outcome {
+                PushOutcome::Stored | PushOutcome::Duplicate | PushOutcome::Stale => {
+                    acks.push((result.record_id, result.revision));
+                }
+                PushOutcome::Rejected => {
+                    let reason = match (&result.reject_reason, &result.message) {
+                        (_, Some(m)) => m.clone(),
+                        (Some(r), None) => format!("{r:?}"),
+                        (None, None) => "refused by the server".to_owned(),
+                    };
+                    self.store
+                        .quarantine(result.record_id, result.revision, &reason)?;
+                    report.newly_quarantined += 1;
+                }
+            }
+        }
+        report.pushed += acks.len() as u64;
+        self.store.acknowledge_many(&acks)?;
         Ok(())
     }
 
@@ -463,7 +536,10 @@ pub fn start(
     std::thread::Builder::new()
         .name("epr-sync".into())
         .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+            // Two workers: the HTTP request of one batch progresses while this thread does the
+            // store work for the next.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build();
             match runtime {
