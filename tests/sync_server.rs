@@ -24,12 +24,18 @@ use uuid::Uuid;
 
 const PASS: &str = "sync test pass";
 
+/// A free port for a server that will be restarted on the same port, chosen below the
+/// kernel's ephemeral range (32768-60999 here): while the server is down, connection attempts
+/// to an ephemeral-range port can self-connect and hold it, and the restart would then fail.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let port = rng.random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 /// An `epr-server serve` child process on a fixed port, restartable.
@@ -66,6 +72,9 @@ impl ServerProcess {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("the server exited at start-up: {status}");
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }

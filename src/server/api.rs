@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route(&p("/review/encounters"), get(review_list))
         .route(&p("/review/encounters/{id}"), get(review_detail))
         .route(&p("/review/encounters/{id}/decision"), post(decide))
+        .route(&p("/review/encounters/{id}/fhir"), get(review_fhir))
         .route(&p("/health"), get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -615,6 +616,53 @@ async fn review_detail(
         versions,
         decisions: detail.decisions,
     }))
+}
+
+/// `?revision=N` of the FHIR export (default: the latest signed version).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FhirQuery {
+    revision: Option<u64>,
+}
+
+/// The FHIR R4 document bundle of a signed version: the same bundle the device builds for
+/// hospital handover (`crate::export::fhir`), apart from its generation time.
+async fn review_fhir(
+    State(state): State<AppState>,
+    SupervisorAuth(session): SupervisorAuth,
+    ApiPath(record_id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<FhirQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let actor = Actor::Supervisor(session.username.clone());
+    let not_found = || {
+        ApiError::client(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no completed record with that id (or that revision)",
+        )
+    };
+    let detail = state
+        .storage()
+        .review_detail(record_id, &actor, Utc::now())
+        .await?
+        .ok_or_else(not_found)?;
+    let version = match query.revision {
+        Some(r) => detail.versions.iter().find(|v| v.revision == r),
+        None => detail.versions.iter().max_by_key(|v| v.revision),
+    }
+    .ok_or_else(not_found)?;
+    let encounter: crate::model::Encounter = serde_json::from_str(&version.document)
+        .map_err(|_| ApiError::Internal("a stored record could not be read".to_owned()))?;
+    let meta = crate::model::VersionMeta {
+        revision: version.revision,
+        status: version.status.unwrap_or(crate::model::RecordStatus::Completed),
+        content_sha256: version.content_sha256.clone(),
+        signature: version.signature.clone(),
+        device_public_key: Some(version.public_key_b64.clone()),
+        saved_at_utc: version.saved_at_utc,
+    };
+    tracing::info!(user = %session.username, %record_id, revision = version.revision, "fhir export");
+    Ok(Json(crate::export::fhir::bundle(&encounter, &meta, Utc::now())))
 }
 
 async fn decide(
