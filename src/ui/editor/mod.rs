@@ -328,8 +328,8 @@ fn save_text(state: &EditorState) -> String {
 fn top_bar_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
     ui.horizontal_wrapped(|ui| {
         if ui
-            .button("◀ Records")
-            .on_hover_text("Back to the list of records")
+            .button("Back to records")
+            .on_hover_text("Your changes are saved")
             .clicked()
         {
             out.push(Command::BackToList);
