@@ -262,8 +262,8 @@ fn completing_with_something_missing_jumps_to_it_then_signs() {
     assert_eq!(ed.doc.patient.given_name, "Testy");
     h.get_by_label("Signed and locked. Later changes need an amendment with a reason.");
     assert_eq!(sync_rx.try_recv().ok(), Some(SyncCommand::RecordCompleted));
-    // Read-only now: the field cannot be edited.
-    click(&mut h, "Patient");
+    // Read-only now (still on the same section): the field cannot be edited.
+    assert_eq!(h.state().editor().unwrap().section, Section::Patient);
     assert!(h.get_by_label("Given name").accesskit_node().is_disabled());
 }
 
@@ -466,7 +466,7 @@ fn returned_records_are_easy_to_find_and_show_the_comment() {
     drop(store);
     let mut h = harness(dir.path());
     unlock(&mut h);
-    assert_eq!(h.state().list().rows.len(), 13);
+    assert_eq!(h.state().list().matches.len(), 13);
     click(&mut h, "Returned (1)");
     assert_eq!(h.state().list().visible.len(), 1);
     h.get_by_label_contains("INC-000123").click();
@@ -483,9 +483,23 @@ fn returned_records_are_easy_to_find_and_show_the_comment() {
     click(&mut h, "Back to records");
     settle(&mut h);
     click(&mut h, "All (13)");
-    type_into(&mut h, "Search", "999 000 0018");
+    type_into(&mut h, "Search", "mctest");
+    assert_eq!(
+        h.state().list().visible.len(),
+        1,
+        "name search is immediate"
+    );
+    let node = h.get_by_label("Search");
+    node.focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label("Search").type_text("999 000 0018");
     settle(&mut h);
-    assert_eq!(h.state().list().rows.len(), 1);
+    assert_eq!(
+        h.state().list().visible.len(),
+        1,
+        "NHS number found by the store"
+    );
+    h.get_by_label_contains("INC-000123");
 }
 
 /// The UI room reaches the store only through the worker's typed calls: no SQL, no rusqlite,

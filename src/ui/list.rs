@@ -7,6 +7,8 @@
 
 use chrono::{DateTime, Local, Utc};
 use egui::{Align2, Color32, FontId, Rect, RichText, Sense, TextEdit, Ui, pos2, vec2};
+use std::collections::HashMap;
+
 use uuid::Uuid;
 
 use super::Command;
@@ -19,8 +21,9 @@ use crate::store::{EncounterSummary, StatusCounts, SyncState};
 pub const ROW_HEIGHT_POINTS: f32 = 56.0;
 
 /// The filter chips above the list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ListChip {
+    #[default]
     All,
     Drafts,
     Signed,
@@ -61,48 +64,137 @@ impl ListChip {
     }
 }
 
+/// Rows in the first page asked for after unlock: enough to fill a tall screen, read
+/// through the `updated_at` index without touching the rest of the table.
+pub const FIRST_PAGE_ROWS: u32 = 60;
+
 /// The list screen's state. It survives opening a record, and is emptied on lock.
-#[derive(Debug)]
+///
+/// The app holds every record's summary (about 200 bytes each; 10,000 records are a couple
+/// of megabytes) so that searching names and incident numbers is an in-memory scan that
+/// takes a few milliseconds. NHS numbers are not in the summaries: a search with three or
+/// more digits also asks the store, and its matches are merged in when they arrive.
+#[derive(Debug, Default)]
 pub struct ListState {
     pub search: String,
     pub chip: ListChip,
-    /// Rows from the store for the current search, newest first.
-    pub rows: Vec<EncounterSummary>,
-    /// Indexes into `rows` that pass the chip.
+    /// Every summary held, newest first.
+    pub all: Vec<EncounterSummary>,
+    /// Lower-case "incident name" per entry of `all`, for searching.
+    keys: Vec<String>,
+    index_of: HashMap<Uuid, usize>,
+    /// `all` holds every record (not only the first page).
+    pub complete: bool,
+    /// Indexes into `all` matching the search.
+    pub matches: Vec<usize>,
+    /// Indexes into `all` matching the search and the chip, in display order.
     pub visible: Vec<usize>,
-    /// Rows per chip, for the chip labels.
+    /// Matches per chip, for the chip labels.
     pub chip_counts: [usize; 5],
-    /// The generation of the newest query sent; older answers are ignored.
+    /// The generation of the newest list query sent; older answers are ignored.
     pub generation: u64,
+    /// Waiting for the whole list.
     pub loading: bool,
+    /// When to ask the store for NHS-number matches (debounced while typing).
+    pub nhs_query_due: Option<std::time::Instant>,
+    /// The generation of the NHS-number query in flight.
+    pub nhs_generation: Option<u64>,
+    /// Records whose NHS number matches the current search digits.
+    nhs_matches: Vec<Uuid>,
     pub error: Option<String>,
     pub counts: Option<StatusCounts>,
     pub last_sync_utc: Option<DateTime<Utc>>,
 }
 
-impl Default for ListState {
-    fn default() -> Self {
-        Self {
-            search: String::new(),
-            chip: ListChip::All,
-            rows: Vec::new(),
-            visible: Vec::new(),
-            chip_counts: [0; 5],
-            generation: 0,
-            loading: false,
-            error: None,
-            counts: None,
-            last_sync_utc: None,
-        }
-    }
+/// The digits of a search that may be (part of) an NHS number, when there are at least three.
+pub fn nhs_digits(search: &str) -> Option<String> {
+    let t: String = search
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    (t.len() >= 3 && t.chars().all(|c| c.is_ascii_digit())).then_some(t)
 }
 
 impl ListState {
-    /// Replaces the rows and recomputes the filter.
-    pub fn set_rows(&mut self, rows: Vec<EncounterSummary>) {
-        self.rows = rows;
+    /// Replaces every summary held (a first page or the whole list) and re-applies the search.
+    pub fn set_all(&mut self, rows: Vec<EncounterSummary>, complete: bool) {
+        self.keys = rows
+            .iter()
+            .map(|r| format!("{} {}", r.incident_number, r.patient_name).to_lowercase())
+            .collect();
+        self.index_of = rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+        self.all = rows;
+        self.complete = complete;
+        self.apply_search();
+    }
+
+    /// Merges the store's NHS-number matches for the current search.
+    pub fn set_nhs_matches(&mut self, rows: Vec<EncounterSummary>) {
+        self.nhs_matches = rows.iter().map(|r| r.id).collect();
+        let mut added = false;
+        for r in rows {
+            if !self.index_of.contains_key(&r.id) {
+                self.index_of.insert(r.id, self.all.len());
+                self.keys
+                    .push(format!("{} {}", r.incident_number, r.patient_name).to_lowercase());
+                self.all.push(r);
+                added = true;
+            }
+        }
+        if added {
+            // Keep newest first.
+            let mut order: Vec<usize> = (0..self.all.len()).collect();
+            order.sort_by(|a, b| {
+                self.all[*b]
+                    .updated_at_utc
+                    .cmp(&self.all[*a].updated_at_utc)
+            });
+            let all = std::mem::take(&mut self.all);
+            let keys = std::mem::take(&mut self.keys);
+            let mut slots: Vec<Option<(EncounterSummary, String)>> =
+                all.into_iter().zip(keys).map(Some).collect();
+            let mut rows = Vec::with_capacity(slots.len());
+            for i in order {
+                if let Some(slot) = slots.get_mut(i).and_then(Option::take) {
+                    rows.push(slot);
+                }
+            }
+            let (all, keys): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+            self.index_of = all.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+            self.all = all;
+            self.keys = keys;
+        }
+        self.apply_search();
+    }
+
+    /// Recomputes the matches for the search text (in memory) and then the chip filter.
+    pub fn apply_search(&mut self) {
+        let q = self.search.trim().to_lowercase();
+        let digits = nhs_digits(&q);
+        if digits.is_none() {
+            self.nhs_matches.clear();
+        }
+        self.matches = if q.is_empty() {
+            (0..self.all.len()).collect()
+        } else {
+            let nhs: std::collections::HashSet<usize> = self
+                .nhs_matches
+                .iter()
+                .filter_map(|id| self.index_of.get(id).copied())
+                .collect();
+            self.keys
+                .iter()
+                .enumerate()
+                .filter(|(i, k)| k.contains(&q) || nhs.contains(i))
+                .map(|(i, _)| i)
+                .collect()
+        };
         for (i, chip) in ListChip::ALL.iter().enumerate() {
-            self.chip_counts[i] = self.rows.iter().filter(|r| chip.matches(r)).count();
+            self.chip_counts[i] = self
+                .matches
+                .iter()
+                .filter(|m| self.all.get(**m).is_some_and(|r| chip.matches(r)))
+                .count();
         }
         self.refilter();
     }
@@ -111,22 +203,19 @@ impl ListState {
     pub fn refilter(&mut self) {
         let chip = self.chip;
         self.visible = self
-            .rows
+            .matches
             .iter()
-            .enumerate()
-            .filter(|(_, r)| chip.matches(r))
-            .map(|(i, _)| i)
+            .copied()
+            .filter(|i| self.all.get(*i).is_some_and(|r| chip.matches(r)))
             .collect();
     }
 
     /// Forgets every row (on lock: no patient data may stay in memory for the screen).
     pub fn clear(&mut self) {
-        self.search.clear();
-        self.rows = Vec::new();
-        self.visible = Vec::new();
-        self.chip_counts = [0; 5];
-        self.counts = None;
-        self.error = None;
+        *self = Self {
+            generation: self.generation,
+            ..Self::default()
+        };
     }
 }
 
@@ -232,7 +321,7 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
             state.search.clear();
             out.push(Command::Search(String::new()));
         }
-        if state.loading {
+        if state.loading || state.nhs_generation.is_some() || state.nhs_query_due.is_some() {
             ui.spinner();
         }
     });
@@ -255,9 +344,9 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
     ui.separator();
     if state.visible.is_empty() {
         ui.add_space(24.0);
-        let text = if state.loading {
-            "Loading…"
-        } else if state.rows.is_empty() && state.search.trim().is_empty() {
+        let text = if state.loading || state.nhs_generation.is_some() {
+            "Searching…"
+        } else if state.all.is_empty() && state.search.trim().is_empty() {
             "No records on this tablet yet. Tap \"New record\" to start one."
         } else {
             "No records match."
@@ -271,7 +360,7 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
     let text_colour = ui.visuals().text_color();
     let weak_colour = ui.visuals().weak_text_color();
     let stripe = ui.visuals().faint_bg_color;
-    let rows = &state.rows;
+    let rows = &state.all;
     let visible = &state.visible;
     let mut opened: Option<Uuid> = None;
     egui::ScrollArea::vertical()

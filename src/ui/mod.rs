@@ -38,7 +38,7 @@ use editor::{EditMode, EditorState, Forms, VersionView};
 use list::ListState;
 use theme::ThemeChoice;
 use unlock::{ConnectForm, FirstRunForm, UnlockForm};
-use worker::{RepaintSignal, StoreJob, StoreReply, StoreRequest, StoreWorker};
+use worker::{ListPurpose, RepaintSignal, StoreJob, StoreReply, StoreRequest, StoreWorker};
 
 pub use editor::forms;
 
@@ -181,7 +181,12 @@ pub struct Timings {
     pub list_drawn_at: Option<Instant>,
     /// How long the last list query took on the worker.
     pub last_list_query: Option<Duration>,
+    /// When the whole list (every summary) arrived.
+    pub full_list_at: Option<Instant>,
 }
+
+/// Pause in typing before digits in the search are looked up as an NHS number.
+const NHS_SEARCH_DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Idle-lock choices offered in the top bar, in minutes.
 const IDLE_LOCK_CHOICES_MINUTES: [u64; 5] = [1, 2, 5, 10, 15];
@@ -290,6 +295,14 @@ impl EprApp {
         }
     }
 
+    /// The open record's editor, to change its section (tests, benchmark).
+    pub fn editor_mut(&mut self) -> Option<&mut EditorState> {
+        match &mut self.screen {
+            Screen::Editor(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The list's state.
     pub fn list(&self) -> &ListState {
         &self.list
@@ -297,7 +310,9 @@ impl EprApp {
 
     /// True when no store request is outstanding and no edit is waiting to be saved.
     pub fn is_idle(&self) -> bool {
-        self.worker.in_flight() == 0 && !self.editor().is_some_and(|e| e.save.has_unsent())
+        self.worker.in_flight() == 0
+            && self.list.nhs_query_due.is_none()
+            && !self.editor().is_some_and(|e| e.save.has_unsent())
     }
 
     /// True while a user has the store unlocked.
@@ -328,20 +343,37 @@ impl EprApp {
         self.config.idle_lock_after
     }
 
+    /// Asks for the list: the first page at once (drawn within a frame or two), then every
+    /// summary, then the status counts. What is on screen stays until the answers arrive.
     fn refresh_list(&mut self) {
         if self.user.is_none() {
             return;
         }
         self.list.generation += 1;
         self.list.loading = true;
-        let text = self.list.search.trim();
+        if self.list.all.is_empty() {
+            self.worker.send(StoreRequest::List {
+                filter: ListFilter {
+                    limit: Some(list::FIRST_PAGE_ROWS),
+                    ..ListFilter::default()
+                },
+                generation: self.list.generation,
+                purpose: ListPurpose::FirstPage,
+            });
+        }
         self.worker.send(StoreRequest::List {
-            filter: ListFilter {
-                text: (!text.is_empty()).then(|| text.to_owned()),
-                ..ListFilter::default()
-            },
+            filter: ListFilter::default(),
             generation: self.list.generation,
+            purpose: ListPurpose::All,
         });
+        self.worker.send(StoreRequest::Counts);
+        self.schedule_nhs_search(Instant::now());
+    }
+
+    /// Debounces the store query for NHS-number digits in the search.
+    fn schedule_nhs_search(&mut self, now: Instant) {
+        self.list.nhs_query_due =
+            list::nhs_digits(&self.list.search).map(|_| now + NHS_SEARCH_DEBOUNCE);
     }
 
     /// Sends the open record's unsaved edits to the store now.
@@ -395,7 +427,9 @@ impl EprApp {
             }
             Command::Search(text) => {
                 self.list.search = text;
-                self.refresh_list();
+                self.list.apply_search();
+                self.list.nhs_generation = None;
+                self.schedule_nhs_search(Instant::now());
             }
             Command::NewRecord => {
                 let user = self.user.clone().unwrap_or_default();
@@ -482,6 +516,7 @@ impl EprApp {
                     self.timings.unlock_duration = Some(duration);
                     self.timings.unlocked_at = Some(Instant::now());
                     self.timings.list_drawn_at = None;
+                    self.timings.full_list_at = None;
                     if created {
                         self.users = vec![user.clone()];
                     }
@@ -500,20 +535,57 @@ impl EprApp {
                 Err(e) => self.open_failed(created, e),
             },
             StoreReply::Locked | StoreReply::JobDone => {}
-            StoreReply::Listed { generation, result } => {
-                if generation != self.list.generation || self.user.is_none() {
+            StoreReply::Listed {
+                generation,
+                purpose,
+                result,
+            } => {
+                if self.user.is_none() {
                     return;
                 }
-                self.list.loading = false;
+                let current = match purpose {
+                    ListPurpose::NhsSearch => self.list.nhs_generation == Some(generation),
+                    _ => generation == self.list.generation,
+                };
+                if !current {
+                    return;
+                }
                 match result {
                     Ok(r) => {
                         self.timings.last_list_query = Some(r.query_duration);
-                        self.list.set_rows(r.rows);
-                        self.list.counts = Some(r.counts);
-                        self.list.last_sync_utc = r.last_sync_utc;
+                        match purpose {
+                            ListPurpose::FirstPage => {
+                                // A full list may already have arrived for a newer request.
+                                if !self.list.complete {
+                                    self.list.set_all(r.rows, false);
+                                }
+                            }
+                            ListPurpose::All => {
+                                self.list.loading = false;
+                                self.list.set_all(r.rows, true);
+                                self.timings.full_list_at = Some(Instant::now());
+                            }
+                            ListPurpose::NhsSearch => {
+                                self.list.nhs_generation = None;
+                                self.list.set_nhs_matches(r.rows);
+                            }
+                        }
                         self.list.error = None;
                     }
-                    Err(e) => self.list.error = Some(widgets::sentence(&e.to_string())),
+                    Err(e) => {
+                        self.list.loading = false;
+                        self.list.nhs_generation = None;
+                        self.list.error = Some(widgets::sentence(&e.to_string()));
+                    }
+                }
+            }
+            StoreReply::Counts(result) => {
+                if self.user.is_none() {
+                    return;
+                }
+                if let Ok((counts, last)) = result {
+                    self.list.counts = Some(counts);
+                    self.list.last_sync_utc = last;
                 }
             }
             StoreReply::Record(result) => {
@@ -525,6 +597,12 @@ impl EprApp {
                         let user = self.user.clone().unwrap_or_default();
                         let mut ed = EditorState::from_bundle(*bundle, &user);
                         ed.notice = self.pending_notice.take();
+                        // Reopening the same record (after signing): stay in the same section.
+                        if let Screen::Editor(old) = &self.screen
+                            && old.id() == ed.id()
+                        {
+                            ed.section = old.section;
+                        }
                         self.screen = Screen::Editor(Box::new(ed));
                     }
                     Err(e) => {
@@ -639,6 +717,25 @@ impl EprApp {
             self.handle_reply(reply);
         }
         let mut wake: Option<Duration> = None;
+        if let Some(due) = self.list.nhs_query_due {
+            if now >= due {
+                self.list.nhs_query_due = None;
+                if let Some(digits) = list::nhs_digits(&self.list.search) {
+                    self.list.generation += 1;
+                    self.list.nhs_generation = Some(self.list.generation);
+                    self.worker.send(StoreRequest::List {
+                        filter: ListFilter {
+                            text: Some(digits),
+                            ..ListFilter::default()
+                        },
+                        generation: self.list.generation,
+                        purpose: ListPurpose::NhsSearch,
+                    });
+                }
+            } else {
+                wake = Some(due - now);
+            }
+        }
         let (quiet, max_wait) = (self.config.autosave_quiet, self.config.autosave_max_wait);
         if let Screen::Editor(ed) = &mut self.screen {
             if ed.save.due(now, quiet, max_wait) {
@@ -689,7 +786,7 @@ impl EprApp {
             Screen::Failed(message) => unlock::failed_ui(ui, message),
             Screen::Records => {
                 list::records_ui(ui, &mut self.list, &mut commands);
-                if self.timings.list_drawn_at.is_none() && !self.list.rows.is_empty() {
+                if self.timings.list_drawn_at.is_none() && !self.list.all.is_empty() {
                     self.timings.list_drawn_at = Some(Instant::now());
                 }
             }

@@ -36,8 +36,14 @@ pub enum StoreRequest {
     Unlock { user: String, passphrase: String },
     /// Drop the store and its key. Queued saves before this still commit.
     Lock,
-    /// The encounter list. `generation` lets the app ignore out-of-date answers.
-    List { filter: ListFilter, generation: u64 },
+    /// Encounter summaries. `generation` lets the app ignore out-of-date answers.
+    List {
+        filter: ListFilter,
+        generation: u64,
+        purpose: ListPurpose,
+    },
+    /// Counts for the status bar (a scan of the whole table: asked for after the list).
+    Counts,
     /// Everything the editor needs about one record.
     Open { id: Uuid },
     /// Autosave of a draft.
@@ -76,12 +82,21 @@ pub struct RecordBundle {
     pub sync_state: Option<SyncState>,
 }
 
-/// The list and the counts the status bar shows.
+/// Why a list was asked for; echoed in the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListPurpose {
+    /// The newest few rows, to draw something at once after unlock.
+    FirstPage,
+    /// Every summary, held in memory for scrolling and searching.
+    All,
+    /// Records whose NHS number (or name or incident) matches typed digits.
+    NhsSearch,
+}
+
+/// Summaries from the store.
 #[derive(Debug, Clone)]
 pub struct ListResult {
     pub rows: Vec<EncounterSummary>,
-    pub counts: StatusCounts,
-    pub last_sync_utc: Option<chrono::DateTime<chrono::Utc>>,
     /// How long the query took on the worker, for the benchmark.
     pub query_duration: Duration,
 }
@@ -98,8 +113,10 @@ pub enum StoreReply {
     Locked,
     Listed {
         generation: u64,
+        purpose: ListPurpose,
         result: Result<ListResult, StoreError>,
     },
+    Counts(Result<(StatusCounts, Option<chrono::DateTime<chrono::Utc>>), StoreError>),
     Record(Result<Box<RecordBundle>, StoreError>),
     Saved {
         record_id: Uuid,
@@ -259,13 +276,27 @@ fn handle(
             *store = None;
             StoreReply::Locked
         }
-        StoreRequest::List { filter, generation } => {
+        StoreRequest::List {
+            filter,
+            generation,
+            purpose,
+        } => {
             let result = match store.as_ref() {
                 Some(s) => list(s, &filter),
                 None => Err(locked()),
             };
-            StoreReply::Listed { generation, result }
+            StoreReply::Listed {
+                generation,
+                purpose,
+                result,
+            }
         }
+        StoreRequest::Counts => StoreReply::Counts(match store.as_ref() {
+            Some(s) => s
+                .status_counts()
+                .and_then(|c| s.last_sync().map(|t| (c, t))),
+            None => Err(locked()),
+        }),
         StoreRequest::Open { id } => StoreReply::Record(match store.as_mut() {
             Some(s) => open(s, id).map(Box::new),
             None => Err(locked()),
@@ -324,12 +355,8 @@ fn handle(
 fn list(store: &Store, filter: &ListFilter) -> Result<ListResult, StoreError> {
     let start = Instant::now();
     let rows = store.list(filter)?;
-    let counts = store.status_counts()?;
-    let last_sync_utc = store.last_sync()?;
     Ok(ListResult {
         rows,
-        counts,
-        last_sync_utc,
         query_duration: start.elapsed(),
     })
 }

@@ -577,7 +577,10 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, editable: bool) -> bool {
     ui.push_id("observation-table", |ui| {
         let mut table = TableBuilder::new(ui)
             .striped(true)
-            .vscroll(false)
+            // Its own scroll area, newest set in view: only the visible rows are laid out.
+            .vscroll(true)
+            .max_scroll_height(360.0)
+            .stick_to_bottom(true)
             .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
             .columns(Column::auto().at_least(48.0), headers.len() - 1)
             .column(Column::auto().at_least(150.0));
@@ -597,13 +600,16 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, editable: bool) -> bool {
                     });
                 }
             })
-            .body(|mut body| {
-                for i in &order {
+            .body(|body| {
+                body.rows(40.0, order.len(), |mut row| {
+                    let Some(i) = order.get(row.index()) else {
+                        return;
+                    };
                     let Some(o) = doc_ref.observations.get(*i) else {
-                        continue;
+                        return;
                     };
                     let news = doc_ref.news2_for(o);
-                    body.row(40.0, |mut row| {
+                    {
                         let values = [
                             clock_local(o.taken_at_utc),
                             cell(o.resp_rate_per_min.map(|v| v.get().to_string())),
@@ -660,8 +666,8 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, editable: bool) -> bool {
                                 }
                             });
                         }
-                    });
-                }
+                    }
+                });
             });
     });
     if let Some(i) = remove
