@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::Command;
 use super::theme;
-use super::widgets::error_text;
+use super::widgets::{choice, error_text};
 use crate::model::RecordStatus;
 use crate::store::{EncounterSummary, StatusCounts, SyncState};
 
@@ -332,7 +332,7 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
             if *chip == ListChip::Returned && state.chip_counts[i] > 0 {
                 rich = rich.color(ui.visuals().error_fg_color).strong();
             }
-            if ui.selectable_label(state.chip == *chip, rich).clicked() {
+            if choice(ui, state.chip == *chip, rich).clicked() {
                 state.chip = *chip;
                 state.refilter();
             }
@@ -444,15 +444,16 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
                     text_colour,
                 );
                 x += 140.0;
-                // The badges are right-aligned; the name gets whatever is left.
-                let badges_width = 560.0_f32.min(width * 0.55);
+                // The badges take a fixed share on the right; the name gets the rest and is
+                // cut short with "…" rather than wrapped.
+                let badges_width = 470.0_f32.min(width * 0.5);
                 let name_right = rect.right() - badges_width - 10.0;
-                let name_galley = painter.layout(
+                let mut job = egui::text::LayoutJob::single_section(
                     name.to_owned(),
-                    body_font.clone(),
-                    text_colour,
-                    (name_right - x).max(40.0),
+                    egui::TextFormat::simple(body_font.clone(), text_colour),
                 );
+                job.wrap = egui::text::TextWrapping::truncate_at_width((name_right - x).max(40.0));
+                let name_galley = painter.layout_job(job);
                 painter.galley(
                     pos2(x, y - name_galley.size().y / 2.0),
                     name_galley,

@@ -91,6 +91,8 @@ pub fn select(ctx: &egui::Context, choice: ThemeChoice) {
 
 fn light_visuals() -> egui::Visuals {
     let mut v = egui::Visuals::light();
+    // Signed records are shown with disabled widgets: keep their text readable.
+    v.disabled_alpha = 0.6;
     v.override_text_color = Some(Color32::from_gray(10));
     v.panel_fill = Color32::from_gray(246);
     v.window_fill = Color32::WHITE;
@@ -105,13 +107,15 @@ fn light_visuals() -> egui::Visuals {
     v.widgets.inactive.weak_bg_fill = Color32::from_gray(225);
     v.widgets.hovered.bg_stroke = Stroke::new(2.0, Color32::from_gray(30));
     v.widgets.noninteractive.bg_stroke = Stroke::new(1.0, Color32::from_gray(170));
-    v.selection.bg_fill = Color32::from_rgb(0, 94, 184);
-    v.selection.stroke = Stroke::new(2.0, Color32::from_rgb(0, 60, 130));
+    // Selected items keep dark text (the text colour is fixed), so the fill is a light blue.
+    v.selection.bg_fill = Color32::from_rgb(173, 208, 250);
+    v.selection.stroke = Stroke::new(2.0, Color32::from_rgb(0, 60, 140));
     v
 }
 
 fn dark_visuals() -> egui::Visuals {
     let mut v = egui::Visuals::dark();
+    v.disabled_alpha = 0.6;
     v.override_text_color = Some(Color32::from_gray(245));
     v.panel_fill = Color32::from_gray(18);
     v.window_fill = Color32::from_gray(28);
@@ -126,7 +130,8 @@ fn dark_visuals() -> egui::Visuals {
     v.widgets.inactive.weak_bg_fill = Color32::from_gray(52);
     v.widgets.hovered.bg_stroke = Stroke::new(2.0, Color32::from_gray(235));
     v.widgets.noninteractive.bg_stroke = Stroke::new(1.0, Color32::from_gray(90));
-    v.selection.bg_fill = Color32::from_rgb(30, 110, 200);
+    // Selected items keep light text, so the fill is a dark blue.
+    v.selection.bg_fill = Color32::from_rgb(20, 70, 140);
     v.selection.stroke = Stroke::new(2.0, Color32::from_rgb(150, 200, 255));
     v
 }

@@ -6,7 +6,7 @@
 
 use egui::{RichText, TextEdit, Ui};
 
-use super::widgets::{error_text, sentence};
+use super::widgets::{choice, error_text, sentence};
 use super::{Command, ConnectRequest};
 
 /// Shortest accepted PIN or passphrase, in characters (the CLI uses the same rule).
@@ -198,7 +198,7 @@ pub fn unlock_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
             ui.label("Who is using the tablet?");
             ui.horizontal_wrapped(|ui| {
                 for u in &form.users {
-                    if ui.selectable_label(form.user == *u, u.as_str()).clicked() {
+                    if choice(ui, form.user == *u, u.as_str()).clicked() {
                         form.user = u.clone();
                         form.error = None;
                     }

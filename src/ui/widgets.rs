@@ -11,8 +11,12 @@ use crate::model::News2;
 /// A visible label followed by a single-line text field tied to it.
 pub fn text_field(ui: &mut Ui, label: &str, text: &mut String, width: f32) -> Response {
     let label_response = ui.label(label);
-    ui.add(TextEdit::singleline(text).desired_width(width))
-        .labelled_by(label_response.id)
+    ui.add(
+        TextEdit::singleline(text)
+            .desired_width(width)
+            .min_size(egui::vec2(width.min(ui.available_width()), 0.0)),
+    )
+    .labelled_by(label_response.id)
 }
 
 /// A label above a multi-line field, for notes and history.
@@ -24,6 +28,19 @@ pub fn text_area(ui: &mut Ui, label: &str, text: &mut String, rows: usize) -> Re
             .desired_width(f32::INFINITY),
     )
     .labelled_by(label_response.id)
+}
+
+/// A framed pick-list button (one of several choices): visibly tappable whether or not it is
+/// the selected one.
+pub fn choice(ui: &mut Ui, selected: bool, text: impl Into<egui::WidgetText>) -> Response {
+    ui.add(
+        egui::Button::new(text)
+            .selected(selected)
+            .min_size(egui::vec2(
+                super::theme::TOUCH_TARGET_POINTS,
+                super::theme::TOUCH_TARGET_POINTS,
+            )),
+    )
 }
 
 /// A problem with the field just before it, in the theme's error colour.

@@ -316,7 +316,7 @@ fn save_text(state: &EditorState) -> String {
         return "Saving…".to_owned();
     }
     match (state.mode, state.save.last_saved_local) {
-        (EditMode::Signed, _) => "Signed records cannot be edited".to_owned(),
+        (EditMode::Signed, _) => "Read-only".to_owned(),
         (EditMode::Amending, Some(t)) => format!("Amendment kept {}", t.format("%H:%M:%S")),
         (_, Some(t)) => format!("Saved {}", t.format("%H:%M:%S")),
         (_, None) if state.is_new => "Saved as you type".to_owned(),
@@ -326,7 +326,8 @@ fn save_text(state: &EditorState) -> String {
 
 /// The top bar: back, who and what, save state, latest NEWS2 and the sign/amend buttons.
 fn top_bar_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
-    ui.horizontal_wrapped(|ui| {
+    // One line at every window size: a long name is cut short rather than wrapping the bar.
+    ui.horizontal(|ui| {
         if ui
             .button("Back to records")
             .on_hover_text("Your changes are saved")
@@ -335,15 +336,21 @@ fn top_bar_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
             out.push(Command::BackToList);
         }
         let name = state.doc.patient.display_name();
-        ui.label(
-            RichText::new(if name.is_empty() {
-                "New patient"
-            } else {
-                name.as_str()
-            })
-            .size(24.0)
-            .strong(),
-        );
+        ui.scope(|ui| {
+            ui.set_max_width(280.0);
+            ui.add(
+                egui::Label::new(
+                    RichText::new(if name.is_empty() {
+                        "New patient"
+                    } else {
+                        name.as_str()
+                    })
+                    .size(24.0)
+                    .strong(),
+                )
+                .truncate(),
+            );
+        });
         if !state.doc.incident.incident_number.is_empty() {
             ui.label(RichText::new(&state.doc.incident.incident_number).size(20.0));
         }
@@ -353,15 +360,26 @@ fn top_bar_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
             news2_badge(ui, &news, 20.0);
         }
         let saved = save_text(state);
-        if state.save.error.is_some() {
-            error_text(ui, &saved);
-        } else {
-            ui.label(RichText::new(saved).weak());
-        }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            if state.viewing_version.is_some() {
-                return;
+            if state.viewing_version.is_none() {
+                action_buttons_ui(ui, state, out);
             }
+            let text = if state.save.error.is_some() {
+                RichText::new(saved)
+                    .color(ui.visuals().error_fg_color)
+                    .strong()
+            } else {
+                RichText::new(saved).weak()
+            };
+            ui.add(egui::Label::new(text).truncate());
+        });
+    });
+}
+
+/// "Complete and sign…", "Amend…" or "Sign amendment…" / "Stop amending".
+fn action_buttons_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
+    {
+        {
             match state.mode {
                 EditMode::Draft => {
                     if ui
@@ -403,8 +421,8 @@ fn top_bar_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
                     }
                 }
             }
-        });
-    });
+        }
+    }
 }
 
 /// The supervisor's decision, shown prominently (returned records above all).
@@ -754,8 +772,10 @@ fn section_body_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>)
     let obs = &mut state.obs;
     let section = state.section;
     let changed = ui
+        // Observations draw their own read-only form (no entry row) and keep the NEWS2
+        // colours at full strength; the handover is text to read.
         .add_enabled_ui(
-            editable || section == Section::Handover,
+            editable || matches!(section, Section::Handover | Section::Observations),
             |ui| match section {
                 Section::Incident => sections::incident_ui(ui, doc, forms, jump),
                 Section::Patient => sections::patient_ui(ui, doc, forms, jump),

@@ -17,7 +17,7 @@ use crate::model::{
     Inspired, News2, ObservationSet, OxygenFlowLitresPerMin, PainScore, PulseBpm, RespRatePerMin,
     Spo2Percent, Spo2Scale, SystolicMmHg, TemperatureCelsius,
 };
-use crate::ui::widgets::{error_text, news2_badge, news2_colours, warning_text};
+use crate::ui::widgets::{choice, error_text, news2_badge, news2_colours, warning_text};
 
 /// Size of the digits in the quick-entry fields, in points: readable at arm's length.
 const ENTRY_FONT_POINTS: f32 = 26.0;
@@ -248,8 +248,7 @@ fn number_field(
     enter: &mut bool,
 ) -> egui::Response {
     ui.vertical(|ui| {
-        ui.set_max_width(width.max(96.0));
-        let l = ui.label(RichText::new(label).strong());
+        let l = ui.add(egui::Label::new(RichText::new(label).strong()).extend());
         let r = ui
             .add(
                 TextEdit::singleline(text)
@@ -262,7 +261,19 @@ fn number_field(
             *enter = true;
         }
         if let Some(e) = error {
-            error_text(ui, e);
+            // Wrap under the field instead of widening the column and pushing the row apart.
+            ui.scope(|ui| {
+                ui.set_max_width((width + 60.0).max(150.0));
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(e)
+                            .color(ui.visuals().error_fg_color)
+                            .strong()
+                            .size(16.0),
+                    )
+                    .wrap(),
+                );
+            });
         }
         r
     })
@@ -331,7 +342,7 @@ pub fn observations_ui(
         ui.label(RichText::new("New set").strong().size(22.0));
         let mut enter = false;
         let e = &parsed.errors;
-        ui.horizontal_wrapped(|ui| {
+        ui.horizontal_top(|ui| {
             let rr = number_field(
                 ui,
                 "Resp rate /min",
@@ -356,16 +367,10 @@ pub fn observations_ui(
             ui.vertical(|ui| {
                 ui.label(RichText::new("Air or oxygen").strong());
                 ui.horizontal(|ui| {
-                    if ui
-                        .selectable_label(entry.on_oxygen == Some(false), "Air")
-                        .clicked()
-                    {
+                    if choice(ui, entry.on_oxygen == Some(false), "Air").clicked() {
                         entry.on_oxygen = Some(false);
                     }
-                    if ui
-                        .selectable_label(entry.on_oxygen == Some(true), "Oxygen")
-                        .clicked()
-                    {
+                    if choice(ui, entry.on_oxygen == Some(true), "Oxygen").clicked() {
                         entry.on_oxygen = Some(true);
                     }
                 });
@@ -380,6 +385,16 @@ pub fn observations_ui(
                     &mut enter,
                 );
             }
+            number_field(
+                ui,
+                "Pulse /min",
+                &mut entry.pulse,
+                90.0,
+                error_for(e, EntryField::Pulse).or(soft_for(&warnings, PulseBpm::MEASURE)),
+                &mut enter,
+            );
+        });
+        ui.horizontal_top(|ui| {
             number_field(
                 ui,
                 "BP systolic",
@@ -398,14 +413,6 @@ pub fn observations_ui(
             );
             number_field(
                 ui,
-                "Pulse /min",
-                &mut entry.pulse,
-                90.0,
-                error_for(e, EntryField::Pulse).or(soft_for(&warnings, PulseBpm::MEASURE)),
-                &mut enter,
-            );
-            number_field(
-                ui,
                 "Temp °C",
                 &mut entry.temperature,
                 90.0,
@@ -417,8 +424,7 @@ pub fn observations_ui(
                 ui.label(RichText::new("ACVPU").strong());
                 ui.horizontal(|ui| {
                     for level in Acvpu::ALL {
-                        let r = ui
-                            .selectable_label(entry.acvpu == Some(level), level.letter())
+                        let r = choice(ui, entry.acvpu == Some(level), level.letter())
                             .on_hover_text(level.label());
                         let selected = entry.acvpu == Some(level);
                         r.widget_info(|| {
@@ -439,6 +445,8 @@ pub fn observations_ui(
                     }
                 });
             });
+        });
+        ui.horizontal_top(|ui| {
             ui.vertical(|ui| {
                 ui.label(RichText::new("GCS").strong());
                 ui.horizontal(|ui| {
@@ -583,7 +591,7 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, editable: bool) -> bool {
             .stick_to_bottom(true)
             .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
             .columns(Column::auto().at_least(48.0), headers.len() - 1)
-            .column(Column::auto().at_least(150.0));
+            .column(Column::auto().at_least(100.0));
         if editable {
             table = table.column(Column::auto());
         }

@@ -15,7 +15,7 @@ use crate::model::{
     CrewMember, DrugGiven, Encounter, Field, Intervention, Milestone, NhsNumber, Outcome, Patient,
     Sex, handover,
 };
-use crate::ui::widgets::{error_text, sentence, text_area, text_field, warning_text};
+use crate::ui::widgets::{choice, error_text, sentence, text_area, text_field, warning_text};
 
 fn base_date(doc: &Encounter, at: Option<DateTime<Utc>>) -> chrono::NaiveDate {
     at.unwrap_or(doc.created_at_utc)
@@ -68,7 +68,11 @@ pub fn incident_ui(
                     continue;
                 };
                 let field = ui
-                    .add(TextEdit::singleline(&mut buffer.text).desired_width(90.0))
+                    .add(
+                        TextEdit::singleline(&mut buffer.text)
+                            .desired_width(90.0)
+                            .min_size(egui::vec2(110.0, 0.0)),
+                    )
                     .labelled_by(label.id);
                 jump_here(&field, jump, Field::Time(m));
                 let mut value = current;
@@ -269,7 +273,7 @@ pub fn patient_ui(
             ui.label("Sex");
             ui.horizontal(|ui| {
                 for (i, s) in Sex::ALL.iter().enumerate() {
-                    let r = ui.selectable_label(p.sex == Some(*s), s.label());
+                    let r = choice(ui, p.sex == Some(*s), s.label());
                     if i == 0 {
                         jump_here(&r, jump, Field::PatientSex);
                     }
@@ -616,7 +620,7 @@ pub fn outcome_ui(
     ui.label(RichText::new("Outcome").strong());
     ui.horizontal_wrapped(|ui| {
         for (i, k) in OutcomeKind::ALL.iter().enumerate() {
-            let r = ui.selectable_label(current == Some(*k), k.label());
+            let r = choice(ui, current == Some(*k), k.label());
             if i == 0 {
                 jump_here(&r, jump, Field::Outcome);
             }
