@@ -20,6 +20,8 @@ pub struct FirstRunForm {
     pub confirm: String,
     /// Shown after an attempt failed (for example the data directory is read-only).
     pub error: Option<String>,
+    /// The name field has been given keyboard focus once.
+    pub focused_once: bool,
 }
 
 /// The unlock form.
@@ -57,18 +59,24 @@ pub struct ConnectForm {
     pub message: Option<String>,
 }
 
+/// A readable column in the middle of the window, scrolling when the window is short.
 fn centred_column<R>(ui: &mut Ui, add: impl FnOnce(&mut Ui) -> R) -> R {
-    let width = ui.available_width().min(560.0);
-    let margin = ((ui.available_width() - width) / 2.0).max(0.0);
-    ui.horizontal_top(|ui| {
-        ui.add_space(margin);
-        ui.vertical(|ui| {
-            ui.set_max_width(width);
-            add(ui)
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            let width = ui.available_width().min(560.0);
+            let margin = ((ui.available_width() - width) / 2.0).max(0.0);
+            ui.horizontal_top(|ui| {
+                ui.add_space(margin);
+                ui.vertical(|ui| {
+                    ui.set_max_width(width);
+                    add(ui)
+                })
+                .inner
+            })
+            .inner
         })
         .inner
-    })
-    .inner
 }
 
 /// First run: create the first user and the encrypted store.
@@ -82,8 +90,13 @@ pub fn first_run_ui(ui: &mut Ui, form: &mut FirstRunForm, out: &mut Vec<Command>
         );
         ui.add_space(8.0);
         let name = ui.label("Your name");
-        ui.add(TextEdit::singleline(&mut form.user).desired_width(f32::INFINITY))
+        let name_field = ui
+            .add(TextEdit::singleline(&mut form.user).desired_width(f32::INFINITY))
             .labelled_by(name.id);
+        if !form.focused_once {
+            name_field.request_focus();
+            form.focused_once = true;
+        }
         let pass = ui.label("Passphrase or PIN");
         ui.add(
             TextEdit::singleline(&mut form.passphrase)

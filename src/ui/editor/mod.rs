@@ -568,7 +568,7 @@ fn signoff_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
             if viewing == Some(v.revision) {
                 ui.label(RichText::new("(showing)").strong());
             } else {
-                let r = ui.small_button("View");
+                let r = ui.button("View");
                 name_widget(
                     &r,
                     egui::Role::Button,
@@ -592,93 +592,96 @@ fn sign_dialog_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) 
         return;
     };
     let amendment = dialog.amendment;
-    egui::Modal::new(egui::Id::unique("sign-dialog")).show(ui.ctx(), |ui| {
-        ui.set_width(520.0_f32.min(ui.ctx().content_rect().width() - 40.0));
-        if !missing.is_empty() {
-            ui.heading("Not ready to sign");
-            ui.label("These are still missing. Tap one to go to it:");
-            for m in &missing {
-                let r = ui.add(
-                    egui::Button::new(RichText::new(m.label).strong())
-                        .min_size(egui::vec2(ui.available_width(), 44.0)),
-                );
-                if r.clicked() {
-                    jump = Some(m.field);
+    let frame = egui::Frame::popup(ui.style()).inner_margin(egui::Margin::same(20));
+    egui::Modal::new(egui::Id::unique("sign-dialog"))
+        .frame(frame)
+        .show(ui.ctx(), |ui| {
+            ui.set_width(520.0_f32.min(ui.ctx().content_rect().width() - 40.0));
+            if !missing.is_empty() {
+                ui.heading("Not ready to sign");
+                ui.label("These are still missing. Tap one to go to it:");
+                for m in &missing {
+                    let r = ui.add(
+                        egui::Button::new(RichText::new(m.label).strong())
+                            .min_size(egui::vec2(ui.available_width(), 44.0)),
+                    );
+                    if r.clicked() {
+                        jump = Some(m.field);
+                    }
                 }
+                ui.add_space(6.0);
+                if ui.button("Close").clicked() {
+                    close = true;
+                }
+                return;
             }
-            ui.add_space(6.0);
-            if ui.button("Close").clicked() {
-                close = true;
-            }
-            return;
-        }
-        ui.heading(if amendment {
-            "Sign amendment"
-        } else {
-            "Complete and sign"
-        });
-        ui.label(if amendment {
-            "The earlier signed version is kept. Say why the record is being changed."
-        } else {
-            "Signing locks the record. Later changes are amendments with a reason."
-        });
-        if amendment {
-            let l = ui.label("Reason for amendment");
-            ui.add(
-                TextEdit::multiline(&mut dialog.reason)
-                    .desired_rows(2)
-                    .desired_width(f32::INFINITY),
-            )
-            .labelled_by(l.id);
-        }
-        let l = ui.label("Clinician name");
-        ui.add(TextEdit::singleline(&mut dialog.clinician_name).desired_width(f32::INFINITY))
-            .labelled_by(l.id);
-        let l = ui.label("Registration (HCPC or staff number)");
-        ui.add(TextEdit::singleline(&mut dialog.registration).desired_width(f32::INFINITY))
-            .labelled_by(l.id);
-        if let Some(e) = &dialog.error {
-            error_text(ui, &sentence(e));
-        }
-        let ready = !dialog.clinician_name.trim().is_empty()
-            && (!amendment || !dialog.reason.trim().is_empty())
-            && !dialog.busy;
-        ui.horizontal(|ui| {
-            let label = if amendment {
+            ui.heading(if amendment {
                 "Sign amendment"
             } else {
-                "Sign record"
-            };
-            if ui
-                .add_enabled(ready, egui::Button::new(RichText::new(label).strong()))
-                .clicked()
-            {
-                dialog.busy = true;
-                dialog.error = None;
-                out.push(if amendment {
-                    Command::SignAmendment {
-                        reason: dialog.reason.trim().to_owned(),
-                        clinician_name: dialog.clinician_name.trim().to_owned(),
-                        registration: dialog.registration.trim().to_owned(),
-                    }
+                "Complete and sign"
+            });
+            ui.label(if amendment {
+                "The earlier signed version is kept. Say why the record is being changed."
+            } else {
+                "Signing locks the record. Later changes are amendments with a reason."
+            });
+            if amendment {
+                let l = ui.label("Reason for amendment");
+                ui.add(
+                    TextEdit::multiline(&mut dialog.reason)
+                        .desired_rows(2)
+                        .desired_width(f32::INFINITY),
+                )
+                .labelled_by(l.id);
+            }
+            let l = ui.label("Clinician name");
+            ui.add(TextEdit::singleline(&mut dialog.clinician_name).desired_width(f32::INFINITY))
+                .labelled_by(l.id);
+            let l = ui.label("Registration (HCPC or staff number)");
+            ui.add(TextEdit::singleline(&mut dialog.registration).desired_width(f32::INFINITY))
+                .labelled_by(l.id);
+            if let Some(e) = &dialog.error {
+                error_text(ui, &sentence(e));
+            }
+            let ready = !dialog.clinician_name.trim().is_empty()
+                && (!amendment || !dialog.reason.trim().is_empty())
+                && !dialog.busy;
+            ui.horizontal(|ui| {
+                let label = if amendment {
+                    "Sign amendment"
                 } else {
-                    Command::Sign {
-                        clinician_name: dialog.clinician_name.trim().to_owned(),
-                        registration: dialog.registration.trim().to_owned(),
-                    }
-                });
-            }
-            if ui.button("Cancel").clicked() {
-                close = true;
-            }
-            if dialog.busy {
-                ui.spinner();
+                    "Sign record"
+                };
+                if ui
+                    .add_enabled(ready, egui::Button::new(RichText::new(label).strong()))
+                    .clicked()
+                {
+                    dialog.busy = true;
+                    dialog.error = None;
+                    out.push(if amendment {
+                        Command::SignAmendment {
+                            reason: dialog.reason.trim().to_owned(),
+                            clinician_name: dialog.clinician_name.trim().to_owned(),
+                            registration: dialog.registration.trim().to_owned(),
+                        }
+                    } else {
+                        Command::Sign {
+                            clinician_name: dialog.clinician_name.trim().to_owned(),
+                            registration: dialog.registration.trim().to_owned(),
+                        }
+                    });
+                }
+                if ui.button("Cancel").clicked() {
+                    close = true;
+                }
+                if dialog.busy {
+                    ui.spinner();
+                }
+            });
+            if amendment && dialog.reason.trim().is_empty() {
+                ui.label(RichText::new("An amendment needs a reason").weak());
             }
         });
-        if amendment && dialog.reason.trim().is_empty() {
-            ui.label(RichText::new("An amendment needs a reason").weak());
-        }
-    });
     if let Some(f) = jump {
         state.jump_to(f);
     } else if close {

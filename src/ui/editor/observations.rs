@@ -663,7 +663,7 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, editable: bool) -> bool {
                         });
                         if editable {
                             row.col(|ui| {
-                                let r = ui.small_button("Remove");
+                                let r = ui.button("Remove");
                                 name_widget(
                                     &r,
                                     egui::Role::Button,

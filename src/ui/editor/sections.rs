@@ -87,7 +87,7 @@ pub fn incident_ui(
                         *buffer = TimeText::from_time(value);
                     }
                     if current.is_some() {
-                        let clear = ui.small_button("Clear");
+                        let clear = ui.button("Clear");
                         name_widget(
                             &clear,
                             egui::Role::Button,
@@ -391,7 +391,7 @@ pub fn treatment_ui(
                 ui.label(format!("by {}", it.by));
             }
             if editable {
-                let r = ui.small_button("Remove");
+                let r = ui.button("Remove");
                 name_widget(
                     &r,
                     egui::Role::Button,
@@ -467,7 +467,7 @@ pub fn treatment_ui(
                 ui.label(format!("by {}", d.by));
             }
             if editable {
-                let r = ui.small_button("Remove");
+                let r = ui.button("Remove");
                 name_widget(&r, egui::Role::Button, &format!("Remove drug {}", i + 1));
                 if r.clicked() {
                     remove_drug = Some(i);
@@ -699,7 +699,7 @@ pub fn crew_ui(
                 ui.label(format!("Registration {}", c.registration));
             }
             if editable {
-                let r = ui.small_button("Remove");
+                let r = ui.button("Remove");
                 name_widget(
                     &r,
                     egui::Role::Button,
