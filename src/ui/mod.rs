@@ -134,8 +134,9 @@ impl Screen {
     }
 }
 
-/// What screens ask for; carried out by [`EprApp::apply`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What screens ask for; carried out by [`EprApp::apply`]. Its `Debug` never shows a
+/// passphrase.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Command {
     CreateStore {
         user: String,
@@ -168,6 +169,37 @@ pub enum Command {
     SyncNow,
     ToggleTheme,
     SetIdleLock(Duration),
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::CreateStore { user, .. } => write!(f, "CreateStore({user:?}, ..)"),
+            Command::Unlock { user, .. } => write!(f, "Unlock({user:?}, ..)"),
+            Command::Search(_) => write!(f, "Search(..)"),
+            Command::Sign { .. } => write!(f, "Sign(..)"),
+            Command::SignAmendment { .. } => write!(f, "SignAmendment(..)"),
+            other => {
+                let name = match other {
+                    Command::Lock => "Lock",
+                    Command::Connect(_) => "Connect",
+                    Command::WorkOffline => "WorkOffline",
+                    Command::NewRecord => "NewRecord",
+                    Command::OpenRecord(_) => "OpenRecord",
+                    Command::BackToList => "BackToList",
+                    Command::StartAmendment => "StartAmendment",
+                    Command::StopAmending => "StopAmending",
+                    Command::OpenVersion(_) => "OpenVersion",
+                    Command::CloseVersion => "CloseVersion",
+                    Command::SyncNow => "SyncNow",
+                    Command::ToggleTheme => "ToggleTheme",
+                    Command::SetIdleLock(_) => "SetIdleLock",
+                    _ => "Command",
+                };
+                f.write_str(name)
+            }
+        }
+    }
 }
 
 /// Timings the benchmark reads; no patient data.
@@ -877,5 +909,30 @@ impl eframe::App for EprApp {
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_passphrase() {
+        let c = Command::Unlock {
+            user: "alex".into(),
+            passphrase: "secret-2468".into(),
+        };
+        assert!(!format!("{c:?}").contains("secret-2468"));
+        let form = UnlockForm {
+            passphrase: "secret-2468".into(),
+            ..UnlockForm::default()
+        };
+        assert!(!format!("{form:?}").contains("secret-2468"));
+        let form = FirstRunForm {
+            passphrase: "secret-2468".into(),
+            confirm: "secret-2468".into(),
+            ..FirstRunForm::default()
+        };
+        assert!(!format!("{form:?}").contains("secret-2468"));
     }
 }

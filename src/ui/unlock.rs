@@ -12,8 +12,8 @@ use super::{Command, ConnectRequest};
 /// Shortest accepted PIN or passphrase, in characters (the CLI uses the same rule).
 pub const MIN_PASSPHRASE_CHARS: usize = 4;
 
-/// The first-run form.
-#[derive(Debug, Default)]
+/// The first-run form. Its `Debug` leaves out the passphrase.
+#[derive(Default)]
 pub struct FirstRunForm {
     pub user: String,
     pub passphrase: String,
@@ -24,8 +24,8 @@ pub struct FirstRunForm {
     pub focused_once: bool,
 }
 
-/// The unlock form.
-#[derive(Debug, Default)]
+/// The unlock form. Its `Debug` leaves out the passphrase.
+#[derive(Default)]
 pub struct UnlockForm {
     pub users: Vec<String>,
     pub user: String,
@@ -36,6 +36,24 @@ pub struct UnlockForm {
     pub notice: Option<String>,
     /// The field has been given keyboard focus once (not every frame, so Tab still works).
     pub focused_once: bool,
+}
+
+impl std::fmt::Debug for FirstRunForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstRunForm")
+            .field("user", &self.user)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for UnlockForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnlockForm")
+            .field("user", &self.user)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 impl UnlockForm {
