@@ -735,7 +735,7 @@ pub fn editor_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
                     if missing.contains(&s) {
                         r.clone()
                             .on_hover_text("Something needed for signing is missing here");
-                        let c = r.rect.right_center() - egui::vec2(12.0, 0.0);
+                        let c = r.rect.left_center() + egui::vec2(7.0, 0.0);
                         ui.painter()
                             .circle_filled(c, 5.0, ui.visuals().warn_fg_color);
                     }

@@ -129,7 +129,7 @@ pub fn patient_ui(
     let today = Local::now().date_naive();
     let p: &mut Patient = &mut doc.patient;
     egui::Grid::new("patient-grid")
-        .num_columns(3)
+        .num_columns(2)
         .spacing([12.0, 10.0])
         .show(ui, |ui| {
             let r = text_field(ui, "Given name", &mut p.given_name, 300.0);
@@ -140,134 +140,156 @@ pub fn patient_ui(
             changed |= r.changed();
             ui.end_row();
 
-            let r = text_field(ui, "NHS number", &mut forms.nhs_number, 200.0);
-            if r.changed() {
-                let text = forms.nhs_number.trim();
-                let parsed = if text.is_empty() {
-                    Ok(None)
-                } else {
-                    NhsNumber::parse(text).map(Some)
-                };
-                match parsed {
-                    Ok(n) => {
-                        forms.nhs_error = None;
-                        if p.nhs_number != n {
-                            p.nhs_number = n;
-                            changed = true;
-                        }
-                    }
-                    Err(e) => {
-                        forms.nhs_error = Some(format!(
-                            "{}. Not kept until it is a valid NHS number",
-                            sentence(&e.to_string())
-                        ));
-                        if p.nhs_number.is_some() {
-                            p.nhs_number = None;
-                            changed = true;
-                        }
-                    }
-                }
-            }
-            match &forms.nhs_error {
-                Some(e) => {
-                    error_text(ui, e);
-                }
-                None => {
-                    if let Some(n) = &p.nhs_number {
-                        ui.label(if n.is_test_range() {
-                            "Valid (test range)"
-                        } else {
-                            "Valid"
-                        });
+            let l = ui.label("NHS number");
+            // The check's result sits under the field, so the grid keeps two columns.
+            ui.vertical(|ui| {
+                let r = ui
+                    .add(
+                        TextEdit::singleline(&mut forms.nhs_number)
+                            .desired_width(200.0)
+                            .min_size(egui::vec2(200.0, 0.0)),
+                    )
+                    .labelled_by(l.id);
+                if r.changed() {
+                    let text = forms.nhs_number.trim();
+                    let parsed = if text.is_empty() {
+                        Ok(None)
                     } else {
-                        ui.label("");
-                    }
-                }
-            }
-            ui.end_row();
-
-            let r = text_field(
-                ui,
-                "Date of birth (DD/MM/YYYY)",
-                &mut forms.date_of_birth,
-                200.0,
-            );
-            jump_here(&r, jump, Field::PatientAge);
-            if r.changed() {
-                let text = forms.date_of_birth.trim();
-                let parsed = if text.is_empty() {
-                    Ok(None)
-                } else {
-                    parse_date(text).map_err(str::to_owned).and_then(|d| {
-                        Patient::check_date_of_birth(d, today)
-                            .map(|()| Some(d))
-                            .map_err(|e| sentence(&e.to_string()))
-                    })
-                };
-                match parsed {
-                    Ok(d) => {
-                        forms.dob_error = None;
-                        if p.date_of_birth != d {
-                            p.date_of_birth = d;
-                            changed = true;
-                        }
-                    }
-                    Err(e) => {
-                        forms.dob_error = Some(e);
-                        if p.date_of_birth.is_some() {
-                            p.date_of_birth = None;
-                            changed = true;
-                        }
-                    }
-                }
-            }
-            match &forms.dob_error {
-                Some(e) => {
-                    error_text(ui, e);
-                }
-                None => {
-                    match p.date_of_birth.and_then(|d| today.years_since(d)) {
-                        Some(age) => ui.label(format!("Age {age}")),
-                        None => ui.label(""),
+                        NhsNumber::parse(text).map(Some)
                     };
-                }
-            }
-            ui.end_row();
-
-            let r = text_field(ui, "Estimated age (years)", &mut forms.estimated_age, 90.0);
-            if r.changed() {
-                let text = forms.estimated_age.trim();
-                let parsed = if text.is_empty() {
-                    Ok(None)
-                } else {
-                    match text.parse::<u32>() {
-                        Ok(a) if a <= 130 => Ok(Some(a)),
-                        _ => Err("Enter the age in whole years, 0 to 130"),
-                    }
-                };
-                match parsed {
-                    Ok(a) => {
-                        forms.age_error = None;
-                        if p.estimated_age_years != a {
-                            p.estimated_age_years = a;
-                            changed = true;
+                    match parsed {
+                        Ok(n) => {
+                            forms.nhs_error = None;
+                            if p.nhs_number != n {
+                                p.nhs_number = n;
+                                changed = true;
+                            }
+                        }
+                        Err(e) => {
+                            forms.nhs_error = Some(format!(
+                                "{}. Not kept until it is a valid NHS number",
+                                sentence(&e.to_string())
+                            ));
+                            if p.nhs_number.is_some() {
+                                p.nhs_number = None;
+                                changed = true;
+                            }
                         }
                     }
-                    Err(e) => forms.age_error = Some(e.to_owned()),
                 }
-            }
-            match &forms.age_error {
-                Some(e) => {
-                    error_text(ui, e);
+                match &forms.nhs_error {
+                    Some(e) => {
+                        error_text(ui, e);
+                    }
+                    None => {
+                        if let Some(n) = &p.nhs_number {
+                            ui.label(if n.is_test_range() {
+                                "Valid (test range)"
+                            } else {
+                                "Valid"
+                            });
+                        }
+                    }
                 }
-                None => {
-                    ui.label(if p.date_of_birth.is_some() {
-                        "Date of birth is used"
+            });
+            ui.end_row();
+
+            let l = ui.label("Date of birth (DD/MM/YYYY)");
+            // The check's result sits under the field, so the grid keeps two columns.
+            ui.vertical(|ui| {
+                let r = ui
+                    .add(
+                        TextEdit::singleline(&mut forms.date_of_birth)
+                            .desired_width(200.0)
+                            .min_size(egui::vec2(200.0, 0.0)),
+                    )
+                    .labelled_by(l.id);
+                jump_here(&r, jump, Field::PatientAge);
+                if r.changed() {
+                    let text = forms.date_of_birth.trim();
+                    let parsed = if text.is_empty() {
+                        Ok(None)
                     } else {
-                        "Use when the date of birth is not known"
-                    });
+                        parse_date(text).map_err(str::to_owned).and_then(|d| {
+                            Patient::check_date_of_birth(d, today)
+                                .map(|()| Some(d))
+                                .map_err(|e| sentence(&e.to_string()))
+                        })
+                    };
+                    match parsed {
+                        Ok(d) => {
+                            forms.dob_error = None;
+                            if p.date_of_birth != d {
+                                p.date_of_birth = d;
+                                changed = true;
+                            }
+                        }
+                        Err(e) => {
+                            forms.dob_error = Some(e);
+                            if p.date_of_birth.is_some() {
+                                p.date_of_birth = None;
+                                changed = true;
+                            }
+                        }
+                    }
                 }
-            }
+                match &forms.dob_error {
+                    Some(e) => {
+                        error_text(ui, e);
+                    }
+                    None => {
+                        if let Some(age) = p.date_of_birth.and_then(|d| today.years_since(d)) {
+                            ui.label(format!("Age {age}"));
+                        }
+                    }
+                }
+            });
+            ui.end_row();
+
+            let l = ui.label("Estimated age (years)");
+            // The check's result sits under the field, so the grid keeps two columns.
+            ui.vertical(|ui| {
+                let r = ui
+                    .add(
+                        TextEdit::singleline(&mut forms.estimated_age)
+                            .desired_width(90.0)
+                            .min_size(egui::vec2(90.0, 0.0)),
+                    )
+                    .labelled_by(l.id);
+                if r.changed() {
+                    let text = forms.estimated_age.trim();
+                    let parsed = if text.is_empty() {
+                        Ok(None)
+                    } else {
+                        match text.parse::<u32>() {
+                            Ok(a) if a <= 130 => Ok(Some(a)),
+                            _ => Err("Enter the age in whole years, 0 to 130"),
+                        }
+                    };
+                    match parsed {
+                        Ok(a) => {
+                            forms.age_error = None;
+                            if p.estimated_age_years != a {
+                                p.estimated_age_years = a;
+                                changed = true;
+                            }
+                        }
+                        Err(e) => forms.age_error = Some(e.to_owned()),
+                    }
+                }
+                match &forms.age_error {
+                    Some(e) => {
+                        error_text(ui, e);
+                    }
+                    None => {
+                        ui.label(if p.date_of_birth.is_some() {
+                            "Date of birth is used"
+                        } else {
+                            "Use when the date of birth is not known"
+                        });
+                    }
+                }
+            });
             ui.end_row();
 
             ui.label("Sex");
