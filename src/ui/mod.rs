@@ -1,316 +1,938 @@
-//! The eframe app: screens, widgets and theme.
+//! The crew tablet app (eframe/egui): screens, widgets, theme and the one logic layer that
+//! talks to the store.
 //!
-//! A thin [`eframe::App`]: per-frame non-UI work (receiving results of background work) runs
-//! in `logic`, drawing in `ui`. Screens are functions named `*_ui` that edit only the state
-//! they are given and return [`Command`]s, applied in one place ([`EprApp::apply`]). Anything
-//! slow (key derivation, disk scans, the network) runs on a worker thread and reports back
-//! over a channel, then asks for a repaint: the window never freezes.
-//! This room never runs SQL; it reaches the store only through [`crate::store::Store`]'s
-//! typed functions.
+//! Shape (after rerun's viewer): [`EprApp`] is a thin [`eframe::App`]. Per-frame work that
+//! is not drawing (worker replies, debounced autosave, idle lock) runs in `logic`; drawing
+//! runs in `ui`. Screens are functions named `*_ui` that edit only the state they are given
+//! and push [`Command`]s, which [`EprApp::apply`] carries out in one place.
+//!
+//! Nothing slow runs on the UI thread. The unlocked [`crate::store::Store`] lives on a
+//! worker thread ([`worker`]); key derivation, saves and queries go there as requests and
+//! come back over a channel with a repaint. This room never runs SQL and never imports
+//! rusqlite (a test reads the source tree to keep it so).
+//!
+//! Seams for the sync engine and enrolment, which are wired in elsewhere:
+//! - [`EprApp::attach_sync`] hands the app a [`SyncHandle`]; the status bar reads it every
+//!   frame and "Sync now" / record completion send commands to it. Locking keeps it.
+//! - [`EprApp::connect`] receives the first-run choice ([`ConnectRequest`]).
+//! - [`EprApp::run_on_store`] runs a closure on the store worker with the unlocked store, for
+//!   example `store.open_another()` to give the sync engine its own connection.
+
+pub mod editor;
+pub mod list;
+pub mod status_bar;
+pub mod theme;
+pub mod unlock;
+pub mod widgets;
+pub mod worker;
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use crate::store::{EncounterSummary, ListFilter, Store, StoreError};
+use uuid::Uuid;
+
+use crate::store::{ListFilter, StoreError};
+use crate::sync::{SyncCommand, SyncHandle};
+use editor::{EditMode, EditorState, Forms, VersionView};
+use list::ListState;
+use theme::ThemeChoice;
+use unlock::{ConnectForm, FirstRunForm, UnlockForm};
+use worker::{ListPurpose, RepaintSignal, StoreJob, StoreReply, StoreRequest, StoreWorker};
+
+pub use editor::forms;
 
 /// Opens the window and runs until it is closed.
 pub fn run_app(data_dir: PathBuf) -> Result<(), String> {
+    let mut config = AppConfig::default();
+    if let Some(secs) = std::env::var("EPR_IDLE_LOCK_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+    {
+        config.idle_lock_after = Duration::from_secs(secs);
+    }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Ambulance ePR")
-            .with_inner_size([1180.0, 820.0])
-            .with_min_inner_size([640.0, 480.0]),
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([800.0, 560.0]),
         ..Default::default()
     };
     eframe::run_native(
         "Ambulance ePR",
         options,
-        Box::new(move |cc| Ok(Box::new(EprApp::new(cc.egui_ctx.clone(), data_dir)))),
+        Box::new(move |_cc| Ok(Box::new(EprApp::new(data_dir, config)))),
     )
     .map_err(|e| e.to_string())
 }
 
-/// What the current screen is.
-enum Screen {
+/// Settings that tests and the benchmark change.
+#[derive(Debug, Clone, Copy)]
+pub struct AppConfig {
+    /// Lock after this long without a touch or key press. Default 5 minutes.
+    pub idle_lock_after: Duration,
+    /// Autosave after this pause in typing.
+    pub autosave_quiet: Duration,
+    /// ... and never later than this after the first unsaved edit.
+    pub autosave_max_wait: Duration,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            idle_lock_after: Duration::from_secs(5 * 60),
+            autosave_quiet: Duration::from_millis(300),
+            autosave_max_wait: Duration::from_millis(800),
+        }
+    }
+}
+
+/// The first-run choice of server. Carried to [`EprApp::connect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectRequest {
+    /// Enrol with a trust's server using a one-time code from its administrators.
+    Enrol {
+        server_url: String,
+        enrolment_code: String,
+    },
+    /// Start a demonstration server inside this app and enrol with it.
+    TryOnThisComputer,
+}
+
+/// What the window shows.
+#[derive(Debug)]
+pub enum Screen {
     /// No store yet: create the first user.
-    FirstRun {
-        user: String,
-        pass: String,
-        confirm: String,
-    },
+    FirstRun(FirstRunForm),
+    /// Just created: choose a server, or work offline.
+    ConnectChoice(ConnectForm),
     /// A store exists: pick a user and enter the PIN.
-    Unlock {
-        users: Vec<String>,
-        user: String,
-        pass: String,
-    },
-    /// Waiting for key derivation on the worker thread.
+    Unlock(UnlockForm),
+    /// Waiting for the worker (key derivation).
     Working(&'static str),
     /// The store could not be opened; the file was left as it is.
     Failed(String),
     /// Unlocked: the encounter list.
     Records,
+    /// Unlocked: one record.
+    Editor(Box<EditorState>),
 }
 
-/// Things the screens ask for; applied in [`EprApp::apply`].
+impl Screen {
+    /// A short name, for tests and logs (never patient data).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Screen::FirstRun(_) => "first run",
+            Screen::ConnectChoice(_) => "connect",
+            Screen::Unlock(_) => "unlock",
+            Screen::Working(_) => "working",
+            Screen::Failed(_) => "failed",
+            Screen::Records => "records",
+            Screen::Editor(_) => "editor",
+        }
+    }
+}
+
+/// What screens ask for; carried out by [`EprApp::apply`]. Its `Debug` never shows a
+/// passphrase.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Command {
-    Create { user: String, pass: String },
-    Unlock { user: String, pass: String },
+    CreateStore {
+        user: String,
+        passphrase: String,
+    },
+    Unlock {
+        user: String,
+        passphrase: String,
+    },
     Lock,
+    Connect(ConnectRequest),
+    WorkOffline,
     Search(String),
+    NewRecord,
+    OpenRecord(Uuid),
+    BackToList,
+    StartAmendment,
+    StopAmending,
+    Sign {
+        clinician_name: String,
+        registration: String,
+    },
+    SignAmendment {
+        reason: String,
+        clinician_name: String,
+        registration: String,
+    },
+    OpenVersion(u64),
+    CloseVersion,
+    SyncNow,
+    ToggleTheme,
+    SetIdleLock(Duration),
 }
 
-/// A result from the worker thread.
-enum Outcome {
-    Opened(Result<Store, StoreError>),
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::CreateStore { user, .. } => write!(f, "CreateStore({user:?}, ..)"),
+            Command::Unlock { user, .. } => write!(f, "Unlock({user:?}, ..)"),
+            Command::Search(_) => write!(f, "Search(..)"),
+            Command::Sign { .. } => write!(f, "Sign(..)"),
+            Command::SignAmendment { .. } => write!(f, "SignAmendment(..)"),
+            other => {
+                let name = match other {
+                    Command::Lock => "Lock",
+                    Command::Connect(_) => "Connect",
+                    Command::WorkOffline => "WorkOffline",
+                    Command::NewRecord => "NewRecord",
+                    Command::OpenRecord(_) => "OpenRecord",
+                    Command::BackToList => "BackToList",
+                    Command::StartAmendment => "StartAmendment",
+                    Command::StopAmending => "StopAmending",
+                    Command::OpenVersion(_) => "OpenVersion",
+                    Command::CloseVersion => "CloseVersion",
+                    Command::SyncNow => "SyncNow",
+                    Command::ToggleTheme => "ToggleTheme",
+                    Command::SetIdleLock(_) => "SetIdleLock",
+                    _ => "Command",
+                };
+                f.write_str(name)
+            }
+        }
+    }
 }
+
+/// Timings the benchmark reads; no patient data.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    /// Time the worker spent creating or unlocking (mostly key derivation).
+    pub unlock_duration: Option<Duration>,
+    /// When the unlock reply reached the UI thread.
+    pub unlocked_at: Option<Instant>,
+    /// When the first list frame after unlock was drawn with rows.
+    pub list_drawn_at: Option<Instant>,
+    /// How long the last list query took on the worker.
+    pub last_list_query: Option<Duration>,
+    /// When the whole list (every summary) arrived.
+    pub full_list_at: Option<Instant>,
+}
+
+/// Pause in typing before digits in the search are looked up as an NHS number.
+const NHS_SEARCH_DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Idle-lock choices offered in the top bar, in minutes.
+const IDLE_LOCK_CHOICES_MINUTES: [u64; 5] = [1, 2, 5, 10, 15];
 
 /// The app state.
 pub struct EprApp {
-    ctx: egui::Context,
     data_dir: PathBuf,
+    config: AppConfig,
     screen: Screen,
-    store: Option<Store>,
-    rows: Vec<EncounterSummary>,
-    search: String,
-    message: Option<String>,
-    tx: mpsc::Sender<Outcome>,
-    rx: mpsc::Receiver<Outcome>,
+    list: ListState,
+    worker: StoreWorker,
+    repaint: RepaintSignal,
+    sync: Option<SyncHandle>,
+    /// The unlocked user; `None` while locked.
+    user: Option<String>,
+    users: Vec<String>,
+    theme: ThemeChoice,
+    styled_ctx: Option<egui::Context>,
+    last_activity: Instant,
+    /// The record to reopen after unlocking (its id only: no patient data is kept).
+    resume_record: Option<Uuid>,
+    /// A notice to show once the reopened record arrives.
+    pending_notice: Option<String>,
+    timings: Timings,
 }
 
 impl EprApp {
-    /// The app for `data_dir`; decides between first run and unlock from the keyring alone.
-    pub fn new(ctx: egui::Context, data_dir: PathBuf) -> Self {
-        let (tx, rx) = mpsc::channel();
-        let screen = Self::entry_screen(&data_dir);
-        Self {
-            ctx,
-            data_dir,
-            screen,
-            store: None,
-            rows: Vec::new(),
-            search: String::new(),
-            message: None,
-            tx,
-            rx,
-        }
-    }
-
-    fn entry_screen(data_dir: &std::path::Path) -> Screen {
-        match crate::store::user_names(data_dir) {
-            Ok(users) => Screen::Unlock {
-                user: users.first().cloned().unwrap_or_default(),
-                users,
-                pass: String::new(),
-            },
-            Err(StoreError::NotInitialised(_)) => Screen::FirstRun {
-                user: String::new(),
-                pass: String::new(),
-                confirm: String::new(),
-            },
-            Err(e) => Screen::Failed(e.to_string()),
-        }
-    }
-
-    fn spawn_open(
-        &mut self,
-        label: &'static str,
-        job: impl FnOnce() -> Result<Store, StoreError> + Send + 'static,
-    ) {
-        let tx = self.tx.clone();
-        let ctx = self.ctx.clone();
-        self.screen = Screen::Working(label);
-        std::thread::spawn(move || {
-            let _ = tx.send(Outcome::Opened(job()));
-            ctx.request_repaint();
-        });
-    }
-
-    fn refresh(&mut self) {
-        if let Some(store) = &self.store {
-            let filter = ListFilter {
-                text: Some(self.search.clone()),
-                limit: Some(500),
-                ..ListFilter::default()
-            };
-            match store.list(&filter) {
-                Ok(rows) => self.rows = rows,
-                Err(e) => self.message = Some(e.to_string()),
+    /// The app for `data_dir`. Reads only the small keyring file to choose between first run
+    /// and unlock; the store itself is opened on the worker.
+    pub fn new(data_dir: PathBuf, config: AppConfig) -> Self {
+        let repaint: RepaintSignal = Arc::new(OnceLock::new());
+        let worker = StoreWorker::start(data_dir.clone(), repaint.clone());
+        let (screen, users) = match crate::store::user_names(&data_dir) {
+            Ok(users) => (Screen::Unlock(UnlockForm::new(users.clone())), users),
+            Err(StoreError::NotInitialised(_)) => {
+                (Screen::FirstRun(FirstRunForm::default()), Vec::new())
             }
+            Err(e) => (Screen::Failed(e.to_string()), Vec::new()),
+        };
+        Self {
+            data_dir,
+            config,
+            screen,
+            list: ListState::default(),
+            worker,
+            repaint,
+            sync: None,
+            user: None,
+            users,
+            theme: ThemeChoice::Light,
+            styled_ctx: None,
+            last_activity: Instant::now(),
+            resume_record: None,
+            pending_notice: None,
+            timings: Timings::default(),
         }
     }
 
-    /// Applies one command from a screen.
+    /// Plugs in the sync engine. The status bar reads it from the next frame; it is kept
+    /// across lock and unlock (sync keeps running while the screen is locked).
+    pub fn attach_sync(&mut self, handle: SyncHandle) {
+        self.sync = Some(handle);
+    }
+
+    /// The attached sync engine, if any.
+    pub fn sync_handle(&self) -> Option<&SyncHandle> {
+        self.sync.as_ref()
+    }
+
+    /// Runs `job` on the store worker, after everything already queued. The closure gets the
+    /// unlocked store (`None` while locked) and reports its result itself. Never do network
+    /// calls inside it: saves wait behind it.
+    pub fn run_on_store(&mut self, job: StoreJob) {
+        self.worker.send(StoreRequest::Job(job));
+    }
+
+    /// The first-run server choice. Connecting is wired in separately; until then this says
+    /// so plainly and leaves the crew free to work offline.
+    pub fn connect(&mut self, request: ConnectRequest) {
+        let message = match request {
+            ConnectRequest::Enrol { .. } | ConnectRequest::TryOnThisComputer => {
+                "Connecting to a server is not available in this build yet. You can work \
+                 offline: records stay on this tablet."
+            }
+        };
+        if let Screen::ConnectChoice(form) = &mut self.screen {
+            form.message = Some(message.to_owned());
+        }
+    }
+
+    /// The data directory the app was started with.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// The current screen (tests inspect it).
+    pub fn screen(&self) -> &Screen {
+        &self.screen
+    }
+
+    /// The open record's editor, if one is open.
+    pub fn editor(&self) -> Option<&EditorState> {
+        match &self.screen {
+            Screen::Editor(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The open record's editor, to change its section (tests, benchmark).
+    pub fn editor_mut(&mut self) -> Option<&mut EditorState> {
+        match &mut self.screen {
+            Screen::Editor(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The list's state.
+    pub fn list(&self) -> &ListState {
+        &self.list
+    }
+
+    /// True when no store request is outstanding and no edit is waiting to be saved.
+    pub fn is_idle(&self) -> bool {
+        self.worker.in_flight() == 0
+            && self.list.nhs_query_due.is_none()
+            && !self.editor().is_some_and(|e| e.save.has_unsent())
+    }
+
+    /// True while a user has the store unlocked.
+    pub fn is_unlocked(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// Benchmark timings.
+    pub fn timings(&self) -> &Timings {
+        &self.timings
+    }
+
+    /// The theme in use.
+    pub fn theme(&self) -> ThemeChoice {
+        self.theme
+    }
+
+    /// Sets the theme (applied on the next frame).
+    pub fn set_theme(&mut self, theme: ThemeChoice) {
+        self.theme = theme;
+        if let Some(ctx) = &self.styled_ctx {
+            theme::select(ctx, theme);
+        }
+    }
+
+    /// How long without input before the app locks.
+    pub fn idle_lock_after(&self) -> Duration {
+        self.config.idle_lock_after
+    }
+
+    /// Asks for the list: the first page at once (drawn within a frame or two), then every
+    /// summary, then the status counts. What is on screen stays until the answers arrive.
+    fn refresh_list(&mut self) {
+        if self.user.is_none() {
+            return;
+        }
+        self.list.generation += 1;
+        self.list.loading = true;
+        if self.list.all.is_empty() {
+            self.worker.send(StoreRequest::List {
+                filter: ListFilter {
+                    limit: Some(list::FIRST_PAGE_ROWS),
+                    ..ListFilter::default()
+                },
+                generation: self.list.generation,
+                purpose: ListPurpose::FirstPage,
+            });
+        }
+        self.worker.send(StoreRequest::List {
+            filter: ListFilter::default(),
+            generation: self.list.generation,
+            purpose: ListPurpose::All,
+        });
+        self.worker.send(StoreRequest::Counts);
+        self.schedule_nhs_search(Instant::now());
+    }
+
+    /// Debounces the store query for NHS-number digits in the search.
+    fn schedule_nhs_search(&mut self, now: Instant) {
+        self.list.nhs_query_due =
+            list::nhs_digits(&self.list.search).map(|_| now + NHS_SEARCH_DEBOUNCE);
+    }
+
+    /// Sends the open record's unsaved edits to the store now.
+    fn flush_editor(&mut self) {
+        if let Screen::Editor(ed) = &mut self.screen
+            && ed.save.has_unsent()
+        {
+            send_save(&mut self.worker, ed);
+        }
+    }
+
+    /// Locks: saves pending edits, drops the store (and its key) on the worker and hides all
+    /// patient data. The sync handle is kept.
+    pub fn lock(&mut self, notice: Option<String>) {
+        self.flush_editor();
+        self.resume_record = match &self.screen {
+            Screen::Editor(ed) if !ed.is_new || ed.save.in_flight > 0 => Some(ed.id()),
+            _ => None,
+        };
+        self.worker.send(StoreRequest::Lock);
+        self.list.clear();
+        self.user = None;
+        let mut form = UnlockForm::new(self.users.clone());
+        form.notice = notice;
+        self.screen = Screen::Unlock(form);
+    }
+
+    /// Saves pending edits and waits for the worker to finish everything queued. Called
+    /// when the window closes.
+    pub fn shutdown(&mut self) {
+        self.flush_editor();
+        self.worker.finish();
+    }
+
+    /// Carries out one command from a screen.
     pub fn apply(&mut self, command: Command) {
         match command {
-            Command::Create { user, pass } => {
-                let dir = self.data_dir.clone();
-                self.spawn_open("Creating the encrypted store…", move || {
-                    Store::create(&dir, &user, &pass)
-                });
+            Command::CreateStore { user, passphrase } => {
+                self.worker.send(StoreRequest::Create { user, passphrase });
+                self.screen = Screen::Working("Creating the encrypted store…");
             }
-            Command::Unlock { user, pass } => {
-                let dir = self.data_dir.clone();
-                self.spawn_open("Unlocking…", move || {
-                    Store::unlock(&dir, Some(&user), &pass)
-                });
+            Command::Unlock { user, passphrase } => {
+                self.worker.send(StoreRequest::Unlock { user, passphrase });
+                self.screen = Screen::Working("Unlocking…");
             }
-            Command::Lock => {
-                self.store = None;
-                self.rows.clear();
-                self.screen = Self::entry_screen(&self.data_dir);
+            Command::Lock => self.lock(None),
+            Command::Connect(request) => self.connect(request),
+            Command::WorkOffline => {
+                self.screen = Screen::Records;
+                self.refresh_list();
             }
             Command::Search(text) => {
-                self.search = text;
-                self.refresh();
+                self.list.search = text;
+                self.list.apply_search();
+                self.list.nhs_generation = None;
+                self.schedule_nhs_search(Instant::now());
             }
-        }
-    }
-}
-
-impl eframe::App for EprApp {
-    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
-        while let Ok(outcome) = self.rx.try_recv() {
-            match outcome {
-                Outcome::Opened(Ok(store)) => {
-                    self.store = Some(store);
-                    self.screen = Screen::Records;
-                    self.message = None;
-                    self.refresh();
-                }
-                Outcome::Opened(Err(e)) => {
-                    self.message = Some(e.to_string());
-                    self.screen = Self::entry_screen(&self.data_dir);
+            Command::NewRecord => {
+                let user = self.user.clone().unwrap_or_default();
+                self.screen = Screen::Editor(Box::new(EditorState::new_record(&user)));
+            }
+            Command::OpenRecord(id) => {
+                self.flush_editor();
+                self.worker.send(StoreRequest::Open { id });
+            }
+            Command::BackToList => {
+                self.flush_editor();
+                self.screen = Screen::Records;
+                self.refresh_list();
+            }
+            Command::StartAmendment => {
+                if let Screen::Editor(ed) = &mut self.screen {
+                    ed.start_amendment();
                 }
             }
-        }
-    }
-
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        let mut commands = Vec::new();
-        egui::CentralPanel::default_margins().show(ui, |ui| {
-            if let Some(m) = &self.message {
-                ui.colored_label(ui.visuals().error_fg_color, m);
-            }
-            match &mut self.screen {
-                Screen::FirstRun {
-                    user,
-                    pass,
-                    confirm,
-                } => first_run_ui(ui, user, pass, confirm, &mut commands),
-                Screen::Unlock { users, user, pass } => {
-                    unlock_ui(ui, users, user, pass, &mut commands)
+            Command::StopAmending => {
+                self.flush_editor();
+                if let Screen::Editor(ed) = &self.screen {
+                    let id = ed.id();
+                    self.worker.send(StoreRequest::Open { id });
                 }
-                Screen::Working(label) => {
-                    ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label(*label);
+            }
+            Command::Sign {
+                clinician_name,
+                registration,
+            } => {
+                self.flush_editor();
+                if let Screen::Editor(ed) = &self.screen {
+                    self.worker.send(StoreRequest::Sign {
+                        encounter: Box::new(ed.doc.clone()),
+                        clinician_name,
+                        registration,
                     });
                 }
-                Screen::Failed(msg) => {
-                    ui.heading("The record store could not be opened");
-                    ui.label(msg.as_str());
-                    ui.label(
-                        "The file has been left exactly as it was. Contact your IT service desk.",
-                    );
-                }
-                Screen::Records => records_ui(ui, &self.rows, &mut self.search, &mut commands),
             }
+            Command::SignAmendment {
+                reason,
+                clinician_name,
+                registration,
+            } => {
+                self.flush_editor();
+                if let Screen::Editor(ed) = &self.screen {
+                    self.worker.send(StoreRequest::Amend {
+                        encounter: Box::new(ed.doc.clone()),
+                        reason,
+                        clinician_name,
+                        registration,
+                    });
+                }
+            }
+            Command::OpenVersion(revision) => {
+                if let Screen::Editor(ed) = &self.screen {
+                    let id = ed.id();
+                    self.worker.send(StoreRequest::Version { id, revision });
+                }
+            }
+            Command::CloseVersion => {
+                if let Screen::Editor(ed) = &mut self.screen {
+                    ed.viewing_version = None;
+                }
+            }
+            Command::SyncNow => {
+                if let Some(s) = &self.sync {
+                    s.send(SyncCommand::SyncNow);
+                }
+            }
+            Command::ToggleTheme => self.set_theme(self.theme.toggled()),
+            Command::SetIdleLock(d) => self.config.idle_lock_after = d,
+        }
+    }
+
+    fn handle_reply(&mut self, reply: StoreReply) {
+        match reply {
+            StoreReply::Opened {
+                created,
+                result,
+                duration,
+            } => match result {
+                Ok(user) => {
+                    self.timings.unlock_duration = Some(duration);
+                    self.timings.unlocked_at = Some(Instant::now());
+                    self.timings.list_drawn_at = None;
+                    self.timings.full_list_at = None;
+                    if created {
+                        self.users = vec![user.clone()];
+                    }
+                    self.user = Some(user);
+                    self.last_activity = Instant::now();
+                    self.screen = if created {
+                        Screen::ConnectChoice(ConnectForm::default())
+                    } else {
+                        Screen::Records
+                    };
+                    self.refresh_list();
+                    if let Some(id) = self.resume_record.take() {
+                        self.worker.send(StoreRequest::Open { id });
+                    }
+                }
+                Err(e) => self.open_failed(created, e),
+            },
+            StoreReply::Locked | StoreReply::JobDone => {}
+            StoreReply::Listed {
+                generation,
+                purpose,
+                result,
+            } => {
+                if self.user.is_none() {
+                    return;
+                }
+                let current = match purpose {
+                    ListPurpose::NhsSearch => self.list.nhs_generation == Some(generation),
+                    _ => generation == self.list.generation,
+                };
+                if !current {
+                    return;
+                }
+                match result {
+                    Ok(r) => {
+                        self.timings.last_list_query = Some(r.query_duration);
+                        match purpose {
+                            ListPurpose::FirstPage => {
+                                // A full list may already have arrived for a newer request.
+                                if !self.list.complete {
+                                    self.list.set_all(r.rows, false);
+                                }
+                            }
+                            ListPurpose::All => {
+                                self.list.loading = false;
+                                self.list.set_all(r.rows, true);
+                                self.timings.full_list_at = Some(Instant::now());
+                            }
+                            ListPurpose::NhsSearch => {
+                                self.list.nhs_generation = None;
+                                self.list.set_nhs_matches(r.rows);
+                            }
+                        }
+                        self.list.error = None;
+                    }
+                    Err(e) => {
+                        self.list.loading = false;
+                        self.list.nhs_generation = None;
+                        self.list.error = Some(widgets::sentence(&e.to_string()));
+                    }
+                }
+            }
+            StoreReply::Counts(result) => {
+                if self.user.is_none() {
+                    return;
+                }
+                if let Ok((counts, last)) = result {
+                    self.list.counts = Some(counts);
+                    self.list.last_sync_utc = last;
+                }
+            }
+            StoreReply::Record(result) => {
+                if self.user.is_none() {
+                    return;
+                }
+                match result {
+                    Ok(bundle) => {
+                        let user = self.user.clone().unwrap_or_default();
+                        let mut ed = EditorState::from_bundle(*bundle, &user);
+                        ed.notice = self.pending_notice.take();
+                        // Reopening the same record (after signing): stay in the same section.
+                        if let Screen::Editor(old) = &self.screen
+                            && old.id() == ed.id()
+                        {
+                            ed.section = old.section;
+                        }
+                        self.screen = Screen::Editor(Box::new(ed));
+                    }
+                    Err(e) => {
+                        self.list.error = Some(format!("The record could not be opened: {}", e));
+                        if !matches!(self.screen, Screen::Editor(_)) {
+                            self.screen = Screen::Records;
+                        }
+                    }
+                }
+            }
+            StoreReply::Saved { record_id, result } => {
+                if let Screen::Editor(ed) = &mut self.screen
+                    && ed.id() == record_id
+                {
+                    ed.save.in_flight = ed.save.in_flight.saturating_sub(1);
+                    match result {
+                        Ok(_) => {
+                            ed.is_new = false;
+                            ed.save.error = None;
+                            ed.save.last_saved_local = Some(chrono::Local::now());
+                        }
+                        Err(e) => {
+                            // Keep the edits marked unsaved so the next edit or flush retries.
+                            ed.save.error = Some(widgets::sentence(&e.to_string()));
+                            ed.save.mark_edited(Instant::now());
+                        }
+                    }
+                }
+            }
+            StoreReply::Signed { record_id, result } => {
+                let Screen::Editor(ed) = &mut self.screen else {
+                    return;
+                };
+                if ed.id() != record_id {
+                    return;
+                }
+                match result {
+                    Ok(receipt) => {
+                        if let Some(s) = &self.sync {
+                            s.send(SyncCommand::RecordCompleted);
+                        }
+                        ed.dialog = None;
+                        self.pending_notice = Some(if receipt.status == crate::model::RecordStatus::Amended {
+                            "Amendment signed. The earlier version is kept under Sign-off and versions."
+                        } else {
+                            "Signed and locked. Later changes need an amendment with a reason."
+                        }
+                        .to_owned());
+                        self.worker.send(StoreRequest::Open { id: record_id });
+                    }
+                    Err(e) => {
+                        if let Some(d) = &mut ed.dialog {
+                            d.busy = false;
+                            d.error = Some(e.to_string());
+                        }
+                    }
+                }
+            }
+            StoreReply::Version { revision, result } => {
+                if let Screen::Editor(ed) = &mut self.screen {
+                    match result {
+                        Ok(doc) => {
+                            ed.viewing_version = Some(VersionView {
+                                revision,
+                                forms: Forms::from_encounter(&doc),
+                                encounter: *doc,
+                            });
+                        }
+                        Err(e) => ed.notice = Some(widgets::sentence(&e.to_string())),
+                    }
+                }
+            }
+        }
+    }
+
+    fn open_failed(&mut self, created: bool, e: StoreError) {
+        match e {
+            StoreError::WrongPassphrase
+            | StoreError::RateLimited { .. }
+            | StoreError::UnknownUser(_)
+            | StoreError::ChooseUser(_) => {
+                let mut form = UnlockForm::new(self.users.clone());
+                if let Screen::Unlock(old) = &self.screen {
+                    form.user = old.user.clone();
+                }
+                form.error = Some(e.to_string());
+                self.screen = Screen::Unlock(form);
+            }
+            StoreError::AlreadyExists(_) | StoreError::DataDir { .. } | StoreError::ReadOnly
+                if created =>
+            {
+                self.screen = Screen::FirstRun(FirstRunForm {
+                    error: Some(widgets::sentence(&e.to_string())),
+                    ..FirstRunForm::default()
+                });
+            }
+            other => self.screen = Screen::Failed(other.to_string()),
+        }
+    }
+
+    /// The non-drawing work of one frame. `now` is passed in so tests can reason about time.
+    pub fn logic_at(&mut self, ctx: &egui::Context, now: Instant) {
+        let _ = self.repaint.set(ctx.clone());
+        if self.styled_ctx.as_ref() != Some(ctx) {
+            theme::install(ctx, self.theme);
+            self.styled_ctx = Some(ctx.clone());
+        }
+        if ctx.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
+            self.last_activity = now;
+        }
+        while let Some(reply) = self.worker.try_recv() {
+            self.handle_reply(reply);
+        }
+        let mut wake: Option<Duration> = None;
+        if let Some(due) = self.list.nhs_query_due {
+            if now >= due {
+                self.list.nhs_query_due = None;
+                if let Some(digits) = list::nhs_digits(&self.list.search) {
+                    self.list.generation += 1;
+                    self.list.nhs_generation = Some(self.list.generation);
+                    self.worker.send(StoreRequest::List {
+                        filter: ListFilter {
+                            text: Some(digits),
+                            ..ListFilter::default()
+                        },
+                        generation: self.list.generation,
+                        purpose: ListPurpose::NhsSearch,
+                    });
+                }
+            } else {
+                wake = Some(due - now);
+            }
+        }
+        let (quiet, max_wait) = (self.config.autosave_quiet, self.config.autosave_max_wait);
+        if let Screen::Editor(ed) = &mut self.screen {
+            if ed.save.due(now, quiet, max_wait) {
+                send_save(&mut self.worker, ed);
+            } else if let Some(d) = ed.save.time_until_due(now, quiet, max_wait) {
+                wake = Some(d);
+            }
+        }
+        if self.user.is_some() {
+            let idle = now.saturating_duration_since(self.last_activity);
+            if idle >= self.config.idle_lock_after {
+                let minutes = self.config.idle_lock_after.as_secs().div_ceil(60);
+                self.lock(Some(format!(
+                    "Locked after {minutes} minute{} without use. Patient data is hidden; sync carries on.",
+                    if minutes == 1 { "" } else { "s" }
+                )));
+            } else {
+                let left = self.config.idle_lock_after - idle;
+                wake = Some(wake.map_or(left, |w| w.min(left)));
+            }
+        }
+        if let Some(d) = wake {
+            ctx.request_repaint_after(d);
+        }
+    }
+
+    /// Draws one frame.
+    pub fn draw(&mut self, ui: &mut egui::Ui) {
+        let mut commands = Vec::new();
+        egui::Panel::top("app-top").show(ui, |ui| {
+            top_bar_ui(
+                ui,
+                self.user.as_deref(),
+                self.theme,
+                self.config.idle_lock_after,
+                &mut commands,
+            );
+        });
+        let view = self.status_view();
+        egui::Panel::bottom("status-bar").show(ui, |ui| {
+            status_bar::status_bar_ui(ui, &view, &mut commands);
+        });
+        egui::CentralPanel::default_margins().show(ui, |ui| match &mut self.screen {
+            Screen::FirstRun(form) => unlock::first_run_ui(ui, form, &mut commands),
+            Screen::ConnectChoice(form) => unlock::connect_choice_ui(ui, form, &mut commands),
+            Screen::Unlock(form) => unlock::unlock_ui(ui, form, &mut commands),
+            Screen::Working(label) => unlock::working_ui(ui, label),
+            Screen::Failed(message) => unlock::failed_ui(ui, message),
+            Screen::Records => {
+                list::records_ui(ui, &mut self.list, &mut commands);
+                if self.timings.list_drawn_at.is_none() && !self.list.all.is_empty() {
+                    self.timings.list_drawn_at = Some(Instant::now());
+                }
+            }
+            Screen::Editor(ed) => editor::editor_ui(ui, ed, &mut commands),
         });
         for c in commands {
             self.apply(c);
         }
     }
-}
 
-fn first_run_ui(
-    ui: &mut egui::Ui,
-    user: &mut String,
-    pass: &mut String,
-    confirm: &mut String,
-    out: &mut Vec<Command>,
-) {
-    ui.heading("Set up this tablet");
-    ui.label("Create the first user. The records on this tablet are encrypted with a key only your passphrase or PIN can unlock.");
-    ui.add(egui::TextEdit::singleline(user).hint_text("Your name"));
-    ui.add(
-        egui::TextEdit::singleline(pass)
-            .password(true)
-            .hint_text("Passphrase or PIN"),
-    );
-    ui.add(
-        egui::TextEdit::singleline(confirm)
-            .password(true)
-            .hint_text("Repeat passphrase or PIN"),
-    );
-    let ready = !user.trim().is_empty() && pass.chars().count() >= 4 && pass == confirm;
-    if ui
-        .add_enabled(ready, egui::Button::new("Create store"))
-        .clicked()
-    {
-        out.push(Command::Create {
-            user: user.trim().to_owned(),
-            pass: std::mem::take(pass),
-        });
-        confirm.clear();
+    fn status_view(&self) -> status_bar::StatusView {
+        status_bar::StatusView {
+            engine: self.sync.as_ref().map(SyncHandle::status),
+            local_queued: self.list.counts.as_ref().map(|c| c.pending_sync),
+            local_last_sync_utc: self.list.last_sync_utc,
+        }
     }
 }
 
-fn unlock_ui(
-    ui: &mut egui::Ui,
-    users: &[String],
-    user: &mut String,
-    pass: &mut String,
-    out: &mut Vec<Command>,
-) {
-    ui.heading("Unlock");
-    egui::ComboBox::from_label("User")
-        .selected_text(user.as_str())
-        .show_ui(ui, |ui| {
-            for u in users {
-                ui.selectable_value(user, u.clone(), u);
-            }
-        });
-    let response = ui.add(
-        egui::TextEdit::singleline(pass)
-            .password(true)
-            .hint_text("Passphrase or PIN"),
-    );
-    let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-    if ui.button("Unlock").clicked() || enter {
-        out.push(Command::Unlock {
-            user: user.clone(),
-            pass: std::mem::take(pass),
-        });
-    }
+fn send_save(worker: &mut StoreWorker, ed: &mut EditorState) {
+    let request = match ed.mode {
+        EditMode::Draft => StoreRequest::SaveDraft(Box::new(ed.doc.clone())),
+        EditMode::Amending => StoreRequest::SaveAmendmentDraft(Box::new(ed.doc.clone())),
+        EditMode::Signed => {
+            ed.save = Default::default();
+            return;
+        }
+    };
+    worker.send(request);
+    ed.save.first_unsaved = None;
+    ed.save.last_edit = None;
+    ed.save.in_flight += 1;
 }
 
-fn records_ui(
+fn top_bar_ui(
     ui: &mut egui::Ui,
-    rows: &[EncounterSummary],
-    search: &mut String,
+    user: Option<&str>,
+    theme: ThemeChoice,
+    idle_lock_after: Duration,
     out: &mut Vec<Command>,
 ) {
     ui.horizontal(|ui| {
-        ui.heading("Patient records");
-        if ui.button("Lock").clicked() {
-            out.push(Command::Lock);
+        ui.label(egui::RichText::new("Ambulance ePR").strong().size(21.0));
+        if let Some(u) = user {
+            ui.label(format!("· {u}"));
         }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if user.is_some()
+                && ui
+                    .button("Lock")
+                    .on_hover_text("Hide all patient data now")
+                    .clicked()
+            {
+                out.push(Command::Lock);
+            }
+            if ui.button(theme.switch_label()).clicked() {
+                out.push(Command::ToggleTheme);
+            }
+            if user.is_some() {
+                let minutes = idle_lock_after.as_secs() / 60;
+                let r = egui::ComboBox::from_id_salt("idle-lock")
+                    .selected_text(format!("Lock after {minutes} min"))
+                    .show_ui(ui, |ui| {
+                        for m in IDLE_LOCK_CHOICES_MINUTES {
+                            if ui
+                                .selectable_label(minutes == m, format!("{m} min"))
+                                .clicked()
+                            {
+                                out.push(Command::SetIdleLock(Duration::from_secs(m * 60)));
+                            }
+                        }
+                    })
+                    .response;
+                editor::name_widget(&r, egui::Role::ComboBox, "Lock after idle time");
+            }
+        });
     });
-    let r =
-        ui.add(egui::TextEdit::singleline(search).hint_text("Search name, NHS number or incident"));
-    if r.changed() {
-        out.push(Command::Search(search.clone()));
+}
+
+impl eframe::App for EprApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.logic_at(ctx, Instant::now());
     }
-    egui::ScrollArea::vertical().show_rows(ui, 24.0, rows.len(), |ui, range| {
-        for row in rows.get(range).unwrap_or_default() {
-            ui.horizontal(|ui| {
-                ui.label(&row.incident_number);
-                ui.label(&row.patient_name);
-                ui.label(row.status.as_str());
-                ui.label(&row.latest_news2_text);
-                ui.label(row.sync_state.label());
-            });
-        }
-    });
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.draw(ui);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_passphrase() {
+        let c = Command::Unlock {
+            user: "alex".into(),
+            passphrase: "secret-2468".into(),
+        };
+        assert!(!format!("{c:?}").contains("secret-2468"));
+        let form = UnlockForm {
+            passphrase: "secret-2468".into(),
+            ..UnlockForm::default()
+        };
+        assert!(!format!("{form:?}").contains("secret-2468"));
+        let form = FirstRunForm {
+            passphrase: "secret-2468".into(),
+            confirm: "secret-2468".into(),
+            ..FirstRunForm::default()
+        };
+        assert!(!format!("{form:?}").contains("secret-2468"));
+    }
 }

@@ -1,0 +1,824 @@
+//! The observations section: a quick-entry row with large numeric fields (Enter adds the
+//! set), live NEWS2 with its risk colour and the parameters that scored, a table of every set
+//! and a trend chart.
+//!
+//! Hard-limit errors appear beside their field and stop the set being added; soft-limit
+//! values ask "confirm this value?" and are added once confirmed. Nothing typed is dropped.
+
+use chrono::{DateTime, Local, Utc};
+use egui::{RichText, TextEdit, Ui};
+use egui_extras::{Column, TableBuilder};
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use super::forms::{TIME_FORMAT_HELP, clock_local, now_utc, parse_clock};
+use super::{jump_here, name_widget};
+use crate::model::{
+    Acvpu, DiastolicMmHg, Encounter, Field, Gcs, GcsEye, GcsMotor, GcsVerbal, GlucoseMmolPerL,
+    Inspired, News2, ObservationSet, OxygenFlowLitresPerMin, PainScore, PulseBpm, RespRatePerMin,
+    Spo2Percent, Spo2Scale, SystolicMmHg, TemperatureCelsius,
+};
+use crate::ui::widgets::{choice, error_text, news2_badge, news2_colours, warning_text};
+
+/// Size of the digits in the quick-entry fields, in points: readable at arm's length.
+const ENTRY_FONT_POINTS: f32 = 26.0;
+
+/// Which entry field an error belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryField {
+    Time,
+    RespRate,
+    Spo2,
+    Flow,
+    Systolic,
+    Diastolic,
+    Pulse,
+    Temperature,
+    Gcs,
+    Glucose,
+    Pain,
+}
+
+/// The quick-entry row's typed text.
+#[derive(Debug, Clone, Default)]
+pub struct ObsEntry {
+    /// HH:MM; empty means "now".
+    pub time: String,
+    pub resp_rate: String,
+    pub spo2: String,
+    /// `Some(true)` oxygen, `Some(false)` air, `None` not chosen yet.
+    pub on_oxygen: Option<bool>,
+    pub flow: String,
+    pub systolic: String,
+    pub diastolic: String,
+    pub pulse: String,
+    pub temperature: String,
+    pub acvpu: Option<Acvpu>,
+    pub gcs_eye: String,
+    pub gcs_verbal: String,
+    pub gcs_motor: String,
+    pub glucose: String,
+    pub pain: String,
+    /// The soft-limit questions are showing and need "Confirm and add".
+    pub confirming: bool,
+    /// Give the first field keyboard focus on the next frame (after adding a set).
+    pub focus_first: bool,
+    pub message: Option<String>,
+}
+
+/// What the row currently holds.
+#[derive(Debug, Clone)]
+pub struct ParsedEntry {
+    pub set: ObservationSet,
+    pub errors: Vec<(EntryField, String)>,
+}
+
+fn opt<T, E: std::fmt::Display>(
+    text: &str,
+    field: EntryField,
+    parse: impl Fn(&str) -> Result<T, E>,
+    errors: &mut Vec<(EntryField, String)>,
+) -> Option<T> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    match parse(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.push((field, e.to_string()));
+            None
+        }
+    }
+}
+
+impl ObsEntry {
+    /// Parses every field; values that fail are listed in `errors` and left out of `set`.
+    pub fn parse(&self, date: chrono::NaiveDate, now: DateTime<Utc>) -> ParsedEntry {
+        let mut errors = Vec::new();
+        let taken_at = if self.time.trim().is_empty() {
+            now
+        } else {
+            match parse_clock(&self.time, date) {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push((EntryField::Time, e.to_owned()));
+                    now
+                }
+            }
+        };
+        let mut set = ObservationSet::empty(taken_at);
+        set.resp_rate_per_min = opt(
+            &self.resp_rate,
+            EntryField::RespRate,
+            RespRatePerMin::parse,
+            &mut errors,
+        );
+        set.spo2_percent = opt(
+            &self.spo2,
+            EntryField::Spo2,
+            Spo2Percent::parse,
+            &mut errors,
+        );
+        set.inspired = match self.on_oxygen {
+            Some(true) => Some(Inspired::Oxygen {
+                flow_l_per_min: opt(
+                    &self.flow,
+                    EntryField::Flow,
+                    OxygenFlowLitresPerMin::parse,
+                    &mut errors,
+                ),
+            }),
+            Some(false) => Some(Inspired::Air),
+            None => None,
+        };
+        set.systolic_mmhg = opt(
+            &self.systolic,
+            EntryField::Systolic,
+            SystolicMmHg::parse,
+            &mut errors,
+        );
+        set.diastolic_mmhg = opt(
+            &self.diastolic,
+            EntryField::Diastolic,
+            DiastolicMmHg::parse,
+            &mut errors,
+        );
+        set.pulse_bpm = opt(&self.pulse, EntryField::Pulse, PulseBpm::parse, &mut errors);
+        set.temperature_celsius = opt(
+            &self.temperature,
+            EntryField::Temperature,
+            TemperatureCelsius::parse,
+            &mut errors,
+        );
+        set.acvpu = self.acvpu;
+        let e = opt(&self.gcs_eye, EntryField::Gcs, GcsEye::parse, &mut errors);
+        let v = opt(
+            &self.gcs_verbal,
+            EntryField::Gcs,
+            GcsVerbal::parse,
+            &mut errors,
+        );
+        let m = opt(
+            &self.gcs_motor,
+            EntryField::Gcs,
+            GcsMotor::parse,
+            &mut errors,
+        );
+        let typed = [&self.gcs_eye, &self.gcs_verbal, &self.gcs_motor]
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .count();
+        set.gcs = match (e, v, m) {
+            (Some(eye), Some(verbal), Some(motor)) => Some(Gcs { eye, verbal, motor }),
+            _ => {
+                if typed > 0 && typed < 3 {
+                    errors.push((
+                        EntryField::Gcs,
+                        "Enter all three GCS parts (eye, verbal, motor)".to_owned(),
+                    ));
+                }
+                None
+            }
+        };
+        set.glucose_mmol_per_l = opt(
+            &self.glucose,
+            EntryField::Glucose,
+            GlucoseMmolPerL::parse,
+            &mut errors,
+        );
+        set.pain_score = opt(&self.pain, EntryField::Pain, PainScore::parse, &mut errors);
+        ParsedEntry { set, errors }
+    }
+
+    /// Empties the row for the next set; keeps air/oxygen and the flow, which rarely change.
+    pub fn clear_for_next(&mut self) {
+        *self = Self {
+            on_oxygen: self.on_oxygen,
+            flow: std::mem::take(&mut self.flow),
+            focus_first: true,
+            ..Self::default()
+        };
+    }
+}
+
+/// Why a set was not added (shown under the entry row).
+pub const NOTHING_ENTERED: &str = "Enter at least one value before adding the set";
+/// Shown when hard-limit errors block adding.
+pub const FIX_ERRORS_FIRST: &str = "Correct the values marked in red, then add the set";
+
+/// Tries to add the entry row's set to `doc`. Returns true when the record changed.
+pub fn try_add(doc: &mut Encounter, entry: &mut ObsEntry, confirmed: bool) -> bool {
+    let today = Local::now().date_naive();
+    let parsed = entry.parse(today, now_utc());
+    if !parsed.errors.is_empty() {
+        entry.message = Some(FIX_ERRORS_FIRST.to_owned());
+        return false;
+    }
+    let mut set = parsed.set;
+    if set.is_empty() {
+        entry.message = Some(NOTHING_ENTERED.to_owned());
+        return false;
+    }
+    if !set.soft_limit_warnings().is_empty() {
+        if !confirmed {
+            entry.confirming = true;
+            entry.message = None;
+            return false;
+        }
+        set.unusual_values_confirmed = true;
+    }
+    doc.observations.push(set);
+    entry.clear_for_next();
+    true
+}
+
+fn error_for(errors: &[(EntryField, String)], field: EntryField) -> Option<&str> {
+    errors
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, m)| m.as_str())
+}
+
+/// One large numeric field with its label above and its error below.
+fn number_field(
+    ui: &mut Ui,
+    label: &str,
+    text: &mut String,
+    width: f32,
+    error: Option<&str>,
+    enter: &mut bool,
+) -> egui::Response {
+    ui.vertical(|ui| {
+        let l = ui.add(egui::Label::new(RichText::new(label).strong()).extend());
+        let r = ui
+            .add(
+                TextEdit::singleline(text)
+                    .font(egui::FontId::proportional(ENTRY_FONT_POINTS))
+                    .desired_width(width)
+                    .align(egui::Align2::CENTER_CENTER),
+            )
+            .labelled_by(l.id);
+        if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+            *enter = true;
+        }
+        if let Some(e) = error {
+            // Wrap under the field instead of widening the column and pushing the row apart.
+            ui.scope(|ui| {
+                ui.set_max_width((width + 60.0).max(150.0));
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(e)
+                            .color(ui.visuals().error_fg_color)
+                            .strong()
+                            .size(16.0),
+                    )
+                    .wrap(),
+                );
+            });
+        }
+        r
+    })
+    .inner
+}
+
+/// The soft-limit question for one measure, if the set raises it.
+fn soft_for<'a>(warnings: &'a [crate::model::SoftLimitWarning], measure: &str) -> Option<&'a str> {
+    warnings
+        .iter()
+        .find(|w| w.measure == measure)
+        .map(|w| w.message.as_str())
+}
+
+/// The whole section. Returns true when the record changed.
+pub fn observations_ui(
+    ui: &mut Ui,
+    doc: &mut Encounter,
+    entry: &mut ObsEntry,
+    jump: &mut Option<Field>,
+    editable: bool,
+) -> bool {
+    let mut changed = false;
+    let today = Local::now().date_naive();
+    let parsed = entry.parse(today, now_utc());
+    let warnings = parsed.set.soft_limit_warnings();
+    if warnings.is_empty() {
+        entry.confirming = false;
+    }
+
+    // Latest NEWS2, large, with what scored.
+    let sets = doc.observations_by_time();
+    if let Some(latest) = sets.last() {
+        let news = doc.news2_for(latest);
+        ui.horizontal_wrapped(|ui| {
+            ui.label(
+                RichText::new(format!("Latest set {}", clock_local(latest.taken_at_utc))).strong(),
+            );
+            news2_badge(ui, &news, 30.0);
+            if let News2::Complete(score) = &news {
+                ui.label(
+                    RichText::new(crate::ui::widgets::sentence(score.risk.response())).strong(),
+                );
+            }
+        });
+        if let News2::Complete(score) = &news {
+            let scored: Vec<String> = score
+                .parameters
+                .named()
+                .iter()
+                .filter(|(_, s)| *s > 0)
+                .map(|(n, s)| format!("{n} {s}"))
+                .collect();
+            ui.label(if scored.is_empty() {
+                "No parameter scored".to_owned()
+            } else {
+                format!("Scored: {}", scored.join(" · "))
+            });
+        }
+    } else {
+        ui.label("No observations yet.");
+    }
+
+    if editable {
+        ui.separator();
+        ui.label(RichText::new("New set").strong().size(22.0));
+        let mut enter = false;
+        let e = &parsed.errors;
+        ui.horizontal_top(|ui| {
+            let rr = number_field(
+                ui,
+                "Resp rate /min",
+                &mut entry.resp_rate,
+                90.0,
+                error_for(e, EntryField::RespRate).or(soft_for(&warnings, RespRatePerMin::MEASURE)),
+                &mut enter,
+            );
+            if entry.focus_first {
+                rr.request_focus();
+                entry.focus_first = false;
+            }
+            jump_here(&rr, jump, Field::Observations);
+            number_field(
+                ui,
+                "SpO2 %",
+                &mut entry.spo2,
+                90.0,
+                error_for(e, EntryField::Spo2).or(soft_for(&warnings, Spo2Percent::MEASURE)),
+                &mut enter,
+            );
+            ui.vertical(|ui| {
+                ui.label(RichText::new("Air or oxygen").strong());
+                ui.horizontal(|ui| {
+                    if choice(ui, entry.on_oxygen == Some(false), "Air").clicked() {
+                        entry.on_oxygen = Some(false);
+                    }
+                    if choice(ui, entry.on_oxygen == Some(true), "Oxygen").clicked() {
+                        entry.on_oxygen = Some(true);
+                    }
+                });
+            });
+            if entry.on_oxygen == Some(true) {
+                number_field(
+                    ui,
+                    "O2 L/min",
+                    &mut entry.flow,
+                    80.0,
+                    error_for(e, EntryField::Flow),
+                    &mut enter,
+                );
+            }
+            number_field(
+                ui,
+                "Pulse /min",
+                &mut entry.pulse,
+                90.0,
+                error_for(e, EntryField::Pulse).or(soft_for(&warnings, PulseBpm::MEASURE)),
+                &mut enter,
+            );
+        });
+        ui.horizontal_top(|ui| {
+            number_field(
+                ui,
+                "BP systolic",
+                &mut entry.systolic,
+                90.0,
+                error_for(e, EntryField::Systolic).or(soft_for(&warnings, SystolicMmHg::MEASURE)),
+                &mut enter,
+            );
+            number_field(
+                ui,
+                "BP diastolic",
+                &mut entry.diastolic,
+                90.0,
+                error_for(e, EntryField::Diastolic).or(soft_for(&warnings, DiastolicMmHg::MEASURE)),
+                &mut enter,
+            );
+            number_field(
+                ui,
+                "Temp °C",
+                &mut entry.temperature,
+                90.0,
+                error_for(e, EntryField::Temperature)
+                    .or(soft_for(&warnings, TemperatureCelsius::MEASURE)),
+                &mut enter,
+            );
+            ui.vertical(|ui| {
+                ui.label(RichText::new("ACVPU").strong());
+                ui.horizontal(|ui| {
+                    for level in Acvpu::ALL {
+                        let r = choice(ui, entry.acvpu == Some(level), level.letter())
+                            .on_hover_text(level.label());
+                        let selected = entry.acvpu == Some(level);
+                        r.widget_info(|| {
+                            egui::WidgetInfo::selected(
+                                egui::Role::Button,
+                                true,
+                                selected,
+                                format!("ACVPU {}", level.label()),
+                            )
+                        });
+                        if r.clicked() {
+                            entry.acvpu = if entry.acvpu == Some(level) {
+                                None
+                            } else {
+                                Some(level)
+                            };
+                        }
+                    }
+                });
+            });
+        });
+        ui.horizontal_top(|ui| {
+            ui.vertical(|ui| {
+                ui.label(RichText::new("GCS").strong());
+                ui.horizontal(|ui| {
+                    number_field(ui, "Eye", &mut entry.gcs_eye, 60.0, None, &mut enter);
+                    number_field(ui, "Verbal", &mut entry.gcs_verbal, 60.0, None, &mut enter);
+                    number_field(ui, "Motor", &mut entry.gcs_motor, 60.0, None, &mut enter);
+                });
+                if let Some(err) = error_for(e, EntryField::Gcs) {
+                    error_text(ui, err);
+                }
+            });
+            number_field(
+                ui,
+                "Glucose mmol/L",
+                &mut entry.glucose,
+                100.0,
+                error_for(e, EntryField::Glucose).or(soft_for(&warnings, GlucoseMmolPerL::MEASURE)),
+                &mut enter,
+            );
+            number_field(
+                ui,
+                "Pain 0–10",
+                &mut entry.pain,
+                80.0,
+                error_for(e, EntryField::Pain),
+                &mut enter,
+            );
+            number_field(
+                ui,
+                "Time (blank = now)",
+                &mut entry.time,
+                100.0,
+                error_for(e, EntryField::Time).filter(|m| *m == TIME_FORMAT_HELP),
+                &mut enter,
+            );
+        });
+        // The NEWS2 this set would score, before it is added.
+        let preview = doc.news2_for(&parsed.set);
+        ui.horizontal_wrapped(|ui| {
+            ui.label("This set:");
+            let (bg, fg) = news2_colours(&preview, ui.visuals().dark_mode);
+            egui::Frame::new()
+                .fill(bg)
+                .corner_radius(6.0)
+                .inner_margin(egui::Margin::symmetric(8, 3))
+                .show(ui, |ui| {
+                    ui.label(RichText::new(format!("Preview: {}", preview.display())).color(fg))
+                });
+        });
+        let mut add = false;
+        let mut confirmed = false;
+        if entry.confirming && !warnings.is_empty() {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                for w in &warnings {
+                    warning_text(ui, &w.message);
+                }
+                ui.horizontal(|ui| {
+                    if ui.button("Confirm and add").clicked() {
+                        add = true;
+                        confirmed = true;
+                    }
+                    if ui.button("Change values").clicked() {
+                        entry.confirming = false;
+                    }
+                });
+            });
+        }
+        ui.horizontal(|ui| {
+            if ui
+                .add(egui::Button::new(
+                    RichText::new("Add observation set").strong(),
+                ))
+                .on_hover_text("Or press Enter in any field")
+                .clicked()
+                || enter
+            {
+                add = true;
+            }
+            if let Some(m) = &entry.message {
+                error_text(ui, m);
+            }
+        });
+        if add {
+            changed |= try_add(doc, entry, confirmed);
+        }
+
+        ui.separator();
+        let mut scale2 = doc.spo2_scale == Spo2Scale::Scale2;
+        if ui
+            .checkbox(
+                &mut scale2,
+                "Use SpO2 scale 2 (confirmed hypercapnic respiratory failure)",
+            )
+            .on_hover_text("Only when a clinician has confirmed hypercapnic respiratory failure")
+            .changed()
+        {
+            doc.spo2_scale = if scale2 {
+                Spo2Scale::Scale2
+            } else {
+                Spo2Scale::Scale1
+            };
+            changed = true;
+        }
+    } else if doc.spo2_scale == Spo2Scale::Scale2 {
+        ui.label("SpO2 scale 2 in use");
+    }
+    if doc.spo2_scale == Spo2Scale::Scale2 {
+        warning_text(
+            ui,
+            "SpO2 scale 2 is for confirmed hypercapnic respiratory failure only",
+        );
+    }
+
+    ui.separator();
+    ui.label(RichText::new("All sets").strong().size(22.0));
+    changed |= table_ui(ui, doc, editable);
+    ui.separator();
+    ui.label(RichText::new("Trend").strong().size(22.0));
+    trend_ui(ui, doc);
+    changed
+}
+
+fn cell(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "–".to_owned())
+}
+
+fn table_ui(ui: &mut Ui, doc: &mut Encounter, editable: bool) -> bool {
+    let mut order: Vec<usize> = (0..doc.observations.len()).collect();
+    order.sort_by_key(|i| doc.observations.get(*i).map(|o| o.taken_at_utc));
+    let mut remove: Option<usize> = None;
+    let headers = [
+        "Time", "RR", "SpO2", "Air/O2", "BP", "Pulse", "Temp", "ACVPU", "GCS", "BM", "Pain",
+        "NEWS2",
+    ];
+    let doc_ref: &Encounter = doc;
+    ui.push_id("observation-table", |ui| {
+        let mut table = TableBuilder::new(ui)
+            .striped(true)
+            // Its own scroll area, newest set in view: only the visible rows are laid out.
+            .vscroll(true)
+            .max_scroll_height(360.0)
+            .stick_to_bottom(true)
+            .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
+            .columns(Column::auto().at_least(48.0), headers.len() - 1)
+            .column(Column::auto().at_least(100.0));
+        if editable {
+            table = table.column(Column::auto());
+        }
+        table
+            .header(30.0, |mut header| {
+                for h in headers {
+                    header.col(|ui| {
+                        ui.strong(h);
+                    });
+                }
+                if editable {
+                    header.col(|ui| {
+                        ui.strong("");
+                    });
+                }
+            })
+            .body(|body| {
+                body.rows(40.0, order.len(), |mut row| {
+                    let Some(i) = order.get(row.index()) else {
+                        return;
+                    };
+                    let Some(o) = doc_ref.observations.get(*i) else {
+                        return;
+                    };
+                    let news = doc_ref.news2_for(o);
+                    {
+                        let values = [
+                            clock_local(o.taken_at_utc),
+                            cell(o.resp_rate_per_min.map(|v| v.get().to_string())),
+                            cell(o.spo2_percent.map(|v| v.get().to_string())),
+                            cell(o.inspired.map(|v| match v {
+                                Inspired::Air => "Air".to_owned(),
+                                Inspired::Oxygen {
+                                    flow_l_per_min: Some(f),
+                                } => format!("O2 {} L", f.get()),
+                                Inspired::Oxygen {
+                                    flow_l_per_min: None,
+                                } => "O2".to_owned(),
+                            })),
+                            match (o.systolic_mmhg, o.diastolic_mmhg) {
+                                (Some(s), Some(d)) => format!("{}/{}", s.get(), d.get()),
+                                (Some(s), None) => s.get().to_string(),
+                                _ => "–".to_owned(),
+                            },
+                            cell(o.pulse_bpm.map(|v| v.get().to_string())),
+                            cell(o.temperature_celsius.map(|v| format!("{:.1}", v.get()))),
+                            cell(o.acvpu.map(|v| v.letter().to_owned())),
+                            cell(o.gcs.map(|g| g.total().to_string())),
+                            cell(o.glucose_mmol_per_l.map(|v| format!("{:.1}", v.get()))),
+                            cell(o.pain_score.map(|v| v.get().to_string())),
+                        ];
+                        for v in values {
+                            row.col(|ui| {
+                                ui.label(v);
+                            });
+                        }
+                        row.col(|ui| {
+                            let (bg, fg) = news2_colours(&news, ui.visuals().dark_mode);
+                            let text = match news {
+                                News2::Complete(s) => format!("{} {}", s.total, s.risk.label()),
+                                News2::Incomplete { present } => format!("{present}/7"),
+                                News2::NotApplicable => "n/a".to_owned(),
+                            };
+                            egui::Frame::new()
+                                .fill(bg)
+                                .corner_radius(4.0)
+                                .inner_margin(egui::Margin::symmetric(6, 2))
+                                .show(ui, |ui| ui.label(RichText::new(text).color(fg)));
+                        });
+                        if editable {
+                            row.col(|ui| {
+                                let r = ui.button("Remove");
+                                name_widget(
+                                    &r,
+                                    egui::Role::Button,
+                                    &format!("Remove set taken {}", clock_local(o.taken_at_utc)),
+                                );
+                                if r.clicked() {
+                                    remove = Some(*i);
+                                }
+                            });
+                        }
+                    }
+                });
+            });
+    });
+    if let Some(i) = remove
+        && i < doc.observations.len()
+    {
+        doc.observations.remove(i);
+        return true;
+    }
+    false
+}
+
+fn trend_ui(ui: &mut Ui, doc: &Encounter) {
+    let sets = doc.observations_by_time();
+    let Some(first) = sets.first() else {
+        ui.label("The trend appears once observations are added.");
+        return;
+    };
+    let t0 = first.taken_at_utc;
+    let minutes = |o: &ObservationSet| (o.taken_at_utc - t0).num_seconds() as f64 / 60.0;
+    let series = |f: &dyn Fn(&ObservationSet) -> Option<f64>| -> Vec<[f64; 2]> {
+        sets.iter()
+            .filter_map(|o| f(o).map(|v| [minutes(o), v]))
+            .collect()
+    };
+    let news: Vec<[f64; 2]> = sets
+        .iter()
+        .filter_map(|o| doc.news2_for(o).total().map(|t| [minutes(o), f64::from(t)]))
+        .collect();
+    let pulse = series(&|o| o.pulse_bpm.map(|v| f64::from(v.get())));
+    let rr = series(&|o| o.resp_rate_per_min.map(|v| f64::from(v.get())));
+    let spo2 = series(&|o| o.spo2_percent.map(|v| f64::from(v.get())));
+    let sbp = series(&|o| o.systolic_mmhg.map(|v| f64::from(v.get())));
+    let width = ui.available_width();
+    ui.label(format!("Minutes since the first set ({})", clock_local(t0)));
+    Plot::new("news2-trend")
+        .height(150.0)
+        .width(width)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .allow_boxed_zoom(false)
+        .include_y(0.0)
+        .include_y(10.0)
+        .y_axis_label("NEWS2")
+        .legend(Legend::default())
+        .show(ui, |plot| {
+            plot.line(
+                Line::new("NEWS2", PlotPoints::from(news))
+                    .width(3.0)
+                    .color(egui::Color32::from_rgb(183, 28, 28)),
+            );
+        });
+    Plot::new("vitals-trend")
+        .height(220.0)
+        .width(width)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .allow_boxed_zoom(false)
+        .include_y(0.0)
+        .legend(Legend::default())
+        .show(ui, |plot| {
+            plot.line(Line::new("Pulse /min", PlotPoints::from(pulse)).width(2.5));
+            plot.line(Line::new("Resp rate /min", PlotPoints::from(rr)).width(2.5));
+            plot.line(Line::new("SpO2 %", PlotPoints::from(spo2)).width(2.5));
+            plot.line(Line::new("BP systolic", PlotPoints::from(sbp)).width(2.5));
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> ObsEntry {
+        ObsEntry {
+            resp_rate: "22".into(),
+            spo2: "95".into(),
+            on_oxygen: Some(false),
+            systolic: "150".into(),
+            diastolic: "90".into(),
+            pulse: "104".into(),
+            temperature: "37.1".into(),
+            acvpu: Some(Acvpu::Alert),
+            ..ObsEntry::default()
+        }
+    }
+
+    #[test]
+    fn a_full_row_adds_a_scoreable_set_and_clears() {
+        let mut doc = Encounter::new_draft(Utc::now());
+        let mut e = entry();
+        assert!(try_add(&mut doc, &mut e, false));
+        assert_eq!(doc.observations.len(), 1);
+        // RR 22 scores 2, SpO2 95 scores 1, pulse 104 scores 1: total 4, low.
+        assert_eq!(
+            doc.news2_for(&doc.observations[0]).display(),
+            "NEWS2 4 (low)"
+        );
+        assert!(e.resp_rate.is_empty());
+        assert_eq!(
+            e.on_oxygen,
+            Some(false),
+            "air/oxygen is kept for the next set"
+        );
+    }
+
+    #[test]
+    fn a_hard_limit_error_blocks_and_keeps_the_text() {
+        let mut doc = Encounter::new_draft(Utc::now());
+        let mut e = entry();
+        e.pulse = "600".into();
+        assert!(!try_add(&mut doc, &mut e, false));
+        assert!(doc.observations.is_empty());
+        assert_eq!(e.pulse, "600");
+        let parsed = e.parse(Local::now().date_naive(), Utc::now());
+        assert_eq!(
+            error_for(&parsed.errors, EntryField::Pulse),
+            Some("Heart rate must be between 0 and 500 /min")
+        );
+    }
+
+    #[test]
+    fn an_unusual_value_asks_first_then_records_the_confirmation() {
+        let mut doc = Encounter::new_draft(Utc::now());
+        let mut e = entry();
+        e.pulse = "240".into();
+        assert!(!try_add(&mut doc, &mut e, false));
+        assert!(e.confirming);
+        assert!(try_add(&mut doc, &mut e, true));
+        assert!(doc.observations[0].unusual_values_confirmed);
+    }
+
+    #[test]
+    fn partial_gcs_is_an_error_and_an_empty_row_is_refused() {
+        let mut e = ObsEntry {
+            gcs_eye: "4".into(),
+            ..ObsEntry::default()
+        };
+        let parsed = e.parse(Local::now().date_naive(), Utc::now());
+        assert!(error_for(&parsed.errors, EntryField::Gcs).is_some());
+        e.gcs_eye.clear();
+        let mut doc = Encounter::new_draft(Utc::now());
+        assert!(!try_add(&mut doc, &mut e, false));
+        assert_eq!(e.message.as_deref(), Some(NOTHING_ENTERED));
+    }
+}

@@ -1,0 +1,812 @@
+//! The record's sections other than observations and sign-off: incident and times, patient,
+//! complaint and history, interventions and drugs, outcome and destination, notes, crew and
+//! the ATMIST handover.
+//!
+//! Each `*_ui` edits the document and the typed-text buffers it is given and returns true
+//! when the document changed (the app then autosaves). Problems are shown beside their field
+//! and never stop the crew typing.
+
+use chrono::{DateTime, Local, Utc};
+use egui::{RichText, TextEdit, Ui};
+
+use super::forms::{Forms, TimeText, clock_local, now_utc, parse_clock, parse_date};
+use super::{jump_here, name_widget};
+use crate::model::{
+    CrewMember, DrugGiven, Encounter, Field, Intervention, Milestone, NhsNumber, Outcome, Patient,
+    Sex, handover,
+};
+use crate::ui::widgets::{choice, error_text, sentence, text_area, text_field, warning_text};
+
+fn base_date(doc: &Encounter, at: Option<DateTime<Utc>>) -> chrono::NaiveDate {
+    at.unwrap_or(doc.created_at_utc)
+        .with_timezone(&Local)
+        .date_naive()
+}
+
+/// Incident number, call sign, location and the milestone times.
+pub fn incident_ui(
+    ui: &mut Ui,
+    doc: &mut Encounter,
+    forms: &mut Forms,
+    jump: &mut Option<Field>,
+) -> bool {
+    let mut changed = false;
+    egui::Grid::new("incident-grid")
+        .num_columns(2)
+        .spacing([12.0, 10.0])
+        .show(ui, |ui| {
+            let r = text_field(
+                ui,
+                "Incident number",
+                &mut doc.incident.incident_number,
+                260.0,
+            );
+            jump_here(&r, jump, Field::IncidentNumber);
+            changed |= r.changed();
+            ui.end_row();
+            let r = text_field(ui, "Call sign", &mut doc.incident.call_sign, 260.0);
+            jump_here(&r, jump, Field::CallSign);
+            changed |= r.changed();
+            ui.end_row();
+            let r = text_field(ui, "Location", &mut doc.incident.location, 420.0);
+            changed |= r.changed();
+            ui.end_row();
+        });
+    ui.add_space(8.0);
+    ui.label(RichText::new("Times (24-hour clock, tap Now to stamp)").strong());
+    let warnings = doc.incident.times.order_warnings();
+    egui::Grid::new("times-grid")
+        .num_columns(4)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            for m in Milestone::ALL {
+                let label = ui.label(m.label());
+                let current = doc.incident.times.get(m);
+                let date = base_date(doc, current);
+                let Some(buffer) = forms.time_mut(m) else {
+                    ui.end_row();
+                    continue;
+                };
+                let field = ui
+                    .add(
+                        TextEdit::singleline(&mut buffer.text)
+                            .desired_width(90.0)
+                            .min_size(egui::vec2(110.0, 0.0)),
+                    )
+                    .labelled_by(label.id);
+                jump_here(&field, jump, Field::Time(m));
+                let mut value = current;
+                if field.changed() {
+                    buffer.apply(date, &mut value);
+                }
+                ui.horizontal(|ui| {
+                    let now = ui.button("Now");
+                    name_widget(&now, egui::Role::Button, &format!("{} now", m.label()));
+                    if now.clicked() {
+                        value = Some(now_utc());
+                        *buffer = TimeText::from_time(value);
+                    }
+                    if current.is_some() {
+                        let clear = ui.button("Clear");
+                        name_widget(
+                            &clear,
+                            egui::Role::Button,
+                            &format!("Clear {}", m.label().to_lowercase()),
+                        );
+                        if clear.clicked() {
+                            value = None;
+                            *buffer = TimeText::default();
+                        }
+                    }
+                });
+                ui.horizontal(|ui| {
+                    if let Some(e) = buffer.error {
+                        error_text(ui, e);
+                    }
+                    for w in warnings.iter().filter(|w| w.milestone == m) {
+                        warning_text(ui, &w.message());
+                    }
+                });
+                if value != current {
+                    doc.incident.times.set(m, value);
+                    changed = true;
+                }
+                ui.end_row();
+            }
+        });
+    changed
+}
+
+/// Who the patient is: names, NHS number (checked as typed), date of birth or estimated age,
+/// sex, address and GP.
+pub fn patient_ui(
+    ui: &mut Ui,
+    doc: &mut Encounter,
+    forms: &mut Forms,
+    jump: &mut Option<Field>,
+) -> bool {
+    let mut changed = false;
+    let today = Local::now().date_naive();
+    let p: &mut Patient = &mut doc.patient;
+    egui::Grid::new("patient-grid")
+        .num_columns(2)
+        .spacing([12.0, 10.0])
+        .show(ui, |ui| {
+            let r = text_field(ui, "Given name", &mut p.given_name, 300.0);
+            jump_here(&r, jump, Field::PatientName);
+            changed |= r.changed();
+            ui.end_row();
+            let r = text_field(ui, "Family name", &mut p.family_name, 300.0);
+            changed |= r.changed();
+            ui.end_row();
+
+            let l = ui.label("NHS number");
+            // The check's result sits under the field, so the grid keeps two columns.
+            ui.vertical(|ui| {
+                let r = ui
+                    .add(
+                        TextEdit::singleline(&mut forms.nhs_number)
+                            .desired_width(200.0)
+                            .min_size(egui::vec2(200.0, 0.0)),
+                    )
+                    .labelled_by(l.id);
+                if r.changed() {
+                    let text = forms.nhs_number.trim();
+                    let parsed = if text.is_empty() {
+                        Ok(None)
+                    } else {
+                        NhsNumber::parse(text).map(Some)
+                    };
+                    match parsed {
+                        Ok(n) => {
+                            forms.nhs_error = None;
+                            if p.nhs_number != n {
+                                p.nhs_number = n;
+                                changed = true;
+                            }
+                        }
+                        Err(e) => {
+                            forms.nhs_error = Some(format!(
+                                "{}. Not kept until it is a valid NHS number",
+                                sentence(&e.to_string())
+                            ));
+                            if p.nhs_number.is_some() {
+                                p.nhs_number = None;
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+                match &forms.nhs_error {
+                    Some(e) => {
+                        error_text(ui, e);
+                    }
+                    None => {
+                        if let Some(n) = &p.nhs_number {
+                            ui.label(if n.is_test_range() {
+                                "Valid (test range)"
+                            } else {
+                                "Valid"
+                            });
+                        }
+                    }
+                }
+            });
+            ui.end_row();
+
+            let l = ui.label("Date of birth (DD/MM/YYYY)");
+            // The check's result sits under the field, so the grid keeps two columns.
+            ui.vertical(|ui| {
+                let r = ui
+                    .add(
+                        TextEdit::singleline(&mut forms.date_of_birth)
+                            .desired_width(200.0)
+                            .min_size(egui::vec2(200.0, 0.0)),
+                    )
+                    .labelled_by(l.id);
+                jump_here(&r, jump, Field::PatientAge);
+                if r.changed() {
+                    let text = forms.date_of_birth.trim();
+                    let parsed = if text.is_empty() {
+                        Ok(None)
+                    } else {
+                        parse_date(text).map_err(str::to_owned).and_then(|d| {
+                            Patient::check_date_of_birth(d, today)
+                                .map(|()| Some(d))
+                                .map_err(|e| sentence(&e.to_string()))
+                        })
+                    };
+                    match parsed {
+                        Ok(d) => {
+                            forms.dob_error = None;
+                            if p.date_of_birth != d {
+                                p.date_of_birth = d;
+                                changed = true;
+                            }
+                        }
+                        Err(e) => {
+                            forms.dob_error = Some(e);
+                            if p.date_of_birth.is_some() {
+                                p.date_of_birth = None;
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+                match &forms.dob_error {
+                    Some(e) => {
+                        error_text(ui, e);
+                    }
+                    None => {
+                        if let Some(age) = p.date_of_birth.and_then(|d| today.years_since(d)) {
+                            ui.label(format!("Age {age}"));
+                        }
+                    }
+                }
+            });
+            ui.end_row();
+
+            let l = ui.label("Estimated age (years)");
+            // The check's result sits under the field, so the grid keeps two columns.
+            ui.vertical(|ui| {
+                let r = ui
+                    .add(
+                        TextEdit::singleline(&mut forms.estimated_age)
+                            .desired_width(90.0)
+                            .min_size(egui::vec2(90.0, 0.0)),
+                    )
+                    .labelled_by(l.id);
+                if r.changed() {
+                    let text = forms.estimated_age.trim();
+                    let parsed = if text.is_empty() {
+                        Ok(None)
+                    } else {
+                        match text.parse::<u32>() {
+                            Ok(a) if a <= 130 => Ok(Some(a)),
+                            _ => Err("Enter the age in whole years, 0 to 130"),
+                        }
+                    };
+                    match parsed {
+                        Ok(a) => {
+                            forms.age_error = None;
+                            if p.estimated_age_years != a {
+                                p.estimated_age_years = a;
+                                changed = true;
+                            }
+                        }
+                        Err(e) => forms.age_error = Some(e.to_owned()),
+                    }
+                }
+                match &forms.age_error {
+                    Some(e) => {
+                        error_text(ui, e);
+                    }
+                    None => {
+                        ui.label(if p.date_of_birth.is_some() {
+                            "Date of birth is used"
+                        } else {
+                            "Use when the date of birth is not known"
+                        });
+                    }
+                }
+            });
+            ui.end_row();
+
+            ui.label("Sex");
+            ui.horizontal(|ui| {
+                for (i, s) in Sex::ALL.iter().enumerate() {
+                    let r = choice(ui, p.sex == Some(*s), s.label());
+                    if i == 0 {
+                        jump_here(&r, jump, Field::PatientSex);
+                    }
+                    if r.clicked() {
+                        p.sex = Some(*s);
+                        changed = true;
+                    }
+                }
+            });
+            ui.end_row();
+
+            let r = text_field(ui, "Address", &mut p.address, 420.0);
+            changed |= r.changed();
+            ui.end_row();
+            let r = text_field(ui, "GP practice", &mut p.gp_practice, 420.0);
+            changed |= r.changed();
+            ui.end_row();
+        });
+    changed
+}
+
+/// Presenting complaint, history, past medical history, medications, allergies, safeguarding.
+pub fn history_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) -> bool {
+    let mut changed = false;
+    let h = &mut doc.history;
+    let r = text_area(ui, "Presenting complaint", &mut h.presenting_complaint, 2);
+    jump_here(&r, jump, Field::PresentingComplaint);
+    changed |= r.changed();
+    changed |= text_area(
+        ui,
+        "History of presenting complaint or mechanism",
+        &mut h.history_of_complaint,
+        3,
+    )
+    .changed();
+    changed |= text_area(ui, "Past medical history", &mut h.past_medical_history, 2).changed();
+    changed |= text_area(ui, "Medications", &mut h.medications, 2).changed();
+    ui.horizontal(|ui| {
+        let r = text_field(ui, "Allergies", &mut h.allergies, 360.0);
+        jump_here(&r, jump, Field::Allergies);
+        changed |= r.changed();
+        if ui
+            .button("NKDA")
+            .on_hover_text("No known drug allergies")
+            .clicked()
+        {
+            h.allergies = "NKDA".to_owned();
+            changed = true;
+        }
+    });
+    ui.add_space(6.0);
+    changed |= ui
+        .checkbox(
+            &mut h.safeguarding.concern_raised,
+            "Safeguarding concern raised",
+        )
+        .changed();
+    if h.safeguarding.concern_raised {
+        changed |= text_area(
+            ui,
+            "Safeguarding details and referral",
+            &mut h.safeguarding.details,
+            3,
+        )
+        .changed();
+    }
+    changed
+}
+
+/// The time an intervention or drug was given: typed HH:MM, or now when blank.
+fn given_at(text: &str, doc: &Encounter) -> Result<DateTime<Utc>, &'static str> {
+    if text.trim().is_empty() {
+        Ok(now_utc())
+    } else {
+        parse_clock(text, base_date(doc, None))
+    }
+}
+
+/// Routes crews pick from; free text is allowed too.
+pub const ROUTES: [&str; 10] = [
+    "IV",
+    "IO",
+    "IM",
+    "Oral",
+    "Sublingual",
+    "Buccal",
+    "Intranasal",
+    "Nebulised",
+    "Inhaled",
+    "PR",
+];
+
+/// Procedures and drugs given, with time and who gave them.
+pub fn treatment_ui(
+    ui: &mut Ui,
+    doc: &mut Encounter,
+    forms: &mut Forms,
+    editable: bool,
+    user: &str,
+) -> bool {
+    let mut changed = false;
+    ui.label(RichText::new("Interventions").strong().size(22.0));
+    let mut remove_intervention = None;
+    if doc.interventions.is_empty() {
+        ui.label("None recorded.");
+    }
+    for (i, it) in doc.interventions.iter().enumerate() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new(clock_local(it.at_utc)).strong());
+            ui.label(&it.what);
+            if !it.details.is_empty() {
+                ui.label(format!("({})", it.details));
+            }
+            if !it.by.is_empty() {
+                ui.label(format!("by {}", it.by));
+            }
+            if editable {
+                let r = ui.button("Remove");
+                name_widget(
+                    &r,
+                    egui::Role::Button,
+                    &format!("Remove intervention {}", i + 1),
+                );
+                if r.clicked() {
+                    remove_intervention = Some(i);
+                }
+            }
+        });
+    }
+    if let Some(i) = remove_intervention {
+        doc.interventions.remove(i);
+        changed = true;
+    }
+    if editable {
+        let f = &mut forms.intervention;
+        ui.horizontal_wrapped(|ui| {
+            ui.vertical(|ui| {
+                text_field(ui, "Intervention", &mut f.what, 240.0);
+            });
+            ui.vertical(|ui| {
+                text_field(ui, "Details", &mut f.details, 240.0);
+            });
+            ui.vertical(|ui| {
+                text_field(ui, "Time of intervention (blank = now)", &mut f.time, 90.0);
+            });
+            ui.vertical(|ui| {
+                text_field(ui, "Done by", &mut f.by, 180.0);
+            });
+        });
+        ui.horizontal(|ui| {
+            if ui.button("Add intervention").clicked() {
+                if f.what.trim().is_empty() {
+                    f.error = Some("Say what was done".to_owned());
+                } else {
+                    match given_at(&f.time, doc) {
+                        Ok(at) => {
+                            doc.interventions.push(Intervention {
+                                what: f.what.trim().to_owned(),
+                                at_utc: at,
+                                by: if f.by.trim().is_empty() {
+                                    user.to_owned()
+                                } else {
+                                    f.by.trim().to_owned()
+                                },
+                                details: f.details.trim().to_owned(),
+                            });
+                            *f = Default::default();
+                            changed = true;
+                        }
+                        Err(e) => f.error = Some(e.to_owned()),
+                    }
+                }
+            }
+            if let Some(e) = &f.error {
+                error_text(ui, e);
+            }
+        });
+    }
+
+    ui.separator();
+    ui.label(RichText::new("Drugs given").strong().size(22.0));
+    let mut remove_drug = None;
+    if doc.drugs.is_empty() {
+        ui.label("None recorded.");
+    }
+    for (i, d) in doc.drugs.iter().enumerate() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new(clock_local(d.at_utc)).strong());
+            ui.label(format!("{} {} {} {}", d.drug, d.dose, d.unit, d.route));
+            if !d.by.is_empty() {
+                ui.label(format!("by {}", d.by));
+            }
+            if editable {
+                let r = ui.button("Remove");
+                name_widget(&r, egui::Role::Button, &format!("Remove drug {}", i + 1));
+                if r.clicked() {
+                    remove_drug = Some(i);
+                }
+            }
+        });
+    }
+    if let Some(i) = remove_drug {
+        doc.drugs.remove(i);
+        changed = true;
+    }
+    if editable {
+        let f = &mut forms.drug;
+        ui.horizontal_wrapped(|ui| {
+            ui.vertical(|ui| {
+                text_field(ui, "Drug", &mut f.drug, 200.0);
+            });
+            ui.vertical(|ui| {
+                text_field(ui, "Dose", &mut f.dose, 80.0);
+            });
+            ui.vertical(|ui| {
+                text_field(ui, "Unit", &mut f.unit, 80.0);
+            });
+            ui.vertical(|ui| {
+                let l = ui.label("Route");
+                egui::ComboBox::from_id_salt("drug-route")
+                    .selected_text(if f.route.is_empty() {
+                        "Choose"
+                    } else {
+                        f.route.as_str()
+                    })
+                    .show_ui(ui, |ui| {
+                        for r in ROUTES {
+                            ui.selectable_value(&mut f.route, r.to_owned(), r);
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id);
+            });
+            ui.vertical(|ui| {
+                text_field(ui, "Time given (blank = now)", &mut f.time, 90.0);
+            });
+            ui.vertical(|ui| {
+                text_field(ui, "Given by", &mut f.by, 180.0);
+            });
+        });
+        ui.horizontal(|ui| {
+            if ui.button("Add drug").clicked() {
+                let dose = f.dose.trim().replace(',', ".").parse::<f64>();
+                if f.drug.trim().is_empty() {
+                    f.error = Some("Name the drug".to_owned());
+                } else if !matches!(dose, Ok(d) if d.is_finite() && d >= 0.0) {
+                    f.error = Some("Enter the dose as a number".to_owned());
+                } else if f.unit.trim().is_empty() {
+                    f.error = Some("Enter the unit (mg, g, mcg, ml…)".to_owned());
+                } else if f.route.trim().is_empty() {
+                    f.error = Some("Choose the route".to_owned());
+                } else {
+                    match given_at(&f.time, doc) {
+                        Ok(at) => {
+                            doc.drugs.push(DrugGiven {
+                                drug: f.drug.trim().to_owned(),
+                                dose: dose.unwrap_or_default(),
+                                unit: f.unit.trim().to_owned(),
+                                route: f.route.clone(),
+                                at_utc: at,
+                                by: if f.by.trim().is_empty() {
+                                    user.to_owned()
+                                } else {
+                                    f.by.trim().to_owned()
+                                },
+                            });
+                            *f = Default::default();
+                            changed = true;
+                        }
+                        Err(e) => f.error = Some(e.to_owned()),
+                    }
+                }
+            }
+            if let Some(e) = &f.error {
+                error_text(ui, e);
+            }
+        });
+    }
+    changed
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OutcomeKind {
+    Conveyed,
+    NotConveyed,
+    Referred,
+    Declined,
+    Deceased,
+}
+
+impl OutcomeKind {
+    const ALL: [OutcomeKind; 5] = [
+        OutcomeKind::Conveyed,
+        OutcomeKind::NotConveyed,
+        OutcomeKind::Referred,
+        OutcomeKind::Declined,
+        OutcomeKind::Deceased,
+    ];
+
+    fn of(o: &Outcome) -> Self {
+        match o {
+            Outcome::ConveyedTo { .. } => OutcomeKind::Conveyed,
+            Outcome::NotConveyed { .. } => OutcomeKind::NotConveyed,
+            Outcome::Referred { .. } => OutcomeKind::Referred,
+            Outcome::Declined => OutcomeKind::Declined,
+            Outcome::Deceased => OutcomeKind::Deceased,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            OutcomeKind::Conveyed => "Conveyed to hospital",
+            OutcomeKind::NotConveyed => "Not conveyed",
+            OutcomeKind::Referred => "Referred",
+            OutcomeKind::Declined => "Declined conveyance",
+            OutcomeKind::Deceased => "Deceased",
+        }
+    }
+
+    fn make(self) -> Outcome {
+        match self {
+            OutcomeKind::Conveyed => Outcome::ConveyedTo {
+                hospital: String::new(),
+            },
+            OutcomeKind::NotConveyed => Outcome::NotConveyed {
+                reason: String::new(),
+            },
+            OutcomeKind::Referred => Outcome::Referred { to: String::new() },
+            OutcomeKind::Declined => Outcome::Declined,
+            OutcomeKind::Deceased => Outcome::Deceased,
+        }
+    }
+}
+
+/// How the encounter ended, the destination, and the pre-alert (ETA and requirements).
+pub fn outcome_ui(
+    ui: &mut Ui,
+    doc: &mut Encounter,
+    forms: &mut Forms,
+    jump: &mut Option<Field>,
+) -> bool {
+    let mut changed = false;
+    let current = doc.outcome.as_ref().map(OutcomeKind::of);
+    ui.label(RichText::new("Outcome").strong());
+    ui.horizontal_wrapped(|ui| {
+        for (i, k) in OutcomeKind::ALL.iter().enumerate() {
+            let r = choice(ui, current == Some(*k), k.label());
+            if i == 0 {
+                jump_here(&r, jump, Field::Outcome);
+            }
+            if r.clicked() && current != Some(*k) {
+                doc.outcome = Some(k.make());
+                changed = true;
+            }
+        }
+    });
+    match &mut doc.outcome {
+        Some(Outcome::ConveyedTo { hospital }) => {
+            ui.horizontal(|ui| {
+                changed |= text_field(ui, "Destination hospital", hospital, 360.0).changed();
+            });
+        }
+        Some(Outcome::NotConveyed { reason }) => {
+            changed |= text_area(ui, "Reason not conveyed and advice given", reason, 2).changed();
+        }
+        Some(Outcome::Referred { to }) => {
+            ui.horizontal(|ui| {
+                changed |= text_field(ui, "Referred to", to, 360.0).changed();
+            });
+        }
+        _ => {}
+    }
+    ui.separator();
+    ui.label(RichText::new("Pre-alert").strong());
+    ui.horizontal(|ui| {
+        let date = base_date(doc, doc.pre_alert.eta_utc);
+        let r = text_field(ui, "ETA (HH:MM)", &mut forms.eta.text, 90.0);
+        if r.changed() {
+            let before = doc.pre_alert.eta_utc;
+            forms.eta.apply(date, &mut doc.pre_alert.eta_utc);
+            changed |= before != doc.pre_alert.eta_utc;
+        }
+        if let Some(e) = forms.eta.error {
+            error_text(ui, e);
+        }
+    });
+    changed |= text_area(
+        ui,
+        "Requirements on arrival",
+        &mut doc.pre_alert.requirements,
+        2,
+    )
+    .changed();
+    changed
+}
+
+/// Free-text notes.
+pub fn notes_ui(ui: &mut Ui, doc: &mut Encounter) -> bool {
+    text_area(ui, "Clinical notes", &mut doc.notes, 12).changed()
+}
+
+/// The crew on the job.
+pub fn crew_ui(
+    ui: &mut Ui,
+    doc: &mut Encounter,
+    forms: &mut Forms,
+    jump: &mut Option<Field>,
+    editable: bool,
+    user: &str,
+) -> bool {
+    let mut changed = false;
+    let mut remove = None;
+    if doc.crew.is_empty() {
+        ui.label("No crew members recorded.");
+    }
+    for (i, c) in doc.crew.iter().enumerate() {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(&c.name).strong());
+            if !c.role.is_empty() {
+                ui.label(&c.role);
+            }
+            if !c.registration.is_empty() {
+                ui.label(format!("Registration {}", c.registration));
+            }
+            if editable {
+                let r = ui.button("Remove");
+                name_widget(
+                    &r,
+                    egui::Role::Button,
+                    &format!("Remove crew member {}", i + 1),
+                );
+                if r.clicked() {
+                    remove = Some(i);
+                }
+            }
+        });
+    }
+    if let Some(i) = remove {
+        doc.crew.remove(i);
+        changed = true;
+    }
+    if !editable {
+        return changed;
+    }
+    let f = &mut forms.crew;
+    ui.horizontal_wrapped(|ui| {
+        ui.vertical(|ui| {
+            let r = text_field(ui, "Crew member name", &mut f.name, 220.0);
+            jump_here(&r, jump, Field::Crew);
+        });
+        ui.vertical(|ui| {
+            text_field(ui, "Role", &mut f.role, 160.0);
+        });
+        ui.vertical(|ui| {
+            text_field(
+                ui,
+                "Registration or staff number",
+                &mut f.registration,
+                200.0,
+            );
+        });
+    });
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(
+                !f.name.trim().is_empty(),
+                egui::Button::new("Add crew member"),
+            )
+            .clicked()
+        {
+            doc.crew.push(CrewMember {
+                name: f.name.trim().to_owned(),
+                role: f.role.trim().to_owned(),
+                registration: f.registration.trim().to_owned(),
+            });
+            *f = Default::default();
+            changed = true;
+        }
+        if !user.is_empty()
+            && !doc.crew.iter().any(|c| c.name == user)
+            && ui.button(format!("Add me ({user})")).clicked()
+        {
+            doc.crew.push(CrewMember {
+                name: user.to_owned(),
+                role: String::new(),
+                registration: String::new(),
+            });
+            changed = true;
+        }
+    });
+    changed
+}
+
+/// The ATMIST handover, large enough to read aloud at a glance.
+pub fn handover_ui(ui: &mut Ui, doc: &Encounter) {
+    ui.label("Read aloud at handover. Generated from the record; it updates as you type.");
+    ui.add_space(6.0);
+    egui::Grid::new("atmist-grid")
+        .num_columns(2)
+        .spacing([18.0, 14.0])
+        .striped(true)
+        .show(ui, |ui| {
+            for line in handover::atmist(doc) {
+                ui.vertical(|ui| {
+                    ui.label(RichText::new(line.letter).size(34.0).strong());
+                });
+                ui.vertical(|ui| {
+                    ui.label(RichText::new(line.heading).size(17.0).weak());
+                    ui.add(egui::Label::new(RichText::new(line.text).size(24.0)).wrap());
+                });
+                ui.end_row();
+            }
+        });
+}

@@ -1,0 +1,96 @@
+//! The sync status bar, drawn on every screen: online or offline, how many records are
+//! queued, when the last sync succeeded, the last problem in plain words, and "Sync now".
+//!
+//! It reads only a [`SyncStatus`] snapshot (from the engine when one is attached) and counts
+//! the app already holds; it never waits on the engine.
+
+use chrono::{DateTime, Local, Utc};
+use egui::{RichText, Ui};
+
+use super::Command;
+use super::theme;
+use super::widgets::badge;
+use crate::sync::{ProblemKind, SyncStatus};
+
+/// What the status bar shows; built by the app each frame from cheap snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct StatusView {
+    /// The engine's status; `None` when no engine is attached (not connected).
+    pub engine: Option<SyncStatus>,
+    /// Records waiting to be pushed, from the store (used when no engine is attached).
+    pub local_queued: Option<u64>,
+    /// The last successful sync recorded in the store.
+    pub local_last_sync_utc: Option<DateTime<Utc>>,
+}
+
+fn when(at: DateTime<Utc>) -> String {
+    let local = at.with_timezone(&Local);
+    if local.date_naive() == Local::now().date_naive() {
+        local.format("%H:%M").to_string()
+    } else {
+        local.format("%d %b %H:%M").to_string()
+    }
+}
+
+/// Draws the bar. "Sync now" is enabled only when an engine is attached.
+pub fn status_bar_ui(ui: &mut Ui, view: &StatusView, out: &mut Vec<Command>) {
+    ui.horizontal_wrapped(|ui| {
+        let (banner, colours) = match &view.engine {
+            Some(s) => {
+                let colours = if s.stopped || s.quarantined > 0 {
+                    theme::alert_badge()
+                } else if s.reachable == Some(true) {
+                    theme::good_badge()
+                } else {
+                    theme::neutral_badge(ui.visuals().dark_mode)
+                };
+                (s.banner(), colours)
+            }
+            None => (
+                SyncStatus::default().banner(),
+                theme::neutral_badge(ui.visuals().dark_mode),
+            ),
+        };
+        badge(ui, &banner, colours);
+        if view.engine.is_none()
+            && let Some(n) = view.local_queued
+        {
+            ui.label(format!("{n} queued"));
+        }
+        let last = view
+            .engine
+            .as_ref()
+            .and_then(|s| s.last_success_utc)
+            .or(view.local_last_sync_utc);
+        ui.label(match last {
+            Some(at) => format!("Last sync {}", when(at)),
+            None => "Never synced".to_owned(),
+        });
+        if let Some(p) = view.engine.as_ref().and_then(|s| s.last_problem.as_ref()) {
+            let prefix = match p.kind {
+                ProblemKind::Transient => "Will retry",
+                ProblemKind::Credentials => "Sign-in refused",
+                ProblemKind::Record => "Record refused",
+                ProblemKind::Local => "Problem",
+            };
+            let retry = view
+                .engine
+                .as_ref()
+                .and_then(|s| s.retry_in_secs)
+                .map(|s| format!(" (next try in {s} s)"))
+                .unwrap_or_default();
+            ui.label(
+                RichText::new(format!("{prefix}: {}{retry}", p.message))
+                    .color(ui.visuals().warn_fg_color),
+            );
+        }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            let button = ui
+                .add_enabled(view.engine.is_some(), egui::Button::new("Sync now"))
+                .on_disabled_hover_text("This tablet is not connected to a server");
+            if button.clicked() {
+                out.push(Command::SyncNow);
+            }
+        });
+    });
+}

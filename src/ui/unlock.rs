@@ -1,0 +1,294 @@
+//! The screens before any patient data is visible: first run (create the first user), the
+//! choice of server after first run, unlock, "working", and the store-failed screen.
+//!
+//! Each `*_ui` function edits only its own form and pushes [`Command`]s; none of them touches
+//! the store or derives a key.
+
+use egui::{RichText, TextEdit, Ui};
+
+use super::widgets::{choice, error_text, sentence};
+use super::{Command, ConnectRequest};
+
+/// Shortest accepted PIN or passphrase, in characters (the CLI uses the same rule).
+pub const MIN_PASSPHRASE_CHARS: usize = 4;
+
+/// The first-run form. Its `Debug` leaves out the passphrase.
+#[derive(Default)]
+pub struct FirstRunForm {
+    pub user: String,
+    pub passphrase: String,
+    pub confirm: String,
+    /// Shown after an attempt failed (for example the data directory is read-only).
+    pub error: Option<String>,
+    /// The name field has been given keyboard focus once.
+    pub focused_once: bool,
+}
+
+/// The unlock form. Its `Debug` leaves out the passphrase.
+#[derive(Default)]
+pub struct UnlockForm {
+    pub users: Vec<String>,
+    pub user: String,
+    pub passphrase: String,
+    /// Wrong PIN, rate limit, ... shown beside the field.
+    pub error: Option<String>,
+    /// Why the app locked itself (idle), shown above the form.
+    pub notice: Option<String>,
+    /// The field has been given keyboard focus once (not every frame, so Tab still works).
+    pub focused_once: bool,
+}
+
+impl std::fmt::Debug for FirstRunForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstRunForm")
+            .field("user", &self.user)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for UnlockForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnlockForm")
+            .field("user", &self.user)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnlockForm {
+    /// A form for `users`, the first one preselected.
+    pub fn new(users: Vec<String>) -> Self {
+        Self {
+            user: users.first().cloned().unwrap_or_default(),
+            users,
+            ..Self::default()
+        }
+    }
+}
+
+/// The server choice after first run.
+#[derive(Debug, Default)]
+pub struct ConnectForm {
+    pub server_url: String,
+    pub enrolment_code: String,
+    pub enrol_open: bool,
+    /// The outcome of the last attempt, in words.
+    pub message: Option<String>,
+}
+
+/// A readable column in the middle of the window, scrolling when the window is short.
+fn centred_column<R>(ui: &mut Ui, add: impl FnOnce(&mut Ui) -> R) -> R {
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            let width = ui.available_width().min(560.0);
+            let margin = ((ui.available_width() - width) / 2.0).max(0.0);
+            ui.horizontal_top(|ui| {
+                ui.add_space(margin);
+                ui.vertical(|ui| {
+                    ui.set_max_width(width);
+                    add(ui)
+                })
+                .inner
+            })
+            .inner
+        })
+        .inner
+}
+
+/// First run: create the first user and the encrypted store.
+pub fn first_run_ui(ui: &mut Ui, form: &mut FirstRunForm, out: &mut Vec<Command>) {
+    centred_column(ui, |ui| {
+        ui.add_space(24.0);
+        ui.heading("Set up this tablet");
+        ui.label(
+            "Create the first user. Records on this tablet are encrypted with a key that only \
+             your passphrase or PIN can unlock.",
+        );
+        ui.add_space(8.0);
+        let name = ui.label("Your name");
+        let name_field = ui
+            .add(TextEdit::singleline(&mut form.user).desired_width(f32::INFINITY))
+            .labelled_by(name.id);
+        if !form.focused_once {
+            name_field.request_focus();
+            form.focused_once = true;
+        }
+        let pass = ui.label("Passphrase or PIN");
+        ui.add(
+            TextEdit::singleline(&mut form.passphrase)
+                .password(true)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(pass.id);
+        let short =
+            !form.passphrase.is_empty() && form.passphrase.chars().count() < MIN_PASSPHRASE_CHARS;
+        if short {
+            error_text(ui, "Use at least 4 characters");
+        }
+        let confirm = ui.label("Repeat passphrase or PIN");
+        let confirm_response = ui
+            .add(
+                TextEdit::singleline(&mut form.confirm)
+                    .password(true)
+                    .desired_width(f32::INFINITY),
+            )
+            .labelled_by(confirm.id);
+        let mismatch = !form.confirm.is_empty() && form.confirm != form.passphrase;
+        if mismatch {
+            error_text(ui, "The two entries do not match");
+        }
+        if let Some(e) = &form.error {
+            error_text(ui, e);
+        }
+        let ready = !form.user.trim().is_empty()
+            && form.passphrase.chars().count() >= MIN_PASSPHRASE_CHARS
+            && form.passphrase == form.confirm;
+        let enter = confirm_response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        ui.add_space(8.0);
+        if ui
+            .add_enabled(ready, egui::Button::new("Create encrypted store"))
+            .clicked()
+            || (ready && enter)
+        {
+            out.push(Command::CreateStore {
+                user: form.user.trim().to_owned(),
+                passphrase: std::mem::take(&mut form.passphrase),
+            });
+            form.confirm.clear();
+            form.error = None;
+        }
+    });
+}
+
+/// After first run: enrol with a server, try a server on this computer, or work offline.
+pub fn connect_choice_ui(ui: &mut Ui, form: &mut ConnectForm, out: &mut Vec<Command>) {
+    centred_column(ui, |ui| {
+        ui.add_space(24.0);
+        ui.heading("Connect this tablet");
+        ui.label(
+            "Records are always kept on this tablet first. A server receives a copy when it can \
+             be reached, so supervisors can review them.",
+        );
+        ui.add_space(8.0);
+        if ui
+            .toggle_value(&mut form.enrol_open, "Enrol with a trust server…")
+            .changed()
+        {
+            form.message = None;
+        }
+        if form.enrol_open {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                let url = ui.label("Server address");
+                ui.add(
+                    TextEdit::singleline(&mut form.server_url)
+                        .hint_text("https://epr.example.nhs.uk")
+                        .desired_width(f32::INFINITY),
+                )
+                .labelled_by(url.id);
+                let code = ui.label("Enrolment code");
+                ui.add(TextEdit::singleline(&mut form.enrolment_code).desired_width(240.0))
+                    .labelled_by(code.id);
+                let ready =
+                    !form.server_url.trim().is_empty() && !form.enrolment_code.trim().is_empty();
+                if ui.add_enabled(ready, egui::Button::new("Enrol")).clicked() {
+                    out.push(Command::Connect(ConnectRequest::Enrol {
+                        server_url: form.server_url.trim().to_owned(),
+                        enrolment_code: form.enrolment_code.trim().to_owned(),
+                    }));
+                }
+            });
+        }
+        if ui
+            .button("Try it on this computer")
+            .on_hover_text("Starts a demonstration server on this computer, with demo records")
+            .clicked()
+        {
+            out.push(Command::Connect(ConnectRequest::TryOnThisComputer));
+        }
+        if ui.button("Work offline for now").clicked() {
+            out.push(Command::WorkOffline);
+        }
+        if let Some(m) = &form.message {
+            ui.add_space(8.0);
+            ui.label(RichText::new(m).strong());
+        }
+    });
+}
+
+/// Unlock: pick a user, enter the PIN or passphrase.
+pub fn unlock_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
+    centred_column(ui, |ui| {
+        ui.add_space(24.0);
+        ui.heading("Unlock");
+        if let Some(n) = &form.notice {
+            ui.label(RichText::new(n).strong());
+        }
+        if form.users.len() > 1 {
+            ui.label("Who is using the tablet?");
+            ui.horizontal_wrapped(|ui| {
+                for u in &form.users {
+                    if choice(ui, form.user == *u, u.as_str()).clicked() {
+                        form.user = u.clone();
+                        form.error = None;
+                    }
+                }
+            });
+        } else {
+            ui.label(format!("User: {}", form.user));
+        }
+        let label = ui.label("Passphrase or PIN");
+        let field = ui
+            .add(
+                TextEdit::singleline(&mut form.passphrase)
+                    .password(true)
+                    .desired_width(f32::INFINITY),
+            )
+            .labelled_by(label.id);
+        if field.changed() {
+            form.error = None;
+        }
+        if let Some(e) = &form.error {
+            error_text(ui, &sentence(e));
+        }
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let ready = !form.passphrase.is_empty() && !form.user.is_empty();
+        if ui.add_enabled(ready, egui::Button::new("Unlock")).clicked() || (ready && enter) {
+            out.push(Command::Unlock {
+                user: form.user.clone(),
+                passphrase: std::mem::take(&mut form.passphrase),
+            });
+        }
+        if !form.focused_once {
+            field.request_focus();
+            form.focused_once = true;
+        }
+    });
+}
+
+/// While key derivation (or another slow step) runs on the worker thread.
+pub fn working_ui(ui: &mut Ui, label: &str) {
+    centred_column(ui, |ui| {
+        ui.add_space(48.0);
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label(RichText::new(label).size(22.0));
+        });
+    });
+}
+
+/// The store could not be opened. The file is never touched; say so and what to do.
+pub fn failed_ui(ui: &mut Ui, message: &str) {
+    centred_column(ui, |ui| {
+        ui.add_space(24.0);
+        ui.heading("The record store could not be opened");
+        ui.add_space(8.0);
+        error_text(ui, &sentence(message));
+        ui.add_space(8.0);
+        ui.label(
+            "The file has been left exactly as it was: nothing was deleted or overwritten. \
+             Carry on with paper records and contact your IT service desk, quoting this message.",
+        );
+    });
+}

@@ -1,0 +1,129 @@
+//! Small widgets shared by the screens: labelled fields, messages beside fields, badges.
+//!
+//! Every input made here carries an accessible name (its visible label, tied with
+//! `labelled_by`), which is what screen readers and the kittest tests use to find it.
+
+use egui::{Color32, Response, RichText, TextEdit, Ui};
+
+use super::theme;
+use crate::model::News2;
+
+/// A visible label followed by a single-line text field tied to it.
+pub fn text_field(ui: &mut Ui, label: &str, text: &mut String, width: f32) -> Response {
+    let label_response = ui.label(label);
+    ui.add(
+        TextEdit::singleline(text)
+            .desired_width(width)
+            .min_size(egui::vec2(width.min(ui.available_width()), 0.0)),
+    )
+    .labelled_by(label_response.id)
+}
+
+/// A label above a multi-line field, for notes and history.
+pub fn text_area(ui: &mut Ui, label: &str, text: &mut String, rows: usize) -> Response {
+    let label_response = ui.label(label);
+    ui.add(
+        TextEdit::multiline(text)
+            .desired_rows(rows)
+            .desired_width(f32::INFINITY),
+    )
+    .labelled_by(label_response.id)
+}
+
+/// A framed pick-list button (one of several choices): visibly tappable whether or not it is
+/// the selected one.
+pub fn choice(ui: &mut Ui, selected: bool, text: impl Into<egui::WidgetText>) -> Response {
+    ui.add(
+        egui::Button::new(text)
+            .selected(selected)
+            .min_size(egui::vec2(
+                super::theme::TOUCH_TARGET_POINTS,
+                super::theme::TOUCH_TARGET_POINTS,
+            )),
+    )
+}
+
+/// A problem with the field just before it, in the theme's error colour.
+pub fn error_text(ui: &mut Ui, message: &str) -> Response {
+    ui.label(
+        RichText::new(message)
+            .color(ui.visuals().error_fg_color)
+            .strong(),
+    )
+}
+
+/// A caution that does not block anything (out-of-order times, unusual values).
+pub fn warning_text(ui: &mut Ui, message: &str) -> Response {
+    ui.label(
+        RichText::new(message)
+            .color(ui.visuals().warn_fg_color)
+            .strong(),
+    )
+}
+
+/// A short text on a coloured background. Its text is its accessible name.
+pub fn badge(ui: &mut Ui, text: &str, colours: (Color32, Color32)) -> Response {
+    let (bg, fg) = colours;
+    egui::Frame::new()
+        .fill(bg)
+        .corner_radius(6.0)
+        .inner_margin(egui::Margin::symmetric(8, 3))
+        .show(ui, |ui| ui.label(RichText::new(text).color(fg).strong()))
+        .inner
+}
+
+/// Badge colours for a NEWS2 result: the risk colour when complete, neutral otherwise.
+pub fn news2_colours(news: &News2, dark_mode: bool) -> (Color32, Color32) {
+    match news {
+        News2::Complete(s) => theme::risk_colours(s.risk),
+        _ => theme::neutral_badge(dark_mode),
+    }
+}
+
+/// The NEWS2 result as a badge ("NEWS2 5 (medium)"), in its risk colour.
+pub fn news2_badge(ui: &mut Ui, news: &News2, size_points: f32) -> Response {
+    let (bg, fg) = news2_colours(news, ui.visuals().dark_mode);
+    egui::Frame::new()
+        .fill(bg)
+        .corner_radius(8.0)
+        .inner_margin(egui::Margin::symmetric(12, 6))
+        .show(ui, |ui| {
+            ui.label(
+                RichText::new(news.display())
+                    .color(fg)
+                    .strong()
+                    .size(size_points),
+            )
+        })
+        .inner
+}
+
+/// A section heading.
+pub fn section_heading(ui: &mut Ui, text: &str) {
+    ui.add_space(4.0);
+    ui.heading(text);
+    ui.add_space(2.0);
+}
+
+/// Makes a message crew-readable: first letter capitalised.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentence_capitalises_the_first_letter_only() {
+        assert_eq!(
+            sentence("wrong passphrase or PIN"),
+            "Wrong passphrase or PIN"
+        );
+        assert_eq!(sentence(""), "");
+    }
+}

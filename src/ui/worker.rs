@@ -1,0 +1,375 @@
+//! The store worker: the one thread that owns the unlocked [`Store`] for the window.
+//!
+//! Owns: creating and unlocking the store (Argon2id key derivation runs here, never on the
+//! UI thread), every read and write the screens need, and dropping the store (and with it the
+//! key) on lock. Screens never touch the store: the app sends [`StoreRequest`]s and receives
+//! [`StoreReply`]s over a channel; after each reply the worker asks egui for a repaint.
+//! Requests are handled strictly in order, so an autosave sent before "sign" is committed
+//! before the signature. Dropping the [`StoreWorker`] closes the channel and waits for the
+//! thread to finish what is queued, so no acknowledged edit is lost when the window closes.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::model::Encounter;
+use crate::store::audit::Action;
+use crate::store::{
+    EncounterSummary, FeedbackEntry, ListFilter, SaveReceipt, StatusCounts, Store, StoreError,
+    SyncState, VersionInfo,
+};
+
+/// A job run on the worker thread with the unlocked store. The seam for work the screens do
+/// not know about (enrolment, opening a second connection for the sync engine): the closure
+/// reports its own result, for example over its own channel.
+pub type StoreJob = Box<dyn FnOnce(Option<&mut Store>) + Send>;
+
+/// What the app asks of the store.
+pub enum StoreRequest {
+    /// First run: create the store and its first user (runs key derivation).
+    Create { user: String, passphrase: String },
+    /// Unlock for `user` (runs key derivation).
+    Unlock { user: String, passphrase: String },
+    /// Drop the store and its key. Queued saves before this still commit.
+    Lock,
+    /// Encounter summaries. `generation` lets the app ignore out-of-date answers.
+    List {
+        filter: ListFilter,
+        generation: u64,
+        purpose: ListPurpose,
+    },
+    /// Counts for the status bar (a scan of the whole table: asked for after the list).
+    Counts,
+    /// Everything the editor needs about one record.
+    Open { id: Uuid },
+    /// Autosave of a draft.
+    SaveDraft(Box<Encounter>),
+    /// Autosave of an amendment in progress (kept locally, never pushed).
+    SaveAmendmentDraft(Box<Encounter>),
+    /// "Complete and sign".
+    Sign {
+        encounter: Box<Encounter>,
+        clinician_name: String,
+        registration: String,
+    },
+    /// Sign an amendment of a completed record.
+    Amend {
+        encounter: Box<Encounter>,
+        reason: String,
+        clinician_name: String,
+        registration: String,
+    },
+    /// One earlier version, to view read-only.
+    Version { id: Uuid, revision: u64 },
+    /// Arbitrary work with the store (see [`StoreJob`]).
+    Job(StoreJob),
+}
+
+/// A record as the editor opens it.
+#[derive(Debug, Clone)]
+pub struct RecordBundle {
+    pub encounter: Encounter,
+    /// Unsigned edits to a signed record, if an amendment was started earlier.
+    pub amendment_draft: Option<Encounter>,
+    pub versions: Vec<VersionInfo>,
+    /// The latest supervisor decision and comment.
+    pub review: Option<(String, String)>,
+    pub feedback: Vec<FeedbackEntry>,
+    pub sync_state: Option<SyncState>,
+}
+
+/// Why a list was asked for; echoed in the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListPurpose {
+    /// The newest few rows, to draw something at once after unlock.
+    FirstPage,
+    /// Every summary, held in memory for scrolling and searching.
+    All,
+    /// Records whose NHS number (or name or incident) matches typed digits.
+    NhsSearch,
+}
+
+/// Summaries from the store.
+#[derive(Debug, Clone)]
+pub struct ListResult {
+    pub rows: Vec<EncounterSummary>,
+    /// How long the query took on the worker, for the benchmark.
+    pub query_duration: Duration,
+}
+
+/// What the worker answers.
+pub enum StoreReply {
+    /// The store was created or unlocked; carries the user's name.
+    Opened {
+        created: bool,
+        result: Result<String, StoreError>,
+        /// Time spent in create/unlock (mostly key derivation).
+        duration: Duration,
+    },
+    Locked,
+    Listed {
+        generation: u64,
+        purpose: ListPurpose,
+        result: Result<ListResult, StoreError>,
+    },
+    Counts(Result<(StatusCounts, Option<chrono::DateTime<chrono::Utc>>), StoreError>),
+    Record(Result<Box<RecordBundle>, StoreError>),
+    Saved {
+        record_id: Uuid,
+        result: Result<Option<SaveReceipt>, StoreError>,
+    },
+    Signed {
+        record_id: Uuid,
+        result: Result<SaveReceipt, StoreError>,
+    },
+    Version {
+        revision: u64,
+        result: Result<Box<Encounter>, StoreError>,
+    },
+    JobDone,
+}
+
+/// Where the worker finds the egui context to wake the window. Set by the app on its first
+/// frame, so the app can be built before a window (or a test harness) exists.
+pub type RepaintSignal = Arc<OnceLock<egui::Context>>;
+
+/// The app's end of the worker thread.
+pub struct StoreWorker {
+    requests: Option<mpsc::Sender<StoreRequest>>,
+    replies: mpsc::Receiver<StoreReply>,
+    thread: Option<JoinHandle<()>>,
+    in_flight: usize,
+}
+
+impl StoreWorker {
+    /// Starts the worker thread for the store in `data_dir`.
+    pub fn start(data_dir: PathBuf, repaint: RepaintSignal) -> Self {
+        let (req_tx, req_rx) = mpsc::channel::<StoreRequest>();
+        let (rep_tx, rep_rx) = mpsc::channel::<StoreReply>();
+        let thread = std::thread::Builder::new()
+            .name("epr-store".to_owned())
+            .spawn(move || run(data_dir, req_rx, rep_tx, repaint))
+            .ok();
+        Self {
+            requests: Some(req_tx),
+            replies: rep_rx,
+            thread,
+            in_flight: 0,
+        }
+    }
+
+    /// Queues a request. If the thread could not start, the failure shows as an error reply.
+    pub fn send(&mut self, request: StoreRequest) {
+        let sent = self
+            .requests
+            .as_ref()
+            .is_some_and(|tx| tx.send(request).is_ok());
+        if sent {
+            self.in_flight += 1;
+        } else {
+            tracing::error!("the store worker is not running");
+        }
+    }
+
+    /// The next reply, if one has arrived (never blocks).
+    pub fn try_recv(&mut self) -> Option<StoreReply> {
+        let reply = self.replies.try_recv().ok()?;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Some(reply)
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// True when the worker thread is running.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl StoreWorker {
+    /// Closes the channel and waits until everything queued has been handled (the window is
+    /// closing). Later requests are refused.
+    pub fn finish(&mut self) {
+        self.requests = None;
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("the store worker stopped abnormally");
+        }
+    }
+}
+
+impl Drop for StoreWorker {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn run(
+    data_dir: PathBuf,
+    requests: mpsc::Receiver<StoreRequest>,
+    replies: mpsc::Sender<StoreReply>,
+    repaint: RepaintSignal,
+) {
+    let mut store: Option<Store> = None;
+    while let Ok(request) = requests.recv() {
+        let reply = handle(&data_dir, &mut store, request);
+        if replies.send(reply).is_err() {
+            break;
+        }
+        if let Some(ctx) = repaint.get() {
+            ctx.request_repaint();
+        }
+    }
+}
+
+fn locked() -> StoreError {
+    // The screens only send record requests while unlocked; this is a safety net.
+    StoreError::Document("the store is locked".to_owned())
+}
+
+fn handle(
+    data_dir: &std::path::Path,
+    store: &mut Option<Store>,
+    request: StoreRequest,
+) -> StoreReply {
+    match request {
+        StoreRequest::Create { user, passphrase } => {
+            let start = Instant::now();
+            let result = Store::create(data_dir, &user, &passphrase);
+            drop(passphrase);
+            let duration = start.elapsed();
+            StoreReply::Opened {
+                created: true,
+                result: result.map(|s| {
+                    let name = s.user().to_owned();
+                    *store = Some(s);
+                    name
+                }),
+                duration,
+            }
+        }
+        StoreRequest::Unlock { user, passphrase } => {
+            let start = Instant::now();
+            *store = None;
+            let result = Store::unlock(data_dir, Some(&user), &passphrase);
+            drop(passphrase);
+            let duration = start.elapsed();
+            StoreReply::Opened {
+                created: false,
+                result: result.map(|s| {
+                    let name = s.user().to_owned();
+                    *store = Some(s);
+                    name
+                }),
+                duration,
+            }
+        }
+        StoreRequest::Lock => {
+            *store = None;
+            StoreReply::Locked
+        }
+        StoreRequest::List {
+            filter,
+            generation,
+            purpose,
+        } => {
+            let result = match store.as_ref() {
+                Some(s) => list(s, &filter),
+                None => Err(locked()),
+            };
+            StoreReply::Listed {
+                generation,
+                purpose,
+                result,
+            }
+        }
+        StoreRequest::Counts => StoreReply::Counts(match store.as_ref() {
+            Some(s) => s
+                .status_counts()
+                .and_then(|c| s.last_sync().map(|t| (c, t))),
+            None => Err(locked()),
+        }),
+        StoreRequest::Open { id } => StoreReply::Record(match store.as_mut() {
+            Some(s) => open(s, id).map(Box::new),
+            None => Err(locked()),
+        }),
+        StoreRequest::SaveDraft(e) => StoreReply::Saved {
+            record_id: e.id,
+            result: match store.as_mut() {
+                Some(s) => s.save_draft(&e).map(Some),
+                None => Err(locked()),
+            },
+        },
+        StoreRequest::SaveAmendmentDraft(e) => StoreReply::Saved {
+            record_id: e.id,
+            result: match store.as_mut() {
+                Some(s) => s.save_amendment_draft(&e).map(|()| None),
+                None => Err(locked()),
+            },
+        },
+        StoreRequest::Sign {
+            encounter,
+            clinician_name,
+            registration,
+        } => StoreReply::Signed {
+            record_id: encounter.id,
+            result: match store.as_mut() {
+                Some(s) => s.complete_and_sign(&encounter, &clinician_name, &registration),
+                None => Err(locked()),
+            },
+        },
+        StoreRequest::Amend {
+            encounter,
+            reason,
+            clinician_name,
+            registration,
+        } => StoreReply::Signed {
+            record_id: encounter.id,
+            result: match store.as_mut() {
+                Some(s) => s.amend(&encounter, &reason, &clinician_name, &registration),
+                None => Err(locked()),
+            },
+        },
+        StoreRequest::Version { id, revision } => StoreReply::Version {
+            revision,
+            result: match store.as_ref() {
+                Some(s) => s.version(id, revision).map(Box::new),
+                None => Err(locked()),
+            },
+        },
+        StoreRequest::Job(job) => {
+            job(store.as_mut());
+            StoreReply::JobDone
+        }
+    }
+}
+
+fn list(store: &Store, filter: &ListFilter) -> Result<ListResult, StoreError> {
+    let start = Instant::now();
+    let rows = store.list(filter)?;
+    Ok(ListResult {
+        rows,
+        query_duration: start.elapsed(),
+    })
+}
+
+fn open(store: &mut Store, id: Uuid) -> Result<RecordBundle, StoreError> {
+    let encounter = store.get(id)?;
+    store.record_access(Action::Viewed, id)?;
+    Ok(RecordBundle {
+        amendment_draft: store.amendment_draft(id)?,
+        versions: store.versions(id)?,
+        review: store.review_of(id)?,
+        feedback: store.feedback_for(id)?,
+        sync_state: store.summary(id).ok().map(|s| s.sync_state),
+        encounter,
+    })
+}

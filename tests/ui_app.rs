@@ -1,0 +1,542 @@
+//! The crew app driven through its accessibility tree, as a crew member would: with the real
+//! app state, a real encrypted store and the store worker thread. No window is opened.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::model::testdata::complete_encounter;
+use ambulance_epr::model::{Milestone, RecordStatus};
+use ambulance_epr::store::{FeedbackEntry, Store, migrate, store_path};
+use ambulance_epr::sync::{SyncCommand, SyncHandle, SyncStatus};
+use ambulance_epr::ui::editor::{EditMode, Section};
+use ambulance_epr::ui::{AppConfig, EprApp};
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+
+const USER: &str = "alex";
+const PIN: &str = "2468";
+
+fn fast_store(dir: &Path) -> Store {
+    Store::create_with(
+        dir,
+        USER,
+        PIN,
+        KdfParams::FAST_FOR_TESTS,
+        migrate::latest_version(),
+    )
+    .unwrap()
+}
+
+fn config() -> AppConfig {
+    AppConfig {
+        autosave_quiet: Duration::from_millis(40),
+        autosave_max_wait: Duration::from_millis(120),
+        ..AppConfig::default()
+    }
+}
+
+fn harness_with(dir: &Path, config: AppConfig) -> Harness<'static, EprApp> {
+    let app = EprApp::new(dir.to_owned(), config);
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(
+            |ui, app: &mut EprApp| {
+                app.logic_at(ui.ctx(), Instant::now());
+                app.draw(ui);
+            },
+            app,
+        )
+}
+
+fn harness(dir: &Path) -> Harness<'static, EprApp> {
+    harness_with(dir, config())
+}
+
+/// Steps until the store worker has answered everything and no edit waits to be saved.
+fn settle(h: &mut Harness<'_, EprApp>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        h.step();
+        if h.state().is_idle() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the store worker did not answer");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.run();
+}
+
+fn type_into(h: &mut Harness<'_, EprApp>, label: &str, text: &str) {
+    let node = h.get_by_label(label);
+    node.focus();
+    node.type_text(text);
+    settle(h);
+}
+
+fn click(h: &mut Harness<'_, EprApp>, label: &str) {
+    h.get_by_label(label).click();
+    settle(h);
+}
+
+fn click_button(h: &mut Harness<'_, EprApp>, label: &str) {
+    h.get_by_role_and_label(Role::Button, label).click();
+    settle(h);
+}
+
+fn unlock(h: &mut Harness<'_, EprApp>) {
+    type_into(h, "Passphrase or PIN", PIN);
+    click_button(h, "Unlock");
+    settle(h);
+    assert_eq!(h.state().screen().name(), "records");
+}
+
+fn screen(h: &Harness<'_, EprApp>) -> &'static str {
+    h.state().screen().name()
+}
+
+#[test]
+fn first_run_creates_the_store_then_offers_a_server_or_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(dir.path());
+    assert_eq!(screen(&h), "first run");
+    type_into(&mut h, "Your name", "Sam");
+    type_into(&mut h, "Passphrase or PIN", "1357");
+    type_into(&mut h, "Repeat passphrase or PIN", "1358");
+    h.get_by_label("The two entries do not match");
+    // Fix the repeat: select all and retype.
+    let node = h.get_by_label("Repeat passphrase or PIN");
+    node.focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label("Repeat passphrase or PIN").type_text("1357");
+    h.run();
+    click_button(&mut h, "Create encrypted store");
+    settle(&mut h);
+    assert_eq!(screen(&h), "connect");
+    assert!(store_path(dir.path()).exists());
+
+    click(&mut h, "Enrol with a trust server…");
+    h.get_by_label("Server address");
+    h.get_by_label("Enrolment code");
+    click(&mut h, "Try it on this computer");
+    h.get_by_label_contains("not available in this build yet");
+    click(&mut h, "Work offline for now");
+    settle(&mut h);
+    assert_eq!(screen(&h), "records");
+    h.get_by_label_contains("No records on this tablet yet");
+}
+
+#[test]
+fn create_a_record_stamp_times_and_enter_observations() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    click(&mut h, "New record");
+    assert_eq!(screen(&h), "editor");
+    type_into(&mut h, "Incident number", "INC-555001");
+    click(&mut h, "On scene now");
+    let ed = h.state().editor().unwrap();
+    let on_scene = ed.doc.incident.times.get(Milestone::OnScene).unwrap();
+    assert!((chrono::Utc::now() - on_scene).num_seconds().abs() < 5);
+    let shown = h.get_by_label("On scene").value().unwrap();
+    assert_eq!(
+        shown,
+        ambulance_epr::ui::forms::clock_local(on_scene),
+        "the stamped time shows in its field"
+    );
+    settle(&mut h);
+    assert!(
+        !h.state().editor().unwrap().is_new,
+        "the draft was autosaved"
+    );
+
+    click(&mut h, "Observations");
+    type_into(&mut h, "Resp rate /min", "22");
+    type_into(&mut h, "SpO2 %", "95");
+    click(&mut h, "Air");
+    type_into(&mut h, "BP systolic", "120");
+    type_into(&mut h, "BP diastolic", "80");
+    type_into(&mut h, "Pulse /min", "95");
+    click(&mut h, "ACVPU Alert");
+    type_into(&mut h, "Temp °C", "38.5");
+    h.key_press(egui::Key::Enter);
+    h.run();
+    // RR 22 → 2, SpO2 95 → 1, pulse 95 → 1, temperature 38.5 → 1: 5, medium.
+    // In the section and in the editor's top bar.
+    assert_eq!(h.get_all_by_label("NEWS2 5 (medium)").count(), 2);
+    h.get_by_label("Urgent response threshold");
+    h.get_by_label_contains("Scored: Respiration rate 2");
+    assert_eq!(h.state().editor().unwrap().doc.observations.len(), 1);
+    settle(&mut h);
+
+    // Back to the list: the record is there with its NEWS2.
+    click(&mut h, "Back to records");
+    settle(&mut h);
+    h.get_by_label_contains("INC-555001");
+    h.get_by_label_contains("NEWS2 5 (medium)");
+}
+
+#[test]
+fn bad_input_is_shown_beside_its_field_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    click(&mut h, "New record");
+    type_into(&mut h, "On scene", "10:12");
+    type_into(&mut h, "At patient", "10:10");
+    h.get_by_label("At patient is earlier than on scene: check the time");
+    type_into(&mut h, "Left scene", "10:7x");
+    h.get_by_label("Enter the time as HH:MM (24-hour clock)");
+
+    click(&mut h, "Patient");
+    type_into(&mut h, "NHS number", "485 777 3456");
+    h.get_by_label_contains("check digit does not match");
+    assert!(h.state().editor().unwrap().doc.patient.nhs_number.is_none());
+    let tomorrow = (chrono::Local::now() + chrono::Duration::days(1))
+        .format("%d/%m/%Y")
+        .to_string();
+    type_into(&mut h, "Date of birth (DD/MM/YYYY)", &tomorrow);
+    h.get_by_label("Date of birth is in the future");
+
+    click(&mut h, "Observations");
+    type_into(&mut h, "Pulse /min", "600");
+    h.get_by_label("Heart rate must be between 0 and 500 /min");
+    click_button(&mut h, "Add observation set");
+    h.get_by_label("Correct the values marked in red, then add the set");
+    assert!(h.state().editor().unwrap().doc.observations.is_empty());
+    settle(&mut h);
+}
+
+#[test]
+fn completing_with_something_missing_jumps_to_it_then_signs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    let mut e = complete_encounter();
+    e.patient.given_name.clear();
+    e.patient.family_name.clear();
+    store.save_draft(&e).unwrap();
+    drop(store);
+
+    let (sync_tx, mut sync_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (_status_tx, status_rx) = tokio::sync::watch::channel(SyncStatus::default());
+    let mut h = harness(dir.path());
+    h.state_mut()
+        .attach_sync(SyncHandle::new(sync_tx, status_rx));
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    assert_eq!(screen(&h), "editor");
+
+    click(&mut h, "Complete and sign…");
+    h.get_by_label("Not ready to sign");
+    click_button(&mut h, "Patient name");
+    let ed = h.state().editor().unwrap();
+    assert_eq!(ed.section, Section::Patient);
+    assert!(ed.dialog.is_none());
+    assert!(
+        h.get_by_label("Given name").is_focused(),
+        "the missing field has the keyboard focus"
+    );
+    h.get_by_label("Given name").type_text("Testy");
+    h.run();
+    settle(&mut h);
+
+    click(&mut h, "Complete and sign…");
+    h.get_by_label("Complete and sign");
+    assert_eq!(
+        h.get_by_label("Clinician name").value().as_deref(),
+        Some(USER),
+        "the signing clinician defaults to the unlocked user"
+    );
+    type_into(&mut h, "Registration (HCPC or staff number)", "PA123456");
+    click_button(&mut h, "Sign record");
+    settle(&mut h);
+    let ed = h.state().editor().unwrap();
+    assert_eq!(ed.mode, EditMode::Signed);
+    assert_eq!(ed.doc.status, RecordStatus::Completed);
+    assert_eq!(ed.doc.patient.given_name, "Testy");
+    h.get_by_label("Signed and locked. Later changes need an amendment with a reason.");
+    assert_eq!(sync_rx.try_recv().ok(), Some(SyncCommand::RecordCompleted));
+    // Read-only now (still on the same section): the field cannot be edited.
+    assert_eq!(h.state().editor().unwrap().section, Section::Patient);
+    assert!(h.get_by_label("Given name").accesskit_node().is_disabled());
+}
+
+#[test]
+fn amend_a_signed_record_with_a_reason_and_view_the_earlier_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store
+        .complete_and_sign(&complete_encounter(), "Dr Test", "PA000001")
+        .unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    assert_eq!(h.state().editor().unwrap().mode, EditMode::Signed);
+
+    click(&mut h, "Amend…");
+    assert_eq!(h.state().editor().unwrap().mode, EditMode::Amending);
+    click(&mut h, "Notes");
+    type_into(&mut h, "Clinical notes", "Corrected: pain began at 09:20.");
+    settle(&mut h);
+
+    click(&mut h, "Sign amendment…");
+    assert!(
+        h.get_by_role_and_label(Role::Button, "Sign amendment")
+            .accesskit_node()
+            .is_disabled(),
+        "an amendment cannot be signed without a reason"
+    );
+    type_into(&mut h, "Reason for amendment", "Time of onset corrected");
+    click_button(&mut h, "Sign amendment");
+    settle(&mut h);
+    let ed = h.state().editor().unwrap();
+    assert_eq!(ed.doc.status, RecordStatus::Amended);
+    assert_eq!(
+        ed.doc.amendment_reason.as_deref(),
+        Some("Time of onset corrected")
+    );
+    assert!(ed.doc.notes.contains("Corrected"));
+    assert_eq!(ed.versions.len(), 2);
+
+    click(&mut h, "Sign-off and versions");
+    click(&mut h, "View version 1");
+    settle(&mut h);
+    let ed = h.state().editor().unwrap();
+    let v = ed.viewing_version.as_ref().unwrap();
+    assert_eq!(v.revision, 1);
+    assert_eq!(v.encounter.status, RecordStatus::Completed);
+    assert!(!v.encounter.notes.contains("Corrected"));
+    h.get_by_label("Viewing version 1 (read-only)");
+}
+
+#[test]
+fn lock_hides_patient_data_and_unlock_returns_to_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    h.get_by_label_contains("McTestface");
+
+    click(&mut h, "Lock");
+    settle(&mut h);
+    assert_eq!(screen(&h), "unlock");
+    assert!(h.query_by_label_contains("McTestface").is_none());
+    assert!(h.query_by_label_contains("INC-000123").is_none());
+
+    type_into(&mut h, "Passphrase or PIN", "0000");
+    click_button(&mut h, "Unlock");
+    settle(&mut h);
+    h.get_by_label("Wrong passphrase or PIN");
+    assert_eq!(screen(&h), "unlock");
+
+    unlock_to_editor(&mut h);
+    h.get_by_label_contains("McTestface");
+}
+
+fn unlock_to_editor(h: &mut Harness<'_, EprApp>) {
+    type_into(h, "Passphrase or PIN", PIN);
+    click_button(h, "Unlock");
+    settle(h);
+    assert_eq!(
+        screen(h),
+        "editor",
+        "unlock reopens the record that was open"
+    );
+}
+
+#[test]
+fn idle_lock_after_the_configured_time_keeps_sync_attached() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let mut h = harness_with(
+        dir.path(),
+        AppConfig {
+            idle_lock_after: Duration::from_millis(300),
+            ..config()
+        },
+    );
+    let (sync_tx, _sync_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (_status_tx, status_rx) = tokio::sync::watch::channel(SyncStatus::default());
+    h.state_mut()
+        .attach_sync(SyncHandle::new(sync_tx, status_rx));
+    unlock(&mut h);
+    let start = Instant::now();
+    while screen(&h) != "unlock" {
+        assert!(start.elapsed() < Duration::from_secs(5), "did not lock");
+        std::thread::sleep(Duration::from_millis(20));
+        h.step();
+    }
+    h.run();
+    h.get_by_label_contains("without use");
+    assert!(h.state().sync_handle().is_some(), "sync keeps running");
+    assert!(h.state().is_unlocked().eq(&false));
+}
+
+#[test]
+fn unlock_runs_key_derivation_off_the_ui_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    // The real interactive cost (64 MiB Argon2id), so derivation takes a noticeable time.
+    drop(
+        Store::create_with(
+            dir.path(),
+            USER,
+            PIN,
+            KdfParams::INTERACTIVE,
+            migrate::latest_version(),
+        )
+        .unwrap(),
+    );
+    let mut h = harness(dir.path());
+    type_into(&mut h, "Passphrase or PIN", PIN);
+    h.get_by_role_and_label(Role::Button, "Unlock").click();
+    let start = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut frames = 0;
+    while !h.state().is_unlocked() {
+        let frame = Instant::now();
+        h.step();
+        slowest = slowest.max(frame.elapsed());
+        frames += 1;
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "unlock never finished"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let total = start.elapsed();
+    let derivation = h.state().timings().unlock_duration.unwrap();
+    assert!(frames > 3, "frames kept coming while unlocking ({frames})");
+    assert!(
+        slowest * 4 < derivation,
+        "a frame took {slowest:?} while key derivation took {derivation:?} (total {total:?})"
+    );
+}
+
+#[test]
+fn a_store_that_cannot_be_read_gets_a_clear_screen_and_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let path = store_path(dir.path());
+    let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&path, &garbage).unwrap();
+    let mut h = harness(dir.path());
+    type_into(&mut h, "Passphrase or PIN", PIN);
+    click_button(&mut h, "Unlock");
+    settle(&mut h);
+    assert_eq!(screen(&h), "failed");
+    h.get_by_label("The record store could not be opened");
+    h.get_by_label_contains("left exactly as it was");
+    assert_eq!(std::fs::read(&path).unwrap(), garbage);
+}
+
+#[test]
+fn returned_records_are_easy_to_find_and_show_the_comment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    ambulance_epr::demo::add_demo_data(&mut store, 12, 3).unwrap();
+    let receipt = store
+        .complete_and_sign(&complete_encounter(), "Dr Test", "PA000001")
+        .unwrap();
+    store
+        .apply_feedback(
+            &[FeedbackEntry {
+                cursor: 1,
+                record_id: receipt.record_id,
+                revision: receipt.revision,
+                decision: "returned".into(),
+                comment: "Please add the time of the second set of observations".into(),
+                decided_by: "Supervisor Test".into(),
+                decided_at_utc: chrono::Utc::now(),
+            }],
+            1,
+        )
+        .unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    assert_eq!(h.state().list().matches.len(), 13);
+    click(&mut h, "Returned (1)");
+    assert_eq!(h.state().list().visible.len(), 1);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    h.get_by_label("Returned by a supervisor");
+    // In the banner and in the feedback history.
+    assert_eq!(
+        h.get_all_by_label_contains("Please add the time of the second set")
+            .count(),
+        2
+    );
+
+    // Search by NHS number with spaces.
+    click(&mut h, "Back to records");
+    settle(&mut h);
+    click(&mut h, "All (13)");
+    type_into(&mut h, "Search", "mctest");
+    assert_eq!(
+        h.state().list().visible.len(),
+        1,
+        "name search is immediate"
+    );
+    let node = h.get_by_label("Search");
+    node.focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label("Search").type_text("999 000 0018");
+    settle(&mut h);
+    assert_eq!(
+        h.state().list().visible.len(),
+        1,
+        "NHS number found by the store"
+    );
+    h.get_by_label_contains("INC-000123");
+}
+
+/// The UI room reaches the store only through the worker's typed calls: no SQL, no rusqlite,
+/// and key derivation (create/unlock) only on the worker.
+#[test]
+fn the_ui_room_runs_no_sql_and_derives_keys_only_on_the_worker() {
+    fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui"),
+        &mut all,
+    );
+    assert!(all.len() > 5);
+    for p in all {
+        let text = std::fs::read_to_string(&p).unwrap();
+        let name = p.display().to_string();
+        assert!(!text.contains("rusqlite::"), "{name} uses rusqlite");
+        assert!(!text.contains("use rusqlite"), "{name} imports rusqlite");
+        for sql in ["SELECT ", "INSERT ", "UPDATE ", "DELETE FROM", "PRAGMA "] {
+            assert!(!text.contains(sql), "{name} contains SQL ({sql})");
+        }
+        if !name.ends_with("worker.rs") {
+            for call in ["Store::unlock", "Store::create"] {
+                assert!(
+                    !text.contains(call),
+                    "{name} calls {call} outside the worker"
+                );
+            }
+        }
+    }
+}
