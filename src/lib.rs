@@ -7,6 +7,8 @@
 pub mod crypto;
 pub mod demo;
 pub mod export;
+#[cfg(all(feature = "app", feature = "server"))]
+pub mod local_server;
 pub mod model;
 pub mod protocol;
 #[cfg(feature = "server")]

@@ -18,6 +18,7 @@
 //! - [`EprApp::run_on_store`] runs a closure on the store worker with the unlocked store, for
 //!   example `store.open_another()` to give the sync engine its own connection.
 
+pub mod connection;
 pub mod editor;
 pub mod list;
 pub mod status_bar;
@@ -169,6 +170,9 @@ pub enum Command {
     SyncNow,
     ToggleTheme,
     SetIdleLock(Duration),
+    /// Demo mode: stop (`true`) or restart (`false`) the in-process server.
+    SimulateOutage(bool),
+    DismissNotice,
 }
 
 impl std::fmt::Debug for Command {
@@ -194,6 +198,8 @@ impl std::fmt::Debug for Command {
                     Command::SyncNow => "SyncNow",
                     Command::ToggleTheme => "ToggleTheme",
                     Command::SetIdleLock(_) => "SetIdleLock",
+                    Command::SimulateOutage(_) => "SimulateOutage",
+                    Command::DismissNotice => "DismissNotice",
                     _ => "Command",
                 };
                 f.write_str(name)
@@ -243,6 +249,13 @@ pub struct EprApp {
     /// A notice to show once the reopened record arrives.
     pending_notice: Option<String>,
     timings: Timings,
+    /// Results of connection work (enrolment, demo server, sync start-up).
+    connect_tx: std::sync::mpsc::Sender<connection::ConnectEvent>,
+    connect_rx: std::sync::mpsc::Receiver<connection::ConnectEvent>,
+    /// The in-process demo server and what the demo panel shows, in demo mode.
+    demo: Option<(connection::SharedLocalServer, connection::DemoInfo)>,
+    /// A one-off message above the record list (enrolment done, demo credentials, ...).
+    notice: Option<String>,
 }
 
 impl EprApp {
@@ -251,6 +264,7 @@ impl EprApp {
     pub fn new(data_dir: PathBuf, config: AppConfig) -> Self {
         let repaint: RepaintSignal = Arc::new(OnceLock::new());
         let worker = StoreWorker::start(data_dir.clone(), repaint.clone());
+        let (connect_tx, connect_rx) = std::sync::mpsc::channel();
         let (screen, users) = match crate::store::user_names(&data_dir) {
             Ok(users) => (Screen::Unlock(UnlockForm::new(users.clone())), users),
             Err(StoreError::NotInitialised(_)) => {
@@ -274,6 +288,10 @@ impl EprApp {
             resume_record: None,
             pending_notice: None,
             timings: Timings::default(),
+            connect_tx,
+            connect_rx,
+            demo: None,
+            notice: None,
         }
     }
 
@@ -295,17 +313,132 @@ impl EprApp {
         self.worker.send(StoreRequest::Job(job));
     }
 
-    /// The first-run server choice. Connecting is wired in separately; until then this says
-    /// so plainly and leaves the crew free to work offline.
+    /// The first-run server choice: enrol with a trust's server, or start the demo server
+    /// on this computer. The work runs off the UI thread on a second store connection; the
+    /// outcome arrives as a [`connection::ConnectEvent`].
     pub fn connect(&mut self, request: ConnectRequest) {
-        let message = match request {
-            ConnectRequest::Enrol { .. } | ConnectRequest::TryOnThisComputer => {
-                "Connecting to a server is not available in this build yet. You can work \
-                 offline: records stay on this tablet."
-            }
-        };
         if let Screen::ConnectChoice(form) = &mut self.screen {
-            form.message = Some(message.to_owned());
+            form.busy = true;
+            form.message = Some(match request {
+                ConnectRequest::Enrol { .. } => "Enrolling with the server…".to_owned(),
+                ConnectRequest::TryOnThisComputer => {
+                    "Starting the demo server and adding demo records…".to_owned()
+                }
+            });
+        }
+        let events = self.events();
+        let data_dir = self.data_dir.clone();
+        self.run_on_store(Box::new(move |store| {
+            let Some(store) = store else {
+                events.send(connection::ConnectEvent::Failed(
+                    "The tablet is locked: unlock it and try again".into(),
+                ));
+                return;
+            };
+            let second = match store.open_another() {
+                Ok(s) => s,
+                Err(e) => {
+                    events.send(connection::ConnectEvent::Failed(e.to_string()));
+                    return;
+                }
+            };
+            match request {
+                ConnectRequest::Enrol {
+                    server_url,
+                    enrolment_code,
+                } => connection::enrol(second, server_url, enrolment_code, events),
+                #[cfg(feature = "server")]
+                ConnectRequest::TryOnThisComputer => {
+                    connection::try_on_this_computer(second, data_dir, events)
+                }
+                #[cfg(not(feature = "server"))]
+                ConnectRequest::TryOnThisComputer => {
+                    let _ = (second, data_dir);
+                    events.send(connection::ConnectEvent::Failed(
+                        "This build has no demo server".into(),
+                    ));
+                }
+            }
+        }));
+    }
+
+    /// A sender for connection events that wakes the window.
+    fn events(&self) -> connection::Events {
+        let repaint = self.repaint.clone();
+        connection::Events::new(
+            self.connect_tx.clone(),
+            Arc::new(move || {
+                if let Some(ctx) = repaint.get() {
+                    ctx.request_repaint();
+                }
+            }),
+        )
+    }
+
+    /// Starts sync after unlock when this tablet is enrolled and no engine is running yet.
+    fn resume_sync(&mut self) {
+        if self.sync.is_some() {
+            return;
+        }
+        let events = self.events();
+        let data_dir = self.data_dir.clone();
+        self.run_on_store(Box::new(move |store| {
+            if let Some(store) = store
+                && let Ok(second) = store.open_another()
+            {
+                connection::resume_after_unlock(second, data_dir, events);
+            }
+        }));
+    }
+
+    fn handle_connect(&mut self, event: connection::ConnectEvent) {
+        match event {
+            connection::ConnectEvent::Ready {
+                handle,
+                demo,
+                notice,
+            } => {
+                self.attach_sync(handle);
+                if demo.is_some() {
+                    self.demo = demo;
+                }
+                self.notice = notice;
+                if matches!(self.screen, Screen::ConnectChoice(_)) {
+                    self.screen = Screen::Records;
+                    self.refresh_list();
+                } else if matches!(self.screen, Screen::Records) {
+                    self.refresh_list();
+                }
+            }
+            connection::ConnectEvent::Failed(message) => {
+                if let Screen::ConnectChoice(form) = &mut self.screen {
+                    form.busy = false;
+                    form.message = Some(message);
+                } else {
+                    self.notice = Some(message);
+                }
+            }
+            connection::ConnectEvent::DemoServer { running, message } => {
+                if let Some((_, info)) = &mut self.demo {
+                    info.server_running = running;
+                }
+                if message.is_some() {
+                    self.notice = message;
+                }
+            }
+        }
+    }
+
+    /// The demo server's address, in demo mode (tests read it).
+    pub fn status_demo_url(&self) -> Option<String> {
+        self.demo.as_ref().map(|(_, info)| info.server_url.clone())
+    }
+
+    /// The connect screen's message, if it shows one (tests read it).
+    pub fn connect_message(&self) -> Option<&str> {
+        match &self.screen {
+            Screen::ConnectChoice(form) => form.message.as_deref(),
+            _ => None,
         }
     }
 
@@ -453,6 +586,16 @@ impl EprApp {
             }
             Command::Lock => self.lock(None),
             Command::Connect(request) => self.connect(request),
+            Command::SimulateOutage(outage) => {
+                #[cfg(feature = "server")]
+                if let Some((server, info)) = &mut self.demo {
+                    info.server_running = !outage;
+                    connection::set_demo_server_running(server.clone(), !outage, self.events());
+                }
+                #[cfg(not(feature = "server"))]
+                let _ = outage;
+            }
+            Command::DismissNotice => self.notice = None,
             Command::WorkOffline => {
                 self.screen = Screen::Records;
                 self.refresh_list();
@@ -562,6 +705,9 @@ impl EprApp {
                     self.refresh_list();
                     if let Some(id) = self.resume_record.take() {
                         self.worker.send(StoreRequest::Open { id });
+                    }
+                    if !created {
+                        self.resume_sync();
                     }
                 }
                 Err(e) => self.open_failed(created, e),
@@ -748,6 +894,9 @@ impl EprApp {
         while let Some(reply) = self.worker.try_recv() {
             self.handle_reply(reply);
         }
+        while let Ok(event) = self.connect_rx.try_recv() {
+            self.handle_connect(event);
+        }
         let mut wake: Option<Duration> = None;
         if let Some(due) = self.list.nhs_query_due {
             if now >= due {
@@ -817,6 +966,14 @@ impl EprApp {
             Screen::Working(label) => unlock::working_ui(ui, label),
             Screen::Failed(message) => unlock::failed_ui(ui, message),
             Screen::Records => {
+                if let Some(n) = &self.notice {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.label(egui::RichText::new(n).strong());
+                        if ui.button("Dismiss").clicked() {
+                            commands.push(Command::DismissNotice);
+                        }
+                    });
+                }
                 list::records_ui(ui, &mut self.list, &mut commands);
                 if self.timings.list_drawn_at.is_none() && !self.list.all.is_empty() {
                     self.timings.list_drawn_at = Some(Instant::now());
@@ -834,6 +991,7 @@ impl EprApp {
             engine: self.sync.as_ref().map(SyncHandle::status),
             local_queued: self.list.counts.as_ref().map(|c| c.pending_sync),
             local_last_sync_utc: self.list.last_sync_utc,
+            demo: self.demo.as_ref().map(|(_, info)| info.clone()),
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct StatusView {
     pub local_queued: Option<u64>,
     /// The last successful sync recorded in the store.
     pub local_last_sync_utc: Option<DateTime<Utc>>,
+    /// Demo mode: the in-process server's address, the supervisor sign-in and its state.
+    pub demo: Option<super::connection::DemoInfo>,
 }
 
 fn when(at: DateTime<Utc>) -> String {
@@ -85,6 +87,22 @@ pub fn status_bar_ui(ui: &mut Ui, view: &StatusView, out: &mut Vec<Command>) {
             );
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if let Some(demo) = &view.demo {
+                let mut outage = !demo.server_running;
+                if ui
+                    .checkbox(&mut outage, "Simulate server outage")
+                    .on_hover_text(
+                        "Stops the demo server on this computer; untick to bring it back",
+                    )
+                    .changed()
+                {
+                    out.push(Command::SimulateOutage(outage));
+                }
+                ui.label(format!(
+                    "Demo server {} · supervisor sign-in: {} / {}",
+                    demo.server_url, demo.supervisor_user, demo.supervisor_password
+                ));
+            }
             let button = ui
                 .add_enabled(view.engine.is_some(), egui::Button::new("Sync now"))
                 .on_disabled_hover_text("This tablet is not connected to a server");

@@ -73,6 +73,8 @@ pub struct ConnectForm {
     pub server_url: String,
     pub enrolment_code: String,
     pub enrol_open: bool,
+    /// True while an enrolment or demo set-up is running.
+    pub busy: bool,
     /// The outcome of the last attempt, in words.
     pub message: Option<String>,
 }
@@ -192,7 +194,10 @@ pub fn connect_choice_ui(ui: &mut Ui, form: &mut ConnectForm, out: &mut Vec<Comm
                     .labelled_by(code.id);
                 let ready =
                     !form.server_url.trim().is_empty() && !form.enrolment_code.trim().is_empty();
-                if ui.add_enabled(ready, egui::Button::new("Enrol")).clicked() {
+                if ui
+                    .add_enabled(ready && !form.busy, egui::Button::new("Enrol"))
+                    .clicked()
+                {
                     out.push(Command::Connect(ConnectRequest::Enrol {
                         server_url: form.server_url.trim().to_owned(),
                         enrolment_code: form.enrolment_code.trim().to_owned(),
@@ -201,7 +206,7 @@ pub fn connect_choice_ui(ui: &mut Ui, form: &mut ConnectForm, out: &mut Vec<Comm
             });
         }
         if ui
-            .button("Try it on this computer")
+            .add_enabled(!form.busy, egui::Button::new("Try it on this computer"))
             .on_hover_text("Starts a demonstration server on this computer, with demo records")
             .clicked()
         {
@@ -212,7 +217,12 @@ pub fn connect_choice_ui(ui: &mut Ui, form: &mut ConnectForm, out: &mut Vec<Comm
         }
         if let Some(m) = &form.message {
             ui.add_space(8.0);
-            ui.label(RichText::new(m).strong());
+            ui.horizontal_wrapped(|ui| {
+                if form.busy {
+                    ui.spinner();
+                }
+                ui.label(RichText::new(m).strong());
+            });
         }
     });
 }

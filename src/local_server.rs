@@ -1,0 +1,167 @@
+//! The in-process server behind "Try it on this computer".
+//!
+//! Owns: running the real hosted server (the same `server` code, SQLite in the app's data
+//! directory, listening on 127.0.0.1 only) inside the crew app, stopping and restarting it on
+//! the same port for "Simulate server outage", and the demo set-up (enrolment code, supervisor
+//! account). It is wiring between the `server` and the app, like a binary: the `ui` and `sync`
+//! rooms never import `server` themselves.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::crypto::KdfParams;
+use crate::server::{self, ServerConfig, Storage, admin};
+
+/// File name of the demo server's database inside the app's data directory.
+pub const DEMO_DB_FILE: &str = "demo-server.db";
+
+/// Why the local server could not start or act.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalServerError {
+    #[error("the demo server could not start its runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("the demo server could not listen on 127.0.0.1:{port}: {source}")]
+    Listen { port: u16, source: std::io::Error },
+    #[error("the demo server's database could not be opened: {0}")]
+    Storage(String),
+    #[error("demo set-up failed: {0}")]
+    Admin(String),
+}
+
+/// A running (or paused) in-process server.
+pub struct LocalServer {
+    runtime: tokio::runtime::Runtime,
+    storage: Arc<dyn Storage>,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for LocalServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalServer")
+            .field("addr", &self.addr)
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+impl LocalServer {
+    /// Starts a server on 127.0.0.1:`port` (0 picks a free port) with its database in
+    /// `data_dir`.
+    pub fn start(data_dir: &Path, port: u16) -> Result<Self, LocalServerError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("epr-demo-server")
+            .enable_all()
+            .build()
+            .map_err(LocalServerError::Runtime)?;
+        let url = format!("sqlite://{}", data_dir.join(DEMO_DB_FILE).display());
+        let storage = runtime
+            .block_on(server::open_storage(&url))
+            .map_err(|e| LocalServerError::Storage(e.to_string()))?;
+        let mut me = Self {
+            runtime,
+            storage,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            stop: None,
+            task: None,
+        };
+        me.resume()?;
+        Ok(me)
+    }
+
+    /// The base URL devices use.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// True while it accepts requests.
+    pub fn is_running(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops accepting requests, letting in-flight ones finish (at most a few seconds).
+    pub fn pause(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = self
+                .runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await });
+        }
+    }
+
+    /// Listens again on the same address.
+    pub fn resume(&mut self) -> Result<(), LocalServerError> {
+        if self.is_running() {
+            return Ok(());
+        }
+        let addr = self.addr;
+        let listener = self
+            .runtime
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .map_err(|source| LocalServerError::Listen {
+                port: addr.port(),
+                source,
+            })?;
+        self.addr = listener
+            .local_addr()
+            .map_err(|source| LocalServerError::Listen {
+                port: addr.port(),
+                source,
+            })?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let storage = self.storage.clone();
+        let task = self.runtime.spawn(async move {
+            let result = server::serve(storage, ServerConfig::default(), listener, async {
+                let _ = stopped.await;
+            })
+            .await;
+            if let Err(e) = result {
+                tracing::error!("demo server stopped: {e}");
+            }
+        });
+        self.stop = Some(stop);
+        self.task = Some(task);
+        Ok(())
+    }
+
+    /// A one-time enrolment code for this computer's crew app.
+    pub fn enrolment_code(&self, device_name: &str) -> Result<String, LocalServerError> {
+        self.runtime
+            .block_on(admin::create_enrolment_code(
+                self.storage.as_ref(),
+                device_name,
+            ))
+            .map(|c| c.code)
+            .map_err(|e| LocalServerError::Admin(e.to_string()))
+    }
+
+    /// Adds the demo supervisor account.
+    pub fn add_supervisor(&self, username: &str, password: &str) -> Result<(), LocalServerError> {
+        self.runtime
+            .block_on(admin::add_user(
+                self.storage.as_ref(),
+                username,
+                admin::Role::Supervisor,
+                password,
+                KdfParams::INTERACTIVE,
+            ))
+            .map_err(|e| LocalServerError::Admin(e.to_string()))
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.pause();
+    }
+}

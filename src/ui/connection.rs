@@ -1,0 +1,249 @@
+//! Connecting the app to a server: enrolment with a trust's server, the in-process demo
+//! server ("Try it on this computer"), starting the sync engine after unlock, and
+//! "Simulate server outage".
+//!
+//! Everything here that touches the network or waits runs on its own thread and reports back
+//! as a [`ConnectEvent`] over a channel, then asks for a repaint: the window never waits.
+//! The store is reached through a second connection opened on the store worker
+//! (`Store::open_another`), so no key derivation happens again.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use crate::store::Store;
+use crate::sync::{SyncConfig, SyncHandle};
+
+#[cfg(feature = "server")]
+use crate::local_server::LocalServer;
+
+/// Setting key: the demo server's port, when this tablet uses "Try it on this computer".
+pub const DEMO_PORT: &str = "demo_server_port";
+/// Setting key: the demo supervisor's password (inside the encrypted store).
+pub const DEMO_SUPERVISOR_PASSWORD: &str = "demo_supervisor_password";
+/// The demo supervisor's user name.
+pub const DEMO_SUPERVISOR: &str = "supervisor";
+
+/// The demo server, shared between the UI (for the outage switch) and its worker threads.
+#[cfg(feature = "server")]
+pub type SharedLocalServer = Arc<Mutex<LocalServer>>;
+/// Without the server feature there is no demo server.
+#[cfg(not(feature = "server"))]
+pub type SharedLocalServer = Arc<Mutex<()>>;
+
+/// What the demo panel shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoInfo {
+    pub server_url: String,
+    pub supervisor_user: String,
+    pub supervisor_password: String,
+    /// False while "Simulate server outage" is on.
+    pub server_running: bool,
+}
+
+/// Results of connection work, applied by the app in `logic`.
+pub enum ConnectEvent {
+    /// Sync is running (after enrolment, demo set-up, or unlock of an enrolled tablet).
+    Ready {
+        handle: SyncHandle,
+        demo: Option<(SharedLocalServer, DemoInfo)>,
+        notice: Option<String>,
+    },
+    /// Connecting failed; the message says why in plain words.
+    Failed(String),
+    /// The outage switch took effect (`running` is the server's new state).
+    DemoServer {
+        running: bool,
+        message: Option<String>,
+    },
+}
+
+/// Sends events and wakes the window.
+#[derive(Clone)]
+pub struct Events {
+    tx: mpsc::Sender<ConnectEvent>,
+    notify: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Events {
+    /// A sender that calls `notify` (the repaint request) after each event.
+    pub fn new(tx: mpsc::Sender<ConnectEvent>, notify: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Self { tx, notify }
+    }
+
+    /// Delivers an event and asks for a repaint.
+    pub fn send(&self, event: ConnectEvent) {
+        let _ = self.tx.send(event);
+        (self.notify)();
+    }
+
+    fn notify(&self) -> Arc<dyn Fn() + Send + Sync> {
+        self.notify.clone()
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("could not start networking: {e}"))
+}
+
+/// Enrols with a trust's server using a one-time code, then starts sync.
+pub fn enrol(store: Store, server_url: String, code: String, events: Events) {
+    std::thread::spawn(move || {
+        let result = (|| -> Result<SyncHandle, String> {
+            let url = server_url.trim().trim_end_matches('/').to_owned();
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(
+                    "the server address must start with https:// (or http:// on a test network)"
+                        .into(),
+                );
+            }
+            let rt = runtime()?;
+            rt.block_on(crate::sync::enroll(&store, &url, &code, "crew tablet"))
+                .map_err(|e| format!("enrolment failed: {e}"))?;
+            crate::sync::start(&store, SyncConfig::default(), events.notify())
+                .map_err(|e| format!("sync could not start: {e}"))
+        })();
+        events.send(match result {
+            Ok(handle) => ConnectEvent::Ready {
+                handle,
+                demo: None,
+                notice: Some(
+                    "Enrolled. Records will sync whenever the server can be reached.".into(),
+                ),
+            },
+            Err(message) => ConnectEvent::Failed(message),
+        });
+    });
+}
+
+/// "Try it on this computer": starts the in-process server, enrols with it, creates a demo
+/// supervisor, adds synthetic records and starts sync.
+#[cfg(feature = "server")]
+pub fn try_on_this_computer(mut store: Store, data_dir: PathBuf, events: Events) {
+    std::thread::spawn(move || {
+        let result = (|| -> Result<(SyncHandle, SharedLocalServer, DemoInfo), String> {
+            let server = LocalServer::start(&data_dir, 0).map_err(|e| e.to_string())?;
+            let code = server
+                .enrolment_code("This computer")
+                .map_err(|e| e.to_string())?;
+            let rt = runtime()?;
+            rt.block_on(crate::sync::enroll(
+                &store,
+                &server.url(),
+                &code,
+                "This computer",
+            ))
+            .map_err(|e| format!("enrolment with the demo server failed: {e}"))?;
+            let token = crate::crypto::new_token().map_err(|e| e.to_string())?;
+            let password: String = token
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(12)
+                .collect();
+            server
+                .add_supervisor(DEMO_SUPERVISOR, &password)
+                .map_err(|e| e.to_string())?;
+            store
+                .set_setting(DEMO_PORT, &server.port().to_string())
+                .map_err(|e| e.to_string())?;
+            store
+                .set_setting(DEMO_SUPERVISOR_PASSWORD, &password)
+                .map_err(|e| e.to_string())?;
+            crate::demo::add_demo_data(&mut store, 30, rand::random())
+                .map_err(|e| format!("demo records could not be added: {e}"))?;
+            let handle = crate::sync::start(&store, SyncConfig::default(), events.notify())
+                .map_err(|e| format!("sync could not start: {e}"))?;
+            let info = DemoInfo {
+                server_url: server.url(),
+                supervisor_user: DEMO_SUPERVISOR.to_owned(),
+                supervisor_password: password,
+                server_running: true,
+            };
+            Ok((handle, Arc::new(Mutex::new(server)), info))
+        })();
+        events.send(match result {
+            Ok((handle, server, info)) => ConnectEvent::Ready {
+                handle,
+                notice: Some(format!(
+                    "Demo server running at {}. Supervisor sign-in: {} / {}",
+                    info.server_url, info.supervisor_user, info.supervisor_password
+                )),
+                demo: Some((server, info)),
+            },
+            Err(message) => ConnectEvent::Failed(message),
+        });
+    });
+}
+
+/// After unlock: if this tablet is enrolled, start sync (and the demo server first, in demo
+/// mode). Does nothing for a tablet that works offline.
+pub fn resume_after_unlock(store: Store, data_dir: PathBuf, events: Events) {
+    std::thread::spawn(move || {
+        let enrolled = store
+            .setting(crate::sync::engine::SERVER_URL)
+            .ok()
+            .flatten()
+            .is_some();
+        if !enrolled {
+            return;
+        }
+        let mut demo = None;
+        let mut notice = None;
+        #[cfg(feature = "server")]
+        if let Ok(Some(port)) = store.setting(DEMO_PORT) {
+            let port: u16 = port.parse().unwrap_or(0);
+            match LocalServer::start(&data_dir, port) {
+                Ok(server) => {
+                    let info = DemoInfo {
+                        server_url: server.url(),
+                        supervisor_user: DEMO_SUPERVISOR.to_owned(),
+                        supervisor_password: store
+                            .setting(DEMO_SUPERVISOR_PASSWORD)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default(),
+                        server_running: true,
+                    };
+                    demo = Some((Arc::new(Mutex::new(server)), info));
+                }
+                Err(e) => notice = Some(format!("{e}. Records stay queued on this tablet.")),
+            }
+        }
+        #[cfg(not(feature = "server"))]
+        let _ = &data_dir;
+        match crate::sync::start(&store, SyncConfig::default(), events.notify()) {
+            Ok(handle) => events.send(ConnectEvent::Ready {
+                handle,
+                demo,
+                notice,
+            }),
+            Err(e) => events.send(ConnectEvent::Failed(format!("sync could not start: {e}"))),
+        }
+    });
+}
+
+/// Turns "Simulate server outage" on (`running = false`) or off.
+#[cfg(feature = "server")]
+pub fn set_demo_server_running(server: SharedLocalServer, running: bool, events: Events) {
+    std::thread::spawn(move || {
+        let message = match server.lock() {
+            Ok(mut s) => {
+                if running {
+                    s.resume().err().map(|e| e.to_string())
+                } else {
+                    s.pause();
+                    None
+                }
+            }
+            Err(_) => Some("the demo server is unavailable".to_owned()),
+        };
+        let now_running = server.lock().map(|s| s.is_running()).unwrap_or(false);
+        events.send(ConnectEvent::DemoServer {
+            running: now_running,
+            message,
+        });
+    });
+}

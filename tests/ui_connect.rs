@@ -1,0 +1,187 @@
+//! Connecting the crew app to a server through its screens: enrolment with a real server on
+//! loopback, and "Try it on this computer" with its in-process demo server, outage switch and
+//! restart. Driven through the accessibility tree with the real app state.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::server::{self, ServerConfig, admin};
+use ambulance_epr::sync::SyncStatus;
+use ambulance_epr::ui::{AppConfig, EprApp};
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn harness(dir: &Path) -> Harness<'static, EprApp> {
+    let app = EprApp::new(dir.to_owned(), AppConfig::default());
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(
+            |ui, app: &mut EprApp| {
+                app.logic_at(ui.ctx(), Instant::now());
+                app.draw(ui);
+            },
+            app,
+        )
+}
+
+/// Steps the app until `done` holds (bounded).
+fn wait_until(h: &mut Harness<'_, EprApp>, what: &str, done: impl Fn(&EprApp) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(h.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.step();
+}
+
+fn status(h: &Harness<'_, EprApp>) -> SyncStatus {
+    h.state()
+        .sync_handle()
+        .map(|s| s.status())
+        .unwrap_or_default()
+}
+
+fn first_run(h: &mut Harness<'_, EprApp>) {
+    for (label, text) in [
+        ("Your name", "Sam"),
+        ("Passphrase or PIN", "1357"),
+        ("Repeat passphrase or PIN", "1357"),
+    ] {
+        let node = h.get_by_label(label);
+        node.focus();
+        node.type_text(text);
+        h.step();
+    }
+    h.get_by_role_and_label(Role::Button, "Create encrypted store")
+        .click();
+    wait_until(h, "the store to be created", |a| {
+        a.screen().name() == "connect"
+    });
+}
+
+#[test]
+fn try_it_on_this_computer_syncs_simulates_an_outage_and_comes_back_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(dir.path());
+    first_run(&mut h);
+    h.get_by_role_and_label(Role::Button, "Try it on this computer")
+        .click();
+    h.step();
+    wait_until(&mut h, "the demo server", |a| {
+        a.sync_handle().is_some() && a.screen().name() == "records"
+    });
+    h.get_by_label_contains("supervisor sign-in: supervisor /");
+    wait_until(&mut h, "the demo records to sync", |a| {
+        let s = a.sync_handle().map(|s| s.status()).unwrap_or_default();
+        s.reachable == Some(true) && s.queued == 0 && !s.sending && s.last_success_utc.is_some()
+    });
+    wait_until(&mut h, "the list", |a| a.list().all.len() == 30);
+
+    // Outage: the crew's workflow does not change, the banner does.
+    h.get_by_label("Simulate server outage").click();
+    h.step();
+    std::thread::sleep(Duration::from_millis(300));
+    h.get_by_role_and_label(Role::Button, "Sync now").click();
+    wait_until(&mut h, "the outage to show", |a| {
+        a.sync_handle().map(|s| s.status().reachable) == Some(Some(false))
+    });
+    assert!(status(&h).banner().starts_with("Offline"));
+    h.get_by_label("Simulate server outage").click();
+    h.step();
+    std::thread::sleep(Duration::from_millis(300));
+    h.get_by_role_and_label(Role::Button, "Sync now").click();
+    wait_until(&mut h, "the server to be back", |a| {
+        a.sync_handle().map(|s| s.status().reachable) == Some(Some(true))
+    });
+    let url = h.state().status_demo_url().unwrap();
+    drop(h);
+
+    // A new launch: unlock brings the same demo server back on the same address.
+    let mut h = harness(dir.path());
+    let node = h.get_by_label("Passphrase or PIN");
+    node.focus();
+    node.type_text("1357");
+    h.step();
+    h.get_by_role_and_label(Role::Button, "Unlock").click();
+    wait_until(&mut h, "sync after unlock", |a| {
+        a.sync_handle().is_some() && a.status_demo_url().is_some()
+    });
+    assert_eq!(h.state().status_demo_url().unwrap(), url);
+    wait_until(&mut h, "a sync after restart", |a| {
+        a.sync_handle().map(|s| s.status().reachable) == Some(Some(true))
+    });
+}
+
+#[test]
+fn enrol_with_a_trust_server_by_code() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv_dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", srv_dir.path().join("server.db").display());
+    let storage = rt.block_on(server::open_storage(&url)).unwrap();
+    let code = rt
+        .block_on(admin::create_enrolment_code(storage.as_ref(), "Tablet 3"))
+        .unwrap()
+        .code;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = ServerConfig {
+        password_kdf: KdfParams::FAST_FOR_TESTS,
+        ..ServerConfig::default()
+    };
+    let s = storage.clone();
+    rt.spawn(async move {
+        let _ = server::serve(s, config, listener, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(dir.path());
+    first_run(&mut h);
+    h.get_by_label("Enrol with a trust server…").click();
+    h.step();
+    // A wrong code is refused with a plain message, and the form stays.
+    for (label, text) in [
+        ("Server address", format!("http://{addr}")),
+        ("Enrolment code", "WRONG-CODE".to_owned()),
+    ] {
+        let node = h.get_by_label(label);
+        node.focus();
+        node.type_text(&text);
+        h.step();
+    }
+    h.get_by_role_and_label(Role::Button, "Enrol").click();
+    h.step();
+    wait_until(&mut h, "the refusal", |a| {
+        a.screen().name() == "connect"
+            && a.connect_message()
+                .is_some_and(|m| m.contains("enrolment failed"))
+    });
+    assert!(h.state().sync_handle().is_none());
+    // Replace the code with the right one.
+    let node = h.get_by_label("Enrolment code");
+    node.focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label("Enrolment code").type_text(&code);
+    h.step();
+    h.get_by_role_and_label(Role::Button, "Enrol").click();
+    h.step();
+    wait_until(&mut h, "enrolment", |a| {
+        a.sync_handle().is_some() && a.screen().name() == "records"
+    });
+    wait_until(&mut h, "a first sync", |a| {
+        a.sync_handle().map(|s| s.status().reachable) == Some(Some(true))
+    });
+    let stats = rt.block_on(admin::stats(storage.as_ref())).unwrap();
+    assert_eq!(stats.devices, 1);
+    let _ = stop.send(());
+}
