@@ -75,6 +75,8 @@ pub struct EncounterSummary {
     pub revision: u64,
     pub incident_number: String,
     pub patient_name: String,
+    /// The NHS number's ten digits, when recorded: lets the list search it in memory.
+    pub nhs_number: Option<String>,
     pub status: RecordStatus,
     pub created_at_utc: DateTime<Utc>,
     pub updated_at_utc: DateTime<Utc>,
@@ -554,7 +556,7 @@ impl Store {
     ) -> Result<Vec<EncounterSummary>> {
         let sql = format!(
             "SELECT id, revision, incident_number, patient_name, status, created_at_utc, updated_at_utc,
-                    latest_news2, latest_news2_text, sync_state, review_decision
+                    latest_news2, latest_news2_text, sync_state, review_decision, nhs_number
              FROM encounters {where_sql}
              ORDER BY updated_at_utc DESC, id DESC LIMIT {limit} OFFSET {offset}"
         );
@@ -572,17 +574,19 @@ impl Store {
                 r.get::<_, String>(8)?,
                 r.get::<_, String>(9)?,
                 r.get::<_, Option<String>>(10)?,
+                r.get::<_, Option<String>>(11)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, rev, inc, name, status, created, updated, news, news_text, sync, review) =
+            let (id, rev, inc, name, status, created, updated, news, news_text, sync, review, nhs) =
                 row?;
             out.push(EncounterSummary {
                 id: parse_id(&id)?,
                 revision: rev as u64,
                 incident_number: inc,
                 patient_name: name,
+                nhs_number: nhs,
                 status: parse_status(&status)?,
                 created_at_utc: parse_time(&created)?,
                 updated_at_utc: parse_time(&updated)?,

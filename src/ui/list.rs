@@ -115,13 +115,21 @@ pub fn nhs_digits(search: &str) -> Option<String> {
     (t.len() >= 3 && t.chars().all(|c| c.is_ascii_digit())).then_some(t)
 }
 
+/// What the in-memory search matches: incident number, patient name and NHS number digits.
+fn search_key(r: &EncounterSummary) -> String {
+    format!(
+        "{} {} {}",
+        r.incident_number,
+        r.patient_name,
+        r.nhs_number.as_deref().unwrap_or("")
+    )
+    .to_lowercase()
+}
+
 impl ListState {
     /// Replaces every summary held (a first page or the whole list) and re-applies the search.
     pub fn set_all(&mut self, rows: Vec<EncounterSummary>, complete: bool) {
-        self.keys = rows
-            .iter()
-            .map(|r| format!("{} {}", r.incident_number, r.patient_name).to_lowercase())
-            .collect();
+        self.keys = rows.iter().map(search_key).collect();
         self.index_of = rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
         self.all = rows;
         self.complete = complete;
@@ -135,8 +143,7 @@ impl ListState {
         for r in rows {
             if !self.index_of.contains_key(&r.id) {
                 self.index_of.insert(r.id, self.all.len());
-                self.keys
-                    .push(format!("{} {}", r.incident_number, r.patient_name).to_lowercase());
+                self.keys.push(search_key(&r));
                 self.all.push(r);
                 added = true;
             }
@@ -185,7 +192,11 @@ impl ListState {
             self.keys
                 .iter()
                 .enumerate()
-                .filter(|(i, k)| k.contains(&q) || nhs.contains(i))
+                .filter(|(i, k)| {
+                    k.contains(&q)
+                        || digits.as_deref().is_some_and(|d| k.contains(d))
+                        || nhs.contains(i)
+                })
                 .map(|(i, _)| i)
                 .collect()
         };

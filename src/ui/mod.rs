@@ -537,8 +537,12 @@ impl EprApp {
 
     /// Debounces the store query for NHS-number digits in the search.
     fn schedule_nhs_search(&mut self, now: Instant) {
-        self.list.nhs_query_due =
-            list::nhs_digits(&self.list.search).map(|_| now + NHS_SEARCH_DEBOUNCE);
+        // Once every summary is in memory (NHS numbers included) the search needs no query.
+        self.list.nhs_query_due = if self.list.complete {
+            None
+        } else {
+            list::nhs_digits(&self.list.search).map(|_| now + NHS_SEARCH_DEBOUNCE)
+        };
     }
 
     /// Sends the open record's unsaved edits to the store now.
