@@ -49,9 +49,10 @@ impl std::fmt::Debug for LocalServer {
 }
 
 impl LocalServer {
-    /// Starts a server on 127.0.0.1:`port` (0 picks a free port) with its database in
-    /// `data_dir`.
+    /// Starts a server on 127.0.0.1:`port` (0 picks a free port below the kernel's ephemeral
+    /// range, see [`pick_port`]) with its database in `data_dir`.
     pub fn start(data_dir: &Path, port: u16) -> Result<Self, LocalServerError> {
+        let port = if port == 0 { pick_port() } else { port };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("epr-demo-server")
@@ -158,6 +159,23 @@ impl LocalServer {
             ))
             .map_err(|e| LocalServerError::Admin(e.to_string()))
     }
+}
+
+/// A free port in 20000-31999. Below Linux's default ephemeral range (32768-60999) on purpose:
+/// while "Simulate server outage" has the server paused, the sync engine keeps trying to
+/// connect, and a connection to a free ephemeral-range port can be given that same port as
+/// its own source (a TCP self-connect), which would then block the server's restart.
+/// Falls back to 0 (any port) if none is free.
+pub fn pick_port() -> u16 {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        let port = rng.random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    0
 }
 
 impl Drop for LocalServer {

@@ -256,7 +256,12 @@ pub struct EprApp {
     demo: Option<(connection::SharedLocalServer, connection::DemoInfo)>,
     /// A one-off message above the record list (enrolment done, demo credentials, ...).
     notice: Option<String>,
+    /// The sync state the list was last refreshed for.
+    last_sync_seen: Option<SyncSeen>,
 }
+
+/// (last success, queued, quarantined, returned): a change means the list's badges moved.
+type SyncSeen = (Option<chrono::DateTime<chrono::Utc>>, u64, u64, u64);
 
 impl EprApp {
     /// The app for `data_dir`. Reads only the small keyring file to choose between first run
@@ -292,6 +297,7 @@ impl EprApp {
             connect_rx,
             demo: None,
             notice: None,
+            last_sync_seen: None,
         }
     }
 
@@ -901,6 +907,21 @@ impl EprApp {
         while let Ok(event) = self.connect_rx.try_recv() {
             self.handle_connect(event);
         }
+        // When a sync finishes (or feedback arrives), the badges in the list are stale.
+        if let Some(status) = self.sync.as_ref().map(SyncHandle::status) {
+            let seen = (
+                status.last_success_utc,
+                status.queued,
+                status.quarantined,
+                status.returned,
+            );
+            if self.last_sync_seen != Some(seen) {
+                self.last_sync_seen = Some(seen);
+                if !status.sending && matches!(self.screen, Screen::Records) {
+                    self.refresh_list();
+                }
+            }
+        }
         let mut wake: Option<Duration> = None;
         if let Some(due) = self.list.nhs_query_due {
             if now >= due {
@@ -963,6 +984,11 @@ impl EprApp {
         egui::Panel::bottom("status-bar").show(ui, |ui| {
             status_bar::status_bar_ui(ui, &view, &mut commands);
         });
+        if let Some(demo) = &view.demo {
+            egui::Panel::bottom("demo-bar").show(ui, |ui| {
+                status_bar::demo_bar_ui(ui, demo, &mut commands);
+            });
+        }
         egui::CentralPanel::default_margins().show(ui, |ui| match &mut self.screen {
             Screen::FirstRun(form) => unlock::first_run_ui(ui, form, &mut commands),
             Screen::ConnectChoice(form) => unlock::connect_choice_ui(ui, form, &mut commands),

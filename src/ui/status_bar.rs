@@ -87,22 +87,6 @@ pub fn status_bar_ui(ui: &mut Ui, view: &StatusView, out: &mut Vec<Command>) {
             );
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            if let Some(demo) = &view.demo {
-                let mut outage = !demo.server_running;
-                if ui
-                    .checkbox(&mut outage, "Simulate server outage")
-                    .on_hover_text(
-                        "Stops the demo server on this computer; untick to bring it back",
-                    )
-                    .changed()
-                {
-                    out.push(Command::SimulateOutage(outage));
-                }
-                ui.label(format!(
-                    "Demo server {} · supervisor sign-in: {} / {}",
-                    demo.server_url, demo.supervisor_user, demo.supervisor_password
-                ));
-            }
             let button = ui
                 .add_enabled(view.engine.is_some(), egui::Button::new("Sync now"))
                 .on_disabled_hover_text("This tablet is not connected to a server");
@@ -110,5 +94,25 @@ pub fn status_bar_ui(ui: &mut Ui, view: &StatusView, out: &mut Vec<Command>) {
                 out.push(Command::SyncNow);
             }
         });
+    });
+}
+
+/// Demo mode only: where the demo server is, the supervisor sign-in, and the outage switch.
+/// Drawn as its own bar above the status bar so neither crowds the other.
+pub fn demo_bar_ui(ui: &mut Ui, demo: &super::connection::DemoInfo, out: &mut Vec<Command>) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new("Demo").strong());
+        ui.label(format!(
+            "Server {} · supervisor sign-in: {} / {}",
+            demo.server_url, demo.supervisor_user, demo.supervisor_password
+        ));
+        let mut outage = !demo.server_running;
+        if ui
+            .checkbox(&mut outage, "Simulate server outage")
+            .on_hover_text("Stops the demo server on this computer; untick to bring it back")
+            .changed()
+        {
+            out.push(Command::SimulateOutage(outage));
+        }
     });
 }
