@@ -51,6 +51,8 @@ pub enum ConnectEvent {
     },
     /// Connecting failed; the message says why in plain words.
     Failed(String),
+    /// A one-line message for the crew (an export saved or refused, ...).
+    Notice(String),
     /// The outage switch took effect (`running` is the server's new state).
     DemoServer {
         running: bool,

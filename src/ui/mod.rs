@@ -101,6 +101,15 @@ pub enum ConnectRequest {
     TryOnThisComputer,
 }
 
+/// Which handover document to save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// FHIR R4 document bundle (JSON).
+    Fhir,
+    /// Printable summary.
+    Pdf,
+}
+
 /// What the window shows.
 #[derive(Debug)]
 pub enum Screen {
@@ -172,6 +181,13 @@ pub enum Command {
     SetIdleLock(Duration),
     /// Demo mode: stop (`true`) or restart (`false`) the in-process server.
     SimulateOutage(bool),
+    /// Save the open record's handover document into `folder` (a given version, or the
+    /// latest saved one).
+    Export {
+        format: ExportFormat,
+        folder: String,
+        revision: Option<u64>,
+    },
     DismissNotice,
 }
 
@@ -199,6 +215,7 @@ impl std::fmt::Debug for Command {
                     Command::ToggleTheme => "ToggleTheme",
                     Command::SetIdleLock(_) => "SetIdleLock",
                     Command::SimulateOutage(_) => "SimulateOutage",
+                    Command::Export { .. } => "Export",
                     Command::DismissNotice => "DismissNotice",
                     _ => "Command",
                 };
@@ -368,6 +385,24 @@ impl EprApp {
         }));
     }
 
+    /// Saves the open record's handover document. Pending edits are saved first, so the file
+    /// holds what is on screen; the work runs on the store worker, never the UI thread.
+    fn export(&mut self, format: ExportFormat, folder: String, revision: Option<u64>) {
+        let Some(id) = self.editor().map(EditorState::id) else {
+            return;
+        };
+        self.flush_editor();
+        let events = self.events();
+        self.run_on_store(Box::new(move |store| {
+            let Some(store) = store else { return };
+            let message = match export_to_folder(store, id, revision, format, &folder) {
+                Ok(path) => format!("Saved {}", path.display()),
+                Err(e) => e,
+            };
+            events.send(connection::ConnectEvent::Notice(message));
+        }));
+    }
+
     /// A sender for connection events that wakes the window.
     fn events(&self) -> connection::Events {
         let repaint = self.repaint.clone();
@@ -420,6 +455,13 @@ impl EprApp {
                 if let Screen::ConnectChoice(form) = &mut self.screen {
                     form.busy = false;
                     form.message = Some(message);
+                } else {
+                    self.notice = Some(message);
+                }
+            }
+            connection::ConnectEvent::Notice(message) => {
+                if let Screen::Editor(ed) = &mut self.screen {
+                    ed.notice = Some(message);
                 } else {
                     self.notice = Some(message);
                 }
@@ -606,6 +648,11 @@ impl EprApp {
                 let _ = outage;
             }
             Command::DismissNotice => self.notice = None,
+            Command::Export {
+                format,
+                folder,
+                revision,
+            } => self.export(format, folder, revision),
             Command::WorkOffline => {
                 self.screen = Screen::Records;
                 self.refresh_list();
@@ -1024,6 +1071,62 @@ impl EprApp {
             demo: self.demo.as_ref().map(|(_, info)| info.clone()),
         }
     }
+}
+
+/// Writes one version's handover document into `folder`; returns the file written or a
+/// message saying what went wrong. The file name carries the incident number and version,
+/// never the patient's name.
+fn export_to_folder(
+    store: &mut crate::store::Store,
+    id: Uuid,
+    revision: Option<u64>,
+    format: ExportFormat,
+    folder: &str,
+) -> Result<PathBuf, String> {
+    let (doc, meta) = store
+        .version_for_export(id, revision)
+        .map_err(|e| format!("Could not read the record: {e}"))?;
+    let now = chrono::Utc::now();
+    let (bytes, extension) = match format {
+        ExportFormat::Fhir => (
+            serde_json::to_vec_pretty(&crate::export::fhir::bundle(&doc, &meta, now))
+                .map_err(|e| format!("Could not build the FHIR bundle: {e}"))?,
+            "json",
+        ),
+        ExportFormat::Pdf => (
+            crate::export::pdf::render(&doc, &meta, now)
+                .map_err(|e| format!("Could not build the PDF: {e}"))?,
+            "pdf",
+        ),
+    };
+    let incident: String = doc
+        .incident
+        .incident_number
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = format!(
+        "handover-{}-v{}{}.{extension}",
+        if incident.is_empty() {
+            "record"
+        } else {
+            &incident
+        },
+        meta.revision,
+        if meta.is_draft() { "-DRAFT" } else { "" }
+    );
+    let path = PathBuf::from(folder).join(name);
+    std::fs::write(&path, bytes).map_err(|e| format!("Could not save to {folder}: {e}"))?;
+    store
+        .record_access(crate::store::audit::Action::Exported, id)
+        .map_err(|e| format!("Saved, but the export could not be audited: {e}"))?;
+    Ok(path)
 }
 
 fn send_save(worker: &mut StoreWorker, ed: &mut EditorState) {

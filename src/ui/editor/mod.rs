@@ -194,6 +194,19 @@ pub struct EditorState {
     pub notice: Option<String>,
     /// The unlocked user: offered as crew member and default clinician.
     pub user: String,
+    /// Where "Save FHIR bundle" and "Save PDF" write (a USB stick, a shared drive...).
+    pub export_folder: String,
+}
+
+/// The folder exports go to until the crew picks another: the user's documents folder.
+pub fn default_export_folder() -> String {
+    directories::UserDirs::new()
+        .and_then(|d| {
+            d.document_dir()
+                .map(|p| p.display().to_string())
+                .or_else(|| Some(d.home_dir().display().to_string()))
+        })
+        .unwrap_or_else(|| ".".to_owned())
 }
 
 impl EditorState {
@@ -241,6 +254,7 @@ impl EditorState {
             dialog: None,
             notice: None,
             user: user.to_owned(),
+            export_folder: default_export_folder(),
         }
     }
 
@@ -767,6 +781,7 @@ fn section_body_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>)
     }
     let editable = state.editable();
     let user = state.user.clone();
+    let viewing_revision = state.viewing_version.as_ref().map(|v| v.revision);
     let (doc, forms) = match &mut state.viewing_version {
         Some(v) => (&mut v.encounter, &mut v.forms),
         None => (&mut state.doc, &mut state.forms),
@@ -774,6 +789,7 @@ fn section_body_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>)
     let jump = &mut state.jump;
     let obs = &mut state.obs;
     let section = state.section;
+    let export_folder = &mut state.export_folder;
     let changed = ui
         // Observations draw their own read-only form (no entry row) and keep the NEWS2
         // colours at full strength; the handover is text to read.
@@ -791,6 +807,8 @@ fn section_body_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>)
                 Section::Notes => sections::notes_ui(ui, doc),
                 Section::Crew => sections::crew_ui(ui, doc, forms, jump, editable, &user),
                 Section::Handover => {
+                    sections::handover_export_ui(ui, doc, export_folder, viewing_revision, out);
+                    ui.add_space(12.0);
                     sections::handover_ui(ui, doc);
                     false
                 }

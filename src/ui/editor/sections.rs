@@ -810,3 +810,44 @@ pub fn handover_ui(ui: &mut Ui, doc: &Encounter) {
             }
         });
 }
+
+/// "Hand over…": save the FHIR bundle or the printable PDF to a folder, with no server.
+pub fn handover_export_ui(
+    ui: &mut Ui,
+    doc: &Encounter,
+    folder: &mut String,
+    revision: Option<u64>,
+    out: &mut Vec<crate::ui::Command>,
+) {
+    ui.label(RichText::new("Hand over…").size(20.0).strong());
+    if !doc.status.is_signed() {
+        ui.label(
+            RichText::new(format!(
+                "This record is not signed yet: the files will be marked \"{}\".",
+                crate::export::DRAFT_MARK
+            ))
+            .color(ui.visuals().warn_fg_color),
+        );
+    }
+    ui.horizontal_wrapped(|ui| {
+        let label = ui.label("Save to folder");
+        ui.add(egui::TextEdit::singleline(folder).desired_width(420.0))
+            .labelled_by(label.id);
+    });
+    ui.horizontal_wrapped(|ui| {
+        let ready = !folder.trim().is_empty();
+        for (text, format) in [
+            ("Save FHIR bundle", crate::ui::ExportFormat::Fhir),
+            ("Save PDF", crate::ui::ExportFormat::Pdf),
+        ] {
+            if ui.add_enabled(ready, egui::Button::new(text)).clicked() {
+                out.push(crate::ui::Command::Export {
+                    format,
+                    folder: folder.trim().to_owned(),
+                    revision,
+                });
+            }
+        }
+    });
+    ui.separator();
+}

@@ -1,0 +1,132 @@
+//! "Hand over…" in the record view: the ATMIST text, and the FHIR bundle and PDF saved to a
+//! chosen folder with no server, through the accessibility tree.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::model::testdata::complete_encounter;
+use ambulance_epr::store::{Store, migrate};
+use ambulance_epr::ui::{AppConfig, EprApp};
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn harness(dir: &Path) -> Harness<'static, EprApp> {
+    let app = EprApp::new(dir.to_owned(), AppConfig::default());
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(
+            |ui, app: &mut EprApp| {
+                app.logic_at(ui.ctx(), Instant::now());
+                app.draw(ui);
+            },
+            app,
+        )
+}
+
+fn settle(h: &mut Harness<'_, EprApp>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        h.step();
+        if h.state().is_idle() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the store worker did not answer");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.run();
+}
+
+fn notice(h: &Harness<'_, EprApp>) -> Option<String> {
+    h.state().editor().and_then(|e| e.notice.clone())
+}
+
+fn wait_for_notice(h: &mut Harness<'_, EprApp>, starts_with: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        settle(h);
+        if let Some(n) = notice(h).filter(|n| n.starts_with(starts_with)) {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no notice starting {starts_with:?}; got {:?}",
+            notice(h)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn set_folder(h: &mut Harness<'_, EprApp>, folder: &str) {
+    let node = h.get_by_label("Save to folder");
+    node.focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label("Save to folder").type_text(folder);
+    h.run();
+}
+
+#[test]
+fn hand_over_saves_fhir_and_pdf_to_a_chosen_folder_and_reports_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::create_with(
+        dir.path(),
+        "alex",
+        "2468",
+        KdfParams::FAST_FOR_TESTS,
+        migrate::latest_version(),
+    )
+    .unwrap();
+    let e = complete_encounter();
+    store.complete_and_sign(&e, "Dr Test", "PA000001").unwrap();
+    drop(store);
+    let out = tempfile::tempdir().unwrap();
+
+    let mut h = harness(dir.path());
+    let node = h.get_by_label("Passphrase or PIN");
+    node.focus();
+    node.type_text("2468");
+    h.run();
+    h.get_by_role_and_label(Role::Button, "Unlock").click();
+    settle(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    h.get_by_label("Handover (ATMIST)").click();
+    settle(&mut h);
+    // The ATMIST text, large, for reading aloud.
+    h.get_by_label("Central chest pain");
+
+    set_folder(&mut h, out.path().to_str().unwrap());
+    h.get_by_role_and_label(Role::Button, "Save PDF").click();
+    let n = wait_for_notice(&mut h, "Saved");
+    assert!(n.ends_with("handover-INC-000123-v1.pdf"), "{n}");
+    let pdf = std::fs::read(out.path().join("handover-INC-000123-v1.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF"));
+
+    h.get_by_role_and_label(Role::Button, "Save FHIR bundle")
+        .click();
+    wait_for_notice(&mut h, "Saved /");
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("handover-INC-000123-v1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["type"], "document");
+    assert_eq!(json["entry"][0]["resource"]["status"], "final");
+
+    set_folder(&mut h, "/nonexistent-folder");
+    h.get_by_role_and_label(Role::Button, "Save PDF").click();
+    let n = wait_for_notice(&mut h, "Could not save");
+    assert!(n.contains("/nonexistent-folder"), "{n}");
+
+    drop(h);
+    let store = Store::unlock(dir.path(), None, "2468").unwrap();
+    let exports = store
+        .audit_for(e.id)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action == "exported")
+        .count();
+    assert_eq!(exports, 2, "each export is audited; the failed one is not");
+}
