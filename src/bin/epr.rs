@@ -280,7 +280,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExportFormat::Fhir => serde_json::to_vec_pretty(
                     &ambulance_epr::export::fhir::bundle(&doc, &meta, now),
                 )?,
-                ExportFormat::Pdf => ambulance_epr::export::pdf::render(&doc, &meta, now)?,
+                ExportFormat::Pdf => {
+                    use chrono::Offset;
+                    let local = chrono::Local::now().offset().fix();
+                    ambulance_epr::export::pdf::render_in(&doc, &meta, now, local)?
+                }
             };
             std::fs::write(out, bytes)
                 .with_context(|| format!("cannot write {}", out.display()))?;

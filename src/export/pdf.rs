@@ -5,14 +5,14 @@
 //! DejaVu Sans (embedded, `assets/fonts/`), so names with accents, apostrophes or other
 //! scripts print as typed.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Offset, Utc};
 use printpdf::{
     Color, FontId, Greyscale, Line, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfDocument,
     PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt, Rect, TextItem,
 };
 
 use super::{DRAFT_MARK, VersionMeta};
-use crate::model::handover::{atmist, clock, observation_summary};
+use crate::model::handover::{atmist_in, clock_in, observation_summary};
 use crate::model::{Encounter, Inspired, Milestone, News2};
 
 const REGULAR_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -320,12 +320,29 @@ fn load(doc: &mut PdfDocument, bytes: &[u8]) -> Result<Face, PdfError> {
     Ok(Face { parsed, id })
 }
 
-/// Renders the handover summary of one version.
+/// Renders the handover summary of one version, times in UTC.
 pub fn render(
     e: &Encounter,
     meta: &VersionMeta,
     generated_at: DateTime<Utc>,
 ) -> Result<Vec<u8>, PdfError> {
+    render_in(e, meta, generated_at, Utc.fix())
+}
+
+/// Renders the handover summary with clock times at `offset` from UTC (the device passes its
+/// local offset, so the printout matches the clocks at the hospital); the offset is printed.
+pub fn render_in(
+    e: &Encounter,
+    meta: &VersionMeta,
+    generated_at: DateTime<Utc>,
+    offset: chrono::FixedOffset,
+) -> Result<Vec<u8>, PdfError> {
+    let clock = |at: DateTime<Utc>| clock_in(at, offset);
+    let zone = if offset.local_minus_utc() == 0 {
+        "UTC".to_owned()
+    } else {
+        format!("UTC{offset}")
+    };
     let mut doc = PdfDocument::new("Handover summary");
     let regular = load(&mut doc, REGULAR_TTF)?;
     let bold = load(&mut doc, BOLD_TTF)?;
@@ -444,20 +461,23 @@ pub fn render(
         ("Medications", e.history.medications.clone()),
     ]);
 
-    w.heading("Incident and times (UTC)");
+    w.heading(&format!("Incident and times ({zone})"));
     let mut pairs: Vec<(&str, String)> = vec![
         ("Incident", e.incident.incident_number.clone()),
         ("Call sign", e.incident.call_sign.clone()),
     ];
     for m in Milestone::ALL {
         if let Some(t) = e.incident.times.get(m) {
-            pairs.push((m.label(), t.format("%d/%m %H:%M").to_string()));
+            pairs.push((
+                m.label(),
+                t.with_timezone(&offset).format("%d/%m %H:%M").to_string(),
+            ));
         }
     }
     w.fields(&pairs);
 
     w.heading("Handover (ATMIST)");
-    for line in atmist(e) {
+    for line in atmist_in(e, offset) {
         let text = format!("{} – {}: {}", line.letter, line.heading, line.text);
         w.paragraph(left, width, 10.0, false, &text);
     }
@@ -587,8 +607,13 @@ pub fn render(
                 ("Signed by", s.clinician_name.clone()),
                 ("Registration", s.registration.clone()),
                 (
-                    "Signed at (UTC)",
-                    s.signed_at_utc.format("%d/%m/%Y %H:%M").to_string(),
+                    "Signed at",
+                    format!(
+                        "{} {zone}",
+                        s.signed_at_utc
+                            .with_timezone(&offset)
+                            .format("%d/%m/%Y %H:%M")
+                    ),
                 ),
                 ("Status", meta.status.as_str().to_owned()),
             ]);

@@ -4,7 +4,7 @@
 //! (latest observations with NEWS2 and its trend), Treatment; then ETA and Requirements for a
 //! pre-alert. About 30 seconds read aloud: one short line per letter.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Offset, Utc};
 
 use super::encounter::{Encounter, Outcome};
 use super::news2::News2;
@@ -18,9 +18,15 @@ pub struct HandoverLine {
     pub text: String,
 }
 
-/// Formats a UTC time as the 24-hour clock crews use ("14:05").
+/// Formats a UTC time as the 24-hour clock crews use ("14:05"), in UTC.
 pub fn clock(at: DateTime<Utc>) -> String {
     at.format("%H:%M").to_string()
+}
+
+/// Formats a time as the 24-hour clock in the given offset from UTC (the local time the crew
+/// and the hospital read, e.g. UTC+01:00 in British Summer Time).
+pub fn clock_in(at: DateTime<Utc>, offset: FixedOffset) -> String {
+    at.with_timezone(&offset).format("%H:%M").to_string()
 }
 
 /// The observations of one set in the order crews read them; only what was measured.
@@ -87,8 +93,16 @@ fn or_not_recorded(text: &str) -> String {
     }
 }
 
-/// The handover lines for `e`.
+/// The handover lines for `e`, times in UTC.
 pub fn atmist(e: &Encounter) -> Vec<HandoverLine> {
+    atmist_in(e, Utc.fix())
+}
+
+/// The handover lines for `e`, times shown at `offset` from UTC. The app passes the tablet's
+/// local offset, so a handover read aloud in British Summer Time says the clock time everyone
+/// in the room sees.
+pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
+    let clock = |at: DateTime<Utc>| clock_in(at, offset);
     let age = match (e.patient_age_years(), e.patient.date_of_birth) {
         (Some(a), Some(_)) => format!("{a} years"),
         (Some(a), None) => format!("about {a} years"),
@@ -263,6 +277,14 @@ T: 12-lead ECG at 10:16; Aspirin 300 mg Oral at 10:18; GTN 400 micrograms Sublin
 E: 11:05 to Test General Hospital
 R: Cardiology review";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn times_follow_the_given_offset() {
+        let bst = FixedOffset::east_opt(3600).unwrap();
+        let lines = atmist_in(&complete_encounter(), bst);
+        assert_eq!(lines[1].text, "Call connected 11:00");
+        assert!(lines[4].text.starts_with("at 11:30:"));
     }
 
     #[test]

@@ -1094,8 +1094,11 @@ fn export_to_folder(
             "json",
         ),
         ExportFormat::Pdf => (
-            crate::export::pdf::render(&doc, &meta, now)
-                .map_err(|e| format!("Could not build the PDF: {e}"))?,
+            crate::export::pdf::render_in(&doc, &meta, now, {
+                use chrono::Offset;
+                chrono::Local::now().offset().fix()
+            })
+            .map_err(|e| format!("Could not build the PDF: {e}"))?,
             "pdf",
         ),
     };

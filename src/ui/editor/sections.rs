@@ -6,6 +6,7 @@
 //! when the document changed (the app then autosaves). Problems are shown beside their field
 //! and never stop the crew typing.
 
+use chrono::Offset;
 use chrono::{DateTime, Local, Utc};
 use egui::{RichText, TextEdit, Ui};
 
@@ -798,7 +799,8 @@ pub fn handover_ui(ui: &mut Ui, doc: &Encounter) {
         .spacing([18.0, 14.0])
         .striped(true)
         .show(ui, |ui| {
-            for line in handover::atmist(doc) {
+            let local = chrono::Local::now().offset().fix();
+            for line in handover::atmist_in(doc, local) {
                 ui.vertical(|ui| {
                     ui.label(RichText::new(line.letter).size(34.0).strong());
                 });
