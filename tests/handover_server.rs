@@ -23,17 +23,31 @@ fn without_generation_metadata(mut b: Value) -> Value {
 async fn device_and_server_bundles_for_one_version_are_identical_apart_from_generation() {
     let srv = start_sqlite().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::create_with(dir.path(), "crew", "pass", KdfParams::FAST_FOR_TESTS, migrate::latest_version()).unwrap();
-    let code = ambulance_epr::server::admin::create_enrolment_code(srv.storage.as_ref(), "Tablet F")
-        .await
-        .unwrap()
-        .code;
+    let mut store = Store::create_with(
+        dir.path(),
+        "crew",
+        "pass",
+        KdfParams::FAST_FOR_TESTS,
+        migrate::latest_version(),
+    )
+    .unwrap();
+    let code =
+        ambulance_epr::server::admin::create_enrolment_code(srv.storage.as_ref(), "Tablet F")
+            .await
+            .unwrap()
+            .code;
     let base = srv.base.trim_end_matches("/api/v1").to_owned();
-    ambulance_epr::sync::enroll(&store, &base, &code, "Tablet F").await.unwrap();
+    ambulance_epr::sync::enroll(&store, &base, &code, "Tablet F")
+        .await
+        .unwrap();
     let mut e = complete_encounter();
-    store.complete_and_sign(&e, "A. Paramedic", "PA000001").unwrap();
+    store
+        .complete_and_sign(&e, "A. Paramedic", "PA000001")
+        .unwrap();
     e.notes = "Amended after handover.".into();
-    store.amend(&e, "Added a note", "A. Paramedic", "PA000001").unwrap();
+    store
+        .amend(&e, "Added a note", "A. Paramedic", "PA000001")
+        .unwrap();
     let mut engine = Engine::new(store.open_another().unwrap(), SyncConfig::default());
     let report = engine.run_cycle().await.unwrap();
     assert_eq!(report.pending, 0);
@@ -44,14 +58,21 @@ async fn device_and_server_bundles_for_one_version_are_identical_apart_from_gene
         let device = fhir::bundle(&doc, &meta, chrono::Utc::now());
         let resp = srv
             .http
-            .get(srv.url(&format!("/review/encounters/{}/fhir?revision={revision}", e.id)))
+            .get(srv.url(&format!(
+                "/review/encounters/{}/fhir?revision={revision}",
+                e.id
+            )))
             .bearer_auth(&token)
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
         let server: Value = resp.json().await.unwrap();
-        assert_eq!(without_generation_metadata(server), without_generation_metadata(device), "revision {revision}");
+        assert_eq!(
+            without_generation_metadata(server),
+            without_generation_metadata(device),
+            "revision {revision}"
+        );
     }
     // Default: the latest signed version.
     let latest: Value = srv
@@ -68,7 +89,10 @@ async fn device_and_server_bundles_for_one_version_are_identical_apart_from_gene
     assert_eq!(ext, 2);
 
     // A device token cannot use the review API; no token gets 401; unknown revision 404.
-    let device_token = store.setting(ambulance_epr::sync::engine::DEVICE_TOKEN).unwrap().unwrap();
+    let device_token = store
+        .setting(ambulance_epr::sync::engine::DEVICE_TOKEN)
+        .unwrap()
+        .unwrap();
     let resp = srv
         .http
         .get(srv.url(&format!("/review/encounters/{}/fhir", e.id)))
@@ -76,8 +100,17 @@ async fn device_and_server_bundles_for_one_version_are_identical_apart_from_gene
         .send()
         .await
         .unwrap();
-    assert!(resp.status() == 401 || resp.status() == 403, "{}", resp.status());
-    let resp = srv.http.get(srv.url(&format!("/review/encounters/{}/fhir", e.id))).send().await.unwrap();
+    assert!(
+        resp.status() == 401 || resp.status() == 403,
+        "{}",
+        resp.status()
+    );
+    let resp = srv
+        .http
+        .get(srv.url(&format!("/review/encounters/{}/fhir", e.id)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     let resp = srv
         .http

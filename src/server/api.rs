@@ -655,14 +655,20 @@ async fn review_fhir(
         .map_err(|_| ApiError::Internal("a stored record could not be read".to_owned()))?;
     let meta = crate::model::VersionMeta {
         revision: version.revision,
-        status: version.status.unwrap_or(crate::model::RecordStatus::Completed),
+        status: version
+            .status
+            .unwrap_or(crate::model::RecordStatus::Completed),
         content_sha256: version.content_sha256.clone(),
         signature: version.signature.clone(),
         device_public_key: Some(version.public_key_b64.clone()),
         saved_at_utc: version.saved_at_utc,
     };
     tracing::info!(user = %session.username, %record_id, revision = version.revision, "fhir export");
-    Ok(Json(crate::export::fhir::bundle(&encounter, &meta, Utc::now())))
+    Ok(Json(crate::export::fhir::bundle(
+        &encounter,
+        &meta,
+        Utc::now(),
+    )))
 }
 
 async fn decide(

@@ -20,6 +20,7 @@
 
 pub mod editor;
 pub mod list;
+pub mod review;
 pub mod status_bar;
 pub mod theme;
 pub mod unlock;
@@ -117,6 +118,8 @@ pub enum Screen {
     Records,
     /// Unlocked: one record.
     Editor(Box<EditorState>),
+    /// Supervisor review (sign-in, queue, record); no crew user is unlocked.
+    Review(Box<review::ReviewScreen>),
 }
 
 impl Screen {
@@ -130,6 +133,7 @@ impl Screen {
             Screen::Failed(_) => "failed",
             Screen::Records => "records",
             Screen::Editor(_) => "editor",
+            Screen::Review(r) => r.page_name(),
         }
     }
 }
@@ -169,6 +173,10 @@ pub enum Command {
     SyncNow,
     ToggleTheme,
     SetIdleLock(Duration),
+    /// Open the supervisor sign-in (from the unlock or first-run screen).
+    OpenReview,
+    /// A command from the review pages.
+    Review(review::ReviewCommand),
 }
 
 impl std::fmt::Debug for Command {
@@ -179,6 +187,7 @@ impl std::fmt::Debug for Command {
             Command::Search(_) => write!(f, "Search(..)"),
             Command::Sign { .. } => write!(f, "Sign(..)"),
             Command::SignAmendment { .. } => write!(f, "SignAmendment(..)"),
+            Command::Review(c) => write!(f, "Review({c:?})"),
             other => {
                 let name = match other {
                     Command::Lock => "Lock",
@@ -194,6 +203,7 @@ impl std::fmt::Debug for Command {
                     Command::SyncNow => "SyncNow",
                     Command::ToggleTheme => "ToggleTheme",
                     Command::SetIdleLock(_) => "SetIdleLock",
+                    Command::OpenReview => "OpenReview",
                     _ => "Command",
                 };
                 f.write_str(name)
@@ -335,6 +345,22 @@ impl EprApp {
         }
     }
 
+    /// The supervisor review screen, when it is showing.
+    pub fn review(&self) -> Option<&review::ReviewScreen> {
+        match &self.screen {
+            Screen::Review(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The supervisor review screen, to edit its forms (tests).
+    pub fn review_mut(&mut self) -> Option<&mut review::ReviewScreen> {
+        match &mut self.screen {
+            Screen::Review(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// The list's state.
     pub fn list(&self) -> &ListState {
         &self.list
@@ -343,6 +369,7 @@ impl EprApp {
     /// True when no store request is outstanding and no edit is waiting to be saved.
     pub fn is_idle(&self) -> bool {
         self.worker.in_flight() == 0
+            && !matches!(&self.screen, Screen::Review(r) if r.busy())
             && self.list.nhs_query_due.is_none()
             && !self.editor().is_some_and(|e| e.save.has_unsent())
     }
@@ -534,6 +561,27 @@ impl EprApp {
             }
             Command::ToggleTheme => self.set_theme(self.theme.toggled()),
             Command::SetIdleLock(d) => self.config.idle_lock_after = d,
+            Command::OpenReview => {
+                if self.user.is_none() {
+                    self.screen = Screen::Review(Box::new(review::ReviewScreen::new(
+                        &self.data_dir,
+                        self.repaint.clone(),
+                    )));
+                }
+            }
+            Command::Review(review::ReviewCommand::Leave) => {
+                // Dropping the review screen drops every record it held and the session.
+                self.screen = if self.users.is_empty() {
+                    Screen::FirstRun(FirstRunForm::default())
+                } else {
+                    Screen::Unlock(UnlockForm::new(self.users.clone()))
+                };
+            }
+            Command::Review(c) => {
+                if let Screen::Review(r) = &mut self.screen {
+                    r.apply(c);
+                }
+            }
         }
     }
 
@@ -748,6 +796,9 @@ impl EprApp {
         while let Some(reply) = self.worker.try_recv() {
             self.handle_reply(reply);
         }
+        if let Screen::Review(r) = &mut self.screen {
+            r.poll();
+        }
         let mut wake: Option<Duration> = None;
         if let Some(due) = self.list.nhs_query_due {
             if now >= due {
@@ -823,6 +874,11 @@ impl EprApp {
                 }
             }
             Screen::Editor(ed) => editor::editor_ui(ui, ed, &mut commands),
+            Screen::Review(r) => {
+                let mut asked = Vec::new();
+                review::review_ui(ui, r, &mut asked);
+                commands.extend(asked.into_iter().map(Command::Review));
+            }
         });
         for c in commands {
             self.apply(c);
