@@ -2,7 +2,7 @@
 //!
 //! Works on the documents' JSON so that every field is covered without a hand-written list:
 //! objects are compared key by key, lists item by item, and each difference is reported with
-//! a readable path ("Patient › given name", "Observations › set 2 › pulse bpm") and its old
+//! a readable path ("Patient / given name", "Observations / set 2 / pulse bpm") and its old
 //! and new values. Pure functions: no egui, no I/O.
 
 use serde_json::Value;
@@ -26,12 +26,12 @@ pub struct FieldChange {
 }
 
 impl FieldChange {
-    /// The change as one sentence: "Patient › given name: “Alex” → “Alexander”".
+    /// The change as one sentence: "Patient / given name: “Alex”, now “Alexander”".
     pub fn sentence(&self) -> String {
         match (&self.before, &self.after) {
             (None, Some(a)) => format!("{}: added {a}", self.path),
             (Some(b), None) => format!("{}: removed (was {b})", self.path),
-            (Some(b), Some(a)) => format!("{}: {b} → {a}", self.path),
+            (Some(b), Some(a)) => format!("{}: {b}, now {a}", self.path),
             (None, None) => format!("{}: changed", self.path),
         }
     }
@@ -117,7 +117,7 @@ fn walk(
             path: if path.is_empty() {
                 "Record".to_owned()
             } else {
-                path.join(" › ")
+                path.join(" / ")
             },
             before: b.map(value_words),
             after: a.map(value_words),
@@ -224,9 +224,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "Patient › family name: added “Test”",
-                "Patient › given name: “Alex” → “Alexander”",
-                "Observations › set 2: added acvpu “alert”, pulse bpm 96",
+                "Patient / family name: added “Test”",
+                "Patient / given name: “Alex”, now “Alexander”",
+                "Observations / set 2: added acvpu “alert”, pulse bpm 96",
             ]
         );
     }

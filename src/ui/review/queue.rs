@@ -305,7 +305,7 @@ fn filters_ui(ui: &mut Ui, state: &mut QueueState, out: &mut Vec<ReviewCommand>)
             .response
             .labelled_by(l.id);
         apply |= before != state.filters.min_news2;
-        if ui.button("Search").clicked() {
+        if ui.button("Apply filters").clicked() {
             apply = true;
         }
         let any = state.filters != QueueFilters::default();

@@ -197,6 +197,9 @@ pub fn record_ui(
         .exact_size(220.0)
         .show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
+                // Tighter than the editor's list: the top bar here is taller, and every
+                // section should fit on an 800-pixel-high screen without scrolling.
+                ui.spacing_mut().item_spacing.y = 4.0;
                 for s in Section::ALL {
                     let label = if s == Section::SignOff {
                         "Versions and changes"
@@ -209,8 +212,10 @@ pub fn record_ui(
                     }
                     if ui
                         .add(
-                            egui::Button::selectable(view.section == s, text)
-                                .min_size(egui::vec2(ui.available_width(), 48.0)),
+                            egui::Button::selectable(view.section == s, text).min_size(egui::vec2(
+                                ui.available_width(),
+                                theme::TOUCH_TARGET_POINTS,
+                            )),
                         )
                         .clicked()
                     {
@@ -438,7 +443,7 @@ fn versions_ui(ui: &mut Ui, view: &RecordView, out: &mut Vec<ReviewCommand>) {
                 } else {
                     ui.label(RichText::new(format!("Changes since version {before}:")).strong());
                     for c in &v.changes {
-                        ui.add(egui::Label::new(format!("• {}", c.sentence())).wrap());
+                        ui.add(egui::Label::new(format!("– {}", c.sentence())).wrap());
                     }
                 }
             }
