@@ -314,6 +314,7 @@ fn return_amend_and_approve_between_a_crew_and_a_supervisor() {
     click_button(&mut tablet, "Sign amendment");
     settle(&mut tablet);
     assert_eq!(tablet.state().editor().unwrap().versions.len(), 2);
+    tablet.get_by_label("Returned by a supervisor; amended since");
     let report = crew.sync(&rt);
     assert_eq!(report.pending, 0);
 

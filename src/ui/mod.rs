@@ -857,10 +857,13 @@ impl EprApp {
                 &mut commands,
             );
         });
-        let view = self.status_view();
-        egui::Panel::bottom("status-bar").show(ui, |ui| {
-            status_bar::status_bar_ui(ui, &view, &mut commands);
-        });
+        // The crew's sync status means nothing to a supervisor reviewing on the server.
+        if !matches!(self.screen, Screen::Review(_)) {
+            let view = self.status_view();
+            egui::Panel::bottom("status-bar").show(ui, |ui| {
+                status_bar::status_bar_ui(ui, &view, &mut commands);
+            });
+        }
         egui::CentralPanel::default_margins().show(ui, |ui| match &mut self.screen {
             Screen::FirstRun(form) => unlock::first_run_ui(ui, form, &mut commands),
             Screen::ConnectChoice(form) => unlock::connect_choice_ui(ui, form, &mut commands),

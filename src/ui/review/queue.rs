@@ -264,8 +264,8 @@ fn filters_ui(ui: &mut Ui, state: &mut QueueState, out: &mut Vec<ReviewCommand>)
         let r = ui
             .add(
                 TextEdit::singleline(&mut state.filters.text)
-                    .hint_text("Incident number or patient name")
-                    .desired_width(300.0),
+                    .hint_text("Incident or patient name")
+                    .desired_width(280.0),
             )
             .labelled_by(l.id);
         apply |= enter(&r, ui);
@@ -274,7 +274,7 @@ fn filters_ui(ui: &mut Ui, state: &mut QueueState, out: &mut Vec<ReviewCommand>)
             .add(
                 TextEdit::singleline(&mut state.filters.from_date)
                     .hint_text("DD/MM/YYYY")
-                    .desired_width(130.0),
+                    .desired_width(150.0),
             )
             .labelled_by(l.id);
         apply |= enter(&r, ui);
@@ -283,7 +283,7 @@ fn filters_ui(ui: &mut Ui, state: &mut QueueState, out: &mut Vec<ReviewCommand>)
             .add(
                 TextEdit::singleline(&mut state.filters.to_date)
                     .hint_text("DD/MM/YYYY")
-                    .desired_width(130.0),
+                    .desired_width(150.0),
             )
             .labelled_by(l.id);
         apply |= enter(&r, ui);

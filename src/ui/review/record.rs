@@ -224,14 +224,13 @@ pub fn record_ui(
                 }
             });
         });
-    egui::Panel::right("review-record-decision")
-        .resizable(false)
-        .exact_size(360.0)
-        .show(ui, |ui| {
-            egui::ScrollArea::vertical()
-                .id_salt("review-decision-scroll")
-                .show(ui, |ui| decision_ui(ui, view, out));
-        });
+    // Below the record rather than beside it, so the observation table and the trend get
+    // the whole width.
+    egui::Panel::bottom("review-record-decision").show(ui, |ui| {
+        ui.add_space(6.0);
+        decision_ui(ui, view, out);
+        ui.add_space(2.0);
+    });
     egui::CentralPanel::default_margins().show(ui, |ui| {
         egui::ScrollArea::vertical()
             .id_salt(("review-section", view.section.label()))
@@ -240,6 +239,7 @@ pub fn record_ui(
                 if view.section == Section::SignOff {
                     ui.heading("Versions and changes");
                     ui.add_space(6.0);
+                    decisions_so_far_ui(ui, view);
                     versions_ui(ui, view, out);
                 } else {
                     ui.heading(view.section.label());
@@ -451,10 +451,9 @@ fn versions_ui(ui: &mut Ui, view: &RecordView, out: &mut Vec<ReviewCommand>) {
     }
 }
 
-fn decision_ui(ui: &mut Ui, view: &mut RecordView, out: &mut Vec<ReviewCommand>) {
+fn decisions_so_far_ui(ui: &mut Ui, view: &RecordView) {
     let dark = ui.visuals().dark_mode;
-    ui.heading("Decision");
-    ui.label(RichText::new("Decisions so far").strong());
+    ui.label(RichText::new("Decisions so far").strong().size(21.0));
     if view.decisions.is_empty() {
         ui.label("None yet.");
     }
@@ -468,61 +467,63 @@ fn decision_ui(ui: &mut Ui, view: &mut RecordView, out: &mut Vec<ReviewCommand>)
                 d.decided_by,
                 local(d.decided_at_utc)
             ));
+            if !d.comment.is_empty() {
+                ui.add(
+                    egui::Label::new(RichText::new(format!("“{}”", d.comment)).italics()).wrap(),
+                );
+            }
         });
-        if !d.comment.is_empty() {
-            ui.add(egui::Label::new(RichText::new(format!("“{}”", d.comment)).italics()).wrap());
-        }
     }
     ui.separator();
+}
+
+fn decision_ui(ui: &mut Ui, view: &mut RecordView, out: &mut Vec<ReviewCommand>) {
     let Some(revision) = view.shown_revision() else {
-        ui.label("Show the newest version to decide.");
+        ui.label("Show the newest version to decide on it.");
         return;
     };
-    ui.label(RichText::new(format!("Your decision on version {revision}")).strong());
-    let l = ui.label("Comment for the crew");
-    ui.add(
-        TextEdit::multiline(&mut view.comment)
-            .desired_rows(4)
-            .desired_width(f32::INFINITY)
-            .hint_text("Needed to return or flag"),
-    )
-    .labelled_by(l.id);
+    ui.horizontal(|ui| {
+        let l = ui.label("Comment for the crew");
+        ui.add(
+            TextEdit::multiline(&mut view.comment)
+                .desired_rows(2)
+                .desired_width(f32::INFINITY)
+                .hint_text("Needed to return or flag"),
+        )
+        .labelled_by(l.id);
+    });
     let has_comment = !view.comment.trim().is_empty();
     let ready = !view.deciding;
-    let full = egui::vec2(ui.available_width(), theme::TOUCH_TARGET_POINTS);
-    if ui
-        .add_enabled(
-            ready,
-            egui::Button::new(RichText::new("Approve").strong()).min_size(full),
-        )
-        .clicked()
-    {
-        out.push(ReviewCommand::Decide(Decision::Approved));
-    }
-    let r = ui.add_enabled(
-        ready && has_comment,
-        egui::Button::new("Return to crew").min_size(full),
-    );
-    if r.clicked() {
-        out.push(ReviewCommand::Decide(Decision::Returned));
-    }
-    let r = ui.add_enabled(
-        ready && has_comment,
-        egui::Button::new("Flag for clinical audit").min_size(full),
-    );
-    if r.clicked() {
-        out.push(ReviewCommand::Decide(Decision::Flagged));
-    }
-    if !has_comment {
-        ui.label(RichText::new("Returning or flagging needs a comment.").weak());
-    }
-    if view.deciding {
-        ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new(format!("Decide on version {revision}:")).strong());
+        if ui
+            .add_enabled(ready, egui::Button::new(RichText::new("Approve").strong()))
+            .clicked()
+        {
+            out.push(ReviewCommand::Decide(Decision::Approved));
+        }
+        if ui
+            .add_enabled(ready && has_comment, egui::Button::new("Return to crew"))
+            .clicked()
+        {
+            out.push(ReviewCommand::Decide(Decision::Returned));
+        }
+        if ui
+            .add_enabled(
+                ready && has_comment,
+                egui::Button::new("Flag for clinical audit"),
+            )
+            .clicked()
+        {
+            out.push(ReviewCommand::Decide(Decision::Flagged));
+        }
+        if view.deciding {
             ui.spinner();
             ui.label("Sending…");
-        });
-    }
-    if let Some(m) = &view.message {
-        error_text(ui, m);
-    }
+        } else if let Some(m) = &view.message {
+            error_text(ui, m);
+        } else if !has_comment {
+            ui.label(RichText::new("Returning or flagging needs a comment.").weak());
+        }
+    });
 }
