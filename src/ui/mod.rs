@@ -21,6 +21,7 @@
 pub mod connection;
 pub mod editor;
 pub mod list;
+pub mod review;
 pub mod status_bar;
 pub mod theme;
 pub mod unlock;
@@ -127,6 +128,8 @@ pub enum Screen {
     Records,
     /// Unlocked: one record.
     Editor(Box<EditorState>),
+    /// Supervisor review (sign-in, queue, record); no crew user is unlocked.
+    Review(Box<review::ReviewScreen>),
 }
 
 impl Screen {
@@ -140,6 +143,7 @@ impl Screen {
             Screen::Failed(_) => "failed",
             Screen::Records => "records",
             Screen::Editor(_) => "editor",
+            Screen::Review(r) => r.page_name(),
         }
     }
 }
@@ -189,6 +193,10 @@ pub enum Command {
         revision: Option<u64>,
     },
     DismissNotice,
+    /// Open the supervisor sign-in (from the unlock or first-run screen).
+    OpenReview,
+    /// A command from the review pages.
+    Review(review::ReviewCommand),
 }
 
 impl std::fmt::Debug for Command {
@@ -199,6 +207,7 @@ impl std::fmt::Debug for Command {
             Command::Search(_) => write!(f, "Search(..)"),
             Command::Sign { .. } => write!(f, "Sign(..)"),
             Command::SignAmendment { .. } => write!(f, "SignAmendment(..)"),
+            Command::Review(c) => write!(f, "Review({c:?})"),
             other => {
                 let name = match other {
                     Command::Lock => "Lock",
@@ -217,6 +226,7 @@ impl std::fmt::Debug for Command {
                     Command::SimulateOutage(_) => "SimulateOutage",
                     Command::Export { .. } => "Export",
                     Command::DismissNotice => "DismissNotice",
+                    Command::OpenReview => "OpenReview",
                     _ => "Command",
                 };
                 f.write_str(name)
@@ -516,6 +526,22 @@ impl EprApp {
         }
     }
 
+    /// The supervisor review screen, when it is showing.
+    pub fn review(&self) -> Option<&review::ReviewScreen> {
+        match &self.screen {
+            Screen::Review(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The supervisor review screen, to edit its forms (tests).
+    pub fn review_mut(&mut self) -> Option<&mut review::ReviewScreen> {
+        match &mut self.screen {
+            Screen::Review(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// The list's state.
     pub fn list(&self) -> &ListState {
         &self.list
@@ -524,6 +550,7 @@ impl EprApp {
     /// True when no store request is outstanding and no edit is waiting to be saved.
     pub fn is_idle(&self) -> bool {
         self.worker.in_flight() == 0
+            && !matches!(&self.screen, Screen::Review(r) if r.busy())
             && self.list.nhs_query_due.is_none()
             && !self.editor().is_some_and(|e| e.save.has_unsent())
     }
@@ -734,6 +761,27 @@ impl EprApp {
             }
             Command::ToggleTheme => self.set_theme(self.theme.toggled()),
             Command::SetIdleLock(d) => self.config.idle_lock_after = d,
+            Command::OpenReview => {
+                if self.user.is_none() {
+                    self.screen = Screen::Review(Box::new(review::ReviewScreen::new(
+                        &self.data_dir,
+                        self.repaint.clone(),
+                    )));
+                }
+            }
+            Command::Review(review::ReviewCommand::Leave) => {
+                // Dropping the review screen drops every record it held and the session.
+                self.screen = if self.users.is_empty() {
+                    Screen::FirstRun(FirstRunForm::default())
+                } else {
+                    Screen::Unlock(UnlockForm::new(self.users.clone()))
+                };
+            }
+            Command::Review(c) => {
+                if let Screen::Review(r) = &mut self.screen {
+                    r.apply(c);
+                }
+            }
         }
     }
 
@@ -969,6 +1017,9 @@ impl EprApp {
                 }
             }
         }
+        if let Screen::Review(r) = &mut self.screen {
+            r.poll();
+        }
         let mut wake: Option<Duration> = None;
         if let Some(due) = self.list.nhs_query_due {
             if now >= due {
@@ -1027,14 +1078,17 @@ impl EprApp {
                 &mut commands,
             );
         });
-        let view = self.status_view();
-        egui::Panel::bottom("status-bar").show(ui, |ui| {
-            status_bar::status_bar_ui(ui, &view, &mut commands);
-        });
-        if let Some(demo) = &view.demo {
-            egui::Panel::bottom("demo-bar").show(ui, |ui| {
-                status_bar::demo_bar_ui(ui, demo, &mut commands);
+        // The crew's sync status means nothing to a supervisor reviewing on the server.
+        if !matches!(self.screen, Screen::Review(_)) {
+            let view = self.status_view();
+            egui::Panel::bottom("status-bar").show(ui, |ui| {
+                status_bar::status_bar_ui(ui, &view, &mut commands);
             });
+            if let Some(demo) = &view.demo {
+                egui::Panel::bottom("demo-bar").show(ui, |ui| {
+                    status_bar::demo_bar_ui(ui, demo, &mut commands);
+                });
+            }
         }
         egui::CentralPanel::default_margins().show(ui, |ui| match &mut self.screen {
             Screen::FirstRun(form) => unlock::first_run_ui(ui, form, &mut commands),
@@ -1057,6 +1111,11 @@ impl EprApp {
                 }
             }
             Screen::Editor(ed) => editor::editor_ui(ui, ed, &mut commands),
+            Screen::Review(r) => {
+                let mut asked = Vec::new();
+                review::review_ui(ui, r, &mut asked);
+                commands.extend(asked.into_iter().map(Command::Review));
+            }
         });
         for c in commands {
             self.apply(c);

@@ -161,7 +161,21 @@ pub fn first_run_ui(ui: &mut Ui, form: &mut FirstRunForm, out: &mut Vec<Command>
             form.confirm.clear();
             form.error = None;
         }
+        supervisor_entry_ui(ui, out);
     });
+}
+
+/// The way in for clinical supervisors, below the crew's own form.
+fn supervisor_entry_ui(ui: &mut Ui, out: &mut Vec<Command>) {
+    ui.add_space(24.0);
+    ui.separator();
+    ui.label(
+        RichText::new("Clinical supervisors review completed records on the trust's server.")
+            .weak(),
+    );
+    if ui.button("Supervisor sign-in…").clicked() {
+        out.push(Command::OpenReview);
+    }
 }
 
 /// After first run: enrol with a server, try a server on this computer, or work offline.
@@ -274,6 +288,7 @@ pub fn unlock_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
             field.request_focus();
             form.focused_once = true;
         }
+        supervisor_entry_ui(ui, out);
     });
 }
 

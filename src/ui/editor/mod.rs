@@ -451,7 +451,16 @@ fn review_banner_ui(ui: &mut Ui, state: &EditorState) {
         .inner_margin(egui::Margin::same(12))
         .show(ui, |ui| {
             ui.set_width(ui.available_width());
+            // A decision on an earlier version than the newest signed one: the crew has
+            // amended since, and the supervisor has the new version to review.
+            let amended_since = state.feedback.last().is_some_and(|f| {
+                state
+                    .versions
+                    .iter()
+                    .any(|v| v.status.is_signed() && v.revision > f.revision)
+            });
             let heading = match decision.as_str() {
+                "returned" if amended_since => "Returned by a supervisor; amended since",
                 "returned" => "Returned by a supervisor",
                 "approved" => "Approved by a supervisor",
                 _ => "Flagged by a supervisor",
@@ -476,7 +485,12 @@ fn review_banner_ui(ui: &mut Ui, state: &EditorState) {
                     .color(fg),
                 );
             }
-            if decision == "returned" && state.mode == EditMode::Signed {
+            if decision == "returned" && amended_since {
+                ui.label(
+                    RichText::new("The amended version has gone to the supervisor for review.")
+                        .color(fg),
+                );
+            } else if decision == "returned" && state.mode == EditMode::Signed {
                 ui.label(RichText::new("Tap \"Amend…\" to correct the record.").color(fg));
             }
         });

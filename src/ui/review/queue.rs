@@ -1,0 +1,495 @@
+//! The review queue: completed records newest first, a page at a time, with filters (date
+//! range, decision, NEWS2 at or above, free text on incident number or patient name) and a
+//! chip per decision carrying its count.
+//!
+//! Filters are edited in place; a change of chip or NEWS2 threshold loads page 1 at once,
+//! typed filters load on Enter or "Search". The server does the filtering and counting.
+
+use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
+use egui::{Align2, Color32, FontId, Rect, RichText, Sense, TextEdit, Ui, pos2, vec2};
+use uuid::Uuid;
+
+use super::ReviewCommand;
+use crate::model::RiskBand;
+use crate::protocol::{Decision, DecisionFilter, ReviewList, ReviewQuery, ReviewSummary};
+use crate::ui::editor::forms::parse_date;
+use crate::ui::theme;
+use crate::ui::widgets::{choice, error_text};
+
+/// Rows per page.
+pub const PAGE_SIZE: u32 = 25;
+
+/// Height of one queue row, in points.
+pub const ROW_HEIGHT_POINTS: f32 = 56.0;
+
+/// The filters as typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueFilters {
+    /// Completed on or after this local date (DD/MM/YYYY), empty for no limit.
+    pub from_date: String,
+    /// Completed on or before this local date, empty for no limit.
+    pub to_date: String,
+    pub decision: Option<DecisionFilter>,
+    pub min_news2: Option<u8>,
+    /// Incident number or patient name.
+    pub text: String,
+}
+
+impl QueueFilters {
+    /// The server query for `page`, or why a typed date cannot be read.
+    pub fn to_query(&self, page: u32) -> Result<ReviewQuery, String> {
+        let date = |text: &str, what: &str| -> Result<Option<NaiveDate>, String> {
+            if text.trim().is_empty() {
+                Ok(None)
+            } else {
+                parse_date(text)
+                    .map(Some)
+                    .map_err(|e| format!("{what}: {e}"))
+            }
+        };
+        let from = date(&self.from_date, "From")?;
+        let to = date(&self.to_date, "To")?;
+        if let (Some(f), Some(t)) = (from, to)
+            && t < f
+        {
+            return Err("The \"to\" date is before the \"from\" date".to_owned());
+        }
+        let text = self.text.trim();
+        Ok(ReviewQuery {
+            from: from.and_then(local_midnight_utc),
+            // Inclusive: up to the start of the next day.
+            to: to.and_then(|d| d.succ_opt()).and_then(local_midnight_utc),
+            decision: self.decision,
+            min_news2: self.min_news2,
+            q: (!text.is_empty()).then(|| text.to_owned()),
+            page: Some(page.max(1)),
+            page_size: Some(PAGE_SIZE),
+        })
+    }
+}
+
+fn local_midnight_utc(d: NaiveDate) -> Option<DateTime<Utc>> {
+    let midnight = d.and_hms_opt(0, 0, 0)?;
+    Local
+        .from_local_datetime(&midnight)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The queue page's state.
+#[derive(Debug, Default)]
+pub struct QueueState {
+    pub filters: QueueFilters,
+    /// The page asked for, from 1.
+    pub page: u32,
+    /// The last page received.
+    pub list: Option<ReviewList>,
+    pub loading: bool,
+    /// A filter that cannot be read, in words.
+    pub filter_error: Option<String>,
+    /// The record being opened.
+    pub opening: Option<Uuid>,
+}
+
+/// The decision chips in display order (`None` = all).
+const CHIPS: [Option<DecisionFilter>; 5] = [
+    None,
+    Some(DecisionFilter::Pending),
+    Some(DecisionFilter::Approved),
+    Some(DecisionFilter::Returned),
+    Some(DecisionFilter::Flagged),
+];
+
+fn chip_label(chip: Option<DecisionFilter>) -> &'static str {
+    match chip {
+        None => "All",
+        Some(DecisionFilter::Pending) => "Pending",
+        Some(DecisionFilter::Approved) => "Approved",
+        Some(DecisionFilter::Returned) => "Returned",
+        Some(DecisionFilter::Flagged) => "Flagged",
+    }
+}
+
+fn chip_count(list: &ReviewList, chip: Option<DecisionFilter>) -> u64 {
+    let c = &list.counts;
+    match chip {
+        None => c.pending + c.approved + c.returned + c.flagged,
+        Some(DecisionFilter::Pending) => c.pending,
+        Some(DecisionFilter::Approved) => c.approved,
+        Some(DecisionFilter::Returned) => c.returned,
+        Some(DecisionFilter::Flagged) => c.flagged,
+    }
+}
+
+/// Badge text and colours for a decision (`None` = pending).
+pub fn decision_badge(
+    decision: Option<Decision>,
+    dark: bool,
+) -> (&'static str, (Color32, Color32)) {
+    match decision {
+        None => ("Pending", theme::info_badge()),
+        Some(Decision::Approved) => ("Approved", theme::good_badge()),
+        Some(Decision::Returned) => ("Returned", theme::alert_badge()),
+        Some(Decision::Flagged) => ("Flagged for audit", flagged_colours(dark)),
+    }
+}
+
+fn flagged_colours(_dark: bool) -> (Color32, Color32) {
+    (Color32::from_rgb(255, 214, 0), Color32::BLACK)
+}
+
+/// A NEWS2 total's colours. The queue has only the total, so a single parameter scoring 3
+/// (low–medium) cannot be told apart here; the record view shows the full score.
+pub fn news2_total_colours(total: Option<u8>, dark: bool) -> (Color32, Color32) {
+    match total {
+        Some(t) if t >= 7 => theme::risk_colours(RiskBand::High),
+        Some(t) if t >= 5 => theme::risk_colours(RiskBand::Medium),
+        Some(_) => theme::risk_colours(RiskBand::Low),
+        None => theme::neutral_badge(dark),
+    }
+}
+
+fn when(at: DateTime<Utc>) -> String {
+    let local = at.with_timezone(&Local);
+    if local.date_naive() == Local::now().date_naive() {
+        format!("Today {}", local.format("%H:%M"))
+    } else {
+        local.format("%d %b %Y %H:%M").to_string()
+    }
+}
+
+fn paint_badge(
+    painter: &egui::Painter,
+    left: f32,
+    centre_y: f32,
+    text: &str,
+    colours: (Color32, Color32),
+    font: &FontId,
+) -> f32 {
+    let galley = painter.layout_no_wrap(text.to_owned(), font.clone(), colours.1);
+    let size = galley.size() + vec2(16.0, 8.0);
+    let rect = Rect::from_min_size(pos2(left, centre_y - size.y / 2.0), size);
+    painter.rect_filled(rect, 6.0, colours.0);
+    painter.galley(rect.min + vec2(8.0, 4.0), galley, colours.1);
+    rect.right()
+}
+
+/// The queue page.
+pub fn queue_ui(
+    ui: &mut Ui,
+    state: &mut QueueState,
+    username: &str,
+    error: Option<&str>,
+    can_retry: bool,
+    busy: bool,
+    out: &mut Vec<ReviewCommand>,
+) {
+    ui.horizontal(|ui| {
+        ui.heading("Review queue");
+        ui.label(RichText::new(format!("Signed in as {username}")).weak());
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if ui
+                .button("Sign out")
+                .on_hover_text("Clears every record shown here from this computer")
+                .clicked()
+            {
+                out.push(ReviewCommand::Leave);
+            }
+            if ui.button("Refresh").clicked() {
+                out.push(ReviewCommand::GoToPage(state.page));
+            }
+            if busy {
+                ui.spinner();
+            }
+        });
+    });
+    filters_ui(ui, state, out);
+    if let Some(e) = &state.filter_error {
+        error_text(ui, e);
+    }
+    if let Some(e) = error {
+        ui.horizontal_wrapped(|ui| {
+            error_text(ui, e);
+            if can_retry && ui.button("Retry").clicked() {
+                out.push(ReviewCommand::Retry);
+            }
+        });
+    }
+    ui.separator();
+    let Some(list) = &state.list else {
+        ui.add_space(24.0);
+        ui.label(
+            RichText::new(if state.loading {
+                "Loading the queue…"
+            } else {
+                "The queue has not loaded."
+            })
+            .size(22.0),
+        );
+        return;
+    };
+    paging_ui(ui, list, out);
+    if list.items.is_empty() {
+        ui.add_space(24.0);
+        ui.label(RichText::new("No completed records match these filters.").size(22.0));
+        return;
+    }
+    rows_ui(ui, &list.items, state.opening, out);
+}
+
+fn filters_ui(ui: &mut Ui, state: &mut QueueState, out: &mut Vec<ReviewCommand>) {
+    let mut apply = false;
+    ui.horizontal_wrapped(|ui| {
+        for chip in CHIPS {
+            let text = match &state.list {
+                Some(list) => format!("{} ({})", chip_label(chip), chip_count(list, chip)),
+                None => chip_label(chip).to_owned(),
+            };
+            let mut rich = RichText::new(text);
+            if chip == Some(DecisionFilter::Pending) {
+                rich = rich.strong();
+            }
+            let r = choice(ui, state.filters.decision == chip, rich);
+            if r.clicked() && state.filters.decision != chip {
+                state.filters.decision = chip;
+                apply = true;
+            }
+        }
+    });
+    ui.horizontal_wrapped(|ui| {
+        let enter = |r: &egui::Response, ui: &Ui| {
+            r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter))
+        };
+        let l = ui.label("Search");
+        let r = ui
+            .add(
+                TextEdit::singleline(&mut state.filters.text)
+                    .hint_text("Incident or patient name")
+                    .desired_width(280.0),
+            )
+            .labelled_by(l.id);
+        apply |= enter(&r, ui);
+        let l = ui.label("From");
+        let r = ui
+            .add(
+                TextEdit::singleline(&mut state.filters.from_date)
+                    .hint_text("DD/MM/YYYY")
+                    .desired_width(150.0),
+            )
+            .labelled_by(l.id);
+        apply |= enter(&r, ui);
+        let l = ui.label("To");
+        let r = ui
+            .add(
+                TextEdit::singleline(&mut state.filters.to_date)
+                    .hint_text("DD/MM/YYYY")
+                    .desired_width(150.0),
+            )
+            .labelled_by(l.id);
+        apply |= enter(&r, ui);
+        let l = ui.label("NEWS2 at or above");
+        let selected = state
+            .filters
+            .min_news2
+            .map_or_else(|| "Any".to_owned(), |n| n.to_string());
+        let before = state.filters.min_news2;
+        egui::ComboBox::from_id_salt("review-min-news2")
+            .selected_text(selected)
+            .width(90.0)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut state.filters.min_news2, None, "Any");
+                for n in [1u8, 3, 5, 7] {
+                    ui.selectable_value(&mut state.filters.min_news2, Some(n), n.to_string());
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        apply |= before != state.filters.min_news2;
+        if ui.button("Apply filters").clicked() {
+            apply = true;
+        }
+        let any = state.filters != QueueFilters::default();
+        if any && ui.button("Clear filters").clicked() {
+            state.filters = QueueFilters::default();
+            apply = true;
+        }
+    });
+    if apply {
+        out.push(ReviewCommand::ApplyFilters);
+    }
+}
+
+fn paging_ui(ui: &mut Ui, list: &ReviewList, out: &mut Vec<ReviewCommand>) {
+    let pages = list.total.div_ceil(u64::from(list.page_size.max(1))).max(1);
+    ui.horizontal(|ui| {
+        ui.label(format!(
+            "{} record{} · page {} of {pages} · newest first",
+            list.total,
+            if list.total == 1 { "" } else { "s" },
+            list.page
+        ));
+        if ui
+            .add_enabled(list.page > 1, egui::Button::new("Previous page"))
+            .clicked()
+        {
+            out.push(ReviewCommand::GoToPage(list.page - 1));
+        }
+        if ui
+            .add_enabled(u64::from(list.page) < pages, egui::Button::new("Next page"))
+            .clicked()
+        {
+            out.push(ReviewCommand::GoToPage(list.page + 1));
+        }
+    });
+}
+
+fn rows_ui(
+    ui: &mut Ui,
+    items: &[ReviewSummary],
+    opening: Option<Uuid>,
+    out: &mut Vec<ReviewCommand>,
+) {
+    let dark = ui.visuals().dark_mode;
+    let body_font = FontId::proportional(19.0);
+    let small_font = FontId::proportional(16.0);
+    let text_colour = ui.visuals().text_color();
+    let weak_colour = ui.visuals().weak_text_color();
+    let stripe = ui.visuals().faint_bg_color;
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            let width = ui.available_width();
+            for (i, row) in items.iter().enumerate() {
+                let (rect, response) =
+                    ui.allocate_exact_size(vec2(width, ROW_HEIGHT_POINTS), Sense::click());
+                let name = if row.patient_name.is_empty() {
+                    "Name not recorded"
+                } else {
+                    row.patient_name.as_str()
+                };
+                let incident = if row.incident_number.is_empty() {
+                    "No incident number"
+                } else {
+                    row.incident_number.as_str()
+                };
+                let news = row
+                    .latest_news2
+                    .map_or_else(|| "No NEWS2".to_owned(), |n| format!("NEWS2 {n}"));
+                let (decision, decision_colours) = decision_badge(row.decision, dark);
+                let version = format!("Version {}", row.revision);
+                response.widget_info(|| {
+                    egui::WidgetInfo::labeled(
+                        egui::Role::Button,
+                        true,
+                        format!("{incident} {name} {news} {version} {decision}"),
+                    )
+                });
+                if !ui.is_rect_visible(rect) {
+                    continue;
+                }
+                let painter = ui.painter_at(rect);
+                if i % 2 == 1 {
+                    painter.rect_filled(rect, 0.0, stripe);
+                }
+                if response.hovered() || response.has_focus() || opening == Some(row.record_id) {
+                    painter.rect_stroke(
+                        rect.shrink(1.0),
+                        4.0,
+                        ui.visuals().selection.stroke,
+                        egui::StrokeKind::Inside,
+                    );
+                }
+                if row.decision.is_none() {
+                    painter.rect_filled(
+                        Rect::from_min_size(rect.min, vec2(6.0, rect.height())),
+                        0.0,
+                        theme::info_badge().0,
+                    );
+                }
+                let y = rect.center().y;
+                let mut x = rect.left() + 14.0;
+                painter.text(
+                    pos2(x, y),
+                    Align2::LEFT_CENTER,
+                    when(row.saved_at_utc),
+                    small_font.clone(),
+                    weak_colour,
+                );
+                x += 170.0;
+                painter.text(
+                    pos2(x, y),
+                    Align2::LEFT_CENTER,
+                    incident,
+                    body_font.clone(),
+                    text_colour,
+                );
+                x += 150.0;
+                let badges_width = 430.0_f32.min(width * 0.45);
+                let name_right = rect.right() - badges_width - 10.0;
+                let mut job = egui::text::LayoutJob::single_section(
+                    format!("{name} · {}", row.device_name),
+                    egui::TextFormat::simple(body_font.clone(), text_colour),
+                );
+                job.wrap = egui::text::TextWrapping::truncate_at_width((name_right - x).max(40.0));
+                let galley = painter.layout_job(job);
+                painter.galley(pos2(x, y - galley.size().y / 2.0), galley, text_colour);
+                let mut bx = name_right + 10.0;
+                bx = paint_badge(
+                    &painter,
+                    bx,
+                    y,
+                    &news,
+                    news2_total_colours(row.latest_news2, dark),
+                    &small_font,
+                ) + 8.0;
+                bx = paint_badge(
+                    &painter,
+                    bx,
+                    y,
+                    &version,
+                    theme::neutral_badge(dark),
+                    &small_font,
+                ) + 8.0;
+                paint_badge(&painter, bx, y, decision, decision_colours, &small_font);
+                if response.clicked() {
+                    out.push(ReviewCommand::OpenRecord(row.record_id));
+                }
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_whole_local_days_and_bad_ones_are_named() {
+        let f = QueueFilters {
+            from_date: "01/03/2026".into(),
+            to_date: "01/03/2026".into(),
+            min_news2: Some(5),
+            text: "  INC-1 ".into(),
+            ..QueueFilters::default()
+        };
+        let q = f.to_query(2).unwrap();
+        let (from, to) = (q.from.unwrap(), q.to.unwrap());
+        assert_eq!(
+            (to - from).num_hours(),
+            24,
+            "one whole day (no DST change then)"
+        );
+        assert_eq!(q.q.as_deref(), Some("INC-1"));
+        assert_eq!(q.page, Some(2));
+        let bad = QueueFilters {
+            from_date: "31/02/2026".into(),
+            ..QueueFilters::default()
+        };
+        assert!(bad.to_query(1).unwrap_err().starts_with("From:"));
+        let backwards = QueueFilters {
+            from_date: "02/03/2026".into(),
+            to_date: "01/03/2026".into(),
+            ..QueueFilters::default()
+        };
+        assert!(backwards.to_query(1).is_err());
+    }
+}

@@ -1,0 +1,242 @@
+//! The review screens' background worker: one thread with a small tokio runtime that makes
+//! the HTTP calls and reports back over a channel with a repaint, so the UI thread never
+//! waits on the network.
+//!
+//! The session token lives here, in memory only, and is forgotten on sign-out, on a 401 and
+//! when the service is dropped (dropping the request sender ends the thread). The only thing
+//! written to disk is the server address, after a successful sign-in ([`super::settings`]).
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use uuid::Uuid;
+use zeroize::Zeroize;
+
+use super::settings;
+use crate::protocol::{DecisionRecord, DecisionRequest, ReviewDetail, ReviewList, ReviewQuery};
+use crate::sync::review::{ReviewClient, ReviewError};
+use crate::ui::worker::RepaintSignal;
+
+/// What the review screens ask the network for.
+#[derive(Clone, PartialEq)]
+pub enum ReviewRequest {
+    /// Sign in (and remember the address when it works).
+    SignIn {
+        server_url: String,
+        username: String,
+        password: String,
+    },
+    /// One page of the queue.
+    List(ReviewQuery),
+    /// One record's versions and decisions.
+    Detail(Uuid),
+    /// A decision on a record.
+    Decide {
+        record_id: Uuid,
+        request: DecisionRequest,
+    },
+    /// Forget the session token.
+    SignOut,
+}
+
+impl std::fmt::Debug for ReviewRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password, the search text or a comment.
+        f.write_str(match self {
+            ReviewRequest::SignIn { .. } => "SignIn(..)",
+            ReviewRequest::List(_) => "List(..)",
+            ReviewRequest::Detail(_) => "Detail(..)",
+            ReviewRequest::Decide { .. } => "Decide(..)",
+            ReviewRequest::SignOut => "SignOut",
+        })
+    }
+}
+
+impl Drop for ReviewRequest {
+    fn drop(&mut self) {
+        if let ReviewRequest::SignIn { password, .. } = self {
+            password.zeroize();
+        }
+    }
+}
+
+/// The network's answers, each tagged with the number of the request it answers.
+#[derive(Debug)]
+pub enum ReviewReply {
+    SignedIn {
+        seq: u64,
+        result: Result<SignedIn, ReviewError>,
+    },
+    Listed {
+        seq: u64,
+        result: Result<ReviewList, ReviewError>,
+    },
+    Detail {
+        seq: u64,
+        result: Result<Box<ReviewDetail>, ReviewError>,
+    },
+    Decided {
+        seq: u64,
+        record_id: Uuid,
+        result: Result<DecisionRecord, ReviewError>,
+    },
+}
+
+/// A successful sign-in (the token stays in the service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub username: String,
+    pub server_url: String,
+    pub expires_at_utc: chrono::DateTime<chrono::Utc>,
+}
+
+/// The handle the review screen holds. Dropping it ends the thread and forgets the token.
+#[derive(Debug)]
+pub struct ReviewService {
+    requests: tokio::sync::mpsc::UnboundedSender<(u64, ReviewRequest)>,
+    replies: mpsc::Receiver<ReviewReply>,
+    next_seq: u64,
+    in_flight: usize,
+}
+
+struct Session {
+    client: ReviewClient,
+    token: zeroize::Zeroizing<String>,
+}
+
+impl ReviewService {
+    /// Starts the thread. `data_dir` is where the server address is remembered.
+    pub fn start(data_dir: PathBuf, repaint: RepaintSignal) -> Self {
+        let (req_tx, mut req_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, ReviewRequest)>();
+        let (reply_tx, reply_rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("review-network".into())
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    tracing::error!("the review network thread could not start its runtime");
+                    return;
+                };
+                runtime.block_on(async move {
+                    let mut session: Option<Session> = None;
+                    while let Some((seq, request)) = req_rx.recv().await {
+                        let reply = handle(&data_dir, &mut session, seq, &request).await;
+                        let Some(reply) = reply else { continue };
+                        if reply_tx.send(reply).is_err() {
+                            break;
+                        }
+                        if let Some(ctx) = repaint.get() {
+                            ctx.request_repaint();
+                        }
+                    }
+                });
+            });
+        if spawned.is_err() {
+            tracing::error!("the review network thread could not start");
+        }
+        Self {
+            requests: req_tx,
+            replies: reply_rx,
+            next_seq: 0,
+            in_flight: 0,
+        }
+    }
+
+    /// Sends a request; returns its number (answers carry it).
+    pub fn send(&mut self, request: ReviewRequest) -> u64 {
+        self.next_seq += 1;
+        let answered = !matches!(request, ReviewRequest::SignOut);
+        if self.requests.send((self.next_seq, request)).is_ok() && answered {
+            self.in_flight += 1;
+        }
+        self.next_seq
+    }
+
+    /// The next answer, if one has arrived.
+    pub fn try_recv(&mut self) -> Option<ReviewReply> {
+        let reply = self.replies.try_recv().ok()?;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Some(reply)
+    }
+
+    /// Requests sent and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+}
+
+async fn handle(
+    data_dir: &std::path::Path,
+    session: &mut Option<Session>,
+    seq: u64,
+    request: &ReviewRequest,
+) -> Option<ReviewReply> {
+    let not_signed_in = || ReviewError::SessionEnded;
+    Some(match request {
+        ReviewRequest::SignOut => {
+            *session = None;
+            return None;
+        }
+        ReviewRequest::SignIn {
+            server_url,
+            username,
+            password,
+        } => {
+            let result = async {
+                let client = ReviewClient::new(server_url)?;
+                let login = client.login(username, password).await?;
+                let signed_in = SignedIn {
+                    username: username.trim().to_owned(),
+                    server_url: client.base_url().to_owned(),
+                    expires_at_utc: login.expires_at,
+                };
+                if let Err(e) = settings::save_server_url(data_dir, client.base_url()) {
+                    tracing::warn!(error = %e, "could not remember the review server address");
+                }
+                *session = Some(Session {
+                    client,
+                    token: zeroize::Zeroizing::new(login.token),
+                });
+                Ok(signed_in)
+            }
+            .await;
+            ReviewReply::SignedIn { seq, result }
+        }
+        ReviewRequest::List(query) => {
+            let result = match session.as_ref() {
+                Some(s) => s.client.list(&s.token, query).await,
+                None => Err(not_signed_in()),
+            };
+            forget_on_401(session, &result);
+            ReviewReply::Listed { seq, result }
+        }
+        ReviewRequest::Detail(id) => {
+            let result = match session.as_ref() {
+                Some(s) => s.client.detail(&s.token, *id).await.map(Box::new),
+                None => Err(not_signed_in()),
+            };
+            forget_on_401(session, &result);
+            ReviewReply::Detail { seq, result }
+        }
+        ReviewRequest::Decide { record_id, request } => {
+            let result = match session.as_ref() {
+                Some(s) => s.client.decide(&s.token, *record_id, request).await,
+                None => Err(not_signed_in()),
+            };
+            forget_on_401(session, &result);
+            ReviewReply::Decided {
+                seq,
+                record_id: *record_id,
+                result,
+            }
+        }
+    })
+}
+
+fn forget_on_401<T>(session: &mut Option<Session>, result: &Result<T, ReviewError>) {
+    if matches!(result, Err(ReviewError::SessionEnded)) {
+        *session = None;
+    }
+}

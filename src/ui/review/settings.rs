@@ -1,0 +1,66 @@
+//! The one review setting kept on disk: the review server's address, so a supervisor does not
+//! retype it. A small plain JSON file beside the store; never a token, a username or any
+//! patient data.
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable that prefills the address (takes precedence over the file).
+pub const SERVER_ENV: &str = "EPR_REVIEW_SERVER";
+
+/// The settings file's name in the data directory.
+pub const FILE_NAME: &str = "review-server.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ReviewSettings {
+    server_url: String,
+}
+
+/// Where the address is kept.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE_NAME)
+}
+
+/// The address to prefill: `EPR_REVIEW_SERVER`, else the remembered one, else empty.
+pub fn initial_server_url(data_dir: &Path) -> String {
+    if let Ok(url) = std::env::var(SERVER_ENV)
+        && !url.trim().is_empty()
+    {
+        return url.trim().to_owned();
+    }
+    std::fs::read(path(data_dir))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<ReviewSettings>(&bytes).ok())
+        .map(|s| s.server_url)
+        .unwrap_or_default()
+}
+
+/// Remembers `server_url` (written to a temporary file, then renamed into place).
+pub fn save_server_url(data_dir: &Path, server_url: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    let json = serde_json::to_vec_pretty(&ReviewSettings {
+        server_url: server_url.to_owned(),
+    })
+    .map_err(std::io::Error::other)?;
+    let tmp = data_dir.join(format!("{FILE_NAME}.tmp"));
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(tmp, path(data_dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_round_trips_and_nothing_else_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        save_server_url(dir.path(), "https://epr.example").unwrap();
+        let text = std::fs::read_to_string(path(dir.path())).unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            serde_json::json!({"server_url": "https://epr.example"})
+        );
+        if std::env::var(SERVER_ENV).is_err() {
+            assert_eq!(initial_server_url(dir.path()), "https://epr.example");
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! Supervisor review end to end: a real server on loopback, a crew tablet (its store, its
+//! sync engine and its app) and a supervisor using the same app, both driven through the
+//! accessibility tree the way people use them. Plus the access cases: a tablet's token on
+//! the review API, a decision on a superseded version, an expired session, no server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::model::testdata::complete_encounter;
+use ambulance_epr::protocol::{Decision, ReviewQuery};
+use ambulance_epr::server::{self, ServerConfig, Storage, admin};
+use ambulance_epr::store::{Store, migrate};
+use ambulance_epr::sync::review::{ReviewClient, ReviewError};
+use ambulance_epr::sync::{Engine, SyncConfig};
+use ambulance_epr::ui::{AppConfig, EprApp};
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use tokio::runtime::Runtime;
+
+const CREW: &str = "crew";
+const PIN: &str = "2468";
+const SUPERVISOR: &str = "sup.jones";
+const PASSWORD: &str = "a long test password";
+const INCIDENT: &str = "INC-000123";
+
+struct TestServer {
+    base_url: String,
+    storage: Arc<dyn Storage>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn start_server(rt: &Runtime, session_ttl_secs: u64) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("server.db").display());
+    let storage = rt.block_on(server::open_storage(&url)).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = ServerConfig {
+        password_kdf: KdfParams::FAST_FOR_TESTS,
+        session_ttl_secs,
+        ..ServerConfig::default()
+    };
+    rt.spawn(server::serve(
+        Arc::clone(&storage),
+        config,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    rt.block_on(admin::add_user(
+        storage.as_ref(),
+        SUPERVISOR,
+        admin::Role::Supervisor,
+        PASSWORD,
+        KdfParams::FAST_FOR_TESTS,
+    ))
+    .unwrap();
+    TestServer {
+        base_url: format!("http://{addr}"),
+        storage,
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+/// A crew tablet enrolled with the server, holding some demo records and one signed record
+/// (incident INC-000123), everything pushed.
+struct Crew {
+    dir: tempfile::TempDir,
+    store: Store,
+    engine: Engine,
+    record_id: uuid::Uuid,
+}
+
+fn crew_tablet(rt: &Runtime, srv: &TestServer) -> Crew {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::create_with(
+        dir.path(),
+        CREW,
+        PIN,
+        KdfParams::FAST_FOR_TESTS,
+        migrate::latest_version(),
+    )
+    .unwrap();
+    let code = rt
+        .block_on(admin::create_enrolment_code(
+            srv.storage.as_ref(),
+            "Tablet 7",
+        ))
+        .unwrap()
+        .code;
+    rt.block_on(ambulance_epr::sync::enroll(
+        &store,
+        &srv.base_url,
+        &code,
+        "Tablet 7",
+    ))
+    .unwrap();
+    ambulance_epr::demo::add_demo_data(&mut store, 8, 5).unwrap();
+    let receipt = store
+        .complete_and_sign(&complete_encounter(), "A. Paramedic", "PA000001")
+        .unwrap();
+    let engine = Engine::new(store.open_another().unwrap(), SyncConfig::default());
+    let mut crew = Crew {
+        dir,
+        store,
+        engine,
+        record_id: receipt.record_id,
+    };
+    let report = crew.sync(rt);
+    assert_eq!(report.pending, 0, "everything pushed");
+    crew
+}
+
+impl Crew {
+    fn sync(&mut self, rt: &Runtime) -> ambulance_epr::sync::CycleReport {
+        rt.block_on(self.engine.run_cycle()).unwrap()
+    }
+}
+
+fn harness(dir: &Path) -> Harness<'static, EprApp> {
+    let app = EprApp::new(
+        dir.to_owned(),
+        AppConfig {
+            autosave_quiet: Duration::from_millis(40),
+            autosave_max_wait: Duration::from_millis(120),
+            ..AppConfig::default()
+        },
+    );
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(
+            |ui, app: &mut EprApp| {
+                app.logic_at(ui.ctx(), Instant::now());
+                app.draw(ui);
+            },
+            app,
+        )
+}
+
+/// Steps until the store worker and the review network have answered everything.
+fn settle(h: &mut Harness<'_, EprApp>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        h.step();
+        if h.state().is_idle() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer from the worker or the server"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.run();
+}
+
+fn type_into(h: &mut Harness<'_, EprApp>, label: &str, text: &str) {
+    let node = h.get_by_label(label);
+    node.focus();
+    node.type_text(text);
+    settle(h);
+}
+
+fn replace_text(h: &mut Harness<'_, EprApp>, label: &str, text: &str) {
+    h.get_by_label(label).focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label(label).type_text(text);
+    settle(h);
+}
+
+fn click(h: &mut Harness<'_, EprApp>, label: &str) {
+    h.get_by_label(label).click();
+    settle(h);
+}
+
+fn click_button(h: &mut Harness<'_, EprApp>, label: &str) {
+    h.get_by_role_and_label(Role::Button, label).click();
+    settle(h);
+}
+
+fn screen(h: &Harness<'_, EprApp>) -> &'static str {
+    h.state().screen().name()
+}
+
+/// From the first-run screen of an empty data directory to the review queue.
+fn supervisor_signs_in(h: &mut Harness<'_, EprApp>, srv: &TestServer) {
+    assert_eq!(screen(h), "first run");
+    click(h, "Supervisor sign-in…");
+    assert_eq!(screen(h), "review sign-in");
+    replace_text(h, "Server address", &srv.base_url);
+    type_into(h, "Username", SUPERVISOR);
+    type_into(h, "Password", PASSWORD);
+    click_button(h, "Sign in");
+    assert_eq!(
+        screen(h),
+        "review queue",
+        "{:?}",
+        h.state().review().unwrap().sign_in.error
+    );
+}
+
+fn queue_total(h: &Harness<'_, EprApp>) -> u64 {
+    h.state()
+        .review()
+        .unwrap()
+        .queue
+        .list
+        .as_ref()
+        .unwrap()
+        .total
+}
+
+fn crew_unlocks(h: &mut Harness<'_, EprApp>) {
+    type_into(h, "Passphrase or PIN", PIN);
+    click_button(h, "Unlock");
+    settle(h);
+    assert_eq!(screen(h), "records");
+}
+
+#[test]
+fn return_amend_and_approve_between_a_crew_and_a_supervisor() {
+    let rt = runtime();
+    let srv = start_server(&rt, 3600);
+    let mut crew = crew_tablet(&rt, &srv);
+
+    // The supervisor signs in from a computer that has no crew store at all.
+    let sup_dir = tempfile::tempdir().unwrap();
+    let mut sup = harness(sup_dir.path());
+    supervisor_signs_in(&mut sup, &srv);
+    let remembered = std::fs::read_to_string(sup_dir.path().join("review-server.json")).unwrap();
+    assert!(remembered.contains(&srv.base_url));
+    assert!(!remembered.contains(PASSWORD) && !remembered.contains(SUPERVISOR));
+    let everything = queue_total(&sup);
+    assert!(everything > 1, "the demo records are in the queue too");
+
+    // Find it with a filter: pending, and the incident number.
+    click(&mut sup, &format!("Pending ({everything})"));
+    type_into(&mut sup, "Search", INCIDENT);
+    click_button(&mut sup, "Apply filters");
+    assert_eq!(queue_total(&sup), 1);
+    sup.get_by_label("Pending (1)");
+    sup.get_by_label_contains(INCIDENT).click();
+    settle(&mut sup);
+    assert_eq!(screen(&sup), "review record");
+    sup.get_by_label("Signature valid");
+    sup.get_by_label("From Tablet 7");
+    click(&mut sup, "Handover (ATMIST)");
+    sup.get_by_label("Read aloud at handover. Generated from the record; it updates as you type.");
+    click_button(&mut sup, "Observations");
+    sup.get_by_label("All sets");
+
+    // Returning needs a comment.
+    assert!(
+        sup.get_by_role_and_label(Role::Button, "Return to crew")
+            .accesskit_node()
+            .is_disabled()
+    );
+    let comment = "Please record the pain score after morphine";
+    type_into(&mut sup, "Comment for the crew", comment);
+    click_button(&mut sup, "Return to crew");
+    sup.get_by_label_contains("Returned version 1 to the crew");
+    let r = sup.state().review().unwrap().record.as_ref().unwrap();
+    assert_eq!(r.decisions.len(), 1);
+    assert_eq!(r.decisions[0].decision, Decision::Returned);
+    assert_eq!(r.decisions[0].decided_by, SUPERVISOR);
+
+    // The crew's next sync brings the comment; the record is easy to find.
+    assert_eq!(crew.sync(&rt).feedback, 1);
+    assert_eq!(
+        crew.store.review_of(crew.record_id).unwrap(),
+        Some(("returned".to_owned(), comment.to_owned()))
+    );
+    let mut tablet = harness(crew.dir.path());
+    crew_unlocks(&mut tablet);
+    click(&mut tablet, "Returned (1)");
+    tablet.get_by_label_contains(INCIDENT).click();
+    settle(&mut tablet);
+    tablet.get_by_label("Returned by a supervisor");
+    assert!(tablet.get_all_by_label_contains(comment).count() >= 1);
+
+    // The crew amends with a reason and signs again.
+    click(&mut tablet, "Amend…");
+    click(&mut tablet, "Notes");
+    type_into(
+        &mut tablet,
+        "Clinical notes",
+        "Pain score 3/10 after morphine.",
+    );
+    click(&mut tablet, "Sign amendment…");
+    type_into(
+        &mut tablet,
+        "Reason for amendment",
+        "Pain score added as asked",
+    );
+    click_button(&mut tablet, "Sign amendment");
+    settle(&mut tablet);
+    assert_eq!(tablet.state().editor().unwrap().versions.len(), 2);
+    tablet.get_by_label("Returned by a supervisor; amended since");
+    let report = crew.sync(&rt);
+    assert_eq!(report.pending, 0);
+
+    // Back in the queue the record is pending again, at its new version.
+    click(&mut sup, "Back to queue");
+    assert_eq!(queue_total(&sup), 1, "still under the pending filter");
+    let row = &sup
+        .state()
+        .review()
+        .unwrap()
+        .queue
+        .list
+        .as_ref()
+        .unwrap()
+        .items[0];
+    assert_eq!(row.decision, None);
+    assert_eq!(row.revision, 2);
+    sup.get_by_label_contains(INCIDENT).click();
+    settle(&mut sup);
+    sup.get_by_label("Version 2 (newest)");
+    click(&mut sup, "Versions and changes");
+    sup.get_by_label("Reason for amendment: Pain score added as asked");
+    let change = sup.get_by_label_contains("Pain score 3/10 after morphine.");
+    let change = change.accesskit_node();
+    let change = change.label().or(change.value()).unwrap_or_default();
+    assert!(change.starts_with("– Notes: "), "{change}");
+    click_button(&mut sup, "Approve");
+    sup.get_by_label_contains("Approved version 2");
+
+    // The crew sees it approved.
+    assert_eq!(crew.sync(&rt).feedback, 1);
+    click(&mut tablet, "Back to records");
+    settle(&mut tablet);
+    click(&mut tablet, "All (9)");
+    let row = tablet.get_by_label_contains(INCIDENT);
+    let label = row.accesskit_node().label().unwrap_or_default();
+    assert!(label.ends_with("approved"), "{label}");
+    row.click();
+    settle(&mut tablet);
+    tablet.get_by_label("Approved by a supervisor");
+
+    // Signing out drops every record from memory.
+    click_button(&mut sup, "Back to queue");
+    click_button(&mut sup, "Sign out");
+    assert_eq!(screen(&sup), "first run");
+    assert!(sup.state().review().is_none());
+}
+
+#[test]
+fn a_decision_on_a_superseded_version_is_refused_plainly_and_the_newest_is_shown() {
+    let rt = runtime();
+    let srv = start_server(&rt, 3600);
+    let mut crew = crew_tablet(&rt, &srv);
+    let mut sup = harness(tempfile::tempdir().unwrap().path());
+    supervisor_signs_in(&mut sup, &srv);
+    type_into(&mut sup, "Search", INCIDENT);
+    click_button(&mut sup, "Apply filters");
+    sup.get_by_label_contains(INCIDENT).click();
+    settle(&mut sup);
+    let comment = "The handover time is missing";
+    type_into(&mut sup, "Comment for the crew", comment);
+
+    // Meanwhile the crew amends and syncs.
+    let mut e = crew.store.get(crew.record_id).unwrap();
+    e.notes = "Handed over at 10:40.".into();
+    crew.store
+        .amend(&e, "Handover time added", "A. Paramedic", "PA000001")
+        .unwrap();
+    assert_eq!(crew.sync(&rt).pending, 0);
+
+    click_button(&mut sup, "Flag for clinical audit");
+    sup.get_by_label_contains("Not recorded: the crew amended this record after version 1");
+    let review = sup.state().review().unwrap();
+    let r = review.record.as_ref().unwrap();
+    assert_eq!(r.versions.len(), 2, "the view reloaded");
+    assert_eq!(r.shown_revision(), Some(2), "the newest version is shown");
+    assert!(r.decisions.is_empty());
+    assert_eq!(review.draft_comment(), Some(comment), "the comment is kept");
+    click_button(&mut sup, "Flag for clinical audit");
+    sup.get_by_label_contains("Flagged version 2 for clinical audit");
+}
+
+#[test]
+fn an_expired_session_returns_to_sign_in_and_keeps_the_comment() {
+    let rt = runtime();
+    let session_ttl_secs = 3;
+    let srv = start_server(&rt, session_ttl_secs);
+    let _crew = crew_tablet(&rt, &srv);
+    let mut sup = harness(tempfile::tempdir().unwrap().path());
+    supervisor_signs_in(&mut sup, &srv);
+    let signed_in = Instant::now();
+    type_into(&mut sup, "Search", INCIDENT);
+    click_button(&mut sup, "Apply filters");
+    sup.get_by_label_contains(INCIDENT).click();
+    settle(&mut sup);
+    assert_eq!(screen(&sup), "review record");
+    let comment = "Please add the time the patient was handed over";
+    type_into(&mut sup, "Comment for the crew", comment);
+
+    // Let the session run out, then try to return the record.
+    let expired = signed_in + Duration::from_millis(session_ttl_secs * 1000 + 500);
+    std::thread::sleep(expired.saturating_duration_since(Instant::now()));
+    click_button(&mut sup, "Return to crew");
+    assert_eq!(screen(&sup), "review sign-in");
+    sup.get_by_label("Your session has ended. Sign in again: your unsent comment has been kept.");
+    assert!(
+        sup.state().review().unwrap().record.is_none(),
+        "no record is held while signed out"
+    );
+    assert_eq!(sup.state().review().unwrap().draft_comment(), Some(comment));
+
+    // Signing in again returns to the record with the comment in place.
+    type_into(&mut sup, "Password", PASSWORD);
+    click_button(&mut sup, "Sign in");
+    assert_eq!(screen(&sup), "review record");
+    assert_eq!(
+        sup.get_by_label("Comment for the crew").value().as_deref(),
+        Some(comment)
+    );
+    click_button(&mut sup, "Return to crew");
+    sup.get_by_label_contains("Returned version 1 to the crew");
+}
+
+#[test]
+fn a_tablet_token_cannot_review_and_an_unreachable_server_offers_retry() {
+    let rt = runtime();
+    let srv = start_server(&rt, 3600);
+    let crew = crew_tablet(&rt, &srv);
+    let device_token = crew
+        .store
+        .setting(ambulance_epr::sync::engine::DEVICE_TOKEN)
+        .unwrap()
+        .unwrap();
+    let client = ReviewClient::new(&srv.base_url).unwrap();
+    let refused = rt
+        .block_on(client.list(&device_token, &ReviewQuery::default()))
+        .unwrap_err();
+    assert_eq!(refused, ReviewError::SessionEnded);
+    assert!(refused.to_string().contains("not a supervisor sign-in"));
+    let refused = rt
+        .block_on(client.detail(&device_token, crew.record_id))
+        .unwrap_err();
+    assert_eq!(refused, ReviewError::SessionEnded);
+    assert_eq!(
+        rt.block_on(client.login(SUPERVISOR, "wrong password"))
+            .unwrap_err(),
+        ReviewError::WrongCredentials
+    );
+
+    // No server at this address: said plainly, with "Retry".
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut sup = harness(tempfile::tempdir().unwrap().path());
+    click(&mut sup, "Supervisor sign-in…");
+    replace_text(&mut sup, "Server address", &nowhere);
+    type_into(&mut sup, "Username", SUPERVISOR);
+    type_into(&mut sup, "Password", PASSWORD);
+    click_button(&mut sup, "Sign in");
+    assert_eq!(screen(&sup), "review sign-in");
+    sup.get_by_label_contains("Cannot reach the review server");
+    click_button(&mut sup, "Retry");
+    sup.get_by_label_contains("Cannot reach the review server");
+    // The right address works from the same form.
+    replace_text(&mut sup, "Server address", &srv.base_url);
+    click_button(&mut sup, "Sign in");
+    assert_eq!(screen(&sup), "review queue");
+}
