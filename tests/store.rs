@@ -430,3 +430,42 @@ fn a_late_acknowledgement_does_not_hide_a_newer_edit() {
     assert_eq!(store.summary(e.id).unwrap().sync_state, SyncState::Synced);
     assert_eq!(store.status_counts().unwrap().pending_sync, 0);
 }
+
+#[test]
+fn a_returned_record_signed_again_no_longer_counts_as_returned() {
+    use ambulance_epr::store::FeedbackEntry;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let mut e = complete_encounter();
+    store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap();
+    store
+        .apply_feedback(
+            &[FeedbackEntry {
+                cursor: 1,
+                record_id: e.id,
+                revision: 1,
+                decision: "returned".into(),
+                comment: "Please add the GCS".into(),
+                decided_by: "sup".into(),
+                decided_at_utc: chrono::Utc::now(),
+            }],
+            1,
+        )
+        .unwrap();
+    assert_eq!(store.status_counts().unwrap().returned, 1);
+    assert_eq!(store.review_of(e.id).unwrap().unwrap().0, "returned");
+    // Editing an amendment in progress keeps it returned; signing it hands it back.
+    e.notes = "GCS added".into();
+    store.save_amendment_draft(&e).unwrap();
+    assert_eq!(store.status_counts().unwrap().returned, 1);
+    store
+        .amend(&e, "Added GCS as asked", "A. Paramedic", "PA1")
+        .unwrap();
+    assert_eq!(store.status_counts().unwrap().returned, 0);
+    assert_eq!(store.review_of(e.id).unwrap(), None);
+    assert_eq!(
+        store.feedback_for(e.id).unwrap().len(),
+        1,
+        "the decision stays in the history"
+    );
+}

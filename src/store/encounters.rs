@@ -342,7 +342,15 @@ impl Store {
                  latest_news2_text = excluded.latest_news2_text,
                  updated_at_utc = excluded.updated_at_utc, document = excluded.document,
                  sync_state = CASE WHEN encounters.sync_state = 'needs_attention'
-                                   THEN 'needs_attention' ELSE 'queued' END",
+                                   THEN 'needs_attention' ELSE 'queued' END,
+                 -- A returned record that the crew has signed again is no longer waiting for
+                 -- them: it waits for the supervisor. The decision stays in `feedback`.
+                 review_decision = CASE WHEN excluded.status != 'draft'
+                                         AND encounters.review_decision = 'returned'
+                                        THEN NULL ELSE encounters.review_decision END,
+                 review_comment = CASE WHEN excluded.status != 'draft'
+                                        AND encounters.review_decision = 'returned'
+                                       THEN NULL ELSE encounters.review_comment END",
             params![
                 id_text,
                 revision,

@@ -441,9 +441,16 @@ fn action_buttons_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command
 
 /// The supervisor's decision, shown prominently (returned records above all).
 fn review_banner_ui(ui: &mut Ui, state: &EditorState) {
-    let Some((decision, comment)) = &state.review else {
+    // The record's current decision; once a returned record is signed again the store clears
+    // it (it no longer waits for the crew), and the last decision in the history is shown.
+    let from_history = state
+        .feedback
+        .last()
+        .map(|f| (f.decision.clone(), f.comment.clone()));
+    let Some((decision, comment)) = state.review.clone().or(from_history) else {
         return;
     };
+    let (decision, comment) = (&decision, &comment);
     let (bg, fg) = super::list::decision_badge(decision).1;
     egui::Frame::new()
         .fill(bg)
