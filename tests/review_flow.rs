@@ -137,12 +137,16 @@ impl Crew {
 }
 
 fn harness(dir: &Path) -> Harness<'static, EprApp> {
+    harness_with_idle(dir, AppConfig::default().idle_lock_after)
+}
+
+fn harness_with_idle(dir: &Path, idle_lock_after: Duration) -> Harness<'static, EprApp> {
     let app = EprApp::new(
         dir.to_owned(),
         AppConfig {
             autosave_quiet: Duration::from_millis(40),
             autosave_max_wait: Duration::from_millis(120),
-            ..AppConfig::default()
+            idle_lock_after,
         },
     );
     Harness::builder()
@@ -482,4 +486,48 @@ fn a_tablet_token_cannot_review_and_an_unreachable_server_offers_retry() {
     replace_text(&mut sup, "Server address", &srv.base_url);
     click_button(&mut sup, "Sign in");
     assert_eq!(screen(&sup), "review queue");
+}
+
+#[test]
+fn an_idle_supervisor_is_signed_out_and_the_comment_is_kept() {
+    let rt = runtime();
+    let srv = start_server(&rt, 3600);
+    let _crew = crew_tablet(&rt, &srv);
+    let mut sup = harness_with_idle(tempfile::tempdir().unwrap().path(), Duration::from_secs(2));
+    supervisor_signs_in(&mut sup, &srv);
+    type_into(&mut sup, "Search", INCIDENT);
+    click_button(&mut sup, "Apply filters");
+    sup.get_by_label_contains(INCIDENT).click();
+    settle(&mut sup);
+    assert_eq!(screen(&sup), "review record");
+    let comment = "Left half-written when called away";
+    type_into(&mut sup, "Comment for the crew", comment);
+
+    // No touch or key for longer than the idle time.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while screen(&sup) != "review sign-in" {
+        assert!(
+            Instant::now() < deadline,
+            "the idle supervisor was not signed out"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        sup.step();
+    }
+    sup.run();
+    sup.get_by_label(
+        "Signed out after 1 minute without use. Sign in again: your unsent comment has been kept.",
+    );
+    assert!(
+        sup.state().review().unwrap().record.is_none(),
+        "no record is held while signed out"
+    );
+    assert_eq!(sup.state().review().unwrap().draft_comment(), Some(comment));
+
+    type_into(&mut sup, "Password", PASSWORD);
+    click_button(&mut sup, "Sign in");
+    assert_eq!(screen(&sup), "review record");
+    assert_eq!(
+        sup.get_by_label("Comment for the crew").value().as_deref(),
+        Some(comment)
+    );
 }

@@ -1019,6 +1019,16 @@ impl EprApp {
         }
         if let Screen::Review(r) = &mut self.screen {
             r.poll();
+            // Supervisors are signed out after the same idle time that locks the crew app:
+            // review records leave the screen, a half-written comment is kept.
+            if r.signed_in() {
+                let idle = now.saturating_duration_since(self.last_activity);
+                if idle >= self.config.idle_lock_after {
+                    r.idle_sign_out(self.config.idle_lock_after.as_secs().div_ceil(60));
+                } else {
+                    ctx.request_repaint_after(self.config.idle_lock_after - idle);
+                }
+            }
         }
         let mut wake: Option<Duration> = None;
         if let Some(due) = self.list.nhs_query_due {

@@ -447,6 +447,32 @@ impl ReviewScreen {
         }
     }
 
+    /// True while a supervisor is signed in (records may be on screen).
+    pub fn signed_in(&self) -> bool {
+        self.username.is_some()
+    }
+
+    /// Signs out after the app's idle time: the session token is dropped in the background
+    /// service, every record leaves the screen, and a half-written comment is kept for the
+    /// next sign-in, as when the server ends a session.
+    pub fn idle_sign_out(&mut self, minutes: u64) {
+        self.send(ReviewRequest::SignOut);
+        self.session_ended();
+        let kept = self
+            .resume
+            .as_ref()
+            .is_some_and(|r| !r.comment.trim().is_empty());
+        self.sign_in.notice = Some(format!(
+            "Signed out after {minutes} minute{} without use.{}",
+            if minutes == 1 { "" } else { "s" },
+            if kept {
+                " Sign in again: your unsent comment has been kept."
+            } else {
+                " Sign in again to carry on."
+            }
+        ));
+    }
+
     /// The session expired or was refused: forget every record on screen, keep the comment
     /// being written, and ask for the password again.
     fn session_ended(&mut self) {
