@@ -538,3 +538,44 @@ fn the_ui_room_runs_no_sql_and_derives_keys_only_on_the_worker() {
         }
     }
 }
+
+#[test]
+fn an_amendment_started_by_mistake_can_be_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    let e = complete_encounter();
+    store.complete_and_sign(&e, "Dr Test", "PA000001").unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Amend…");
+    click(&mut h, "Notes");
+    type_into(&mut h, "Clinical notes", " Typed on the wrong record.");
+    settle(&mut h);
+    click(&mut h, "Discard amendment…");
+    click(&mut h, "Discard changes");
+    settle(&mut h);
+    let ed = h.state().editor().unwrap();
+    assert_eq!(ed.mode, EditMode::Signed);
+    assert_eq!(
+        ed.doc.notes, e.notes,
+        "the signed record is shown unchanged"
+    );
+    assert!(ed.amendment_draft.is_none());
+    drop(h);
+    let store = Store::unlock(dir.path(), None, PIN).unwrap();
+    assert_eq!(store.amendment_draft(e.id).unwrap(), None);
+    assert_eq!(store.versions(e.id).unwrap().len(), 1);
+    let actions: Vec<String> = store
+        .audit_for(e.id)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert!(
+        actions.contains(&"amendment_discarded".to_owned()),
+        "{actions:?}"
+    );
+}

@@ -28,6 +28,7 @@ pub enum Action {
     Pushed,
     FeedbackReceived,
     Quarantined,
+    AmendmentDiscarded,
 }
 
 impl Action {
@@ -47,6 +48,7 @@ impl Action {
             Action::Pushed => "pushed",
             Action::FeedbackReceived => "feedback_received",
             Action::Quarantined => "quarantined",
+            Action::AmendmentDiscarded => "amendment_discarded",
         }
     }
 }

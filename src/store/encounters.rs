@@ -242,6 +242,15 @@ impl Store {
         }
     }
 
+    /// Throws away an unsigned amendment in progress; the signed versions are untouched.
+    pub fn discard_amendment_draft(&mut self, id: Uuid) -> Result<()> {
+        if self.amendment_draft(id)?.is_none() {
+            return Ok(());
+        }
+        self.clear_amendment_draft(id)?;
+        self.audit(Action::AmendmentDiscarded, Some(id), None)
+    }
+
     fn clear_amendment_draft(&mut self, id: Uuid) -> Result<()> {
         self.conn.execute(
             "UPDATE encounters SET amendment_draft = NULL WHERE id = ?1",

@@ -169,6 +169,8 @@ pub enum Command {
     BackToList,
     StartAmendment,
     StopAmending,
+    /// Throw away the unsigned amendment and show the signed record again.
+    DiscardAmendment,
     Sign {
         clinician_name: String,
         registration: String,
@@ -218,6 +220,7 @@ impl std::fmt::Debug for Command {
                     Command::BackToList => "BackToList",
                     Command::StartAmendment => "StartAmendment",
                     Command::StopAmending => "StopAmending",
+                    Command::DiscardAmendment => "DiscardAmendment",
                     Command::OpenVersion(_) => "OpenVersion",
                     Command::CloseVersion => "CloseVersion",
                     Command::SyncNow => "SyncNow",
@@ -706,6 +709,22 @@ impl EprApp {
             Command::StartAmendment => {
                 if let Screen::Editor(ed) = &mut self.screen {
                     ed.start_amendment();
+                }
+            }
+            Command::DiscardAmendment => {
+                // Unsent edits are dropped, not saved; anything already queued is discarded
+                // by the job, which runs after it on the worker.
+                if let Screen::Editor(ed) = &mut self.screen {
+                    ed.save = Default::default();
+                    let id = ed.id();
+                    self.run_on_store(Box::new(move |store| {
+                        if let Some(store) = store
+                            && let Err(e) = store.discard_amendment_draft(id)
+                        {
+                            tracing::warn!("discarding an amendment failed: {e}");
+                        }
+                    }));
+                    self.worker.send(StoreRequest::Open { id });
                 }
             }
             Command::StopAmending => {

@@ -196,6 +196,8 @@ pub struct EditorState {
     pub user: String,
     /// Where "Save FHIR bundle" and "Save PDF" write (a USB stick, a shared drive...).
     pub export_folder: String,
+    /// "Discard amendment…" was pressed: ask before throwing the changes away.
+    pub confirm_discard: bool,
 }
 
 /// The folder exports go to until the crew picks another: the user's documents folder.
@@ -255,6 +257,7 @@ impl EditorState {
             notice: None,
             user: user.to_owned(),
             export_folder: default_export_folder(),
+            confirm_discard: false,
         }
     }
 
@@ -432,6 +435,24 @@ fn action_buttons_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command
                         .clicked()
                     {
                         out.push(Command::StopAmending);
+                    }
+                    if state.confirm_discard {
+                        ui.label(RichText::new("Throw away the unsigned changes?").strong());
+                        if ui.button("Discard changes").clicked() {
+                            state.confirm_discard = false;
+                            out.push(Command::DiscardAmendment);
+                        }
+                        if ui.button("Keep them").clicked() {
+                            state.confirm_discard = false;
+                        }
+                    } else if ui
+                        .button("Discard amendment…")
+                        .on_hover_text(
+                            "Throws away the unsigned changes; the signed record stays as it is",
+                        )
+                        .clicked()
+                    {
+                        state.confirm_discard = true;
                     }
                 }
             }
