@@ -3,21 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use rand::Rng;
-
-fn free_port() -> u16 {
-    let mut rng = rand::rng();
-    for _ in 0..1000 {
-        let port = rng.random_range(20_000..32_000);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
-}
 
 #[test]
 fn serve_with_tls_answers_https_only_and_stops_gracefully() {
@@ -28,7 +17,7 @@ fn serve_with_tls_answers_https_only_and_stops_gracefully() {
     let key_path = dir.path().join("key.pem");
     std::fs::write(&cert_path, &cert_pem).unwrap();
     std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
-    let port = free_port();
+    let port = support::net::free_port_below_ephemeral();
     let mut child = Command::new(env!("CARGO_BIN_EXE_epr-server"))
         .args([
             "serve",

@@ -24,18 +24,8 @@ use uuid::Uuid;
 
 const PASS: &str = "sync test pass";
 
-/// A free port for a server that will be restarted on the same port, chosen below the
-/// kernel's ephemeral range (32768-60999 here): while the server is down, connection attempts
-/// to an ephemeral-range port can self-connect and hold it, and the restart would then fail.
 fn free_port() -> u16 {
-    let mut rng = rand::rng();
-    for _ in 0..1000 {
-        let port = rng.random_range(20_000..32_000);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port below the ephemeral range");
+    support::net::free_port_below_ephemeral()
 }
 
 /// An `epr-server serve` child process on a fixed port, restartable.

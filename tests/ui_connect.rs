@@ -4,8 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::server::{self, ServerConfig, admin};
@@ -14,30 +15,7 @@ use ambulance_epr::ui::{AppConfig, EprApp};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-
-fn harness(dir: &Path) -> Harness<'static, EprApp> {
-    let app = EprApp::new(dir.to_owned(), AppConfig::default());
-    Harness::builder()
-        .with_size([1280.0, 800.0])
-        .build_ui_state(
-            |ui, app: &mut EprApp| {
-                app.logic_at(ui.ctx(), Instant::now());
-                app.draw(ui);
-            },
-            app,
-        )
-}
-
-/// Steps the app until `done` holds (bounded).
-fn wait_until(h: &mut Harness<'_, EprApp>, what: &str, done: impl Fn(&EprApp) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done(h.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.step();
-}
+use support::ui::{harness, wait_until};
 
 fn status(h: &Harness<'_, EprApp>) -> SyncStatus {
     h.state()
@@ -67,7 +45,7 @@ fn first_run(h: &mut Harness<'_, EprApp>) {
 #[test]
 fn try_it_on_this_computer_syncs_simulates_an_outage_and_comes_back_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut h = harness(dir.path());
+    let mut h = harness(dir.path(), AppConfig::default());
     first_run(&mut h);
     h.get_by_role_and_label(Role::Button, "Try it on this computer")
         .click();
@@ -102,7 +80,7 @@ fn try_it_on_this_computer_syncs_simulates_an_outage_and_comes_back_after_restar
     drop(h);
 
     // A new launch: unlock brings the same demo server back on the same address.
-    let mut h = harness(dir.path());
+    let mut h = harness(dir.path(), AppConfig::default());
     let node = h.get_by_label("Passphrase or PIN");
     node.focus();
     node.type_text("1357");
@@ -145,7 +123,7 @@ fn enrol_with_a_trust_server_by_code() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let mut h = harness(dir.path());
+    let mut h = harness(dir.path(), AppConfig::default());
     first_run(&mut h);
     h.get_by_label("Enrol with a trust server…").click();
     h.step();

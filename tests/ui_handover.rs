@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::KdfParams;
@@ -13,32 +14,7 @@ use ambulance_epr::ui::{AppConfig, EprApp};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-
-fn harness(dir: &Path) -> Harness<'static, EprApp> {
-    let app = EprApp::new(dir.to_owned(), AppConfig::default());
-    Harness::builder()
-        .with_size([1280.0, 800.0])
-        .build_ui_state(
-            |ui, app: &mut EprApp| {
-                app.logic_at(ui.ctx(), Instant::now());
-                app.draw(ui);
-            },
-            app,
-        )
-}
-
-fn settle(h: &mut Harness<'_, EprApp>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        h.step();
-        if h.state().is_idle() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the store worker did not answer");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    h.run();
-}
+use support::ui::{harness, settle};
 
 fn notice(h: &Harness<'_, EprApp>) -> Option<String> {
     h.state().editor().and_then(|e| e.notice.clone())
@@ -84,7 +60,7 @@ fn hand_over_saves_fhir_and_pdf_to_a_chosen_folder_and_reports_a_bad_one() {
     drop(store);
     let out = tempfile::tempdir().unwrap();
 
-    let mut h = harness(dir.path());
+    let mut h = harness(dir.path(), AppConfig::default());
     let node = h.get_by_label("Passphrase or PIN");
     node.focus();
     node.type_text("2468");
