@@ -579,3 +579,27 @@ fn an_amendment_started_by_mistake_can_be_discarded() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn the_theme_and_idle_time_chosen_are_remembered() {
+    use ambulance_epr::ui::theme::ThemeChoice;
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let mut h = harness_with(dir.path(), AppConfig::default());
+    assert_eq!(h.state().theme(), ThemeChoice::Light);
+    click_button(&mut h, "Dark theme");
+    assert_eq!(h.state().theme(), ThemeChoice::Dark);
+    unlock(&mut h);
+    h.state_mut().apply(ambulance_epr::ui::Command::SetIdleLock(
+        Duration::from_secs(600),
+    ));
+    settle(&mut h);
+    drop(h);
+    let h = harness_with(dir.path(), AppConfig::default());
+    assert_eq!(
+        h.state().theme(),
+        ThemeChoice::Dark,
+        "the night-shift choice survives a restart"
+    );
+    assert_eq!(h.state().idle_lock_after(), Duration::from_secs(600));
+}

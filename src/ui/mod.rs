@@ -21,6 +21,7 @@
 pub mod connection;
 pub mod editor;
 pub mod list;
+pub mod prefs;
 pub mod review;
 pub mod status_bar;
 pub mod theme;
@@ -300,6 +301,15 @@ impl EprApp {
         let repaint: RepaintSignal = Arc::new(OnceLock::new());
         let worker = StoreWorker::start(data_dir.clone(), repaint.clone());
         let (connect_tx, connect_rx) = std::sync::mpsc::channel();
+        // Remembered display choices; an idle time set explicitly (tests, EPR_IDLE_LOCK_SECS)
+        // wins over the remembered one.
+        let saved = prefs::load(&data_dir);
+        let mut config = config;
+        if let Some(p) = saved
+            && config.idle_lock_after == AppConfig::default().idle_lock_after
+        {
+            config.idle_lock_after = p.idle_lock_after();
+        }
         let (screen, users) = match crate::store::user_names(&data_dir) {
             Ok(users) => (Screen::Unlock(UnlockForm::new(users.clone())), users),
             Err(StoreError::NotInitialised(_)) => {
@@ -317,7 +327,9 @@ impl EprApp {
             sync: None,
             user: None,
             users,
-            theme: ThemeChoice::Light,
+            theme: saved
+                .map(prefs::UiPrefs::theme)
+                .unwrap_or(ThemeChoice::Light),
             styled_ctx: None,
             last_activity: Instant::now(),
             resume_record: None,
@@ -414,6 +426,16 @@ impl EprApp {
             };
             events.send(connection::ConnectEvent::Notice(message));
         }));
+    }
+
+    /// Remembers the theme and idle time (written on the worker thread, not the UI thread).
+    fn save_prefs(&mut self) {
+        let data_dir = self.data_dir.clone();
+        let p = prefs::UiPrefs {
+            dark_theme: self.theme == ThemeChoice::Dark,
+            idle_lock_minutes: self.config.idle_lock_after.as_secs().div_ceil(60),
+        };
+        self.run_on_store(Box::new(move |_| prefs::save(&data_dir, p)));
     }
 
     /// A sender for connection events that wakes the window.
@@ -778,8 +800,14 @@ impl EprApp {
                     s.send(SyncCommand::SyncNow);
                 }
             }
-            Command::ToggleTheme => self.set_theme(self.theme.toggled()),
-            Command::SetIdleLock(d) => self.config.idle_lock_after = d,
+            Command::ToggleTheme => {
+                self.set_theme(self.theme.toggled());
+                self.save_prefs();
+            }
+            Command::SetIdleLock(d) => {
+                self.config.idle_lock_after = d;
+                self.save_prefs();
+            }
             Command::OpenReview => {
                 if self.user.is_none() {
                     self.screen = Screen::Review(Box::new(review::ReviewScreen::new(

@@ -1,0 +1,83 @@
+//! The crew's display preferences (theme, idle-lock time), kept between runs.
+//!
+//! A small plain JSON file, `ui-preferences.json`, beside the store. It holds no patient data
+//! and nothing secret, so it lives outside the encrypted store and can be read before unlock
+//! (the unlock screen already uses the chosen theme). A damaged file is ignored.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::theme::ThemeChoice;
+
+/// File name inside the data directory.
+pub const PREFS_FILE: &str = "ui-preferences.json";
+
+/// What is remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiPrefs {
+    pub dark_theme: bool,
+    pub idle_lock_minutes: u64,
+}
+
+impl UiPrefs {
+    /// The theme as the app uses it.
+    pub fn theme(self) -> ThemeChoice {
+        if self.dark_theme {
+            ThemeChoice::Dark
+        } else {
+            ThemeChoice::Light
+        }
+    }
+
+    /// The idle-lock time, at least one minute.
+    pub fn idle_lock_after(self) -> Duration {
+        Duration::from_secs(self.idle_lock_minutes.max(1) * 60)
+    }
+}
+
+fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(PREFS_FILE)
+}
+
+/// The saved preferences, if there are any readable ones.
+pub fn load(data_dir: &Path) -> Option<UiPrefs> {
+    let text = std::fs::read_to_string(path(data_dir)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Saves the preferences (temp file, then rename). Failures are logged, never shown: losing a
+/// theme choice is harmless.
+pub fn save(data_dir: &Path, prefs: UiPrefs) {
+    let target = path(data_dir);
+    let tmp = target.with_extension("json.tmp");
+    let result = std::fs::create_dir_all(data_dir)
+        .and_then(|()| serde_json::to_vec_pretty(&prefs).map_err(std::io::Error::other))
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, &target));
+    if let Err(e) = result {
+        tracing::warn!("display preferences not saved: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damaged_file_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()), None);
+        let p = UiPrefs {
+            dark_theme: true,
+            idle_lock_minutes: 10,
+        };
+        save(dir.path(), p);
+        assert_eq!(load(dir.path()), Some(p));
+        assert_eq!(p.theme(), ThemeChoice::Dark);
+        assert_eq!(p.idle_lock_after(), Duration::from_secs(600));
+        std::fs::write(dir.path().join(PREFS_FILE), "{broken").unwrap();
+        assert_eq!(load(dir.path()), None);
+    }
+}
