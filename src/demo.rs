@@ -68,19 +68,12 @@ const CALL_SIGNS: &[&str] = &["RRV12", "AMB204", "AMB317", "AMB122", "RRV7"];
 pub fn test_nhs_number(mut n: u32) -> NhsNumber {
     loop {
         let body = format!("999{:06}", n % 1_000_000);
-        let sum: u32 = body
-            .chars()
-            .filter_map(|c| c.to_digit(10))
-            .zip((2..=10).rev())
-            .map(|(d, w)| d * w)
-            .sum();
-        let check = match 11 - sum % 11 {
-            11 => Some(0),
-            10 => None,
-            c => Some(c),
-        };
-        if let Some(c) = check
-            && let Ok(nhs) = NhsNumber::parse(&format!("{body}{c}"))
+        let mut first_nine = [0u32; 9];
+        for (slot, c) in first_nine.iter_mut().zip(body.chars()) {
+            *slot = c.to_digit(10).unwrap_or(0);
+        }
+        if let Some(check) = NhsNumber::check_digit(&first_nine)
+            && let Ok(nhs) = NhsNumber::parse(&format!("{body}{check}"))
         {
             return nhs;
         }

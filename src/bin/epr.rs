@@ -198,7 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "quarantined": c.quarantined,
                     "returned": c.returned,
                     "last_sync_utc": last,
-                    "enrolled": store.setting("server_url")?.is_some(),
+                    "enrolled": store.setting(ambulance_epr::sync::engine::SERVER_URL)?.is_some(),
                 });
                 println!("{v}");
             } else {
@@ -275,17 +275,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let mut store = unlock(&cli, &data_dir)?;
             let (doc, meta) = store.version_for_export(*id, *revision)?;
-            let now = chrono::Utc::now();
-            let bytes = match format {
-                ExportFormat::Fhir => serde_json::to_vec_pretty(
-                    &ambulance_epr::export::fhir::bundle(&doc, &meta, now),
-                )?,
-                ExportFormat::Pdf => {
-                    use chrono::Offset;
-                    let local = chrono::Local::now().offset().fix();
-                    ambulance_epr::export::pdf::render_in(&doc, &meta, now, local)?
-                }
+            let format = match format {
+                ExportFormat::Fhir => ambulance_epr::export::Format::Fhir,
+                ExportFormat::Pdf => ambulance_epr::export::Format::Pdf,
             };
+            let local = {
+                use chrono::Offset;
+                chrono::Local::now().offset().fix()
+            };
+            let bytes =
+                ambulance_epr::export::document(format, &doc, &meta, chrono::Utc::now(), local)?;
             std::fs::write(out, bytes)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             store.record_access(ambulance_epr::store::audit::Action::Exported, *id)?;

@@ -46,22 +46,30 @@ impl NhsNumber {
         if count != 10 {
             return Err(NhsNumberError::WrongLength { found: count });
         }
-        let sum: u32 = digits[..9]
-            .iter()
-            .zip((2..=10).rev())
-            .map(|(d, w)| d * w)
-            .sum();
-        let check = match 11 - (sum % 11) {
-            11 => 0,
-            10 => return Err(NhsNumberError::CheckDigitTen),
-            c => c,
-        };
+        let mut first_nine = [0u32; 9];
+        first_nine.copy_from_slice(&digits[..9]);
+        let check = Self::check_digit(&first_nine).ok_or(NhsNumberError::CheckDigitTen)?;
         if check != digits[9] {
             return Err(NhsNumberError::CheckDigitMismatch);
         }
         Ok(Self(
             digits.iter().map(|d| char::from(b'0' + *d as u8)).collect(),
         ))
+    }
+
+    /// The Modulus 11 check digit for the first nine digits (weights 10 down to 2); `None`
+    /// when the check comes out as 10, which no valid NHS number has.
+    pub fn check_digit(first_nine: &[u32; 9]) -> Option<u32> {
+        let sum: u32 = first_nine
+            .iter()
+            .zip((2..=10).rev())
+            .map(|(d, w)| d * w)
+            .sum();
+        match 11 - (sum % 11) {
+            11 => Some(0),
+            10 => None,
+            c => Some(c),
+        }
     }
 
     /// The ten digits without separators, as stored and sent to other systems.

@@ -54,11 +54,10 @@ pub fn complete_encounter() -> Encounter {
     first.pulse_bpm = PulseBpm::new(104).ok();
     first.temperature_celsius = TemperatureCelsius::new(37.1).ok();
     first.acvpu = Some(Acvpu::Alert);
-    first.gcs = Some(Gcs {
-        eye: GcsEye::new(4).unwrap_or_else(|_| unreachable!()),
-        verbal: GcsVerbal::new(5).unwrap_or_else(|_| unreachable!()),
-        motor: GcsMotor::new(6).unwrap_or_else(|_| unreachable!()),
-    });
+    first.gcs = match (GcsEye::new(4), GcsVerbal::new(5), GcsMotor::new(6)) {
+        (Ok(eye), Ok(verbal), Ok(motor)) => Some(Gcs { eye, verbal, motor }),
+        _ => None,
+    };
     first.glucose_mmol_per_l = GlucoseMmolPerL::new(6.1).ok();
     first.pain_score = PainScore::new(7).ok();
     let mut second = first.clone();

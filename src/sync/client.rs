@@ -91,41 +91,36 @@ impl ApiClient {
         }
     }
 
-    /// Enrols this device with a one-time code.
-    pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, RequestError> {
-        let response = self
-            .http
-            .post(self.url("/devices/enroll"))
-            .json(request)
-            .send()
+    /// Sends a request and reads its JSON answer, sorting every failure into a
+    /// [`RequestError`]. The one path all device endpoints share.
+    async fn send<R: serde::de::DeserializeOwned>(
+        request: reqwest::RequestBuilder,
+    ) -> Result<R, RequestError> {
+        let response = request.send().await.map_err(Self::network_error)?;
+        Self::check(response)
+            .await?
+            .json()
             .await
-            .map_err(Self::network_error)?;
-        Self::check(response).await?.json().await.map_err(|_| {
-            RequestError::Transient("the server's answer could not be read".to_owned())
-        })
+            .map_err(|_| RequestError::Transient("the server's answer was cut short".to_owned()))
     }
 
-    /// Pushes one batch of versions. Generic so the engine can send stored documents as raw
-    /// JSON without re-parsing them; the body must serialise as a
+    /// Enrols this device with a one-time code.
+    pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, RequestError> {
+        Self::send(self.http.post(self.url("/devices/enroll")).json(request)).await
+    }
+
+    /// Pushes one batch of versions; the body must serialise as a
     /// [`crate::protocol::PushRequest`].
     pub async fn push<T: serde::Serialize + ?Sized>(
         &self,
         token: &str,
         request: &T,
     ) -> Result<PushResponse, RequestError> {
-        let response = self
-            .http
-            .post(self.url("/sync/push"))
-            .bearer_auth(token)
-            .json(request)
-            .send()
-            .await
-            .map_err(Self::network_error)?;
-        Self::check(response)
-            .await?
-            .json()
-            .await
-            .map_err(|_| RequestError::Transient("the server's answer was cut short".to_owned()))
+        let body = serde_json::to_vec(request).map_err(|e| RequestError::Refused {
+            status: 0,
+            message: e.to_string(),
+        })?;
+        self.push_json(token, body).await
     }
 
     /// Pushes a batch already serialised as a JSON [`crate::protocol::PushRequest`] (owned, so
@@ -135,20 +130,14 @@ impl ApiClient {
         token: &str,
         body: Vec<u8>,
     ) -> Result<PushResponse, RequestError> {
-        let response = self
-            .http
-            .post(self.url("/sync/push"))
-            .bearer_auth(token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(Self::network_error)?;
-        Self::check(response)
-            .await?
-            .json()
-            .await
-            .map_err(|_| RequestError::Transient("the server's answer was cut short".to_owned()))
+        Self::send(
+            self.http
+                .post(self.url("/sync/push"))
+                .bearer_auth(token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body),
+        )
+        .await
     }
 
     /// Pulls supervisor decisions after `since`.
@@ -157,19 +146,13 @@ impl ApiClient {
         token: &str,
         since: i64,
     ) -> Result<FeedbackResponse, RequestError> {
-        let response = self
-            .http
-            .get(self.url("/sync/feedback"))
-            .bearer_auth(token)
-            .query(&[("since", since)])
-            .send()
-            .await
-            .map_err(Self::network_error)?;
-        Self::check(response)
-            .await?
-            .json()
-            .await
-            .map_err(|_| RequestError::Transient("the server's answer was cut short".to_owned()))
+        Self::send(
+            self.http
+                .get(self.url("/sync/feedback"))
+                .bearer_auth(token)
+                .query(&[("since", since)]),
+        )
+        .await
     }
 
     /// A cheap reachability probe (no authentication, no patient data).

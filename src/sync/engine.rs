@@ -403,6 +403,7 @@ impl Engine {
             notify();
         };
         let mut status = self.base_status();
+        let mut changes: u64 = 0;
         publish(status.clone());
         let mut failures: u32 = 0;
         let mut stopped = false;
@@ -450,6 +451,7 @@ impl Engine {
             let enrolled = self.store.setting(SERVER_URL).ok().flatten().is_some();
             if !enrolled {
                 status = self.base_status();
+                status.changes = changes;
                 publish(status.clone());
                 wait = self.config.periodic;
                 continue;
@@ -460,6 +462,10 @@ impl Engine {
             let outcome = self.run_cycle().await;
             let previous_problem = status.last_problem.clone();
             status = self.base_status();
+            if let Ok(report) = &outcome {
+                changes += report.pushed + report.feedback + report.newly_quarantined;
+            }
+            status.changes = changes;
             match outcome {
                 Ok(report) => {
                     failures = 0;

@@ -50,6 +50,9 @@ pub struct SyncStatus {
     pub retry_in_secs: Option<u64>,
     /// The engine stopped (credentials refused); it needs the user to act.
     pub stopped: bool,
+    /// Rises whenever a cycle changed local records (versions acknowledged, decisions
+    /// received, records quarantined): the UI reloads its list only when this moves.
+    pub changes: u64,
 }
 
 impl SyncStatus {

@@ -5,7 +5,7 @@
 //! documents are parsed) and draws only the rows on screen. Search goes to the store through
 //! a command; the chips filter the rows already held.
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Utc};
 use egui::{Align2, Color32, FontId, Rect, RichText, Sense, TextEdit, Ui, pos2, vec2};
 use std::collections::HashMap;
 
@@ -230,15 +230,6 @@ impl ListState {
     }
 }
 
-fn when(at: DateTime<Utc>) -> String {
-    let local = at.with_timezone(&Local);
-    if local.date_naive() == Local::now().date_naive() {
-        format!("Today {}", local.format("%H:%M"))
-    } else {
-        local.format("%d %b %H:%M").to_string()
-    }
-}
-
 fn status_badge(status: RecordStatus) -> (&'static str, (Color32, Color32)) {
     match status {
         RecordStatus::Draft => ("Draft", theme::info_badge()),
@@ -282,23 +273,6 @@ fn news_colours(row: &EncounterSummary, dark: bool) -> (Color32, Color32) {
         Some(_) => theme::risk_colours(crate::model::RiskBand::Low),
         None => theme::neutral_badge(dark),
     }
-}
-
-/// Paints a badge inside a row at `left`, returning its right edge.
-fn paint_badge(
-    painter: &egui::Painter,
-    left: f32,
-    centre_y: f32,
-    text: &str,
-    colours: (Color32, Color32),
-    font: &FontId,
-) -> f32 {
-    let galley = painter.layout_no_wrap(text.to_owned(), font.clone(), colours.1);
-    let size = galley.size() + vec2(16.0, 8.0);
-    let rect = Rect::from_min_size(pos2(left, centre_y - size.y / 2.0), size);
-    painter.rect_filled(rect, 6.0, colours.0);
-    painter.galley(rect.min + vec2(8.0, 4.0), galley, colours.1);
-    rect.right()
 }
 
 /// The list screen.
@@ -442,7 +416,7 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
                 painter.text(
                     pos2(x, y),
                     Align2::LEFT_CENTER,
-                    when(row.updated_at_utc),
+                    crate::ui::widgets::when(row.updated_at_utc, false),
                     small_font.clone(),
                     weak_colour,
                 );
@@ -471,8 +445,15 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
                     text_colour,
                 );
                 let mut bx = name_right + 10.0;
-                bx = paint_badge(&painter, bx, y, status_text, status_colours, &small_font) + 8.0;
-                bx = paint_badge(
+                bx = crate::ui::widgets::paint_badge(
+                    &painter,
+                    bx,
+                    y,
+                    status_text,
+                    status_colours,
+                    &small_font,
+                ) + 8.0;
+                bx = crate::ui::widgets::paint_badge(
                     &painter,
                     bx,
                     y,
@@ -480,10 +461,17 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
                     news_colours(row, dark),
                     &small_font,
                 ) + 8.0;
-                bx = paint_badge(&painter, bx, y, sync_text, sync_colours, &small_font) + 8.0;
+                bx = crate::ui::widgets::paint_badge(
+                    &painter,
+                    bx,
+                    y,
+                    sync_text,
+                    sync_colours,
+                    &small_font,
+                ) + 8.0;
                 if let Some(d) = &row.review_decision {
                     let (text, colours) = decision_badge(d);
-                    paint_badge(&painter, bx, y, &text, colours, &small_font);
+                    crate::ui::widgets::paint_badge(&painter, bx, y, &text, colours, &small_font);
                 }
                 if response.clicked() {
                     opened = Some(row.id);

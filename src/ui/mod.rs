@@ -103,14 +103,8 @@ pub enum ConnectRequest {
     TryOnThisComputer,
 }
 
-/// Which handover document to save.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    /// FHIR R4 document bundle (JSON).
-    Fhir,
-    /// Printable summary.
-    Pdf,
-}
+/// Which handover document to save (the export room's format).
+pub use crate::export::Format as ExportFormat;
 
 /// What the window shows.
 #[derive(Debug)]
@@ -291,8 +285,8 @@ pub struct EprApp {
     last_sync_seen: Option<SyncSeen>,
 }
 
-/// (last success, queued, quarantined, returned): a change means the list's badges moved.
-type SyncSeen = (Option<chrono::DateTime<chrono::Utc>>, u64, u64, u64);
+/// (changes, queued, quarantined, returned): a change means the list's badges moved.
+type SyncSeen = (u64, u64, u64, u64);
 
 impl EprApp {
     /// The app for `data_dir`. Reads only the small keyring file to choose between first run
@@ -1049,10 +1043,11 @@ impl EprApp {
         while let Ok(event) = self.connect_rx.try_recv() {
             self.handle_connect(event);
         }
-        // When a sync finishes (or feedback arrives), the badges in the list are stale.
+        // When a sync changed records (acknowledged, decided, refused), the list's badges are
+        // stale; a periodic sync that changed nothing does not reload the list.
         if let Some(status) = self.sync.as_ref().map(SyncHandle::status) {
             let seen = (
-                status.last_success_utc,
+                status.changes,
                 status.queued,
                 status.quarantined,
                 status.returned,
@@ -1190,8 +1185,7 @@ impl EprApp {
 }
 
 /// Writes one version's handover document into `folder`; returns the file written or a
-/// message saying what went wrong. The file name carries the incident number and version,
-/// never the patient's name.
+/// message saying what went wrong.
 fn export_to_folder(
     store: &mut crate::store::Store,
     id: Uuid,
@@ -1199,48 +1193,14 @@ fn export_to_folder(
     format: ExportFormat,
     folder: &str,
 ) -> Result<PathBuf, String> {
+    use chrono::Offset;
     let (doc, meta) = store
         .version_for_export(id, revision)
         .map_err(|e| format!("Could not read the record: {e}"))?;
-    let now = chrono::Utc::now();
-    let (bytes, extension) = match format {
-        ExportFormat::Fhir => (
-            serde_json::to_vec_pretty(&crate::export::fhir::bundle(&doc, &meta, now))
-                .map_err(|e| format!("Could not build the FHIR bundle: {e}"))?,
-            "json",
-        ),
-        ExportFormat::Pdf => (
-            crate::export::pdf::render_in(&doc, &meta, now, {
-                use chrono::Offset;
-                chrono::Local::now().offset().fix()
-            })
-            .map_err(|e| format!("Could not build the PDF: {e}"))?,
-            "pdf",
-        ),
-    };
-    let incident: String = doc
-        .incident
-        .incident_number
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let name = format!(
-        "handover-{}-v{}{}.{extension}",
-        if incident.is_empty() {
-            "record"
-        } else {
-            &incident
-        },
-        meta.revision,
-        if meta.is_draft() { "-DRAFT" } else { "" }
-    );
-    let path = PathBuf::from(folder).join(name);
+    let local = chrono::Local::now().offset().fix();
+    let bytes = crate::export::document(format, &doc, &meta, chrono::Utc::now(), local)
+        .map_err(|e| format!("Could not build the document: {e}"))?;
+    let path = PathBuf::from(folder).join(crate::export::file_name(&doc, &meta, format));
     std::fs::write(&path, bytes).map_err(|e| format!("Could not save to {folder}: {e}"))?;
     store
         .record_access(crate::store::audit::Action::Exported, id)

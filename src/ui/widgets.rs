@@ -114,6 +114,37 @@ pub fn sentence(message: &str) -> String {
     }
 }
 
+/// A record time in the tablet's local time: "Today 13:06", else "26 Nov 13:06" (with the
+/// year when `with_year`, for lists that reach back further).
+pub fn when(at: chrono::DateTime<chrono::Utc>, with_year: bool) -> String {
+    let local = at.with_timezone(&chrono::Local);
+    if local.date_naive() == chrono::Local::now().date_naive() {
+        format!("Today {}", local.format("%H:%M"))
+    } else if with_year {
+        local.format("%d %b %Y %H:%M").to_string()
+    } else {
+        local.format("%d %b %H:%M").to_string()
+    }
+}
+
+/// Paints a badge inside a virtualised row at `left`, returning its right edge (rows are
+/// painted directly, not laid out as widgets, so long lists stay cheap).
+pub fn paint_badge(
+    painter: &egui::Painter,
+    left: f32,
+    centre_y: f32,
+    text: &str,
+    colours: (egui::Color32, egui::Color32),
+    font: &egui::FontId,
+) -> f32 {
+    let galley = painter.layout_no_wrap(text.to_owned(), font.clone(), colours.1);
+    let size = galley.size() + egui::vec2(16.0, 8.0);
+    let rect = egui::Rect::from_min_size(egui::pos2(left, centre_y - size.y / 2.0), size);
+    painter.rect_filled(rect, 6.0, colours.0);
+    painter.galley(rect.min + egui::vec2(8.0, 4.0), galley, colours.1);
+    rect.right()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,31 +149,6 @@ pub fn news2_total_colours(total: Option<u8>, dark: bool) -> (Color32, Color32) 
     }
 }
 
-fn when(at: DateTime<Utc>) -> String {
-    let local = at.with_timezone(&Local);
-    if local.date_naive() == Local::now().date_naive() {
-        format!("Today {}", local.format("%H:%M"))
-    } else {
-        local.format("%d %b %Y %H:%M").to_string()
-    }
-}
-
-fn paint_badge(
-    painter: &egui::Painter,
-    left: f32,
-    centre_y: f32,
-    text: &str,
-    colours: (Color32, Color32),
-    font: &FontId,
-) -> f32 {
-    let galley = painter.layout_no_wrap(text.to_owned(), font.clone(), colours.1);
-    let size = galley.size() + vec2(16.0, 8.0);
-    let rect = Rect::from_min_size(pos2(left, centre_y - size.y / 2.0), size);
-    painter.rect_filled(rect, 6.0, colours.0);
-    painter.galley(rect.min + vec2(8.0, 4.0), galley, colours.1);
-    rect.right()
-}
-
 /// The queue page.
 pub fn queue_ui(
     ui: &mut Ui,
@@ -411,7 +386,7 @@ fn rows_ui(
                 painter.text(
                     pos2(x, y),
                     Align2::LEFT_CENTER,
-                    when(row.saved_at_utc),
+                    crate::ui::widgets::when(row.saved_at_utc, true),
                     small_font.clone(),
                     weak_colour,
                 );
@@ -434,7 +409,7 @@ fn rows_ui(
                 let galley = painter.layout_job(job);
                 painter.galley(pos2(x, y - galley.size().y / 2.0), galley, text_colour);
                 let mut bx = name_right + 10.0;
-                bx = paint_badge(
+                bx = crate::ui::widgets::paint_badge(
                     &painter,
                     bx,
                     y,
@@ -442,7 +417,7 @@ fn rows_ui(
                     news2_total_colours(row.latest_news2, dark),
                     &small_font,
                 ) + 8.0;
-                bx = paint_badge(
+                bx = crate::ui::widgets::paint_badge(
                     &painter,
                     bx,
                     y,
@@ -450,7 +425,14 @@ fn rows_ui(
                     theme::neutral_badge(dark),
                     &small_font,
                 ) + 8.0;
-                paint_badge(&painter, bx, y, decision, decision_colours, &small_font);
+                crate::ui::widgets::paint_badge(
+                    &painter,
+                    bx,
+                    y,
+                    decision,
+                    decision_colours,
+                    &small_font,
+                );
                 if response.clicked() {
                     out.push(ReviewCommand::OpenRecord(row.record_id));
                 }
