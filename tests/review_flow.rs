@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ use ambulance_epr::ui::{AppConfig, EprApp};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
+use support::ui::settle;
 use tokio::runtime::Runtime;
 
 const CREW: &str = "crew";
@@ -158,23 +161,6 @@ fn harness_with_idle(dir: &Path, idle_lock_after: Duration) -> Harness<'static, 
             },
             app,
         )
-}
-
-/// Steps until the store worker and the review network have answered everything.
-fn settle(h: &mut Harness<'_, EprApp>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        h.step();
-        if h.state().is_idle() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no answer from the worker or the server"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    h.run();
 }
 
 fn type_into(h: &mut Harness<'_, EprApp>, label: &str, text: &str) {
@@ -317,7 +303,17 @@ fn return_amend_and_approve_between_a_crew_and_a_supervisor() {
     );
     click_button(&mut tablet, "Sign amendment");
     settle(&mut tablet);
-    assert_eq!(tablet.state().editor().unwrap().versions.len(), 2);
+    {
+        let ed = tablet.state().editor().unwrap();
+        assert_eq!(
+            ed.versions.len(),
+            2,
+            "dialog error {:?}, notice {:?}, mode {:?}",
+            ed.dialog.as_ref().map(|d| d.error.clone()),
+            ed.notice,
+            ed.mode
+        );
+    }
     tablet.get_by_label("Returned by a supervisor; amended since");
     let report = crew.sync(&rt);
     assert_eq!(report.pending, 0);

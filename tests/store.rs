@@ -469,3 +469,41 @@ fn a_returned_record_signed_again_no_longer_counts_as_returned() {
         "the decision stays in the history"
     );
 }
+
+/// The app's worker, its sync engine and the CLI write through separate connections. A
+/// transaction that reads before it writes must wait for the other writer, never fail
+/// with "database is locked" (which the crew would see as a record that would not open).
+#[test]
+fn writers_on_separate_connections_wait_for_each_other() {
+    use ambulance_epr::store::audit::Action;
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = new_store(dir.path());
+    let e = complete_encounter();
+    first.save_draft(&e).unwrap();
+    let mut second = first.open_another().unwrap();
+    let rounds = 150;
+    let writer = std::thread::spawn(move || {
+        for i in 0..rounds {
+            let mut edit = e.clone();
+            edit.notes = format!("edit {i}");
+            second.save_draft(&edit).unwrap();
+            second.mark_sending(&[edit.id]).unwrap();
+        }
+    });
+    let id = complete_encounter().id;
+    let mut failures = Vec::new();
+    for _ in 0..rounds {
+        // Reads the chain's last hash, then appends: the pattern that used to fail at once.
+        if let Err(err) = first.record_access(Action::Viewed, id) {
+            failures.push(err.to_string());
+        }
+    }
+    writer.join().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert_eq!(first.audit_chain_break().unwrap(), None);
+}

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,7 @@ use ambulance_epr::ui::{AppConfig, EprApp};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
+use support::ui::settle;
 
 const USER: &str = "alex";
 const PIN: &str = "2468";
@@ -54,20 +57,6 @@ fn harness_with(dir: &Path, config: AppConfig) -> Harness<'static, EprApp> {
 
 fn harness(dir: &Path) -> Harness<'static, EprApp> {
     harness_with(dir, config())
-}
-
-/// Steps until the store worker has answered everything and no edit waits to be saved.
-fn settle(h: &mut Harness<'_, EprApp>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        h.step();
-        if h.state().is_idle() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the store worker did not answer");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    h.run();
 }
 
 fn type_into(h: &mut Harness<'_, EprApp>, label: &str, text: &str) {

@@ -28,7 +28,11 @@ pub fn migrate_to(conn: &mut Connection, target: i64) -> rusqlite::Result<()> {
         if version <= current || version > target {
             continue;
         }
-        let tx = conn.transaction()?;
+        // Immediate: another process opening the same store waits, then sees the new version.
+        let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
+        if current_version(&tx)? >= version {
+            continue;
+        }
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;

@@ -161,7 +161,7 @@ fn open_connection(path: &Path, key: Option<&DatabaseKey>, create: bool) -> Resu
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
-    let conn = Connection::open_with_flags(path, flags)?;
+    let mut conn = Connection::open_with_flags(path, flags)?;
     if let Some(key) = key {
         // SQLCipher logs decryption failures to stderr by default; the caller reports them.
         conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
@@ -189,6 +189,11 @@ fn open_connection(path: &Path, key: Option<&DatabaseKey>, create: bool) -> Resu
         });
     }
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // The app's worker, its sync engine and the CLI each hold a connection. A deferred
+    // transaction that reads first and then writes cannot wait for another writer (SQLite
+    // answers "database is locked" at once instead of calling the busy handler), so every
+    // transaction on this connection takes the write lock at BEGIN and waits its turn.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::ReadOnly);

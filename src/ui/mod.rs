@@ -566,12 +566,14 @@ impl EprApp {
         &self.list
     }
 
-    /// True when no store request is outstanding and no edit is waiting to be saved.
+    /// True when no store request, review request or sync cycle is outstanding and no edit
+    /// is waiting to be saved.
     pub fn is_idle(&self) -> bool {
         self.worker.in_flight() == 0
             && !matches!(&self.screen, Screen::Review(r) if r.busy())
             && self.list.nhs_query_due.is_none()
             && !self.editor().is_some_and(|e| e.save.has_unsent())
+            && !self.sync.as_ref().is_some_and(|s| s.status().sending)
     }
 
     /// True while a user has the store unlocked.

@@ -21,18 +21,22 @@ pub fn harness(dir: &Path, config: AppConfig) -> Harness<'static, EprApp> {
         )
 }
 
-/// Steps until the store worker has answered everything queued (bounded), then settles.
+/// Steps until the app is idle (store worker answered, no edit waiting, no review request or
+/// sync cycle in flight) and then settles. The sync engine runs on its own; if its status
+/// moves while the frames settle (a list reload, a spinner), keep waiting (bounded).
 pub fn settle(h: &mut Harness<'_, EprApp>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         h.step();
-        if h.state().is_idle() {
-            break;
+        if h.state().is_idle() && h.try_run().is_ok() && h.state().is_idle() {
+            return;
         }
-        assert!(Instant::now() < deadline, "the store worker did not answer");
+        assert!(
+            Instant::now() < deadline,
+            "no answer from the store worker, the server or the sync engine"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
-    h.run();
 }
 
 /// Steps until `done` holds (bounded); for work on other threads (network, servers).
