@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::model::Milestone;
 use ambulance_epr::model::testdata::complete_encounter;
 use ambulance_epr::protocol::{Decision, ReviewQuery};
 use ambulance_epr::server::{self, ServerConfig, Storage, admin};
@@ -253,6 +254,11 @@ fn return_amend_and_approve_between_a_crew_and_a_supervisor() {
     assert_eq!(screen(&sup), "review record");
     sup.get_by_label("Signature valid");
     sup.get_by_label("From Tablet 7");
+    // Read-only: the times are shown, with nothing offering to stamp or clear them.
+    sup.get_by_label("Times (24-hour clock)");
+    for m in Milestone::ALL {
+        assert!(sup.query_by_label(&format!("{} now", m.label())).is_none());
+    }
     click(&mut sup, "Handover (ATMIST)");
     sup.get_by_label("Read aloud at handover. Generated from the record; it updates as you type.");
     click_button(&mut sup, "Observations");

@@ -54,7 +54,17 @@ pub fn incident_ui(
             ui.end_row();
         });
     ui.add_space(8.0);
-    ui.label(RichText::new("Times (24-hour clock, tap Now to stamp)").strong());
+    // Read-only views (a signed record, an earlier version, the review) draw this disabled:
+    // they show the times without the stamping buttons.
+    let stamping = ui.is_enabled();
+    ui.label(
+        RichText::new(if stamping {
+            "Times (24-hour clock, tap Now to stamp)"
+        } else {
+            "Times (24-hour clock)"
+        })
+        .strong(),
+    );
     let warnings = doc.incident.times.order_warnings();
     egui::Grid::new("times-grid")
         .num_columns(4)
@@ -81,6 +91,9 @@ pub fn incident_ui(
                     buffer.apply(date, &mut value);
                 }
                 ui.horizontal(|ui| {
+                    if !stamping {
+                        return;
+                    }
                     let now = ui.button("Now");
                     name_widget(&now, egui::Role::Button, &format!("{} now", m.label()));
                     if now.clicked() {
