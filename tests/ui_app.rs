@@ -592,3 +592,93 @@ fn the_theme_and_idle_time_chosen_are_remembered() {
     );
     assert_eq!(h.state().idle_lock_after(), Duration::from_secs(600));
 }
+
+/// Scrolls a control into view (the editor scrolls on a 800-point screen), then taps it.
+fn tap_in_view(h: &mut Harness<'_, EprApp>, label: &str) {
+    h.get_by_label(label).scroll_to_me();
+    settle(h);
+    click(h, label);
+}
+
+#[test]
+fn a_recorded_observation_set_is_corrected_in_place_keeping_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    click(&mut h, "New record");
+    click(&mut h, "Observations");
+    type_into(&mut h, "Resp rate /min", "16");
+    type_into(&mut h, "Pulse /min", "18");
+    tap_in_view(&mut h, "Add observation set");
+    // 18 /min is unusual: asked, confirmed (the crew meant 81).
+    tap_in_view(&mut h, "Confirm and add");
+    let first = h.state().editor().unwrap().doc.observations[0].clone();
+    let taken = ambulance_epr::ui::forms::clock_local(first.taken_at_utc);
+    let correct = format!("Correct set taken {taken}");
+
+    // Something typed for a new set is never overwritten by loading a set to correct.
+    type_into(&mut h, "SpO2 %", "97");
+    tap_in_view(&mut h, &correct);
+    h.get_by_label("Add or clear the new set first, then choose the set to correct");
+    assert_eq!(
+        h.get_by_role_and_label(Role::TextInput, "SpO2 %")
+            .value()
+            .unwrap(),
+        "97"
+    );
+    h.get_by_role_and_label(Role::TextInput, "SpO2 %")
+        .scroll_to_me();
+    settle(&mut h);
+    h.get_by_role_and_label(Role::TextInput, "SpO2 %").focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.key_press(egui::Key::Backspace);
+    settle(&mut h);
+
+    // The table has its own scroll area inside the editor's: bring the table into view first.
+    h.get_by_label("Trend").scroll_to_me();
+    settle(&mut h);
+    tap_in_view(&mut h, &correct);
+    h.get_by_label(&format!("Correcting the set taken {taken}"));
+    assert_eq!(
+        h.get_by_role_and_label(Role::TextInput, "Pulse /min")
+            .value()
+            .unwrap(),
+        "18"
+    );
+    assert_eq!(
+        h.get_by_role_and_label(Role::TextInput, "Resp rate /min")
+            .value()
+            .unwrap(),
+        "16"
+    );
+    h.get_by_role_and_label(Role::TextInput, "Pulse /min")
+        .focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_role_and_label(Role::TextInput, "Pulse /min")
+        .type_text("81");
+    settle(&mut h);
+    tap_in_view(&mut h, "Save corrected set");
+
+    let ed = h.state().editor().unwrap();
+    assert_eq!(ed.doc.observations.len(), 1, "replaced, not added");
+    let corrected = &ed.doc.observations[0];
+    assert_eq!(corrected.pulse_bpm.unwrap().get(), 81);
+    assert_eq!(corrected.resp_rate_per_min.unwrap().get(), 16);
+    assert_eq!(
+        corrected.taken_at_utc, first.taken_at_utc,
+        "its time is kept"
+    );
+    assert!(
+        !corrected.unusual_values_confirmed,
+        "81 needs no confirming"
+    );
+    h.get_by_label("New set");
+    // The correction is saved like any edit.
+    drop(h);
+    let store = Store::unlock(dir.path(), Some(USER), PIN).unwrap();
+    let summaries = store.list(&Default::default()).unwrap();
+    let saved = store.get(summaries[0].id).unwrap();
+    assert_eq!(saved.observations.len(), 1);
+    assert_eq!(saved.observations[0].pulse_bpm.unwrap().get(), 81);
+}

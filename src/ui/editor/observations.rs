@@ -4,6 +4,8 @@
 //!
 //! Hard-limit errors appear beside their field and stop the set being added; soft-limit
 //! values ask "confirm this value?" and are added once confirmed. Nothing typed is dropped.
+//! A recorded set can be corrected: "Correct" loads it into the entry row, and saving replaces
+//! it in place (its time kept unless changed). In a signed record that is an amendment.
 
 use chrono::{DateTime, Local, Utc};
 use egui::{RichText, TextEdit, Ui};
@@ -63,6 +65,8 @@ pub struct ObsEntry {
     /// Give the first field keyboard focus on the next frame (after adding a set).
     pub focus_first: bool,
     pub message: Option<String>,
+    /// The set being corrected (loaded from the table), as it was: saving replaces it.
+    pub correcting: Option<ObservationSet>,
 }
 
 /// What the row currently holds.
@@ -94,7 +98,20 @@ impl ObsEntry {
     /// Parses every field; values that fail are listed in `errors` and left out of `set`.
     pub fn parse(&self, date: chrono::NaiveDate, now: DateTime<Utc>) -> ParsedEntry {
         let mut errors = Vec::new();
-        let taken_at = if self.time.trim().is_empty() {
+        // A correction keeps its set's time unless the time is changed, and a changed time
+        // stays on the set's own day (an amendment may come days later).
+        let (date, now) = match &self.correcting {
+            Some(original) => (
+                original.taken_at_utc.with_timezone(&Local).date_naive(),
+                original.taken_at_utc,
+            ),
+            None => (date, now),
+        };
+        let unchanged_time = self
+            .correcting
+            .as_ref()
+            .is_some_and(|o| self.time.trim() == clock_local(o.taken_at_utc));
+        let taken_at = if self.time.trim().is_empty() || unchanged_time {
             now
         } else {
             match parse_clock(&self.time, date) {
@@ -189,6 +206,59 @@ impl ObsEntry {
         ParsedEntry { set, errors }
     }
 
+    /// The row filled from a recorded set, to correct it.
+    pub fn for_correction(set: &ObservationSet) -> Self {
+        fn text<T: ToString>(v: Option<T>) -> String {
+            v.map(|v| v.to_string()).unwrap_or_default()
+        }
+        let (on_oxygen, flow) = match set.inspired {
+            Some(Inspired::Air) => (Some(false), String::new()),
+            Some(Inspired::Oxygen { flow_l_per_min }) => {
+                (Some(true), text(flow_l_per_min.map(|f| f.get())))
+            }
+            None => (None, String::new()),
+        };
+        Self {
+            time: clock_local(set.taken_at_utc),
+            resp_rate: text(set.resp_rate_per_min.map(|v| v.get())),
+            spo2: text(set.spo2_percent.map(|v| v.get())),
+            on_oxygen,
+            flow,
+            systolic: text(set.systolic_mmhg.map(|v| v.get())),
+            diastolic: text(set.diastolic_mmhg.map(|v| v.get())),
+            pulse: text(set.pulse_bpm.map(|v| v.get())),
+            temperature: text(set.temperature_celsius.map(|v| v.get())),
+            acvpu: set.acvpu,
+            gcs_eye: text(set.gcs.map(|g| g.eye.get())),
+            gcs_verbal: text(set.gcs.map(|g| g.verbal.get())),
+            gcs_motor: text(set.gcs.map(|g| g.motor.get())),
+            glucose: text(set.glucose_mmol_per_l.map(|v| v.get())),
+            pain: text(set.pain_score.map(|v| v.get())),
+            focus_first: true,
+            correcting: Some(set.clone()),
+            ..Self::default()
+        }
+    }
+
+    /// True when something has been typed or chosen for a new set (not yet added).
+    pub fn has_typed(&self) -> bool {
+        let texts = [
+            &self.time,
+            &self.resp_rate,
+            &self.spo2,
+            &self.systolic,
+            &self.diastolic,
+            &self.pulse,
+            &self.temperature,
+            &self.gcs_eye,
+            &self.gcs_verbal,
+            &self.gcs_motor,
+            &self.glucose,
+            &self.pain,
+        ];
+        texts.iter().any(|t| !t.trim().is_empty()) || self.acvpu.is_some()
+    }
+
     /// Empties the row for the next set; keeps air/oxygen and the flow, which rarely change.
     pub fn clear_for_next(&mut self) {
         *self = Self {
@@ -226,10 +296,22 @@ pub fn try_add(doc: &mut Encounter, entry: &mut ObsEntry, confirmed: bool) -> bo
         }
         set.unusual_values_confirmed = true;
     }
-    doc.observations.push(set);
+    // Replace the set being corrected where it is; if it has gone meanwhile, keep the values.
+    let slot = entry
+        .correcting
+        .as_ref()
+        .and_then(|original| doc.observations.iter_mut().find(|o| *o == original));
+    match slot {
+        Some(slot) => *slot = set,
+        None => doc.observations.push(set),
+    }
     entry.clear_for_next();
     true
 }
+
+/// Why a set could not be loaded for correction.
+pub const FINISH_NEW_SET_FIRST: &str =
+    "Add or clear the new set first, then choose the set to correct";
 
 fn error_for(errors: &[(EntryField, String)], field: EntryField) -> Option<&str> {
     errors
@@ -339,7 +421,11 @@ pub fn observations_ui(
 
     if editable {
         ui.separator();
-        ui.label(RichText::new("New set").strong().size(22.0));
+        let heading = match &entry.correcting {
+            Some(o) => format!("Correcting the set taken {}", clock_local(o.taken_at_utc)),
+            None => "New set".to_owned(),
+        };
+        ui.label(RichText::new(heading).strong().size(22.0));
         let mut enter = false;
         let e = &parsed.errors;
         ui.horizontal_top(|ui| {
@@ -353,6 +439,10 @@ pub fn observations_ui(
             );
             if entry.focus_first {
                 rr.request_focus();
+                if entry.correcting.is_some() {
+                    // "Correct" is pressed in the table below: bring the row into view.
+                    rr.scroll_to_me(Some(egui::Align::Center));
+                }
                 entry.focus_first = false;
             }
             jump_here(&rr, jump, Field::Observations);
@@ -515,15 +605,21 @@ pub fn observations_ui(
             });
         }
         ui.horizontal(|ui| {
+            let label = if entry.correcting.is_some() {
+                "Save corrected set"
+            } else {
+                "Add observation set"
+            };
             if ui
-                .add(egui::Button::new(
-                    RichText::new("Add observation set").strong(),
-                ))
+                .add(egui::Button::new(RichText::new(label).strong()))
                 .on_hover_text("Or press Enter in any field")
                 .clicked()
                 || enter
             {
                 add = true;
+            }
+            if entry.correcting.is_some() && ui.button("Cancel correction").clicked() {
+                entry.clear_for_next();
             }
             if let Some(m) = &entry.message {
                 error_text(ui, m);
@@ -562,7 +658,7 @@ pub fn observations_ui(
 
     ui.separator();
     ui.label(RichText::new("All sets").strong().size(22.0));
-    changed |= table_ui(ui, doc, editable);
+    changed |= table_ui(ui, doc, entry, editable);
     ui.separator();
     ui.label(RichText::new("Trend").strong().size(22.0));
     trend_ui(ui, doc);
@@ -573,10 +669,11 @@ fn cell(v: Option<String>) -> String {
     v.unwrap_or_else(|| "–".to_owned())
 }
 
-fn table_ui(ui: &mut Ui, doc: &mut Encounter, editable: bool) -> bool {
+fn table_ui(ui: &mut Ui, doc: &mut Encounter, entry: &mut ObsEntry, editable: bool) -> bool {
     let mut order: Vec<usize> = (0..doc.observations.len()).collect();
     order.sort_by_key(|i| doc.observations.get(*i).map(|o| o.taken_at_utc));
     let mut remove: Option<usize> = None;
+    let mut correct: Option<usize> = None;
     let headers = [
         "Time", "RR", "SpO2", "Air/O2", "BP", "Pulse", "Temp", "ACVPU", "GCS", "BM", "Pain",
         "NEWS2",
@@ -663,6 +760,16 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, editable: bool) -> bool {
                         });
                         if editable {
                             row.col(|ui| {
+                                let taken = clock_local(o.taken_at_utc);
+                                let c = ui.button("Correct");
+                                name_widget(
+                                    &c,
+                                    egui::Role::Button,
+                                    &format!("Correct set taken {taken}"),
+                                );
+                                if c.clicked() {
+                                    correct = Some(*i);
+                                }
                                 let r = ui.button("Remove");
                                 name_widget(
                                     &r,
@@ -678,10 +785,23 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, editable: bool) -> bool {
                 });
             });
     });
+    if let Some(i) = correct
+        && let Some(set) = doc.observations.get(i)
+    {
+        // Never overwrite values typed for a new set that has not been added yet.
+        if entry.has_typed() && entry.correcting.is_none() {
+            entry.message = Some(FINISH_NEW_SET_FIRST.to_owned());
+        } else {
+            *entry = ObsEntry::for_correction(set);
+        }
+    }
     if let Some(i) = remove
         && i < doc.observations.len()
     {
-        doc.observations.remove(i);
+        let removed = doc.observations.remove(i);
+        if entry.correcting.as_ref() == Some(&removed) {
+            entry.clear_for_next();
+        }
         return true;
     }
     false
