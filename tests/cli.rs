@@ -147,3 +147,75 @@ fn corrupt_store_is_named_and_untouched() {
         b"this is not a database at all, just some bytes"
     );
 }
+
+/// The disk fills up mid-write: the command fails with a plain message, and everything saved
+/// before is still there, intact. "Full" is the shell's file-size limit (`ulimit -f`), which
+/// binds every user, root included, so the test needs no special file system. Several limits:
+/// the write that fails may be a WAL frame or a checkpoint into the main file.
+#[test]
+fn a_full_disk_fails_the_write_plainly_and_keeps_what_was_saved() {
+    let original = tempfile::tempdir().unwrap();
+    assert!(
+        epr(original.path(), PASS, &["--user", "crew", "init"])
+            .status
+            .success()
+    );
+    let out = epr(original.path(), PASS, &["demo-data", "--count", "20"]);
+    assert!(out.status.success());
+    let files: Vec<_> = std::fs::read_dir(original.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let biggest = files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .max()
+        .unwrap();
+
+    for headroom_blocks in [1, 7, 80] {
+        let dir = tempfile::tempdir().unwrap();
+        for f in &files {
+            std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
+        }
+        let limit_blocks = biggest / 512 + headroom_blocks;
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(r#"ulimit -f "$1" && trap '' XFSZ && exec "$2" --data-dir "$3" demo-data --count 5000 --seed 9"#)
+            .arg("sh")
+            .arg(limit_blocks.to_string())
+            .arg(env!("CARGO_BIN_EXE_epr"))
+            .arg(dir.path())
+            .env("EPR_PASSPHRASE", PASS)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "5,000 records cannot fit");
+        assert!(
+            stderr.contains("Free space and try again"),
+            "a plain message, not a database code: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+
+        // With space again: the store opens, passes its checks (a checkpoint cut short by
+        // the full disk is completed first), and holds at least what it had.
+        let check = epr(dir.path(), PASS, &["check"]);
+        assert!(
+            check.status.success(),
+            "headroom {headroom_blocks}: {}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let status = json(&epr(dir.path(), PASS, &["status", "--json"]));
+        let kept = status["encounters"].as_u64().unwrap();
+        assert!((20..5020).contains(&kept), "{kept}");
+        // And it takes new records again.
+        let out = epr(
+            dir.path(),
+            PASS,
+            &["demo-data", "--count", "1", "--seed", "10"],
+        );
+        assert!(out.status.success());
+        let status = json(&epr(dir.path(), PASS, &["status", "--json"]));
+        assert_eq!(status["encounters"].as_u64().unwrap(), kept + 1);
+    }
+}

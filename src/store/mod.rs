@@ -71,6 +71,12 @@ pub enum StoreError {
     ReadOnly,
     #[error("the disk is full; nothing was saved. Free space and try again")]
     DiskFull,
+    /// SQLite's I/O errors: a write the storage refused (a file-size limit, a failing card).
+    /// SQLite rolled the transaction back, so earlier saves are intact.
+    #[error(
+        "the tablet's storage failed while reading or writing the store (it may be full or failing); this change was not saved and earlier saves are kept. Free space and try again"
+    )]
+    StorageFailed,
     #[error("the SQLite library in this build has no encryption (SQLCipher missing)")]
     NotEncrypted,
     #[error("record not found")]
@@ -104,6 +110,7 @@ impl From<rusqlite::Error> for StoreError {
             }
             Some(ErrorCode::ReadOnly) => StoreError::ReadOnly,
             Some(ErrorCode::DiskFull) => StoreError::DiskFull,
+            Some(ErrorCode::SystemIoFailure) => StoreError::StorageFailed,
             _ => StoreError::Sql(e),
         }
     }
@@ -452,7 +459,14 @@ impl Store {
 
     /// Runs SQLite's and SQLCipher's integrity checks; returns the problems found (empty when
     /// the file is sound).
+    ///
+    /// Checkpoints the WAL first. A checkpoint cut short (a full disk, power loss) can leave a
+    /// torn page in the main file whose good copy is still in the WAL; SQLite reads the WAL
+    /// copy and rewrites the page at the next checkpoint, so it is not damage. SQLCipher's
+    /// check reads the main file directly and would report it.
     pub fn integrity_problems(&self) -> Result<Vec<String>> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))?;
         let mut problems = Vec::new();
         let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
