@@ -679,112 +679,118 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, entry: &mut ObsEntry, editable: bo
         "NEWS2",
     ];
     let doc_ref: &Encounter = doc;
-    ui.push_id("observation-table", |ui| {
-        let mut table = TableBuilder::new(ui)
-            .striped(true)
-            // Its own scroll area, newest set in view: only the visible rows are laid out.
-            .vscroll(true)
-            .max_scroll_height(360.0)
-            .stick_to_bottom(true)
-            .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
-            .columns(Column::auto().at_least(48.0), headers.len() - 1)
-            .column(Column::auto().at_least(100.0));
-        if editable {
-            table = table.column(Column::auto());
-        }
-        table
-            .header(30.0, |mut header| {
-                for h in headers {
-                    header.col(|ui| {
-                        ui.strong(h);
-                    });
-                }
-                if editable {
-                    header.col(|ui| {
-                        ui.strong("");
-                    });
-                }
-            })
-            .body(|body| {
-                body.rows(40.0, order.len(), |mut row| {
-                    let Some(i) = order.get(row.index()) else {
-                        return;
-                    };
-                    let Some(o) = doc_ref.observations.get(*i) else {
-                        return;
-                    };
-                    let news = doc_ref.news2_for(o);
-                    {
-                        let values = [
-                            clock_local(o.taken_at_utc),
-                            cell(o.resp_rate_per_min.map(|v| v.get().to_string())),
-                            cell(o.spo2_percent.map(|v| v.get().to_string())),
-                            cell(o.inspired.map(|v| match v {
-                                Inspired::Air => "Air".to_owned(),
-                                Inspired::Oxygen {
-                                    flow_l_per_min: Some(f),
-                                } => format!("O2 {} L", f.get()),
-                                Inspired::Oxygen {
-                                    flow_l_per_min: None,
-                                } => "O2".to_owned(),
-                            })),
-                            match (o.systolic_mmhg, o.diastolic_mmhg) {
-                                (Some(s), Some(d)) => format!("{}/{}", s.get(), d.get()),
-                                (Some(s), None) => s.get().to_string(),
-                                _ => "–".to_owned(),
-                            },
-                            cell(o.pulse_bpm.map(|v| v.get().to_string())),
-                            cell(o.temperature_celsius.map(|v| format!("{:.1}", v.get()))),
-                            cell(o.acvpu.map(|v| v.letter().to_owned())),
-                            cell(o.gcs.map(|g| g.total().to_string())),
-                            cell(o.glucose_mmol_per_l.map(|v| format!("{:.1}", v.get()))),
-                            cell(o.pain_score.map(|v| v.get().to_string())),
-                        ];
-                        for v in values {
-                            row.col(|ui| {
-                                ui.label(v);
-                            });
-                        }
-                        row.col(|ui| {
-                            let (bg, fg) = news2_colours(&news, ui.visuals().dark_mode);
-                            let text = match news {
-                                News2::Complete(s) => format!("{} {}", s.total, s.risk.label()),
-                                News2::Incomplete { present } => format!("{present}/7"),
-                                News2::NotApplicable => "n/a".to_owned(),
-                            };
-                            egui::Frame::new()
-                                .fill(bg)
-                                .corner_radius(4.0)
-                                .inner_margin(egui::Margin::symmetric(6, 2))
-                                .show(ui, |ui| ui.label(RichText::new(text).color(fg)));
+    // Sideways scrolling on narrow screens keeps "Correct" and "Remove" reachable.
+    egui::ScrollArea::horizontal()
+        .id_salt("observation-table")
+        .show(ui, |ui| {
+            let mut table = TableBuilder::new(ui)
+                .striped(true)
+                // Its own scroll area, newest set in view: only the visible rows are laid out.
+                .vscroll(true)
+                .max_scroll_height(360.0)
+                .stick_to_bottom(true)
+                .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
+                .columns(Column::auto().at_least(48.0), headers.len() - 1)
+                .column(Column::auto().at_least(100.0));
+            if editable {
+                table = table.column(Column::auto());
+            }
+            table
+                .header(30.0, |mut header| {
+                    for h in headers {
+                        header.col(|ui| {
+                            ui.strong(h);
                         });
-                        if editable {
-                            row.col(|ui| {
-                                let taken = clock_local(o.taken_at_utc);
-                                let c = ui.button("Correct");
-                                name_widget(
-                                    &c,
-                                    egui::Role::Button,
-                                    &format!("Correct set taken {taken}"),
-                                );
-                                if c.clicked() {
-                                    correct = Some(*i);
-                                }
-                                let r = ui.button("Remove");
-                                name_widget(
-                                    &r,
-                                    egui::Role::Button,
-                                    &format!("Remove set taken {}", clock_local(o.taken_at_utc)),
-                                );
-                                if r.clicked() {
-                                    remove = Some(*i);
-                                }
-                            });
-                        }
                     }
+                    if editable {
+                        header.col(|ui| {
+                            ui.strong("");
+                        });
+                    }
+                })
+                .body(|body| {
+                    body.rows(40.0, order.len(), |mut row| {
+                        let Some(i) = order.get(row.index()) else {
+                            return;
+                        };
+                        let Some(o) = doc_ref.observations.get(*i) else {
+                            return;
+                        };
+                        let news = doc_ref.news2_for(o);
+                        {
+                            let values = [
+                                clock_local(o.taken_at_utc),
+                                cell(o.resp_rate_per_min.map(|v| v.get().to_string())),
+                                cell(o.spo2_percent.map(|v| v.get().to_string())),
+                                cell(o.inspired.map(|v| match v {
+                                    Inspired::Air => "Air".to_owned(),
+                                    Inspired::Oxygen {
+                                        flow_l_per_min: Some(f),
+                                    } => format!("O2 {} L", f.get()),
+                                    Inspired::Oxygen {
+                                        flow_l_per_min: None,
+                                    } => "O2".to_owned(),
+                                })),
+                                match (o.systolic_mmhg, o.diastolic_mmhg) {
+                                    (Some(s), Some(d)) => format!("{}/{}", s.get(), d.get()),
+                                    (Some(s), None) => s.get().to_string(),
+                                    _ => "–".to_owned(),
+                                },
+                                cell(o.pulse_bpm.map(|v| v.get().to_string())),
+                                cell(o.temperature_celsius.map(|v| format!("{:.1}", v.get()))),
+                                cell(o.acvpu.map(|v| v.letter().to_owned())),
+                                cell(o.gcs.map(|g| g.total().to_string())),
+                                cell(o.glucose_mmol_per_l.map(|v| format!("{:.1}", v.get()))),
+                                cell(o.pain_score.map(|v| v.get().to_string())),
+                            ];
+                            for v in values {
+                                row.col(|ui| {
+                                    ui.label(v);
+                                });
+                            }
+                            row.col(|ui| {
+                                let (bg, fg) = news2_colours(&news, ui.visuals().dark_mode);
+                                let text = match news {
+                                    News2::Complete(s) => format!("{} {}", s.total, s.risk.label()),
+                                    News2::Incomplete { present } => format!("{present}/7"),
+                                    News2::NotApplicable => "n/a".to_owned(),
+                                };
+                                egui::Frame::new()
+                                    .fill(bg)
+                                    .corner_radius(4.0)
+                                    .inner_margin(egui::Margin::symmetric(6, 2))
+                                    .show(ui, |ui| ui.label(RichText::new(text).color(fg)));
+                            });
+                            if editable {
+                                row.col(|ui| {
+                                    let taken = clock_local(o.taken_at_utc);
+                                    let c = ui.button("Correct");
+                                    name_widget(
+                                        &c,
+                                        egui::Role::Button,
+                                        &format!("Correct set taken {taken}"),
+                                    );
+                                    if c.clicked() {
+                                        correct = Some(*i);
+                                    }
+                                    let r = ui.button("Remove");
+                                    name_widget(
+                                        &r,
+                                        egui::Role::Button,
+                                        &format!(
+                                            "Remove set taken {}",
+                                            clock_local(o.taken_at_utc)
+                                        ),
+                                    );
+                                    if r.clicked() {
+                                        remove = Some(*i);
+                                    }
+                                });
+                            }
+                        }
+                    });
                 });
-            });
-    });
+        });
     if let Some(i) = correct
         && let Some(set) = doc.observations.get(i)
     {
