@@ -250,3 +250,47 @@ async fn postgres_backend() {
     };
     suite(storage).await;
 }
+
+/// `serve` and the ops commands (`enroll-device`, `add-user`, `verify`) open the same SQLite
+/// file on their own connections. A write that reads first (the audit chain's last hash)
+/// must wait for the other process's write, never fail with "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writers_on_separate_connections_wait_for_each_other() {
+    use ambulance_epr::server::storage::{Actor, AuditEvent, ReviewFilter};
+    let (serving, _dir, url) = sqlite_storage().await;
+    let ops = ambulance_epr::server::open_storage(&url).await.unwrap();
+    let rounds = 200;
+    let a = {
+        let serving = serving.clone();
+        tokio::spawn(async move {
+            // A supervisor paging the queue: a read, then the audit entry for that read.
+            let filter = ReviewFilter {
+                limit: 50,
+                ..ReviewFilter::default()
+            };
+            let supervisor = Actor::Supervisor("sup".to_owned());
+            for _ in 0..rounds {
+                serving
+                    .review_list(&filter, &supervisor, chrono::Utc::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        })
+    };
+    let b = tokio::spawn(async move {
+        for i in 0..rounds {
+            admin::create_enrolment_code(ops.as_ref(), &format!("Tablet {i}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let event = AuditEvent::new(&Actor::Admin, "test-write", format!("ops {i}"));
+            ops.append_audit(&[event], chrono::Utc::now())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok::<(), String>(())
+    });
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    check_audit_chain(serving.as_ref()).await.unwrap();
+}

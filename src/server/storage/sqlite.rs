@@ -89,6 +89,11 @@ impl SqliteStorage {
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StorageError> {
             let mut conn = Connection::open(path)?;
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            // `serve` and the ops commands (`enroll-device`, `add-user`, `verify`) each open
+            // the file. A deferred transaction that reads and then writes (a review read and
+            // its audit entry) cannot wait for another process's write: SQLite answers
+            // "database is locked" at once. Taking the write lock at BEGIN waits instead.
+            conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
