@@ -145,23 +145,14 @@ fn harness(dir: &Path) -> Harness<'static, EprApp> {
 }
 
 fn harness_with_idle(dir: &Path, idle_lock_after: Duration) -> Harness<'static, EprApp> {
-    let app = EprApp::new(
-        dir.to_owned(),
+    support::ui::harness(
+        dir,
         AppConfig {
             autosave_quiet: Duration::from_millis(40),
             autosave_max_wait: Duration::from_millis(120),
             idle_lock_after,
         },
-    );
-    Harness::builder()
-        .with_size([1280.0, 800.0])
-        .build_ui_state(
-            |ui, app: &mut EprApp| {
-                app.logic_at(ui.ctx(), Instant::now());
-                app.draw(ui);
-            },
-            app,
-        )
+    )
 }
 
 fn type_into(h: &mut Harness<'_, EprApp>, label: &str, text: &str) {

@@ -43,16 +43,7 @@ fn config() -> AppConfig {
 }
 
 fn harness_with(dir: &Path, config: AppConfig) -> Harness<'static, EprApp> {
-    let app = EprApp::new(dir.to_owned(), config);
-    Harness::builder()
-        .with_size([1280.0, 800.0])
-        .build_ui_state(
-            |ui, app: &mut EprApp| {
-                app.logic_at(ui.ctx(), Instant::now());
-                app.draw(ui);
-            },
-            app,
-        )
+    support::ui::harness(dir, config)
 }
 
 fn harness(dir: &Path) -> Harness<'static, EprApp> {

@@ -6,14 +6,14 @@
 //! a command; the chips filter the rows already held.
 
 use chrono::{DateTime, Utc};
-use egui::{Align2, Color32, FontId, Rect, RichText, Sense, TextEdit, Ui, pos2, vec2};
+use egui::{Color32, RichText, Sense, TextEdit, Ui, vec2};
 use std::collections::HashMap;
 
 use uuid::Uuid;
 
 use super::Command;
 use super::theme;
-use super::widgets::{choice, error_text};
+use super::widgets::{RecordRow, RowColumns, choice, error_text, paint_record_row};
 use crate::model::RecordStatus;
 use crate::store::{EncounterSummary, StatusCounts, SyncState};
 
@@ -340,14 +340,15 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
         return;
     }
     let dark = ui.visuals().dark_mode;
-    let body_font = FontId::proportional(19.0);
-    let small_font = FontId::proportional(16.0);
-    let text_colour = ui.visuals().text_color();
-    let weak_colour = ui.visuals().weak_text_color();
-    let stripe = ui.visuals().faint_bg_color;
     let rows = &state.all;
     let visible = &state.visible;
     let mut opened: Option<Uuid> = None;
+    let columns = RowColumns {
+        when: 130.0,
+        incident: 140.0,
+        badges_max: 470.0,
+        badges_share: 0.5,
+    };
     egui::ScrollArea::vertical()
         .auto_shrink([false, false])
         .show_rows(ui, ROW_HEIGHT_POINTS, visible.len(), |ui, range| {
@@ -388,94 +389,36 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
                         ),
                     )
                 });
-                if !ui.is_rect_visible(rect) {
-                    continue;
-                }
-                let painter = ui.painter_at(rect);
-                if (range.start + slot) % 2 == 1 {
-                    painter.rect_filled(rect, 0.0, stripe);
-                }
-                if response.hovered() || response.has_focus() {
-                    painter.rect_stroke(
-                        rect.shrink(1.0),
-                        4.0,
-                        ui.visuals().selection.stroke,
-                        egui::StrokeKind::Inside,
-                    );
-                }
-                let returned = row.review_decision.as_deref() == Some("returned");
-                if returned {
-                    painter.rect_filled(
-                        Rect::from_min_size(rect.min, vec2(6.0, rect.height())),
-                        0.0,
-                        theme::alert_badge().0,
-                    );
-                }
-                let y = rect.center().y;
-                let mut x = rect.left() + 14.0;
-                painter.text(
-                    pos2(x, y),
-                    Align2::LEFT_CENTER,
-                    crate::ui::widgets::when(row.updated_at_utc, false),
-                    small_font.clone(),
-                    weak_colour,
-                );
-                x += 130.0;
-                painter.text(
-                    pos2(x, y),
-                    Align2::LEFT_CENTER,
-                    incident,
-                    body_font.clone(),
-                    text_colour,
-                );
-                x += 140.0;
-                // The badges take a fixed share on the right; the name gets the rest and is
-                // cut short with "…" rather than wrapped.
-                let badges_width = 470.0_f32.min(width * 0.5);
-                let name_right = rect.right() - badges_width - 10.0;
-                let mut job = egui::text::LayoutJob::single_section(
-                    name.to_owned(),
-                    egui::TextFormat::simple(body_font.clone(), text_colour),
-                );
-                job.wrap = egui::text::TextWrapping::truncate_at_width((name_right - x).max(40.0));
-                let name_galley = painter.layout_job(job);
-                painter.galley(
-                    pos2(x, y - name_galley.size().y / 2.0),
-                    name_galley,
-                    text_colour,
-                );
-                let mut bx = name_right + 10.0;
-                bx = crate::ui::widgets::paint_badge(
-                    &painter,
-                    bx,
-                    y,
-                    status_text,
-                    status_colours,
-                    &small_font,
-                ) + 8.0;
-                bx = crate::ui::widgets::paint_badge(
-                    &painter,
-                    bx,
-                    y,
-                    news_text,
-                    news_colours(row, dark),
-                    &small_font,
-                ) + 8.0;
-                bx = crate::ui::widgets::paint_badge(
-                    &painter,
-                    bx,
-                    y,
-                    sync_text,
-                    sync_colours,
-                    &small_font,
-                ) + 8.0;
-                if let Some(d) = &row.review_decision {
-                    let (text, colours) = decision_badge(d);
-                    crate::ui::widgets::paint_badge(&painter, bx, y, &text, colours, &small_font);
-                }
                 if response.clicked() {
                     opened = Some(row.id);
                 }
+                if !ui.is_rect_visible(rect) {
+                    continue;
+                }
+                let decision = row.review_decision.as_deref().map(decision_badge);
+                let mut badges = vec![
+                    (status_text, status_colours),
+                    (news_text, news_colours(row, dark)),
+                    (sync_text, sync_colours),
+                ];
+                if let Some((text, colours)) = &decision {
+                    badges.push((text.as_str(), *colours));
+                }
+                let returned = row.review_decision.as_deref() == Some("returned");
+                paint_record_row(
+                    ui,
+                    rect,
+                    columns,
+                    &RecordRow {
+                        odd: (range.start + slot) % 2 == 1,
+                        highlighted: response.hovered() || response.has_focus(),
+                        marker: returned.then(|| theme::alert_badge().0),
+                        when: crate::ui::widgets::when(row.updated_at_utc, false),
+                        incident,
+                        name,
+                        badges: &badges,
+                    },
+                );
             }
         });
     if let Some(id) = opened {

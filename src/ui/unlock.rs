@@ -6,7 +6,7 @@
 
 use egui::{RichText, TextEdit, Ui};
 
-use super::widgets::{choice, error_text, sentence};
+use super::widgets::{centred_column, choice, error_text, sentence};
 use super::{Command, ConnectRequest};
 
 /// Shortest accepted PIN or passphrase, in characters (the CLI uses the same rule).
@@ -77,26 +77,6 @@ pub struct ConnectForm {
     pub busy: bool,
     /// The outcome of the last attempt, in words.
     pub message: Option<String>,
-}
-
-/// A readable column in the middle of the window, scrolling when the window is short.
-fn centred_column<R>(ui: &mut Ui, add: impl FnOnce(&mut Ui) -> R) -> R {
-    egui::ScrollArea::vertical()
-        .auto_shrink([false, false])
-        .show(ui, |ui| {
-            let width = ui.available_width().min(560.0);
-            let margin = ((ui.available_width() - width) / 2.0).max(0.0);
-            ui.horizontal_top(|ui| {
-                ui.add_space(margin);
-                ui.vertical(|ui| {
-                    ui.set_max_width(width);
-                    add(ui)
-                })
-                .inner
-            })
-            .inner
-        })
-        .inner
 }
 
 /// First run: create the first user and the encrypted store.

@@ -145,6 +145,113 @@ pub fn paint_badge(
     rect.right()
 }
 
+/// A readable column in the middle of the window, scrolling when the window is short.
+pub fn centred_column<R>(ui: &mut Ui, add: impl FnOnce(&mut Ui) -> R) -> R {
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            let width = ui.available_width().min(560.0);
+            let margin = ((ui.available_width() - width) / 2.0).max(0.0);
+            ui.horizontal_top(|ui| {
+                ui.add_space(margin);
+                ui.vertical(|ui| {
+                    ui.set_max_width(width);
+                    add(ui)
+                })
+                .inner
+            })
+            .inner
+        })
+        .inner
+}
+
+/// Column widths of a painted record row, in points.
+#[derive(Debug, Clone, Copy)]
+pub struct RowColumns {
+    pub when: f32,
+    pub incident: f32,
+    /// The badges take this much on the right at most...
+    pub badges_max: f32,
+    /// ...and never more than this share of the row.
+    pub badges_share: f32,
+}
+
+/// What one record row shows (crew record list, supervisor queue).
+#[derive(Debug)]
+pub struct RecordRow<'a> {
+    /// Odd rows get the faint stripe.
+    pub odd: bool,
+    /// Hovered, focused or being opened.
+    pub highlighted: bool,
+    /// A coloured bar down the left edge (returned to the crew, awaiting a decision).
+    pub marker: Option<Color32>,
+    pub when: String,
+    pub incident: &'a str,
+    /// Cut short with "…" rather than wrapped.
+    pub name: &'a str,
+    pub badges: &'a [(&'a str, (Color32, Color32))],
+}
+
+/// Paints a record row into `rect`. Rows are painted, not laid out as widgets, so a list of
+/// 10,000 scrolls smoothly; the caller gives the row's response its accessible name.
+pub fn paint_record_row(ui: &Ui, rect: egui::Rect, columns: RowColumns, row: &RecordRow<'_>) {
+    use egui::{Align2, FontId, pos2, vec2};
+    let body_font = FontId::proportional(19.0);
+    let small_font = FontId::proportional(16.0);
+    let visuals = ui.visuals();
+    let text_colour = visuals.text_color();
+    let painter = ui.painter_at(rect);
+    if row.odd {
+        painter.rect_filled(rect, 0.0, visuals.faint_bg_color);
+    }
+    if row.highlighted {
+        painter.rect_stroke(
+            rect.shrink(1.0),
+            4.0,
+            visuals.selection.stroke,
+            egui::StrokeKind::Inside,
+        );
+    }
+    if let Some(colour) = row.marker {
+        painter.rect_filled(
+            egui::Rect::from_min_size(rect.min, vec2(6.0, rect.height())),
+            0.0,
+            colour,
+        );
+    }
+    let y = rect.center().y;
+    let mut x = rect.left() + 14.0;
+    painter.text(
+        pos2(x, y),
+        Align2::LEFT_CENTER,
+        &row.when,
+        small_font.clone(),
+        visuals.weak_text_color(),
+    );
+    x += columns.when;
+    painter.text(
+        pos2(x, y),
+        Align2::LEFT_CENTER,
+        row.incident,
+        body_font.clone(),
+        text_colour,
+    );
+    x += columns.incident;
+    let badges_width = columns.badges_max.min(rect.width() * columns.badges_share);
+    let name_right = rect.right() - badges_width - 10.0;
+    let mut job = egui::text::LayoutJob::single_section(
+        row.name.to_owned(),
+        egui::TextFormat::simple(body_font, text_colour),
+    );
+    job.wrap = egui::text::TextWrapping::truncate_at_width((name_right - x).max(40.0));
+    let galley = painter.layout_job(job);
+    painter.galley(pos2(x, y - galley.size().y / 2.0), galley, text_colour);
+    let mut left = name_right + 10.0;
+    for (text, colours) in row.badges {
+        left = paint_badge(&painter, left, y, text, *colours, &small_font) + 8.0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

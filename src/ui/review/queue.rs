@@ -6,7 +6,7 @@
 //! typed filters load on Enter or "Search". The server does the filtering and counting.
 
 use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
-use egui::{Align2, Color32, FontId, Rect, RichText, Sense, TextEdit, Ui, pos2, vec2};
+use egui::{Color32, RichText, Sense, TextEdit, Ui, vec2};
 use uuid::Uuid;
 
 use super::ReviewCommand;
@@ -14,7 +14,7 @@ use crate::model::RiskBand;
 use crate::protocol::{Decision, DecisionFilter, ReviewList, ReviewQuery, ReviewSummary};
 use crate::ui::editor::forms::parse_date;
 use crate::ui::theme;
-use crate::ui::widgets::{choice, error_text};
+use crate::ui::widgets::{RecordRow, RowColumns, choice, error_text, paint_record_row};
 
 /// Rows per page.
 pub const PAGE_SIZE: u32 = 25;
@@ -325,11 +325,12 @@ fn rows_ui(
     out: &mut Vec<ReviewCommand>,
 ) {
     let dark = ui.visuals().dark_mode;
-    let body_font = FontId::proportional(19.0);
-    let small_font = FontId::proportional(16.0);
-    let text_colour = ui.visuals().text_color();
-    let weak_colour = ui.visuals().weak_text_color();
-    let stripe = ui.visuals().faint_bg_color;
+    let columns = RowColumns {
+        when: 170.0,
+        incident: 150.0,
+        badges_max: 430.0,
+        badges_share: 0.45,
+    };
     egui::ScrollArea::vertical()
         .auto_shrink([false, false])
         .show(ui, |ui| {
@@ -359,83 +360,32 @@ fn rows_ui(
                         format!("{incident} {name} {news} {version} {decision}"),
                     )
                 });
-                if !ui.is_rect_visible(rect) {
-                    continue;
-                }
-                let painter = ui.painter_at(rect);
-                if i % 2 == 1 {
-                    painter.rect_filled(rect, 0.0, stripe);
-                }
-                if response.hovered() || response.has_focus() || opening == Some(row.record_id) {
-                    painter.rect_stroke(
-                        rect.shrink(1.0),
-                        4.0,
-                        ui.visuals().selection.stroke,
-                        egui::StrokeKind::Inside,
-                    );
-                }
-                if row.decision.is_none() {
-                    painter.rect_filled(
-                        Rect::from_min_size(rect.min, vec2(6.0, rect.height())),
-                        0.0,
-                        theme::info_badge().0,
-                    );
-                }
-                let y = rect.center().y;
-                let mut x = rect.left() + 14.0;
-                painter.text(
-                    pos2(x, y),
-                    Align2::LEFT_CENTER,
-                    crate::ui::widgets::when(row.saved_at_utc, true),
-                    small_font.clone(),
-                    weak_colour,
-                );
-                x += 170.0;
-                painter.text(
-                    pos2(x, y),
-                    Align2::LEFT_CENTER,
-                    incident,
-                    body_font.clone(),
-                    text_colour,
-                );
-                x += 150.0;
-                let badges_width = 430.0_f32.min(width * 0.45);
-                let name_right = rect.right() - badges_width - 10.0;
-                let mut job = egui::text::LayoutJob::single_section(
-                    format!("{name} · {}", row.device_name),
-                    egui::TextFormat::simple(body_font.clone(), text_colour),
-                );
-                job.wrap = egui::text::TextWrapping::truncate_at_width((name_right - x).max(40.0));
-                let galley = painter.layout_job(job);
-                painter.galley(pos2(x, y - galley.size().y / 2.0), galley, text_colour);
-                let mut bx = name_right + 10.0;
-                bx = crate::ui::widgets::paint_badge(
-                    &painter,
-                    bx,
-                    y,
-                    &news,
-                    news2_total_colours(row.latest_news2, dark),
-                    &small_font,
-                ) + 8.0;
-                bx = crate::ui::widgets::paint_badge(
-                    &painter,
-                    bx,
-                    y,
-                    &version,
-                    theme::neutral_badge(dark),
-                    &small_font,
-                ) + 8.0;
-                crate::ui::widgets::paint_badge(
-                    &painter,
-                    bx,
-                    y,
-                    decision,
-                    decision_colours,
-                    &small_font,
-                );
                 if response.clicked() {
                     out.push(ReviewCommand::OpenRecord(row.record_id));
                 }
+                if !ui.is_rect_visible(rect) {
+                    continue;
+                }
+                paint_record_row(
+                    ui,
+                    rect,
+                    columns,
+                    &RecordRow {
+                        odd: i % 2 == 1,
+                        highlighted: response.hovered()
+                            || response.has_focus()
+                            || opening == Some(row.record_id),
+                        marker: row.decision.is_none().then(|| theme::info_badge().0),
+                        when: crate::ui::widgets::when(row.saved_at_utc, true),
+                        incident,
+                        name: &format!("{name} · {}", row.device_name),
+                        badges: &[
+                            (&news, news2_total_colours(row.latest_news2, dark)),
+                            (&version, theme::neutral_badge(dark)),
+                            (decision, decision_colours),
+                        ],
+                    },
+                );
             }
         });
 }

@@ -39,19 +39,7 @@ pub fn sign_in_ui(
     can_retry: bool,
     out: &mut Vec<ReviewCommand>,
 ) {
-    egui::ScrollArea::vertical()
-        .auto_shrink([false, false])
-        .show(ui, |ui| {
-            let width = ui.available_width().min(560.0);
-            let margin = ((ui.available_width() - width) / 2.0).max(0.0);
-            ui.horizontal_top(|ui| {
-                ui.add_space(margin);
-                ui.vertical(|ui| {
-                    ui.set_max_width(width);
-                    form_ui(ui, form, can_retry, out);
-                });
-            });
-        });
+    crate::ui::widgets::centred_column(ui, |ui| form_ui(ui, form, can_retry, out));
 }
 
 fn form_ui(ui: &mut Ui, form: &mut SignInForm, can_retry: bool, out: &mut Vec<ReviewCommand>) {
