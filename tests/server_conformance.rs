@@ -256,7 +256,7 @@ async fn postgres_backend() {
 /// must wait for the other process's write, never fail with "database is locked".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_writers_on_separate_connections_wait_for_each_other() {
-    use ambulance_epr::server::storage::{Actor, AuditEvent, ReviewFilter};
+    use ambulance_epr::server::storage::{Actor, AuditAction, AuditEvent, ReviewFilter};
     let (serving, _dir, url) = sqlite_storage().await;
     let ops = ambulance_epr::server::open_storage(&url).await.unwrap();
     let rounds = 200;
@@ -283,7 +283,7 @@ async fn sqlite_writers_on_separate_connections_wait_for_each_other() {
             admin::create_enrolment_code(ops.as_ref(), &format!("Tablet {i}"))
                 .await
                 .map_err(|e| e.to_string())?;
-            let event = AuditEvent::new(&Actor::Admin, "test-write", format!("ops {i}"));
+            let event = AuditEvent::new(&Actor::Admin, AuditAction::Verified, format!("ops {i}"));
             ops.append_audit(&[event], chrono::Utc::now())
                 .await
                 .map_err(|e| e.to_string())?;

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::ingest::{StoredProblem, recheck_stored};
 use super::storage::{
-    Actor, AuditChainBreak, AuditChainCheckError, AuditEvent, Stats, Storage, StorageError,
-    check_audit_chain,
+    Actor, AuditAction, AuditChainBreak, AuditChainCheckError, AuditEvent, Stats, Storage,
+    StorageError, check_audit_chain,
 };
 use crate::crypto::{KdfParams, token_hash_hex};
 
@@ -37,21 +37,7 @@ pub enum AdminError {
     Hashing(String),
 }
 
-/// Roles an account can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Reviews completed records and decides on them.
-    Supervisor,
-}
-
-impl Role {
-    /// As stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Supervisor => super::api::SUPERVISOR_ROLE,
-        }
-    }
-}
+pub use super::storage::Role;
 
 /// A one-time enrolment code, shown once to the administrator; only its hash is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,9 +135,7 @@ pub async fn add_user(
         .await
         .map_err(|e| AdminError::Hashing(e.to_string()))?
         .map_err(|e| AdminError::Hashing(e.to_string()))?;
-    storage
-        .add_user(username, role.as_str(), &hash, Utc::now())
-        .await?;
+    storage.add_user(username, role, &hash, Utc::now()).await?;
     Ok(())
 }
 
@@ -228,7 +212,7 @@ pub async fn verify(storage: &dyn Storage) -> Result<VerifyReport, AdminError> {
         .append_audit(
             &[AuditEvent::new(
                 &Actor::Admin,
-                "verified",
+                AuditAction::Verified,
                 format!("versions={versions_checked} bad={}", bad.len()),
             )],
             Utc::now(),

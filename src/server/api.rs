@@ -29,7 +29,7 @@ use super::admin::normalise_enrolment_code;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, json_rejection};
 use super::ingest::{Rejection, check_item, recheck_stored};
 use super::storage::{
-    Actor, DecideOutcome, DeviceIdentity, EnrolOutcome, NewDecision, NewDevice, ReviewFilter,
+    Actor, DecideOutcome, DeviceIdentity, EnrolOutcome, NewDecision, NewDevice, ReviewFilter, Role,
     SessionIdentity, Storage, StoreOutcome,
 };
 use crate::crypto::{new_token, token_hash_hex, verify_password};
@@ -38,9 +38,6 @@ use crate::protocol::{
     LoginRequest, LoginResponse, MAX_PUSH_BODY_BYTES, MAX_PUSH_ITEMS, PushItemResult, PushOutcome,
     PushRequest, PushResponse, RejectReason, ReviewDetail, ReviewList, ReviewQuery, ReviewVersion,
 };
-
-/// The role a supervisor account has; the only role there is so far.
-pub const SUPERVISOR_ROLE: &str = "supervisor";
 
 /// Most feedback items in one answer; the device pages with the cursor.
 pub const MAX_FEEDBACK_ITEMS: u32 = 500;
@@ -232,7 +229,7 @@ impl FromRequestParts<AppState> for SupervisorAuth {
             .session_by_token_hash(&token_hash_hex(token), Utc::now())
             .await?
         {
-            Some(s) if s.role == SUPERVISOR_ROLE => Ok(SupervisorAuth(s)),
+            Some(s) if s.role == Some(Role::Supervisor) => Ok(SupervisorAuth(s)),
             Some(_) => Err(ApiError::client(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -500,7 +497,7 @@ async fn login(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let user = match user {
-        Some(u) if ok && u.role == SUPERVISOR_ROLE => u,
+        Some(u) if ok && u.role == Some(Role::Supervisor) => u,
         _ => {
             let n = storage.record_login_failure(&username, Utc::now()).await?;
             tracing::info!(failures = n, "login failed");

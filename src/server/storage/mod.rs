@@ -1,13 +1,15 @@
 //! Server storage: one async trait, [`Storage`], with a SQLite and a PostgreSQL implementation.
 //!
 //! Owns every SQL statement the server runs, the migrations under `migrations/server/`, and
-//! the hash-chained audit table. Handlers validate input (hashes, signatures, schema) before
+//! the hash-chained audit table. The rules live once, in [`core`]: each backend file holds
+//! only its SQL text, its row mapping and how it begins and commits a transaction. Handlers validate input (hashes, signatures, schema) before
 //! calling in; storage decides what the database says: ownership, dedup through the UNIQUE
 //! constraint on (record id, revision), staleness, decisions. Every multi-statement write is
 //! one transaction, and every write of patient data appends its audit entry inside that same
 //! transaction, so a record and its audit entry commit together or not at all.
 //! Never used by the device: the device store is `crate::store`.
 
+mod core;
 pub mod postgres;
 pub mod sqlite;
 
@@ -73,18 +75,46 @@ pub struct DeviceIdentity {
     pub revoked: bool,
 }
 
+/// Roles an account can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Reviews completed records and decides on them.
+    Supervisor,
+}
+
+impl Role {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Supervisor => "supervisor",
+        }
+    }
+
+    /// Parses [`Role::as_str`]; `None` for a role this server does not know.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "supervisor" => Some(Role::Supervisor),
+            _ => None,
+        }
+    }
+}
+
 /// A supervisor's valid session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionIdentity {
     pub username: String,
-    pub role: String,
+    /// `None` if the stored role is one this server does not know: such a session may do
+    /// nothing.
+    pub role: Option<Role>,
 }
 
 /// A stored account.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
     pub username: String,
-    pub role: String,
+    /// `None` if the stored role is one this server does not know: such an account cannot
+    /// sign in.
+    pub role: Option<Role>,
     pub password_hash: String,
 }
 
@@ -285,11 +315,50 @@ impl Actor {
     }
 }
 
+/// What an audit entry records. The stored text ([`AuditAction::as_str`]) is part of the
+/// chained hash, so a variant's text never changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    EnrolmentCodeCreated,
+    DeviceEnrolled,
+    DeviceRevoked,
+    UserAdded,
+    LoggedIn,
+    VersionStored,
+    FeedbackRead,
+    ReviewListRead,
+    ReviewSummaryRead,
+    VersionRead,
+    DecisionRecorded,
+    /// `epr-server verify` ran (it reads every document).
+    Verified,
+}
+
+impl AuditAction {
+    /// As stored in the audit table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::EnrolmentCodeCreated => "enrolment_code_created",
+            AuditAction::DeviceEnrolled => "device_enrolled",
+            AuditAction::DeviceRevoked => "device_revoked",
+            AuditAction::UserAdded => "user_added",
+            AuditAction::LoggedIn => "logged_in",
+            AuditAction::VersionStored => "version_stored",
+            AuditAction::FeedbackRead => "feedback_read",
+            AuditAction::ReviewListRead => "review_list_read",
+            AuditAction::ReviewSummaryRead => "review_summary_read",
+            AuditAction::VersionRead => "version_read",
+            AuditAction::DecisionRecorded => "decision_recorded",
+            AuditAction::Verified => "verified",
+        }
+    }
+}
+
 /// One audit entry to append. `detail` never holds clinical text.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub actor: String,
-    pub action: &'static str,
+    pub action: AuditAction,
     pub record_id: Option<Uuid>,
     pub revision: Option<u64>,
     pub detail: String,
@@ -297,7 +366,7 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// An event about the whole system or a list (no single record).
-    pub fn new(actor: &Actor, action: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(actor: &Actor, action: AuditAction, detail: impl Into<String>) -> Self {
         Self {
             actor: actor.as_text(),
             action,
@@ -310,7 +379,7 @@ impl AuditEvent {
     /// An event about one record (and optionally one version).
     pub fn on_record(
         actor: &Actor,
-        action: &'static str,
+        action: AuditAction,
         record_id: Uuid,
         revision: Option<u64>,
         detail: impl Into<String>,
@@ -373,7 +442,7 @@ pub(crate) fn chain_events(
             seq,
             at_utc: at_utc.to_owned(),
             actor: e.actor.clone(),
-            action: e.action.to_owned(),
+            action: e.action.as_str().to_owned(),
             record_id: e.record_id,
             revision: e.revision.and_then(|r| i64::try_from(r).ok()),
             detail: e.detail.clone(),
@@ -508,7 +577,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn add_user(
         &self,
         username: &str,
-        role: &str,
+        role: Role,
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StorageError>;

@@ -1,23 +1,32 @@
 //! PostgreSQL server storage (`postgres://...`), for production and for several stateless
 //! server replicas behind a load balancer.
 //!
-//! tokio-postgres with a deadpool pool. Replicas share nothing but the database, so every
-//! write transaction starts with a transaction-scoped advisory lock keyed by the schema: it
-//! serialises writers, which keeps the audit chain linear (each entry chains from the one
-//! committed before it) and makes decision cursors commit in order, so a device paging
-//! feedback by cursor can never skip one. Dedup still rests on the UNIQUE constraint.
+//! tokio-postgres with a deadpool pool. Replicas share nothing but the database, so the steps
+//! whose result depends on commit order (appending to the audit chain, numbering decision
+//! cursors, consuming an enrolment code, checking a decision's precondition) run under a
+//! transaction-scoped advisory lock keyed by the schema, taken by [`Tx::lock_for_ordering`].
+//! It keeps the audit chain linear (each entry chains from the one committed before it) and
+//! makes decision cursors commit in order, so a device paging feedback by cursor can never
+//! skip one. Dedup still rests on the UNIQUE constraint.
+//!
+//! A push is a constant number of round trips whatever its size: each batch step is one
+//! statement over `unnest` arrays, and the lock is taken only after the reads that plan it.
 //! The search path (`options=-csearch_path%3D...` in the URL) picks the schema, which is how
 //! tests get a fresh schema each.
+//!
+//! This file holds SQL text and row mapping only; the rules are in [`super::core`].
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+use super::core::{self, EnrolmentCodeRow, RecordHead, Tx, TxKind};
+use super::core::{count_col, decision_col, rev_col, rev_param, status_col};
 use super::*;
-use crate::model::RecordStatus;
-use crate::protocol::{Decision, DecisionCounts, DecisionRecord, FeedbackItem, ReviewSummary};
+use crate::protocol::{DecisionRecord, FeedbackItem, ReviewSummary};
 
 const MIGRATIONS: &[(u32, &str, &str)] = &[(
     1,
@@ -25,7 +34,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[(
     include_str!("../../../migrations/server/postgres/0001_initial.sql"),
 )];
 
-/// Serialises writers within one schema (see the module comment).
+/// Serialises ordered steps within one schema (see the module comment).
 const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')))";
 
 /// The PostgreSQL implementation of [`Storage`].
@@ -45,55 +54,63 @@ fn pool_err(e: impl std::fmt::Display) -> StorageError {
     StorageError::Pool(e.to_string())
 }
 
-fn rev_param(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+/// One transaction on a pooled connection (a reader runs without `BEGIN`). Dropped without
+/// [`PgTx::commit`], the connection is taken out of the pool and closed, which makes the
+/// server roll the transaction back: a half-done transaction never goes back to the pool.
+struct PgTx {
+    client: Option<Object>,
+    open: bool,
+    locked: bool,
 }
 
-fn rev_col(v: i64) -> Result<u64, StorageError> {
-    u64::try_from(v).map_err(|_| StorageError::Corrupt("revision".into()))
-}
-
-fn decision_col(text: &str) -> Result<Decision, StorageError> {
-    Decision::parse(text).ok_or_else(|| StorageError::Corrupt("decision".into()))
-}
-
-async fn append_audit_tx<C: GenericClient>(
-    tx: &C,
-    events: &[AuditEvent],
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    if events.is_empty() {
-        return Ok(());
+impl PgTx {
+    fn client(&self) -> Result<&Object, StorageError> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| StorageError::Task("transaction already finished".into()))
     }
-    let head = tx
-        .query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
-        .await?
-        .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
-    let entries = chain_events(head, &utc_text(now), events);
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO audit (seq, at_utc, actor, action, record_id, revision, detail, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .await?;
-    for e in entries {
-        tx.execute(
-            &stmt,
-            &[
-                &e.seq,
-                &e.at_utc,
-                &e.actor,
-                &e.action,
-                &e.record_id,
-                &e.revision,
-                &e.detail,
-                &e.prev_hash,
-                &e.hash,
-            ],
-        )
-        .await?;
+
+    async fn query(
+        &self,
+        sql: &str,
+        args: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StorageError> {
+        let client = self.client()?;
+        let stmt = client.prepare_cached(sql).await?;
+        Ok(client.query(&stmt, args).await?)
     }
-    Ok(())
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        args: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StorageError> {
+        Ok(self.query(sql, args).await?.into_iter().next())
+    }
+
+    async fn execute(&self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<u64, StorageError> {
+        let client = self.client()?;
+        let stmt = client.prepare_cached(sql).await?;
+        Ok(client.execute(&stmt, args).await?)
+    }
+
+    async fn commit(mut self) -> Result<(), StorageError> {
+        if self.open {
+            self.client()?.batch_execute("COMMIT").await?;
+            self.open = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        if self.open
+            && let Some(client) = self.client.take()
+        {
+            drop(Object::take(client));
+        }
+    }
 }
 
 impl PostgresStorage {
@@ -117,20 +134,29 @@ impl PostgresStorage {
         Ok(storage)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
-        self.pool.get().await.map_err(pool_err)
+    async fn begin(&self, kind: TxKind) -> Result<PgTx, StorageError> {
+        let client = self.pool.get().await.map_err(pool_err)?;
+        let open = kind == TxKind::Write;
+        if open {
+            client.batch_execute("BEGIN").await?;
+        }
+        Ok(PgTx {
+            client: Some(client),
+            open,
+            locked: false,
+        })
     }
 
     async fn migrate(&self) -> Result<(), StorageError> {
-        let mut client = self.client().await?;
-        client
-            .execute(
-                "SELECT pg_advisory_lock(hashtext(coalesce(current_schema(), '') || '/migrate'))",
-                &[],
-            )
-            .await?;
+        const LOCK: &str =
+            "SELECT pg_advisory_lock(hashtext(coalesce(current_schema(), '') || '/migrate'))";
+        const UNLOCK: &str =
+            "SELECT pg_advisory_unlock(hashtext(coalesce(current_schema(), '') || '/migrate'))";
+        let session = self.begin(TxKind::Read).await?;
+        session.execute(LOCK, &[]).await?;
         let result = async {
-            client
+            session
+                .client()?
                 .batch_execute(
                     "CREATE TABLE IF NOT EXISTS server_migrations (
                          version INTEGER PRIMARY KEY,
@@ -139,45 +165,33 @@ impl PostgresStorage {
                      )",
                 )
                 .await?;
-            for (version, name, sql) in MIGRATIONS {
-                let v = i32::try_from(*version).unwrap_or(i32::MAX);
-                let tx = client.transaction().await?;
-                let done = tx
-                    .query_opt(
-                        "SELECT version FROM server_migrations WHERE version = $1",
-                        &[&v],
-                    )
-                    .await?;
-                if done.is_none() {
-                    tx.batch_execute(sql)
-                        .await
-                        .map_err(|e| StorageError::Migration {
-                            version: *version,
-                            source: Box::new(e.into()),
-                        })?;
-                    tx.execute(
-                        "INSERT INTO server_migrations (version, name, applied_at_utc)
-                         VALUES ($1, $2, now())",
-                        &[&v, name],
-                    )
-                    .await?;
-                }
+            for &migration in MIGRATIONS {
+                let mut tx = self.begin(TxKind::Write).await?;
+                core::migrate_one(&mut tx, migration, Utc::now()).await?;
                 tx.commit().await?;
             }
             Ok::<(), StorageError>(())
         }
         .await;
-        client
-            .execute(
-                "SELECT pg_advisory_unlock(hashtext(coalesce(current_schema(), '') || '/migrate'))",
-                &[],
-            )
-            .await?;
+        session.execute(UNLOCK, &[]).await?;
         result
     }
 }
 
-fn stored_version(r: &tokio_postgres::Row) -> Result<StoredVersion, StorageError> {
+/// Runs one core operation in a transaction and commits it if it returned `Ok`.
+macro_rules! in_tx {
+    ($storage:expr, $kind:expr, |$tx:ident| $op:expr) => {{
+        let mut $tx = $storage.begin($kind).await?;
+        let out = $op.await?;
+        $tx.commit().await?;
+        Ok(out)
+    }};
+}
+
+const VERSION_COLUMNS: &str = "v.seq, v.record_id, v.revision, v.status, v.document, v.content_sha256, \
+     v.signature, v.saved_at_utc, v.received_at_utc, v.device_id, d.public_key";
+
+fn stored_version(r: &Row) -> Result<StoredVersion, StorageError> {
     let status_text: String = r.try_get(3)?;
     Ok(StoredVersion {
         seq: r.try_get(0)?,
@@ -195,203 +209,97 @@ fn stored_version(r: &tokio_postgres::Row) -> Result<StoredVersion, StorageError
     })
 }
 
-const VERSION_COLUMNS: &str = "v.seq, v.record_id, v.revision, v.status, v.document, v.content_sha256, \
-     v.signature, v.saved_at_utc, v.received_at_utc, v.device_id, d.public_key";
-
-async fn push_one<C: GenericClient>(
-    tx: &C,
-    device: &DeviceIdentity,
-    item: &NewVersion,
-    now: DateTime<Utc>,
-    audit: &mut Vec<AuditEvent>,
-) -> Result<StoreOutcome, StorageError> {
-    let revision = rev_param(item.revision);
-    let ins = tx
-        .prepare_cached(
-            "INSERT INTO records (record_id, device_id, latest_revision) VALUES ($1, $2, $3)
-             ON CONFLICT (record_id) DO NOTHING",
-        )
-        .await?;
-    tx.execute(&ins, &[&item.record_id, &device.device_id, &revision])
-        .await?;
-    let sel = tx
-        .prepare_cached("SELECT device_id, latest_revision FROM records WHERE record_id = $1")
-        .await?;
-    let row = tx.query_one(&sel, &[&item.record_id]).await?;
-    let owner: Uuid = row.try_get(0)?;
-    let latest_revision: i64 = row.try_get(1)?;
-    if owner != device.device_id {
-        return Ok(StoreOutcome::NotOwner);
-    }
-    let existing = tx
-        .prepare_cached(
-            "SELECT content_sha256 FROM versions WHERE record_id = $1 AND revision = $2",
-        )
-        .await?;
-    if item.status == RecordStatus::Draft && revision < latest_revision {
-        let h = tx
-            .query_opt(&existing, &[&item.record_id, &revision])
-            .await?
-            .map(|r| r.get::<_, String>(0));
-        return Ok(match h {
-            Some(h) if h == item.content_sha256 => StoreOutcome::Duplicate,
-            _ => StoreOutcome::Stale,
-        });
-    }
-    let insv = tx
-        .prepare_cached(
-            "INSERT INTO versions (record_id, revision, status, document, content_sha256,
-                 signature, device_id, saved_at_utc, received_at_utc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (record_id, revision) DO NOTHING",
-        )
-        .await?;
-    let inserted = tx
-        .execute(
-            &insv,
-            &[
-                &item.record_id,
-                &revision,
-                &item.status.as_str(),
-                &item.document_canonical,
-                &item.content_sha256,
-                &item.signature,
-                &device.device_id,
-                &item.saved_at_utc,
-                &now,
-            ],
-        )
-        .await?;
-    if inserted == 0 {
-        let h = tx
-            .query_opt(&existing, &[&item.record_id, &revision])
-            .await?
-            .map(|r| r.get::<_, String>(0));
-        return Ok(match h {
-            Some(h) if h == item.content_sha256 => StoreOutcome::Duplicate,
-            _ => StoreOutcome::Conflict,
-        });
-    }
-    let upd = tx
-        .prepare_cached(
-            "UPDATE records SET latest_revision = GREATEST(latest_revision, $2) WHERE record_id = $1",
-        )
-        .await?;
-    tx.execute(&upd, &[&item.record_id, &revision]).await?;
-    if item.status.is_signed() {
-        let upd = tx
-            .prepare_cached(
-                "UPDATE records SET signed_revision = $2, signed_status = $3,
-                     signed_saved_at_utc = $4, incident_number = $5, patient_name = $6,
-                     search_text = $7, latest_news2 = $8, latest_decision = NULL
-                 WHERE record_id = $1 AND (signed_revision IS NULL OR signed_revision < $2)",
-            )
-            .await?;
-        let news2 = item.latest_news2.map(i32::from);
-        tx.execute(
-            &upd,
-            &[
-                &item.record_id,
-                &revision,
-                &item.status.as_str(),
-                &item.saved_at_utc,
-                &item.incident_number,
-                &item.patient_name,
-                &item.search_text(),
-                &news2,
-            ],
-        )
-        .await?;
-    }
-    audit.push(AuditEvent::on_record(
-        &Actor::Device(device.device_id),
-        "version_stored",
-        item.record_id,
-        Some(item.revision),
-        format!(
-            "status={} sha256={}",
-            item.status.as_str(),
-            item.content_sha256
-        ),
-    ));
-    Ok(StoreOutcome::Stored)
-}
-
 const REVIEW_WHERE: &str = "r.signed_revision IS NOT NULL
      AND ($1::timestamptz IS NULL OR r.signed_saved_at_utc >= $1)
      AND ($2::timestamptz IS NULL OR r.signed_saved_at_utc < $2)
      AND ($3::integer IS NULL OR r.latest_news2 >= $3)
      AND ($4::text IS NULL OR r.search_text LIKE $4 ESCAPE '\\')";
 
-#[async_trait]
-impl Storage for PostgresStorage {
-    fn backend(&self) -> &'static str {
-        "postgres"
+impl Tx for PgTx {
+    async fn lock_for_ordering(&mut self) -> Result<(), StorageError> {
+        if !self.locked {
+            self.execute(WRITE_LOCK, &[]).await?;
+            self.locked = true;
+        }
+        Ok(())
     }
 
-    async fn create_enrolment_code(
-        &self,
+    async fn migration_applied(&mut self, version: u32) -> Result<bool, StorageError> {
+        let v = i32::try_from(version).unwrap_or(i32::MAX);
+        let sql = "SELECT 1 FROM server_migrations WHERE version = $1";
+        Ok(self.query_opt(sql, &[&v]).await?.is_some())
+    }
+
+    async fn apply_migration(
+        &mut self,
+        version: u32,
+        name: &str,
+        sql: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let v = i32::try_from(version).unwrap_or(i32::MAX);
+        self.client()?.batch_execute(sql).await?;
+        self.execute(
+            "INSERT INTO server_migrations (version, name, applied_at_utc) VALUES ($1, $2, $3)",
+            &[&v, &name, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_enrolment_code(
+        &mut self,
         code_hash: &str,
         device_name: &str,
         now: DateTime<Utc>,
         expires_at_utc: DateTime<Utc>,
     ) -> Result<(), StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITE_LOCK, &[]).await?;
-        tx.execute(
+        self.execute(
             "INSERT INTO enrolment_codes (code_hash, device_name, created_at_utc, expires_at_utc)
              VALUES ($1, $2, $3, $4)",
             &[&code_hash, &device_name, &now, &expires_at_utc],
         )
         .await?;
-        append_audit_tx(
-            &tx,
-            &[AuditEvent::new(&Actor::Admin, "enrolment_code_created", "")],
-            now,
-        )
-        .await?;
-        tx.commit().await?;
         Ok(())
     }
 
-    async fn enroll_device(
-        &self,
-        d: &NewDevice,
-        now: DateTime<Utc>,
-    ) -> Result<EnrolOutcome, StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITE_LOCK, &[]).await?;
-        let code = tx
-            .query_opt(
-                "SELECT expires_at_utc, used_at_utc FROM enrolment_codes WHERE code_hash = $1
-                 FOR UPDATE",
-                &[&d.code_hash],
-            )
-            .await?;
-        let Some(code) = code else {
-            return Ok(EnrolOutcome::UnknownCode);
+    async fn enrolment_code(
+        &mut self,
+        code_hash: &str,
+    ) -> Result<Option<EnrolmentCodeRow>, StorageError> {
+        let sql = "SELECT expires_at_utc, used_at_utc FROM enrolment_codes WHERE code_hash = $1
+                   FOR UPDATE";
+        let Some(r) = self.query_opt(sql, &[&code_hash]).await? else {
+            return Ok(None);
         };
-        let expires: DateTime<Utc> = code.try_get(0)?;
-        let used: Option<DateTime<Utc>> = code.try_get(1)?;
-        if used.is_some() {
-            return Ok(EnrolOutcome::CodeUsed);
-        }
-        if expires <= now {
-            return Ok(EnrolOutcome::CodeExpired);
-        }
-        let claimed = tx
+        Ok(Some(EnrolmentCodeRow {
+            expires_at_utc: r.try_get(0)?,
+            used: r.try_get::<_, Option<DateTime<Utc>>>(1)?.is_some(),
+        }))
+    }
+
+    async fn claim_enrolment_code(
+        &mut self,
+        code_hash: &str,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let n = self
             .execute(
                 "UPDATE enrolment_codes SET used_at_utc = $2, device_id = $3
                  WHERE code_hash = $1 AND used_at_utc IS NULL",
-                &[&d.code_hash, &now, &d.device_id],
+                &[&code_hash, &now, &device_id],
             )
             .await?;
-        if claimed != 1 {
-            return Ok(EnrolOutcome::CodeUsed);
-        }
-        tx.execute(
+        Ok(n == 1)
+    }
+
+    async fn insert_device(
+        &mut self,
+        d: &NewDevice,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.execute(
             "INSERT INTO devices (device_id, name, public_key, token_hash, enrolled_at_utc)
              VALUES ($1, $2, $3, $4, $5)",
             &[
@@ -403,312 +311,313 @@ impl Storage for PostgresStorage {
             ],
         )
         .await?;
-        append_audit_tx(
-            &tx,
-            &[AuditEvent::new(
-                &Actor::Device(d.device_id),
-                "device_enrolled",
-                "",
-            )],
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(EnrolOutcome::Enrolled)
+        Ok(())
     }
 
     async fn device_by_token_hash(
-        &self,
+        &mut self,
         token_hash: &str,
     ) -> Result<Option<DeviceIdentity>, StorageError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT device_id, name, public_key, revoked_at_utc FROM devices
-                 WHERE token_hash = $1",
-            )
-            .await?;
-        let row = client.query_opt(&stmt, &[&token_hash]).await?;
-        row.map(|r| {
-            Ok(DeviceIdentity {
-                device_id: r.try_get(0)?,
-                device_name: r.try_get(1)?,
-                public_key_b64: r.try_get(2)?,
-                revoked: r.try_get::<_, Option<DateTime<Utc>>>(3)?.is_some(),
-            })
-        })
-        .transpose()
+        let sql = "SELECT device_id, name, public_key, revoked_at_utc FROM devices
+                   WHERE token_hash = $1";
+        let Some(r) = self.query_opt(sql, &[&token_hash]).await? else {
+            return Ok(None);
+        };
+        Ok(Some(DeviceIdentity {
+            device_id: r.try_get(0)?,
+            device_name: r.try_get(1)?,
+            public_key_b64: r.try_get(2)?,
+            revoked: r.try_get::<_, Option<DateTime<Utc>>>(3)?.is_some(),
+        }))
     }
 
-    async fn revoke_device(
-        &self,
+    async fn mark_device_revoked(
+        &mut self,
         device_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITE_LOCK, &[]).await?;
-        let n = tx
+        let n = self
             .execute(
                 "UPDATE devices SET revoked_at_utc = COALESCE(revoked_at_utc, $2)
                  WHERE device_id = $1",
                 &[&device_id, &now],
             )
             .await?;
-        if n == 0 {
-            return Ok(false);
-        }
-        append_audit_tx(
-            &tx,
-            &[AuditEvent::new(
-                &Actor::Admin,
-                "device_revoked",
-                format!("device={device_id}"),
-            )],
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(n == 1)
     }
 
-    async fn add_user(
-        &self,
+    async fn insert_user(
+        &mut self,
         username: &str,
-        role: &str,
+        role: Role,
         password_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITE_LOCK, &[]).await?;
-        let n = tx
+    ) -> Result<bool, StorageError> {
+        let n = self
             .execute(
                 "INSERT INTO users (username, role, password_hash, created_at_utc)
                  VALUES ($1, $2, $3, $4) ON CONFLICT (username) DO NOTHING",
-                &[&username, &role, &password_hash, &now],
+                &[&username, &role.as_str(), &password_hash, &now],
             )
             .await?;
-        if n == 0 {
-            return Err(StorageError::UserExists);
-        }
-        append_audit_tx(
-            &tx,
-            &[AuditEvent::new(
-                &Actor::Admin,
-                "user_added",
-                format!("user={username} role={role}"),
-            )],
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(n == 1)
     }
 
-    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StorageError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT username, role, password_hash FROM users WHERE username = $1",
-                &[&username],
-            )
-            .await?;
-        row.map(|r| {
-            Ok(UserRecord {
-                username: r.try_get(0)?,
-                role: r.try_get(1)?,
-                password_hash: r.try_get(2)?,
-            })
-        })
-        .transpose()
+    async fn user_by_name(&mut self, username: &str) -> Result<Option<UserRecord>, StorageError> {
+        let sql = "SELECT username, role, password_hash FROM users WHERE username = $1";
+        let Some(r) = self.query_opt(sql, &[&username]).await? else {
+            return Ok(None);
+        };
+        Ok(Some(UserRecord {
+            username: r.try_get(0)?,
+            role: Role::parse(r.try_get(1)?),
+            password_hash: r.try_get(2)?,
+        }))
     }
 
-    async fn login_failures(&self, username: &str) -> Result<Option<LoginFailures>, StorageError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT failures, last_failure_at_utc FROM login_failures WHERE username = $1",
-                &[&username],
-            )
-            .await?;
-        row.map(|r| {
-            Ok(LoginFailures {
-                failures: u32::try_from(r.try_get::<_, i32>(0)?).unwrap_or(0),
-                last_failure_at_utc: r.try_get(1)?,
-            })
-        })
-        .transpose()
+    async fn login_failures(
+        &mut self,
+        username: &str,
+    ) -> Result<Option<LoginFailures>, StorageError> {
+        let sql = "SELECT failures, last_failure_at_utc FROM login_failures WHERE username = $1";
+        let Some(r) = self.query_opt(sql, &[&username]).await? else {
+            return Ok(None);
+        };
+        Ok(Some(LoginFailures {
+            failures: u32::try_from(r.try_get::<_, i32>(0)?).unwrap_or(0),
+            last_failure_at_utc: r.try_get(1)?,
+        }))
     }
 
-    async fn record_login_failure(
-        &self,
+    async fn increment_login_failures(
+        &mut self,
         username: &str,
         now: DateTime<Utc>,
-    ) -> Result<u32, StorageError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "INSERT INTO login_failures (username, failures, last_failure_at_utc)
-                 VALUES ($1, 1, $2)
-                 ON CONFLICT (username) DO UPDATE
-                     SET failures = login_failures.failures + 1,
-                         last_failure_at_utc = EXCLUDED.last_failure_at_utc
-                 RETURNING failures",
-                &[&username, &now],
-            )
-            .await?;
-        Ok(u32::try_from(row.try_get::<_, i32>(0)?).unwrap_or(0))
+    ) -> Result<i64, StorageError> {
+        let sql = "INSERT INTO login_failures (username, failures, last_failure_at_utc)
+                   VALUES ($1, 1, $2)
+                   ON CONFLICT (username) DO UPDATE
+                       SET failures = login_failures.failures + 1,
+                           last_failure_at_utc = EXCLUDED.last_failure_at_utc
+                   RETURNING failures";
+        let row = self.query_opt(sql, &[&username, &now]).await?;
+        let row = row.ok_or_else(|| StorageError::Corrupt("login failure count".into()))?;
+        Ok(i64::from(row.try_get::<_, i32>(0)?))
     }
 
-    async fn clear_login_failures(&self, username: &str) -> Result<(), StorageError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "DELETE FROM login_failures WHERE username = $1",
-                &[&username],
-            )
-            .await?;
+    async fn clear_login_failures(&mut self, username: &str) -> Result<(), StorageError> {
+        let sql = "DELETE FROM login_failures WHERE username = $1";
+        self.execute(sql, &[&username]).await?;
         Ok(())
     }
 
-    async fn create_session(
-        &self,
+    async fn delete_expired_sessions(&mut self, now: DateTime<Utc>) -> Result<(), StorageError> {
+        let sql = "DELETE FROM sessions WHERE expires_at_utc <= $1";
+        self.execute(sql, &[&now]).await?;
+        Ok(())
+    }
+
+    async fn insert_session(
+        &mut self,
         token_hash: &str,
         user: &UserRecord,
+        role: Role,
         now: DateTime<Utc>,
         expires_at_utc: DateTime<Utc>,
     ) -> Result<(), StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITE_LOCK, &[]).await?;
-        tx.execute("DELETE FROM sessions WHERE expires_at_utc <= $1", &[&now])
-            .await?;
-        tx.execute(
+        self.execute(
             "INSERT INTO sessions (token_hash, username, role, created_at_utc, expires_at_utc)
              VALUES ($1, $2, $3, $4, $5)",
             &[
                 &token_hash,
                 &user.username,
-                &user.role,
+                &role.as_str(),
                 &now,
                 &expires_at_utc,
             ],
         )
         .await?;
-        append_audit_tx(
-            &tx,
-            &[AuditEvent::new(
-                &Actor::Supervisor(user.username.clone()),
-                "logged_in",
-                "",
-            )],
-            now,
-        )
-        .await?;
-        tx.commit().await?;
         Ok(())
     }
 
     async fn session_by_token_hash(
-        &self,
+        &mut self,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<SessionIdentity>, StorageError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT username, role FROM sessions WHERE token_hash = $1 AND expires_at_utc > $2",
-            )
-            .await?;
-        let row = client.query_opt(&stmt, &[&token_hash, &now]).await?;
-        row.map(|r| {
-            Ok(SessionIdentity {
-                username: r.try_get(0)?,
-                role: r.try_get(1)?,
+        let sql =
+            "SELECT username, role FROM sessions WHERE token_hash = $1 AND expires_at_utc > $2";
+        let Some(r) = self.query_opt(sql, &[&token_hash, &now]).await? else {
+            return Ok(None);
+        };
+        Ok(Some(SessionIdentity {
+            username: r.try_get(0)?,
+            role: Role::parse(r.try_get(1)?),
+        }))
+    }
+
+    async fn claim_records(
+        &mut self,
+        device_id: Uuid,
+        new: &[(Uuid, i64)],
+    ) -> Result<(), StorageError> {
+        let (ids, revisions): (Vec<Uuid>, Vec<i64>) = new.iter().copied().unzip();
+        self.execute(
+            "INSERT INTO records (record_id, device_id, latest_revision)
+             SELECT id, $1, rev FROM unnest($2::uuid[], $3::bigint[]) AS t(id, rev)
+             ON CONFLICT (record_id) DO NOTHING",
+            &[&device_id, &ids, &revisions],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn record_heads(&mut self, ids: &[Uuid]) -> Result<Vec<RecordHead>, StorageError> {
+        let sql = "SELECT record_id, device_id, latest_revision FROM records
+                   WHERE record_id = ANY($1::uuid[])";
+        let ids = ids.to_vec();
+        self.query(sql, &[&ids])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(RecordHead {
+                    record_id: r.try_get(0)?,
+                    device_id: r.try_get(1)?,
+                    latest_revision: r.try_get(2)?,
+                })
             })
-        })
-        .transpose()
+            .collect()
     }
 
-    async fn push_versions(
-        &self,
-        device: &DeviceIdentity,
-        items: &[NewVersion],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<StoreOutcome>, StorageError> {
-        let now = to_micros(now);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITE_LOCK, &[]).await?;
-        let mut audit = Vec::new();
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            out.push(push_one(&tx, device, item, now, &mut audit).await?);
-        }
-        append_audit_tx(&tx, &audit, now).await?;
-        tx.commit().await?;
-        Ok(out)
+    async fn version_hashes(
+        &mut self,
+        keys: &[(Uuid, i64)],
+    ) -> Result<Vec<((Uuid, i64), String)>, StorageError> {
+        let (ids, revisions): (Vec<Uuid>, Vec<i64>) = keys.iter().copied().unzip();
+        let sql = "SELECT v.record_id, v.revision, v.content_sha256
+                   FROM versions v JOIN unnest($1::uuid[], $2::bigint[]) AS k(id, rev)
+                     ON v.record_id = k.id AND v.revision = k.rev";
+        self.query(sql, &[&ids, &revisions])
+            .await?
+            .iter()
+            .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?)))
+            .collect()
     }
 
-    async fn feedback_since(
-        &self,
-        device: &DeviceIdentity,
+    async fn insert_versions(
+        &mut self,
+        device_id: Uuid,
+        versions: &[&NewVersion],
+        received_at_utc: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let ids: Vec<Uuid> = versions.iter().map(|v| v.record_id).collect();
+        let revisions: Vec<i64> = versions.iter().map(|v| rev_param(v.revision)).collect();
+        let statuses: Vec<&str> = versions.iter().map(|v| v.status.as_str()).collect();
+        let documents: Vec<&str> = versions
+            .iter()
+            .map(|v| v.document_canonical.as_str())
+            .collect();
+        let hashes: Vec<&str> = versions.iter().map(|v| v.content_sha256.as_str()).collect();
+        let signatures: Vec<Option<&str>> =
+            versions.iter().map(|v| v.signature.as_deref()).collect();
+        let saved: Vec<DateTime<Utc>> = versions.iter().map(|v| v.saved_at_utc).collect();
+        self.execute(
+            "INSERT INTO versions (record_id, revision, status, document, content_sha256,
+                 signature, device_id, saved_at_utc, received_at_utc)
+             SELECT id, rev, st, doc, sha, sig, $8, saved, $9
+             FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::timestamptz[])
+                  WITH ORDINALITY AS t(id, rev, st, doc, sha, sig, saved, n)
+             ORDER BY n",
+            &[
+                &ids,
+                &revisions,
+                &statuses,
+                &documents,
+                &hashes,
+                &signatures,
+                &saved,
+                &device_id,
+                &received_at_utc,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn raise_latest_revisions(&mut self, heads: &[(Uuid, i64)]) -> Result<(), StorageError> {
+        let (ids, revisions): (Vec<Uuid>, Vec<i64>) = heads.iter().copied().unzip();
+        self.execute(
+            "UPDATE records r SET latest_revision = GREATEST(r.latest_revision, u.rev)
+             FROM unnest($1::uuid[], $2::bigint[]) AS u(id, rev) WHERE r.record_id = u.id",
+            &[&ids, &revisions],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn set_signed_heads(&mut self, versions: &[&NewVersion]) -> Result<(), StorageError> {
+        let ids: Vec<Uuid> = versions.iter().map(|v| v.record_id).collect();
+        let revisions: Vec<i64> = versions.iter().map(|v| rev_param(v.revision)).collect();
+        let statuses: Vec<&str> = versions.iter().map(|v| v.status.as_str()).collect();
+        let saved: Vec<DateTime<Utc>> = versions.iter().map(|v| v.saved_at_utc).collect();
+        let incidents: Vec<&str> = versions
+            .iter()
+            .map(|v| v.incident_number.as_str())
+            .collect();
+        let names: Vec<&str> = versions.iter().map(|v| v.patient_name.as_str()).collect();
+        let search: Vec<String> = versions.iter().map(|v| v.search_text()).collect();
+        let news2: Vec<Option<i32>> = versions
+            .iter()
+            .map(|v| v.latest_news2.map(i32::from))
+            .collect();
+        self.execute(
+            "UPDATE records r SET signed_revision = u.rev, signed_status = u.st,
+                 signed_saved_at_utc = u.saved, incident_number = u.inc, patient_name = u.name,
+                 search_text = u.search, latest_news2 = u.news2, latest_decision = NULL
+             FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[],
+                         $6::text[], $7::text[], $8::integer[])
+                  AS u(id, rev, st, saved, inc, name, search, news2)
+             WHERE r.record_id = u.id AND (r.signed_revision IS NULL OR r.signed_revision < u.rev)",
+            &[
+                &ids, &revisions, &statuses, &saved, &incidents, &names, &search, &news2,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn feedback_after(
+        &mut self,
+        device_id: Uuid,
         since_cursor: i64,
         limit: u32,
-        now: DateTime<Utc>,
     ) -> Result<Vec<FeedbackItem>, StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITE_LOCK, &[]).await?;
-        let rows = tx
-            .query(
-                "SELECT cursor, record_id, revision, decision, comment, decided_by, decided_at_utc
-                 FROM decisions WHERE device_id = $1 AND cursor > $2
-                 ORDER BY cursor LIMIT $3",
-                &[&device.device_id, &since_cursor, &i64::from(limit)],
-            )
-            .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        let mut audit = Vec::new();
-        for r in rows {
-            let item = FeedbackItem {
-                cursor: r.try_get(0)?,
-                record_id: r.try_get(1)?,
-                revision: rev_col(r.try_get(2)?)?,
-                decision: decision_col(&r.try_get::<_, String>(3)?)?,
-                comment: r.try_get(4)?,
-                decided_by: r.try_get(5)?,
-                decided_at_utc: r.try_get(6)?,
-            };
-            audit.push(AuditEvent::on_record(
-                &Actor::Device(device.device_id),
-                "feedback_read",
-                item.record_id,
-                Some(item.revision),
-                format!("cursor={}", item.cursor),
-            ));
-            items.push(item);
-        }
-        append_audit_tx(&tx, &audit, now).await?;
-        tx.commit().await?;
-        Ok(items)
+        let sql =
+            "SELECT cursor, record_id, revision, decision, comment, decided_by, decided_at_utc
+                   FROM decisions WHERE device_id = $1 AND cursor > $2
+                   ORDER BY cursor LIMIT $3";
+        self.query(sql, &[&device_id, &since_cursor, &i64::from(limit)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(FeedbackItem {
+                    cursor: r.try_get(0)?,
+                    record_id: r.try_get(1)?,
+                    revision: rev_col(r.try_get(2)?)?,
+                    decision: decision_col(r.try_get(3)?)?,
+                    comment: r.try_get(4)?,
+                    decided_by: r.try_get(5)?,
+                    decided_at_utc: r.try_get(6)?,
+                })
+            })
+            .collect()
     }
 
-    async fn review_list(
-        &self,
+    async fn review_items(
+        &mut self,
         filter: &ReviewFilter,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> Result<ReviewPage, StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITE_LOCK, &[]).await?;
-        let q = filter.like_pattern();
-        let news2 = filter.min_news2.map(i32::from);
-        let decision = filter.decision_text();
-        let limit = i64::from(filter.limit);
-        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+    ) -> Result<Vec<ReviewSummary>, StorageError> {
         let sql = format!(
             "SELECT r.record_id, r.signed_revision, r.signed_status, r.incident_number,
                     r.patient_name, r.latest_news2, r.signed_saved_at_utc, d.name,
@@ -719,199 +628,144 @@ impl Storage for PostgresStorage {
              ORDER BY r.signed_saved_at_utc DESC, r.record_id DESC
              LIMIT $6 OFFSET $7"
         );
-        let rows = tx
-            .query(
-                &sql,
-                &[
-                    &filter.from_utc,
-                    &filter.to_utc,
-                    &news2,
-                    &q,
-                    &decision,
-                    &limit,
-                    &offset,
-                ],
-            )
-            .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for r in rows {
-            let status: String = r.try_get(2)?;
-            items.push(ReviewSummary {
-                record_id: r.try_get(0)?,
-                revision: rev_col(r.try_get(1)?)?,
-                status: RecordStatus::parse(&status)
-                    .ok_or_else(|| StorageError::Corrupt("status".into()))?,
-                incident_number: r.try_get::<_, Option<String>>(3)?.unwrap_or_default(),
-                patient_name: r.try_get::<_, Option<String>>(4)?.unwrap_or_default(),
-                latest_news2: r
-                    .try_get::<_, Option<i32>>(5)?
-                    .and_then(|n| u8::try_from(n).ok()),
-                saved_at_utc: r.try_get(6)?,
-                device_name: r.try_get(7)?,
-                decision: r
-                    .try_get::<_, Option<String>>(8)?
-                    .as_deref()
-                    .map(decision_col)
-                    .transpose()?,
-            });
-        }
-        let count_sql = format!(
+        let news2 = filter.min_news2.map(i32::from);
+        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        let args: [&(dyn ToSql + Sync); 7] = [
+            &filter.from_utc,
+            &filter.to_utc,
+            &news2,
+            &filter.like_pattern(),
+            &filter.decision_text(),
+            &i64::from(filter.limit),
+            &offset,
+        ];
+        self.query(&sql, &args)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ReviewSummary {
+                    record_id: r.try_get(0)?,
+                    revision: rev_col(r.try_get(1)?)?,
+                    status: status_col(r.try_get(2)?)?,
+                    incident_number: r.try_get::<_, Option<String>>(3)?.unwrap_or_default(),
+                    patient_name: r.try_get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    latest_news2: r
+                        .try_get::<_, Option<i32>>(5)?
+                        .and_then(|n| u8::try_from(n).ok()),
+                    saved_at_utc: r.try_get(6)?,
+                    device_name: r.try_get(7)?,
+                    decision: r
+                        .try_get::<_, Option<&str>>(8)?
+                        .map(decision_col)
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn review_counts(
+        &mut self,
+        filter: &ReviewFilter,
+    ) -> Result<Vec<(String, i64)>, StorageError> {
+        let sql = format!(
             "SELECT COALESCE(r.latest_decision, 'pending'), COUNT(*) FROM records r
              WHERE {REVIEW_WHERE} GROUP BY 1"
         );
-        let mut counts = DecisionCounts::default();
-        for r in tx
-            .query(&count_sql, &[&filter.from_utc, &filter.to_utc, &news2, &q])
+        let news2 = filter.min_news2.map(i32::from);
+        let args: [&(dyn ToSql + Sync); 4] = [
+            &filter.from_utc,
+            &filter.to_utc,
+            &news2,
+            &filter.like_pattern(),
+        ];
+        self.query(&sql, &args)
             .await?
-        {
-            let k: String = r.try_get(0)?;
-            let n = u64::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0);
-            match k.as_str() {
-                "pending" => counts.pending = n,
-                "approved" => counts.approved = n,
-                "returned" => counts.returned = n,
-                "flagged" => counts.flagged = n,
-                _ => return Err(StorageError::Corrupt("decision".into())),
-            }
-        }
-        let total = match decision {
-            None => counts.pending + counts.approved + counts.returned + counts.flagged,
-            Some("pending") => counts.pending,
-            Some("approved") => counts.approved,
-            Some("returned") => counts.returned,
-            Some(_) => counts.flagged,
-        };
-        let mut audit = vec![AuditEvent::new(
-            actor,
-            "review_list_read",
-            format!("items={} offset={}", items.len(), filter.offset),
-        )];
-        for it in &items {
-            audit.push(AuditEvent::on_record(
-                actor,
-                "review_summary_read",
-                it.record_id,
-                Some(it.revision),
-                "",
-            ));
-        }
-        append_audit_tx(&tx, &audit, now).await?;
-        tx.commit().await?;
-        Ok(ReviewPage {
-            items,
-            total,
-            counts,
-        })
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
-    async fn review_detail(
-        &self,
+    async fn signed_record_owner(
+        &mut self,
         record_id: Uuid,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> Result<Option<RecordDetail>, StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITE_LOCK, &[]).await?;
-        let head = tx
-            .query_opt(
-                "SELECT r.device_id, d.name FROM records r JOIN devices d ON d.device_id = r.device_id
-                 WHERE r.record_id = $1 AND r.signed_revision IS NOT NULL",
-                &[&record_id],
-            )
-            .await?;
-        let Some(head) = head else {
+    ) -> Result<Option<(Uuid, String)>, StorageError> {
+        let sql =
+            "SELECT r.device_id, d.name FROM records r JOIN devices d ON d.device_id = r.device_id
+                   WHERE r.record_id = $1 AND r.signed_revision IS NOT NULL";
+        let Some(r) = self.query_opt(sql, &[&record_id]).await? else {
             return Ok(None);
         };
+        Ok(Some((r.try_get(0)?, r.try_get(1)?)))
+    }
+
+    async fn signed_versions(
+        &mut self,
+        record_id: Uuid,
+    ) -> Result<Vec<StoredVersion>, StorageError> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM versions v JOIN devices d ON d.device_id = v.device_id
              WHERE v.record_id = $1 AND v.status <> 'draft' ORDER BY v.revision"
         );
-        let versions = tx
-            .query(&sql, &[&record_id])
-            .await?
-            .iter()
-            .map(stored_version)
-            .collect::<Result<Vec<_>, _>>()?;
-        let decisions = tx
-            .query(
-                "SELECT revision, decision, comment, decided_by, decided_at_utc FROM decisions
-                 WHERE record_id = $1 ORDER BY cursor",
-                &[&record_id],
-            )
+        let rows = self.query(&sql, &[&record_id]).await?;
+        rows.iter().map(stored_version).collect()
+    }
+
+    async fn decisions_on(&mut self, record_id: Uuid) -> Result<Vec<DecisionRecord>, StorageError> {
+        let sql = "SELECT revision, decision, comment, decided_by, decided_at_utc FROM decisions
+                   WHERE record_id = $1 ORDER BY cursor";
+        self.query(sql, &[&record_id])
             .await?
             .iter()
             .map(|r| {
                 Ok(DecisionRecord {
                     record_id,
                     revision: rev_col(r.try_get(0)?)?,
-                    decision: decision_col(&r.try_get::<_, String>(1)?)?,
+                    decision: decision_col(r.try_get(1)?)?,
                     comment: r.try_get(2)?,
                     decided_by: r.try_get(3)?,
                     decided_at_utc: r.try_get(4)?,
                 })
             })
-            .collect::<Result<Vec<_>, StorageError>>()?;
-        let audit: Vec<AuditEvent> = versions
-            .iter()
-            .map(|v| AuditEvent::on_record(actor, "version_read", record_id, Some(v.revision), ""))
-            .collect();
-        append_audit_tx(&tx, &audit, now).await?;
-        tx.commit().await?;
-        Ok(Some(RecordDetail {
-            record_id,
-            device_id: head.try_get(0)?,
-            device_name: head.try_get(1)?,
-            versions,
-            decisions,
-        }))
+            .collect()
     }
 
-    async fn decide(
-        &self,
+    async fn decision_head(
+        &mut self,
+        record_id: Uuid,
+    ) -> Result<Option<(Uuid, Option<i64>)>, StorageError> {
+        let sql = "SELECT device_id, signed_revision FROM records WHERE record_id = $1";
+        let Some(r) = self.query_opt(sql, &[&record_id]).await? else {
+            return Ok(None);
+        };
+        Ok(Some((r.try_get(0)?, r.try_get(1)?)))
+    }
+
+    async fn is_signed_version(
+        &mut self,
+        record_id: Uuid,
+        revision: i64,
+    ) -> Result<bool, StorageError> {
+        let sql = "SELECT 1 FROM versions WHERE record_id = $1 AND revision = $2
+                   AND status <> 'draft'";
+        Ok(self
+            .query_opt(sql, &[&record_id, &revision])
+            .await?
+            .is_some())
+    }
+
+    async fn insert_decision(
+        &mut self,
         d: &NewDecision,
+        device_id: Uuid,
         now: DateTime<Utc>,
-    ) -> Result<DecideOutcome, StorageError> {
-        let now = to_micros(now);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITE_LOCK, &[]).await?;
-        let head = tx
-            .query_opt(
-                "SELECT device_id, signed_revision FROM records WHERE record_id = $1",
-                &[&d.record_id],
-            )
-            .await?;
-        let Some(head) = head else {
-            return Ok(DecideOutcome::RecordNotFound);
-        };
-        let device_id: Uuid = head.try_get(0)?;
-        let Some(latest) = head.try_get::<_, Option<i64>>(1)? else {
-            return Ok(DecideOutcome::RecordNotFound);
-        };
-        let revision = rev_param(d.revision);
-        let signed = tx
-            .query_opt(
-                "SELECT status FROM versions WHERE record_id = $1 AND revision = $2
-                 AND status <> 'draft'",
-                &[&d.record_id, &revision],
-            )
-            .await?;
-        if signed.is_none() {
-            return Ok(DecideOutcome::UnknownRevision);
-        }
-        if revision < latest {
-            return Ok(DecideOutcome::Superseded {
-                latest_revision: rev_col(latest)?,
-            });
-        }
-        tx.execute(
+    ) -> Result<(), StorageError> {
+        self.execute(
             "INSERT INTO decisions (record_id, revision, device_id, decision, comment,
                  decided_by, decided_at_utc)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &d.record_id,
-                &revision,
+                &rev_param(d.revision),
                 &device_id,
                 &d.decision.as_str(),
                 &d.comment,
@@ -920,71 +774,40 @@ impl Storage for PostgresStorage {
             ],
         )
         .await?;
-        tx.execute(
+        self.execute(
             "UPDATE records SET latest_decision = $2 WHERE record_id = $1",
             &[&d.record_id, &d.decision.as_str()],
         )
         .await?;
-        append_audit_tx(
-            &tx,
-            &[AuditEvent::on_record(
-                &Actor::Supervisor(d.decided_by.clone()),
-                "decision_recorded",
-                d.record_id,
-                Some(d.revision),
-                format!("decision={}", d.decision.as_str()),
-            )],
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(DecideOutcome::Recorded(DecisionRecord {
-            record_id: d.record_id,
-            revision: d.revision,
-            decision: d.decision,
-            comment: d.comment.clone(),
-            decided_by: d.decided_by.clone(),
-            decided_at_utc: now,
-        }))
+        Ok(())
     }
 
     async fn versions_after(
-        &self,
+        &mut self,
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<StoredVersion>, StorageError> {
-        let client = self.client().await?;
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM versions v LEFT JOIN devices d ON d.device_id = v.device_id
              WHERE v.seq > $1 ORDER BY v.seq LIMIT $2"
         );
-        client
-            .query(&sql, &[&after_seq, &i64::from(limit)])
-            .await?
-            .iter()
-            .map(stored_version)
-            .collect()
+        let rows = self.query(&sql, &[&after_seq, &i64::from(limit)]).await?;
+        rows.iter().map(stored_version).collect()
     }
 
-    async fn stats(&self) -> Result<Stats, StorageError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT
-                    (SELECT COUNT(*) FROM records),
-                    (SELECT COUNT(*) FROM versions),
-                    (SELECT COUNT(*) FROM devices),
-                    (SELECT COUNT(*) FROM devices WHERE revoked_at_utc IS NOT NULL),
-                    (SELECT COUNT(*) FROM records WHERE signed_revision IS NOT NULL),
-                    (SELECT COUNT(*) FROM decisions),
-                    (SELECT COUNT(*) FROM users),
-                    (SELECT COUNT(*) FROM audit)",
-                &[],
-            )
-            .await?;
-        let n = |i: usize| -> Result<u64, StorageError> {
-            Ok(u64::try_from(row.try_get::<_, i64>(i)?).unwrap_or(0))
-        };
+    async fn stats(&mut self) -> Result<Stats, StorageError> {
+        let sql = "SELECT
+                       (SELECT COUNT(*) FROM records),
+                       (SELECT COUNT(*) FROM versions),
+                       (SELECT COUNT(*) FROM devices),
+                       (SELECT COUNT(*) FROM devices WHERE revoked_at_utc IS NOT NULL),
+                       (SELECT COUNT(*) FROM records WHERE signed_revision IS NOT NULL),
+                       (SELECT COUNT(*) FROM decisions),
+                       (SELECT COUNT(*) FROM users),
+                       (SELECT COUNT(*) FROM audit)";
+        let row = self.query_opt(sql, &[]).await?;
+        let row = row.ok_or_else(|| StorageError::Corrupt("stats".into()))?;
+        let n = |i: usize| -> Result<u64, StorageError> { Ok(count_col(row.try_get(i)?)) };
         Ok(Stats {
             encounters: n(0)?,
             versions: n(1)?,
@@ -997,31 +820,44 @@ impl Storage for PostgresStorage {
         })
     }
 
-    async fn append_audit(
-        &self,
-        events: &[AuditEvent],
-        now: DateTime<Utc>,
-    ) -> Result<(), StorageError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITE_LOCK, &[]).await?;
-        append_audit_tx(&tx, events, now).await?;
-        tx.commit().await?;
+    async fn audit_head(&mut self) -> Result<Option<(i64, String)>, StorageError> {
+        let sql = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+        let Some(r) = self.query_opt(sql, &[]).await? else {
+            return Ok(None);
+        };
+        Ok(Some((r.try_get(0)?, r.try_get(1)?)))
+    }
+
+    async fn insert_audit(&mut self, entries: &[AuditEntry]) -> Result<(), StorageError> {
+        let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
+        let at: Vec<&str> = entries.iter().map(|e| e.at_utc.as_str()).collect();
+        let actors: Vec<&str> = entries.iter().map(|e| e.actor.as_str()).collect();
+        let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+        let records: Vec<Option<Uuid>> = entries.iter().map(|e| e.record_id).collect();
+        let revisions: Vec<Option<i64>> = entries.iter().map(|e| e.revision).collect();
+        let details: Vec<&str> = entries.iter().map(|e| e.detail.as_str()).collect();
+        let prevs: Vec<&str> = entries.iter().map(|e| e.prev_hash.as_str()).collect();
+        let hashes: Vec<&str> = entries.iter().map(|e| e.hash.as_str()).collect();
+        self.execute(
+            "INSERT INTO audit (seq, at_utc, actor, action, record_id, revision, detail, prev_hash, hash)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::uuid[],
+                                  $6::bigint[], $7::text[], $8::text[], $9::text[])",
+            &[
+                &seqs, &at, &actors, &actions, &records, &revisions, &details, &prevs, &hashes,
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn audit_entries_after(
-        &self,
+        &mut self,
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StorageError> {
-        let client = self.client().await?;
-        client
-            .query(
-                "SELECT seq, at_utc, actor, action, record_id, revision, detail, prev_hash, hash
-                 FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[&after_seq, &i64::from(limit)],
-            )
+        let sql = "SELECT seq, at_utc, actor, action, record_id, revision, detail, prev_hash, hash
+                   FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2";
+        self.query(sql, &[&after_seq, &i64::from(limit)])
             .await?
             .iter()
             .map(|r| {
@@ -1038,5 +874,206 @@ impl Storage for PostgresStorage {
                 })
             })
             .collect()
+    }
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn create_enrolment_code(
+        &self,
+        code_hash: &str,
+        device_name: &str,
+        now: DateTime<Utc>,
+        expires_at_utc: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::create_enrolment_code(
+            &mut tx,
+            code_hash,
+            device_name,
+            now,
+            expires_at_utc
+        ))
+    }
+
+    async fn enroll_device(
+        &self,
+        d: &NewDevice,
+        now: DateTime<Utc>,
+    ) -> Result<EnrolOutcome, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::enroll_device(
+            &mut tx, d, now
+        ))
+    }
+
+    async fn device_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<DeviceIdentity>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.device_by_token_hash(token_hash))
+    }
+
+    async fn revoke_device(
+        &self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::revoke_device(
+            &mut tx, device_id, now
+        ))
+    }
+
+    async fn add_user(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::add_user(
+            &mut tx,
+            username,
+            role,
+            password_hash,
+            now
+        ))
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.user_by_name(username))
+    }
+
+    async fn login_failures(&self, username: &str) -> Result<Option<LoginFailures>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.login_failures(username))
+    }
+
+    async fn record_login_failure(
+        &self,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::record_login_failure(
+            &mut tx, username, now
+        ))
+    }
+
+    async fn clear_login_failures(&self, username: &str) -> Result<(), StorageError> {
+        in_tx!(self, TxKind::Write, |tx| tx.clear_login_failures(username))
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user: &UserRecord,
+        now: DateTime<Utc>,
+        expires_at_utc: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::create_session(
+            &mut tx,
+            token_hash,
+            user,
+            now,
+            expires_at_utc
+        ))
+    }
+
+    async fn session_by_token_hash(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionIdentity>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx
+            .session_by_token_hash(token_hash, now))
+    }
+
+    async fn push_versions(
+        &self,
+        device: &DeviceIdentity,
+        items: &[NewVersion],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StoreOutcome>, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::push_versions(
+            &mut tx, device, items, now
+        ))
+    }
+
+    async fn feedback_since(
+        &self,
+        device: &DeviceIdentity,
+        since_cursor: i64,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<FeedbackItem>, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::feedback_since(
+            &mut tx,
+            device,
+            since_cursor,
+            limit,
+            now
+        ))
+    }
+
+    async fn review_list(
+        &self,
+        filter: &ReviewFilter,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<ReviewPage, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::review_list(
+            &mut tx, filter, actor, now
+        ))
+    }
+
+    async fn review_detail(
+        &self,
+        record_id: Uuid,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RecordDetail>, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::review_detail(
+            &mut tx, record_id, actor, now
+        ))
+    }
+
+    async fn decide(
+        &self,
+        d: &NewDecision,
+        now: DateTime<Utc>,
+    ) -> Result<DecideOutcome, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::decide(&mut tx, d, now))
+    }
+
+    async fn versions_after(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredVersion>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.versions_after(after_seq, limit))
+    }
+
+    async fn stats(&self) -> Result<Stats, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.stats())
+    }
+
+    async fn append_audit(
+        &self,
+        events: &[AuditEvent],
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::append_audit(
+            &mut tx, events, now
+        ))
+    }
+
+    async fn audit_entries_after(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx
+            .audit_entries_after(after_seq, limit))
     }
 }

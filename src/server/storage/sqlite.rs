@@ -4,18 +4,26 @@
 //! ever runs on an async worker. One writer is what SQLite allows anyway, and a batch of a
 //! hundred versions commits in one transaction, so this is not the bottleneck. The file is a
 //! plain SQLite database (no SQLCipher key): the server's disk encryption is the host's job.
+//!
+//! This file holds SQL text and row mapping only; the rules are in [`super::core`]. The core's
+//! operations are `async` so PostgreSQL can await its round trips; here every step is a
+//! synchronous call, so each operation's future completes in one poll on the blocking thread.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, named_params, params};
+use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 use uuid::Uuid;
 
+use super::core::{self, EnrolmentCodeRow, RecordHead, Tx, TxKind};
+use super::core::{count_col, decision_col, rev_col, rev_param, status_col};
 use super::*;
-use crate::model::RecordStatus;
-use crate::protocol::{Decision, DecisionCounts, DecisionRecord, FeedbackItem, ReviewSummary};
+use crate::protocol::{DecisionRecord, FeedbackItem, ReviewSummary};
 
 const MIGRATIONS: &[(u32, &str, &str)] = &[(
     1,
@@ -33,53 +41,61 @@ fn uuid_col(text: &str) -> Result<Uuid, StorageError> {
     Uuid::parse_str(text).map_err(|_| StorageError::Corrupt("uuid".into()))
 }
 
-fn rev_col(v: i64) -> Result<u64, StorageError> {
-    u64::try_from(v).map_err(|_| StorageError::Corrupt("revision".into()))
-}
-
-fn rev_param(v: u64) -> i64 {
-    // Handlers refuse revisions above i64::MAX before they reach storage.
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn decision_col(text: &str) -> Result<Decision, StorageError> {
-    Decision::parse(text).ok_or_else(|| StorageError::Corrupt("decision".into()))
-}
-
-fn append_audit_tx(
-    tx: &Transaction<'_>,
-    events: &[AuditEvent],
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    if events.is_empty() {
-        return Ok(());
+/// Runs a core operation whose every step is synchronous. A step that waited would be a
+/// programming error here, reported as such rather than hung on.
+fn complete<T>(fut: impl Future<Output = Result<T, StorageError>>) -> Result<T, StorageError> {
+    match pin!(fut).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => Err(StorageError::Task("a SQLite step did not complete".into())),
     }
-    let head: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let entries = chain_events(head, &utc_text(now), events);
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO audit (seq, at_utc, actor, action, record_id, revision, detail, prev_hash, hash)
-         VALUES (:seq, :at, :actor, :action, :record_id, :revision, :detail, :prev, :hash)",
-    )?;
-    for e in entries {
-        stmt.execute(named_params! {
-            ":seq": e.seq,
-            ":at": e.at_utc,
-            ":actor": e.actor,
-            ":action": e.action,
-            ":record_id": e.record_id.map(|r| r.to_string()),
-            ":revision": e.revision,
-            ":detail": e.detail,
-            ":prev": e.prev_hash,
-            ":hash": e.hash,
-        })?;
+}
+
+/// Collects mapped rows, with the mapping free to fail with a [`StorageError`].
+fn collect<T>(
+    mut rows: rusqlite::Rows<'_>,
+    mut map: impl FnMut(&Row<'_>) -> Result<T, StorageError>,
+) -> Result<Vec<T>, StorageError> {
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(map(r)?);
     }
-    Ok(())
+    Ok(out)
+}
+
+/// One transaction on the shared connection. A writer begins `IMMEDIATE`: it takes the write
+/// lock at `BEGIN` and waits its turn (busy timeout) instead of failing with "database is
+/// locked" when it upgrades from reading; this matters because `serve` and the ops commands
+/// (`enroll-device`, `add-user`, `verify`) each open the file. A reader runs in autocommit.
+/// Dropped without [`SqliteTx::commit`], it rolls back.
+struct SqliteTx<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> SqliteTx<'c> {
+    fn begin(conn: &'c Connection, kind: TxKind) -> Result<Self, StorageError> {
+        let open = kind == TxKind::Write;
+        if open {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        Ok(Self { conn, open })
+    }
+
+    fn commit(mut self) -> Result<(), StorageError> {
+        if self.open {
+            self.conn.execute_batch("COMMIT")?;
+            self.open = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 impl SqliteStorage {
@@ -87,17 +103,23 @@ impl SqliteStorage {
     pub async fn open(path: &Path) -> Result<Self, StorageError> {
         let path = path.to_owned();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StorageError> {
-            let mut conn = Connection::open(path)?;
+            let conn = Connection::open(path)?;
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
-            // `serve` and the ops commands (`enroll-device`, `add-user`, `verify`) each open
-            // the file. A deferred transaction that reads and then writes (a review read and
-            // its audit entry) cannot wait for another process's write: SQLite answers
-            // "database is locked" at once. Taking the write lock at BEGIN waits instead.
-            conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
-            migrate(&mut conn)?;
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS server_migrations (
+                     version INTEGER PRIMARY KEY,
+                     name TEXT NOT NULL,
+                     applied_at_utc TEXT NOT NULL
+                 )",
+            )?;
+            for &migration in MIGRATIONS {
+                let mut tx = SqliteTx::begin(&conn, TxKind::Write)?;
+                complete(core::migrate_one(&mut tx, migration, Utc::now()))?;
+                tx.commit()?;
+            }
             Ok(conn)
         })
         .await
@@ -107,220 +129,699 @@ impl SqliteStorage {
         })
     }
 
-    async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
+    /// Runs `op` in one transaction on the blocking pool; commits if it returns `Ok`.
+    async fn run<T, F>(&self, kind: TxKind, op: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+        F: FnOnce(&mut SqliteTx<'_>) -> Result<T, StorageError> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
+            let guard = conn
                 .lock()
                 .map_err(|_| StorageError::Task("database lock poisoned".into()))?;
-            f(&mut guard)
+            let mut tx = SqliteTx::begin(&guard, kind)?;
+            let out = op(&mut tx)?;
+            tx.commit()?;
+            Ok(out)
         })
         .await
         .map_err(|e| StorageError::Task(e.to_string()))?
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS server_migrations (
-             version INTEGER PRIMARY KEY,
-             name TEXT NOT NULL,
-             applied_at_utc TEXT NOT NULL
-         )",
-    )?;
-    for (version, name, sql) in MIGRATIONS {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let done: Option<i64> = tx
-            .query_row(
-                "SELECT version FROM server_migrations WHERE version = ?1",
-                params![version],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if done.is_none() {
-            tx.execute_batch(sql).map_err(|e| StorageError::Migration {
-                version: *version,
-                source: Box::new(e.into()),
-            })?;
-            tx.execute(
-                "INSERT INTO server_migrations (version, name, applied_at_utc) VALUES (?1, ?2, ?3)",
-                params![version, name, utc_text(Utc::now())],
-            )?;
-        }
-        tx.commit()?;
-    }
-    Ok(())
-}
-
-fn read_version(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawVersion> {
-    Ok(RawVersion {
-        seq: r.get(0)?,
-        record_id: r.get(1)?,
-        revision: r.get(2)?,
-        status: r.get(3)?,
-        document: r.get(4)?,
-        content_sha256: r.get(5)?,
-        signature: r.get(6)?,
-        saved_at_utc: r.get(7)?,
-        received_at_utc: r.get(8)?,
-        device_id: r.get(9)?,
-        public_key: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
-    })
-}
-
-struct RawVersion {
-    seq: i64,
-    record_id: String,
-    revision: i64,
-    status: String,
-    document: String,
-    content_sha256: String,
-    signature: Option<String>,
-    saved_at_utc: String,
-    received_at_utc: String,
-    device_id: String,
-    public_key: String,
-}
-
-impl RawVersion {
-    fn into_stored(self) -> Result<StoredVersion, StorageError> {
-        Ok(StoredVersion {
-            seq: self.seq,
-            record_id: uuid_col(&self.record_id)?,
-            revision: rev_col(self.revision)?,
-            status: RecordStatus::parse(&self.status),
-            status_text: self.status,
-            document: self.document,
-            content_sha256: self.content_sha256,
-            signature: self.signature,
-            saved_at_utc: parse_utc(&self.saved_at_utc)?,
-            received_at_utc: parse_utc(&self.received_at_utc)?,
-            device_id: uuid_col(&self.device_id)?,
-            public_key_b64: self.public_key,
-        })
-    }
-}
-
 const VERSION_COLUMNS: &str = "v.seq, v.record_id, v.revision, v.status, v.document, v.content_sha256, \
      v.signature, v.saved_at_utc, v.received_at_utc, v.device_id, d.public_key";
 
-fn push_one(
-    tx: &Transaction<'_>,
-    device: &DeviceIdentity,
-    item: &NewVersion,
-    received_at: &str,
-    audit: &mut Vec<AuditEvent>,
-) -> Result<StoreOutcome, StorageError> {
-    let record_id = item.record_id.to_string();
-    let device_id = device.device_id.to_string();
-    let revision = rev_param(item.revision);
-    tx.prepare_cached(
-        "INSERT INTO records (record_id, device_id, latest_revision) VALUES (?1, ?2, ?3)
-         ON CONFLICT (record_id) DO NOTHING",
-    )?
-    .execute(params![record_id, device_id, revision])?;
-    let (owner, latest_revision): (String, i64) = tx
-        .prepare_cached("SELECT device_id, latest_revision FROM records WHERE record_id = ?1")?
-        .query_row(params![record_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if owner != device_id {
-        return Ok(StoreOutcome::NotOwner);
+fn stored_version(r: &Row<'_>) -> Result<StoredVersion, StorageError> {
+    let status_text: String = r.get(3)?;
+    Ok(StoredVersion {
+        seq: r.get(0)?,
+        record_id: uuid_col(&r.get::<_, String>(1)?)?,
+        revision: rev_col(r.get(2)?)?,
+        status: RecordStatus::parse(&status_text),
+        status_text,
+        document: r.get(4)?,
+        content_sha256: r.get(5)?,
+        signature: r.get(6)?,
+        saved_at_utc: parse_utc(&r.get::<_, String>(7)?)?,
+        received_at_utc: parse_utc(&r.get::<_, String>(8)?)?,
+        device_id: uuid_col(&r.get::<_, String>(9)?)?,
+        public_key_b64: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+    })
+}
+
+const REVIEW_WHERE: &str = "r.signed_revision IS NOT NULL
+     AND (:from IS NULL OR r.signed_saved_at_utc >= :from)
+     AND (:to IS NULL OR r.signed_saved_at_utc < :to)
+     AND (:min_news2 IS NULL OR r.latest_news2 >= :min_news2)
+     AND (:q IS NULL OR r.search_text LIKE :q ESCAPE '\\')";
+
+impl Tx for SqliteTx<'_> {
+    async fn lock_for_ordering(&mut self) -> Result<(), StorageError> {
+        // Every writer already holds SQLite's one write lock from BEGIN IMMEDIATE.
+        Ok(())
     }
-    let existing_hash = |tx: &Transaction<'_>| -> Result<Option<String>, StorageError> {
-        Ok(tx
-            .prepare_cached(
-                "SELECT content_sha256 FROM versions WHERE record_id = ?1 AND revision = ?2",
-            )?
-            .query_row(params![record_id, revision], |r| r.get(0))
+
+    async fn migration_applied(&mut self, version: u32) -> Result<bool, StorageError> {
+        let sql = "SELECT 1 FROM server_migrations WHERE version = ?1";
+        let row: Option<i64> = self
+            .conn
+            .query_row(sql, params![version], |r| r.get(0))
+            .optional()?;
+        Ok(row.is_some())
+    }
+
+    async fn apply_migration(
+        &mut self,
+        version: u32,
+        name: &str,
+        sql: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.conn.execute_batch(sql)?;
+        self.conn.execute(
+            "INSERT INTO server_migrations (version, name, applied_at_utc) VALUES (?1, ?2, ?3)",
+            params![version, name, utc_text(now)],
+        )?;
+        Ok(())
+    }
+
+    async fn insert_enrolment_code(
+        &mut self,
+        code_hash: &str,
+        device_name: &str,
+        now: DateTime<Utc>,
+        expires_at_utc: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.conn.execute(
+            "INSERT INTO enrolment_codes (code_hash, device_name, created_at_utc, expires_at_utc)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                code_hash,
+                device_name,
+                utc_text(now),
+                utc_text(expires_at_utc)
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn enrolment_code(
+        &mut self,
+        code_hash: &str,
+    ) -> Result<Option<EnrolmentCodeRow>, StorageError> {
+        let sql = "SELECT expires_at_utc, used_at_utc FROM enrolment_codes WHERE code_hash = ?1";
+        let row: Option<(String, Option<String>)> = self
+            .conn
+            .query_row(sql, params![code_hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(expires, used)| {
+            Ok(EnrolmentCodeRow {
+                expires_at_utc: parse_utc(&expires)?,
+                used: used.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    async fn claim_enrolment_code(
+        &mut self,
+        code_hash: &str,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let n = self.conn.execute(
+            "UPDATE enrolment_codes SET used_at_utc = ?2, device_id = ?3
+             WHERE code_hash = ?1 AND used_at_utc IS NULL",
+            params![code_hash, utc_text(now), device_id.to_string()],
+        )?;
+        Ok(n == 1)
+    }
+
+    async fn insert_device(
+        &mut self,
+        d: &NewDevice,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.conn.execute(
+            "INSERT INTO devices (device_id, name, public_key, token_hash, enrolled_at_utc)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                d.device_id.to_string(),
+                d.device_name,
+                d.public_key_b64,
+                d.token_hash,
+                utc_text(now)
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn device_by_token_hash(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<DeviceIdentity>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device_id, name, public_key, revoked_at_utc FROM devices WHERE token_hash = ?1",
+        )?;
+        let found = collect(stmt.query(params![token_hash])?, |r| {
+            Ok(DeviceIdentity {
+                device_id: uuid_col(&r.get::<_, String>(0)?)?,
+                device_name: r.get(1)?,
+                public_key_b64: r.get(2)?,
+                revoked: r.get::<_, Option<String>>(3)?.is_some(),
+            })
+        })?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn mark_device_revoked(
+        &mut self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let n = self.conn.execute(
+            "UPDATE devices SET revoked_at_utc = COALESCE(revoked_at_utc, ?2) WHERE device_id = ?1",
+            params![device_id.to_string(), utc_text(now)],
+        )?;
+        Ok(n == 1)
+    }
+
+    async fn insert_user(
+        &mut self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let n = self.conn.execute(
+            "INSERT INTO users (username, role, password_hash, created_at_utc)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (username) DO NOTHING",
+            params![username, role.as_str(), password_hash, utc_text(now)],
+        )?;
+        Ok(n == 1)
+    }
+
+    async fn user_by_name(&mut self, username: &str) -> Result<Option<UserRecord>, StorageError> {
+        let sql = "SELECT username, role, password_hash FROM users WHERE username = ?1";
+        Ok(self
+            .conn
+            .query_row(sql, params![username], |r| {
+                Ok(UserRecord {
+                    username: r.get(0)?,
+                    role: Role::parse(&r.get::<_, String>(1)?),
+                    password_hash: r.get(2)?,
+                })
+            })
             .optional()?)
-    };
-    if item.status == RecordStatus::Draft && revision < latest_revision {
-        return Ok(match existing_hash(tx)? {
-            Some(h) if h == item.content_sha256 => StoreOutcome::Duplicate,
-            _ => StoreOutcome::Stale,
-        });
     }
-    let inserted = tx
-        .prepare_cached(
+
+    async fn login_failures(
+        &mut self,
+        username: &str,
+    ) -> Result<Option<LoginFailures>, StorageError> {
+        let sql = "SELECT failures, last_failure_at_utc FROM login_failures WHERE username = ?1";
+        let row: Option<(i64, String)> = self
+            .conn
+            .query_row(sql, params![username], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(n, at)| {
+            Ok(LoginFailures {
+                failures: u32::try_from(n).unwrap_or(u32::MAX),
+                last_failure_at_utc: parse_utc(&at)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn increment_login_failures(
+        &mut self,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StorageError> {
+        Ok(self.conn.query_row(
+            "INSERT INTO login_failures (username, failures, last_failure_at_utc) VALUES (?1, 1, ?2)
+             ON CONFLICT (username) DO UPDATE
+                 SET failures = failures + 1, last_failure_at_utc = excluded.last_failure_at_utc
+             RETURNING failures",
+            params![username, utc_text(now)],
+            |r| r.get(0),
+        )?)
+    }
+
+    async fn clear_login_failures(&mut self, username: &str) -> Result<(), StorageError> {
+        let sql = "DELETE FROM login_failures WHERE username = ?1";
+        self.conn.execute(sql, params![username])?;
+        Ok(())
+    }
+
+    async fn delete_expired_sessions(&mut self, now: DateTime<Utc>) -> Result<(), StorageError> {
+        let sql = "DELETE FROM sessions WHERE expires_at_utc <= ?1";
+        self.conn.execute(sql, params![utc_text(now)])?;
+        Ok(())
+    }
+
+    async fn insert_session(
+        &mut self,
+        token_hash: &str,
+        user: &UserRecord,
+        role: Role,
+        now: DateTime<Utc>,
+        expires_at_utc: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.conn.execute(
+            "INSERT INTO sessions (token_hash, username, role, created_at_utc, expires_at_utc)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                token_hash,
+                user.username,
+                role.as_str(),
+                utc_text(now),
+                utc_text(expires_at_utc)
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn session_by_token_hash(
+        &mut self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionIdentity>, StorageError> {
+        let sql =
+            "SELECT username, role FROM sessions WHERE token_hash = ?1 AND expires_at_utc > ?2";
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params![token_hash, utc_text(now)], |r| {
+                Ok(SessionIdentity {
+                    username: r.get(0)?,
+                    role: Role::parse(&r.get::<_, String>(1)?),
+                })
+            })
+            .optional()?)
+    }
+
+    async fn claim_records(
+        &mut self,
+        device_id: Uuid,
+        new: &[(Uuid, i64)],
+    ) -> Result<(), StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO records (record_id, device_id, latest_revision) VALUES (?1, ?2, ?3)
+             ON CONFLICT (record_id) DO NOTHING",
+        )?;
+        let device_id = device_id.to_string();
+        for (id, revision) in new {
+            stmt.execute(params![id.to_string(), device_id, revision])?;
+        }
+        Ok(())
+    }
+
+    async fn record_heads(&mut self, ids: &[Uuid]) -> Result<Vec<RecordHead>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device_id, latest_revision FROM records WHERE record_id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row: Option<(String, i64)> = stmt
+                .query_row(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((device_id, latest_revision)) = row {
+                out.push(RecordHead {
+                    record_id: *id,
+                    device_id: uuid_col(&device_id)?,
+                    latest_revision,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn version_hashes(
+        &mut self,
+        keys: &[(Uuid, i64)],
+    ) -> Result<Vec<((Uuid, i64), String)>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT content_sha256 FROM versions WHERE record_id = ?1 AND revision = ?2",
+        )?;
+        let mut out = Vec::new();
+        for &(id, revision) in keys {
+            let hash: Option<String> = stmt
+                .query_row(params![id.to_string(), revision], |r| r.get(0))
+                .optional()?;
+            if let Some(hash) = hash {
+                out.push(((id, revision), hash));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_versions(
+        &mut self,
+        device_id: Uuid,
+        versions: &[&NewVersion],
+        received_at_utc: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let mut stmt = self.conn.prepare_cached(
             "INSERT INTO versions (record_id, revision, status, document, content_sha256,
                  signature, device_id, saved_at_utc, received_at_utc)
-             VALUES (:record_id, :revision, :status, :document, :sha, :sig, :device_id, :saved, :received)
-             ON CONFLICT (record_id, revision) DO NOTHING",
-        )?
-        .execute(named_params! {
-            ":record_id": record_id,
-            ":revision": revision,
-            ":status": item.status.as_str(),
-            ":document": item.document_canonical,
-            ":sha": item.content_sha256,
-            ":sig": item.signature,
-            ":device_id": device_id,
-            ":saved": utc_text(item.saved_at_utc),
-            ":received": received_at,
-        })?;
-    if inserted == 0 {
-        return Ok(match existing_hash(tx)? {
-            Some(h) if h == item.content_sha256 => StoreOutcome::Duplicate,
-            _ => StoreOutcome::Conflict,
-        });
+             VALUES (:record_id, :revision, :status, :document, :sha, :sig, :device_id, :saved, :received)",
+        )?;
+        let (device_id, received) = (device_id.to_string(), utc_text(received_at_utc));
+        for v in versions {
+            stmt.execute(named_params! {
+                ":record_id": v.record_id.to_string(),
+                ":revision": rev_param(v.revision),
+                ":status": v.status.as_str(),
+                ":document": v.document_canonical,
+                ":sha": v.content_sha256,
+                ":sig": v.signature,
+                ":device_id": device_id,
+                ":saved": utc_text(v.saved_at_utc),
+                ":received": received,
+            })?;
+        }
+        Ok(())
     }
-    tx.prepare_cached(
-        "UPDATE records SET latest_revision = MAX(latest_revision, ?2) WHERE record_id = ?1",
-    )?
-    .execute(params![record_id, revision])?;
-    if item.status.is_signed() {
-        tx.prepare_cached(
+
+    async fn raise_latest_revisions(&mut self, heads: &[(Uuid, i64)]) -> Result<(), StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE records SET latest_revision = MAX(latest_revision, ?2) WHERE record_id = ?1",
+        )?;
+        for (id, revision) in heads {
+            stmt.execute(params![id.to_string(), revision])?;
+        }
+        Ok(())
+    }
+
+    async fn set_signed_heads(&mut self, versions: &[&NewVersion]) -> Result<(), StorageError> {
+        let mut stmt = self.conn.prepare_cached(
             "UPDATE records SET signed_revision = :revision, signed_status = :status,
                  signed_saved_at_utc = :saved, incident_number = :incident,
                  patient_name = :name, search_text = :search, latest_news2 = :news2,
                  latest_decision = NULL
              WHERE record_id = :record_id
                AND (signed_revision IS NULL OR signed_revision < :revision)",
-        )?
-        .execute(named_params! {
-            ":record_id": record_id,
-            ":revision": revision,
-            ":status": item.status.as_str(),
-            ":saved": utc_text(item.saved_at_utc),
-            ":incident": item.incident_number,
-            ":name": item.patient_name,
-            ":search": item.search_text(),
-            ":news2": item.latest_news2,
-        })?;
+        )?;
+        for v in versions {
+            stmt.execute(named_params! {
+                ":record_id": v.record_id.to_string(),
+                ":revision": rev_param(v.revision),
+                ":status": v.status.as_str(),
+                ":saved": utc_text(v.saved_at_utc),
+                ":incident": v.incident_number,
+                ":name": v.patient_name,
+                ":search": v.search_text(),
+                ":news2": v.latest_news2,
+            })?;
+        }
+        Ok(())
     }
-    audit.push(AuditEvent::on_record(
-        &Actor::Device(device.device_id),
-        "version_stored",
-        item.record_id,
-        Some(item.revision),
-        format!(
-            "status={} sha256={}",
-            item.status.as_str(),
-            item.content_sha256
-        ),
-    ));
-    Ok(StoreOutcome::Stored)
-}
 
-fn review_where(with_decision: bool) -> String {
-    let mut w = String::from(
-        "r.signed_revision IS NOT NULL
-         AND (:from IS NULL OR r.signed_saved_at_utc >= :from)
-         AND (:to IS NULL OR r.signed_saved_at_utc < :to)
-         AND (:min_news2 IS NULL OR r.latest_news2 >= :min_news2)
-         AND (:q IS NULL OR r.search_text LIKE :q ESCAPE '\\')",
-    );
-    if with_decision {
-        w.push_str(
-            " AND (:decision IS NULL OR COALESCE(r.latest_decision, 'pending') = :decision)",
+    async fn feedback_after(
+        &mut self,
+        device_id: Uuid,
+        since_cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<FeedbackItem>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT cursor, record_id, revision, decision, comment, decided_by, decided_at_utc
+             FROM decisions WHERE device_id = ?1 AND cursor > ?2 ORDER BY cursor LIMIT ?3",
+        )?;
+        let rows = stmt.query(params![device_id.to_string(), since_cursor, limit])?;
+        collect(rows, |r| {
+            Ok(FeedbackItem {
+                cursor: r.get(0)?,
+                record_id: uuid_col(&r.get::<_, String>(1)?)?,
+                revision: rev_col(r.get(2)?)?,
+                decision: decision_col(&r.get::<_, String>(3)?)?,
+                comment: r.get(4)?,
+                decided_by: r.get(5)?,
+                decided_at_utc: parse_utc(&r.get::<_, String>(6)?)?,
+            })
+        })
+    }
+
+    async fn review_items(
+        &mut self,
+        filter: &ReviewFilter,
+    ) -> Result<Vec<ReviewSummary>, StorageError> {
+        let sql = format!(
+            "SELECT r.record_id, r.signed_revision, r.signed_status, r.incident_number,
+                    r.patient_name, r.latest_news2, r.signed_saved_at_utc, d.name,
+                    r.latest_decision
+             FROM records r JOIN devices d ON d.device_id = r.device_id
+             WHERE {REVIEW_WHERE}
+               AND (:decision IS NULL OR COALESCE(r.latest_decision, 'pending') = :decision)
+             ORDER BY r.signed_saved_at_utc DESC, r.record_id DESC
+             LIMIT :limit OFFSET :offset"
         );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query(named_params! {
+            ":from": filter.from_utc.map(utc_text),
+            ":to": filter.to_utc.map(utc_text),
+            ":min_news2": filter.min_news2,
+            ":q": filter.like_pattern(),
+            ":decision": filter.decision_text(),
+            ":limit": filter.limit,
+            ":offset": i64::try_from(filter.offset).unwrap_or(i64::MAX),
+        })?;
+        collect(rows, |r| {
+            Ok(ReviewSummary {
+                record_id: uuid_col(&r.get::<_, String>(0)?)?,
+                revision: rev_col(r.get(1)?)?,
+                status: status_col(&r.get::<_, String>(2)?)?,
+                incident_number: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                patient_name: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                latest_news2: r
+                    .get::<_, Option<i64>>(5)?
+                    .and_then(|n| u8::try_from(n).ok()),
+                saved_at_utc: parse_utc(&r.get::<_, String>(6)?)?,
+                device_name: r.get(7)?,
+                decision: r
+                    .get::<_, Option<String>>(8)?
+                    .as_deref()
+                    .map(decision_col)
+                    .transpose()?,
+            })
+        })
     }
-    w
+
+    async fn review_counts(
+        &mut self,
+        filter: &ReviewFilter,
+    ) -> Result<Vec<(String, i64)>, StorageError> {
+        let sql = format!(
+            "SELECT COALESCE(r.latest_decision, 'pending'), COUNT(*) FROM records r
+             WHERE {REVIEW_WHERE} GROUP BY 1"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query(named_params! {
+            ":from": filter.from_utc.map(utc_text),
+            ":to": filter.to_utc.map(utc_text),
+            ":min_news2": filter.min_news2,
+            ":q": filter.like_pattern(),
+        })?;
+        collect(rows, |r| Ok((r.get(0)?, r.get(1)?)))
+    }
+
+    async fn signed_record_owner(
+        &mut self,
+        record_id: Uuid,
+    ) -> Result<Option<(Uuid, String)>, StorageError> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT r.device_id, d.name FROM records r JOIN devices d ON d.device_id = r.device_id
+                 WHERE r.record_id = ?1 AND r.signed_revision IS NOT NULL",
+                params![record_id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(id, name)| Ok((uuid_col(&id)?, name))).transpose()
+    }
+
+    async fn signed_versions(
+        &mut self,
+        record_id: Uuid,
+    ) -> Result<Vec<StoredVersion>, StorageError> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM versions v JOIN devices d ON d.device_id = v.device_id
+             WHERE v.record_id = ?1 AND v.status <> 'draft' ORDER BY v.revision"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        collect(stmt.query(params![record_id.to_string()])?, stored_version)
+    }
+
+    async fn decisions_on(&mut self, record_id: Uuid) -> Result<Vec<DecisionRecord>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT revision, decision, comment, decided_by, decided_at_utc FROM decisions
+             WHERE record_id = ?1 ORDER BY cursor",
+        )?;
+        collect(stmt.query(params![record_id.to_string()])?, |r| {
+            Ok(DecisionRecord {
+                record_id,
+                revision: rev_col(r.get(0)?)?,
+                decision: decision_col(&r.get::<_, String>(1)?)?,
+                comment: r.get(2)?,
+                decided_by: r.get(3)?,
+                decided_at_utc: parse_utc(&r.get::<_, String>(4)?)?,
+            })
+        })
+    }
+
+    async fn decision_head(
+        &mut self,
+        record_id: Uuid,
+    ) -> Result<Option<(Uuid, Option<i64>)>, StorageError> {
+        let row: Option<(String, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT device_id, signed_revision FROM records WHERE record_id = ?1",
+                params![record_id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(id, signed)| Ok((uuid_col(&id)?, signed)))
+            .transpose()
+    }
+
+    async fn is_signed_version(
+        &mut self,
+        record_id: Uuid,
+        revision: i64,
+    ) -> Result<bool, StorageError> {
+        let row: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM versions WHERE record_id = ?1 AND revision = ?2 AND status <> 'draft'",
+                params![record_id.to_string(), revision],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(row.is_some())
+    }
+
+    async fn insert_decision(
+        &mut self,
+        d: &NewDecision,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let id = d.record_id.to_string();
+        self.conn.execute(
+            "INSERT INTO decisions (record_id, revision, device_id, decision, comment,
+                 decided_by, decided_at_utc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                rev_param(d.revision),
+                device_id.to_string(),
+                d.decision.as_str(),
+                d.comment,
+                d.decided_by,
+                utc_text(now)
+            ],
+        )?;
+        self.conn.execute(
+            "UPDATE records SET latest_decision = ?2 WHERE record_id = ?1",
+            params![id, d.decision.as_str()],
+        )?;
+        Ok(())
+    }
+
+    async fn versions_after(
+        &mut self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredVersion>, StorageError> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM versions v LEFT JOIN devices d ON d.device_id = v.device_id
+             WHERE v.seq > ?1 ORDER BY v.seq LIMIT ?2"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        collect(stmt.query(params![after_seq, limit])?, stored_version)
+    }
+
+    async fn stats(&mut self) -> Result<Stats, StorageError> {
+        let count = |sql: &str| -> Result<u64, StorageError> {
+            Ok(count_col(self.conn.query_row(sql, [], |r| r.get(0))?))
+        };
+        Ok(Stats {
+            encounters: count("SELECT COUNT(*) FROM records")?,
+            versions: count("SELECT COUNT(*) FROM versions")?,
+            devices: count("SELECT COUNT(*) FROM devices")?,
+            revoked_devices: count(
+                "SELECT COUNT(*) FROM devices WHERE revoked_at_utc IS NOT NULL",
+            )?,
+            completed: count("SELECT COUNT(*) FROM records WHERE signed_revision IS NOT NULL")?,
+            decisions: count("SELECT COUNT(*) FROM decisions")?,
+            users: count("SELECT COUNT(*) FROM users")?,
+            audit_entries: count("SELECT COUNT(*) FROM audit")?,
+        })
+    }
+
+    async fn audit_head(&mut self) -> Result<Option<(i64, String)>, StorageError> {
+        let sql = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+        Ok(self
+            .conn
+            .query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    async fn insert_audit(&mut self, entries: &[AuditEntry]) -> Result<(), StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO audit (seq, at_utc, actor, action, record_id, revision, detail, prev_hash, hash)
+             VALUES (:seq, :at, :actor, :action, :record_id, :revision, :detail, :prev, :hash)",
+        )?;
+        for e in entries {
+            stmt.execute(named_params! {
+                ":seq": e.seq,
+                ":at": e.at_utc,
+                ":actor": e.actor,
+                ":action": e.action,
+                ":record_id": e.record_id.map(|r| r.to_string()),
+                ":revision": e.revision,
+                ":detail": e.detail,
+                ":prev": e.prev_hash,
+                ":hash": e.hash,
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn audit_entries_after(
+        &mut self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, at_utc, actor, action, record_id, revision, detail, prev_hash, hash
+             FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        collect(stmt.query(params![after_seq, limit])?, |r| {
+            Ok(AuditEntry {
+                seq: r.get(0)?,
+                at_utc: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                record_id: r
+                    .get::<_, Option<String>>(4)?
+                    .as_deref()
+                    .map(uuid_col)
+                    .transpose()?,
+                revision: r.get(5)?,
+                detail: r.get(6)?,
+                prev_hash: r.get(7)?,
+                hash: r.get(8)?,
+            })
+        })
+    }
 }
 
+/// Each method clones what it needs into the blocking task and runs one core operation.
 #[async_trait]
 impl Storage for SqliteStorage {
     fn backend(&self) -> &'static str {
@@ -335,20 +836,14 @@ impl Storage for SqliteStorage {
         expires_at_utc: DateTime<Utc>,
     ) -> Result<(), StorageError> {
         let (code_hash, device_name) = (code_hash.to_owned(), device_name.to_owned());
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT INTO enrolment_codes (code_hash, device_name, created_at_utc, expires_at_utc)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![code_hash, device_name, utc_text(now), utc_text(expires_at_utc)],
-            )?;
-            append_audit_tx(
-                &tx,
-                &[AuditEvent::new(&Actor::Admin, "enrolment_code_created", "")],
+        self.run(TxKind::Write, move |tx| {
+            complete(core::create_enrolment_code(
+                tx,
+                &code_hash,
+                &device_name,
                 now,
-            )?;
-            tx.commit()?;
-            Ok(())
+                expires_at_utc,
+            ))
         })
         .await
     }
@@ -359,54 +854,8 @@ impl Storage for SqliteStorage {
         now: DateTime<Utc>,
     ) -> Result<EnrolOutcome, StorageError> {
         let d = device.clone();
-        self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let code: Option<(String, Option<String>)> = tx
-                .query_row(
-                    "SELECT expires_at_utc, used_at_utc FROM enrolment_codes WHERE code_hash = ?1",
-                    params![d.code_hash],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let Some((expires, used)) = code else {
-                return Ok(EnrolOutcome::UnknownCode);
-            };
-            if used.is_some() {
-                return Ok(EnrolOutcome::CodeUsed);
-            }
-            if parse_utc(&expires)? <= now {
-                return Ok(EnrolOutcome::CodeExpired);
-            }
-            let claimed = tx.execute(
-                "UPDATE enrolment_codes SET used_at_utc = ?2, device_id = ?3
-                 WHERE code_hash = ?1 AND used_at_utc IS NULL",
-                params![d.code_hash, utc_text(now), d.device_id.to_string()],
-            )?;
-            if claimed != 1 {
-                return Ok(EnrolOutcome::CodeUsed);
-            }
-            tx.execute(
-                "INSERT INTO devices (device_id, name, public_key, token_hash, enrolled_at_utc)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    d.device_id.to_string(),
-                    d.device_name,
-                    d.public_key_b64,
-                    d.token_hash,
-                    utc_text(now)
-                ],
-            )?;
-            append_audit_tx(
-                &tx,
-                &[AuditEvent::new(
-                    &Actor::Device(d.device_id),
-                    "device_enrolled",
-                    "",
-                )],
-                now,
-            )?;
-            tx.commit()?;
-            Ok(EnrolOutcome::Enrolled)
+        self.run(TxKind::Write, move |tx| {
+            complete(core::enroll_device(tx, &d, now))
         })
         .await
     }
@@ -416,25 +865,8 @@ impl Storage for SqliteStorage {
         token_hash: &str,
     ) -> Result<Option<DeviceIdentity>, StorageError> {
         let token_hash = token_hash.to_owned();
-        self.run(move |conn| {
-            let row: Option<(String, String, String, Option<String>)> = conn
-                .prepare_cached(
-                    "SELECT device_id, name, public_key, revoked_at_utc FROM devices
-                     WHERE token_hash = ?1",
-                )?
-                .query_row(params![token_hash], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .optional()?;
-            row.map(|(id, name, key, revoked)| {
-                Ok(DeviceIdentity {
-                    device_id: uuid_col(&id)?,
-                    device_name: name,
-                    public_key_b64: key,
-                    revoked: revoked.is_some(),
-                })
-            })
-            .transpose()
+        self.run(TxKind::Read, move |tx| {
+            complete(tx.device_by_token_hash(&token_hash))
         })
         .await
     }
@@ -444,34 +876,8 @@ impl Storage for SqliteStorage {
         device_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            let exists: Option<String> = tx
-                .query_row(
-                    "SELECT device_id FROM devices WHERE device_id = ?1",
-                    params![device_id.to_string()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if exists.is_none() {
-                return Ok(false);
-            }
-            tx.execute(
-                "UPDATE devices SET revoked_at_utc = COALESCE(revoked_at_utc, ?2)
-                 WHERE device_id = ?1",
-                params![device_id.to_string(), utc_text(now)],
-            )?;
-            append_audit_tx(
-                &tx,
-                &[AuditEvent::new(
-                    &Actor::Admin,
-                    "device_revoked",
-                    format!("device={device_id}"),
-                )],
-                now,
-            )?;
-            tx.commit()?;
-            Ok(true)
+        self.run(TxKind::Write, move |tx| {
+            complete(core::revoke_device(tx, device_id, now))
         })
         .await
     }
@@ -479,77 +885,27 @@ impl Storage for SqliteStorage {
     async fn add_user(
         &self,
         username: &str,
-        role: &str,
+        role: Role,
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StorageError> {
-        let (username, role, hash) = (
-            username.to_owned(),
-            role.to_owned(),
-            password_hash.to_owned(),
-        );
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            let n = tx.execute(
-                "INSERT INTO users (username, role, password_hash, created_at_utc)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (username) DO NOTHING",
-                params![username, role, hash, utc_text(now)],
-            )?;
-            if n == 0 {
-                return Err(StorageError::UserExists);
-            }
-            append_audit_tx(
-                &tx,
-                &[AuditEvent::new(
-                    &Actor::Admin,
-                    "user_added",
-                    format!("user={username} role={role}"),
-                )],
-                now,
-            )?;
-            tx.commit()?;
-            Ok(())
+        let (username, hash) = (username.to_owned(), password_hash.to_owned());
+        self.run(TxKind::Write, move |tx| {
+            complete(core::add_user(tx, &username, role, &hash, now))
         })
         .await
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StorageError> {
         let username = username.to_owned();
-        self.run(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT username, role, password_hash FROM users WHERE username = ?1",
-                    params![username],
-                    |r| {
-                        Ok(UserRecord {
-                            username: r.get(0)?,
-                            role: r.get(1)?,
-                            password_hash: r.get(2)?,
-                        })
-                    },
-                )
-                .optional()?)
-        })
-        .await
+        self.run(TxKind::Read, move |tx| complete(tx.user_by_name(&username)))
+            .await
     }
 
     async fn login_failures(&self, username: &str) -> Result<Option<LoginFailures>, StorageError> {
         let username = username.to_owned();
-        self.run(move |conn| {
-            let row: Option<(i64, String)> = conn
-                .query_row(
-                    "SELECT failures, last_failure_at_utc FROM login_failures WHERE username = ?1",
-                    params![username],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            row.map(|(n, at)| {
-                Ok(LoginFailures {
-                    failures: u32::try_from(n).unwrap_or(u32::MAX),
-                    last_failure_at_utc: parse_utc(&at)?,
-                })
-            })
-            .transpose()
+        self.run(TxKind::Read, move |tx| {
+            complete(tx.login_failures(&username))
         })
         .await
     }
@@ -560,29 +916,16 @@ impl Storage for SqliteStorage {
         now: DateTime<Utc>,
     ) -> Result<u32, StorageError> {
         let username = username.to_owned();
-        self.run(move |conn| {
-            let n: i64 = conn.query_row(
-                "INSERT INTO login_failures (username, failures, last_failure_at_utc)
-                 VALUES (?1, 1, ?2)
-                 ON CONFLICT (username) DO UPDATE
-                     SET failures = failures + 1, last_failure_at_utc = excluded.last_failure_at_utc
-                 RETURNING failures",
-                params![username, utc_text(now)],
-                |r| r.get(0),
-            )?;
-            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        self.run(TxKind::Write, move |tx| {
+            complete(core::record_login_failure(tx, &username, now))
         })
         .await
     }
 
     async fn clear_login_failures(&self, username: &str) -> Result<(), StorageError> {
         let username = username.to_owned();
-        self.run(move |conn| {
-            conn.execute(
-                "DELETE FROM login_failures WHERE username = ?1",
-                params![username],
-            )?;
-            Ok(())
+        self.run(TxKind::Write, move |tx| {
+            complete(tx.clear_login_failures(&username))
         })
         .await
     }
@@ -594,39 +937,15 @@ impl Storage for SqliteStorage {
         now: DateTime<Utc>,
         expires_at_utc: DateTime<Utc>,
     ) -> Result<(), StorageError> {
-        let (token_hash, username, role) = (
-            token_hash.to_owned(),
-            user.username.clone(),
-            user.role.clone(),
-        );
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "DELETE FROM sessions WHERE expires_at_utc <= ?1",
-                params![utc_text(now)],
-            )?;
-            tx.execute(
-                "INSERT INTO sessions (token_hash, username, role, created_at_utc, expires_at_utc)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    token_hash,
-                    username,
-                    role,
-                    utc_text(now),
-                    utc_text(expires_at_utc)
-                ],
-            )?;
-            append_audit_tx(
-                &tx,
-                &[AuditEvent::new(
-                    &Actor::Supervisor(username.clone()),
-                    "logged_in",
-                    "",
-                )],
+        let (token_hash, user) = (token_hash.to_owned(), user.clone());
+        self.run(TxKind::Write, move |tx| {
+            complete(core::create_session(
+                tx,
+                &token_hash,
+                &user,
                 now,
-            )?;
-            tx.commit()?;
-            Ok(())
+                expires_at_utc,
+            ))
         })
         .await
     }
@@ -637,19 +956,8 @@ impl Storage for SqliteStorage {
         now: DateTime<Utc>,
     ) -> Result<Option<SessionIdentity>, StorageError> {
         let token_hash = token_hash.to_owned();
-        self.run(move |conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT username, role FROM sessions
-                     WHERE token_hash = ?1 AND expires_at_utc > ?2",
-                )?
-                .query_row(params![token_hash, utc_text(now)], |r| {
-                    Ok(SessionIdentity {
-                        username: r.get(0)?,
-                        role: r.get(1)?,
-                    })
-                })
-                .optional()?)
+        self.run(TxKind::Read, move |tx| {
+            complete(tx.session_by_token_hash(&token_hash, now))
         })
         .await
     }
@@ -660,19 +968,9 @@ impl Storage for SqliteStorage {
         items: &[NewVersion],
         now: DateTime<Utc>,
     ) -> Result<Vec<StoreOutcome>, StorageError> {
-        let device = device.clone();
-        let items = items.to_vec();
-        self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let received = utc_text(now);
-            let mut audit = Vec::new();
-            let mut out = Vec::with_capacity(items.len());
-            for item in &items {
-                out.push(push_one(&tx, &device, item, &received, &mut audit)?);
-            }
-            append_audit_tx(&tx, &audit, now)?;
-            tx.commit()?;
-            Ok(out)
+        let (device, items) = (device.clone(), items.to_vec());
+        self.run(TxKind::Write, move |tx| {
+            complete(core::push_versions(tx, &device, &items, now))
         })
         .await
     }
@@ -684,51 +982,9 @@ impl Storage for SqliteStorage {
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<FeedbackItem>, StorageError> {
-        let device_id = device.device_id;
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            let rows: Vec<(i64, String, i64, String, String, String, String)> = tx
-                .prepare_cached(
-                    "SELECT cursor, record_id, revision, decision, comment, decided_by, decided_at_utc
-                     FROM decisions WHERE device_id = ?1 AND cursor > ?2
-                     ORDER BY cursor LIMIT ?3",
-                )?
-                .query_map(params![device_id.to_string(), since_cursor, limit], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                })?
-                .collect::<Result<_, _>>()?;
-            let mut items = Vec::with_capacity(rows.len());
-            let mut audit = Vec::new();
-            for (cursor, record_id, revision, decision, comment, by, at) in rows {
-                let item = FeedbackItem {
-                    cursor,
-                    record_id: uuid_col(&record_id)?,
-                    revision: rev_col(revision)?,
-                    decision: decision_col(&decision)?,
-                    comment,
-                    decided_by: by,
-                    decided_at_utc: parse_utc(&at)?,
-                };
-                audit.push(AuditEvent::on_record(
-                    &Actor::Device(device_id),
-                    "feedback_read",
-                    item.record_id,
-                    Some(item.revision),
-                    format!("cursor={cursor}"),
-                ));
-                items.push(item);
-            }
-            append_audit_tx(&tx, &audit, now)?;
-            tx.commit()?;
-            Ok(items)
+        let device = device.clone();
+        self.run(TxKind::Write, move |tx| {
+            complete(core::feedback_since(tx, &device, since_cursor, limit, now))
         })
         .await
     }
@@ -739,115 +995,9 @@ impl Storage for SqliteStorage {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<ReviewPage, StorageError> {
-        let filter = filter.clone();
-        let actor = actor.clone();
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            let from = filter.from_utc.map(utc_text);
-            let to = filter.to_utc.map(utc_text);
-            let q = filter.like_pattern();
-            let news2 = filter.min_news2.map(i64::from);
-            let decision = filter.decision_text();
-            let sql = format!(
-                "SELECT r.record_id, r.signed_revision, r.signed_status, r.incident_number,
-                        r.patient_name, r.latest_news2, r.signed_saved_at_utc, d.name,
-                        r.latest_decision
-                 FROM records r JOIN devices d ON d.device_id = r.device_id
-                 WHERE {}
-                 ORDER BY r.signed_saved_at_utc DESC, r.record_id DESC
-                 LIMIT :limit OFFSET :offset",
-                review_where(true)
-            );
-            let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
-            let mut stmt = tx.prepare(&sql)?;
-            let rows = stmt.query_map(
-                named_params! {
-                    ":from": from, ":to": to, ":min_news2": news2, ":q": q,
-                    ":decision": decision, ":limit": filter.limit, ":offset": offset,
-                },
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, Option<i64>>(5)?,
-                        r.get::<_, String>(6)?,
-                        r.get::<_, String>(7)?,
-                        r.get::<_, Option<String>>(8)?,
-                    ))
-                },
-            )?;
-            let mut items = Vec::new();
-            for row in rows {
-                let (id, rev, status, inc, name, news2, saved, dev, dec) = row?;
-                items.push(ReviewSummary {
-                    record_id: uuid_col(&id)?,
-                    revision: rev_col(rev)?,
-                    status: RecordStatus::parse(&status)
-                        .ok_or_else(|| StorageError::Corrupt("status".into()))?,
-                    incident_number: inc.unwrap_or_default(),
-                    patient_name: name.unwrap_or_default(),
-                    latest_news2: news2.and_then(|n| u8::try_from(n).ok()),
-                    saved_at_utc: parse_utc(&saved)?,
-                    device_name: dev,
-                    decision: dec.as_deref().map(decision_col).transpose()?,
-                });
-            }
-            drop(stmt);
-            let count_sql = format!(
-                "SELECT COALESCE(r.latest_decision, 'pending'), COUNT(*) FROM records r
-                 WHERE {} GROUP BY 1",
-                review_where(false)
-            );
-            let mut counts = DecisionCounts::default();
-            {
-                let mut stmt = tx.prepare(&count_sql)?;
-                let rows = stmt.query_map(
-                    named_params! {":from": from, ":to": to, ":min_news2": news2, ":q": q},
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-                )?;
-                for row in rows {
-                    let (k, n) = row?;
-                    let n = u64::try_from(n).unwrap_or(0);
-                    match k.as_str() {
-                        "pending" => counts.pending = n,
-                        "approved" => counts.approved = n,
-                        "returned" => counts.returned = n,
-                        "flagged" => counts.flagged = n,
-                        _ => return Err(StorageError::Corrupt("decision".into())),
-                    }
-                }
-            }
-            let total = match decision {
-                None => counts.pending + counts.approved + counts.returned + counts.flagged,
-                Some("pending") => counts.pending,
-                Some("approved") => counts.approved,
-                Some("returned") => counts.returned,
-                Some(_) => counts.flagged,
-            };
-            let mut audit = vec![AuditEvent::new(
-                &actor,
-                "review_list_read",
-                format!("items={} offset={}", items.len(), filter.offset),
-            )];
-            for it in &items {
-                audit.push(AuditEvent::on_record(
-                    &actor,
-                    "review_summary_read",
-                    it.record_id,
-                    Some(it.revision),
-                    "",
-                ));
-            }
-            append_audit_tx(&tx, &audit, now)?;
-            tx.commit()?;
-            Ok(ReviewPage {
-                items,
-                total,
-                counts,
-            })
+        let (filter, actor) = (filter.clone(), actor.clone());
+        self.run(TxKind::Write, move |tx| {
+            complete(core::review_list(tx, &filter, &actor, now))
         })
         .await
     }
@@ -859,70 +1009,8 @@ impl Storage for SqliteStorage {
         now: DateTime<Utc>,
     ) -> Result<Option<RecordDetail>, StorageError> {
         let actor = actor.clone();
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            let id = record_id.to_string();
-            let head: Option<(String, String)> = tx
-                .query_row(
-                    "SELECT r.device_id, d.name FROM records r JOIN devices d ON d.device_id = r.device_id
-                     WHERE r.record_id = ?1 AND r.signed_revision IS NOT NULL",
-                    params![id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let Some((device_id, device_name)) = head else {
-                return Ok(None);
-            };
-            let sql = format!(
-                "SELECT {VERSION_COLUMNS} FROM versions v JOIN devices d ON d.device_id = v.device_id
-                 WHERE v.record_id = ?1 AND v.status <> 'draft' ORDER BY v.revision"
-            );
-            let versions = tx
-                .prepare(&sql)?
-                .query_map(params![id], read_version)?
-                .map(|r| r.map_err(StorageError::from).and_then(RawVersion::into_stored))
-                .collect::<Result<Vec<_>, _>>()?;
-            let decisions = tx
-                .prepare(
-                    "SELECT revision, decision, comment, decided_by, decided_at_utc FROM decisions
-                     WHERE record_id = ?1 ORDER BY cursor",
-                )?
-                .query_map(params![id], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                    ))
-                })?
-                .map(|r| {
-                    let (rev, dec, comment, by, at) = r?;
-                    Ok(DecisionRecord {
-                        record_id,
-                        revision: rev_col(rev)?,
-                        decision: decision_col(&dec)?,
-                        comment,
-                        decided_by: by,
-                        decided_at_utc: parse_utc(&at)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, StorageError>>()?;
-            let audit: Vec<AuditEvent> = versions
-                .iter()
-                .map(|v| {
-                    AuditEvent::on_record(&actor, "version_read", record_id, Some(v.revision), "")
-                })
-                .collect();
-            append_audit_tx(&tx, &audit, now)?;
-            tx.commit()?;
-            Ok(Some(RecordDetail {
-                record_id,
-                device_id: uuid_col(&device_id)?,
-                device_name,
-                versions,
-                decisions,
-            }))
+        self.run(TxKind::Write, move |tx| {
+            complete(core::review_detail(tx, record_id, &actor, now))
         })
         .await
     }
@@ -933,77 +1021,8 @@ impl Storage for SqliteStorage {
         now: DateTime<Utc>,
     ) -> Result<DecideOutcome, StorageError> {
         let d = decision.clone();
-        self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let id = d.record_id.to_string();
-            let head: Option<(String, Option<i64>)> = tx
-                .query_row(
-                    "SELECT device_id, signed_revision FROM records WHERE record_id = ?1",
-                    params![id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let Some((device_id, Some(latest))) = head else {
-                return Ok(DecideOutcome::RecordNotFound);
-            };
-            let revision = rev_param(d.revision);
-            let signed: Option<String> = tx
-                .query_row(
-                    "SELECT status FROM versions WHERE record_id = ?1 AND revision = ?2
-                     AND status <> 'draft'",
-                    params![id, revision],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if signed.is_none() {
-                return Ok(DecideOutcome::UnknownRevision);
-            }
-            if revision < latest {
-                return Ok(DecideOutcome::Superseded {
-                    latest_revision: rev_col(latest)?,
-                });
-            }
-            let by = d.decided_by.clone();
-            tx.execute(
-                "INSERT INTO decisions (record_id, revision, device_id, decision, comment,
-                     decided_by, decided_at_utc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    id,
-                    revision,
-                    device_id,
-                    d.decision.as_str(),
-                    d.comment,
-                    by,
-                    utc_text(now)
-                ],
-            )?;
-            tx.execute(
-                "UPDATE records SET latest_decision = ?2 WHERE record_id = ?1",
-                params![id, d.decision.as_str()],
-            )?;
-            append_audit_tx(
-                &tx,
-                &[AuditEvent::on_record(
-                    &Actor::Supervisor(by.clone()),
-                    "decision_recorded",
-                    d.record_id,
-                    Some(d.revision),
-                    format!("decision={}", d.decision.as_str()),
-                )],
-                now,
-            )?;
-            tx.commit()?;
-            Ok(DecideOutcome::Recorded(DecisionRecord {
-                record_id: d.record_id,
-                revision: d.revision,
-                decision: d.decision,
-                comment: d.comment,
-                decided_by: by,
-                decided_at_utc: to_micros(now),
-            }))
-        })
-        .await
+        self.run(TxKind::Write, move |tx| complete(core::decide(tx, &d, now)))
+            .await
     }
 
     async fn versions_after(
@@ -1011,39 +1030,14 @@ impl Storage for SqliteStorage {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<StoredVersion>, StorageError> {
-        self.run(move |conn| {
-            let sql = format!(
-                "SELECT {VERSION_COLUMNS} FROM versions v LEFT JOIN devices d ON d.device_id = v.device_id
-                 WHERE v.seq > ?1 ORDER BY v.seq LIMIT ?2"
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params![after_seq, limit], read_version)?;
-            rows.map(|r| r.map_err(StorageError::from).and_then(RawVersion::into_stored))
-                .collect()
+        self.run(TxKind::Read, move |tx| {
+            complete(tx.versions_after(after_seq, limit))
         })
         .await
     }
 
     async fn stats(&self) -> Result<Stats, StorageError> {
-        self.run(move |conn| {
-            let count = |sql: &str| -> Result<u64, StorageError> {
-                let n: i64 = conn.query_row(sql, [], |r| r.get(0))?;
-                Ok(u64::try_from(n).unwrap_or(0))
-            };
-            Ok(Stats {
-                encounters: count("SELECT COUNT(*) FROM records")?,
-                versions: count("SELECT COUNT(*) FROM versions")?,
-                devices: count("SELECT COUNT(*) FROM devices")?,
-                revoked_devices: count(
-                    "SELECT COUNT(*) FROM devices WHERE revoked_at_utc IS NOT NULL",
-                )?,
-                completed: count("SELECT COUNT(*) FROM records WHERE signed_revision IS NOT NULL")?,
-                decisions: count("SELECT COUNT(*) FROM decisions")?,
-                users: count("SELECT COUNT(*) FROM users")?,
-                audit_entries: count("SELECT COUNT(*) FROM audit")?,
-            })
-        })
-        .await
+        self.run(TxKind::Read, move |tx| complete(tx.stats())).await
     }
 
     async fn append_audit(
@@ -1052,11 +1046,8 @@ impl Storage for SqliteStorage {
         now: DateTime<Utc>,
     ) -> Result<(), StorageError> {
         let events = events.to_vec();
-        self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            append_audit_tx(&tx, &events, now)?;
-            tx.commit()?;
-            Ok(())
+        self.run(TxKind::Write, move |tx| {
+            complete(core::append_audit(tx, &events, now))
         })
         .await
     }
@@ -1066,41 +1057,8 @@ impl Storage for SqliteStorage {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StorageError> {
-        self.run(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT seq, at_utc, actor, action, record_id, revision, detail, prev_hash, hash
-                 FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![after_seq, limit], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, String>(8)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (seq, at_utc, actor, action, record_id, revision, detail, prev_hash, hash) =
-                    row?;
-                out.push(AuditEntry {
-                    seq,
-                    at_utc,
-                    actor,
-                    action,
-                    record_id: record_id.as_deref().map(uuid_col).transpose()?,
-                    revision,
-                    detail,
-                    prev_hash,
-                    hash,
-                });
-            }
-            Ok(out)
+        self.run(TxKind::Read, move |tx| {
+            complete(tx.audit_entries_after(after_seq, limit))
         })
         .await
     }

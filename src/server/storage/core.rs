@@ -1,0 +1,805 @@
+//! The backend-neutral core of server storage: every rule, written once.
+//!
+//! Owns what the database must decide, whichever database it is: push outcomes (owner, stale,
+//! duplicate, conflict) including several versions of one record in one batch, decision
+//! preconditions, decision counts, the audit events each operation appends, how audit entries
+//! chain, the migration step, and the conversions between the API's types and stored columns.
+//!
+//! A backend implements [`Tx`]: one database transaction, as a set of small operations that
+//! each hold only SQL text and row mapping. The functions here run an operation on a `Tx`; the
+//! backend begins the transaction, calls one of them, and commits if it returned `Ok`
+//! (dropping the transaction on `Err` rolls it back). The core never sees SQL.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::*;
+use crate::model::RecordStatus;
+use crate::protocol::{Decision, DecisionCounts, DecisionRecord, FeedbackItem, ReviewSummary};
+
+/// Whether a transaction writes. Writers are serialised (SQLite: `BEGIN IMMEDIATE`;
+/// PostgreSQL: the advisory lock taken by [`Tx::lock_for_ordering`]); readers are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TxKind {
+    Read,
+    Write,
+}
+
+/// An enrolment code as stored.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EnrolmentCodeRow {
+    pub expires_at_utc: DateTime<Utc>,
+    pub used: bool,
+}
+
+/// A record's owner and highest revision held, as push needs them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordHead {
+    pub record_id: Uuid,
+    pub device_id: Uuid,
+    pub latest_revision: i64,
+}
+
+/// One database transaction, as the core needs it. Implementations hold SQL and row mapping
+/// only: every decision about what to write is made by the functions in this module.
+///
+/// Batch operations take slices so a backend can send each as one statement
+/// (PostgreSQL: `unnest` arrays); SQLite, being in-process, loops over a cached statement.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Tx {
+    /// Serialises this transaction's remaining steps with every other writer's. Called before
+    /// the first step whose result depends on commit order (audit chain, decision cursors,
+    /// enrolment codes); a no-op where the transaction already holds the write lock.
+    async fn lock_for_ordering(&mut self) -> Result<(), StorageError>;
+
+    async fn migration_applied(&mut self, version: u32) -> Result<bool, StorageError>;
+    /// Runs a migration's SQL and records it as applied.
+    async fn apply_migration(
+        &mut self,
+        version: u32,
+        name: &str,
+        sql: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
+    async fn insert_enrolment_code(
+        &mut self,
+        code_hash: &str,
+        device_name: &str,
+        now: DateTime<Utc>,
+        expires_at_utc: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+    async fn enrolment_code(
+        &mut self,
+        code_hash: &str,
+    ) -> Result<Option<EnrolmentCodeRow>, StorageError>;
+    /// Marks an unused code used by `device_id`; false if it was already used.
+    async fn claim_enrolment_code(
+        &mut self,
+        code_hash: &str,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+    async fn insert_device(
+        &mut self,
+        d: &NewDevice,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+    async fn device_by_token_hash(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<DeviceIdentity>, StorageError>;
+    /// Sets the revocation time unless one is set; false if there is no such device.
+    async fn mark_device_revoked(
+        &mut self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+
+    /// False if the username is taken.
+    async fn insert_user(
+        &mut self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+    async fn user_by_name(&mut self, username: &str) -> Result<Option<UserRecord>, StorageError>;
+    async fn login_failures(
+        &mut self,
+        username: &str,
+    ) -> Result<Option<LoginFailures>, StorageError>;
+    /// Adds one failure atomically and returns the new count.
+    async fn increment_login_failures(
+        &mut self,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StorageError>;
+    async fn clear_login_failures(&mut self, username: &str) -> Result<(), StorageError>;
+    async fn delete_expired_sessions(&mut self, now: DateTime<Utc>) -> Result<(), StorageError>;
+    async fn insert_session(
+        &mut self,
+        token_hash: &str,
+        user: &UserRecord,
+        role: Role,
+        now: DateTime<Utc>,
+        expires_at_utc: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+    async fn session_by_token_hash(
+        &mut self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionIdentity>, StorageError>;
+
+    /// Creates a `records` row owned by `device_id` for each id not yet held, with that
+    /// revision as its latest. Ids are distinct.
+    async fn claim_records(
+        &mut self,
+        device_id: Uuid,
+        new: &[(Uuid, i64)],
+    ) -> Result<(), StorageError>;
+    async fn record_heads(&mut self, ids: &[Uuid]) -> Result<Vec<RecordHead>, StorageError>;
+    /// The content hash of each `(record, revision)` already stored.
+    async fn version_hashes(
+        &mut self,
+        keys: &[(Uuid, i64)],
+    ) -> Result<Vec<((Uuid, i64), String)>, StorageError>;
+    /// Inserts versions, in order. The core has checked none is held already.
+    async fn insert_versions(
+        &mut self,
+        device_id: Uuid,
+        versions: &[&NewVersion],
+        received_at_utc: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+    /// Raises each record's latest revision to at least the given one. Ids are distinct.
+    async fn raise_latest_revisions(&mut self, heads: &[(Uuid, i64)]) -> Result<(), StorageError>;
+    /// Makes each version the record's signed head (review columns, decision cleared) unless a
+    /// later signed revision is held. Record ids are distinct.
+    async fn set_signed_heads(&mut self, versions: &[&NewVersion]) -> Result<(), StorageError>;
+
+    async fn feedback_after(
+        &mut self,
+        device_id: Uuid,
+        since_cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<FeedbackItem>, StorageError>;
+
+    async fn review_items(
+        &mut self,
+        filter: &ReviewFilter,
+    ) -> Result<Vec<ReviewSummary>, StorageError>;
+    /// Records per stored decision text (`"pending"` for none), ignoring the decision filter.
+    async fn review_counts(
+        &mut self,
+        filter: &ReviewFilter,
+    ) -> Result<Vec<(String, i64)>, StorageError>;
+    /// The owner and owner's name of a record that has a signed version.
+    async fn signed_record_owner(
+        &mut self,
+        record_id: Uuid,
+    ) -> Result<Option<(Uuid, String)>, StorageError>;
+    async fn signed_versions(
+        &mut self,
+        record_id: Uuid,
+    ) -> Result<Vec<StoredVersion>, StorageError>;
+    async fn decisions_on(&mut self, record_id: Uuid) -> Result<Vec<DecisionRecord>, StorageError>;
+
+    /// A record's owner and signed head revision, if the record is held.
+    async fn decision_head(
+        &mut self,
+        record_id: Uuid,
+    ) -> Result<Option<(Uuid, Option<i64>)>, StorageError>;
+    async fn is_signed_version(
+        &mut self,
+        record_id: Uuid,
+        revision: i64,
+    ) -> Result<bool, StorageError>;
+    /// Appends the decision (its cursor is the next in commit order) and makes it the
+    /// record's latest.
+    async fn insert_decision(
+        &mut self,
+        d: &NewDecision,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
+    async fn versions_after(
+        &mut self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredVersion>, StorageError>;
+    async fn stats(&mut self) -> Result<Stats, StorageError>;
+
+    async fn audit_head(&mut self) -> Result<Option<(i64, String)>, StorageError>;
+    async fn insert_audit(&mut self, entries: &[AuditEntry]) -> Result<(), StorageError>;
+    async fn audit_entries_after(
+        &mut self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StorageError>;
+}
+
+/// Revisions travel as `u64` and are stored as `i64`. Handlers refuse revisions above
+/// `i64::MAX` before they reach storage, so the clamp is never reached in practice.
+pub(crate) fn rev_param(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A stored revision back to the API type; a negative one is a corrupt row.
+pub(crate) fn rev_col(v: i64) -> Result<u64, StorageError> {
+    u64::try_from(v).map_err(|_| StorageError::Corrupt("revision".into()))
+}
+
+/// A stored count back to `u64`.
+pub(crate) fn count_col(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+pub(crate) fn decision_col(text: &str) -> Result<Decision, StorageError> {
+    Decision::parse(text).ok_or_else(|| StorageError::Corrupt("decision".into()))
+}
+
+pub(crate) fn status_col(text: &str) -> Result<RecordStatus, StorageError> {
+    RecordStatus::parse(text).ok_or_else(|| StorageError::Corrupt("status".into()))
+}
+
+/// Appends audit entries chained from the current head. Takes the ordering lock first, so
+/// the chain stays linear whoever else is writing.
+pub(crate) async fn append_audit<T: Tx>(
+    tx: &mut T,
+    events: &[AuditEvent],
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    tx.lock_for_ordering().await?;
+    let head = tx.audit_head().await?;
+    let entries = chain_events(head, &utc_text(now), events);
+    tx.insert_audit(&entries).await
+}
+
+/// Applies one migration unless it is recorded as applied; true if it ran.
+pub(crate) async fn migrate_one<T: Tx>(
+    tx: &mut T,
+    (version, name, sql): (u32, &str, &str),
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    if tx.migration_applied(version).await? {
+        return Ok(false);
+    }
+    tx.apply_migration(version, name, sql, now)
+        .await
+        .map_err(|e| StorageError::Migration {
+            version,
+            source: Box::new(e),
+        })?;
+    Ok(true)
+}
+
+pub(crate) async fn create_enrolment_code<T: Tx>(
+    tx: &mut T,
+    code_hash: &str,
+    device_name: &str,
+    now: DateTime<Utc>,
+    expires_at_utc: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    tx.insert_enrolment_code(code_hash, device_name, now, expires_at_utc)
+        .await?;
+    let event = AuditEvent::new(&Actor::Admin, AuditAction::EnrolmentCodeCreated, "");
+    append_audit(tx, &[event], now).await
+}
+
+pub(crate) async fn enroll_device<T: Tx>(
+    tx: &mut T,
+    d: &NewDevice,
+    now: DateTime<Utc>,
+) -> Result<EnrolOutcome, StorageError> {
+    tx.lock_for_ordering().await?;
+    let Some(code) = tx.enrolment_code(&d.code_hash).await? else {
+        return Ok(EnrolOutcome::UnknownCode);
+    };
+    if code.used {
+        return Ok(EnrolOutcome::CodeUsed);
+    }
+    if code.expires_at_utc <= now {
+        return Ok(EnrolOutcome::CodeExpired);
+    }
+    if !tx
+        .claim_enrolment_code(&d.code_hash, d.device_id, now)
+        .await?
+    {
+        return Ok(EnrolOutcome::CodeUsed);
+    }
+    tx.insert_device(d, now).await?;
+    let event = AuditEvent::new(&Actor::Device(d.device_id), AuditAction::DeviceEnrolled, "");
+    append_audit(tx, &[event], now).await?;
+    Ok(EnrolOutcome::Enrolled)
+}
+
+pub(crate) async fn revoke_device<T: Tx>(
+    tx: &mut T,
+    device_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    if !tx.mark_device_revoked(device_id, now).await? {
+        return Ok(false);
+    }
+    let event = AuditEvent::new(
+        &Actor::Admin,
+        AuditAction::DeviceRevoked,
+        format!("device={device_id}"),
+    );
+    append_audit(tx, &[event], now).await?;
+    Ok(true)
+}
+
+pub(crate) async fn add_user<T: Tx>(
+    tx: &mut T,
+    username: &str,
+    role: Role,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    if !tx.insert_user(username, role, password_hash, now).await? {
+        return Err(StorageError::UserExists);
+    }
+    let event = AuditEvent::new(
+        &Actor::Admin,
+        AuditAction::UserAdded,
+        format!("user={username} role={}", role.as_str()),
+    );
+    append_audit(tx, &[event], now).await
+}
+
+pub(crate) async fn record_login_failure<T: Tx>(
+    tx: &mut T,
+    username: &str,
+    now: DateTime<Utc>,
+) -> Result<u32, StorageError> {
+    let n = tx.increment_login_failures(username, now).await?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+pub(crate) async fn create_session<T: Tx>(
+    tx: &mut T,
+    token_hash: &str,
+    user: &UserRecord,
+    now: DateTime<Utc>,
+    expires_at_utc: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    // Only an account with a known role gets this far (the handler checks it); an unknown
+    // one is refused here too rather than given a session without a role.
+    let Some(role) = user.role else {
+        return Err(StorageError::Corrupt("role".into()));
+    };
+    tx.delete_expired_sessions(now).await?;
+    tx.insert_session(token_hash, user, role, now, expires_at_utc)
+        .await?;
+    let event = AuditEvent::new(
+        &Actor::Supervisor(user.username.clone()),
+        AuditAction::LoggedIn,
+        "",
+    );
+    append_audit(tx, &[event], now).await
+}
+
+/// What the batch decides for each item, before anything is written.
+struct PushPlan<'a> {
+    outcomes: Vec<StoreOutcome>,
+    stored: Vec<&'a NewVersion>,
+}
+
+/// Decides every item's outcome as if the items were stored one after another, so a batch
+/// holding several versions of one record gets the same answers as one push per version.
+///
+/// `heads` are the records after claiming (every id is present unless the database lost it);
+/// `held` are the content hashes of versions already stored.
+fn plan_push<'a>(
+    device_id: Uuid,
+    items: &'a [NewVersion],
+    heads: &[RecordHead],
+    held: Vec<((Uuid, i64), String)>,
+) -> Result<PushPlan<'a>, StorageError> {
+    let mut heads: HashMap<Uuid, RecordHead> = heads.iter().map(|h| (h.record_id, *h)).collect();
+    let mut held: HashMap<(Uuid, i64), String> = held.into_iter().collect();
+    let mut plan = PushPlan {
+        outcomes: Vec::with_capacity(items.len()),
+        stored: Vec::new(),
+    };
+    for item in items {
+        let revision = rev_param(item.revision);
+        let head = heads
+            .get_mut(&item.record_id)
+            .ok_or_else(|| StorageError::Corrupt("record row missing after insert".into()))?;
+        let existing = held.get(&(item.record_id, revision));
+        let outcome = if head.device_id != device_id {
+            StoreOutcome::NotOwner
+        } else if item.status == RecordStatus::Draft && revision < head.latest_revision {
+            match existing {
+                Some(h) if *h == item.content_sha256 => StoreOutcome::Duplicate,
+                _ => StoreOutcome::Stale,
+            }
+        } else {
+            match existing {
+                Some(h) if *h == item.content_sha256 => StoreOutcome::Duplicate,
+                Some(_) => StoreOutcome::Conflict,
+                None => StoreOutcome::Stored,
+            }
+        };
+        if outcome == StoreOutcome::Stored {
+            head.latest_revision = head.latest_revision.max(revision);
+            held.insert((item.record_id, revision), item.content_sha256.clone());
+            plan.stored.push(item);
+        }
+        plan.outcomes.push(outcome);
+    }
+    Ok(plan)
+}
+
+/// Per record, the highest revision among `versions` (first seen order kept).
+fn highest_per_record<'a>(versions: impl Iterator<Item = &'a NewVersion>) -> Vec<&'a NewVersion> {
+    let mut out: Vec<&NewVersion> = Vec::new();
+    let mut index: HashMap<Uuid, usize> = HashMap::new();
+    for v in versions {
+        match index.get(&v.record_id) {
+            Some(&i) => {
+                if out[i].revision < v.revision {
+                    out[i] = v;
+                }
+            }
+            None => {
+                index.insert(v.record_id, out.len());
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+pub(crate) async fn push_versions<T: Tx>(
+    tx: &mut T,
+    device: &DeviceIdentity,
+    items: &[NewVersion],
+    now: DateTime<Utc>,
+) -> Result<Vec<StoreOutcome>, StorageError> {
+    let now = to_micros(now);
+    // A record is owned by the device that first pushed any version of it.
+    let mut first: Vec<(Uuid, i64)> = Vec::new();
+    for item in items {
+        if !first.iter().any(|(id, _)| *id == item.record_id) {
+            first.push((item.record_id, rev_param(item.revision)));
+        }
+    }
+    tx.claim_records(device.device_id, &first).await?;
+    let ids: Vec<Uuid> = first.iter().map(|(id, _)| *id).collect();
+    let heads = tx.record_heads(&ids).await?;
+    let keys: Vec<(Uuid, i64)> = items
+        .iter()
+        .map(|i| (i.record_id, rev_param(i.revision)))
+        .collect();
+    let held = tx.version_hashes(&keys).await?;
+    let plan = plan_push(device.device_id, items, &heads, held)?;
+    if !plan.stored.is_empty() {
+        // From here on the order of commits matters: the audit chain, and a concurrent
+        // push of the same version must meet the UNIQUE constraint, not a stale plan.
+        tx.lock_for_ordering().await?;
+        tx.insert_versions(device.device_id, &plan.stored, now)
+            .await?;
+        let latest: Vec<(Uuid, i64)> = highest_per_record(plan.stored.iter().copied())
+            .iter()
+            .map(|v| (v.record_id, rev_param(v.revision)))
+            .collect();
+        tx.raise_latest_revisions(&latest).await?;
+        let signed =
+            highest_per_record(plan.stored.iter().copied().filter(|v| v.status.is_signed()));
+        if !signed.is_empty() {
+            tx.set_signed_heads(&signed).await?;
+        }
+    }
+    let audit: Vec<AuditEvent> = plan
+        .stored
+        .iter()
+        .map(|v| {
+            AuditEvent::on_record(
+                &Actor::Device(device.device_id),
+                AuditAction::VersionStored,
+                v.record_id,
+                Some(v.revision),
+                format!("status={} sha256={}", v.status.as_str(), v.content_sha256),
+            )
+        })
+        .collect();
+    append_audit(tx, &audit, now).await?;
+    Ok(plan.outcomes)
+}
+
+pub(crate) async fn feedback_since<T: Tx>(
+    tx: &mut T,
+    device: &DeviceIdentity,
+    since_cursor: i64,
+    limit: u32,
+    now: DateTime<Utc>,
+) -> Result<Vec<FeedbackItem>, StorageError> {
+    // Cursors must be read in commit order: a decision committing behind a page already read
+    // would be skipped for ever.
+    tx.lock_for_ordering().await?;
+    let items = tx
+        .feedback_after(device.device_id, since_cursor, limit)
+        .await?;
+    let audit: Vec<AuditEvent> = items
+        .iter()
+        .map(|item| {
+            AuditEvent::on_record(
+                &Actor::Device(device.device_id),
+                AuditAction::FeedbackRead,
+                item.record_id,
+                Some(item.revision),
+                format!("cursor={}", item.cursor),
+            )
+        })
+        .collect();
+    append_audit(tx, &audit, now).await?;
+    Ok(items)
+}
+
+/// Folds stored decision texts into counts; an unknown text is a corrupt row.
+fn decision_counts(rows: Vec<(String, i64)>) -> Result<DecisionCounts, StorageError> {
+    let mut counts = DecisionCounts::default();
+    for (k, n) in rows {
+        let n = count_col(n);
+        match k.as_str() {
+            "pending" => counts.pending = n,
+            other => match decision_col(other)? {
+                Decision::Approved => counts.approved = n,
+                Decision::Returned => counts.returned = n,
+                Decision::Flagged => counts.flagged = n,
+            },
+        }
+    }
+    Ok(counts)
+}
+
+/// The number of records the filter matches, from the per-decision counts.
+fn filtered_total(counts: &DecisionCounts, filter: Option<DecisionFilter>) -> u64 {
+    match filter {
+        None => counts.pending + counts.approved + counts.returned + counts.flagged,
+        Some(DecisionFilter::Pending) => counts.pending,
+        Some(DecisionFilter::Approved) => counts.approved,
+        Some(DecisionFilter::Returned) => counts.returned,
+        Some(DecisionFilter::Flagged) => counts.flagged,
+    }
+}
+
+pub(crate) async fn review_list<T: Tx>(
+    tx: &mut T,
+    filter: &ReviewFilter,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<ReviewPage, StorageError> {
+    let items = tx.review_items(filter).await?;
+    let counts = decision_counts(tx.review_counts(filter).await?)?;
+    let total = filtered_total(&counts, filter.decision);
+    let mut audit = vec![AuditEvent::new(
+        actor,
+        AuditAction::ReviewListRead,
+        format!("items={} offset={}", items.len(), filter.offset),
+    )];
+    audit.extend(items.iter().map(|it| {
+        AuditEvent::on_record(
+            actor,
+            AuditAction::ReviewSummaryRead,
+            it.record_id,
+            Some(it.revision),
+            "",
+        )
+    }));
+    append_audit(tx, &audit, now).await?;
+    Ok(ReviewPage {
+        items,
+        total,
+        counts,
+    })
+}
+
+pub(crate) async fn review_detail<T: Tx>(
+    tx: &mut T,
+    record_id: Uuid,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Option<RecordDetail>, StorageError> {
+    let Some((device_id, device_name)) = tx.signed_record_owner(record_id).await? else {
+        return Ok(None);
+    };
+    let versions = tx.signed_versions(record_id).await?;
+    let decisions = tx.decisions_on(record_id).await?;
+    let audit: Vec<AuditEvent> = versions
+        .iter()
+        .map(|v| {
+            AuditEvent::on_record(
+                actor,
+                AuditAction::VersionRead,
+                record_id,
+                Some(v.revision),
+                "",
+            )
+        })
+        .collect();
+    append_audit(tx, &audit, now).await?;
+    Ok(Some(RecordDetail {
+        record_id,
+        device_id,
+        device_name,
+        versions,
+        decisions,
+    }))
+}
+
+pub(crate) async fn decide<T: Tx>(
+    tx: &mut T,
+    d: &NewDecision,
+    now: DateTime<Utc>,
+) -> Result<DecideOutcome, StorageError> {
+    let now = to_micros(now);
+    // The precondition (this is the latest signed revision) must hold at commit: a push
+    // storing a later version cannot slip in between the check and the decision.
+    tx.lock_for_ordering().await?;
+    let Some((device_id, Some(latest))) = tx.decision_head(d.record_id).await? else {
+        return Ok(DecideOutcome::RecordNotFound);
+    };
+    let revision = rev_param(d.revision);
+    if !tx.is_signed_version(d.record_id, revision).await? {
+        return Ok(DecideOutcome::UnknownRevision);
+    }
+    if revision < latest {
+        return Ok(DecideOutcome::Superseded {
+            latest_revision: rev_col(latest)?,
+        });
+    }
+    tx.insert_decision(d, device_id, now).await?;
+    let event = AuditEvent::on_record(
+        &Actor::Supervisor(d.decided_by.clone()),
+        AuditAction::DecisionRecorded,
+        d.record_id,
+        Some(d.revision),
+        format!("decision={}", d.decision.as_str()),
+    );
+    append_audit(tx, &[event], now).await?;
+    Ok(DecideOutcome::Recorded(DecisionRecord {
+        record_id: d.record_id,
+        revision: d.revision,
+        decision: d.decision,
+        comment: d.comment.clone(),
+        decided_by: d.decided_by.clone(),
+        decided_at_utc: now,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(record_id: Uuid, revision: u64, status: RecordStatus, sha: &str) -> NewVersion {
+        NewVersion {
+            record_id,
+            revision,
+            status,
+            document_canonical: "{}".into(),
+            content_sha256: sha.into(),
+            signature: None,
+            saved_at_utc: Utc::now(),
+            incident_number: String::new(),
+            patient_name: String::new(),
+            latest_news2: None,
+        }
+    }
+
+    fn head(record_id: Uuid, device_id: Uuid, latest_revision: i64) -> RecordHead {
+        RecordHead {
+            record_id,
+            device_id,
+            latest_revision,
+        }
+    }
+
+    #[test]
+    fn one_batch_decides_as_one_push_per_version() {
+        let device = Uuid::now_v7();
+        let r = Uuid::now_v7();
+        let items = vec![
+            version(r, 1, RecordStatus::Draft, "a"),
+            version(r, 3, RecordStatus::Draft, "c"),
+            // Older draft than one stored earlier in the same batch.
+            version(r, 2, RecordStatus::Draft, "b"),
+            // The same version again: a resend.
+            version(r, 3, RecordStatus::Draft, "c"),
+            // Same key, other content: not stale (it is the latest), but not the same.
+            version(r, 3, RecordStatus::Draft, "x"),
+            version(r, 4, RecordStatus::Completed, "d"),
+        ];
+        let plan = plan_push(device, &items, &[head(r, device, 1)], vec![]).unwrap();
+        assert_eq!(
+            plan.outcomes,
+            vec![
+                StoreOutcome::Stored,
+                StoreOutcome::Stored,
+                StoreOutcome::Stale,
+                StoreOutcome::Duplicate,
+                StoreOutcome::Conflict,
+                StoreOutcome::Stored,
+            ]
+        );
+        let stored: Vec<u64> = plan.stored.iter().map(|v| v.revision).collect();
+        assert_eq!(stored, vec![1, 3, 4]);
+    }
+
+    #[test]
+    fn held_versions_and_other_owners() {
+        let device = Uuid::now_v7();
+        let other = Uuid::now_v7();
+        let (mine, theirs) = (Uuid::now_v7(), Uuid::now_v7());
+        let items = vec![
+            version(mine, 2, RecordStatus::Completed, "same"),
+            version(mine, 3, RecordStatus::Completed, "new"),
+            version(mine, 2, RecordStatus::Completed, "changed"),
+            version(theirs, 1, RecordStatus::Completed, "t"),
+        ];
+        let plan = plan_push(
+            device,
+            &items,
+            &[head(mine, device, 2), head(theirs, other, 1)],
+            vec![((mine, 2), "same".into())],
+        )
+        .unwrap();
+        assert_eq!(
+            plan.outcomes,
+            vec![
+                StoreOutcome::Duplicate,
+                StoreOutcome::Stored,
+                StoreOutcome::Conflict,
+                StoreOutcome::NotOwner,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_record_row_is_an_error_not_a_panic() {
+        let items = vec![version(Uuid::now_v7(), 1, RecordStatus::Draft, "a")];
+        assert!(plan_push(Uuid::now_v7(), &items, &[], vec![]).is_err());
+    }
+
+    #[test]
+    fn highest_revision_per_record_keeps_first_seen_order() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let vs = [
+            version(a, 1, RecordStatus::Completed, ""),
+            version(b, 5, RecordStatus::Completed, ""),
+            version(a, 3, RecordStatus::Amended, ""),
+            version(b, 4, RecordStatus::Amended, ""),
+        ];
+        let got: Vec<(Uuid, u64)> = highest_per_record(vs.iter())
+            .iter()
+            .map(|v| (v.record_id, v.revision))
+            .collect();
+        assert_eq!(got, vec![(a, 3), (b, 5)]);
+    }
+
+    #[test]
+    fn counts_and_totals_follow_the_filter() {
+        let counts = decision_counts(vec![
+            ("pending".into(), 4),
+            ("approved".into(), 3),
+            ("returned".into(), 2),
+            ("flagged".into(), 1),
+        ])
+        .unwrap();
+        assert_eq!(filtered_total(&counts, None), 10);
+        assert_eq!(filtered_total(&counts, Some(DecisionFilter::Pending)), 4);
+        assert_eq!(filtered_total(&counts, Some(DecisionFilter::Approved)), 3);
+        assert_eq!(filtered_total(&counts, Some(DecisionFilter::Returned)), 2);
+        assert_eq!(filtered_total(&counts, Some(DecisionFilter::Flagged)), 1);
+        assert!(decision_counts(vec![("maybe".into(), 1)]).is_err());
+    }
+}
