@@ -99,10 +99,10 @@ impl Store {
             let at: String = r.get(6)?;
             out.push(OutboxItem {
                 record_id: Uuid::parse_str(&id)
-                    .map_err(|_| StoreError::Document("a stored id is malformed".into()))?,
+                    .map_err(|_| StoreError::malformed("a stored id is malformed"))?,
                 revision: revision as u64,
                 status: RecordStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Document("a stored status is unknown".into()))?,
+                    .ok_or_else(|| StoreError::malformed("a stored status is unknown"))?,
                 document,
                 content_sha256: r.get(4)?,
                 signature: r.get(5)?,
