@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::model::testdata::complete_encounter;
-use ambulance_epr::model::{Milestone, RecordStatus};
+use ambulance_epr::model::{Decision, Milestone, RecordStatus};
 use ambulance_epr::store::{FeedbackEntry, Store, migrate, store_path};
 use ambulance_epr::sync::{SyncCommand, SyncHandle, SyncStatus};
 use ambulance_epr::ui::editor::{EditMode, Section};
@@ -433,7 +433,7 @@ fn returned_records_are_easy_to_find_and_show_the_comment() {
                 cursor: 1,
                 record_id: receipt.record_id,
                 revision: receipt.revision,
-                decision: "returned".into(),
+                decision: Decision::Returned,
                 comment: "Please add the time of the second set of observations".into(),
                 decided_by: "Supervisor Test".into(),
                 decided_at_utc: chrono::Utc::now(),

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::audit::{self, Action};
 use super::{Result, Store, StoreError};
 use crate::crypto::{DeviceSigningKey, content_sha256_hex, signing_payload};
-use crate::model::{Encounter, News2, RecordStatus, SignOff, VersionMeta, missing_items};
+use crate::model::{Decision, Encounter, News2, RecordStatus, SignOff, VersionMeta, missing_items};
 
 /// What a save committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,7 +86,7 @@ pub struct EncounterSummary {
     pub latest_news2_text: String,
     pub sync_state: SyncState,
     /// The latest supervisor decision (approved, returned, flagged), if any.
-    pub review_decision: Option<String>,
+    pub review_decision: Option<Decision>,
 }
 
 /// Filters for [`Store::list`]. Empty filter: everything, newest first.
@@ -111,7 +111,7 @@ pub struct StatusCounts {
     /// Outbox entries waiting to be pushed (not quarantined).
     pub pending_sync: u64,
     pub quarantined: u64,
-    /// Records whose latest decision is "returned".
+    /// Records whose latest decision is [`Decision::Returned`].
     pub returned: u64,
 }
 
@@ -135,6 +135,12 @@ pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>> {
 
 fn parse_status(text: &str) -> Result<RecordStatus> {
     RecordStatus::parse(text).ok_or_else(|| StoreError::malformed("a stored status is unknown"))
+}
+
+/// Parses a stored supervisor decision; unknown text means the row is damaged.
+pub(crate) fn parse_decision(text: &str) -> Result<Decision> {
+    Decision::parse(text)
+        .ok_or_else(|| StoreError::malformed("a stored review decision is unknown"))
 }
 
 fn parse_id(text: &str) -> Result<Uuid> {
@@ -467,7 +473,7 @@ impl Store {
                 latest_news2: news.and_then(|n| u8::try_from(n).ok()),
                 latest_news2_text: news_text,
                 sync_state: SyncState::parse(&sync),
-                review_decision: review,
+                review_decision: review.as_deref().map(parse_decision).transpose()?,
             });
         }
         Ok(out)

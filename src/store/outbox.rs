@@ -11,9 +11,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::audit::{self, Action};
-use super::encounters::parse_time;
+use super::encounters::{parse_decision, parse_time};
 use super::{Result, Store, StoreError};
-use crate::model::RecordStatus;
+use crate::model::{Decision, RecordStatus};
 
 /// One version waiting to be pushed, with everything the push needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +44,7 @@ pub struct FeedbackEntry {
     pub cursor: i64,
     pub record_id: Uuid,
     pub revision: u64,
-    pub decision: String,
+    pub decision: Decision,
     pub comment: String,
     pub decided_by: String,
     pub decided_at_utc: DateTime<Utc>,
@@ -257,7 +257,7 @@ impl Store {
                     f.cursor,
                     f.record_id.to_string(),
                     f.revision as i64,
-                    f.decision,
+                    f.decision.as_str(),
                     f.comment,
                     f.decided_by,
                     f.decided_at_utc.to_rfc3339()
@@ -270,7 +270,12 @@ impl Store {
             tx.execute(
                 "UPDATE encounters SET review_decision = ?2, review_comment = ?3, review_revision = ?4
                  WHERE id = ?1 AND (review_revision IS NULL OR review_revision <= ?4)",
-                params![f.record_id.to_string(), f.decision, f.comment, f.revision as i64],
+                params![
+                    f.record_id.to_string(),
+                    f.decision.as_str(),
+                    f.comment,
+                    f.revision as i64
+                ],
             )?;
             audit::append(
                 &tx,
@@ -320,7 +325,7 @@ impl Store {
                 cursor,
                 record_id,
                 revision: rev as u64,
-                decision,
+                decision: parse_decision(&decision)?,
                 comment,
                 decided_by: by,
                 decided_at_utc: parse_time(&at)?,
@@ -330,7 +335,7 @@ impl Store {
     }
 
     /// The latest decision and comment on a record, if any.
-    pub fn review_of(&self, record_id: Uuid) -> Result<Option<(String, String)>> {
+    pub fn review_of(&self, record_id: Uuid) -> Result<Option<(Decision, String)>> {
         let row: Option<(Option<String>, Option<String>)> = self
             .conn
             .query_row(
@@ -340,7 +345,7 @@ impl Store {
             )
             .optional()?;
         Ok(match row {
-            Some((Some(d), c)) => Some((d, c.unwrap_or_default())),
+            Some((Some(d), c)) => Some((parse_decision(&d)?, c.unwrap_or_default())),
             _ => None,
         })
     }

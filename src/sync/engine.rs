@@ -363,7 +363,7 @@ impl Engine {
                     cursor: f.cursor,
                     record_id: f.record_id,
                     revision: f.revision,
-                    decision: f.decision.as_str().to_owned(),
+                    decision: f.decision,
                     comment: f.comment.clone(),
                     decided_by: f.decided_by.clone(),
                     decided_at_utc: f.decided_at_utc,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::problem::StoreProblem;
-use crate::model::Encounter;
+use crate::model::{Decision, Encounter};
 use crate::store::audit::Action;
 use crate::store::{
     EncounterSummary, FeedbackEntry, ListFilter, SaveReceipt, StatusCounts, Store, StoreError,
@@ -81,7 +81,7 @@ pub struct RecordBundle {
     pub amendment_draft: Option<Encounter>,
     pub versions: Vec<VersionInfo>,
     /// The latest supervisor decision and comment.
-    pub review: Option<(String, String)>,
+    pub review: Option<(Decision, String)>,
     pub feedback: Vec<FeedbackEntry>,
     pub sync_state: Option<SyncState>,
 }
