@@ -10,7 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::audit::{self, Action};
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, revision_from_sql, revision_to_sql};
 use crate::crypto::{DeviceSigningKey, content_sha256_hex, signing_payload};
 use crate::model::{Decision, Encounter, News2, RecordStatus, SignOff, VersionMeta, missing_items};
 
@@ -314,7 +314,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT document FROM encounter_versions WHERE encounter_id = ?1 AND revision = ?2",
-                params![id.to_string(), revision as i64],
+                params![id.to_string(), revision_to_sql(revision)?],
                 |r| r.get(0),
             )
             .optional()?
@@ -343,7 +343,7 @@ impl Store {
         for row in rows {
             let (rev, status, hash, sig, reason, at, by) = row?;
             out.push(VersionInfo {
-                revision: rev as u64,
+                revision: revision_from_sql(rev)?,
                 status: parse_status(&status)?,
                 content_sha256: hash,
                 signature: sig,
@@ -463,7 +463,7 @@ impl Store {
                 row?;
             out.push(EncounterSummary {
                 id: parse_id(&id)?,
-                revision: rev as u64,
+                revision: revision_from_sql(rev)?,
                 incident_number: inc,
                 patient_name: name,
                 nhs_number: nhs,
@@ -498,12 +498,12 @@ impl Store {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok(StatusCounts {
-            encounters: encounters as u64,
-            drafts: drafts as u64,
-            completed: completed as u64,
-            pending_sync: pending as u64,
-            quarantined: quarantined as u64,
-            returned: returned as u64,
+            encounters: count(encounters),
+            drafts: count(drafts),
+            completed: count(completed),
+            pending_sync: count(pending),
+            quarantined: count(quarantined),
+            returned: count(returned),
         })
     }
 }
@@ -554,14 +554,15 @@ impl VersionWriter<'_> {
         {
             return Err(StoreError::Immutable);
         }
-        let revision = previous.as_ref().map(|(r, _)| *r + 1).unwrap_or(1);
+        let revision = match &previous {
+            Some((r, _)) => revision_from_sql(*r)?
+                .checked_add(1)
+                .ok_or_else(|| StoreError::malformed("a stored revision is out of range"))?,
+            None => 1,
+        };
+        let revision_sql = revision_to_sql(revision)?;
         let signature = if doc.status.is_signed() {
-            let payload = signing_payload(
-                doc.id,
-                revision as u64,
-                doc.status.as_str(),
-                &content_sha256,
-            );
+            let payload = signing_payload(doc.id, revision, doc.status.as_str(), &content_sha256);
             let key = self
                 .signing_key
                 .ok_or_else(|| StoreError::malformed("device signing key missing"))?;
@@ -595,7 +596,7 @@ impl VersionWriter<'_> {
                                        THEN NULL ELSE encounters.review_comment END",
             params![
                 id_text,
-                revision,
+                revision_sql,
                 doc.status.as_str(),
                 doc.incident.incident_number.trim(),
                 doc.incident.incident_number.trim().to_lowercase(),
@@ -615,7 +616,7 @@ impl VersionWriter<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 id_text,
-                revision,
+                revision_sql,
                 doc.status.as_str(),
                 document,
                 content_sha256,
@@ -634,7 +635,7 @@ impl VersionWriter<'_> {
             "INSERT INTO outbox (encounter_id, revision, kind, enqueued_at_utc) VALUES (?1, ?2, ?3, ?4)",
             params![
                 id_text,
-                revision,
+                revision_sql,
                 if doc.status.is_signed() { "signed" } else { "draft" },
                 now_text
             ],
@@ -644,10 +645,10 @@ impl VersionWriter<'_> {
             RecordStatus::Completed => Action::Completed,
             RecordStatus::Amended => Action::Amended,
         };
-        audit::append(tx, user, action, Some(doc.id), Some(revision as u64))?;
+        audit::append(tx, user, action, Some(doc.id), Some(revision))?;
         Ok(SaveReceipt {
             record_id: doc.id,
-            revision: revision as u64,
+            revision,
             status: doc.status,
         })
     }
@@ -706,6 +707,11 @@ fn current_status(conn: &Connection, id: Uuid) -> Result<Option<RecordStatus>> {
         )
         .optional()?;
     s.map(|s| parse_status(&s)).transpose()
+}
+
+/// A row count from SQLite (never negative).
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 fn escape_like(s: &str) -> String {
@@ -901,5 +907,22 @@ mod tests {
         let after = snapshot(&store, e.id);
         assert!(!after.amendment_draft);
         assert_eq!(after.audit_entries, before.audit_entries + 1);
+    }
+
+    #[test]
+    fn revisions_out_of_sqlite_range_are_refused_not_wrapped() {
+        use super::super::{revision_from_sql, revision_to_sql};
+        assert_eq!(revision_to_sql(7).unwrap(), 7);
+        assert_eq!(revision_from_sql(7).unwrap(), 7);
+        assert!(revision_to_sql(u64::MAX).is_err());
+        assert!(revision_from_sql(-1).is_err());
+
+        let (_dir, mut store) = store();
+        let e = complete_encounter();
+        store.save_draft(&e).unwrap();
+        assert!(matches!(
+            store.version(e.id, u64::MAX),
+            Err(StoreError::Document(_))
+        ));
     }
 }

@@ -196,6 +196,18 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// A revision as SQLite stores it. Revisions are `u64` everywhere else and INTEGER (`i64`)
+/// in SQLite; every conversion between the two goes through here, checked, so a value out
+/// of range is an error rather than a silently wrapped number.
+pub(crate) fn revision_to_sql(revision: u64) -> Result<i64> {
+    i64::try_from(revision).map_err(|_| StoreError::malformed("a revision is out of range"))
+}
+
+/// A stored revision read back (see [`revision_to_sql`]); a negative one means damage.
+pub(crate) fn revision_from_sql(stored: i64) -> Result<u64> {
+    u64::try_from(stored).map_err(|_| StoreError::malformed("a stored revision is negative"))
+}
+
 /// Result alias for this room.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Action};
 use super::encounters::{parse_decision, parse_time};
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, revision_from_sql, revision_to_sql};
 use crate::model::{Decision, RecordStatus};
 
 /// One version waiting to be pushed, with everything the push needs.
@@ -84,7 +84,8 @@ impl Store {
              ORDER BY o.enqueued_at_utc, o.encounter_id, o.revision
              LIMIT ?1",
         )?;
-        let mut rows = stmt.query(params![max_items as i64, at, id, rev])?;
+        let limit = i64::try_from(max_items).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(params![limit, at, id, rev])?;
         let mut out = Vec::new();
         let mut bytes = 0usize;
         while let Some(r) = rows.next()? {
@@ -100,7 +101,7 @@ impl Store {
             out.push(OutboxItem {
                 record_id: Uuid::parse_str(&id)
                     .map_err(|_| StoreError::malformed("a stored id is malformed"))?,
-                revision: revision as u64,
+                revision: revision_from_sql(revision)?,
                 status: RecordStatus::parse(&status)
                     .ok_or_else(|| StoreError::malformed("a stored status is unknown"))?,
                 document,
@@ -152,7 +153,7 @@ impl Store {
             let id = record_id.to_string();
             let removed = tx
                 .prepare_cached("DELETE FROM outbox WHERE encounter_id = ?1 AND revision = ?2")?
-                .execute(params![id, *revision as i64])?;
+                .execute(params![id, revision_to_sql(*revision)?])?;
             let (remaining, quarantined): (i64, i64) = tx
                 .prepare_cached("SELECT count(*), count(quarantined_reason) FROM outbox WHERE encounter_id = ?1")?
                 .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -186,7 +187,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE outbox SET quarantined_reason = ?3 WHERE encounter_id = ?1 AND revision = ?2",
-            params![record_id.to_string(), revision as i64, reason],
+            params![record_id.to_string(), revision_to_sql(revision)?, reason],
         )?;
         tx.execute(
             "UPDATE encounters SET sync_state = 'needs_attention' WHERE id = ?1",
@@ -220,7 +221,7 @@ impl Store {
         for row in rows {
             let (id, rev, reason) = row?;
             if let Ok(id) = Uuid::parse_str(&id) {
-                out.push((id, rev as u64, reason));
+                out.push((id, revision_from_sql(rev)?, reason));
             }
         }
         Ok(out)
@@ -256,7 +257,7 @@ impl Store {
                 params![
                     f.cursor,
                     f.record_id.to_string(),
-                    f.revision as i64,
+                    revision_to_sql(f.revision)?,
                     f.decision.as_str(),
                     f.comment,
                     f.decided_by,
@@ -274,7 +275,7 @@ impl Store {
                     f.record_id.to_string(),
                     f.decision.as_str(),
                     f.comment,
-                    f.revision as i64
+                    revision_to_sql(f.revision)?
                 ],
             )?;
             audit::append(
@@ -324,7 +325,7 @@ impl Store {
             out.push(FeedbackEntry {
                 cursor,
                 record_id,
-                revision: rev as u64,
+                revision: revision_from_sql(rev)?,
                 decision: parse_decision(&decision)?,
                 comment,
                 decided_by: by,
