@@ -274,7 +274,7 @@ fn return_amend_and_approve_between_a_crew_and_a_supervisor() {
     assert_eq!(crew.sync(&rt).feedback, 1);
     assert_eq!(
         crew.store.review_of(crew.record_id).unwrap(),
-        Some(("returned".to_owned(), comment.to_owned()))
+        Some((Decision::Returned, comment.to_owned()))
     );
     let mut tablet = harness(crew.dir.path());
     crew_unlocks(&mut tablet);

@@ -4,7 +4,7 @@
 
 use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::model::testdata::complete_encounter;
-use ambulance_epr::model::{Encounter, RecordStatus};
+use ambulance_epr::model::{Decision, Encounter, RecordStatus};
 use ambulance_epr::store::{ListFilter, Store, StoreError, SyncState, migrate, store_path};
 
 const PASS: &str = "correct horse 1234";
@@ -444,7 +444,7 @@ fn a_returned_record_signed_again_no_longer_counts_as_returned() {
                 cursor: 1,
                 record_id: e.id,
                 revision: 1,
-                decision: "returned".into(),
+                decision: Decision::Returned,
                 comment: "Please add the GCS".into(),
                 decided_by: "sup".into(),
                 decided_at_utc: chrono::Utc::now(),
@@ -453,7 +453,10 @@ fn a_returned_record_signed_again_no_longer_counts_as_returned() {
         )
         .unwrap();
     assert_eq!(store.status_counts().unwrap().returned, 1);
-    assert_eq!(store.review_of(e.id).unwrap().unwrap().0, "returned");
+    assert_eq!(
+        store.review_of(e.id).unwrap().unwrap().0,
+        Decision::Returned
+    );
     // Editing an amendment in progress keeps it returned; signing it hands it back.
     e.notes = "GCS added".into();
     store.save_amendment_draft(&e).unwrap();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::model::testdata::complete_encounter;
-use ambulance_epr::model::{Milestone, RecordStatus};
+use ambulance_epr::model::{Decision, Milestone, RecordStatus};
 use ambulance_epr::store::{FeedbackEntry, Store, migrate, store_path};
 use ambulance_epr::sync::{SyncCommand, SyncHandle, SyncStatus};
 use ambulance_epr::ui::editor::{EditMode, Section};
@@ -433,7 +433,7 @@ fn returned_records_are_easy_to_find_and_show_the_comment() {
                 cursor: 1,
                 record_id: receipt.record_id,
                 revision: receipt.revision,
-                decision: "returned".into(),
+                decision: Decision::Returned,
                 comment: "Please add the time of the second set of observations".into(),
                 decided_by: "Supervisor Test".into(),
                 decided_at_utc: chrono::Utc::now(),
@@ -672,4 +672,74 @@ fn a_recorded_observation_set_is_corrected_in_place_keeping_its_time() {
     let saved = store.get(summaries[0].id).unwrap();
     assert_eq!(saved.observations.len(), 1);
     assert_eq!(saved.observations[0].pulse_bpm.unwrap().get(), 81);
+}
+
+/// A `tracing` writer into memory, so a test can read what the app logged.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[test]
+fn a_damaged_record_says_so_on_screen_and_in_the_log_without_patient_text() {
+    const NAME: &str = "Zebedee Quartermaine";
+    // Every thread's events (the store worker's too) land in this buffer, for this test binary.
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish(),
+    )
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = fast_store(dir.path());
+    let mut store = store;
+    let e = complete_encounter();
+    store.save_draft(&e).unwrap();
+    // A document that no longer parses, whose bad value is patient text: serde's own message
+    // ("unknown variant `Zebedee Quartermaine`, expected ...") would quote it.
+    store
+        .execute_batch_for_tests(&format!(
+            "UPDATE encounters SET document = replace(document, '\"status\":\"draft\"', '\"status\":\"{NAME}\"')"
+        ))
+        .unwrap();
+    let err = store.get(e.id).unwrap_err();
+    assert!(!err.to_string().contains(NAME), "{err}");
+    assert!(err.to_string().contains("line 1"), "{err}");
+    drop(store);
+
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    assert_eq!(screen(&h), "records");
+    let message = h.state().list().error.clone().unwrap();
+    assert!(message.contains("damaged"), "{message}");
+    assert!(!message.contains(NAME), "{message}");
+    h.get_by_label_contains("The record could not be opened");
+    assert!(h.query_by_label_contains("Zebedee").is_none());
+
+    let log = logs.text();
+    assert!(log.contains("store failure"), "{log}");
+    assert!(log.contains("JSON data error at line 1"), "{log}");
+    assert!(!log.contains("Zebedee"), "{log}");
+    assert!(!log.contains("Quartermaine"), "{log}");
 }

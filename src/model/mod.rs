@@ -11,6 +11,7 @@ pub mod handover;
 pub mod news2;
 pub mod nhs_number;
 pub mod observations;
+pub mod review;
 pub mod testdata;
 pub mod version;
 
@@ -19,4 +20,5 @@ pub use encounter::*;
 pub use news2::{News2, News2Parameters, News2Score, RiskBand, Spo2Scale};
 pub use nhs_number::{NhsNumber, NhsNumberError};
 pub use observations::*;
+pub use review::Decision;
 pub use version::VersionMeta;

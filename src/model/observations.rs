@@ -9,19 +9,63 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Which measurement a value, a limit or a warning is about. The UI places messages beside
+/// their field by this, never by comparing text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Measure {
+    RespirationRate,
+    Spo2,
+    SystolicBp,
+    DiastolicBp,
+    HeartRate,
+    PainScore,
+    GcsEye,
+    GcsVerbal,
+    GcsMotor,
+    Temperature,
+    BloodGlucose,
+    OxygenFlow,
+}
+
+impl Measure {
+    /// The measurement's name as crews say it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Measure::RespirationRate => "Respiration rate",
+            Measure::Spo2 => "SpO2",
+            Measure::SystolicBp => "Systolic BP",
+            Measure::DiastolicBp => "Diastolic BP",
+            Measure::HeartRate => "Heart rate",
+            Measure::PainScore => "Pain score",
+            Measure::GcsEye => "GCS eye",
+            Measure::GcsVerbal => "GCS verbal",
+            Measure::GcsMotor => "GCS motor",
+            Measure::Temperature => "Temperature",
+            Measure::BloodGlucose => "Blood glucose",
+            Measure::OxygenFlow => "Oxygen flow",
+        }
+    }
+}
+
+impl std::fmt::Display for Measure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// A value outside its hard limits. The message names the measurement and the limit, never
 /// the rejected value, so it is safe to show and to log.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{measure} must be between {min} and {max} {unit}")]
 pub struct OutOfRange {
-    pub measure: &'static str,
+    pub measure: Measure,
     pub min: String,
     pub max: String,
     pub unit: &'static str,
 }
 
 macro_rules! bounded_integer {
-    ($(#[$doc:meta])* $name:ident, $inner:ty, $measure:literal, $unit:literal, $min:literal ..= $max:literal) => {
+    ($(#[$doc:meta])* $name:ident, $inner:ty, $measure:expr, $unit:literal, $min:literal ..= $max:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "i64", into = "i64")]
@@ -33,7 +77,7 @@ macro_rules! bounded_integer {
             /// Highest accepted value (hard limit).
             pub const MAX: $inner = $max;
             /// The measurement's name as crews say it.
-            pub const MEASURE: &'static str = $measure;
+            pub const MEASURE: Measure = $measure;
             /// The unit the value is recorded in.
             pub const UNIT: &'static str = $unit;
 
@@ -82,7 +126,7 @@ macro_rules! bounded_integer {
 }
 
 macro_rules! bounded_decimal {
-    ($(#[$doc:meta])* $name:ident, $measure:literal, $unit:literal, $min:literal ..= $max:literal) => {
+    ($(#[$doc:meta])* $name:ident, $measure:expr, $unit:literal, $min:literal ..= $max:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
         #[serde(try_from = "f64", into = "f64")]
@@ -94,7 +138,7 @@ macro_rules! bounded_decimal {
             /// Highest accepted value (hard limit).
             pub const MAX: f64 = $max;
             /// The measurement's name as crews say it.
-            pub const MEASURE: &'static str = $measure;
+            pub const MEASURE: Measure = $measure;
             /// The unit the value is recorded in.
             pub const UNIT: &'static str = $unit;
 
@@ -147,58 +191,58 @@ macro_rules! bounded_decimal {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseObservationError {
     #[error("{measure}: enter a number")]
-    NotANumber { measure: &'static str },
+    NotANumber { measure: Measure },
     #[error(transparent)]
     OutOfRange(#[from] OutOfRange),
 }
 
 bounded_integer!(
     /// Respiration rate in breaths per minute.
-    RespRatePerMin, u16, "Respiration rate", "/min", 0..=300
+    RespRatePerMin, u16, Measure::RespirationRate, "/min", 0..=300
 );
 bounded_integer!(
     /// Peripheral oxygen saturation in percent.
-    Spo2Percent, u8, "SpO2", "%", 0..=100
+    Spo2Percent, u8, Measure::Spo2, "%", 0..=100
 );
 bounded_integer!(
     /// Systolic blood pressure in mmHg.
-    SystolicMmHg, u16, "Systolic BP", "mmHg", 0..=500
+    SystolicMmHg, u16, Measure::SystolicBp, "mmHg", 0..=500
 );
 bounded_integer!(
     /// Diastolic blood pressure in mmHg.
-    DiastolicMmHg, u16, "Diastolic BP", "mmHg", 0..=500
+    DiastolicMmHg, u16, Measure::DiastolicBp, "mmHg", 0..=500
 );
 bounded_integer!(
     /// Pulse (heart rate) in beats per minute.
-    PulseBpm, u16, "Heart rate", "/min", 0..=500
+    PulseBpm, u16, Measure::HeartRate, "/min", 0..=500
 );
 bounded_integer!(
     /// Pain score on the 0-10 numeric rating scale.
-    PainScore, u8, "Pain score", "/10", 0..=10
+    PainScore, u8, Measure::PainScore, "/10", 0..=10
 );
 bounded_integer!(
     /// GCS eye opening response.
-    GcsEye, u8, "GCS eye", "", 1..=4
+    GcsEye, u8, Measure::GcsEye, "", 1..=4
 );
 bounded_integer!(
     /// GCS verbal response (4 = confused).
-    GcsVerbal, u8, "GCS verbal", "", 1..=5
+    GcsVerbal, u8, Measure::GcsVerbal, "", 1..=5
 );
 bounded_integer!(
     /// GCS motor response.
-    GcsMotor, u8, "GCS motor", "", 1..=6
+    GcsMotor, u8, Measure::GcsMotor, "", 1..=6
 );
 bounded_decimal!(
     /// Body temperature in degrees Celsius.
-    TemperatureCelsius, "Temperature", "°C", 0.0..=50.0
+    TemperatureCelsius, Measure::Temperature, "°C", 0.0..=50.0
 );
 bounded_decimal!(
     /// Capillary blood glucose in mmol/L.
-    GlucoseMmolPerL, "Blood glucose", "mmol/L", 0.0..=100.0
+    GlucoseMmolPerL, Measure::BloodGlucose, "mmol/L", 0.0..=100.0
 );
 bounded_decimal!(
     /// Supplemental oxygen flow in litres per minute.
-    OxygenFlowLitresPerMin, "Oxygen flow", "L/min", 0.0..=60.0
+    OxygenFlowLitresPerMin, Measure::OxygenFlow, "L/min", 0.0..=60.0
 );
 
 impl TemperatureCelsius {
@@ -324,7 +368,7 @@ pub struct ObservationSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SoftLimitWarning {
     /// Which measurement, for placing the warning beside its field.
-    pub measure: &'static str,
+    pub measure: Measure,
     /// The question to show, naming the limit but not the value.
     pub message: String,
 }
@@ -367,7 +411,7 @@ impl ObservationSet {
     /// Every soft-limit question this set raises (CLINICAL.md "Soft limits").
     pub fn soft_limit_warnings(&self) -> Vec<SoftLimitWarning> {
         let mut out = Vec::new();
-        let mut warn = |measure: &'static str, message: &str| {
+        let mut warn = |measure: Measure, message: &str| {
             out.push(SoftLimitWarning {
                 measure,
                 message: format!("{message}: confirm this value?"),
@@ -375,50 +419,50 @@ impl ObservationSet {
         };
         if let Some(hr) = self.pulse_bpm {
             if hr.get() < 30 {
-                warn(PulseBpm::MEASURE, "Heart rate below 30 /min");
+                warn(Measure::HeartRate, "Heart rate below 30 /min");
             } else if hr.get() > 220 {
-                warn(PulseBpm::MEASURE, "Heart rate above 220 /min");
+                warn(Measure::HeartRate, "Heart rate above 220 /min");
             }
         }
         if let Some(sys) = self.systolic_mmhg {
             if sys.get() < 60 {
-                warn(SystolicMmHg::MEASURE, "Systolic BP below 60 mmHg");
+                warn(Measure::SystolicBp, "Systolic BP below 60 mmHg");
             } else if sys.get() > 250 {
-                warn(SystolicMmHg::MEASURE, "Systolic BP above 250 mmHg");
+                warn(Measure::SystolicBp, "Systolic BP above 250 mmHg");
             }
         }
         if let (Some(sys), Some(dia)) = (self.systolic_mmhg, self.diastolic_mmhg)
             && dia.get() >= sys.get()
         {
             warn(
-                DiastolicMmHg::MEASURE,
+                Measure::DiastolicBp,
                 "Diastolic BP is not below systolic BP",
             );
         }
         if let Some(rr) = self.resp_rate_per_min {
             if rr.get() < 6 {
-                warn(RespRatePerMin::MEASURE, "Respiration rate below 6 /min");
+                warn(Measure::RespirationRate, "Respiration rate below 6 /min");
             } else if rr.get() > 60 {
-                warn(RespRatePerMin::MEASURE, "Respiration rate above 60 /min");
+                warn(Measure::RespirationRate, "Respiration rate above 60 /min");
             }
         }
         if let Some(spo2) = self.spo2_percent
             && spo2.get() < 70
         {
-            warn(Spo2Percent::MEASURE, "SpO2 below 70 %");
+            warn(Measure::Spo2, "SpO2 below 70 %");
         }
         if let Some(t) = self.temperature_celsius {
             if t.get() < 32.0 {
-                warn(TemperatureCelsius::MEASURE, "Temperature below 32 °C");
+                warn(Measure::Temperature, "Temperature below 32 °C");
             } else if t.get() > 42.0 {
-                warn(TemperatureCelsius::MEASURE, "Temperature above 42 °C");
+                warn(Measure::Temperature, "Temperature above 42 °C");
             }
         }
         if let Some(bg) = self.glucose_mmol_per_l {
             if bg.get() < 2.0 {
-                warn(GlucoseMmolPerL::MEASURE, "Blood glucose below 2.0 mmol/L");
+                warn(Measure::BloodGlucose, "Blood glucose below 2.0 mmol/L");
             } else if bg.get() > 30.0 {
-                warn(GlucoseMmolPerL::MEASURE, "Blood glucose above 30 mmol/L");
+                warn(Measure::BloodGlucose, "Blood glucose above 30 mmol/L");
             }
         }
         out
@@ -515,7 +559,7 @@ mod tests {
         let measures: Vec<_> = set
             .soft_limit_warnings()
             .iter()
-            .map(|w| w.measure)
+            .map(|w| w.measure.label())
             .collect();
         assert_eq!(
             measures,

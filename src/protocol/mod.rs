@@ -112,37 +112,8 @@ pub struct PushResponse {
     pub results: Vec<PushItemResult>,
 }
 
-/// A supervisor's decision on a completed record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Approved,
-    /// Returned to the crew with a comment: they amend and sign again.
-    Returned,
-    /// Flagged for clinical audit.
-    Flagged,
-}
-
-impl Decision {
-    /// As stored and sent.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Approved => "approved",
-            Decision::Returned => "returned",
-            Decision::Flagged => "flagged",
-        }
-    }
-
-    /// Parses [`Decision::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "approved" => Some(Decision::Approved),
-            "returned" => Some(Decision::Returned),
-            "flagged" => Some(Decision::Flagged),
-            _ => None,
-        }
-    }
-}
+/// A supervisor's decision; owned by `model` (the clinical record), sent as its snake-case name.
+pub use crate::model::Decision;
 
 /// One decision as delivered to the device (`GET /api/v1/sync/feedback?since=CURSOR`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

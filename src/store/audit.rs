@@ -88,7 +88,11 @@ pub fn append(
     };
     let at = Utc::now().to_rfc3339();
     let id = encounter_id.map(|u| u.to_string());
-    let rev = revision.map(|r| r as i64);
+    // Checked: an out-of-range revision is refused, never wrapped into the hash chain.
+    let rev = revision
+        .map(i64::try_from)
+        .transpose()
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     let hash = entry_hash(&prev, seq, &at, actor, action.as_str(), id.as_deref(), rev);
     conn.prepare_cached(
         "INSERT INTO audit_log (seq, at_utc, actor, action, encounter_id, revision, prev_hash, entry_hash)

@@ -5,14 +5,14 @@
 //! immutable (the schema's triggers refuse changes); later changes are amendments.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::audit::{self, Action};
-use super::{Result, Store, StoreError};
-use crate::crypto::{content_sha256_hex, signing_payload};
-use crate::model::{Encounter, News2, RecordStatus, SignOff, VersionMeta, missing_items};
+use super::{Result, Store, StoreError, revision_from_sql, revision_to_sql};
+use crate::crypto::{DeviceSigningKey, content_sha256_hex, signing_payload};
+use crate::model::{Decision, Encounter, News2, RecordStatus, SignOff, VersionMeta, missing_items};
 
 /// What a save committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,7 +86,7 @@ pub struct EncounterSummary {
     pub latest_news2_text: String,
     pub sync_state: SyncState,
     /// The latest supervisor decision (approved, returned, flagged), if any.
-    pub review_decision: Option<String>,
+    pub review_decision: Option<Decision>,
 }
 
 /// Filters for [`Store::list`]. Empty filter: everything, newest first.
@@ -111,7 +111,7 @@ pub struct StatusCounts {
     /// Outbox entries waiting to be pushed (not quarantined).
     pub pending_sync: u64,
     pub quarantined: u64,
-    /// Records whose latest decision is "returned".
+    /// Records whose latest decision is [`Decision::Returned`].
     pub returned: u64,
 }
 
@@ -130,16 +130,21 @@ pub struct VersionInfo {
 pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| StoreError::Document("a stored time is malformed".into()))
+        .map_err(|_| StoreError::malformed("a stored time is malformed"))
 }
 
 fn parse_status(text: &str) -> Result<RecordStatus> {
-    RecordStatus::parse(text)
-        .ok_or_else(|| StoreError::Document("a stored status is unknown".into()))
+    RecordStatus::parse(text).ok_or_else(|| StoreError::malformed("a stored status is unknown"))
+}
+
+/// Parses a stored supervisor decision; unknown text means the row is damaged.
+pub(crate) fn parse_decision(text: &str) -> Result<Decision> {
+    Decision::parse(text)
+        .ok_or_else(|| StoreError::malformed("a stored review decision is unknown"))
 }
 
 fn parse_id(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|_| StoreError::Document("a stored id is malformed".into()))
+    Uuid::parse_str(text).map_err(|_| StoreError::malformed("a stored id is malformed"))
 }
 
 impl Store {
@@ -154,32 +159,27 @@ impl Store {
 
     /// Runs the completion check, stamps the sign-off and commits a signed, immutable
     /// version. Fails with [`StoreError::Incomplete`] naming every missing item.
+    ///
+    /// One transaction: the signed version, its outbox and audit entries and the clearing of
+    /// any amendment in progress commit together or not at all.
     pub fn complete_and_sign(
         &mut self,
         encounter: &Encounter,
         clinician_name: &str,
         registration: &str,
     ) -> Result<SaveReceipt> {
-        let mut doc = encounter.clone();
-        doc.sign_off = Some(SignOff {
-            clinician_name: clinician_name.trim().to_owned(),
-            registration: registration.trim().to_owned(),
-            signed_at_utc: Utc::now(),
-        });
-        let current = self.current_status(doc.id)?;
-        if current.is_some_and(RecordStatus::is_signed) {
-            return Err(StoreError::Immutable);
-        }
-        doc.status = RecordStatus::Completed;
-        doc.amendment_reason = None;
-        self.check_complete(&doc)?;
-        let receipt = self.write_version(&doc, None)?;
-        self.clear_amendment_draft(doc.id)?;
+        let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
+        let writer = VersionWriter {
+            user: &self.user,
+            signing_key: self.signing_key.as_ref(),
+        };
+        let receipt = complete_in(&tx, &writer, encounter, clinician_name, registration)?;
+        tx.commit()?;
         Ok(receipt)
     }
 
     /// Signs a change to a completed record as an amendment with `reason`. The earlier
-    /// signed versions stay as they were.
+    /// signed versions stay as they were. One transaction, as [`Store::complete_and_sign`].
     pub fn amend(
         &mut self,
         encounter: &Encounter,
@@ -190,30 +190,37 @@ impl Store {
         if reason.trim().is_empty() {
             return Err(StoreError::AmendmentNeedsReason);
         }
-        match self.current_status(encounter.id)? {
-            Some(s) if s.is_signed() => {}
-            Some(_) => return self.complete_and_sign(encounter, clinician_name, registration),
+        let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
+        let writer = VersionWriter {
+            user: &self.user,
+            signing_key: self.signing_key.as_ref(),
+        };
+        let receipt = match current_status(&tx, encounter.id)? {
+            Some(s) if s.is_signed() => {
+                let mut doc = encounter.clone();
+                doc.status = RecordStatus::Amended;
+                doc.amendment_reason = Some(reason.trim().to_owned());
+                doc.sign_off = Some(SignOff {
+                    clinician_name: clinician_name.trim().to_owned(),
+                    registration: registration.trim().to_owned(),
+                    signed_at_utc: Utc::now(),
+                });
+                check_complete(&doc)?;
+                let receipt = writer.write(&tx, &doc, Some(reason.trim()))?;
+                clear_amendment_draft(&tx, doc.id)?;
+                receipt
+            }
+            Some(_) => complete_in(&tx, &writer, encounter, clinician_name, registration)?,
             None => return Err(StoreError::NotFound),
-        }
-        let mut doc = encounter.clone();
-        doc.status = RecordStatus::Amended;
-        doc.amendment_reason = Some(reason.trim().to_owned());
-        doc.sign_off = Some(SignOff {
-            clinician_name: clinician_name.trim().to_owned(),
-            registration: registration.trim().to_owned(),
-            signed_at_utc: Utc::now(),
-        });
-        self.check_complete(&doc)?;
-        let receipt = self.write_version(&doc, Some(reason.trim()))?;
-        self.clear_amendment_draft(doc.id)?;
+        };
+        tx.commit()?;
         Ok(receipt)
     }
 
     /// Keeps unsigned edits to a signed record safe (autosave while amending). Stored locally
     /// only, never pushed, cleared when the amendment is signed.
     pub fn save_amendment_draft(&mut self, encounter: &Encounter) -> Result<()> {
-        let json =
-            serde_json::to_string(encounter).map_err(|e| StoreError::Document(e.to_string()))?;
+        let json = serde_json::to_string(encounter)?;
         let n = self.conn.execute(
             "UPDATE encounters SET amendment_draft = ?2 WHERE id = ?1",
             params![encounter.id.to_string(), json],
@@ -235,189 +242,45 @@ impl Store {
             )
             .optional()?;
         match text.flatten() {
-            Some(t) => Ok(Some(
-                serde_json::from_str(&t).map_err(|e| StoreError::Document(e.to_string()))?,
-            )),
+            Some(t) => Ok(Some(serde_json::from_str(&t)?)),
             None => Ok(None),
         }
     }
 
     /// Throws away an unsigned amendment in progress; the signed versions are untouched.
+    /// Clearing it and its audit entry are one transaction.
     pub fn discard_amendment_draft(&mut self, id: Uuid) -> Result<()> {
-        if self.amendment_draft(id)?.is_none() {
-            return Ok(());
-        }
-        self.clear_amendment_draft(id)?;
-        self.audit(Action::AmendmentDiscarded, Some(id), None)
-    }
-
-    fn clear_amendment_draft(&mut self, id: Uuid) -> Result<()> {
-        self.conn.execute(
-            "UPDATE encounters SET amendment_draft = NULL WHERE id = ?1",
-            params![id.to_string()],
-        )?;
-        Ok(())
-    }
-
-    fn check_complete(&self, doc: &Encounter) -> Result<()> {
-        let missing = missing_items(doc);
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::Incomplete(
-                missing.iter().map(|m| m.label.to_owned()).collect(),
-            ))
-        }
-    }
-
-    fn current_status(&self, id: Uuid) -> Result<Option<RecordStatus>> {
-        let s: Option<String> = self
-            .conn
+        let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
+        let present: Option<bool> = tx
             .query_row(
-                "SELECT status FROM encounters WHERE id = ?1",
+                "SELECT amendment_draft IS NOT NULL FROM encounters WHERE id = ?1",
                 params![id.to_string()],
                 |r| r.get(0),
             )
             .optional()?;
-        s.map(|s| parse_status(&s)).transpose()
+        if present != Some(true) {
+            return Ok(());
+        }
+        clear_amendment_draft(&tx, id)?;
+        audit::append(&tx, &self.user, Action::AmendmentDiscarded, Some(id), None)?;
+        tx.commit()?;
+        Ok(())
     }
 
-    /// The single transaction behind every save.
+    /// Saves one version in its own transaction (drafts).
     fn write_version(
         &mut self,
         doc: &Encounter,
         amendment_reason: Option<&str>,
     ) -> Result<SaveReceipt> {
-        let value = serde_json::to_value(doc).map_err(|e| StoreError::Document(e.to_string()))?;
-        let document =
-            serde_json::to_string(&value).map_err(|e| StoreError::Document(e.to_string()))?;
-        let content_sha256 = content_sha256_hex(&value);
-        let now = Utc::now();
-        let now_text = now.to_rfc3339();
-        let id_text = doc.id.to_string();
-        let latest = doc.latest_news2();
-        let latest_total = latest.and_then(|n| n.total()).map(i64::from);
-        let latest_text = latest.as_ref().map(News2::display).unwrap_or_default();
-        let patient_name = doc.patient.display_name();
-        let nhs = doc
-            .patient
-            .nhs_number
-            .as_ref()
-            .map(|n| n.as_str().to_owned());
-        let user = self.user.clone();
-
         let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
-        let previous: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT revision, status FROM encounters WHERE id = ?1",
-                params![id_text],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if let Some((_, status)) = &previous
-            && parse_status(status)?.is_signed()
-            && !doc.status.is_signed()
-        {
-            return Err(StoreError::Immutable);
+        let receipt = VersionWriter {
+            user: &self.user,
+            signing_key: self.signing_key.as_ref(),
         }
-        let revision = previous.as_ref().map(|(r, _)| *r + 1).unwrap_or(1);
-        let signature = if doc.status.is_signed() {
-            let payload = signing_payload(
-                doc.id,
-                revision as u64,
-                doc.status.as_str(),
-                &content_sha256,
-            );
-            let key = self
-                .signing_key
-                .as_ref()
-                .ok_or_else(|| StoreError::Document("device signing key missing".into()))?;
-            Some(key.sign_base64(&payload))
-        } else {
-            None
-        };
-        tx.execute(
-            "INSERT INTO encounters (id, revision, status, incident_number, incident_number_lower,
-                 patient_name, patient_name_lower, nhs_number, latest_news2, latest_news2_text,
-                 created_at_utc, updated_at_utc, document, sync_state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'queued')
-             ON CONFLICT (id) DO UPDATE SET
-                 revision = excluded.revision, status = excluded.status,
-                 incident_number = excluded.incident_number,
-                 incident_number_lower = excluded.incident_number_lower,
-                 patient_name = excluded.patient_name,
-                 patient_name_lower = excluded.patient_name_lower,
-                 nhs_number = excluded.nhs_number, latest_news2 = excluded.latest_news2,
-                 latest_news2_text = excluded.latest_news2_text,
-                 updated_at_utc = excluded.updated_at_utc, document = excluded.document,
-                 sync_state = CASE WHEN encounters.sync_state = 'needs_attention'
-                                   THEN 'needs_attention' ELSE 'queued' END,
-                 -- A returned record that the crew has signed again is no longer waiting for
-                 -- them: it waits for the supervisor. The decision stays in `feedback`.
-                 review_decision = CASE WHEN excluded.status != 'draft'
-                                         AND encounters.review_decision = 'returned'
-                                        THEN NULL ELSE encounters.review_decision END,
-                 review_comment = CASE WHEN excluded.status != 'draft'
-                                        AND encounters.review_decision = 'returned'
-                                       THEN NULL ELSE encounters.review_comment END",
-            params![
-                id_text,
-                revision,
-                doc.status.as_str(),
-                doc.incident.incident_number.trim(),
-                doc.incident.incident_number.trim().to_lowercase(),
-                patient_name,
-                patient_name.to_lowercase(),
-                nhs,
-                latest_total,
-                latest_text,
-                doc.created_at_utc.to_rfc3339(),
-                now_text,
-                document,
-            ],
-        )?;
-        tx.execute(
-            "INSERT INTO encounter_versions (encounter_id, revision, status, document, content_sha256,
-                 signature, amendment_reason, saved_at_utc, saved_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                id_text,
-                revision,
-                doc.status.as_str(),
-                document,
-                content_sha256,
-                signature,
-                amendment_reason,
-                now_text,
-                user
-            ],
-        )?;
-        // Coalesce: any unsent draft entry is superseded by this save. Signed entries stay.
-        tx.execute(
-            "DELETE FROM outbox WHERE encounter_id = ?1 AND kind = 'draft'",
-            params![id_text],
-        )?;
-        tx.execute(
-            "INSERT INTO outbox (encounter_id, revision, kind, enqueued_at_utc) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                id_text,
-                revision,
-                if doc.status.is_signed() { "signed" } else { "draft" },
-                now_text
-            ],
-        )?;
-        let action = match doc.status {
-            RecordStatus::Draft => Action::DraftSaved,
-            RecordStatus::Completed => Action::Completed,
-            RecordStatus::Amended => Action::Amended,
-        };
-        audit::append(&tx, &user, action, Some(doc.id), Some(revision as u64))?;
+        .write(&tx, doc, amendment_reason)?;
         tx.commit()?;
-        Ok(SaveReceipt {
-            record_id: doc.id,
-            revision: revision as u64,
-            status: doc.status,
-        })
+        Ok(receipt)
     }
 
     /// The current state of one record.
@@ -431,7 +294,7 @@ impl Store {
             )
             .optional()?
             .ok_or(StoreError::NotFound)?;
-        serde_json::from_str(&text).map_err(|e| StoreError::Document(e.to_string()))
+        serde_json::from_str(&text).map_err(StoreError::from)
     }
 
     /// The summary row of one record.
@@ -451,12 +314,12 @@ impl Store {
             .conn
             .query_row(
                 "SELECT document FROM encounter_versions WHERE encounter_id = ?1 AND revision = ?2",
-                params![id.to_string(), revision as i64],
+                params![id.to_string(), revision_to_sql(revision)?],
                 |r| r.get(0),
             )
             .optional()?
             .ok_or(StoreError::NotFound)?;
-        serde_json::from_str(&text).map_err(|e| StoreError::Document(e.to_string()))
+        serde_json::from_str(&text).map_err(StoreError::from)
     }
 
     /// Every version of a record, oldest first (metadata only).
@@ -480,7 +343,7 @@ impl Store {
         for row in rows {
             let (rev, status, hash, sig, reason, at, by) = row?;
             out.push(VersionInfo {
-                revision: rev as u64,
+                revision: revision_from_sql(rev)?,
                 status: parse_status(&status)?,
                 content_sha256: hash,
                 signature: sig,
@@ -600,7 +463,7 @@ impl Store {
                 row?;
             out.push(EncounterSummary {
                 id: parse_id(&id)?,
-                revision: rev as u64,
+                revision: revision_from_sql(rev)?,
                 incident_number: inc,
                 patient_name: name,
                 nhs_number: nhs,
@@ -610,7 +473,7 @@ impl Store {
                 latest_news2: news.and_then(|n| u8::try_from(n).ok()),
                 latest_news2_text: news_text,
                 sync_state: SyncState::parse(&sync),
-                review_decision: review,
+                review_decision: review.as_deref().map(parse_decision).transpose()?,
             });
         }
         Ok(out)
@@ -635,18 +498,431 @@ impl Store {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok(StatusCounts {
-            encounters: encounters as u64,
-            drafts: drafts as u64,
-            completed: completed as u64,
-            pending_sync: pending as u64,
-            quarantined: quarantined as u64,
-            returned: returned as u64,
+            encounters: count(encounters),
+            drafts: count(drafts),
+            completed: count(completed),
+            pending_sync: count(pending),
+            quarantined: count(quarantined),
+            returned: count(returned),
         })
     }
+}
+
+/// What a version write needs from the store besides the transaction: who saves and the key
+/// that signs. Split from [`Store`] so an operation can hold the transaction and this at once.
+struct VersionWriter<'a> {
+    user: &'a str,
+    signing_key: Option<&'a DeviceSigningKey>,
+}
+
+impl VersionWriter<'_> {
+    /// Writes the record's current state, its new version, its outbox entry and an audit
+    /// entry inside the caller's transaction. Every save goes through here.
+    fn write(
+        &self,
+        tx: &Transaction<'_>,
+        doc: &Encounter,
+        amendment_reason: Option<&str>,
+    ) -> Result<SaveReceipt> {
+        let value = serde_json::to_value(doc)?;
+        let document = serde_json::to_string(&value)?;
+        let content_sha256 = content_sha256_hex(&value);
+        let now = Utc::now();
+        let now_text = now.to_rfc3339();
+        let id_text = doc.id.to_string();
+        let latest = doc.latest_news2();
+        let latest_total = latest.and_then(|n| n.total()).map(i64::from);
+        let latest_text = latest.as_ref().map(News2::display).unwrap_or_default();
+        let patient_name = doc.patient.display_name();
+        let nhs = doc
+            .patient
+            .nhs_number
+            .as_ref()
+            .map(|n| n.as_str().to_owned());
+        let user = self.user;
+
+        let previous: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT revision, status FROM encounters WHERE id = ?1",
+                params![id_text],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((_, status)) = &previous
+            && parse_status(status)?.is_signed()
+            && !doc.status.is_signed()
+        {
+            return Err(StoreError::Immutable);
+        }
+        let revision = match &previous {
+            Some((r, _)) => revision_from_sql(*r)?
+                .checked_add(1)
+                .ok_or_else(|| StoreError::malformed("a stored revision is out of range"))?,
+            None => 1,
+        };
+        let revision_sql = revision_to_sql(revision)?;
+        let signature = if doc.status.is_signed() {
+            let payload = signing_payload(doc.id, revision, doc.status.as_str(), &content_sha256);
+            let key = self
+                .signing_key
+                .ok_or_else(|| StoreError::malformed("device signing key missing"))?;
+            Some(key.sign_base64(&payload))
+        } else {
+            None
+        };
+        tx.execute(
+            "INSERT INTO encounters (id, revision, status, incident_number, incident_number_lower,
+                 patient_name, patient_name_lower, nhs_number, latest_news2, latest_news2_text,
+                 created_at_utc, updated_at_utc, document, sync_state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'queued')
+             ON CONFLICT (id) DO UPDATE SET
+                 revision = excluded.revision, status = excluded.status,
+                 incident_number = excluded.incident_number,
+                 incident_number_lower = excluded.incident_number_lower,
+                 patient_name = excluded.patient_name,
+                 patient_name_lower = excluded.patient_name_lower,
+                 nhs_number = excluded.nhs_number, latest_news2 = excluded.latest_news2,
+                 latest_news2_text = excluded.latest_news2_text,
+                 updated_at_utc = excluded.updated_at_utc, document = excluded.document,
+                 sync_state = CASE WHEN encounters.sync_state = 'needs_attention'
+                                   THEN 'needs_attention' ELSE 'queued' END,
+                 -- A returned record that the crew has signed again is no longer waiting for
+                 -- them: it waits for the supervisor. The decision stays in `feedback`.
+                 review_decision = CASE WHEN excluded.status != 'draft'
+                                         AND encounters.review_decision = 'returned'
+                                        THEN NULL ELSE encounters.review_decision END,
+                 review_comment = CASE WHEN excluded.status != 'draft'
+                                        AND encounters.review_decision = 'returned'
+                                       THEN NULL ELSE encounters.review_comment END",
+            params![
+                id_text,
+                revision_sql,
+                doc.status.as_str(),
+                doc.incident.incident_number.trim(),
+                doc.incident.incident_number.trim().to_lowercase(),
+                patient_name,
+                patient_name.to_lowercase(),
+                nhs,
+                latest_total,
+                latest_text,
+                doc.created_at_utc.to_rfc3339(),
+                now_text,
+                document,
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO encounter_versions (encounter_id, revision, status, document, content_sha256,
+                 signature, amendment_reason, saved_at_utc, saved_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                id_text,
+                revision_sql,
+                doc.status.as_str(),
+                document,
+                content_sha256,
+                signature,
+                amendment_reason,
+                now_text,
+                user
+            ],
+        )?;
+        // Coalesce: any unsent draft entry is superseded by this save. Signed entries stay.
+        tx.execute(
+            "DELETE FROM outbox WHERE encounter_id = ?1 AND kind = 'draft'",
+            params![id_text],
+        )?;
+        tx.execute(
+            "INSERT INTO outbox (encounter_id, revision, kind, enqueued_at_utc) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                id_text,
+                revision_sql,
+                if doc.status.is_signed() { "signed" } else { "draft" },
+                now_text
+            ],
+        )?;
+        let action = match doc.status {
+            RecordStatus::Draft => Action::DraftSaved,
+            RecordStatus::Completed => Action::Completed,
+            RecordStatus::Amended => Action::Amended,
+        };
+        audit::append(tx, user, action, Some(doc.id), Some(revision))?;
+        Ok(SaveReceipt {
+            record_id: doc.id,
+            revision,
+            status: doc.status,
+        })
+    }
+}
+
+/// Completion and signing inside the caller's transaction (see [`Store::complete_and_sign`]).
+fn complete_in(
+    tx: &Transaction<'_>,
+    writer: &VersionWriter<'_>,
+    encounter: &Encounter,
+    clinician_name: &str,
+    registration: &str,
+) -> Result<SaveReceipt> {
+    let mut doc = encounter.clone();
+    doc.sign_off = Some(SignOff {
+        clinician_name: clinician_name.trim().to_owned(),
+        registration: registration.trim().to_owned(),
+        signed_at_utc: Utc::now(),
+    });
+    if current_status(tx, doc.id)?.is_some_and(RecordStatus::is_signed) {
+        return Err(StoreError::Immutable);
+    }
+    doc.status = RecordStatus::Completed;
+    doc.amendment_reason = None;
+    check_complete(&doc)?;
+    let receipt = writer.write(tx, &doc, None)?;
+    clear_amendment_draft(tx, doc.id)?;
+    Ok(receipt)
+}
+
+fn clear_amendment_draft(conn: &Connection, id: Uuid) -> Result<()> {
+    conn.execute(
+        "UPDATE encounters SET amendment_draft = NULL WHERE id = ?1",
+        params![id.to_string()],
+    )?;
+    Ok(())
+}
+
+fn check_complete(doc: &Encounter) -> Result<()> {
+    let missing = missing_items(doc);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Incomplete(
+            missing.iter().map(|m| m.label.to_owned()).collect(),
+        ))
+    }
+}
+
+fn current_status(conn: &Connection, id: Uuid) -> Result<Option<RecordStatus>> {
+    let s: Option<String> = conn
+        .query_row(
+            "SELECT status FROM encounters WHERE id = ?1",
+            params![id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    s.map(|s| parse_status(&s)).transpose()
+}
+
+/// A row count from SQLite (never negative).
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each public operation is one transaction: a failure injected at its last step (a TEMP
+    //! trigger that aborts, living only on this connection) must leave no half behind.
+
+    use super::*;
+    use crate::crypto::KdfParams;
+    use crate::model::testdata::complete_encounter;
+
+    /// Everything an operation could change about one record.
+    #[derive(Debug, PartialEq)]
+    struct Snapshot {
+        status: String,
+        revision: i64,
+        versions: i64,
+        outbox: Vec<(i64, String)>,
+        audit_entries: i64,
+        amendment_draft: bool,
+    }
+
+    fn snapshot(store: &Store, id: Uuid) -> Snapshot {
+        let id = id.to_string();
+        let (status, revision, amendment_draft) = store
+            .conn
+            .query_row(
+                "SELECT status, revision, amendment_draft IS NOT NULL FROM encounters WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        let count = |sql: &str| -> i64 { store.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let mut stmt = store
+            .conn
+            .prepare("SELECT revision, kind FROM outbox WHERE encounter_id = ?1 ORDER BY revision")
+            .unwrap();
+        let outbox = stmt
+            .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap();
+        Snapshot {
+            status,
+            revision,
+            versions: count("SELECT count(*) FROM encounter_versions"),
+            outbox,
+            audit_entries: count("SELECT count(*) FROM audit_log"),
+            amendment_draft,
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create_with(
+            dir.path(),
+            "crew",
+            "test passphrase",
+            KdfParams::FAST_FOR_TESTS,
+            super::super::migrate::latest_version(),
+        )
+        .unwrap();
+        (dir, store)
+    }
+
+    /// Makes the next write matching `when` on `table` fail, as a full disk or a bug would.
+    fn fail_on(store: &Store, event: &str, table: &str, when: &str) {
+        store
+            .conn
+            .execute_batch(&format!(
+                "CREATE TEMP TRIGGER injected_failure BEFORE {event} ON main.{table}
+                 WHEN {when} BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+            ))
+            .unwrap();
+    }
+
+    fn heal(store: &Store) {
+        store
+            .conn
+            .execute_batch("DROP TRIGGER temp.injected_failure")
+            .unwrap();
+    }
+
+    const CLEARING_THE_AMENDMENT: &str =
+        "OLD.amendment_draft IS NOT NULL AND NEW.amendment_draft IS NULL";
+
+    #[test]
+    fn signing_that_fails_at_clearing_the_amendment_leaves_the_draft_as_it_was() {
+        let (_dir, mut store) = store();
+        let e = complete_encounter();
+        store.save_draft(&e).unwrap();
+        store.save_amendment_draft(&e).unwrap();
+        let before = snapshot(&store, e.id);
+
+        fail_on(
+            &store,
+            "UPDATE OF amendment_draft",
+            "encounters",
+            CLEARING_THE_AMENDMENT,
+        );
+        assert!(store.complete_and_sign(&e, "A Medic", "PA12345").is_err());
+        assert_eq!(snapshot(&store, e.id), before);
+
+        heal(&store);
+        let receipt = store.complete_and_sign(&e, "A Medic", "PA12345").unwrap();
+        assert_eq!(receipt.status, RecordStatus::Completed);
+        assert!(!snapshot(&store, e.id).amendment_draft);
+    }
+
+    #[test]
+    fn signing_whose_audit_entry_fails_commits_no_signed_version() {
+        let (_dir, mut store) = store();
+        let e = complete_encounter();
+        store.save_draft(&e).unwrap();
+        let before = snapshot(&store, e.id);
+
+        fail_on(&store, "INSERT", "audit_log", "NEW.action = 'completed'");
+        assert!(store.complete_and_sign(&e, "A Medic", "PA12345").is_err());
+        assert_eq!(snapshot(&store, e.id), before);
+        assert_eq!(store.audit_chain_break().unwrap(), None);
+    }
+
+    #[test]
+    fn an_amendment_that_fails_at_clearing_its_draft_leaves_no_new_version() {
+        let (_dir, mut store) = store();
+        let e = complete_encounter();
+        store.complete_and_sign(&e, "A Medic", "PA12345").unwrap();
+        let mut changed = e.clone();
+        changed.notes.push_str(" Pain reassessed.");
+        store.save_amendment_draft(&changed).unwrap();
+        let before = snapshot(&store, e.id);
+
+        fail_on(
+            &store,
+            "UPDATE OF amendment_draft",
+            "encounters",
+            CLEARING_THE_AMENDMENT,
+        );
+        assert!(
+            store
+                .amend(&changed, "Pain score added", "A Medic", "PA12345")
+                .is_err()
+        );
+        assert_eq!(snapshot(&store, e.id), before);
+        assert_eq!(store.versions(e.id).unwrap().len(), 1);
+
+        heal(&store);
+        let receipt = store
+            .amend(&changed, "Pain score added", "A Medic", "PA12345")
+            .unwrap();
+        assert_eq!(receipt.status, RecordStatus::Amended);
+        assert!(!snapshot(&store, e.id).amendment_draft);
+    }
+
+    #[test]
+    fn an_amendment_whose_audit_entry_fails_leaves_no_new_version() {
+        let (_dir, mut store) = store();
+        let e = complete_encounter();
+        store.complete_and_sign(&e, "A Medic", "PA12345").unwrap();
+        let before = snapshot(&store, e.id);
+
+        fail_on(&store, "INSERT", "audit_log", "NEW.action = 'amended'");
+        assert!(store.amend(&e, "Typo", "A Medic", "PA12345").is_err());
+        assert_eq!(snapshot(&store, e.id), before);
+    }
+
+    #[test]
+    fn discarding_an_amendment_whose_audit_entry_fails_keeps_the_amendment() {
+        let (_dir, mut store) = store();
+        let e = complete_encounter();
+        store.complete_and_sign(&e, "A Medic", "PA12345").unwrap();
+        store.save_amendment_draft(&e).unwrap();
+        let before = snapshot(&store, e.id);
+
+        fail_on(
+            &store,
+            "INSERT",
+            "audit_log",
+            "NEW.action = 'amendment_discarded'",
+        );
+        assert!(store.discard_amendment_draft(e.id).is_err());
+        assert_eq!(snapshot(&store, e.id), before);
+        assert!(store.amendment_draft(e.id).unwrap().is_some());
+
+        heal(&store);
+        store.discard_amendment_draft(e.id).unwrap();
+        let after = snapshot(&store, e.id);
+        assert!(!after.amendment_draft);
+        assert_eq!(after.audit_entries, before.audit_entries + 1);
+    }
+
+    #[test]
+    fn revisions_out_of_sqlite_range_are_refused_not_wrapped() {
+        use super::super::{revision_from_sql, revision_to_sql};
+        assert_eq!(revision_to_sql(7).unwrap(), 7);
+        assert_eq!(revision_from_sql(7).unwrap(), 7);
+        assert!(revision_to_sql(u64::MAX).is_err());
+        assert!(revision_from_sql(-1).is_err());
+
+        let (_dir, mut store) = store();
+        let e = complete_encounter();
+        store.save_draft(&e).unwrap();
+        assert!(matches!(
+            store.version(e.id, u64::MAX),
+            Err(StoreError::Document(_))
+        ));
+    }
 }

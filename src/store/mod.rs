@@ -88,7 +88,10 @@ pub enum StoreError {
     #[error("the record is not complete: {}", .0.join(", "))]
     Incomplete(Vec<String>),
     #[error("the stored record could not be read: {0}")]
-    Document(String),
+    Document(DocumentError),
+    /// A request reached the store worker while no one had unlocked the store.
+    #[error("the store is locked")]
+    Locked,
     #[error(transparent)]
     Keyring(#[from] KeyringError),
     #[error("key error: {0}")]
@@ -98,8 +101,85 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe_sql(.0))]
     Sql(rusqlite::Error),
+}
+
+/// Why a stored document or value could not be read or written, without its text.
+///
+/// serde's messages can quote the value they choke on, and a stored value is patient data,
+/// so only serde's category and position are kept. The other variant is a fixed sentence
+/// naming which stored item is malformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    /// serde_json refused a document: its error category and where, never its message.
+    #[error("{} error at line {line}, column {column}", json_category(.category))]
+    Json {
+        category: serde_json::error::Category,
+        line: usize,
+        column: usize,
+    },
+    /// A stored column or setting is malformed; the text names which, never its value.
+    #[error("{0}")]
+    Malformed(&'static str),
+}
+
+impl From<serde_json::Error> for DocumentError {
+    fn from(e: serde_json::Error) -> Self {
+        DocumentError::Json {
+            category: e.classify(),
+            line: e.line(),
+            column: e.column(),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Document(e.into())
+    }
+}
+
+impl StoreError {
+    /// A stored item is malformed: `what` is a fixed description, never a stored value.
+    pub(crate) fn malformed(what: &'static str) -> Self {
+        StoreError::Document(DocumentError::Malformed(what))
+    }
+}
+
+fn json_category(c: &serde_json::error::Category) -> &'static str {
+    match c {
+        serde_json::error::Category::Io => "JSON I/O",
+        serde_json::error::Category::Syntax => "JSON syntax",
+        serde_json::error::Category::Data => "JSON data",
+        serde_json::error::Category::Eof => "JSON end-of-input",
+    }
+}
+
+/// rusqlite's error in words fit for a log: SQLite's own message (about the schema, never a
+/// row's values) and codes, but not the text of a value that failed to convert.
+fn describe_sql(e: &rusqlite::Error) -> String {
+    use rusqlite::Error as E;
+    match e {
+        E::SqliteFailure(code, message) => format!(
+            "{:?} (extended code {}){}",
+            code.code,
+            code.extended_code,
+            message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ),
+        E::FromSqlConversionFailure(column, ty, _) => {
+            format!("column {column} ({ty}) holds a value that cannot be converted")
+        }
+        E::ToSqlConversionFailure(_) => "a value could not be converted for SQLite".to_owned(),
+        E::IntegralValueOutOfRange(column, _) => {
+            format!("column {column} holds an integer out of range")
+        }
+        E::Utf8Error(..) => "a stored text is not valid UTF-8".to_owned(),
+        other => other.to_string(),
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -114,6 +194,18 @@ impl From<rusqlite::Error> for StoreError {
             _ => StoreError::Sql(e),
         }
     }
+}
+
+/// A revision as SQLite stores it. Revisions are `u64` everywhere else and INTEGER (`i64`)
+/// in SQLite; every conversion between the two goes through here, checked, so a value out
+/// of range is an error rather than a silently wrapped number.
+pub(crate) fn revision_to_sql(revision: u64) -> Result<i64> {
+    i64::try_from(revision).map_err(|_| StoreError::malformed("a revision is out of range"))
+}
+
+/// A stored revision read back (see [`revision_to_sql`]); a negative one means damage.
+pub(crate) fn revision_from_sql(stored: i64) -> Result<u64> {
+    u64::try_from(stored).map_err(|_| StoreError::malformed("a stored revision is negative"))
 }
 
 /// Result alias for this room.
@@ -371,10 +463,10 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?
-            .ok_or_else(|| StoreError::Document("device signing key missing".into()))?;
+            .ok_or_else(|| StoreError::malformed("device signing key missing"))?;
         let bytes = Zeroizing::new(
             hex::decode(hex_key)
-                .map_err(|_| StoreError::Document("device signing key damaged".into()))?,
+                .map_err(|_| StoreError::malformed("device signing key damaged"))?,
         );
         Ok(DeviceSigningKey::from_pkcs8(&bytes)?)
     }
@@ -383,7 +475,7 @@ impl Store {
     pub fn signing_key(&self) -> Result<&DeviceSigningKey> {
         self.signing_key
             .as_ref()
-            .ok_or_else(|| StoreError::Document("device signing key missing".into()))
+            .ok_or_else(|| StoreError::malformed("device signing key missing"))
     }
 
     /// The user who unlocked this store; recorded as the actor in the audit log.
@@ -502,6 +594,14 @@ impl Store {
     #[doc(hidden)]
     pub fn set_user_version_for_tests(&self, version: i64) -> Result<()> {
         self.conn.pragma_update(None, "user_version", version)?;
+        Ok(())
+    }
+
+    /// Runs raw SQL on this connection, to damage a store on purpose in tests (a document
+    /// that no longer parses). Never used by the app.
+    #[doc(hidden)]
+    pub fn execute_batch_for_tests(&self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql)?;
         Ok(())
     }
 

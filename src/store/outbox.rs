@@ -11,9 +11,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::audit::{self, Action};
-use super::encounters::parse_time;
-use super::{Result, Store, StoreError};
-use crate::model::RecordStatus;
+use super::encounters::{parse_decision, parse_time};
+use super::{Result, Store, StoreError, revision_from_sql, revision_to_sql};
+use crate::model::{Decision, RecordStatus};
 
 /// One version waiting to be pushed, with everything the push needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +44,7 @@ pub struct FeedbackEntry {
     pub cursor: i64,
     pub record_id: Uuid,
     pub revision: u64,
-    pub decision: String,
+    pub decision: Decision,
     pub comment: String,
     pub decided_by: String,
     pub decided_at_utc: DateTime<Utc>,
@@ -84,7 +84,8 @@ impl Store {
              ORDER BY o.enqueued_at_utc, o.encounter_id, o.revision
              LIMIT ?1",
         )?;
-        let mut rows = stmt.query(params![max_items as i64, at, id, rev])?;
+        let limit = i64::try_from(max_items).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(params![limit, at, id, rev])?;
         let mut out = Vec::new();
         let mut bytes = 0usize;
         while let Some(r) = rows.next()? {
@@ -99,10 +100,10 @@ impl Store {
             let at: String = r.get(6)?;
             out.push(OutboxItem {
                 record_id: Uuid::parse_str(&id)
-                    .map_err(|_| StoreError::Document("a stored id is malformed".into()))?,
-                revision: revision as u64,
+                    .map_err(|_| StoreError::malformed("a stored id is malformed"))?,
+                revision: revision_from_sql(revision)?,
                 status: RecordStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Document("a stored status is unknown".into()))?,
+                    .ok_or_else(|| StoreError::malformed("a stored status is unknown"))?,
                 document,
                 content_sha256: r.get(4)?,
                 signature: r.get(5)?,
@@ -152,7 +153,7 @@ impl Store {
             let id = record_id.to_string();
             let removed = tx
                 .prepare_cached("DELETE FROM outbox WHERE encounter_id = ?1 AND revision = ?2")?
-                .execute(params![id, *revision as i64])?;
+                .execute(params![id, revision_to_sql(*revision)?])?;
             let (remaining, quarantined): (i64, i64) = tx
                 .prepare_cached("SELECT count(*), count(quarantined_reason) FROM outbox WHERE encounter_id = ?1")?
                 .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -186,7 +187,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE outbox SET quarantined_reason = ?3 WHERE encounter_id = ?1 AND revision = ?2",
-            params![record_id.to_string(), revision as i64, reason],
+            params![record_id.to_string(), revision_to_sql(revision)?, reason],
         )?;
         tx.execute(
             "UPDATE encounters SET sync_state = 'needs_attention' WHERE id = ?1",
@@ -220,7 +221,7 @@ impl Store {
         for row in rows {
             let (id, rev, reason) = row?;
             if let Ok(id) = Uuid::parse_str(&id) {
-                out.push((id, rev as u64, reason));
+                out.push((id, revision_from_sql(rev)?, reason));
             }
         }
         Ok(out)
@@ -256,8 +257,8 @@ impl Store {
                 params![
                     f.cursor,
                     f.record_id.to_string(),
-                    f.revision as i64,
-                    f.decision,
+                    revision_to_sql(f.revision)?,
+                    f.decision.as_str(),
                     f.comment,
                     f.decided_by,
                     f.decided_at_utc.to_rfc3339()
@@ -270,7 +271,12 @@ impl Store {
             tx.execute(
                 "UPDATE encounters SET review_decision = ?2, review_comment = ?3, review_revision = ?4
                  WHERE id = ?1 AND (review_revision IS NULL OR review_revision <= ?4)",
-                params![f.record_id.to_string(), f.decision, f.comment, f.revision as i64],
+                params![
+                    f.record_id.to_string(),
+                    f.decision.as_str(),
+                    f.comment,
+                    revision_to_sql(f.revision)?
+                ],
             )?;
             audit::append(
                 &tx,
@@ -319,8 +325,8 @@ impl Store {
             out.push(FeedbackEntry {
                 cursor,
                 record_id,
-                revision: rev as u64,
-                decision,
+                revision: revision_from_sql(rev)?,
+                decision: parse_decision(&decision)?,
                 comment,
                 decided_by: by,
                 decided_at_utc: parse_time(&at)?,
@@ -330,7 +336,7 @@ impl Store {
     }
 
     /// The latest decision and comment on a record, if any.
-    pub fn review_of(&self, record_id: Uuid) -> Result<Option<(String, String)>> {
+    pub fn review_of(&self, record_id: Uuid) -> Result<Option<(Decision, String)>> {
         let row: Option<(Option<String>, Option<String>)> = self
             .conn
             .query_row(
@@ -340,7 +346,7 @@ impl Store {
             )
             .optional()?;
         Ok(match row {
-            Some((Some(d), c)) => Some((d, c.unwrap_or_default())),
+            Some((Some(d), c)) => Some((parse_decision(&d)?, c.unwrap_or_default())),
             _ => None,
         })
     }

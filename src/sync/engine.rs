@@ -56,7 +56,7 @@ fn request_body(batch: &[OutboxItem]) -> Result<Vec<u8>, SyncError> {
     let mut items = Vec::with_capacity(batch.len());
     for entry in batch {
         let document = serde_json::value::RawValue::from_string(entry.document.clone())
-            .map_err(|e| StoreError::Document(e.to_string()))?;
+            .map_err(StoreError::from)?;
         items.push(RawPushItem {
             record_id: entry.record_id,
             revision: entry.revision,
@@ -67,8 +67,7 @@ fn request_body(batch: &[OutboxItem]) -> Result<Vec<u8>, SyncError> {
             saved_at_utc: entry.saved_at_utc,
         });
     }
-    serde_json::to_vec(&RawPushRequest { items })
-        .map_err(|e| SyncError::Store(StoreError::Document(e.to_string())))
+    serde_json::to_vec(&RawPushRequest { items }).map_err(|e| SyncError::Store(StoreError::from(e)))
 }
 
 /// Tuning; the defaults are what the app uses.
@@ -108,6 +107,9 @@ pub enum SyncError {
     Request(#[from] RequestError),
     #[error("local store: {0}")]
     Store(#[from] StoreError),
+    /// The operating system would not start the sync thread.
+    #[error("cannot start the sync thread: {0}")]
+    Thread(std::io::Error),
 }
 
 impl SyncError {
@@ -118,7 +120,7 @@ impl SyncError {
             SyncError::Request(RequestError::Credentials(_)) => ProblemKind::Credentials,
             SyncError::Request(RequestError::Refused { .. }) => ProblemKind::Record,
             SyncError::NotEnrolled => ProblemKind::Credentials,
-            SyncError::Store(_) => ProblemKind::Local,
+            SyncError::Store(_) | SyncError::Thread(_) => ProblemKind::Local,
         }
     }
 }
@@ -361,7 +363,7 @@ impl Engine {
                     cursor: f.cursor,
                     record_id: f.record_id,
                     revision: f.revision,
-                    decision: f.decision.as_str().to_owned(),
+                    decision: f.decision,
                     comment: f.comment.clone(),
                     decided_by: f.decided_by.clone(),
                     decided_at_utc: f.decided_at_utc,
@@ -553,11 +555,7 @@ pub fn start(
                 Err(e) => tracing::error!("sync engine could not start its runtime: {e}"),
             }
         })
-        .map_err(|e| {
-            SyncError::Store(StoreError::Document(format!(
-                "cannot start the sync thread: {e}"
-            )))
-        })?;
+        .map_err(SyncError::Thread)?;
     Ok(SyncHandle::new(cmd_tx, status_rx))
 }
 

@@ -40,7 +40,7 @@ pub struct SyncStatus {
     pub queued: u64,
     /// Versions the server refused, held back for the crew.
     pub quarantined: u64,
-    /// Records whose latest supervisor decision is "returned".
+    /// Records whose latest supervisor decision is [`crate::model::Decision::Returned`].
     pub returned: u64,
     /// A push or pull is in flight.
     pub sending: bool,

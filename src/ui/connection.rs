@@ -150,12 +150,16 @@ pub fn try_on_this_computer(mut store: Store, data_dir: PathBuf, events: Events)
                 .map_err(|e| e.to_string())?;
             store
                 .set_setting(DEMO_PORT, &server.port().to_string())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| super::problem::StoreProblem::report(e).to_string())?;
             store
                 .set_setting(DEMO_SUPERVISOR_PASSWORD, &password)
-                .map_err(|e| e.to_string())?;
-            crate::demo::add_demo_data(&mut store, 30, rand::random())
-                .map_err(|e| format!("demo records could not be added: {e}"))?;
+                .map_err(|e| super::problem::StoreProblem::report(e).to_string())?;
+            crate::demo::add_demo_data(&mut store, 30, rand::random()).map_err(|e| {
+                format!(
+                    "demo records could not be added: {}",
+                    super::problem::StoreProblem::report(e)
+                )
+            })?;
             let handle = crate::sync::start(&store, SyncConfig::default(), events.notify())
                 .map_err(|e| format!("sync could not start: {e}"))?;
             let info = DemoInfo {

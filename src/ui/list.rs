@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::Command;
 use super::theme;
 use super::widgets::{RecordRow, RowColumns, choice, error_text, paint_record_row};
-use crate::model::RecordStatus;
+use crate::model::{Decision, RecordStatus};
 use crate::store::{EncounterSummary, StatusCounts, SyncState};
 
 /// Height of one list row, in points: a comfortable touch target.
@@ -58,7 +58,7 @@ impl ListChip {
             ListChip::All => true,
             ListChip::Drafts => row.status == RecordStatus::Draft,
             ListChip::Signed => row.status.is_signed(),
-            ListChip::Returned => row.review_decision.as_deref() == Some("returned"),
+            ListChip::Returned => row.review_decision == Some(Decision::Returned),
             ListChip::NeedsAttention => row.sync_state == SyncState::NeedsAttention,
         }
     }
@@ -248,13 +248,13 @@ fn sync_badge(state: SyncState, dark: bool) -> (&'static str, (Color32, Color32)
 }
 
 /// Badge text and colours for a supervisor decision.
-pub fn decision_badge(decision: &str) -> (String, (Color32, Color32)) {
+pub fn decision_badge(decision: Decision) -> (String, (Color32, Color32)) {
     let colours = match decision {
-        "approved" => theme::good_badge(),
-        "returned" => theme::alert_badge(),
-        _ => (Color32::from_rgb(255, 214, 0), Color32::BLACK),
+        Decision::Approved => theme::good_badge(),
+        Decision::Returned => theme::alert_badge(),
+        Decision::Flagged => (Color32::from_rgb(255, 214, 0), Color32::BLACK),
     };
-    (super::widgets::sentence(decision), colours)
+    (super::widgets::sentence(decision.as_str()), colours)
 }
 
 fn news_colours(row: &EncounterSummary, dark: bool) -> (Color32, Color32) {
@@ -383,8 +383,7 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
                         format!(
                             "{incident} {name} {status_text} {news_text} {sync_text}{}",
                             row.review_decision
-                                .as_deref()
-                                .map(|d| format!(" {d}"))
+                                .map(|d| format!(" {}", d.as_str()))
                                 .unwrap_or_default()
                         ),
                     )
@@ -395,7 +394,7 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
                 if !ui.is_rect_visible(rect) {
                     continue;
                 }
-                let decision = row.review_decision.as_deref().map(decision_badge);
+                let decision = row.review_decision.map(decision_badge);
                 let mut badges = vec![
                     (status_text, status_colours),
                     (news_text, news_colours(row, dark)),
@@ -404,7 +403,7 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
                 if let Some((text, colours)) = &decision {
                     badges.push((text.as_str(), *colours));
                 }
-                let returned = row.review_decision.as_deref() == Some("returned");
+                let returned = row.review_decision == Some(Decision::Returned);
                 paint_record_row(
                     ui,
                     rect,

@@ -22,6 +22,7 @@ pub mod connection;
 pub mod editor;
 pub mod list;
 pub mod prefs;
+pub mod problem;
 pub mod review;
 pub mod status_bar;
 pub mod theme;
@@ -39,6 +40,7 @@ use crate::store::{ListFilter, StoreError};
 use crate::sync::{SyncCommand, SyncHandle};
 use editor::{EditMode, EditorState, Forms, VersionView};
 use list::ListState;
+use problem::StoreProblem;
 use theme::ThemeChoice;
 use unlock::{ConnectForm, FirstRunForm, UnlockForm};
 use worker::{ListPurpose, RepaintSignal, StoreJob, StoreReply, StoreRequest, StoreWorker};
@@ -309,7 +311,10 @@ impl EprApp {
             Err(StoreError::NotInitialised(_)) => {
                 (Screen::FirstRun(FirstRunForm::default()), Vec::new())
             }
-            Err(e) => (Screen::Failed(e.to_string()), Vec::new()),
+            Err(e) => (
+                Screen::Failed(StoreProblem::report(e).to_string()),
+                Vec::new(),
+            ),
         };
         Self {
             data_dir,
@@ -380,7 +385,9 @@ impl EprApp {
             let second = match store.open_another() {
                 Ok(s) => s,
                 Err(e) => {
-                    events.send(connection::ConnectEvent::Failed(e.to_string()));
+                    events.send(connection::ConnectEvent::Failed(
+                        StoreProblem::report(e).to_string(),
+                    ));
                     return;
                 }
             };
@@ -739,7 +746,8 @@ impl EprApp {
                         if let Some(store) = store
                             && let Err(e) = store.discard_amendment_draft(id)
                         {
-                            tracing::warn!("discarding an amendment failed: {e}");
+                            // Reported to the log only; reopening shows the amendment kept.
+                            StoreProblem::report(e);
                         }
                     }));
                     self.worker.send(StoreRequest::Open { id });
@@ -1004,12 +1012,12 @@ impl EprApp {
         }
     }
 
-    fn open_failed(&mut self, created: bool, e: StoreError) {
+    fn open_failed(&mut self, created: bool, e: StoreProblem) {
         match e {
-            StoreError::WrongPassphrase
-            | StoreError::RateLimited { .. }
-            | StoreError::UnknownUser(_)
-            | StoreError::ChooseUser(_) => {
+            StoreProblem::WrongPassphrase
+            | StoreProblem::RateLimited { .. }
+            | StoreProblem::UnknownUser(_)
+            | StoreProblem::ChooseUser(_) => {
                 let mut form = UnlockForm::new(self.users.clone());
                 if let Screen::Unlock(old) = &self.screen {
                     form.user = old.user.clone();
@@ -1017,7 +1025,7 @@ impl EprApp {
                 form.error = Some(e.to_string());
                 self.screen = Screen::Unlock(form);
             }
-            StoreError::AlreadyExists(_) | StoreError::DataDir { .. } | StoreError::ReadOnly
+            StoreProblem::AlreadyExists | StoreProblem::DataDir(_) | StoreProblem::ReadOnly
                 if created =>
             {
                 self.screen = Screen::FirstRun(FirstRunForm {
@@ -1198,7 +1206,7 @@ fn export_to_folder(
     use chrono::Offset;
     let (doc, meta) = store
         .version_for_export(id, revision)
-        .map_err(|e| format!("Could not read the record: {e}"))?;
+        .map_err(|e| format!("Could not read the record: {}", StoreProblem::report(e)))?;
     let local = chrono::Local::now().offset().fix();
     let bytes = crate::export::document(format, &doc, &meta, chrono::Utc::now(), local)
         .map_err(|e| format!("Could not build the document: {e}"))?;
@@ -1206,7 +1214,12 @@ fn export_to_folder(
     std::fs::write(&path, bytes).map_err(|e| format!("Could not save to {folder}: {e}"))?;
     store
         .record_access(crate::store::audit::Action::Exported, id)
-        .map_err(|e| format!("Saved, but the export could not be audited: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "Saved, but the export could not be audited: {}",
+                StoreProblem::report(e)
+            )
+        })?;
     Ok(path)
 }
 

@@ -7,6 +7,9 @@
 //! Requests are handled strictly in order, so an autosave sent before "sign" is committed
 //! before the signature. Dropping the [`StoreWorker`] closes the channel and waits for the
 //! thread to finish what is queued, so no acknowledged edit is lost when the window closes.
+//!
+//! Replies carry a [`StoreProblem`], never a raw [`StoreError`]: the worker maps each error
+//! once, here, and the mapping writes the detail to the log.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -16,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::model::Encounter;
+use super::problem::StoreProblem;
+use crate::model::{Decision, Encounter};
 use crate::store::audit::Action;
 use crate::store::{
     EncounterSummary, FeedbackEntry, ListFilter, SaveReceipt, StatusCounts, Store, StoreError,
@@ -77,7 +81,7 @@ pub struct RecordBundle {
     pub amendment_draft: Option<Encounter>,
     pub versions: Vec<VersionInfo>,
     /// The latest supervisor decision and comment.
-    pub review: Option<(String, String)>,
+    pub review: Option<(Decision, String)>,
     pub feedback: Vec<FeedbackEntry>,
     pub sync_state: Option<SyncState>,
 }
@@ -106,7 +110,7 @@ pub enum StoreReply {
     /// The store was created or unlocked; carries the user's name.
     Opened {
         created: bool,
-        result: Result<String, StoreError>,
+        result: Result<String, StoreProblem>,
         /// Time spent in create/unlock (mostly key derivation).
         duration: Duration,
     },
@@ -114,21 +118,21 @@ pub enum StoreReply {
     Listed {
         generation: u64,
         purpose: ListPurpose,
-        result: Result<ListResult, StoreError>,
+        result: Result<ListResult, StoreProblem>,
     },
-    Counts(Result<(StatusCounts, Option<chrono::DateTime<chrono::Utc>>), StoreError>),
-    Record(Result<Box<RecordBundle>, StoreError>),
+    Counts(Result<(StatusCounts, Option<chrono::DateTime<chrono::Utc>>), StoreProblem>),
+    Record(Result<Box<RecordBundle>, StoreProblem>),
     Saved {
         record_id: Uuid,
-        result: Result<Option<SaveReceipt>, StoreError>,
+        result: Result<Option<SaveReceipt>, StoreProblem>,
     },
     Signed {
         record_id: Uuid,
-        result: Result<SaveReceipt, StoreError>,
+        result: Result<SaveReceipt, StoreProblem>,
     },
     Version {
         revision: u64,
-        result: Result<Box<Encounter>, StoreError>,
+        result: Result<Box<Encounter>, StoreProblem>,
     },
     JobDone,
 }
@@ -232,7 +236,12 @@ fn run(
 
 fn locked() -> StoreError {
     // The screens only send record requests while unlocked; this is a safety net.
-    StoreError::Document("the store is locked".to_owned())
+    StoreError::Locked
+}
+
+/// The one place a store error becomes what the screen shows (and the log records).
+fn shown<T>(result: Result<T, StoreError>) -> Result<T, StoreProblem> {
+    result.map_err(StoreProblem::report)
 }
 
 fn handle(
@@ -248,11 +257,11 @@ fn handle(
             let duration = start.elapsed();
             StoreReply::Opened {
                 created: true,
-                result: result.map(|s| {
+                result: shown(result.map(|s| {
                     let name = s.user().to_owned();
                     *store = Some(s);
                     name
-                }),
+                })),
                 duration,
             }
         }
@@ -264,11 +273,11 @@ fn handle(
             let duration = start.elapsed();
             StoreReply::Opened {
                 created: false,
-                result: result.map(|s| {
+                result: shown(result.map(|s| {
                     let name = s.user().to_owned();
                     *store = Some(s);
                     name
-                }),
+                })),
                 duration,
             }
         }
@@ -288,32 +297,32 @@ fn handle(
             StoreReply::Listed {
                 generation,
                 purpose,
-                result,
+                result: shown(result),
             }
         }
-        StoreRequest::Counts => StoreReply::Counts(match store.as_ref() {
+        StoreRequest::Counts => StoreReply::Counts(shown(match store.as_ref() {
             Some(s) => s
                 .status_counts()
                 .and_then(|c| s.last_sync().map(|t| (c, t))),
             None => Err(locked()),
-        }),
-        StoreRequest::Open { id } => StoreReply::Record(match store.as_mut() {
+        })),
+        StoreRequest::Open { id } => StoreReply::Record(shown(match store.as_mut() {
             Some(s) => open(s, id).map(Box::new),
             None => Err(locked()),
-        }),
+        })),
         StoreRequest::SaveDraft(e) => StoreReply::Saved {
             record_id: e.id,
-            result: match store.as_mut() {
+            result: shown(match store.as_mut() {
                 Some(s) => s.save_draft(&e).map(Some),
                 None => Err(locked()),
-            },
+            }),
         },
         StoreRequest::SaveAmendmentDraft(e) => StoreReply::Saved {
             record_id: e.id,
-            result: match store.as_mut() {
+            result: shown(match store.as_mut() {
                 Some(s) => s.save_amendment_draft(&e).map(|()| None),
                 None => Err(locked()),
-            },
+            }),
         },
         StoreRequest::Sign {
             encounter,
@@ -321,10 +330,10 @@ fn handle(
             registration,
         } => StoreReply::Signed {
             record_id: encounter.id,
-            result: match store.as_mut() {
+            result: shown(match store.as_mut() {
                 Some(s) => s.complete_and_sign(&encounter, &clinician_name, &registration),
                 None => Err(locked()),
-            },
+            }),
         },
         StoreRequest::Amend {
             encounter,
@@ -333,17 +342,17 @@ fn handle(
             registration,
         } => StoreReply::Signed {
             record_id: encounter.id,
-            result: match store.as_mut() {
+            result: shown(match store.as_mut() {
                 Some(s) => s.amend(&encounter, &reason, &clinician_name, &registration),
                 None => Err(locked()),
-            },
+            }),
         },
         StoreRequest::Version { id, revision } => StoreReply::Version {
             revision,
-            result: match store.as_ref() {
+            result: shown(match store.as_ref() {
                 Some(s) => s.version(id, revision).map(Box::new),
                 None => Err(locked()),
-            },
+            }),
         },
         StoreRequest::Job(job) => {
             job(store.as_mut());

@@ -20,7 +20,7 @@ use super::Command;
 use super::theme;
 use super::widgets::{badge, error_text, news2_badge, sentence};
 use super::worker::RecordBundle;
-use crate::model::{Encounter, Field, RecordStatus, missing_items};
+use crate::model::{Decision, Encounter, Field, RecordStatus, missing_items};
 use crate::store::{FeedbackEntry, SyncState, VersionInfo};
 pub use forms::Forms;
 use observations::ObsEntry;
@@ -183,7 +183,7 @@ pub struct EditorState {
     pub forms: Forms,
     pub obs: ObsEntry,
     pub versions: Vec<VersionInfo>,
-    pub review: Option<(String, String)>,
+    pub review: Option<(Decision, String)>,
     pub feedback: Vec<FeedbackEntry>,
     pub sync_state: Option<SyncState>,
     /// Unsigned amendment edits loaded with the record.
@@ -231,7 +231,11 @@ impl EditorState {
         state.feedback = bundle.feedback;
         state.sync_state = bundle.sync_state;
         state.amendment_draft = bundle.amendment_draft;
-        if state.review.as_ref().is_some_and(|(d, _)| d == "returned") {
+        if state
+            .review
+            .as_ref()
+            .is_some_and(|(d, _)| *d == Decision::Returned)
+        {
             state.section = Section::SignOff;
         }
         state
@@ -467,11 +471,11 @@ fn review_banner_ui(ui: &mut Ui, state: &EditorState) {
     let from_history = state
         .feedback
         .last()
-        .map(|f| (f.decision.clone(), f.comment.clone()));
+        .map(|f| (f.decision, f.comment.clone()));
     let Some((decision, comment)) = state.review.clone().or(from_history) else {
         return;
     };
-    let (decision, comment) = (&decision, &comment);
+    let comment = &comment;
     let (bg, fg) = super::list::decision_badge(decision).1;
     egui::Frame::new()
         .fill(bg)
@@ -487,11 +491,11 @@ fn review_banner_ui(ui: &mut Ui, state: &EditorState) {
                     .iter()
                     .any(|v| v.status.is_signed() && v.revision > f.revision)
             });
-            let heading = match decision.as_str() {
-                "returned" if amended_since => "Returned by a supervisor; amended since",
-                "returned" => "Returned by a supervisor",
-                "approved" => "Approved by a supervisor",
-                _ => "Flagged by a supervisor",
+            let heading = match decision {
+                Decision::Returned if amended_since => "Returned by a supervisor; amended since",
+                Decision::Returned => "Returned by a supervisor",
+                Decision::Approved => "Approved by a supervisor",
+                Decision::Flagged => "Flagged by a supervisor",
             };
             ui.label(RichText::new(heading).color(fg).strong().size(22.0));
             if !comment.trim().is_empty() {
@@ -513,12 +517,12 @@ fn review_banner_ui(ui: &mut Ui, state: &EditorState) {
                     .color(fg),
                 );
             }
-            if decision == "returned" && amended_since {
+            if decision == Decision::Returned && amended_since {
                 ui.label(
                     RichText::new("The amended version has gone to the supervisor for review.")
                         .color(fg),
                 );
-            } else if decision == "returned" && state.mode == EditMode::Signed {
+            } else if decision == Decision::Returned && state.mode == EditMode::Signed {
                 ui.label(RichText::new("Tap \"Amend…\" to correct the record.").color(fg));
             }
         });
@@ -581,7 +585,7 @@ fn signoff_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
         ui.label(RichText::new("Supervisor feedback").strong().size(22.0));
         for f in &state.feedback {
             ui.horizontal_wrapped(|ui| {
-                let (text, colours) = super::list::decision_badge(&f.decision);
+                let (text, colours) = super::list::decision_badge(f.decision);
                 badge(ui, &text, colours);
                 ui.label(format!(
                     "version {} · {} · {}",

@@ -363,7 +363,10 @@ fn number_field(
 }
 
 /// The soft-limit question for one measure, if the set raises it.
-fn soft_for<'a>(warnings: &'a [crate::model::SoftLimitWarning], measure: &str) -> Option<&'a str> {
+fn soft_for(
+    warnings: &[crate::model::SoftLimitWarning],
+    measure: crate::model::Measure,
+) -> Option<&str> {
     warnings
         .iter()
         .find(|w| w.measure == measure)
