@@ -242,10 +242,6 @@ pub async fn start_on(backend: Backend) -> TestServer {
     start(storage, Some(db)).await
 }
 
-pub async fn start_sqlite() -> TestServer {
-    start_on(Backend::Sqlite).await
-}
-
 /// A URL for a brand-new schema in the test PostgreSQL (`EPR_TEST_POSTGRES_URL`). Panics when
 /// the variable is unset or PostgreSQL is unreachable: call it only from a test that
 /// [`postgres_variant_runs`] said should run.
@@ -257,7 +253,7 @@ pub async fn fresh_postgres_url() -> String {
     let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| {
-            panic!("{POSTGRES_URL_VAR} is set but PostgreSQL is not reachable there: {e}")
+            panic!("{POSTGRES_URL_VAR} is set but PostgreSQL is not reachable there: {e:?}")
         });
     tokio::spawn(conn);
     client
