@@ -20,6 +20,7 @@ use server_common::*;
 
 both_backends!(
     async: enrolment_end_to_end,
+    one_code_enrols_one_device_when_used_at_once,
     access_rule_matrix,
     bad_input_gets_json_4xx,
     bad_items_are_rejected_per_item_inside_a_200,
@@ -108,6 +109,46 @@ async fn enrolment_end_to_end(backend: Backend) {
         .await
         .unwrap();
     expect_error(resp, 401, "device_revoked").await;
+}
+
+/// Tablets set up side by side with the same code, at the same moment: exactly one is
+/// enrolled, every other one hears the code is used, and only one device exists.
+async fn one_code_enrols_one_device_when_used_at_once(backend: Backend) {
+    let srv = start_on(backend).await;
+    let code = admin::create_enrolment_code(srv.storage.as_ref(), "Shared code")
+        .await
+        .unwrap();
+    let attempts: Vec<_> = (0..8)
+        .map(|i| {
+            let http = srv.http.clone();
+            let url = srv.url("/devices/enroll");
+            let code = code.code.clone();
+            tokio::spawn(async move {
+                let key = ambulance_epr::crypto::DeviceSigningKey::generate().unwrap();
+                http.post(url)
+                    .json(&EnrollRequest {
+                        code,
+                        device_name: format!("Racer {i}"),
+                        public_key: key.public_key_base64(),
+                    })
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut enrolled = 0;
+    for attempt in attempts {
+        let resp = attempt.await.unwrap();
+        if resp.status() == 200 {
+            enrolled += 1;
+        } else {
+            expect_error(resp, 403, "enrolment_code_used").await;
+        }
+    }
+    assert_eq!(enrolled, 1);
+    let stats = admin::stats(srv.storage.as_ref()).await.unwrap();
+    assert_eq!(stats.devices, 1);
 }
 
 async fn access_rule_matrix(backend: Backend) {
