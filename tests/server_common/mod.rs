@@ -132,23 +132,36 @@ macro_rules! both_backends {
 }
 
 /// A brand-new, empty database for one test: a SQLite file in a temporary directory, or a
-/// fresh schema in the test PostgreSQL. Keep it alive as long as anything uses `url`.
+/// fresh schema in the test PostgreSQL. Keep it alive as long as anything uses `url`. When
+/// dropped, the PostgreSQL schema goes too, unless the test failed (then it stays, to look at).
 pub struct TestDb {
     pub backend: Backend,
     /// What `--database` and [`server::open_storage`] take.
     pub url: String,
     /// The SQLite file's directory (and a place for logs); also made for PostgreSQL.
     pub dir: tempfile::TempDir,
+    postgres_schema: Option<String>,
 }
 
 impl TestDb {
     pub async fn fresh(backend: Backend) -> TestDb {
         let dir = tempfile::tempdir().unwrap();
-        let url = match backend {
-            Backend::Sqlite => format!("sqlite://{}", dir.path().join("server.db").display()),
-            Backend::Postgres => fresh_postgres_url().await,
+        let (url, postgres_schema) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("server.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let (url, schema) = fresh_postgres_schema().await;
+                (url, Some(schema))
+            }
         };
-        TestDb { backend, url, dir }
+        TestDb {
+            backend,
+            url,
+            dir,
+            postgres_schema,
+        }
     }
 
     /// Opens the server storage (migrations applied) and checks it is the backend asked for.
@@ -185,6 +198,42 @@ impl TestDb {
                 n
             }
         }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(schema) = self.postgres_schema.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            eprintln!("PostgreSQL schema {schema} kept for inspection");
+            return;
+        }
+        let Some(base) = postgres_base_url() else {
+            return;
+        };
+        // Its own thread and runtime: Drop cannot await, and may run inside a test's runtime.
+        // Best effort and bounded: a leftover schema is litter, not a failure.
+        let dropper = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+                    .await
+                    .ok()?;
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!(
+                        "SET lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    ))
+                    .await
+                    .ok()
+            })
+        });
+        let _ = dropper.join();
     }
 }
 
@@ -246,6 +295,11 @@ pub async fn start_on(backend: Backend) -> TestServer {
 /// the variable is unset or PostgreSQL is unreachable: call it only from a test that
 /// [`postgres_variant_runs`] said should run.
 pub async fn fresh_postgres_url() -> String {
+    fresh_postgres_schema().await.0
+}
+
+/// [`fresh_postgres_url`] and the schema's name.
+async fn fresh_postgres_schema() -> (String, String) {
     let base = postgres_base_url().unwrap_or_else(|| {
         panic!("{POSTGRES_URL_VAR} is not set; this PostgreSQL test cannot run")
     });
@@ -261,7 +315,8 @@ pub async fn fresh_postgres_url() -> String {
         .await
         .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-csearch_path%3D{schema}")
+    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+    (url, schema)
 }
 
 /// An enrolled device that signs like a tablet.
