@@ -1,5 +1,6 @@
-//! Shared helpers for the server tests: a real server on 127.0.0.1:0, enrolled devices that
-//! sign like tablets do, supervisors, and a fresh PostgreSQL schema per test.
+//! Shared helpers for the server tests: a real server on 127.0.0.1:0 over a fresh database of
+//! either backend ([`Backend`], [`TestDb`]), `both_backends!` to run one test body on SQLite
+//! and PostgreSQL, enrolled devices that sign like tablets do, and supervisors.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
