@@ -1,5 +1,5 @@
 //! The server's FHIR export matches the device's for the same version, and only supervisors
-//! can read it.
+//! can read it. On SQLite and on PostgreSQL (see `both_backends!`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,15 +13,20 @@ use ambulance_epr::sync::{Engine, SyncConfig};
 use serde_json::Value;
 use server_common::*;
 
+both_backends!(
+    async: device_and_server_bundles_for_one_version_are_identical_apart_from_generation
+);
+
 fn without_generation_metadata(mut b: Value) -> Value {
     b["timestamp"] = Value::Null;
     b["meta"] = Value::Null;
     b
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn device_and_server_bundles_for_one_version_are_identical_apart_from_generation() {
-    let srv = start_sqlite().await;
+async fn device_and_server_bundles_for_one_version_are_identical_apart_from_generation(
+    backend: Backend,
+) {
+    let srv = start_on(backend).await;
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::create_with(
         dir.path(),

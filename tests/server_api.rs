@@ -1,6 +1,8 @@
-//! The HTTP API against a real server on 127.0.0.1:0 (SQLite): enrolment, the access-rule
-//! matrix, every kind of bad input, login throttling, audit of reads, and a property test
-//! that fires thousands of generated bodies at the push endpoint.
+//! The HTTP API against a real server on 127.0.0.1:0: enrolment, the access-rule matrix, every
+//! kind of bad input, login throttling, audit of reads, and a property test that fires
+//! thousands of generated bodies at the push endpoint. Every test runs on SQLite and on
+//! PostgreSQL (`name::sqlite`, `name::postgres`; see `both_backends!`), each on a fresh
+//! database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,9 +18,19 @@ use chrono::Utc;
 use proptest::prelude::*;
 use server_common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enrolment_end_to_end() {
-    let srv = start_sqlite().await;
+both_backends!(
+    async: enrolment_end_to_end,
+    one_code_enrols_one_device_when_used_at_once,
+    access_rule_matrix,
+    bad_input_gets_json_4xx,
+    bad_items_are_rejected_per_item_inside_a_200,
+    stalled_body_times_out_with_408,
+    failed_logins_are_throttled,
+);
+both_backends!(blocking: generated_push_bodies_never_get_a_5xx);
+
+async fn enrolment_end_to_end(backend: Backend) {
+    let srv = start_on(backend).await;
     let code = admin::create_enrolment_code(srv.storage.as_ref(), "Tablet 7")
         .await
         .unwrap();
@@ -99,9 +111,48 @@ async fn enrolment_end_to_end() {
     expect_error(resp, 401, "device_revoked").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn access_rule_matrix() {
-    let srv = start_sqlite().await;
+/// Tablets set up side by side with the same code, at the same moment: exactly one is
+/// enrolled, every other one hears the code is used, and only one device exists.
+async fn one_code_enrols_one_device_when_used_at_once(backend: Backend) {
+    let srv = start_on(backend).await;
+    let code = admin::create_enrolment_code(srv.storage.as_ref(), "Shared code")
+        .await
+        .unwrap();
+    let attempts: Vec<_> = (0..8)
+        .map(|i| {
+            let http = srv.http.clone();
+            let url = srv.url("/devices/enroll");
+            let code = code.code.clone();
+            tokio::spawn(async move {
+                let key = ambulance_epr::crypto::DeviceSigningKey::generate().unwrap();
+                http.post(url)
+                    .json(&EnrollRequest {
+                        code,
+                        device_name: format!("Racer {i}"),
+                        public_key: key.public_key_base64(),
+                    })
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut enrolled = 0;
+    for attempt in attempts {
+        let resp = attempt.await.unwrap();
+        if resp.status() == 200 {
+            enrolled += 1;
+        } else {
+            expect_error(resp, 403, "enrolment_code_used").await;
+        }
+    }
+    assert_eq!(enrolled, 1);
+    let stats = admin::stats(srv.storage.as_ref()).await.unwrap();
+    assert_eq!(stats.devices, 1);
+}
+
+async fn access_rule_matrix(backend: Backend) {
+    let srv = start_on(backend).await;
     let owner = enroll(&srv, "Owner").await;
     let other = enroll(&srv, "Other").await;
     let revoked = enroll(&srv, "Revoked").await;
@@ -236,9 +287,8 @@ async fn access_rule_matrix() {
     assert!(!text.contains("McTestface") && !text.contains("9990000018"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_json_4xx() {
-    let srv = start_sqlite().await;
+async fn bad_input_gets_json_4xx(backend: Backend) {
+    let srv = start_on(backend).await;
     let dev = enroll(&srv, "Bad input").await;
     let sup = supervisor(&srv, "bad.sup").await;
     let post = |path: &str| srv.http.post(srv.url(path)).bearer_auth(&dev.token);
@@ -440,9 +490,8 @@ async fn bad_input_gets_json_4xx() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_items_are_rejected_per_item_inside_a_200() {
-    let srv = start_sqlite().await;
+async fn bad_items_are_rejected_per_item_inside_a_200(backend: Backend) {
+    let srv = start_on(backend).await;
     let dev = enroll(&srv, "Items").await;
     let good = item(&dev.key, &encounter(RecordStatus::Completed), 1);
     let mut bad_sig = item(&dev.key, &encounter(RecordStatus::Completed), 1);
@@ -480,9 +529,8 @@ async fn bad_items_are_rejected_per_item_inside_a_200() {
     assert_eq!(stats.versions, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_body_times_out_with_408() {
-    let srv = start_sqlite().await;
+async fn stalled_body_times_out_with_408(backend: Backend) {
+    let srv = start_on(backend).await;
     let dev = enroll(&srv, "Staller").await;
     let addr = srv.addr;
     let token = dev.token.clone();
@@ -516,9 +564,8 @@ async fn stalled_body_times_out_with_408() {
     assert!(response.contains("\"error\":\"timeout\""), "{response}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_logins_are_throttled() {
-    let srv = start_sqlite().await;
+async fn failed_logins_are_throttled(backend: Backend) {
+    let srv = start_on(backend).await;
     supervisor(&srv, "throttled").await;
     let attempt = |pw: &str| {
         srv.http
@@ -647,15 +694,14 @@ fn arb_body(valid: String) -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-#[test]
-fn generated_push_bodies_never_get_a_5xx() {
+fn generated_push_bodies_never_get_a_5xx(backend: Backend) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let (srv, dev) = rt.block_on(async {
-        let srv = start_sqlite().await;
+        let srv = start_on(backend).await;
         let dev = enroll(&srv, "Fuzz").await;
         (srv, dev)
     });

@@ -1,6 +1,8 @@
 //! The `epr-server` binary as ops run it: admin subcommands, `serve` with graceful shutdown
 //! on SIGTERM, `verify` catching a document altered in the database, and scale-out (two
-//! `serve` processes on one PostgreSQL database receiving the same batches at once).
+//! `serve` processes on one database receiving the same batches at once). Each test runs
+//! with `--database` a fresh `sqlite://` file and a fresh-schema `postgres://` URL
+//! (`name::sqlite`, `name::postgres`; see `both_backends!`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,6 +16,11 @@ use ambulance_epr::model::RecordStatus;
 use ambulance_epr::protocol::*;
 use ambulance_epr::server::storage::check_audit_chain;
 use server_common::*;
+
+both_backends!(
+    async: admin_commands_serve_and_verify,
+    two_replicas_on_one_store_each_version_once,
+);
 
 fn epr_server(args: &[&str], db: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_epr-server"))
@@ -103,11 +110,10 @@ async fn client_for(base: &str, db: &str) -> TestServer {
     srv
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_commands_serve_and_verify_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("server.db");
-    let db = format!("sqlite://{}", db_path.display());
+async fn admin_commands_serve_and_verify(backend: Backend) {
+    let test_db = TestDb::fresh(backend).await;
+    let db = test_db.url.clone();
+    let dir = test_db.dir.path();
 
     let out = epr_server(&["enroll-device", "--name", "Tablet 1"], &db);
     assert!(
@@ -133,7 +139,7 @@ async fn admin_commands_serve_and_verify_on_sqlite() {
     );
     assert!(!out.status.success(), "a duplicate username is refused");
 
-    let mut serve = spawn_serve(&db, dir.path(), "serve");
+    let mut serve = spawn_serve(&db, dir, "serve");
     let srv = client_for(&serve.base, &db).await;
     let dev = enroll_with_code(&srv.http, &serve.base, &code, "Tablet 1").await;
     let completed: Vec<_> = (0..3).map(|_| encounter(RecordStatus::Completed)).collect();
@@ -180,17 +186,13 @@ async fn admin_commands_serve_and_verify_on_sqlite() {
 
     // Someone edits a signed document directly in the database.
     let victim = completed[1].id;
-    {
-        let conn = rusqlite::Connection::open(&db_path).unwrap();
-        let n = conn
-            .execute(
-                "UPDATE versions SET document = replace(document, 'McTestface', 'McAltered')
-                 WHERE record_id = ?1",
-                [victim.to_string()],
-            )
-            .unwrap();
-        assert_eq!(n, 1);
-    }
+    let n = test_db
+        .execute_behind_the_servers_back(&format!(
+            "UPDATE versions SET document = replace(document, 'McTestface', 'McAltered')
+             WHERE record_id = '{victim}'"
+        ))
+        .await;
+    assert_eq!(n, 1);
     let out = epr_server(&["verify"], &db);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let text = stdout(&out);
@@ -199,16 +201,12 @@ async fn admin_commands_serve_and_verify_on_sqlite() {
     assert!(text.contains("1 of 4"), "{text}");
 
     // Editing the audit trail breaks its chain, and verify says so.
-    {
-        let conn = rusqlite::Connection::open(&db_path).unwrap();
-        let n = conn
-            .execute(
-                "UPDATE audit SET actor = 'admin' WHERE action = 'version_stored'",
-                [],
-            )
-            .unwrap();
-        assert!(n > 0);
-    }
+    let n = test_db
+        .execute_behind_the_servers_back(
+            "UPDATE audit SET actor = 'admin' WHERE action = 'version_stored'",
+        )
+        .await;
+    assert!(n > 0);
     let out = epr_server(&["verify"], &db);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("BAD audit chain"), "{}", stdout(&out));
@@ -223,13 +221,10 @@ async fn admin_commands_serve_and_verify_on_sqlite() {
     assert_eq!(stats["revoked_devices"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_on_one_postgres_store_each_version_once() {
-    let Some(db) = fresh_postgres_url().await else {
-        eprintln!("EPR_TEST_POSTGRES_URL not set: scale-out test skipped");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+async fn two_replicas_on_one_store_each_version_once(backend: Backend) {
+    let test_db = TestDb::fresh(backend).await;
+    let db = test_db.url.clone();
+    let dir = &test_db.dir;
     // Both start together: migrations must not race.
     let (mut a, mut b) = std::thread::scope(|s| {
         let a = s.spawn(|| spawn_serve(&db, dir.path(), "a"));

@@ -1,20 +1,24 @@
 //! One behaviour suite, run against each storage backend through a real server:
-//! SQLite always, PostgreSQL when `EPR_TEST_POSTGRES_URL` is set (a fresh schema per test).
+//! SQLite always, PostgreSQL when `EPR_TEST_POSTGRES_URL` is set (a fresh schema per test;
+//! under CI an unset variable fails the PostgreSQL tests). See `both_backends!`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod server_common;
 
-use std::sync::Arc;
-
 use ambulance_epr::model::RecordStatus;
 use ambulance_epr::protocol::*;
+use ambulance_epr::server::admin;
 use ambulance_epr::server::storage::check_audit_chain;
-use ambulance_epr::server::{Storage, admin};
 use server_common::*;
 
-async fn suite(storage: Arc<dyn Storage>) {
-    let srv = start(storage, None).await;
+both_backends!(
+    async: behaviour_suite,
+    writers_on_separate_connections_wait_for_each_other,
+);
+
+async fn behaviour_suite(backend: Backend) {
+    let srv = start_on(backend).await;
     idempotent_push(&srv).await;
     conflict_and_stale(&srv).await;
     ownership_and_feedback(&srv).await;
@@ -236,29 +240,15 @@ async fn review_filters_and_decisions(srv: &TestServer) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_backend() {
-    let (storage, _dir, _) = sqlite_storage().await;
-    suite(storage).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_backend() {
-    let Some((storage, _)) = postgres_storage().await else {
-        eprintln!("EPR_TEST_POSTGRES_URL not set: PostgreSQL conformance skipped");
-        return;
-    };
-    suite(storage).await;
-}
-
-/// `serve` and the ops commands (`enroll-device`, `add-user`, `verify`) open the same SQLite
-/// file on their own connections. A write that reads first (the audit chain's last hash)
-/// must wait for the other process's write, never fail with "database is locked".
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_writers_on_separate_connections_wait_for_each_other() {
+/// `serve` and the ops commands (`enroll-device`, `add-user`, `verify`) open the same database
+/// on their own connections (the same SQLite file, or the same PostgreSQL schema from several
+/// replicas). A write that reads first (the audit chain's last hash) must wait for the other
+/// writer, never fail with "database is locked" nor fork the chain.
+async fn writers_on_separate_connections_wait_for_each_other(backend: Backend) {
     use ambulance_epr::server::storage::{Actor, AuditAction, AuditEvent, ReviewFilter};
-    let (serving, _dir, url) = sqlite_storage().await;
-    let ops = ambulance_epr::server::open_storage(&url).await.unwrap();
+    let db = TestDb::fresh(backend).await;
+    let serving = db.open().await;
+    let ops = db.open().await;
     let rounds = 200;
     let a = {
         let serving = serving.clone();

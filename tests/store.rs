@@ -20,11 +20,12 @@ fn new_store(dir: &std::path::Path) -> Store {
     .unwrap()
 }
 
+/// Whether the file holds `needle`. A file that cannot be read fails the test: "no plaintext
+/// found" must never mean "nothing was read".
 fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
-    match std::fs::read(path) {
-        Ok(bytes) => bytes.windows(needle.len()).any(|w| w == needle),
-        Err(_) => false,
-    }
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path:?}: {e}"));
+    assert!(!bytes.is_empty(), "{path:?} is empty: nothing to check");
+    bytes.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]

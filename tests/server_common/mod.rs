@@ -1,5 +1,6 @@
-//! Shared helpers for the server tests: a real server on 127.0.0.1:0, enrolled devices that
-//! sign like tablets do, supervisors, and a fresh PostgreSQL schema per test.
+//! Shared helpers for the server tests: a real server on 127.0.0.1:0 over a fresh database of
+//! either backend ([`Backend`], [`TestDb`]), `both_backends!` to run one test body on SQLite
+//! and PostgreSQL, enrolled devices that sign like tablets do, and supervisors.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -32,6 +33,211 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// The storage backends every server test runs against. SQLite always runs; PostgreSQL needs
+/// `EPR_TEST_POSTGRES_URL` (see [`postgres_variant_runs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// What [`Storage::backend`] answers for this backend, so a test can prove which
+    /// database it really ran on.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The variable naming the test PostgreSQL (a database the tests may create schemas in).
+pub const POSTGRES_URL_VAR: &str = "EPR_TEST_POSTGRES_URL";
+
+/// True under CI (`CI` set to anything but empty, `0` or `false`), where every PostgreSQL
+/// variant must run for real.
+pub fn under_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+        .unwrap_or(false)
+}
+
+fn postgres_base_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Whether the PostgreSQL variant of `test` runs. With `EPR_TEST_POSTGRES_URL` set it does
+/// (and an unreachable server fails the test). Without it, under CI this panics: a PostgreSQL
+/// test that did nothing must never count as a pass there. Outside CI it prints a loud
+/// SKIPPED line (straight to stderr, past the test harness's capture) and returns false.
+pub fn postgres_variant_runs(test: &str) -> bool {
+    if postgres_base_url().is_some() {
+        return true;
+    }
+    assert!(
+        !under_ci(),
+        "{POSTGRES_URL_VAR} is not set, but under CI every PostgreSQL test must run: {test} \
+         (point it at a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/test)"
+    );
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {POSTGRES_URL_VAR} is not set, so this PostgreSQL test did not run"
+    );
+    false
+}
+
+/// Generates, for each `async fn name(backend: Backend)`, a module `name` with the tests
+/// `name::sqlite` and `name::postgres`; `blocking:` does the same for plain `fn`s that build
+/// their own runtime. The PostgreSQL test follows [`postgres_variant_runs`]. Filter with
+/// `cargo test postgres` or `cargo test sqlite`.
+#[macro_export]
+macro_rules! both_backends {
+    (async: $($name:ident),+ $(,)?) => {$(
+        mod $name {
+            use $crate::server_common::{Backend, postgres_variant_runs};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if postgres_variant_runs(module_path!()) {
+                    super::$name(Backend::Postgres).await;
+                }
+            }
+        }
+    )+};
+    (blocking: $($name:ident),+ $(,)?) => {$(
+        mod $name {
+            use $crate::server_common::{Backend, postgres_variant_runs};
+
+            #[test]
+            fn sqlite() {
+                super::$name(Backend::Sqlite);
+            }
+
+            #[test]
+            fn postgres() {
+                if postgres_variant_runs(module_path!()) {
+                    super::$name(Backend::Postgres);
+                }
+            }
+        }
+    )+};
+}
+
+/// A brand-new, empty database for one test: a SQLite file in a temporary directory, or a
+/// fresh schema in the test PostgreSQL. Keep it alive as long as anything uses `url`. When
+/// dropped, the PostgreSQL schema goes too, unless the test failed (then it stays, to look at).
+pub struct TestDb {
+    pub backend: Backend,
+    /// What `--database` and [`server::open_storage`] take.
+    pub url: String,
+    /// The SQLite file's directory (and a place for logs); also made for PostgreSQL.
+    pub dir: tempfile::TempDir,
+    postgres_schema: Option<String>,
+}
+
+impl TestDb {
+    pub async fn fresh(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, postgres_schema) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("server.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let (url, schema) = fresh_postgres_schema().await;
+                (url, Some(schema))
+            }
+        };
+        TestDb {
+            backend,
+            url,
+            dir,
+            postgres_schema,
+        }
+    }
+
+    /// Opens the server storage (migrations applied) and checks it is the backend asked for.
+    pub async fn open(&self) -> Arc<dyn Storage> {
+        let storage = server::open_storage(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("opening {} storage: {e}", self.backend.name()));
+        assert_eq!(storage.backend(), self.backend.name());
+        storage
+    }
+
+    /// Runs one SQL statement straight on the database, behind the server's back (to play
+    /// someone editing it); returns the rows changed. Keep `sql` valid in both dialects.
+    pub async fn execute_behind_the_servers_back(&self, sql: &str) -> u64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.url.strip_prefix("sqlite://").unwrap().to_owned();
+                let sql = sql.to_owned();
+                tokio::task::spawn_blocking(move || {
+                    let conn = rusqlite::Connection::open(path).unwrap();
+                    conn.execute(&sql, []).unwrap() as u64
+                })
+                .await
+                .unwrap()
+            }
+            Backend::Postgres => {
+                let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let task = tokio::spawn(conn);
+                let n = client.execute(sql, &[]).await.unwrap();
+                drop(client);
+                let _ = task.await;
+                n
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(schema) = self.postgres_schema.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            eprintln!("PostgreSQL schema {schema} kept for inspection");
+            return;
+        }
+        let Some(base) = postgres_base_url() else {
+            return;
+        };
+        // Its own thread and runtime: Drop cannot await, and may run inside a test's runtime.
+        // Best effort and bounded: a leftover schema is litter, not a failure.
+        let dropper = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+                    .await
+                    .ok()?;
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!(
+                        "SET lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    ))
+                    .await
+                    .ok()
+            })
+        });
+        let _ = dropper.join();
+    }
+}
+
 /// A running server; stopped when dropped.
 pub struct TestServer {
     pub base: String,
@@ -39,7 +245,7 @@ pub struct TestServer {
     pub storage: Arc<dyn Storage>,
     pub http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: Option<tempfile::TempDir>,
+    _db: Option<TestDb>,
 }
 
 impl Drop for TestServer {
@@ -56,7 +262,8 @@ impl TestServer {
     }
 }
 
-pub async fn start(storage: Arc<dyn Storage>, dir: Option<tempfile::TempDir>) -> TestServer {
+/// Serves `storage` on 127.0.0.1:0; `db` (if any) is kept alive with the server.
+pub async fn start(storage: Arc<dyn Storage>, db: Option<TestDb>) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -74,40 +281,43 @@ pub async fn start(storage: Arc<dyn Storage>, dir: Option<tempfile::TempDir>) ->
         storage,
         http: http(),
         stop: Some(tx),
-        _dir: dir,
+        _db: db,
     }
 }
 
-pub async fn sqlite_storage() -> (Arc<dyn Storage>, tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("server.db").display());
-    (server::open_storage(&url).await.unwrap(), dir, url)
+/// A server on a fresh database of `backend`.
+pub async fn start_on(backend: Backend) -> TestServer {
+    let db = TestDb::fresh(backend).await;
+    let storage = db.open().await;
+    start(storage, Some(db)).await
 }
 
-pub async fn start_sqlite() -> TestServer {
-    let (storage, dir, _) = sqlite_storage().await;
-    start(storage, Some(dir)).await
+/// A URL for a brand-new schema in the test PostgreSQL (`EPR_TEST_POSTGRES_URL`). Panics when
+/// the variable is unset or PostgreSQL is unreachable: call it only from a test that
+/// [`postgres_variant_runs`] said should run.
+pub async fn fresh_postgres_url() -> String {
+    fresh_postgres_schema().await.0
 }
 
-/// A URL for a brand-new schema in the test PostgreSQL, or None when not configured.
-pub async fn fresh_postgres_url() -> Option<String> {
-    let base = std::env::var("EPR_TEST_POSTGRES_URL").ok()?;
+/// [`fresh_postgres_url`] and the schema's name.
+async fn fresh_postgres_schema() -> (String, String) {
+    let base = postgres_base_url().unwrap_or_else(|| {
+        panic!("{POSTGRES_URL_VAR} is not set; this PostgreSQL test cannot run")
+    });
     let schema = format!("t_{}", Uuid::new_v4().simple());
     let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
         .await
-        .expect("EPR_TEST_POSTGRES_URL is set but PostgreSQL is not reachable");
+        .unwrap_or_else(|e| {
+            panic!("{POSTGRES_URL_VAR} is set but PostgreSQL is not reachable there: {e:?}")
+        });
     tokio::spawn(conn);
     client
         .batch_execute(&format!("CREATE SCHEMA {schema}"))
         .await
         .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
-}
-
-pub async fn postgres_storage() -> Option<(Arc<dyn Storage>, String)> {
-    let url = fresh_postgres_url().await?;
-    Some((server::open_storage(&url).await.unwrap(), url))
+    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+    (url, schema)
 }
 
 /// An enrolled device that signs like a tablet.
