@@ -186,7 +186,8 @@ pub(crate) trait Tx {
     ) -> Result<Vec<StoredVersion>, StorageError>;
     async fn decisions_on(&mut self, record_id: Uuid) -> Result<Vec<DecisionRecord>, StorageError>;
 
-    /// A record's owner and signed head revision, if the record is held.
+    /// A record's owner and signed head revision, if the record is held, locking the
+    /// record's row until the transaction ends where the database has row locks.
     async fn decision_head(
         &mut self,
         record_id: Uuid,
@@ -483,9 +484,10 @@ pub(crate) async fn push_versions<T: Tx>(
     let held = tx.version_hashes(&keys).await?;
     let plan = plan_push(device.device_id, items, &heads, held)?;
     if !plan.stored.is_empty() {
-        // From here on the order of commits matters: the audit chain, and a concurrent
-        // push of the same version must meet the UNIQUE constraint, not a stale plan.
-        tx.lock_for_ordering().await?;
+        // No ordering lock yet: a concurrent push of the same version meets the UNIQUE
+        // constraint (the batch fails and the device retries, then hears `duplicate`), and
+        // only the audit append below needs commit order. Holding the lock for the audit
+        // step alone is what lets PostgreSQL take pushes from many devices at once.
         tx.insert_versions(device.device_id, &plan.stored, now)
             .await?;
         let latest: Vec<(Uuid, i64)> = highest_per_record(plan.stored.iter().copied())
@@ -643,9 +645,10 @@ pub(crate) async fn decide<T: Tx>(
     now: DateTime<Utc>,
 ) -> Result<DecideOutcome, StorageError> {
     let now = to_micros(now);
-    // The precondition (this is the latest signed revision) must hold at commit: a push
-    // storing a later version cannot slip in between the check and the decision.
-    tx.lock_for_ordering().await?;
+    // `decision_head` locks the record's row, so the precondition (this is the latest
+    // signed revision) holds at commit: a push making a later version the signed head
+    // must update that row, and waits. The row lock comes before the ordering lock, in the
+    // same order a push takes them, so the two never wait on each other in a circle.
     let Some((device_id, Some(latest))) = tx.decision_head(d.record_id).await? else {
         return Ok(DecideOutcome::RecordNotFound);
     };
@@ -658,6 +661,8 @@ pub(crate) async fn decide<T: Tx>(
             latest_revision: rev_col(latest)?,
         });
     }
+    // Decision cursors must commit in the order they are numbered (see `feedback_since`).
+    tx.lock_for_ordering().await?;
     tx.insert_decision(d, device_id, now).await?;
     let event = AuditEvent::on_record(
         &Actor::Supervisor(d.decided_by.clone()),

@@ -3,14 +3,16 @@
 //!
 //! tokio-postgres with a deadpool pool. Replicas share nothing but the database, so the steps
 //! whose result depends on commit order (appending to the audit chain, numbering decision
-//! cursors, consuming an enrolment code, checking a decision's precondition) run under a
+//! cursors, consuming an enrolment code, reading feedback by cursor) run under a
 //! transaction-scoped advisory lock keyed by the schema, taken by [`Tx::lock_for_ordering`].
 //! It keeps the audit chain linear (each entry chains from the one committed before it) and
 //! makes decision cursors commit in order, so a device paging feedback by cursor can never
 //! skip one. Dedup still rests on the UNIQUE constraint.
 //!
 //! A push is a constant number of round trips whatever its size: each batch step is one
-//! statement over `unnest` arrays, and the lock is taken only after the reads that plan it.
+//! statement over `unnest` arrays, and the lock is held only for its audit append and commit.
+//! Row locks are always taken before the advisory lock (a decision locks its record's row
+//! first), so a push and a decision cannot deadlock.
 //! The search path (`options=-csearch_path%3D...` in the URL) picks the schema, which is how
 //! tests get a fresh schema each.
 //!
@@ -733,7 +735,7 @@ impl Tx for PgTx {
         &mut self,
         record_id: Uuid,
     ) -> Result<Option<(Uuid, Option<i64>)>, StorageError> {
-        let sql = "SELECT device_id, signed_revision FROM records WHERE record_id = $1";
+        let sql = "SELECT device_id, signed_revision FROM records WHERE record_id = $1 FOR UPDATE";
         let Some(r) = self.query_opt(sql, &[&record_id]).await? else {
             return Ok(None);
         };
