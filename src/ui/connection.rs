@@ -41,6 +41,16 @@ pub struct DemoInfo {
     pub server_running: bool,
 }
 
+/// What a second store connection is opened for (see
+/// [`crate::ui::worker::StoreRequest::OpenSecondConnection`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionPurpose {
+    /// The first-run choice: enrol with a server, or the demo server on this computer.
+    Connect(crate::ui::ConnectRequest),
+    /// Unlocked: start sync if this tablet is enrolled.
+    ResumeSync,
+}
+
 /// Results of connection work, applied by the app in `logic`.
 pub enum ConnectEvent {
     /// Sync is running (after enrolment, demo set-up, or unlock of an enrolled tablet).

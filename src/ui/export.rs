@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use uuid::Uuid;
 
 use super::problem::StoreProblem;
-use crate::export::Format as ExportFormat;
+/// Which handover document to save (the export room's format).
+pub use crate::export::Format as ExportFormat;
 
 /// Writes one version's handover document into `folder`; returns the file written or a
 /// message saying what went wrong.

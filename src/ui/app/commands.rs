@@ -12,11 +12,10 @@ use uuid::Uuid;
 use super::state::{EprApp, Screen};
 use crate::sync::SyncCommand;
 use crate::ui::editor::EditorState;
-use crate::ui::export::export_to_folder;
-use crate::ui::problem::StoreProblem;
 use crate::ui::theme::ThemeChoice;
 use crate::ui::unlock::{FirstRunForm, UnlockForm};
-use crate::ui::worker::{StoreJob, StoreRequest};
+use crate::ui::connection::ConnectionPurpose;
+use crate::ui::worker::StoreRequest;
 use crate::ui::{connection, prefs, review};
 
 /// The first-run choice of server. Carried to [`EprApp::connect`].
@@ -32,7 +31,7 @@ pub enum ConnectRequest {
 }
 
 /// Which handover document to save (the export room's format).
-pub use crate::export::Format as ExportFormat;
+pub use crate::ui::export::ExportFormat;
 
 /// What screens ask for; carried out by [`EprApp::apply`]. Its `Debug` never shows a
 /// passphrase.
@@ -125,13 +124,6 @@ impl std::fmt::Debug for Command {
 }
 
 impl EprApp {
-    /// Runs `job` on the store worker, after everything already queued. The closure gets the
-    /// unlocked store (`None` while locked) and reports its result itself. Never do network
-    /// calls inside it: saves wait behind it.
-    pub fn run_on_store(&mut self, job: StoreJob) {
-        self.worker.send(StoreRequest::Job(job));
-    }
-
     /// The first-run server choice: enrol with a trust's server, or start the demo server
     /// on this computer. The work runs off the UI thread on a second store connection; the
     /// outcome arrives as a [`connection::ConnectEvent`].
@@ -145,42 +137,10 @@ impl EprApp {
                 }
             });
         }
-        let events = self.events();
-        let data_dir = self.data_dir.clone();
-        self.run_on_store(Box::new(move |store| {
-            let Some(store) = store else {
-                events.send(connection::ConnectEvent::Failed(
-                    "The tablet is locked: unlock it and try again".into(),
-                ));
-                return;
-            };
-            let second = match store.open_another() {
-                Ok(s) => s,
-                Err(e) => {
-                    events.send(connection::ConnectEvent::Failed(
-                        StoreProblem::report(e).to_string(),
-                    ));
-                    return;
-                }
-            };
-            match request {
-                ConnectRequest::Enrol {
-                    server_url,
-                    enrolment_code,
-                } => connection::enrol(second, server_url, enrolment_code, events),
-                #[cfg(feature = "server")]
-                ConnectRequest::TryOnThisComputer => {
-                    connection::try_on_this_computer(second, data_dir, events)
-                }
-                #[cfg(not(feature = "server"))]
-                ConnectRequest::TryOnThisComputer => {
-                    let _ = (second, data_dir);
-                    events.send(connection::ConnectEvent::Failed(
-                        "This build has no demo server".into(),
-                    ));
-                }
-            }
-        }));
+        self.worker
+            .send(StoreRequest::OpenSecondConnection(ConnectionPurpose::Connect(
+                request,
+            )));
     }
 
     /// Saves the open record's handover document. Pending edits are saved first, so the file
@@ -190,25 +150,21 @@ impl EprApp {
             return;
         };
         self.flush_editor();
-        let events = self.events();
-        self.run_on_store(Box::new(move |store| {
-            let Some(store) = store else { return };
-            let message = match export_to_folder(store, id, revision, format, &folder) {
-                Ok(path) => format!("Saved {}", path.display()),
-                Err(e) => e,
-            };
-            events.send(connection::ConnectEvent::Notice(message));
-        }));
+        self.worker.send(StoreRequest::Export {
+            id,
+            revision,
+            format,
+            folder,
+        });
     }
 
     /// Remembers the theme and idle time (written on the worker thread, not the UI thread).
     pub(super) fn save_prefs(&mut self) {
-        let data_dir = self.data_dir.clone();
         let p = prefs::UiPrefs {
             dark_theme: self.theme == ThemeChoice::Dark,
             idle_lock_minutes: self.config.idle_lock_after.as_secs().div_ceil(60),
         };
-        self.run_on_store(Box::new(move |_| prefs::save(&data_dir, p)));
+        self.worker.send(StoreRequest::SavePrefs(p));
     }
 
     /// A sender for connection events that wakes the window.
@@ -229,15 +185,8 @@ impl EprApp {
         if self.sync.is_some() {
             return;
         }
-        let events = self.events();
-        let data_dir = self.data_dir.clone();
-        self.run_on_store(Box::new(move |store| {
-            if let Some(store) = store
-                && let Ok(second) = store.open_another()
-            {
-                connection::resume_after_unlock(second, data_dir, events);
-            }
-        }));
+        self.worker
+            .send(StoreRequest::OpenSecondConnection(ConnectionPurpose::ResumeSync));
     }
 
     pub fn apply(&mut self, command: Command) {
@@ -297,18 +246,11 @@ impl EprApp {
             }
             Command::DiscardAmendment => {
                 // Unsent edits are dropped, not saved; anything already queued is discarded
-                // by the job, which runs after it on the worker.
+                // by the request, which runs after it on the worker.
                 if let Screen::Editor(ed) = &mut self.screen {
                     ed.save = Default::default();
                     let id = ed.id();
-                    self.run_on_store(Box::new(move |store| {
-                        if let Some(store) = store
-                            && let Err(e) = store.discard_amendment_draft(id)
-                        {
-                            // Reported to the log only; reopening shows the amendment kept.
-                            StoreProblem::report(e);
-                        }
-                    }));
+                    self.worker.send(StoreRequest::DiscardAmendment { id });
                     self.worker.send(StoreRequest::Open { id });
                 }
             }

@@ -6,7 +6,10 @@
 
 use std::time::Instant;
 
+use super::commands::ConnectRequest;
 use super::state::{EprApp, Screen};
+use crate::store::Store;
+use crate::ui::connection::ConnectionPurpose;
 use crate::sync::SyncCommand;
 use crate::ui::editor::{EditorState, Forms, VersionView};
 use crate::ui::problem::StoreProblem;
@@ -47,7 +50,20 @@ impl EprApp {
                 }
                 Err(e) => self.open_failed(created, e),
             },
-            StoreReply::Locked | StoreReply::JobDone => {}
+            StoreReply::Locked | StoreReply::AmendmentDiscarded | StoreReply::PrefsSaved => {}
+            StoreReply::Exported(result) => {
+                if self.user.is_none() {
+                    return;
+                }
+                let message = match result {
+                    Ok(path) => format!("Saved {}", path.display()),
+                    Err(e) => e,
+                };
+                self.handle_connect(connection::ConnectEvent::Notice(message));
+            }
+            StoreReply::SecondConnection { purpose, result } => {
+                self.start_connection_work(purpose, result);
+            }
             StoreReply::Listed {
                 generation,
                 purpose,
@@ -213,6 +229,49 @@ impl EprApp {
                 });
             }
             other => self.screen = Screen::Failed(other.to_string()),
+        }
+    }
+
+    /// Hands a second store connection to the connection work it was opened for.
+    fn start_connection_work(
+        &mut self,
+        purpose: ConnectionPurpose,
+        result: Result<Box<Store>, StoreProblem>,
+    ) {
+        let events = self.events();
+        let data_dir = self.data_dir.clone();
+        let second = match (result, &purpose) {
+            (Ok(store), _) => *store,
+            // Sync after unlock is best effort: the status bar shows the tablet offline.
+            (Err(_), ConnectionPurpose::ResumeSync) => return,
+            (Err(StoreProblem::Locked), ConnectionPurpose::Connect(_)) => {
+                return self.handle_connect(connection::ConnectEvent::Failed(
+                    "The tablet is locked: unlock it and try again".into(),
+                ));
+            }
+            (Err(e), ConnectionPurpose::Connect(_)) => {
+                return self.handle_connect(connection::ConnectEvent::Failed(e.to_string()));
+            }
+        };
+        match purpose {
+            ConnectionPurpose::ResumeSync => {
+                connection::resume_after_unlock(second, data_dir, events)
+            }
+            ConnectionPurpose::Connect(ConnectRequest::Enrol {
+                server_url,
+                enrolment_code,
+            }) => connection::enrol(second, server_url, enrolment_code, events),
+            #[cfg(feature = "server")]
+            ConnectionPurpose::Connect(ConnectRequest::TryOnThisComputer) => {
+                connection::try_on_this_computer(second, data_dir, events)
+            }
+            #[cfg(not(feature = "server"))]
+            ConnectionPurpose::Connect(ConnectRequest::TryOnThisComputer) => {
+                let _ = (second, data_dir);
+                self.handle_connect(connection::ConnectEvent::Failed(
+                    "This build has no demo server".into(),
+                ));
+            }
         }
     }
 
