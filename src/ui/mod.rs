@@ -30,6 +30,7 @@ pub mod prefs;
 pub mod problem;
 pub mod review;
 pub mod status_bar;
+pub mod tasks;
 pub mod theme;
 pub mod top_bar;
 pub mod unlock;

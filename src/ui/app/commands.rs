@@ -203,9 +203,18 @@ impl EprApp {
             Command::Connect(request) => self.connect(request),
             Command::SimulateOutage(outage) => {
                 #[cfg(feature = "server")]
-                if let Some((server, info)) = &mut self.demo {
+                let events = self.events();
+                if let Some(runtime) = self.runtime()
+                    && let Some((server, info)) = &mut self.demo
+                {
                     info.server_running = !outage;
-                    connection::set_demo_server_running(server.clone(), !outage, self.events());
+                    let task = connection::set_demo_server_running(
+                        &runtime,
+                        server.clone(),
+                        !outage,
+                        events,
+                    );
+                    self.tasks.push(task);
                 }
                 #[cfg(not(feature = "server"))]
                 let _ = outage;
@@ -314,10 +323,13 @@ impl EprApp {
                 self.save_prefs();
             }
             Command::OpenReview => {
-                if self.user.is_none() {
+                if self.user.is_none()
+                    && let Some(runtime) = self.runtime()
+                {
                     self.screen = Screen::Review(Box::new(review::ReviewScreen::new(
                         &self.data_dir,
                         self.repaint.clone(),
+                        &runtime,
                     )));
                 }
             }

@@ -27,6 +27,7 @@ impl EprApp {
         while let Ok(event) = self.connect_rx.try_recv() {
             self.handle_connect(event);
         }
+        self.tasks.retain(|t| !t.is_finished());
         // When a sync changed records (acknowledged, decided, refused), the list's badges are
         // stale; a periodic sync that changed nothing does not reload the list.
         if let Some(status) = self.sync.as_ref().map(SyncHandle::status) {

@@ -240,6 +240,9 @@ impl EprApp {
     ) {
         let events = self.events();
         let data_dir = self.data_dir.clone();
+        let Some(runtime) = self.runtime() else {
+            return;
+        };
         let second = match (result, &purpose) {
             (Ok(store), _) => *store,
             // Sync after unlock is best effort: the status bar shows the tablet offline.
@@ -253,26 +256,27 @@ impl EprApp {
                 return self.handle_connect(connection::ConnectEvent::Failed(e.to_string()));
             }
         };
-        match purpose {
+        let task = match purpose {
             ConnectionPurpose::ResumeSync => {
-                connection::resume_after_unlock(second, data_dir, events)
+                connection::resume_after_unlock(&runtime, second, data_dir, events)
             }
             ConnectionPurpose::Connect(ConnectRequest::Enrol {
                 server_url,
                 enrolment_code,
-            }) => connection::enrol(second, server_url, enrolment_code, events),
+            }) => connection::enrol(&runtime, second, server_url, enrolment_code, events),
             #[cfg(feature = "server")]
             ConnectionPurpose::Connect(ConnectRequest::TryOnThisComputer) => {
-                connection::try_on_this_computer(second, data_dir, events)
+                connection::try_on_this_computer(&runtime, second, data_dir, events)
             }
             #[cfg(not(feature = "server"))]
             ConnectionPurpose::Connect(ConnectRequest::TryOnThisComputer) => {
                 let _ = (second, data_dir);
-                self.handle_connect(connection::ConnectEvent::Failed(
+                return self.handle_connect(connection::ConnectEvent::Failed(
                     "This build has no demo server".into(),
                 ));
             }
-        }
+        };
+        self.tasks.push(task);
     }
 
     /// Applies the outcome of connection work (enrolment, demo server, sync start-up, export).

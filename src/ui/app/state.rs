@@ -16,6 +16,7 @@ use crate::sync::SyncHandle;
 use crate::ui::editor::{EditMode, EditorState};
 use crate::ui::list::{self, ListState};
 use crate::ui::problem::StoreProblem;
+use crate::ui::tasks::{Background, TaskGuard};
 use crate::ui::theme::{self, ThemeChoice};
 use crate::ui::unlock::{ConnectForm, FirstRunForm, UnlockForm};
 use crate::ui::worker::{ListPurpose, RepaintSignal, StoreRequest, StoreWorker};
@@ -126,6 +127,12 @@ pub struct EprApp {
     pub(super) notice: Option<String>,
     /// The sync state the list was last refreshed for.
     pub(super) last_sync_seen: Option<SyncSeen>,
+    /// Connection work in flight (enrolment, demo set-up, sync start, outage switch); each
+    /// guard aborts its task when the app is dropped.
+    pub(super) tasks: Vec<TaskGuard>,
+    /// The one runtime all background work runs on (`None` only if it could not start).
+    /// Last, so it is dropped after everything that holds one of its tasks.
+    pub(super) background: Option<Background>,
 }
 
 /// (changes, queued, quarantined, returned): a change means the list's badges moved.
@@ -147,6 +154,7 @@ impl EprApp {
         {
             config.idle_lock_after = p.idle_lock_after();
         }
+        let background = Background::start();
         let (screen, users) = match crate::store::user_names(&data_dir) {
             Ok(users) => (Screen::Unlock(UnlockForm::new(users.clone())), users),
             Err(StoreError::NotInitialised(_)) => {
@@ -156,6 +164,16 @@ impl EprApp {
                 Screen::Failed(StoreProblem::report(e).to_string()),
                 Vec::new(),
             ),
+        };
+        let (screen, background) = match background {
+            Ok(b) => (screen, Some(b)),
+            Err(e) => {
+                tracing::error!("the background runtime could not start: {e}");
+                (
+                    Screen::Failed("The app could not start its background work.".to_owned()),
+                    None,
+                )
+            }
         };
         Self {
             data_dir,
@@ -180,6 +198,8 @@ impl EprApp {
             demo: None,
             notice: None,
             last_sync_seen: None,
+            tasks: Vec::new(),
+            background,
         }
     }
 
@@ -187,6 +207,11 @@ impl EprApp {
     /// across lock and unlock (sync keeps running while the screen is locked).
     pub fn attach_sync(&mut self, handle: SyncHandle) {
         self.sync = Some(handle);
+    }
+
+    /// A handle to the app's runtime, to spawn background work on.
+    pub(super) fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.background.as_ref().and_then(Background::handle)
     }
 
     /// The attached sync engine, if any.
