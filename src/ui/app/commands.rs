@@ -5,16 +5,16 @@
 //! sync commands, connection work). Never draws and never waits.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::state::{EprApp, Screen};
 use crate::sync::SyncCommand;
+use crate::ui::connection::ConnectionPurpose;
 use crate::ui::editor::EditorState;
 use crate::ui::theme::ThemeChoice;
 use crate::ui::unlock::{FirstRunForm, UnlockForm};
-use crate::ui::connection::ConnectionPurpose;
 use crate::ui::worker::StoreRequest;
 use crate::ui::{connection, prefs, review};
 
@@ -137,10 +137,9 @@ impl EprApp {
                 }
             });
         }
-        self.worker
-            .send(StoreRequest::OpenSecondConnection(ConnectionPurpose::Connect(
-                request,
-            )));
+        self.worker.send(StoreRequest::OpenSecondConnection(
+            ConnectionPurpose::Connect(request),
+        ));
     }
 
     /// Saves the open record's handover document. Pending edits are saved first, so the file
@@ -185,8 +184,9 @@ impl EprApp {
         if self.sync.is_some() {
             return;
         }
-        self.worker
-            .send(StoreRequest::OpenSecondConnection(ConnectionPurpose::ResumeSync));
+        self.worker.send(StoreRequest::OpenSecondConnection(
+            ConnectionPurpose::ResumeSync,
+        ));
     }
 
     pub fn apply(&mut self, command: Command) {
@@ -233,7 +233,7 @@ impl EprApp {
                 self.list.search = text;
                 self.list.apply_search();
                 self.list.nhs_generation = None;
-                self.schedule_nhs_search(Instant::now());
+                self.schedule_nhs_search(self.now);
             }
             Command::NewRecord => {
                 let user = self.user.clone().unwrap_or_default();

@@ -11,8 +11,11 @@ use crate::ui::worker::{ListPurpose, StoreRequest};
 use crate::ui::{editor, list, review, status_bar, theme, top_bar, unlock};
 
 impl EprApp {
-    /// The non-drawing work of one frame. `now` is passed in so tests can reason about time.
+    /// The non-drawing work of one frame. `now` is passed in (the window passes the wall
+    /// clock, tests a clock they advance): every timer (idle lock, supervisor sign-out,
+    /// autosave, the NHS-number search) reads it, and [`EprApp::draw`] dates edits with it.
     pub fn logic_at(&mut self, ctx: &egui::Context, now: Instant) {
+        self.now = now;
         let _ = self.repaint.set(ctx.clone());
         if self.styled_ctx.as_ref() != Some(ctx) {
             theme::install(ctx, self.theme);
@@ -147,7 +150,7 @@ impl EprApp {
                     self.timings.list_drawn_at = Some(Instant::now());
                 }
             }
-            Screen::Editor(ed) => editor::editor_ui(ui, ed, &mut commands),
+            Screen::Editor(ed) => editor::editor_ui(ui, ed, self.now, &mut commands),
             Screen::Review(r) => {
                 let mut asked = Vec::new();
                 review::review_ui(ui, r, &mut asked);

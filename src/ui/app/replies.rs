@@ -9,8 +9,8 @@ use std::time::Instant;
 use super::commands::ConnectRequest;
 use super::state::{EprApp, Screen};
 use crate::store::Store;
-use crate::ui::connection::ConnectionPurpose;
 use crate::sync::SyncCommand;
+use crate::ui::connection::ConnectionPurpose;
 use crate::ui::editor::{EditorState, Forms, VersionView};
 use crate::ui::problem::StoreProblem;
 use crate::ui::unlock::{ConnectForm, FirstRunForm, UnlockForm};
@@ -34,7 +34,7 @@ impl EprApp {
                         self.users = vec![user.clone()];
                     }
                     self.user = Some(user);
-                    self.last_activity = Instant::now();
+                    self.last_activity = self.now;
                     self.screen = if created {
                         Screen::ConnectChoice(ConnectForm::default())
                     } else {
@@ -156,7 +156,7 @@ impl EprApp {
                         Err(e) => {
                             // Keep the edits marked unsaved so the next edit or flush retries.
                             ed.save.error = Some(widgets::sentence(&e.to_string()));
-                            ed.save.mark_edited(Instant::now());
+                            ed.save.mark_edited(self.now);
                         }
                     }
                 }

@@ -112,6 +112,9 @@ pub struct EprApp {
     pub(super) users: Vec<String>,
     pub(super) theme: ThemeChoice,
     pub(super) styled_ctx: Option<egui::Context>,
+    /// The time of the current frame, as given to `logic_at`. Timers read this, never the
+    /// wall clock, so tests can advance time instead of sleeping.
+    pub(super) now: Instant,
     pub(super) last_activity: Instant,
     /// The record to reopen after unlocking (its id only: no patient data is kept).
     pub(super) resume_record: Option<Uuid>,
@@ -154,6 +157,8 @@ impl EprApp {
         {
             config.idle_lock_after = p.idle_lock_after();
         }
+        // Only the starting value: from the first frame on, `logic_at` sets the time.
+        let now = Instant::now();
         let background = Background::start();
         let (screen, users) = match crate::store::user_names(&data_dir) {
             Ok(users) => (Screen::Unlock(UnlockForm::new(users.clone())), users),
@@ -189,7 +194,8 @@ impl EprApp {
                 .map(prefs::UiPrefs::theme)
                 .unwrap_or(ThemeChoice::Light),
             styled_ctx: None,
-            last_activity: Instant::now(),
+            now,
+            last_activity: now,
             resume_record: None,
             pending_notice: None,
             timings: Timings::default(),
@@ -289,6 +295,26 @@ impl EprApp {
             && !self.sync.as_ref().is_some_and(|s| s.status().sending)
     }
 
+    /// When the next debounce timer fires (autosave of the open record, the NHS-number
+    /// search), on the clock given to `logic_at`. Tests advance their clock to it.
+    pub fn next_timer_due(&self) -> Option<Instant> {
+        let autosave = self.editor().and_then(|ed| {
+            let (quiet, max_wait) = (self.config.autosave_quiet, self.config.autosave_max_wait);
+            ed.save
+                .time_until_due(self.now, quiet, max_wait)
+                .map(|d| self.now + d)
+        });
+        match (autosave, self.list.nhs_query_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Connection tasks still running (enrolment, demo set-up, sync start, outage switch).
+    pub fn background_tasks(&self) -> usize {
+        self.tasks.iter().filter(|t| !t.is_finished()).count()
+    }
+
     /// True while a user has the store unlocked.
     pub fn is_unlocked(&self) -> bool {
         self.user.is_some()
@@ -341,7 +367,7 @@ impl EprApp {
             purpose: ListPurpose::All,
         });
         self.worker.send(StoreRequest::Counts);
-        self.schedule_nhs_search(Instant::now());
+        self.schedule_nhs_search(self.now);
     }
 
     /// Debounces the store query for NHS-number digits in the search.
