@@ -3,7 +3,8 @@
 //! Owns: running the real hosted server (the same `server` code, SQLite in the app's data
 //! directory, listening on 127.0.0.1 only) inside the crew app, stopping and restarting it on
 //! the same port for "Simulate server outage", and the demo set-up (enrolment code, supervisor
-//! account). It is wiring between the `server` and the app, like a binary: the `ui` and `sync`
+//! account). It runs on the runtime it is given (the app's one runtime) and never makes one
+//! of its own. It is wiring between the `server` and the app, like a binary: the `ui` and `sync`
 //! rooms never import `server` themselves.
 
 use std::net::SocketAddr;
@@ -20,8 +21,6 @@ pub const DEMO_DB_FILE: &str = "demo-server.db";
 /// Why the local server could not start or act.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalServerError {
-    #[error("the demo server could not start its runtime: {0}")]
-    Runtime(std::io::Error),
     #[error("the demo server could not listen on 127.0.0.1:{port}: {source}")]
     Listen { port: u16, source: std::io::Error },
     #[error("the demo server's database could not be opened: {0}")]
@@ -30,9 +29,10 @@ pub enum LocalServerError {
     Admin(String),
 }
 
-/// A running (or paused) in-process server.
+/// A running (or paused) in-process server. Its listener is a task on the runtime it was
+/// opened on (the app's one runtime); dropping the server aborts that task.
 pub struct LocalServer {
-    runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Handle,
     storage: Arc<dyn Storage>,
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -50,18 +50,17 @@ impl std::fmt::Debug for LocalServer {
 
 impl LocalServer {
     /// Starts a server on 127.0.0.1:`port` (0 picks a free port below the kernel's ephemeral
-    /// range, see [`pick_port`]) with its database in `data_dir`.
-    pub fn start(data_dir: &Path, port: u16) -> Result<Self, LocalServerError> {
+    /// range, see [`pick_port`]) with its database in `data_dir`. The listener runs as a task
+    /// on `runtime`; call this from a task on that runtime.
+    pub async fn start_on(
+        runtime: tokio::runtime::Handle,
+        data_dir: &Path,
+        port: u16,
+    ) -> Result<Self, LocalServerError> {
         let port = if port == 0 { pick_port() } else { port };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("epr-demo-server")
-            .enable_all()
-            .build()
-            .map_err(LocalServerError::Runtime)?;
         let url = format!("sqlite://{}", data_dir.join(DEMO_DB_FILE).display());
-        let storage = runtime
-            .block_on(server::open_storage(&url))
+        let storage = server::open_storage(&url)
+            .await
             .map_err(|e| LocalServerError::Storage(e.to_string()))?;
         let mut me = Self {
             runtime,
@@ -70,7 +69,7 @@ impl LocalServer {
             stop: None,
             task: None,
         };
-        me.resume()?;
+        me.resume().await?;
         Ok(me)
     }
 
@@ -90,26 +89,29 @@ impl LocalServer {
     }
 
     /// Stops accepting requests, letting in-flight ones finish (at most a few seconds).
-    pub fn pause(&mut self) {
+    pub async fn pause(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            let _ = self
-                .runtime
-                .block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await });
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
         }
     }
 
     /// Listens again on the same address.
-    pub fn resume(&mut self) -> Result<(), LocalServerError> {
+    pub async fn resume(&mut self) -> Result<(), LocalServerError> {
         if self.is_running() {
             return Ok(());
         }
         let addr = self.addr;
-        let listener = self
-            .runtime
-            .block_on(tokio::net::TcpListener::bind(addr))
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
             .map_err(|source| LocalServerError::Listen {
                 port: addr.port(),
                 source,
@@ -137,27 +139,28 @@ impl LocalServer {
     }
 
     /// A one-time enrolment code for this computer's crew app.
-    pub fn enrolment_code(&self, device_name: &str) -> Result<String, LocalServerError> {
-        self.runtime
-            .block_on(admin::create_enrolment_code(
-                self.storage.as_ref(),
-                device_name,
-            ))
+    pub async fn enrolment_code(&self, device_name: &str) -> Result<String, LocalServerError> {
+        admin::create_enrolment_code(self.storage.as_ref(), device_name)
+            .await
             .map(|c| c.code)
             .map_err(|e| LocalServerError::Admin(e.to_string()))
     }
 
     /// Adds the demo supervisor account.
-    pub fn add_supervisor(&self, username: &str, password: &str) -> Result<(), LocalServerError> {
-        self.runtime
-            .block_on(admin::add_user(
-                self.storage.as_ref(),
-                username,
-                admin::Role::Supervisor,
-                password,
-                KdfParams::INTERACTIVE,
-            ))
-            .map_err(|e| LocalServerError::Admin(e.to_string()))
+    pub async fn add_supervisor(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<(), LocalServerError> {
+        admin::add_user(
+            self.storage.as_ref(),
+            username,
+            admin::Role::Supervisor,
+            password,
+            KdfParams::INTERACTIVE,
+        )
+        .await
+        .map_err(|e| LocalServerError::Admin(e.to_string()))
     }
 }
 
@@ -179,7 +182,13 @@ pub fn pick_port() -> u16 {
 }
 
 impl Drop for LocalServer {
+    /// The drop guard: the listener task ends with the server (in-flight requests are cut).
     fn drop(&mut self) {
-        self.pause();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }

@@ -350,13 +350,16 @@ fn idle_lock_after_the_configured_time_keeps_sync_attached() {
     h.state_mut()
         .attach_sync(SyncHandle::new(sync_tx, status_rx));
     unlock(&mut h);
-    let start = Instant::now();
-    while screen(&h) != "unlock" {
-        assert!(start.elapsed() < Duration::from_secs(5), "did not lock");
-        std::thread::sleep(Duration::from_millis(20));
-        h.step();
-    }
+    support::ui::advance(Duration::from_millis(299));
     h.run();
+    assert_eq!(
+        screen(&h),
+        "records",
+        "not locked before the idle time is up"
+    );
+    support::ui::advance(Duration::from_millis(1));
+    h.run();
+    assert_eq!(screen(&h), "unlock", "locked once the idle time is up");
     h.get_by_label_contains("without use");
     assert!(h.state().sync_handle().is_some(), "sync keeps running");
     assert!(h.state().is_unlocked().eq(&false));

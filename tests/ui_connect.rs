@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::server::{self, ServerConfig, admin};
 use ambulance_epr::sync::SyncStatus;
@@ -63,7 +61,7 @@ fn try_it_on_this_computer_syncs_simulates_an_outage_and_comes_back_after_restar
     // Outage: the crew's workflow does not change, the banner does.
     h.get_by_label("Simulate server outage").click();
     h.step();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(&mut h, "the outage switch", |a| a.background_tasks() == 0);
     h.get_by_role_and_label(Role::Button, "Sync now").click();
     wait_until(&mut h, "the outage to show", |a| {
         a.sync_handle().map(|s| s.status().reachable) == Some(Some(false))
@@ -71,7 +69,7 @@ fn try_it_on_this_computer_syncs_simulates_an_outage_and_comes_back_after_restar
     assert!(status(&h).banner().starts_with("Offline"));
     h.get_by_label("Simulate server outage").click();
     h.step();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(&mut h, "the outage switch", |a| a.background_tasks() == 0);
     h.get_by_role_and_label(Role::Button, "Sync now").click();
     wait_until(&mut h, "the server to be back", |a| {
         a.sync_handle().map(|s| s.status().reachable) == Some(Some(true))

@@ -150,15 +150,35 @@ pub async fn enroll(
     code: &str,
     device_name: &str,
 ) -> Result<Uuid, SyncError> {
-    let client = ApiClient::new(server_url, Duration::from_secs(20))?;
     let public_key = store.signing_key()?.public_key_base64();
-    let response = client
+    let response = request_enrolment(server_url, code, device_name, public_key).await?;
+    remember_enrolment(store, server_url, &response)
+}
+
+/// The network half of [`enroll`]: it holds no store, so a task that owns its connection can
+/// await it on a multi-thread runtime (a `&Store` cannot cross an await there).
+pub async fn request_enrolment(
+    server_url: &str,
+    code: &str,
+    device_name: &str,
+    public_key: String,
+) -> Result<crate::protocol::EnrollResponse, SyncError> {
+    let client = ApiClient::new(server_url, Duration::from_secs(20))?;
+    Ok(client
         .enroll(&EnrollRequest {
             code: code.trim().to_owned(),
             device_name: device_name.to_owned(),
             public_key,
         })
-        .await?;
+        .await?)
+}
+
+/// The store half of [`enroll`]: keeps what the server issued inside the encrypted store.
+pub fn remember_enrolment(
+    store: &Store,
+    server_url: &str,
+    response: &crate::protocol::EnrollResponse,
+) -> Result<Uuid, SyncError> {
     store.set_setting(SERVER_URL, server_url.trim_end_matches('/'))?;
     store.set_setting(DEVICE_ID, &response.device_id.to_string())?;
     store.set_setting(DEVICE_TOKEN, &response.device_token)?;
@@ -530,8 +550,25 @@ pub fn backoff_ceiling(config: &SyncConfig, failures: u32) -> Duration {
     ceiling.min(config.backoff_cap)
 }
 
-/// Starts the engine on its own thread (with a small tokio runtime) over a second connection
+/// Starts the engine as a task on `runtime` (the app's one runtime) over a second connection
 /// to `store`. `notify` is called after each status change (the UI passes `request_repaint`).
+/// Dropping the returned handle aborts the task.
+pub fn start_on(
+    runtime: &tokio::runtime::Handle,
+    store: &Store,
+    config: SyncConfig,
+    notify: Arc<dyn Fn() + Send + Sync>,
+) -> Result<SyncHandle, SyncError> {
+    let own = store.open_another()?;
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (status_tx, status_rx) = watch::channel(SyncStatus::default());
+    let engine = Engine::new(own, config);
+    let task = runtime.spawn(engine.run(cmd_rx, status_tx, notify));
+    Ok(SyncHandle::new(cmd_tx, status_rx).aborting_on_drop(task.abort_handle()))
+}
+
+/// Starts the engine on its own thread (with a small tokio runtime) over a second connection
+/// to `store`, for callers without a runtime (the CLI, tests). `notify` is called after each status change (the UI passes `request_repaint`).
 pub fn start(
     store: &Store,
     config: SyncConfig,

@@ -17,5 +17,5 @@ pub mod engine;
 pub mod review;
 
 pub use client::{ApiClient, RequestError};
-pub use engine::{CycleReport, Engine, SyncConfig, SyncError, enroll, start};
+pub use engine::{CycleReport, Engine, SyncConfig, SyncError, enroll, start, start_on};
 pub use review::{ReviewClient, ReviewError};

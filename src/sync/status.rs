@@ -102,11 +102,13 @@ pub enum SyncCommand {
     Shutdown,
 }
 
-/// The UI's end of the engine: read status, send commands. Dropping it stops the engine.
+/// The UI's end of the engine: read status, send commands. Dropping it stops the engine (and
+/// aborts its task, when the engine runs on a shared runtime).
 #[derive(Debug)]
 pub struct SyncHandle {
     commands: mpsc::UnboundedSender<SyncCommand>,
     status: watch::Receiver<SyncStatus>,
+    task: Option<tokio::task::AbortHandle>,
 }
 
 impl SyncHandle {
@@ -115,7 +117,18 @@ impl SyncHandle {
         commands: mpsc::UnboundedSender<SyncCommand>,
         status: watch::Receiver<SyncStatus>,
     ) -> Self {
-        Self { commands, status }
+        Self {
+            commands,
+            status,
+            task: None,
+        }
+    }
+
+    /// The handle also guards the engine's task: dropping it aborts the task, so an engine
+    /// on the app's shared runtime never outlives its owner.
+    pub fn aborting_on_drop(mut self, task: tokio::task::AbortHandle) -> Self {
+        self.task = Some(task);
+        self
     }
 
     /// The latest status (never blocks).
@@ -137,6 +150,9 @@ impl SyncHandle {
 impl Drop for SyncHandle {
     fn drop(&mut self) {
         let _ = self.commands.send(SyncCommand::Shutdown);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 

@@ -2,17 +2,21 @@
 //! server ("Try it on this computer"), starting the sync engine after unlock, and
 //! "Simulate server outage".
 //!
-//! Everything here that touches the network or waits runs on its own thread and reports back
-//! as a [`ConnectEvent`] over a channel, then asks for a repaint: the window never waits.
+//! Everything here that touches the network or waits is a task on the app's one runtime (a
+//! [`tokio::runtime::Handle`] passed in), held by a [`TaskGuard`] the app keeps, and reports
+//! back as a [`ConnectEvent`] over a channel, then asks for a repaint: the window never waits.
 //! The store is reached through a second connection opened on the store worker
 //! (`Store::open_another`), so no key derivation happens again.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 
+use tokio::runtime::Handle;
+
+use super::tasks::TaskGuard;
 use crate::store::Store;
-use crate::sync::{SyncConfig, SyncHandle};
+use crate::sync::{SyncConfig, SyncError, SyncHandle};
 
 #[cfg(feature = "server")]
 use crate::local_server::LocalServer;
@@ -24,12 +28,12 @@ pub const DEMO_SUPERVISOR_PASSWORD: &str = "demo_supervisor_password";
 /// The demo supervisor's user name.
 pub const DEMO_SUPERVISOR: &str = "supervisor";
 
-/// The demo server, shared between the UI (for the outage switch) and its worker threads.
+/// The demo server, shared between the UI (for the outage switch) and its tasks.
 #[cfg(feature = "server")]
-pub type SharedLocalServer = Arc<Mutex<LocalServer>>;
+pub type SharedLocalServer = Arc<tokio::sync::Mutex<LocalServer>>;
 /// Without the server feature there is no demo server.
 #[cfg(not(feature = "server"))]
-pub type SharedLocalServer = Arc<Mutex<()>>;
+pub type SharedLocalServer = Arc<()>;
 
 /// What the demo panel shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +43,16 @@ pub struct DemoInfo {
     pub supervisor_password: String,
     /// False while "Simulate server outage" is on.
     pub server_running: bool,
+}
+
+/// What a second store connection is opened for (see
+/// [`crate::ui::worker::StoreRequest::OpenSecondConnection`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionPurpose {
+    /// The first-run choice: enrol with a server, or the demo server on this computer.
+    Connect(crate::ui::ConnectRequest),
+    /// Unlocked: start sync if this tablet is enrolled.
+    ResumeSync,
 }
 
 /// Results of connection work, applied by the app in `logic`.
@@ -84,30 +98,18 @@ impl Events {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("could not start networking: {e}"))
-}
-
-/// Enrols with a trust's server using a one-time code, then starts sync.
-pub fn enrol(store: Store, server_url: String, code: String, events: Events) {
-    std::thread::spawn(move || {
-        let result = (|| -> Result<SyncHandle, String> {
-            let url = server_url.trim().trim_end_matches('/').to_owned();
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(
-                    "the server address must start with https:// (or http:// on a test network)"
-                        .into(),
-                );
-            }
-            let rt = runtime()?;
-            rt.block_on(crate::sync::enroll(&store, &url, &code, "crew tablet"))
-                .map_err(|e| format!("enrolment failed: {e}"))?;
-            crate::sync::start(&store, SyncConfig::default(), events.notify())
-                .map_err(|e| format!("sync could not start: {e}"))
-        })();
+/// Enrols with a trust's server using a one-time code, then starts sync. Runs as a task on
+/// `runtime`; the outcome arrives as a [`ConnectEvent`].
+pub fn enrol(
+    runtime: &Handle,
+    store: Store,
+    server_url: String,
+    code: String,
+    events: Events,
+) -> TaskGuard {
+    let rt = runtime.clone();
+    TaskGuard::spawn(runtime, async move {
+        let result = enrol_and_start(&rt, store, &server_url, &code, &events).await;
         events.send(match result {
             Ok(handle) => ConnectEvent::Ready {
                 handle,
@@ -118,58 +120,49 @@ pub fn enrol(store: Store, server_url: String, code: String, events: Events) {
             },
             Err(message) => ConnectEvent::Failed(message),
         });
-    });
+    })
+}
+
+async fn enrol_and_start(
+    runtime: &Handle,
+    store: Store,
+    server_url: &str,
+    code: &str,
+    events: &Events,
+) -> Result<SyncHandle, String> {
+    let url = server_url.trim().trim_end_matches('/').to_owned();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(
+            "the server address must start with https:// (or http:// on a test network)".into(),
+        );
+    }
+    let failed = |e: SyncError| format!("enrolment failed: {e}");
+    let public_key = public_key(&store).map_err(failed)?;
+    let response = crate::sync::engine::request_enrolment(&url, code, "crew tablet", public_key)
+        .await
+        .map_err(failed)?;
+    crate::sync::engine::remember_enrolment(&store, &url, &response).map_err(failed)?;
+    crate::sync::start_on(runtime, &store, SyncConfig::default(), events.notify())
+        .map_err(|e| format!("sync could not start: {e}"))
+}
+
+/// The device's public key, sent with the enrolment code.
+fn public_key(store: &Store) -> Result<String, SyncError> {
+    Ok(store.signing_key()?.public_key_base64())
 }
 
 /// "Try it on this computer": starts the in-process server, enrols with it, creates a demo
-/// supervisor, adds synthetic records and starts sync.
+/// supervisor, adds synthetic records and starts sync. Runs as a task on `runtime`.
 #[cfg(feature = "server")]
-pub fn try_on_this_computer(mut store: Store, data_dir: PathBuf, events: Events) {
-    std::thread::spawn(move || {
-        let result = (|| -> Result<(SyncHandle, SharedLocalServer, DemoInfo), String> {
-            let server = LocalServer::start(&data_dir, 0).map_err(|e| e.to_string())?;
-            let code = server
-                .enrolment_code("This computer")
-                .map_err(|e| e.to_string())?;
-            let rt = runtime()?;
-            rt.block_on(crate::sync::enroll(
-                &store,
-                &server.url(),
-                &code,
-                "This computer",
-            ))
-            .map_err(|e| format!("enrolment with the demo server failed: {e}"))?;
-            let token = crate::crypto::new_token().map_err(|e| e.to_string())?;
-            let password: String = token
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .take(12)
-                .collect();
-            server
-                .add_supervisor(DEMO_SUPERVISOR, &password)
-                .map_err(|e| e.to_string())?;
-            store
-                .set_setting(DEMO_PORT, &server.port().to_string())
-                .map_err(|e| super::problem::StoreProblem::report(e).to_string())?;
-            store
-                .set_setting(DEMO_SUPERVISOR_PASSWORD, &password)
-                .map_err(|e| super::problem::StoreProblem::report(e).to_string())?;
-            crate::demo::add_demo_data(&mut store, 30, rand::random()).map_err(|e| {
-                format!(
-                    "demo records could not be added: {}",
-                    super::problem::StoreProblem::report(e)
-                )
-            })?;
-            let handle = crate::sync::start(&store, SyncConfig::default(), events.notify())
-                .map_err(|e| format!("sync could not start: {e}"))?;
-            let info = DemoInfo {
-                server_url: server.url(),
-                supervisor_user: DEMO_SUPERVISOR.to_owned(),
-                supervisor_password: password,
-                server_running: true,
-            };
-            Ok((handle, Arc::new(Mutex::new(server)), info))
-        })();
+pub fn try_on_this_computer(
+    runtime: &Handle,
+    store: Store,
+    data_dir: PathBuf,
+    events: Events,
+) -> TaskGuard {
+    let rt = runtime.clone();
+    TaskGuard::spawn(runtime, async move {
+        let result = set_up_demo(&rt, store, &data_dir, &events).await;
         events.send(match result {
             Ok((handle, server, info)) => ConnectEvent::Ready {
                 handle,
@@ -181,13 +174,83 @@ pub fn try_on_this_computer(mut store: Store, data_dir: PathBuf, events: Events)
             },
             Err(message) => ConnectEvent::Failed(message),
         });
-    });
+    })
+}
+
+#[cfg(feature = "server")]
+async fn set_up_demo(
+    runtime: &Handle,
+    store: Store,
+    data_dir: &std::path::Path,
+    events: &Events,
+) -> Result<(SyncHandle, SharedLocalServer, DemoInfo), String> {
+    use super::problem::StoreProblem;
+    let server = LocalServer::start_on(runtime.clone(), data_dir, 0)
+        .await
+        .map_err(|e| e.to_string())?;
+    let code = server
+        .enrolment_code("This computer")
+        .await
+        .map_err(|e| e.to_string())?;
+    let failed = |e: SyncError| format!("enrolment with the demo server failed: {e}");
+    let public_key = public_key(&store).map_err(failed)?;
+    let response =
+        crate::sync::engine::request_enrolment(&server.url(), &code, "This computer", public_key)
+            .await
+            .map_err(failed)?;
+    crate::sync::engine::remember_enrolment(&store, &server.url(), &response).map_err(failed)?;
+    let token = crate::crypto::new_token().map_err(|e| e.to_string())?;
+    let password: String = token
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    server
+        .add_supervisor(DEMO_SUPERVISOR, &password)
+        .await
+        .map_err(|e| e.to_string())?;
+    store
+        .set_setting(DEMO_PORT, &server.port().to_string())
+        .map_err(|e| StoreProblem::report(e).to_string())?;
+    store
+        .set_setting(DEMO_SUPERVISOR_PASSWORD, &password)
+        .map_err(|e| StoreProblem::report(e).to_string())?;
+    // Thirty signed records are a few hundred milliseconds of SQLCipher work: off the
+    // runtime's worker threads.
+    let seed: u64 = rand::random();
+    let store = tokio::task::spawn_blocking(move || {
+        let mut store = store;
+        crate::demo::add_demo_data(&mut store, 30, seed).map(|_| store)
+    })
+    .await
+    .map_err(|_| "demo records could not be added: the task stopped".to_owned())?
+    .map_err(|e| {
+        format!(
+            "demo records could not be added: {}",
+            StoreProblem::report(e)
+        )
+    })?;
+    let handle = crate::sync::start_on(runtime, &store, SyncConfig::default(), events.notify())
+        .map_err(|e| format!("sync could not start: {e}"))?;
+    let info = DemoInfo {
+        server_url: server.url(),
+        supervisor_user: DEMO_SUPERVISOR.to_owned(),
+        supervisor_password: password,
+        server_running: true,
+    };
+    Ok((handle, Arc::new(tokio::sync::Mutex::new(server)), info))
 }
 
 /// After unlock: if this tablet is enrolled, start sync (and the demo server first, in demo
-/// mode). Does nothing for a tablet that works offline.
-pub fn resume_after_unlock(store: Store, data_dir: PathBuf, events: Events) {
-    std::thread::spawn(move || {
+/// mode). Does nothing for a tablet that works offline. Runs as a task on `runtime`.
+pub fn resume_after_unlock(
+    runtime: &Handle,
+    store: Store,
+    data_dir: PathBuf,
+    events: Events,
+) -> TaskGuard {
+    let rt = runtime.clone();
+    TaskGuard::spawn(runtime, async move {
         let enrolled = store
             .setting(crate::sync::engine::SERVER_URL)
             .ok()
@@ -201,26 +264,27 @@ pub fn resume_after_unlock(store: Store, data_dir: PathBuf, events: Events) {
         #[cfg(feature = "server")]
         if let Ok(Some(port)) = store.setting(DEMO_PORT) {
             let port: u16 = port.parse().unwrap_or(0);
-            match LocalServer::start(&data_dir, port) {
+            let password = store
+                .setting(DEMO_SUPERVISOR_PASSWORD)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            match LocalServer::start_on(rt.clone(), &data_dir, port).await {
                 Ok(server) => {
                     let info = DemoInfo {
                         server_url: server.url(),
                         supervisor_user: DEMO_SUPERVISOR.to_owned(),
-                        supervisor_password: store
-                            .setting(DEMO_SUPERVISOR_PASSWORD)
-                            .ok()
-                            .flatten()
-                            .unwrap_or_default(),
+                        supervisor_password: password,
                         server_running: true,
                     };
-                    demo = Some((Arc::new(Mutex::new(server)), info));
+                    demo = Some((Arc::new(tokio::sync::Mutex::new(server)), info));
                 }
                 Err(e) => notice = Some(format!("{e}. Records stay queued on this tablet.")),
             }
         }
         #[cfg(not(feature = "server"))]
         let _ = &data_dir;
-        match crate::sync::start(&store, SyncConfig::default(), events.notify()) {
+        match crate::sync::start_on(&rt, &store, SyncConfig::default(), events.notify()) {
             Ok(handle) => events.send(ConnectEvent::Ready {
                 handle,
                 demo,
@@ -228,28 +292,30 @@ pub fn resume_after_unlock(store: Store, data_dir: PathBuf, events: Events) {
             }),
             Err(e) => events.send(ConnectEvent::Failed(format!("sync could not start: {e}"))),
         }
-    });
+    })
 }
 
-/// Turns "Simulate server outage" on (`running = false`) or off.
+/// Turns "Simulate server outage" on (`running = false`) or off. Runs as a task on `runtime`.
 #[cfg(feature = "server")]
-pub fn set_demo_server_running(server: SharedLocalServer, running: bool, events: Events) {
-    std::thread::spawn(move || {
-        let message = match server.lock() {
-            Ok(mut s) => {
-                if running {
-                    s.resume().err().map(|e| e.to_string())
-                } else {
-                    s.pause();
-                    None
-                }
-            }
-            Err(_) => Some("the demo server is unavailable".to_owned()),
+pub fn set_demo_server_running(
+    runtime: &Handle,
+    server: SharedLocalServer,
+    running: bool,
+    events: Events,
+) -> TaskGuard {
+    TaskGuard::spawn(runtime, async move {
+        let mut s = server.lock().await;
+        let message = if running {
+            s.resume().await.err().map(|e| e.to_string())
+        } else {
+            s.pause().await;
+            None
         };
-        let now_running = server.lock().map(|s| s.is_running()).unwrap_or(false);
+        let now_running = s.is_running();
+        drop(s);
         events.send(ConnectEvent::DemoServer {
             running: now_running,
             message,
         });
-    });
+    })
 }

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::connection::ConnectionPurpose;
+use super::export::{ExportFormat, export_to_folder};
+use super::prefs::{self, UiPrefs};
 use super::problem::StoreProblem;
 use crate::model::{Decision, Encounter};
 use crate::store::audit::Action;
@@ -26,11 +29,6 @@ use crate::store::{
     EncounterSummary, FeedbackEntry, ListFilter, SaveReceipt, StatusCounts, Store, StoreError,
     SyncState, VersionInfo,
 };
-
-/// A job run on the worker thread with the unlocked store. The seam for work the screens do
-/// not know about (enrolment, opening a second connection for the sync engine): the closure
-/// reports its own result, for example over its own channel.
-pub type StoreJob = Box<dyn FnOnce(Option<&mut Store>) + Send>;
 
 /// What the app asks of the store.
 pub enum StoreRequest {
@@ -69,8 +67,22 @@ pub enum StoreRequest {
     },
     /// One earlier version, to view read-only.
     Version { id: Uuid, revision: u64 },
-    /// Arbitrary work with the store (see [`StoreJob`]).
-    Job(StoreJob),
+    /// Throw away the unsigned amendment of a signed record (errors go to the log only:
+    /// reopening shows the amendment kept).
+    DiscardAmendment { id: Uuid },
+    /// Save one version's handover document into `folder` and audit the export.
+    Export {
+        id: Uuid,
+        revision: Option<u64>,
+        format: ExportFormat,
+        folder: String,
+    },
+    /// Remember the theme and idle time (a small file beside the store, written here so the
+    /// UI thread never touches the disk).
+    SavePrefs(UiPrefs),
+    /// Open a second connection to the unlocked store (no key derivation again) and hand it
+    /// back, for work that runs beside the worker: enrolment, the demo set-up, the sync engine.
+    OpenSecondConnection(ConnectionPurpose),
 }
 
 /// A record as the editor opens it.
@@ -134,7 +146,15 @@ pub enum StoreReply {
         revision: u64,
         result: Result<Box<Encounter>, StoreProblem>,
     },
-    JobDone,
+    AmendmentDiscarded,
+    /// The file written, or what went wrong in words for the crew.
+    Exported(Result<PathBuf, String>),
+    PrefsSaved,
+    /// A second store connection (boxed: the store is large), with what it was asked for.
+    SecondConnection {
+        purpose: ConnectionPurpose,
+        result: Result<Box<Store>, StoreProblem>,
+    },
 }
 
 /// Where the worker finds the egui context to wake the window. Set by the app on its first
@@ -354,10 +374,35 @@ fn handle(
                 None => Err(locked()),
             }),
         },
-        StoreRequest::Job(job) => {
-            job(store.as_mut());
-            StoreReply::JobDone
+        StoreRequest::DiscardAmendment { id } => {
+            let result = match store.as_mut() {
+                Some(s) => s.discard_amendment_draft(id),
+                None => Err(locked()),
+            };
+            // Reported to the log only; reopening shows the amendment kept.
+            let _ = shown(result);
+            StoreReply::AmendmentDiscarded
         }
+        StoreRequest::Export {
+            id,
+            revision,
+            format,
+            folder,
+        } => StoreReply::Exported(match store.as_mut() {
+            Some(s) => export_to_folder(s, id, revision, format, &folder),
+            None => Err(StoreProblem::Locked.to_string()),
+        }),
+        StoreRequest::SavePrefs(p) => {
+            prefs::save(data_dir, p);
+            StoreReply::PrefsSaved
+        }
+        StoreRequest::OpenSecondConnection(purpose) => StoreReply::SecondConnection {
+            purpose,
+            result: shown(match store.as_ref() {
+                Some(s) => s.open_another().map(Box::new),
+                None => Err(locked()),
+            }),
+        },
     }
 }
 

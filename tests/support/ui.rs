@@ -1,20 +1,45 @@
 //! Driving the crew app headless through egui_kittest: the real `EprApp`, its store worker
 //! and real stores; no window.
+//!
+//! Time is the test's: each test thread has a clock the harness gives to `logic_at`, and it
+//! moves only when [`advance`] (or [`settle`], up to the app's next debounce timer) moves it.
+//! Real waiting is left only for real background work (the store worker, servers).
 
+use std::cell::Cell;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ambulance_epr::ui::{AppConfig, EprApp};
 use egui_kittest::Harness;
 
-/// The app for `dir`, 1280×800 points.
+thread_local! {
+    /// The time the app sees on this test thread.
+    static CLOCK: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// This thread's test clock (it starts at the first reading).
+pub fn now() -> Instant {
+    CLOCK.with(|c| {
+        let t = c.get().unwrap_or_else(Instant::now);
+        c.set(Some(t));
+        t
+    })
+}
+
+/// Moves this thread's test clock forward.
+pub fn advance(by: Duration) {
+    let t = now() + by;
+    CLOCK.with(|c| c.set(Some(t)));
+}
+
+/// The app for `dir`, 1280×800 points, on this thread's test clock.
 pub fn harness(dir: &Path, config: AppConfig) -> Harness<'static, EprApp> {
     let app = EprApp::new(dir.to_owned(), config);
     Harness::builder()
         .with_size([1280.0, 800.0])
         .build_ui_state(
             |ui, app: &mut EprApp| {
-                app.logic_at(ui.ctx(), Instant::now());
+                app.logic_at(ui.ctx(), now());
                 app.draw(ui);
             },
             app,
@@ -22,11 +47,15 @@ pub fn harness(dir: &Path, config: AppConfig) -> Harness<'static, EprApp> {
 }
 
 /// Steps until the app is idle (store worker answered, no edit waiting, no review request or
-/// sync cycle in flight) and then settles. The sync engine runs on its own; if its status
-/// moves while the frames settle (a list reload, a spinner), keep waiting (bounded).
+/// sync cycle in flight) and then settles. A pending debounce (autosave, NHS-number search)
+/// is let run out by moving the test clock to it. The sync engine runs on its own; if its
+/// status moves while the frames settle (a list reload, a spinner), keep waiting (bounded).
 pub fn settle(h: &mut Harness<'_, EprApp>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
+        if let Some(due) = h.state().next_timer_due() {
+            advance(due.saturating_duration_since(now()));
+        }
         h.step();
         if h.state().is_idle() && h.try_run().is_ok() && h.state().is_idle() {
             return;

@@ -750,7 +750,7 @@ fn sign_dialog_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) 
 }
 
 /// The editor screen.
-pub fn editor_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
+pub fn editor_ui(ui: &mut Ui, state: &mut EditorState, now: Instant, out: &mut Vec<Command>) {
     egui::Panel::top("editor-top").show(ui, |ui| {
         top_bar_ui(ui, state, out);
         if let Some(n) = &state.notice {
@@ -813,14 +813,15 @@ pub fn editor_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
             .show(ui, |ui| {
                 ui.heading(state.section.label());
                 ui.add_space(6.0);
-                section_body_ui(ui, state, out);
+                section_body_ui(ui, state, now, out);
                 ui.add_space(40.0);
             });
     });
     sign_dialog_ui(ui, state, out);
 }
 
-fn section_body_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
+/// `now` is the frame's time (passed in by the app), which dates an edit for autosave.
+fn section_body_ui(ui: &mut Ui, state: &mut EditorState, now: Instant, out: &mut Vec<Command>) {
     if state.section == Section::SignOff {
         signoff_ui(ui, state, out);
         return;
@@ -863,7 +864,7 @@ fn section_body_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>)
         )
         .inner;
     if changed && editable {
-        state.save.mark_edited(Instant::now());
+        state.save.mark_edited(now);
         state.notice = None;
     }
 }

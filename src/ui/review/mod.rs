@@ -5,7 +5,7 @@
 //!
 //! Owns the review screen's state ([`ReviewScreen`]) and its commands ([`ReviewCommand`]),
 //! applied in one place ([`ReviewScreen::apply`]). Drawing lives in [`signin`], [`queue`] and
-//! [`record`]; the network runs on [`service`]'s thread and answers over a channel with a
+//! [`record`]; the network runs as [`service`]'s task on the app's runtime and answers over a channel with a
 //! repaint. Reuses the editor's read-only section drawing rather than copying it.
 //!
 //! Review data is held in memory only and never written to disk: dropping the screen (sign
@@ -122,10 +122,10 @@ pub struct ReviewScreen {
 
 impl ReviewScreen {
     /// The sign-in page, its address prefilled from `EPR_REVIEW_SERVER` or the remembered
-    /// file in `data_dir`.
-    pub fn new(data_dir: &Path, repaint: RepaintSignal) -> Self {
+    /// file in `data_dir`. Its network calls run on `runtime` (the app's one runtime).
+    pub fn new(data_dir: &Path, repaint: RepaintSignal, runtime: &tokio::runtime::Handle) -> Self {
         Self {
-            service: ReviewService::start(data_dir.to_owned(), repaint),
+            service: ReviewService::start(runtime, data_dir.to_owned(), repaint),
             page: ReviewPage::SignIn,
             sign_in: SignInForm {
                 server_url: settings::initial_server_url(data_dir),

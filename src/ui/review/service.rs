@@ -1,9 +1,9 @@
-//! The review screens' background worker: one thread with a small tokio runtime that makes
-//! the HTTP calls and reports back over a channel with a repaint, so the UI thread never
-//! waits on the network.
+//! The review screens' background worker: one task on the app's runtime that makes the HTTP
+//! calls and reports back over a channel with a repaint, so the UI thread never waits on the
+//! network.
 //!
 //! The session token lives here, in memory only, and is forgotten on sign-out, on a 401 and
-//! when the service is dropped (dropping the request sender ends the thread). The only thing
+//! when the service is dropped (its guard aborts the task, and the token goes with it). The only thing
 //! written to disk is the server address, after a successful sign-in ([`super::settings`]).
 
 use std::path::PathBuf;
@@ -15,7 +15,9 @@ use zeroize::Zeroize;
 use super::settings;
 use crate::protocol::{DecisionRecord, DecisionRequest, ReviewDetail, ReviewList, ReviewQuery};
 use crate::sync::review::{ReviewClient, ReviewError};
+use crate::ui::tasks::TaskGuard;
 use crate::ui::worker::RepaintSignal;
+use tokio::runtime::Handle;
 
 /// What the review screens ask the network for.
 #[derive(Clone, PartialEq)]
@@ -90,9 +92,11 @@ pub struct SignedIn {
     pub expires_at_utc: chrono::DateTime<chrono::Utc>,
 }
 
-/// The handle the review screen holds. Dropping it ends the thread and forgets the token.
+/// The handle the review screen holds. Dropping it ends the task and forgets the token.
 #[derive(Debug)]
 pub struct ReviewService {
+    /// Aborts the network task when the service is dropped.
+    _task: TaskGuard,
     requests: tokio::sync::mpsc::UnboundedSender<(u64, ReviewRequest)>,
     replies: mpsc::Receiver<ReviewReply>,
     next_seq: u64,
@@ -105,38 +109,26 @@ struct Session {
 }
 
 impl ReviewService {
-    /// Starts the thread. `data_dir` is where the server address is remembered.
-    pub fn start(data_dir: PathBuf, repaint: RepaintSignal) -> Self {
+    /// Starts the network task on `runtime`. `data_dir` is where the server address is
+    /// remembered.
+    pub fn start(runtime: &Handle, data_dir: PathBuf, repaint: RepaintSignal) -> Self {
         let (req_tx, mut req_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, ReviewRequest)>();
         let (reply_tx, reply_rx) = mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("review-network".into())
-            .spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    tracing::error!("the review network thread could not start its runtime");
-                    return;
-                };
-                runtime.block_on(async move {
-                    let mut session: Option<Session> = None;
-                    while let Some((seq, request)) = req_rx.recv().await {
-                        let reply = handle(&data_dir, &mut session, seq, &request).await;
-                        let Some(reply) = reply else { continue };
-                        if reply_tx.send(reply).is_err() {
-                            break;
-                        }
-                        if let Some(ctx) = repaint.get() {
-                            ctx.request_repaint();
-                        }
-                    }
-                });
-            });
-        if spawned.is_err() {
-            tracing::error!("the review network thread could not start");
-        }
+        let task = TaskGuard::spawn(runtime, async move {
+            let mut session: Option<Session> = None;
+            while let Some((seq, request)) = req_rx.recv().await {
+                let reply = handle(&data_dir, &mut session, seq, &request).await;
+                let Some(reply) = reply else { continue };
+                if reply_tx.send(reply).is_err() {
+                    break;
+                }
+                if let Some(ctx) = repaint.get() {
+                    ctx.request_repaint();
+                }
+            }
+        });
         Self {
+            _task: task,
             requests: req_tx,
             replies: reply_rx,
             next_seq: 0,
