@@ -7,6 +7,7 @@
 pub mod crypto;
 pub mod demo;
 pub mod export;
+pub mod fs_atomic;
 #[cfg(all(feature = "app", feature = "server"))]
 pub mod local_server;
 pub mod model;
