@@ -12,6 +12,8 @@ pub mod fs_atomic;
 pub mod local_server;
 pub mod model;
 pub mod protocol;
+#[cfg(feature = "app")]
+pub mod review_client;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod store;
