@@ -461,4 +461,36 @@ mod tests {
             Some("9990000018")
         );
     }
+
+    /// Test data lives here, not in the clinical model: no source file reaches for the
+    /// old `testdata` path under the model (kept, hidden, only for tests outside `src/`).
+    #[test]
+    fn no_source_file_takes_test_data_from_the_model() {
+        fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let p = entry.unwrap().path();
+                if p.is_dir() {
+                    rust_files(&p, out);
+                } else if p.extension().is_some_and(|e| e == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        rust_files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        assert!(files.len() > 10);
+        // Built from parts so this test does not match itself.
+        let old_path = ["model", "::testdata"].concat();
+        for p in files {
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(
+                !text.contains(&old_path),
+                "{} takes test data from the model; use crate::demo",
+                p.display()
+            );
+        }
+    }
 }
