@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::KdfParams;
-use ambulance_epr::model::testdata::complete_encounter;
+use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::store::{Store, migrate};
 
 const WARMUP: usize = 50;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::KdfParams;
-use ambulance_epr::model::testdata::complete_encounter;
+use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::model::{ObservationSet, PulseBpm, RespRatePerMin};
 use ambulance_epr::store::{Store, migrate};
 use ambulance_epr::ui::editor::Section;

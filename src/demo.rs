@@ -1,13 +1,20 @@
-//! Synthetic encounters for demos, tests and benchmarks.
+//! The one home of synthetic records, for demos, tests and benchmarks.
 //!
-//! Every value is invented. NHS numbers come from the 999 000 0000 – 999 999 9999 range
-//! reserved for test data, with valid check digits. Observation series drift plausibly from
-//! a starting state so NEWS2 trends look like real jobs. Deterministic for a given seed.
+//! Owns two kinds of invented encounter: [`synthetic_encounter`], a seeded random job whose
+//! observation series drift plausibly so NEWS2 trends look real (used by `epr demo-data`, demo
+//! mode and the benchmarks), and [`complete_encounter`], one fixed, signable record whose ids
+//! and times never change so golden files and tests across rooms stay stable.
+//!
+//! Every value is invented. NHS numbers come only from [`test_nhs_number`]: the
+//! 999 000 0000 – 999 999 9999 range reserved for test data, with valid Modulus 11 check
+//! digits. May use `model` and `store` (to fill a store with demo data); never `ui`, `sync` or
+//! `server`. Nothing here belongs in the clinical model's API: `model` holds no test data.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
+use uuid::Uuid;
 
 use crate::model::*;
 use crate::store::{Store, StoreError};
@@ -64,7 +71,9 @@ const HOSPITALS: &[&str] = &[
 ];
 const CALL_SIGNS: &[&str] = &["RRV12", "AMB204", "AMB317", "AMB122", "RRV7"];
 
-/// A valid NHS number in the test range, derived from `n`.
+/// A valid NHS number in the reserved test range, derived from `n`: `999` then the last six
+/// digits of `n`, then the Modulus 11 check digit. Where no check digit exists for that body
+/// the next `n` is used, so every result parses.
 pub fn test_nhs_number(mut n: u32) -> NhsNumber {
     loop {
         let body = format!("999{:06}", n % 1_000_000);
@@ -248,6 +257,121 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
     e
 }
 
+fn fixed_time(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// A complete, signable encounter with two observation sets, two drugs and an intervention.
+/// Its fixed id, times and NHS number (999 000 0018) keep golden files and the
+/// "no patient data in logs" checks stable, so it must not change without updating them.
+pub fn complete_encounter() -> Encounter {
+    let at = fixed_time;
+    let mut e = Encounter::new_draft(at(9, 58));
+    e.id = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+    e.incident.incident_number = "INC-000123".into();
+    e.incident.call_sign = "RRV42".into();
+    e.incident.location = "Test Street, Testtown".into();
+    let t = &mut e.incident.times;
+    t.set(Milestone::CallConnected, Some(at(10, 0)));
+    t.set(Milestone::Mobilised, Some(at(10, 1)));
+    t.set(Milestone::EnRoute, Some(at(10, 2)));
+    t.set(Milestone::OnScene, Some(at(10, 11)));
+    t.set(Milestone::AtPatient, Some(at(10, 13)));
+    t.set(Milestone::LeftScene, Some(at(10, 45)));
+    e.patient = Patient {
+        given_name: "Testy".into(),
+        family_name: "McTestface".into(),
+        date_of_birth: chrono::NaiveDate::from_ymd_opt(1957, 6, 14),
+        estimated_age_years: None,
+        sex: Some(Sex::Male),
+        nhs_number: Some(test_nhs_number(1)),
+        address: "1 Test Street, Testtown".into(),
+        gp_practice: "Test Surgery".into(),
+    };
+    e.history = History {
+        presenting_complaint: "Central chest pain".into(),
+        history_of_complaint: "Sudden onset at rest 40 minutes before call".into(),
+        past_medical_history: "Hypertension".into(),
+        medications: "Ramipril".into(),
+        allergies: "NKDA".into(),
+        safeguarding: Safeguarding::default(),
+    };
+    let mut first = ObservationSet::empty(at(10, 15));
+    first.resp_rate_per_min = RespRatePerMin::new(22).ok();
+    first.spo2_percent = Spo2Percent::new(95).ok();
+    first.inspired = Some(Inspired::Air);
+    first.systolic_mmhg = SystolicMmHg::new(150).ok();
+    first.diastolic_mmhg = DiastolicMmHg::new(90).ok();
+    first.pulse_bpm = PulseBpm::new(104).ok();
+    first.temperature_celsius = TemperatureCelsius::new(37.1).ok();
+    first.acvpu = Some(Acvpu::Alert);
+    first.gcs = match (GcsEye::new(4), GcsVerbal::new(5), GcsMotor::new(6)) {
+        (Ok(eye), Ok(verbal), Ok(motor)) => Some(Gcs { eye, verbal, motor }),
+        _ => None,
+    };
+    first.glucose_mmol_per_l = GlucoseMmolPerL::new(6.1).ok();
+    first.pain_score = PainScore::new(7).ok();
+    let mut second = first.clone();
+    second.taken_at_utc = at(10, 30);
+    second.resp_rate_per_min = RespRatePerMin::new(18).ok();
+    second.spo2_percent = Spo2Percent::new(97).ok();
+    second.pulse_bpm = PulseBpm::new(92).ok();
+    second.pain_score = PainScore::new(3).ok();
+    e.observations = vec![first, second];
+    e.drugs = vec![
+        DrugGiven {
+            drug: "Aspirin".into(),
+            dose: 300.0,
+            unit: "mg".into(),
+            route: "Oral".into(),
+            at_utc: at(10, 18),
+            by: "A. Paramedic".into(),
+        },
+        DrugGiven {
+            drug: "GTN".into(),
+            dose: 400.0,
+            unit: "micrograms".into(),
+            route: "Sublingual".into(),
+            at_utc: at(10, 20),
+            by: "A. Paramedic".into(),
+        },
+    ];
+    e.interventions = vec![Intervention {
+        what: "12-lead ECG".into(),
+        at_utc: at(10, 16),
+        by: "A. Paramedic".into(),
+        details: "Sinus tachycardia, no ST elevation".into(),
+    }];
+    e.outcome = Some(Outcome::ConveyedTo {
+        hospital: "Test General Hospital".into(),
+    });
+    e.pre_alert = PreAlert {
+        eta_utc: Some(at(11, 5)),
+        requirements: "Cardiology review".into(),
+    };
+    e.notes = "Pain eased after GTN.".into();
+    e.crew = vec![
+        CrewMember {
+            name: "A. Paramedic".into(),
+            role: "Paramedic".into(),
+            registration: "PA000001".into(),
+        },
+        CrewMember {
+            name: "B. Technician".into(),
+            role: "EMT".into(),
+            registration: String::new(),
+        },
+    ];
+    e.sign_off = Some(SignOff {
+        clinician_name: "A. Paramedic".into(),
+        registration: "PA000001".into(),
+        signed_at_utc: at(11, 20),
+    });
+    e
+}
+
 /// What [`add_demo_data`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct DemoSummary {
@@ -315,5 +439,26 @@ mod tests {
         let b = synthetic_encounter(&mut StdRng::seed_from_u64(1), start, 1);
         assert_eq!(a.patient, b.patient);
         assert_eq!(a.observations, b.observations);
+    }
+
+    #[test]
+    fn test_nhs_numbers_are_valid_and_reserved() {
+        for n in (0..2_000).chain([999_999, 1_000_000, u32::MAX - 1, u32::MAX]) {
+            let nhs = test_nhs_number(n);
+            assert!(nhs.is_test_range());
+            // Parsing re-checks the Modulus 11 digit.
+            assert_eq!(NhsNumber::parse(nhs.as_str()), Ok(nhs.clone()));
+        }
+    }
+
+    #[test]
+    fn the_fixed_record_is_signable_and_stable() {
+        let e = complete_encounter();
+        assert_eq!(missing_items(&e), vec![]);
+        assert_eq!(e.id, complete_encounter().id);
+        assert_eq!(
+            e.patient.nhs_number.as_ref().map(NhsNumber::as_str),
+            Some("9990000018")
+        );
     }
 }

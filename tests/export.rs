@@ -7,9 +7,9 @@ use std::collections::HashSet;
 use std::process::Command;
 
 use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::export::{DRAFT_MARK, fhir, pdf};
 use ambulance_epr::model::handover::{atmist, clock, observation_summary};
-use ambulance_epr::model::testdata::complete_encounter;
 use ambulance_epr::model::{RecordStatus, VersionMeta};
 use ambulance_epr::store::{Store, migrate};
 use chrono::{TimeZone, Utc};

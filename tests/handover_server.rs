@@ -6,8 +6,8 @@
 mod server_common;
 
 use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::export::fhir;
-use ambulance_epr::model::testdata::complete_encounter;
 use ambulance_epr::store::{Store, migrate};
 use ambulance_epr::sync::{Engine, SyncConfig};
 use serde_json::Value;

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::model::Milestone;
-use ambulance_epr::model::testdata::complete_encounter;
 use ambulance_epr::protocol::{Decision, ReviewQuery};
+use ambulance_epr::review_client::{ReviewClient, ReviewError};
 use ambulance_epr::server::{self, ServerConfig, Storage, admin};
 use ambulance_epr::store::{Store, migrate};
-use ambulance_epr::sync::review::{ReviewClient, ReviewError};
 use ambulance_epr::sync::{Engine, SyncConfig};
 use ambulance_epr::ui::{AppConfig, EprApp};
 use egui::accesskit::Role;

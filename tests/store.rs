@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ambulance_epr::crypto::KdfParams;
-use ambulance_epr::model::testdata::complete_encounter;
+use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::model::{Decision, Encounter, RecordStatus};
 use ambulance_epr::store::{ListFilter, Store, StoreError, SyncState, migrate, store_path};
 

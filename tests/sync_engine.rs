@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::model::Encounter;
-use ambulance_epr::model::testdata::complete_encounter;
 use ambulance_epr::protocol::{
     FeedbackResponse, PushItemResult, PushOutcome, PushRequest, PushResponse, RejectReason,
 };

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::KdfParams;
-use ambulance_epr::model::testdata::complete_encounter;
+use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::model::{Decision, Milestone, RecordStatus};
 use ambulance_epr::store::{FeedbackEntry, Store, migrate, store_path};
 use ambulance_epr::sync::{SyncCommand, SyncHandle, SyncStatus};

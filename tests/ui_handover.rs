@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::KdfParams;
-use ambulance_epr::model::testdata::complete_encounter;
+use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::store::{Store, migrate};
 use ambulance_epr::ui::{AppConfig, EprApp};
 use egui::accesskit::Role;

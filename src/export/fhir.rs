@@ -533,7 +533,7 @@ fn observation_set(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testdata::complete_encounter;
+    use crate::demo::complete_encounter;
     use chrono::TimeZone;
 
     fn meta(status: crate::model::RecordStatus) -> VersionMeta {

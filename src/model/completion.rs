@@ -132,7 +132,7 @@ pub fn missing_items(e: &Encounter) -> Vec<MissingItem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testdata::complete_encounter;
+    use crate::demo::complete_encounter;
 
     #[test]
     fn a_new_draft_lists_everything() {

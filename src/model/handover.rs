@@ -262,7 +262,7 @@ pub fn atmist_text(e: &Encounter) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testdata::complete_encounter;
+    use crate::demo::complete_encounter;
 
     #[test]
     fn atmist_for_the_reference_record() {

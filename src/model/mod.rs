@@ -12,7 +12,6 @@ pub mod news2;
 pub mod nhs_number;
 pub mod observations;
 pub mod review;
-pub mod testdata;
 pub mod version;
 
 pub use completion::{Field, MissingItem, missing_items};

@@ -152,7 +152,7 @@ mod tests {
 
     use super::*;
     use crate::crypto::DeviceSigningKey;
-    use crate::model::testdata::complete_encounter;
+    use crate::demo::complete_encounter;
 
     fn signed_item(key: &DeviceSigningKey) -> PushItem {
         let mut e = complete_encounter();

@@ -727,7 +727,7 @@ mod tests {
 
     use super::*;
     use crate::crypto::KdfParams;
-    use crate::model::testdata::complete_encounter;
+    use crate::demo::complete_encounter;
 
     /// Everything an operation could change about one record.
     #[derive(Debug, PartialEq)]

@@ -2,11 +2,10 @@
 //!
 //! It sits beside the store as `keyring.json` because the store itself cannot be read before
 //! it is unlocked. It holds no patient data and no usable key: only keys sealed under each
-//! user's PIN (see [`crate::crypto::keys`]). Writes are atomic (temp file, fsync, rename) so a
-//! flat battery mid-write leaves the old keyring intact.
+//! user's PIN (see [`crate::crypto::keys`]). Writes go through [`crate::fs_atomic`] (temp file,
+//! fsync, rename, mode 0600) so a flat battery mid-write leaves the old keyring intact.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
@@ -108,26 +107,13 @@ impl Keyring {
             })
     }
 
-    /// Writes the keyring atomically.
+    /// Writes the keyring atomically and readable by its owner only (see [`crate::fs_atomic`]),
+    /// so a flat battery mid-write leaves the old keyring intact.
     pub fn save(&self, path: &Path) -> Result<(), KeyringError> {
-        let write_err = |source| KeyringError::Write {
+        crate::fs_atomic::write_json(path, self).map_err(|source| KeyringError::Write {
             path: path.to_owned(),
             source,
-        };
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(self)
-            .map_err(|e| write_err(std::io::Error::other(e.to_string())))?;
-        let mut f = fs::File::create(&tmp).map_err(write_err)?;
-        f.write_all(&text).map_err(write_err)?;
-        f.sync_all().map_err(write_err)?;
-        drop(f);
-        fs::rename(&tmp, path).map_err(write_err)?;
-        if let Some(dir) = path.parent()
-            && let Ok(d) = fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        })
     }
 
     /// The user named `name`.
@@ -185,6 +171,16 @@ mod tests {
         let k = Keyring::new(user());
         k.save(&path).unwrap();
         assert_eq!(Keyring::load(&path).unwrap(), Some(k));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o777,
+                0o600,
+                "wrapped keys are readable by the owner only"
+            );
+        }
         std::fs::write(&path, "{not json").unwrap();
         assert!(matches!(
             Keyring::load(&path),

@@ -5,8 +5,7 @@
 //! [`SyncStatus`] the UI can draw. It runs on a tokio task with its own store connection and
 //! never touches egui: the UI sees sync only through a [`SyncHandle`].
 //!
-//! [`review`] is the supervisor's client for the review API (sign in, queue, record,
-//! decision); it shares the HTTP setup and keeps no state.
+//! The supervisor's review client is not sync: it lives in [`crate::review_client`].
 
 pub mod status;
 
@@ -14,8 +13,6 @@ pub use status::{ProblemKind, SyncCommand, SyncHandle, SyncProblem, SyncStatus};
 
 pub mod client;
 pub mod engine;
-pub mod review;
 
 pub use client::{ApiClient, RequestError};
 pub use engine::{CycleReport, Engine, SyncConfig, SyncError, enroll, start, start_on};
-pub use review::{ReviewClient, ReviewError};

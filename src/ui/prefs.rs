@@ -47,15 +47,11 @@ pub fn load(data_dir: &Path) -> Option<UiPrefs> {
     serde_json::from_str(&text).ok()
 }
 
-/// Saves the preferences (temp file, then rename). Failures are logged, never shown: losing a
-/// theme choice is harmless.
+/// Saves the preferences atomically (see [`crate::fs_atomic`]). Failures are logged, never
+/// shown: losing a theme choice is harmless.
 pub fn save(data_dir: &Path, prefs: UiPrefs) {
-    let target = path(data_dir);
-    let tmp = target.with_extension("json.tmp");
     let result = std::fs::create_dir_all(data_dir)
-        .and_then(|()| serde_json::to_vec_pretty(&prefs).map_err(std::io::Error::other))
-        .and_then(|bytes| std::fs::write(&tmp, bytes))
-        .and_then(|()| std::fs::rename(&tmp, &target));
+        .and_then(|()| crate::fs_atomic::write_json(&path(data_dir), &prefs));
     if let Err(e) = result {
         tracing::warn!("display preferences not saved: {e}");
     }

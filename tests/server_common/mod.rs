@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ambulance_epr::crypto::{DeviceSigningKey, KdfParams, content_sha256_hex, signing_payload};
-use ambulance_epr::model::testdata::complete_encounter;
+use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::model::{Encounter, RecordStatus};
 use ambulance_epr::protocol::*;
 use ambulance_epr::server::{self, ServerConfig, Storage, admin};

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use zeroize::Zeroize;
 
 use crate::protocol::{Decision, DecisionRequest};
-use crate::sync::review::ReviewError;
+use crate::review_client::ReviewError;
 use crate::ui::widgets::sentence;
 use crate::ui::worker::RepaintSignal;
 pub use queue::{QueueFilters, QueueState};

@@ -14,7 +14,7 @@ use zeroize::Zeroize;
 
 use super::settings;
 use crate::protocol::{DecisionRecord, DecisionRequest, ReviewDetail, ReviewList, ReviewQuery};
-use crate::sync::review::{ReviewClient, ReviewError};
+use crate::review_client::{ReviewClient, ReviewError};
 use crate::ui::tasks::TaskGuard;
 use crate::ui::worker::RepaintSignal;
 use tokio::runtime::Handle;

@@ -34,16 +34,15 @@ pub fn initial_server_url(data_dir: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Remembers `server_url` (written to a temporary file, then renamed into place).
+/// Remembers `server_url`, replacing the file atomically (see [`crate::fs_atomic`]).
 pub fn save_server_url(data_dir: &Path, server_url: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(data_dir)?;
-    let json = serde_json::to_vec_pretty(&ReviewSettings {
-        server_url: server_url.to_owned(),
-    })
-    .map_err(std::io::Error::other)?;
-    let tmp = data_dir.join(format!("{FILE_NAME}.tmp"));
-    std::fs::write(&tmp, json)?;
-    std::fs::rename(tmp, path(data_dir))
+    crate::fs_atomic::write_json(
+        &path(data_dir),
+        &ReviewSettings {
+            server_url: server_url.to_owned(),
+        },
+    )
 }
 
 #[cfg(test)]

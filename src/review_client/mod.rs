@@ -1,10 +1,14 @@
-//! The supervisor side of the HTTP API: sign in, the review queue, one record's versions and
-//! decisions, and making a decision.
+//! The supervisor's HTTP client for the review API: sign in, the review queue, one record's
+//! versions and decisions, and making a decision.
 //!
 //! Owns only the requests and the sorting of failures into what a supervisor can act on
 //! ([`ReviewError`]). Holds no state between calls: the caller keeps the session token (in
-//! memory only) and passes it in. Never egui, never the device store, never logs documents,
-//! names or comments.
+//! memory only) and passes it in. It is not part of sync: the tablet's outbox never goes
+//! through it, and it runs only while a supervisor uses the review screen.
+//!
+//! May import `protocol` (the messages), reqwest, and the TLS provider set-up it shares with
+//! the device client ([`crate::sync::client::install_crypto_provider`]). Never egui, never the
+//! device store, never logs documents, names or comments.
 
 use std::time::Duration;
 
@@ -83,7 +87,7 @@ impl ReviewClient {
         {
             return Err(ReviewError::BadAddress);
         }
-        super::client::install_crypto_provider();
+        crate::sync::client::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(REVIEW_REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))

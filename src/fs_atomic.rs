@@ -1,0 +1,180 @@
+//! Whole-file replacement for the small JSON files kept beside the store: the keyring, the
+//! display preferences and the review server's address.
+//!
+//! Owns one way of writing such a file so that a crash, a kill or a flat battery at any moment
+//! leaves either the old file or the new one, never a torn mix: the bytes go to a temporary
+//! file in the same directory, which is fsynced, renamed over the target, and then the
+//! directory itself is fsynced so the rename survives power loss. On Unix the file is created
+//! with mode 0600 from the start, because the keyring holds wrapped keys and no other local
+//! user should read it even for a moment.
+//!
+//! May use std, serde and serde_json only. Never knows what the file means, never logs its
+//! contents, and never creates directories: the caller decides where files may live.
+
+#[cfg(unix)]
+use std::fs::File;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Serialises `value` as pretty JSON and replaces the file at `path` with it atomically.
+///
+/// Serialisation happens before anything touches the disk, so a value that cannot be
+/// serialised leaves the old file (or no file) exactly as it was. A serialisation failure is
+/// reported as [`io::ErrorKind::InvalidData`].
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    write_bytes(path, &bytes)
+}
+
+/// Replaces the file at `path` with `bytes` atomically (temporary file, fsync, rename, fsync
+/// of the directory). On failure the temporary file is removed and the target is untouched.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let file_name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path names no file to write",
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = dir.join(temporary_name(file_name));
+    let written = write_and_sync(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        // Best effort: the temporary file is ours, and leaving it would only clutter the
+        // directory; the target was never touched.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_directory(&dir)
+}
+
+/// A name no other writer in this or another process is using at the same moment, hidden and
+/// clearly temporary so a stray one (after a crash) is recognisable.
+fn temporary_name(file_name: &std::ffi::OsStr) -> std::ffi::OsString {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut name = std::ffi::OsString::from(".");
+    name.push(file_name);
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
+    name
+}
+
+fn write_and_sync(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Makes the rename itself durable: on Unix a directory can be opened and fsynced.
+#[cfg(unix)]
+fn sync_directory(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Elsewhere a directory cannot be opened as a file; the rename is as durable as the platform
+/// makes it.
+#[cfg(not(unix))]
+fn sync_directory(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Serialises part of a document, then fails, like a value that cannot be written.
+    struct FailsHalfway;
+
+    impl Serialize for FailsHalfway {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::{Error, SerializeStruct};
+            let mut s = serializer.serialize_struct("FailsHalfway", 2)?;
+            s.serialize_field("first", "written")?;
+            let _ = s;
+            Err(S::Error::custom("cannot serialise the second field"))
+        }
+    }
+
+    #[test]
+    fn the_file_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        write_json(&path, &serde_json::json!({"a": 1})).unwrap();
+        write_json(&path, &serde_json::json!({"b": [1, 2, 3]})).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back, serde_json::json!({"b": [1, 2, 3]}));
+        assert_eq!(names_in(dir.path()), ["settings.json"], "no temporary left");
+    }
+
+    #[test]
+    fn a_failed_serialisation_leaves_the_old_file_and_no_partial_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        fs::write(&path, "old content").unwrap();
+        let err = write_json(&path, &FailsHalfway).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old content");
+        assert_eq!(names_in(dir.path()), ["keyring.json"]);
+
+        let fresh = dir.path().join("never-written.json");
+        assert!(write_json(&fresh, &FailsHalfway).is_err());
+        assert!(!fresh.exists(), "no partial target is created");
+        assert_eq!(names_in(dir.path()), ["keyring.json"]);
+    }
+
+    #[test]
+    fn a_failed_rename_leaves_the_target_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        // A non-empty directory where the file should go: the rename must fail.
+        let path = dir.path().join("blocked.json");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), "kept").unwrap();
+        assert!(write_bytes(&path, b"{}").is_err());
+        assert_eq!(fs::read_to_string(path.join("inside")).unwrap(), "kept");
+        assert_eq!(names_in(dir.path()), ["blocked.json"], "temporary removed");
+    }
+
+    #[test]
+    fn a_path_without_a_file_name_is_refused() {
+        let err = write_bytes(Path::new("/"), b"{}").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        // An existing file with looser permissions is replaced by a private one.
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_json(&path, &serde_json::json!({"format": 1})).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
