@@ -8,8 +8,8 @@
 //! with mode 0600 from the start, because the keyring holds wrapped keys and no other local
 //! user should read it even for a moment.
 //!
-//! May use std, serde and serde_json only. Never knows what the file means, never logs its
-//! contents, and never creates directories: the caller decides where files may live.
+//! May use std, serde, serde_json and tracing only. Never knows what the file means, never
+//! logs its contents or its path, and never creates directories: the caller decides where files may live.
 
 #[cfg(unix)]
 use std::fs::File;
@@ -52,7 +52,13 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    sync_directory(&dir)
+    // The new file is in place; what is left makes the rename itself durable. Some file
+    // systems refuse to fsync a directory: that must not turn a write that happened into a
+    // reported failure, or a caller would retry or show an error for a file already there.
+    if let Err(e) = sync_directory(&dir) {
+        tracing::warn!(error = %e, "a file was replaced but its directory could not be fsynced");
+    }
+    Ok(())
 }
 
 /// A name no other writer in this or another process is using at the same moment, hidden and

@@ -413,6 +413,15 @@ impl EprApp {
     }
 }
 
+/// Closing the window calls [`EprApp::shutdown`] from `on_exit`, but not every way an app
+/// ends goes through it (some windowing shutdowns, a test harness): the editor's unsent edits
+/// are flushed to the worker and the worker drained here too. Shutting down twice is harmless.
+impl Drop for EprApp {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
 pub(super) fn send_save(worker: &mut StoreWorker, ed: &mut EditorState) {
     let request = match ed.mode {
         EditMode::Draft => StoreRequest::SaveDraft(Box::new(ed.doc.clone())),
