@@ -259,7 +259,10 @@ pub fn resume_after_unlock(
         if !enrolled {
             return;
         }
+        // Only a build with the demo server can have one to restart.
+        #[cfg_attr(not(feature = "server"), allow(unused_mut))]
         let mut demo = None;
+        #[cfg_attr(not(feature = "server"), allow(unused_mut))]
         let mut notice = None;
         #[cfg(feature = "server")]
         if let Ok(Some(port)) = store.setting(DEMO_PORT) {

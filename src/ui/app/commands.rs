@@ -202,19 +202,22 @@ impl EprApp {
             Command::Lock => self.lock(None),
             Command::Connect(request) => self.connect(request),
             Command::SimulateOutage(outage) => {
+                // Only a build with the in-process demo server has an outage to simulate.
                 #[cfg(feature = "server")]
-                let events = self.events();
-                if let Some(runtime) = self.runtime()
-                    && let Some((server, info)) = &mut self.demo
                 {
-                    info.server_running = !outage;
-                    let task = connection::set_demo_server_running(
-                        &runtime,
-                        server.clone(),
-                        !outage,
-                        events,
-                    );
-                    self.tasks.push(task);
+                    let events = self.events();
+                    if let Some(runtime) = self.runtime()
+                        && let Some((server, info)) = &mut self.demo
+                    {
+                        info.server_running = !outage;
+                        let task = connection::set_demo_server_running(
+                            &runtime,
+                            server.clone(),
+                            !outage,
+                            events,
+                        );
+                        self.tasks.push(task);
+                    }
                 }
                 #[cfg(not(feature = "server"))]
                 let _ = outage;
