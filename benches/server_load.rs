@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::{DeviceSigningKey, content_sha256_hex, signing_payload};
 use ambulance_epr::demo::synthetic_encounter;
-use ambulance_epr::model::RecordStatus;
+use ambulance_epr::model::{RecordStatus, Revision};
 use ambulance_epr::protocol::{
     EnrollRequest, EnrollResponse, PushItem, PushOutcome, PushRequest, PushResponse,
 };
@@ -67,10 +67,11 @@ fn device_bodies(
                     e.status = RecordStatus::Completed;
                     let document = serde_json::to_value(&e).unwrap();
                     let sha = content_sha256_hex(&document);
-                    let sig = key.sign_base64(&signing_payload(e.id, 1, "completed", &sha));
+                    let sig =
+                        key.sign_base64(&signing_payload(e.id, Revision::FIRST, "completed", &sha));
                     PushItem {
                         record_id: e.id,
-                        revision: 1,
+                        revision: Revision::FIRST,
                         status: RecordStatus::Completed,
                         document,
                         content_sha256: sha,

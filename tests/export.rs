@@ -10,14 +10,14 @@ use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::export::{DRAFT_MARK, fhir, pdf};
 use ambulance_epr::model::handover::{atmist, clock, observation_summary};
-use ambulance_epr::model::{RecordStatus, VersionMeta};
+use ambulance_epr::model::{RecordStatus, Revision, VersionMeta};
 use ambulance_epr::store::{Store, migrate};
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
 
 fn fixed_meta(status: RecordStatus) -> VersionMeta {
     VersionMeta {
-        revision: 2,
+        revision: Revision::new(2).unwrap(),
         status,
         content_sha256: "0f".repeat(32),
         signature: status
@@ -391,7 +391,7 @@ fn epr_export_writes_both_formats_and_reports_an_unwritable_destination() {
     let key = get("urn:ambulance-epr:device-public-key")["valueString"]
         .as_str()
         .unwrap();
-    let payload = ambulance_epr::crypto::signing_payload(e.id, 1, "completed", hash);
+    let payload = ambulance_epr::crypto::signing_payload(e.id, Revision::FIRST, "completed", hash);
     ambulance_epr::crypto::verify_signature(
         key,
         &payload,

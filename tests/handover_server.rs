@@ -8,6 +8,7 @@ mod server_common;
 use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::export::fhir;
+use ambulance_epr::model::Revision;
 use ambulance_epr::store::{Store, migrate};
 use ambulance_epr::sync::{Engine, SyncConfig};
 use serde_json::Value;
@@ -59,7 +60,9 @@ async fn device_and_server_bundles_for_one_version_are_identical_apart_from_gene
 
     let token = supervisor(&srv, "sup").await;
     for revision in [1u64, 2] {
-        let (doc, meta) = store.version_for_export(e.id, Some(revision)).unwrap();
+        let (doc, meta) = store
+            .version_for_export(e.id, Some(Revision::new(revision).unwrap()))
+            .unwrap();
         let device = fhir::bundle(&doc, &meta, chrono::Utc::now());
         let resp = srv
             .http

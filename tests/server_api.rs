@@ -316,6 +316,19 @@ async fn bad_input_gets_json_4xx(backend: Backend) {
         .await
         .unwrap();
     expect_error(r, 422, "invalid_body").await;
+    // A revision beyond what either database can store is refused as a body error, before
+    // storage sees it, and nothing is stored.
+    let key = ambulance_epr::crypto::DeviceSigningKey::generate().unwrap();
+    let mut too_far = serde_json::to_value(item(&key, &encounter(RecordStatus::Draft), 1)).unwrap();
+    too_far["revision"] = serde_json::json!(1u64 << 63);
+    let before = srv.storage.stats().await.unwrap().versions;
+    let r = post("/sync/push")
+        .json(&serde_json::json!({ "items": [too_far] }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 422, "invalid_body").await;
+    assert_eq!(srv.storage.stats().await.unwrap().versions, before);
     // Oversized body, with the limit stated.
     let big = format!(
         "{{\"items\": [], \"pad\": \"{}\"}}",

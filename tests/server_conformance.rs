@@ -216,7 +216,7 @@ async fn review_filters_and_decisions(srv: &TestServer) {
         .await
         .unwrap();
     assert_eq!(approved.total, 1);
-    assert_eq!(approved.items[0].revision, 2);
+    assert_eq!(approved.items[0].revision.get(), 2);
     assert_eq!(approved.counts.approved, 1);
     assert_eq!(approved.counts.pending, 0);
 

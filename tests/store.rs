@@ -4,7 +4,7 @@
 
 use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::demo::complete_encounter;
-use ambulance_epr::model::{Decision, Encounter, RecordStatus};
+use ambulance_epr::model::{Decision, Encounter, RecordStatus, Revision};
 use ambulance_epr::store::{ListFilter, Store, StoreError, SyncState, migrate, store_path};
 
 const PASS: &str = "correct horse 1234";
@@ -200,10 +200,10 @@ fn drafts_coalesce_in_the_outbox_and_signed_versions_are_kept() {
     );
     let batch = store.outbox_batch(100, 1 << 20).unwrap();
     assert_eq!(batch.len(), 1);
-    assert_eq!(batch[0].revision, 200);
+    assert_eq!(batch[0].revision.get(), 200);
 
     let signed = store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap();
-    assert_eq!(signed.revision, 201);
+    assert_eq!(signed.revision.get(), 201);
     assert_eq!(signed.status, RecordStatus::Completed);
     assert_eq!(
         store.status_counts().unwrap().pending_sync,
@@ -232,7 +232,13 @@ fn drafts_coalesce_in_the_outbox_and_signed_versions_are_kept() {
         Some("Corrected notes")
     );
     // The completed version is unchanged by the amendment.
-    assert_eq!(store.version(e.id, 201).unwrap().notes, "edit 199");
+    assert_eq!(
+        store
+            .version(e.id, Revision::new(201).unwrap())
+            .unwrap()
+            .notes,
+        "edit 199"
+    );
     assert_eq!(store.get(e.id).unwrap().notes, "late correction");
 }
 
@@ -444,7 +450,7 @@ fn a_returned_record_signed_again_no_longer_counts_as_returned() {
             &[FeedbackEntry {
                 cursor: 1,
                 record_id: e.id,
-                revision: 1,
+                revision: Revision::new(1).unwrap(),
                 decision: Decision::Returned,
                 comment: "Please add the GCS".into(),
                 decided_by: "sup".into(),

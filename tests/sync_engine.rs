@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::demo::complete_encounter;
-use ambulance_epr::model::Encounter;
+use ambulance_epr::model::{Encounter, Revision};
 use ambulance_epr::protocol::{
     FeedbackResponse, PushItemResult, PushOutcome, PushRequest, PushResponse, RejectReason,
 };
@@ -34,7 +34,7 @@ struct Script {
     /// Delay before answering a push.
     delay: Duration,
     /// Every push received: (record, revision) pairs.
-    pushes: Vec<Vec<(Uuid, u64)>>,
+    pushes: Vec<Vec<(Uuid, Revision)>>,
 }
 
 type Shared = Arc<Mutex<Script>>;
@@ -281,7 +281,7 @@ async fn an_edit_during_an_in_flight_push_is_not_marked_synced_by_the_late_ack()
     .unwrap();
     e.notes = "second".into();
     let second = store.save_draft(&e).unwrap();
-    assert_eq!(second.revision, first.revision + 1);
+    assert_eq!(Some(second.revision), first.revision.next());
     let pending_after = cycle.await.unwrap().unwrap();
     // The late ack for the old revision did not retire the new one: the engine went on to
     // push the new revision in a later request, and only then shows the record as synced.

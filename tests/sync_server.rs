@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::KdfParams;
-use ambulance_epr::model::Encounter;
+use ambulance_epr::model::{Encounter, Revision};
 use ambulance_epr::server::{self, ServerConfig, admin};
 use ambulance_epr::store::{Store, SyncState, migrate};
 use ambulance_epr::sync::{Engine, SyncConfig};
@@ -106,7 +106,7 @@ impl Drop for ServerProcess {
 }
 
 /// Every (record, revision) the server holds, with a count per pair.
-async fn server_versions(db_url: &str) -> BTreeMap<(Uuid, u64), u32> {
+async fn server_versions(db_url: &str) -> BTreeMap<(Uuid, Revision), u32> {
     let storage = server::open_storage(db_url).await.unwrap();
     let mut out = BTreeMap::new();
     let mut after = 0;
@@ -160,7 +160,7 @@ fn add_signed_records(store: &mut Store, count: u32, seed: u64) -> Vec<Uuid> {
 
 /// Every version the device made that must reach the server: all signed versions and the
 /// latest draft of each record still in draft.
-fn device_expected(store: &Store, ids: &[Uuid]) -> HashSet<(Uuid, u64)> {
+fn device_expected(store: &Store, ids: &[Uuid]) -> HashSet<(Uuid, Revision)> {
     let mut out = HashSet::new();
     for id in ids {
         let versions = store.versions(*id).unwrap();
@@ -238,7 +238,7 @@ fn server_down_from_the_start_queues_then_drains() {
     assert_eq!(held.len(), 25);
     assert!(held.values().all(|n| *n == 1));
     for id in ids {
-        assert!(held.contains_key(&(id, 1)));
+        assert!(held.contains_key(&(id, Revision::FIRST)));
     }
 }
 
@@ -376,7 +376,7 @@ fn ten_thousand_records_through_faults_and_two_server_crashes_arrive_exactly_onc
         assert_eq!(store.summary(*id).unwrap().sync_state, SyncState::Synced);
     }
     // Nothing on the server that the device did not push.
-    let device_versions: HashSet<(Uuid, u64)> = ids
+    let device_versions: HashSet<(Uuid, Revision)> = ids
         .iter()
         .flat_map(|id| {
             store
@@ -456,7 +456,7 @@ fn the_device_killed_mid_sync_resumes_without_loss_or_duplication() {
     assert_eq!(held.len(), ids.len());
     assert!(held.values().all(|n| *n == 1));
     for id in &ids {
-        assert!(held.contains_key(&(*id, 1)));
+        assert!(held.contains_key(&(*id, Revision::FIRST)));
         assert_eq!(store.summary(*id).unwrap().sync_state, SyncState::Synced);
     }
 }

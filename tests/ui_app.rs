@@ -289,7 +289,7 @@ fn amend_a_signed_record_with_a_reason_and_view_the_earlier_version() {
     settle(&mut h);
     let ed = h.state().editor().unwrap();
     let v = ed.viewing_version.as_ref().unwrap();
-    assert_eq!(v.revision, 1);
+    assert_eq!(v.revision.get(), 1);
     assert_eq!(v.encounter.status, RecordStatus::Completed);
     assert!(!v.encounter.notes.contains("Corrected"));
     h.get_by_label("Viewing version 1 (read-only)");

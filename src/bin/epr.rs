@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ambulance_epr::model::Encounter;
+use ambulance_epr::model::{Encounter, Revision};
 use ambulance_epr::store::{ListFilter, Store, StoreError};
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
@@ -78,7 +78,7 @@ enum Command {
         out: PathBuf,
         /// A particular version (default: the latest).
         #[arg(long)]
-        revision: Option<u64>,
+        revision: Option<Revision>,
     },
     /// Enrol this tablet with a trust's server using a one-time code.
     Enroll {

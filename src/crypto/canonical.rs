@@ -5,6 +5,7 @@
 //! `serde_json` writes them (shortest round-trip floats). Sorting is done explicitly rather
 //! than relying on `serde_json`'s map type, which a feature flag elsewhere could change.
 
+use crate::model::Revision;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -61,7 +62,7 @@ pub fn content_sha256_hex(document: &Value) -> String {
 /// small while binding them to the full content.
 pub fn signing_payload(
     record_id: Uuid,
-    revision: u64,
+    revision: Revision,
     status: &str,
     content_sha256: &str,
 ) -> Vec<u8> {

@@ -538,7 +538,7 @@ mod tests {
 
     fn meta(status: crate::model::RecordStatus) -> VersionMeta {
         VersionMeta {
-            revision: 3,
+            revision: crate::model::revision::rev(3),
             status,
             content_sha256: "ab".repeat(32),
             signature: status.is_signed().then(|| "c2lnbmF0dXJl".to_owned()),

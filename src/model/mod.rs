@@ -12,6 +12,7 @@ pub mod news2;
 pub mod nhs_number;
 pub mod observations;
 pub mod review;
+pub mod revision;
 pub mod version;
 
 pub use completion::{Field, MissingItem, missing_items};
@@ -20,4 +21,5 @@ pub use news2::{News2, News2Parameters, News2Score, RiskBand, Spo2Scale};
 pub use nhs_number::{NhsNumber, NhsNumberError};
 pub use observations::*;
 pub use review::Decision;
+pub use revision::{Revision, RevisionOutOfRange};
 pub use version::VersionMeta;

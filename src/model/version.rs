@@ -5,12 +5,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::RecordStatus;
+use super::{RecordStatus, Revision};
 
 /// Which version is being handed over or reviewed, and its proof of origin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionMeta {
-    pub revision: u64,
+    pub revision: Revision,
     pub status: RecordStatus,
     /// Hex SHA-256 of the version's canonical document.
     pub content_sha256: String,

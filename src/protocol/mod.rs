@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::RecordStatus;
+use crate::model::{RecordStatus, Revision};
 
 /// Path prefix of this protocol version.
 pub const API_PREFIX: &str = "/api/v1";
@@ -43,7 +43,7 @@ pub struct EnrollResponse {
 pub struct PushItem {
     pub record_id: Uuid,
     /// Rises with every save on the device.
-    pub revision: u64,
+    pub revision: Revision,
     pub status: RecordStatus,
     /// The full [`crate::model::Encounter`] document.
     pub document: serde_json::Value,
@@ -97,7 +97,7 @@ pub enum RejectReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PushItemResult {
     pub record_id: Uuid,
-    pub revision: u64,
+    pub revision: Revision,
     pub outcome: PushOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reject_reason: Option<RejectReason>,
@@ -122,7 +122,7 @@ pub struct FeedbackItem {
     pub cursor: i64,
     pub record_id: Uuid,
     /// The version the decision is about.
-    pub revision: u64,
+    pub revision: Revision,
     pub decision: Decision,
     pub comment: String,
     pub decided_by: String,
@@ -191,7 +191,7 @@ pub struct ReviewQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReviewSummary {
     pub record_id: Uuid,
-    pub revision: u64,
+    pub revision: Revision,
     pub status: RecordStatus,
     pub incident_number: String,
     pub patient_name: String,
@@ -225,7 +225,7 @@ pub struct ReviewList {
 /// One stored version in the review detail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReviewVersion {
-    pub revision: u64,
+    pub revision: Revision,
     pub status: RecordStatus,
     pub document: serde_json::Value,
     pub content_sha256: String,
@@ -240,7 +240,7 @@ pub struct ReviewVersion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionRecord {
     pub record_id: Uuid,
-    pub revision: u64,
+    pub revision: Revision,
     pub decision: Decision,
     pub comment: String,
     pub decided_by: String,
@@ -266,7 +266,7 @@ pub struct DecisionRequest {
     #[serde(default)]
     pub comment: String,
     /// The version the supervisor looked at; refused if a later version exists.
-    pub revision: u64,
+    pub revision: Revision,
 }
 
 /// Every 4xx/5xx body: a stable machine code and a sentence for people.

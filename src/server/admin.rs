@@ -3,6 +3,7 @@
 //! The `epr-server` subcommands are thin wrappers over these, and the app's "try it on this
 //! computer" mode and the sync tests call them directly against an in-process server.
 
+use crate::model::Revision;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -153,7 +154,7 @@ pub async fn stats(storage: &dyn Storage) -> Result<Stats, AdminError> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BadVersion {
     pub record_id: Uuid,
-    pub revision: u64,
+    pub revision: Revision,
     pub problem: &'static str,
 }
 

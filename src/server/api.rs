@@ -6,6 +6,7 @@
 //! never documents, names or free text: the trace span records the path only, not the
 //! query string, because the review filter's `q` may hold a patient's name.
 
+use crate::model::Revision;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -619,7 +620,7 @@ async fn review_detail(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FhirQuery {
-    revision: Option<u64>,
+    revision: Option<Revision>,
 }
 
 /// The FHIR R4 document bundle of a signed version: the same bundle the device builds for
@@ -660,7 +661,7 @@ async fn review_fhir(
         device_public_key: Some(version.public_key_b64.clone()),
         saved_at_utc: version.saved_at_utc,
     };
-    tracing::info!(user = %session.username, %record_id, revision = version.revision, "fhir export");
+    tracing::info!(user = %session.username, %record_id, revision = %version.revision, "fhir export");
     Ok(Json(crate::export::fhir::bundle(
         &encounter,
         &meta,
@@ -698,7 +699,7 @@ async fn decide(
     };
     match state.storage().decide(&decision, Utc::now()).await? {
         DecideOutcome::Recorded(d) => {
-            tracing::info!(user = %session.username, %record_id, revision = d.revision, decision = d.decision.as_str(), "decision");
+            tracing::info!(user = %session.username, %record_id, revision = %d.revision, decision = d.decision.as_str(), "decision");
             Ok((StatusCode::CREATED, Json(d)))
         }
         DecideOutcome::RecordNotFound => Err(ApiError::client(

@@ -3,6 +3,7 @@
 //! Each entry's hash is SHA-256 over the previous entry's hash and this entry's fields, so
 //! deleting, reordering or editing an entry breaks [`verify_chain`].
 
+use crate::model::Revision;
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
@@ -76,7 +77,7 @@ pub fn append(
     actor: &str,
     action: Action,
     encounter_id: Option<Uuid>,
-    revision: Option<u64>,
+    revision: Option<Revision>,
 ) -> rusqlite::Result<()> {
     let last: Option<(i64, String)> = conn
         .prepare_cached("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
@@ -88,11 +89,7 @@ pub fn append(
     };
     let at = Utc::now().to_rfc3339();
     let id = encounter_id.map(|u| u.to_string());
-    // Checked: an out-of-range revision is refused, never wrapped into the hash chain.
-    let rev = revision
-        .map(i64::try_from)
-        .transpose()
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let rev = revision.map(Revision::to_i64);
     let hash = entry_hash(&prev, seq, &at, actor, action.as_str(), id.as_deref(), rev);
     conn.prepare_cached(
         "INSERT INTO audit_log (seq, at_utc, actor, action, encounter_id, revision, prev_hash, entry_hash)
@@ -110,7 +107,7 @@ pub struct AuditEntry {
     pub actor: String,
     pub action: String,
     pub encounter_id: Option<String>,
-    pub revision: Option<i64>,
+    pub revision: Option<Revision>,
 }
 
 /// Re-computes the chain; returns the sequence number of the first broken entry, if any.

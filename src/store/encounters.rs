@@ -10,15 +10,17 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::audit::{self, Action};
-use super::{Result, Store, StoreError, revision_from_sql, revision_to_sql};
+use super::{Result, Store, StoreError, revision_from_sql};
 use crate::crypto::{DeviceSigningKey, content_sha256_hex, signing_payload};
-use crate::model::{Decision, Encounter, News2, RecordStatus, SignOff, VersionMeta, missing_items};
+use crate::model::{
+    Decision, Encounter, News2, RecordStatus, Revision, SignOff, VersionMeta, missing_items,
+};
 
 /// What a save committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SaveReceipt {
     pub record_id: Uuid,
-    pub revision: u64,
+    pub revision: Revision,
     pub status: RecordStatus,
 }
 
@@ -72,7 +74,7 @@ impl SyncState {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EncounterSummary {
     pub id: Uuid,
-    pub revision: u64,
+    pub revision: Revision,
     pub incident_number: String,
     pub patient_name: String,
     /// The NHS number's ten digits, when recorded: lets the list search it in memory.
@@ -118,7 +120,7 @@ pub struct StatusCounts {
 /// One stored version, for the history view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VersionInfo {
-    pub revision: u64,
+    pub revision: Revision,
     pub status: RecordStatus,
     pub content_sha256: String,
     pub signature: Option<String>,
@@ -309,12 +311,12 @@ impl Store {
     }
 
     /// One stored version's document.
-    pub fn version(&self, id: Uuid, revision: u64) -> Result<Encounter> {
+    pub fn version(&self, id: Uuid, revision: Revision) -> Result<Encounter> {
         let text: String = self
             .conn
             .query_row(
                 "SELECT document FROM encounter_versions WHERE encounter_id = ?1 AND revision = ?2",
-                params![id.to_string(), revision_to_sql(revision)?],
+                params![id.to_string(), revision],
                 |r| r.get(0),
             )
             .optional()?
@@ -360,7 +362,7 @@ impl Store {
     pub fn version_for_export(
         &self,
         id: Uuid,
-        revision: Option<u64>,
+        revision: Option<Revision>,
     ) -> Result<(Encounter, VersionMeta)> {
         let versions = self.versions(id)?;
         let info = match revision {
@@ -556,11 +558,10 @@ impl VersionWriter<'_> {
         }
         let revision = match &previous {
             Some((r, _)) => revision_from_sql(*r)?
-                .checked_add(1)
+                .next()
                 .ok_or_else(|| StoreError::malformed("a stored revision is out of range"))?,
-            None => 1,
+            None => Revision::FIRST,
         };
-        let revision_sql = revision_to_sql(revision)?;
         let signature = if doc.status.is_signed() {
             let payload = signing_payload(doc.id, revision, doc.status.as_str(), &content_sha256);
             let key = self
@@ -596,7 +597,7 @@ impl VersionWriter<'_> {
                                        THEN NULL ELSE encounters.review_comment END",
             params![
                 id_text,
-                revision_sql,
+                revision,
                 doc.status.as_str(),
                 doc.incident.incident_number.trim(),
                 doc.incident.incident_number.trim().to_lowercase(),
@@ -616,7 +617,7 @@ impl VersionWriter<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 id_text,
-                revision_sql,
+                revision,
                 doc.status.as_str(),
                 document,
                 content_sha256,
@@ -635,7 +636,7 @@ impl VersionWriter<'_> {
             "INSERT INTO outbox (encounter_id, revision, kind, enqueued_at_utc) VALUES (?1, ?2, ?3, ?4)",
             params![
                 id_text,
-                revision_sql,
+                revision,
                 if doc.status.is_signed() { "signed" } else { "draft" },
                 now_text
             ],
@@ -728,6 +729,7 @@ mod tests {
     use super::*;
     use crate::crypto::KdfParams;
     use crate::demo::complete_encounter;
+    use crate::model::revision::rev;
 
     /// Everything an operation could change about one record.
     #[derive(Debug, PartialEq)]
@@ -910,19 +912,18 @@ mod tests {
     }
 
     #[test]
-    fn revisions_out_of_sqlite_range_are_refused_not_wrapped() {
-        use super::super::{revision_from_sql, revision_to_sql};
-        assert_eq!(revision_to_sql(7).unwrap(), 7);
-        assert_eq!(revision_from_sql(7).unwrap(), 7);
-        assert!(revision_to_sql(u64::MAX).is_err());
+    fn a_damaged_stored_revision_is_refused_not_wrapped() {
+        use super::super::revision_from_sql;
+        assert_eq!(revision_from_sql(7).unwrap(), rev(7));
         assert!(revision_from_sql(-1).is_err());
 
         let (_dir, mut store) = store();
         let e = complete_encounter();
         store.save_draft(&e).unwrap();
-        assert!(matches!(
-            store.version(e.id, u64::MAX),
-            Err(StoreError::Document(_))
-        ));
+        store
+            .conn
+            .execute("UPDATE encounter_versions SET revision = -1", [])
+            .unwrap();
+        assert!(matches!(store.versions(e.id), Err(StoreError::Document(_))));
     }
 }

@@ -18,6 +18,7 @@ pub mod keyring;
 pub mod migrate;
 pub mod outbox;
 
+use crate::model::Revision;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -196,16 +197,25 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A revision as SQLite stores it. Revisions are `u64` everywhere else and INTEGER (`i64`)
-/// in SQLite; every conversion between the two goes through here, checked, so a value out
-/// of range is an error rather than a silently wrapped number.
-pub(crate) fn revision_to_sql(revision: u64) -> Result<i64> {
-    i64::try_from(revision).map_err(|_| StoreError::malformed("a revision is out of range"))
+// Revisions are INTEGER (`i64`) columns in SQLite. `Revision` holds only values an `i64` can,
+// so writing one cannot fail; a stored value out of range (negative) is refused on reading
+// rather than wrapped. The server's SQLite backend uses these impls too.
+impl rusqlite::ToSql for Revision {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.to_i64().into())
+    }
 }
 
-/// A stored revision read back (see [`revision_to_sql`]); a negative one means damage.
-pub(crate) fn revision_from_sql(stored: i64) -> Result<u64> {
-    u64::try_from(stored).map_err(|_| StoreError::malformed("a stored revision is negative"))
+impl rusqlite::types::FromSql for Revision {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let stored = i64::column_result(value)?;
+        Revision::from_i64(stored).map_err(|_| rusqlite::types::FromSqlError::OutOfRange(stored))
+    }
+}
+
+/// A revision column read as a plain integer; a negative one means damage.
+pub(crate) fn revision_from_sql(stored: i64) -> Result<Revision> {
+    Revision::from_i64(stored).map_err(|_| StoreError::malformed("a stored revision is negative"))
 }
 
 /// Result alias for this room.
@@ -614,7 +624,7 @@ impl Store {
         &mut self,
         action: audit::Action,
         encounter_id: Option<uuid::Uuid>,
-        revision: Option<u64>,
+        revision: Option<Revision>,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         audit::append(&tx, &self.user, action, encounter_id, revision)?;

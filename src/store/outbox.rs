@@ -12,14 +12,14 @@ use uuid::Uuid;
 
 use super::audit::{self, Action};
 use super::encounters::{parse_decision, parse_time};
-use super::{Result, Store, StoreError, revision_from_sql, revision_to_sql};
-use crate::model::{Decision, RecordStatus};
+use super::{Result, Store, StoreError, revision_from_sql};
+use crate::model::{Decision, RecordStatus, Revision};
 
 /// One version waiting to be pushed, with everything the push needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxItem {
     pub record_id: Uuid,
-    pub revision: u64,
+    pub revision: Revision,
     pub status: RecordStatus,
     /// The document JSON exactly as stored and hashed.
     pub document: String,
@@ -43,7 +43,7 @@ pub struct OutboxPosition {
 pub struct FeedbackEntry {
     pub cursor: i64,
     pub record_id: Uuid,
-    pub revision: u64,
+    pub revision: Revision,
     pub decision: Decision,
     pub comment: String,
     pub decided_by: String,
@@ -141,19 +141,19 @@ impl Store {
 
     /// The server committed `revision` of `record_id` (stored, duplicate or stale): remove
     /// exactly that outbox entry. The record shows "synced" only when nothing else is queued.
-    pub fn acknowledge(&mut self, record_id: Uuid, revision: u64) -> Result<()> {
+    pub fn acknowledge(&mut self, record_id: Uuid, revision: Revision) -> Result<()> {
         self.acknowledge_many(&[(record_id, revision)])
     }
 
     /// [`Store::acknowledge`] for a whole batch in one transaction.
-    pub fn acknowledge_many(&mut self, acks: &[(Uuid, u64)]) -> Result<()> {
+    pub fn acknowledge_many(&mut self, acks: &[(Uuid, Revision)]) -> Result<()> {
         let user = self.user.clone();
         let tx = rusqlite::Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         for (record_id, revision) in acks {
             let id = record_id.to_string();
             let removed = tx
                 .prepare_cached("DELETE FROM outbox WHERE encounter_id = ?1 AND revision = ?2")?
-                .execute(params![id, revision_to_sql(*revision)?])?;
+                .execute(params![id, *revision])?;
             let (remaining, quarantined): (i64, i64) = tx
                 .prepare_cached("SELECT count(*), count(quarantined_reason) FROM outbox WHERE encounter_id = ?1")?
                 .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -182,12 +182,12 @@ impl Store {
 
     /// The server refused this version: hold it back with the server's reason and show the
     /// record as needing attention. Other records keep draining.
-    pub fn quarantine(&mut self, record_id: Uuid, revision: u64, reason: &str) -> Result<()> {
+    pub fn quarantine(&mut self, record_id: Uuid, revision: Revision, reason: &str) -> Result<()> {
         let user = self.user.clone();
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE outbox SET quarantined_reason = ?3 WHERE encounter_id = ?1 AND revision = ?2",
-            params![record_id.to_string(), revision_to_sql(revision)?, reason],
+            params![record_id.to_string(), revision, reason],
         )?;
         tx.execute(
             "UPDATE encounters SET sync_state = 'needs_attention' WHERE id = ?1",
@@ -205,7 +205,7 @@ impl Store {
     }
 
     /// Quarantined entries with their reasons, for the "needs attention" list.
-    pub fn quarantined(&self) -> Result<Vec<(Uuid, u64, String)>> {
+    pub fn quarantined(&self) -> Result<Vec<(Uuid, Revision, String)>> {
         let mut stmt = self.conn.prepare(
             "SELECT encounter_id, revision, quarantined_reason FROM outbox
              WHERE quarantined_reason IS NOT NULL ORDER BY enqueued_at_utc",
@@ -257,7 +257,7 @@ impl Store {
                 params![
                     f.cursor,
                     f.record_id.to_string(),
-                    revision_to_sql(f.revision)?,
+                    f.revision,
                     f.decision.as_str(),
                     f.comment,
                     f.decided_by,
@@ -275,7 +275,7 @@ impl Store {
                     f.record_id.to_string(),
                     f.decision.as_str(),
                     f.comment,
-                    revision_to_sql(f.revision)?
+                    f.revision
                 ],
             )?;
             audit::append(

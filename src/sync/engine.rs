@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::client::{ApiClient, RequestError};
 use super::status::{ProblemKind, SyncCommand, SyncHandle, SyncProblem, SyncStatus};
-use crate::model::RecordStatus;
+use crate::model::{RecordStatus, Revision};
 use crate::protocol::{EnrollRequest, PushOutcome};
 use crate::store::{FeedbackEntry, OutboxItem, OutboxPosition, Store, StoreError};
 
@@ -37,7 +37,7 @@ pub const DEVICE_TOKEN: &str = "device_token";
 #[derive(serde::Serialize)]
 struct RawPushItem<'a> {
     record_id: Uuid,
-    revision: u64,
+    revision: Revision,
     status: RecordStatus,
     document: Box<serde_json::value::RawValue>,
     content_sha256: &'a str,

@@ -3,6 +3,7 @@
 //! Owns: reading the chosen version, building the document, writing the file and auditing the
 //! export. Runs only on the store worker thread, never on the UI thread.
 
+use crate::model::Revision;
 use std::path::PathBuf;
 
 use uuid::Uuid;
@@ -16,7 +17,7 @@ pub use crate::export::Format as ExportFormat;
 pub fn export_to_folder(
     store: &mut crate::store::Store,
     id: Uuid,
-    revision: Option<u64>,
+    revision: Option<Revision>,
     format: ExportFormat,
     folder: &str,
 ) -> Result<PathBuf, String> {

@@ -23,7 +23,7 @@ use super::connection::ConnectionPurpose;
 use super::export::{ExportFormat, export_to_folder};
 use super::prefs::{self, UiPrefs};
 use super::problem::StoreProblem;
-use crate::model::{Decision, Encounter};
+use crate::model::{Decision, Encounter, Revision};
 use crate::store::audit::Action;
 use crate::store::{
     EncounterSummary, FeedbackEntry, ListFilter, SaveReceipt, StatusCounts, Store, StoreError,
@@ -66,14 +66,14 @@ pub enum StoreRequest {
         registration: String,
     },
     /// One earlier version, to view read-only.
-    Version { id: Uuid, revision: u64 },
+    Version { id: Uuid, revision: Revision },
     /// Throw away the unsigned amendment of a signed record (errors go to the log only:
     /// reopening shows the amendment kept).
     DiscardAmendment { id: Uuid },
     /// Save one version's handover document into `folder` and audit the export.
     Export {
         id: Uuid,
-        revision: Option<u64>,
+        revision: Option<Revision>,
         format: ExportFormat,
         folder: String,
     },
@@ -143,7 +143,7 @@ pub enum StoreReply {
         result: Result<SaveReceipt, StoreProblem>,
     },
     Version {
-        revision: u64,
+        revision: Revision,
         result: Result<Box<Encounter>, StoreProblem>,
     },
     AmendmentDiscarded,

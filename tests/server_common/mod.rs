@@ -368,7 +368,9 @@ pub fn encounter(status: RecordStatus) -> Encounter {
     e
 }
 
+/// A push item for `e` at `revision` (a literal in range), signed when `e` is signed.
 pub fn item(key: &DeviceSigningKey, e: &Encounter, revision: u64) -> PushItem {
+    let revision = ambulance_epr::model::Revision::new(revision).unwrap();
     let document = serde_json::to_value(e).unwrap();
     let sha = content_sha256_hex(&document);
     let signature = e

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::*;
-use crate::model::RecordStatus;
+use crate::model::{RecordStatus, Revision};
 use crate::protocol::{Decision, DecisionCounts, DecisionRecord, FeedbackItem, ReviewSummary};
 
 /// Whether a transaction writes. Writers are serialised (SQLite: `BEGIN IMMEDIATE`;
@@ -39,7 +39,7 @@ pub(crate) struct EnrolmentCodeRow {
 pub(crate) struct RecordHead {
     pub record_id: Uuid,
     pub device_id: Uuid,
-    pub latest_revision: i64,
+    pub latest_revision: Revision,
 }
 
 /// One database transaction, as the core needs it. Implementations hold SQL and row mapping
@@ -138,14 +138,14 @@ pub(crate) trait Tx {
     async fn claim_records(
         &mut self,
         device_id: Uuid,
-        new: &[(Uuid, i64)],
+        new: &[(Uuid, Revision)],
     ) -> Result<(), StorageError>;
     async fn record_heads(&mut self, ids: &[Uuid]) -> Result<Vec<RecordHead>, StorageError>;
     /// The content hash of each `(record, revision)` already stored.
     async fn version_hashes(
         &mut self,
-        keys: &[(Uuid, i64)],
-    ) -> Result<Vec<((Uuid, i64), String)>, StorageError>;
+        keys: &[(Uuid, Revision)],
+    ) -> Result<Vec<((Uuid, Revision), String)>, StorageError>;
     /// Inserts versions, in order. The core has checked none is held already.
     async fn insert_versions(
         &mut self,
@@ -154,7 +154,10 @@ pub(crate) trait Tx {
         received_at_utc: DateTime<Utc>,
     ) -> Result<(), StorageError>;
     /// Raises each record's latest revision to at least the given one. Ids are distinct.
-    async fn raise_latest_revisions(&mut self, heads: &[(Uuid, i64)]) -> Result<(), StorageError>;
+    async fn raise_latest_revisions(
+        &mut self,
+        heads: &[(Uuid, Revision)],
+    ) -> Result<(), StorageError>;
     /// Makes each version the record's signed head (review columns, decision cleared) unless a
     /// later signed revision is held. Record ids are distinct.
     async fn set_signed_heads(&mut self, versions: &[&NewVersion]) -> Result<(), StorageError>;
@@ -191,11 +194,11 @@ pub(crate) trait Tx {
     async fn decision_head(
         &mut self,
         record_id: Uuid,
-    ) -> Result<Option<(Uuid, Option<i64>)>, StorageError>;
+    ) -> Result<Option<(Uuid, Option<Revision>)>, StorageError>;
     async fn is_signed_version(
         &mut self,
         record_id: Uuid,
-        revision: i64,
+        revision: Revision,
     ) -> Result<bool, StorageError>;
     /// Appends the decision (its cursor is the next in commit order) and makes it the
     /// record's latest.
@@ -222,15 +225,10 @@ pub(crate) trait Tx {
     ) -> Result<Vec<AuditEntry>, StorageError>;
 }
 
-/// Revisions travel as `u64` and are stored as `i64`. Handlers refuse revisions above
-/// `i64::MAX` before they reach storage, so the clamp is never reached in practice.
-pub(crate) fn rev_param(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// A stored revision back to the API type; a negative one is a corrupt row.
-pub(crate) fn rev_col(v: i64) -> Result<u64, StorageError> {
-    u64::try_from(v).map_err(|_| StorageError::Corrupt("revision".into()))
+/// A stored revision column back to a [`Revision`]; a negative one is a corrupt row.
+/// (Going in, [`Revision::to_i64`] cannot fail: the type holds only storable values.)
+pub(crate) fn rev_col(v: i64) -> Result<Revision, StorageError> {
+    Revision::from_i64(v).map_err(|_| StorageError::Corrupt("revision".into()))
 }
 
 /// A stored count back to `u64`.
@@ -402,16 +400,16 @@ fn plan_push<'a>(
     device_id: Uuid,
     items: &'a [NewVersion],
     heads: &[RecordHead],
-    held: Vec<((Uuid, i64), String)>,
+    held: Vec<((Uuid, Revision), String)>,
 ) -> Result<PushPlan<'a>, StorageError> {
     let mut heads: HashMap<Uuid, RecordHead> = heads.iter().map(|h| (h.record_id, *h)).collect();
-    let mut held: HashMap<(Uuid, i64), String> = held.into_iter().collect();
+    let mut held: HashMap<(Uuid, Revision), String> = held.into_iter().collect();
     let mut plan = PushPlan {
         outcomes: Vec::with_capacity(items.len()),
         stored: Vec::new(),
     };
     for item in items {
-        let revision = rev_param(item.revision);
+        let revision = item.revision;
         let head = heads
             .get_mut(&item.record_id)
             .ok_or_else(|| StorageError::Corrupt("record row missing after insert".into()))?;
@@ -468,19 +466,16 @@ pub(crate) async fn push_versions<T: Tx>(
 ) -> Result<Vec<StoreOutcome>, StorageError> {
     let now = to_micros(now);
     // A record is owned by the device that first pushed any version of it.
-    let mut first: Vec<(Uuid, i64)> = Vec::new();
+    let mut first: Vec<(Uuid, Revision)> = Vec::new();
     for item in items {
         if !first.iter().any(|(id, _)| *id == item.record_id) {
-            first.push((item.record_id, rev_param(item.revision)));
+            first.push((item.record_id, item.revision));
         }
     }
     tx.claim_records(device.device_id, &first).await?;
     let ids: Vec<Uuid> = first.iter().map(|(id, _)| *id).collect();
     let heads = tx.record_heads(&ids).await?;
-    let keys: Vec<(Uuid, i64)> = items
-        .iter()
-        .map(|i| (i.record_id, rev_param(i.revision)))
-        .collect();
+    let keys: Vec<(Uuid, Revision)> = items.iter().map(|i| (i.record_id, i.revision)).collect();
     let held = tx.version_hashes(&keys).await?;
     let plan = plan_push(device.device_id, items, &heads, held)?;
     if !plan.stored.is_empty() {
@@ -490,9 +485,9 @@ pub(crate) async fn push_versions<T: Tx>(
         // step alone is what lets PostgreSQL take pushes from many devices at once.
         tx.insert_versions(device.device_id, &plan.stored, now)
             .await?;
-        let latest: Vec<(Uuid, i64)> = highest_per_record(plan.stored.iter().copied())
+        let latest: Vec<(Uuid, Revision)> = highest_per_record(plan.stored.iter().copied())
             .iter()
-            .map(|v| (v.record_id, rev_param(v.revision)))
+            .map(|v| (v.record_id, v.revision))
             .collect();
         tx.raise_latest_revisions(&latest).await?;
         let signed =
@@ -652,13 +647,13 @@ pub(crate) async fn decide<T: Tx>(
     let Some((device_id, Some(latest))) = tx.decision_head(d.record_id).await? else {
         return Ok(DecideOutcome::RecordNotFound);
     };
-    let revision = rev_param(d.revision);
+    let revision = d.revision;
     if !tx.is_signed_version(d.record_id, revision).await? {
         return Ok(DecideOutcome::UnknownRevision);
     }
     if revision < latest {
         return Ok(DecideOutcome::Superseded {
-            latest_revision: rev_col(latest)?,
+            latest_revision: latest,
         });
     }
     // Decision cursors must commit in the order they are numbered (see `feedback_since`).
@@ -685,11 +680,12 @@ pub(crate) async fn decide<T: Tx>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::revision::rev;
 
     fn version(record_id: Uuid, revision: u64, status: RecordStatus, sha: &str) -> NewVersion {
         NewVersion {
             record_id,
-            revision,
+            revision: rev(revision),
             status,
             document_canonical: "{}".into(),
             content_sha256: sha.into(),
@@ -701,11 +697,11 @@ mod tests {
         }
     }
 
-    fn head(record_id: Uuid, device_id: Uuid, latest_revision: i64) -> RecordHead {
+    fn head(record_id: Uuid, device_id: Uuid, latest_revision: u64) -> RecordHead {
         RecordHead {
             record_id,
             device_id,
-            latest_revision,
+            latest_revision: rev(latest_revision),
         }
     }
 
@@ -736,7 +732,7 @@ mod tests {
                 StoreOutcome::Stored,
             ]
         );
-        let stored: Vec<u64> = plan.stored.iter().map(|v| v.revision).collect();
+        let stored: Vec<u64> = plan.stored.iter().map(|v| v.revision.get()).collect();
         assert_eq!(stored, vec![1, 3, 4]);
     }
 
@@ -755,7 +751,7 @@ mod tests {
             device,
             &items,
             &[head(mine, device, 2), head(theirs, other, 1)],
-            vec![((mine, 2), "same".into())],
+            vec![((mine, rev(2)), "same".into())],
         )
         .unwrap();
         assert_eq!(
@@ -786,7 +782,7 @@ mod tests {
         ];
         let got: Vec<(Uuid, u64)> = highest_per_record(vs.iter())
             .iter()
-            .map(|v| (v.record_id, v.revision))
+            .map(|v| (v.record_id, v.revision.get()))
             .collect();
         assert_eq!(got, vec![(a, 3), (b, 5)]);
     }

@@ -20,7 +20,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::model::RecordStatus;
+use crate::model::{RecordStatus, Revision};
 use crate::protocol::{
     Decision, DecisionCounts, DecisionFilter, DecisionRecord, FeedbackItem, ReviewSummary,
 };
@@ -149,7 +149,7 @@ pub enum EnrolOutcome {
 pub struct NewVersion {
     pub record_id: Uuid,
     /// Fits in `i64` (checked by the handler).
-    pub revision: u64,
+    pub revision: Revision,
     pub status: RecordStatus,
     /// Canonical JSON of the document: what the content hash covers.
     pub document_canonical: String,
@@ -184,7 +184,7 @@ pub enum StoreOutcome {
 pub struct StoredVersion {
     pub seq: i64,
     pub record_id: Uuid,
-    pub revision: u64,
+    pub revision: Revision,
     /// As stored; `None` if the column holds something unknown (itself a finding for `verify`).
     pub status: Option<RecordStatus>,
     pub status_text: String,
@@ -260,7 +260,7 @@ pub struct RecordDetail {
 #[derive(Debug, Clone)]
 pub struct NewDecision {
     pub record_id: Uuid,
-    pub revision: u64,
+    pub revision: Revision,
     pub decision: Decision,
     pub comment: String,
     pub decided_by: String,
@@ -276,7 +276,7 @@ pub enum DecideOutcome {
     UnknownRevision,
     /// A later signed version exists; the supervisor must look at it first.
     Superseded {
-        latest_revision: u64,
+        latest_revision: Revision,
     },
 }
 
@@ -360,7 +360,7 @@ pub struct AuditEvent {
     pub actor: String,
     pub action: AuditAction,
     pub record_id: Option<Uuid>,
-    pub revision: Option<u64>,
+    pub revision: Option<Revision>,
     pub detail: String,
 }
 
@@ -381,7 +381,7 @@ impl AuditEvent {
         actor: &Actor,
         action: AuditAction,
         record_id: Uuid,
-        revision: Option<u64>,
+        revision: Option<Revision>,
         detail: impl Into<String>,
     ) -> Self {
         Self {
@@ -402,7 +402,7 @@ pub struct AuditEntry {
     pub actor: String,
     pub action: String,
     pub record_id: Option<Uuid>,
-    pub revision: Option<i64>,
+    pub revision: Option<Revision>,
     pub detail: String,
     pub prev_hash: String,
     pub hash: String,
@@ -444,7 +444,7 @@ pub(crate) fn chain_events(
             actor: e.actor.clone(),
             action: e.action.as_str().to_owned(),
             record_id: e.record_id,
-            revision: e.revision.and_then(|r| i64::try_from(r).ok()),
+            revision: e.revision,
             detail: e.detail.clone(),
             prev_hash: prev,
             hash: String::new(),

@@ -26,7 +26,7 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::core::{self, EnrolmentCodeRow, RecordHead, Tx, TxKind};
-use super::core::{count_col, decision_col, rev_col, rev_param, status_col};
+use super::core::{count_col, decision_col, rev_col, status_col};
 use super::*;
 use crate::protocol::{DecisionRecord, FeedbackItem, ReviewSummary};
 
@@ -188,6 +188,11 @@ macro_rules! in_tx {
         $tx.commit().await?;
         Ok(out)
     }};
+}
+
+/// Record ids and revisions as two parallel arrays, for `unnest($1::uuid[], $2::bigint[])`.
+fn unzip_revisions(pairs: &[(Uuid, Revision)]) -> (Vec<Uuid>, Vec<i64>) {
+    pairs.iter().map(|&(id, r)| (id, r.to_i64())).unzip()
 }
 
 const VERSION_COLUMNS: &str = "v.seq, v.record_id, v.revision, v.status, v.document, v.content_sha256, \
@@ -461,9 +466,9 @@ impl Tx for PgTx {
     async fn claim_records(
         &mut self,
         device_id: Uuid,
-        new: &[(Uuid, i64)],
+        new: &[(Uuid, Revision)],
     ) -> Result<(), StorageError> {
-        let (ids, revisions): (Vec<Uuid>, Vec<i64>) = new.iter().copied().unzip();
+        let (ids, revisions) = unzip_revisions(new);
         self.execute(
             "INSERT INTO records (record_id, device_id, latest_revision)
              SELECT id, $1, rev FROM unnest($2::uuid[], $3::bigint[]) AS t(id, rev)
@@ -485,7 +490,7 @@ impl Tx for PgTx {
                 Ok(RecordHead {
                     record_id: r.try_get(0)?,
                     device_id: r.try_get(1)?,
-                    latest_revision: r.try_get(2)?,
+                    latest_revision: rev_col(r.try_get(2)?)?,
                 })
             })
             .collect()
@@ -493,16 +498,16 @@ impl Tx for PgTx {
 
     async fn version_hashes(
         &mut self,
-        keys: &[(Uuid, i64)],
-    ) -> Result<Vec<((Uuid, i64), String)>, StorageError> {
-        let (ids, revisions): (Vec<Uuid>, Vec<i64>) = keys.iter().copied().unzip();
+        keys: &[(Uuid, Revision)],
+    ) -> Result<Vec<((Uuid, Revision), String)>, StorageError> {
+        let (ids, revisions) = unzip_revisions(keys);
         let sql = "SELECT v.record_id, v.revision, v.content_sha256
                    FROM versions v JOIN unnest($1::uuid[], $2::bigint[]) AS k(id, rev)
                      ON v.record_id = k.id AND v.revision = k.rev";
         self.query(sql, &[&ids, &revisions])
             .await?
             .iter()
-            .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?)))
+            .map(|r| Ok(((r.try_get(0)?, rev_col(r.try_get(1)?)?), r.try_get(2)?)))
             .collect()
     }
 
@@ -513,7 +518,7 @@ impl Tx for PgTx {
         received_at_utc: DateTime<Utc>,
     ) -> Result<(), StorageError> {
         let ids: Vec<Uuid> = versions.iter().map(|v| v.record_id).collect();
-        let revisions: Vec<i64> = versions.iter().map(|v| rev_param(v.revision)).collect();
+        let revisions: Vec<i64> = versions.iter().map(|v| v.revision.to_i64()).collect();
         let statuses: Vec<&str> = versions.iter().map(|v| v.status.as_str()).collect();
         let documents: Vec<&str> = versions
             .iter()
@@ -547,8 +552,11 @@ impl Tx for PgTx {
         Ok(())
     }
 
-    async fn raise_latest_revisions(&mut self, heads: &[(Uuid, i64)]) -> Result<(), StorageError> {
-        let (ids, revisions): (Vec<Uuid>, Vec<i64>) = heads.iter().copied().unzip();
+    async fn raise_latest_revisions(
+        &mut self,
+        heads: &[(Uuid, Revision)],
+    ) -> Result<(), StorageError> {
+        let (ids, revisions) = unzip_revisions(heads);
         self.execute(
             "UPDATE records r SET latest_revision = GREATEST(r.latest_revision, u.rev)
              FROM unnest($1::uuid[], $2::bigint[]) AS u(id, rev) WHERE r.record_id = u.id",
@@ -560,7 +568,7 @@ impl Tx for PgTx {
 
     async fn set_signed_heads(&mut self, versions: &[&NewVersion]) -> Result<(), StorageError> {
         let ids: Vec<Uuid> = versions.iter().map(|v| v.record_id).collect();
-        let revisions: Vec<i64> = versions.iter().map(|v| rev_param(v.revision)).collect();
+        let revisions: Vec<i64> = versions.iter().map(|v| v.revision.to_i64()).collect();
         let statuses: Vec<&str> = versions.iter().map(|v| v.status.as_str()).collect();
         let saved: Vec<DateTime<Utc>> = versions.iter().map(|v| v.saved_at_utc).collect();
         let incidents: Vec<&str> = versions
@@ -734,23 +742,24 @@ impl Tx for PgTx {
     async fn decision_head(
         &mut self,
         record_id: Uuid,
-    ) -> Result<Option<(Uuid, Option<i64>)>, StorageError> {
+    ) -> Result<Option<(Uuid, Option<Revision>)>, StorageError> {
         let sql = "SELECT device_id, signed_revision FROM records WHERE record_id = $1 FOR UPDATE";
         let Some(r) = self.query_opt(sql, &[&record_id]).await? else {
             return Ok(None);
         };
-        Ok(Some((r.try_get(0)?, r.try_get(1)?)))
+        let signed: Option<i64> = r.try_get(1)?;
+        Ok(Some((r.try_get(0)?, signed.map(rev_col).transpose()?)))
     }
 
     async fn is_signed_version(
         &mut self,
         record_id: Uuid,
-        revision: i64,
+        revision: Revision,
     ) -> Result<bool, StorageError> {
         let sql = "SELECT 1 FROM versions WHERE record_id = $1 AND revision = $2
                    AND status <> 'draft'";
         Ok(self
-            .query_opt(sql, &[&record_id, &revision])
+            .query_opt(sql, &[&record_id, &revision.to_i64()])
             .await?
             .is_some())
     }
@@ -767,7 +776,7 @@ impl Tx for PgTx {
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &d.record_id,
-                &rev_param(d.revision),
+                &d.revision.to_i64(),
                 &device_id,
                 &d.decision.as_str(),
                 &d.comment,
@@ -836,7 +845,10 @@ impl Tx for PgTx {
         let actors: Vec<&str> = entries.iter().map(|e| e.actor.as_str()).collect();
         let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
         let records: Vec<Option<Uuid>> = entries.iter().map(|e| e.record_id).collect();
-        let revisions: Vec<Option<i64>> = entries.iter().map(|e| e.revision).collect();
+        let revisions: Vec<Option<i64>> = entries
+            .iter()
+            .map(|e| e.revision.map(Revision::to_i64))
+            .collect();
         let details: Vec<&str> = entries.iter().map(|e| e.detail.as_str()).collect();
         let prevs: Vec<&str> = entries.iter().map(|e| e.prev_hash.as_str()).collect();
         let hashes: Vec<&str> = entries.iter().map(|e| e.hash.as_str()).collect();
@@ -869,7 +881,7 @@ impl Tx for PgTx {
                     actor: r.try_get(2)?,
                     action: r.try_get(3)?,
                     record_id: r.try_get(4)?,
-                    revision: r.try_get(5)?,
+                    revision: r.try_get::<_, Option<i64>>(5)?.map(rev_col).transpose()?,
                     detail: r.try_get(6)?,
                     prev_hash: r.try_get(7)?,
                     hash: r.try_get(8)?,

@@ -21,7 +21,7 @@ use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 use uuid::Uuid;
 
 use super::core::{self, EnrolmentCodeRow, RecordHead, Tx, TxKind};
-use super::core::{count_col, decision_col, rev_col, rev_param, status_col};
+use super::core::{count_col, decision_col, rev_col, status_col};
 use super::*;
 use crate::protocol::{DecisionRecord, FeedbackItem, ReviewSummary};
 
@@ -426,7 +426,7 @@ impl Tx for SqliteTx<'_> {
     async fn claim_records(
         &mut self,
         device_id: Uuid,
-        new: &[(Uuid, i64)],
+        new: &[(Uuid, Revision)],
     ) -> Result<(), StorageError> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO records (record_id, device_id, latest_revision) VALUES (?1, ?2, ?3)
@@ -452,7 +452,7 @@ impl Tx for SqliteTx<'_> {
                 out.push(RecordHead {
                     record_id: *id,
                     device_id: uuid_col(&device_id)?,
-                    latest_revision,
+                    latest_revision: rev_col(latest_revision)?,
                 });
             }
         }
@@ -461,8 +461,8 @@ impl Tx for SqliteTx<'_> {
 
     async fn version_hashes(
         &mut self,
-        keys: &[(Uuid, i64)],
-    ) -> Result<Vec<((Uuid, i64), String)>, StorageError> {
+        keys: &[(Uuid, Revision)],
+    ) -> Result<Vec<((Uuid, Revision), String)>, StorageError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT content_sha256 FROM versions WHERE record_id = ?1 AND revision = ?2",
         )?;
@@ -493,7 +493,7 @@ impl Tx for SqliteTx<'_> {
         for v in versions {
             stmt.execute(named_params! {
                 ":record_id": v.record_id.to_string(),
-                ":revision": rev_param(v.revision),
+                ":revision": v.revision,
                 ":status": v.status.as_str(),
                 ":document": v.document_canonical,
                 ":sha": v.content_sha256,
@@ -506,7 +506,10 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    async fn raise_latest_revisions(&mut self, heads: &[(Uuid, i64)]) -> Result<(), StorageError> {
+    async fn raise_latest_revisions(
+        &mut self,
+        heads: &[(Uuid, Revision)],
+    ) -> Result<(), StorageError> {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE records SET latest_revision = MAX(latest_revision, ?2) WHERE record_id = ?1",
         )?;
@@ -528,7 +531,7 @@ impl Tx for SqliteTx<'_> {
         for v in versions {
             stmt.execute(named_params! {
                 ":record_id": v.record_id.to_string(),
-                ":revision": rev_param(v.revision),
+                ":revision": v.revision,
                 ":status": v.status.as_str(),
                 ":saved": utc_text(v.saved_at_utc),
                 ":incident": v.incident_number,
@@ -675,8 +678,8 @@ impl Tx for SqliteTx<'_> {
     async fn decision_head(
         &mut self,
         record_id: Uuid,
-    ) -> Result<Option<(Uuid, Option<i64>)>, StorageError> {
-        let row: Option<(String, Option<i64>)> = self
+    ) -> Result<Option<(Uuid, Option<Revision>)>, StorageError> {
+        let row: Option<(String, Option<Revision>)> = self
             .conn
             .query_row(
                 "SELECT device_id, signed_revision FROM records WHERE record_id = ?1",
@@ -691,7 +694,7 @@ impl Tx for SqliteTx<'_> {
     async fn is_signed_version(
         &mut self,
         record_id: Uuid,
-        revision: i64,
+        revision: Revision,
     ) -> Result<bool, StorageError> {
         let row: Option<i64> = self
             .conn
@@ -717,7 +720,7 @@ impl Tx for SqliteTx<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 id,
-                rev_param(d.revision),
+                d.revision,
                 device_id.to_string(),
                 d.decision.as_str(),
                 d.comment,

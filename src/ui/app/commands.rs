@@ -4,6 +4,7 @@
 //! first-run [`ConnectRequest`], and the requests a command turns into (store requests,
 //! sync commands, connection work). Never draws and never waits.
 
+use crate::model::Revision;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,7 +66,7 @@ pub enum Command {
         clinician_name: String,
         registration: String,
     },
-    OpenVersion(u64),
+    OpenVersion(Revision),
     CloseVersion,
     SyncNow,
     ToggleTheme,
@@ -77,7 +78,7 @@ pub enum Command {
     Export {
         format: ExportFormat,
         folder: String,
-        revision: Option<u64>,
+        revision: Option<Revision>,
     },
     DismissNotice,
     /// Open the supervisor sign-in (from the unlock or first-run screen).
@@ -144,7 +145,12 @@ impl EprApp {
 
     /// Saves the open record's handover document. Pending edits are saved first, so the file
     /// holds what is on screen; the work runs on the store worker, never the UI thread.
-    pub(super) fn export(&mut self, format: ExportFormat, folder: String, revision: Option<u64>) {
+    pub(super) fn export(
+        &mut self,
+        format: ExportFormat,
+        folder: String,
+        revision: Option<Revision>,
+    ) {
         let Some(id) = self.editor().map(EditorState::id) else {
             return;
         };

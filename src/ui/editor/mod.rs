@@ -20,7 +20,7 @@ use super::Command;
 use super::theme;
 use super::widgets::{badge, error_text, news2_badge, sentence};
 use super::worker::RecordBundle;
-use crate::model::{Decision, Encounter, Field, RecordStatus, missing_items};
+use crate::model::{Decision, Encounter, Field, RecordStatus, Revision, missing_items};
 use crate::store::{FeedbackEntry, SyncState, VersionInfo};
 pub use forms::Forms;
 use observations::ObsEntry;
@@ -163,7 +163,7 @@ pub struct SignDialog {
 /// An earlier version opened read-only.
 #[derive(Debug, Clone)]
 pub struct VersionView {
-    pub revision: u64,
+    pub revision: Revision,
     pub encounter: Encounter,
     pub forms: Forms,
 }

@@ -14,7 +14,7 @@ use super::forms::{Forms, TimeText, clock_local, now_utc, parse_clock, parse_dat
 use super::{jump_here, name_widget};
 use crate::model::{
     CrewMember, DrugGiven, Encounter, Field, Intervention, Milestone, NhsNumber, Outcome, Patient,
-    Sex, handover,
+    Revision, Sex, handover,
 };
 use crate::ui::widgets::{choice, error_text, sentence, text_area, text_field, warning_text};
 
@@ -831,7 +831,7 @@ pub fn handover_export_ui(
     ui: &mut Ui,
     doc: &Encounter,
     folder: &mut String,
-    revision: Option<u64>,
+    revision: Option<Revision>,
     out: &mut Vec<crate::ui::Command>,
 ) {
     ui.label(RichText::new("Hand over…").size(20.0).strong());

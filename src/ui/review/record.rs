@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::ReviewCommand;
 use super::diff::{FieldChange, changes};
 use super::queue::decision_badge;
-use crate::model::{Encounter, Field, RecordStatus};
+use crate::model::{Encounter, Field, RecordStatus, Revision};
 use crate::protocol::{Decision, DecisionRecord, DecisionRequest, ReviewDetail};
 use crate::ui::editor::observations::{self, ObsEntry};
 use crate::ui::editor::{Forms, Section, sections};
@@ -24,7 +24,7 @@ pub const COMMENT_NEEDED: &str =
 /// One signed version, parsed once when the record arrives.
 #[derive(Debug)]
 pub struct VersionDoc {
-    pub revision: u64,
+    pub revision: Revision,
     pub status: RecordStatus,
     /// `None` when this app cannot read the stored document.
     pub encounter: Option<Encounter>,
@@ -118,7 +118,7 @@ impl RecordView {
     }
 
     /// The revision a decision made now would name: the newest, when it is the one shown.
-    pub fn shown_revision(&self) -> Option<u64> {
+    pub fn shown_revision(&self) -> Option<Revision> {
         let shown = self.versions.get(self.showing)?;
         (self.showing + 1 == self.versions.len()).then_some(shown.revision)
     }
@@ -148,7 +148,7 @@ pub fn decided_notice(d: &DecisionRecord) -> String {
 }
 
 /// The message when the crew amended the record after the version a decision named.
-pub fn superseded_message(revision: Option<u64>) -> String {
+pub fn superseded_message(revision: Option<Revision>) -> String {
     let which = revision.map_or_else(
         || "the version you reviewed".to_owned(),
         |r| format!("version {r}"),
@@ -435,7 +435,10 @@ fn versions_ui(ui: &mut Ui, view: &RecordView, out: &mut Vec<ReviewCommand>) {
                 ui.label(RichText::new(format!("Reason for amendment: {r}")).strong());
             }
             if i > 0 {
-                let before = view.versions.get(i - 1).map_or(0, |p| p.revision);
+                let before = view
+                    .versions
+                    .get(i - 1)
+                    .map_or_else(String::new, |p| p.revision.to_string());
                 if v.changes.is_empty() {
                     ui.label(format!(
                         "No change to the record's content since version {before}."
