@@ -215,7 +215,7 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
         e.drugs.push(DrugGiven {
             drug: "Paracetamol".to_owned(),
             dose: 1.0,
-            unit: "g".to_owned(),
+            unit: DoseUnit::Grams,
             route: "IV".to_owned(),
             at_utc: at_patient + Duration::minutes(8),
             by: "Demo Paramedic".to_owned(),
@@ -254,6 +254,26 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
             registration: String::new(),
         },
     ];
+    // Drawn last, so records made from a seed before these existed are otherwise unchanged.
+    // A glucose-only recheck after the last set (the current NEWS2 must stay that of the
+    // latest complete set), and some children (no NEWS2 under 16).
+    if rng.random_bool(0.3)
+        && let Some(last) = e.observations_by_time().last().map(|o| o.taken_at_utc)
+    {
+        let mut recheck = ObservationSet::empty(last + Duration::minutes(5));
+        recheck.glucose_mmol_per_l =
+            GlucoseMmolPerL::new(rng.random_range(40..=90) as f64 / 10.0).ok();
+        e.observations.push(recheck);
+    }
+    if rng.random_bool(0.1) {
+        let age_years: i64 = rng.random_range(1..=15);
+        e.patient.date_of_birth = (start - Duration::days(age_years * 365 + 100))
+            .date_naive()
+            .into();
+        e.history.past_medical_history = "Nil".to_owned();
+        // The adult drugs above are not for children.
+        e.drugs.clear();
+    }
     e
 }
 
@@ -324,7 +344,7 @@ pub fn complete_encounter() -> Encounter {
         DrugGiven {
             drug: "Aspirin".into(),
             dose: 300.0,
-            unit: "mg".into(),
+            unit: DoseUnit::Milligrams,
             route: "Oral".into(),
             at_utc: at(10, 18),
             by: "A. Paramedic".into(),
@@ -332,7 +352,7 @@ pub fn complete_encounter() -> Encounter {
         DrugGiven {
             drug: "GTN".into(),
             dose: 400.0,
-            unit: "micrograms".into(),
+            unit: DoseUnit::Micrograms,
             route: "Sublingual".into(),
             at_utc: at(10, 20),
             by: "A. Paramedic".into(),

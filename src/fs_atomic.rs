@@ -1,5 +1,6 @@
-//! Whole-file replacement for the small JSON files kept beside the store: the keyring, the
-//! display preferences and the review server's address.
+//! Whole-file replacement for the small JSON files kept beside the store (the keyring, the
+//! display preferences and the review server's address), and whole-file creation that never
+//! replaces anything, for handover documents ([`write_new`]).
 //!
 //! Owns one way of writing such a file so that a crash, a kill or a flat battery at any moment
 //! leaves either the old file or the new one, never a torn mix: the bytes go to a temporary
@@ -59,6 +60,57 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
         tracing::warn!(error = %e, "a file was replaced but its directory could not be fsynced");
     }
     Ok(())
+}
+
+/// Creates the file at `path` with `bytes`, whole or not at all, and never replaces a file
+/// already there: fails with [`io::ErrorKind::AlreadyExists`] instead, leaving it untouched.
+/// (Temporary file, fsync, then a hard link to the final name, which the operating system
+/// refuses atomically when the name is taken; then the directory is fsynced.)
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let file_name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path names no file to write",
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = dir.join(temporary_name(file_name));
+    let linked = write_and_sync(&tmp, bytes).and_then(|()| fs::hard_link(&tmp, path));
+    // The temporary name is ours either way; the final name, if linked, keeps the data.
+    let _ = fs::remove_file(&tmp);
+    linked?;
+    if let Err(e) = sync_directory(&dir) {
+        tracing::warn!(error = %e, "a file was created but its directory could not be fsynced");
+    }
+    Ok(())
+}
+
+/// What [`write_new_or_same`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewFile {
+    /// The file was created.
+    Created,
+    /// A file with exactly these bytes was already there; it was left as it was.
+    AlreadyThere,
+}
+
+/// [`write_new`], except that a file already holding exactly `bytes` is not an error: saving
+/// the same document twice is harmless, replacing a different one never happens.
+pub fn write_new_or_same(path: &Path, bytes: &[u8]) -> io::Result<NewFile> {
+    match write_new(path, bytes) {
+        Ok(()) => Ok(NewFile::Created),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if fs::read(path).is_ok_and(|there| there == bytes) {
+                Ok(NewFile::AlreadyThere)
+            } else {
+                Err(e)
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A name no other writer in this or another process is using at the same moment, hidden and
@@ -121,6 +173,35 @@ mod tests {
             s.serialize_field("first", "written")?;
             let _ = s;
             Err(S::Error::custom("cannot serialise the second field"))
+        }
+    }
+
+    #[test]
+    fn a_new_file_never_replaces_one_already_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("handover.pdf");
+        write_new(&path, b"first").unwrap();
+        let again = write_new(&path, b"second").unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        assert_eq!(names_in(dir.path()), ["handover.pdf"], "no temporary left");
+        assert_eq!(
+            write_new_or_same(&path, b"first").unwrap(),
+            NewFile::AlreadyThere
+        );
+        assert_eq!(
+            write_new_or_same(&path, b"other").unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                mode, 0o600,
+                "patient documents are readable by their owner only"
+            );
         }
     }
 

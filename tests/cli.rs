@@ -95,10 +95,42 @@ fn init_demo_status_list_show() {
                 assert!(news["risk"].is_string());
             }
             "incomplete" => assert!(news["present"].as_u64().unwrap() < 7),
+            // The demo data includes children: NEWS2 is not used under 16.
+            "not_applicable" => assert_eq!(news["display"], "NEWS2 not applicable"),
             other => panic!("unexpected NEWS2 kind {other}"),
         }
         assert!(news["display"].as_str().unwrap().starts_with("NEWS2"));
     }
+
+    // The current score is the latest complete set's, whatever partial rechecks follow it,
+    // and says how many did; the demo data has such rechecks.
+    let mut saw_partial_recheck = false;
+    for row in rows {
+        let id = row["id"].as_str().unwrap();
+        let doc = json(&epr(dir.path(), PASS, &["show", "--id", id, "--json"]));
+        let mut sets: Vec<&serde_json::Value> =
+            doc["observations"].as_array().unwrap().iter().collect();
+        sets.sort_by_key(|s| s["taken_at_utc"].as_str().unwrap().to_owned());
+        let last_complete = sets.iter().rposition(|s| s["news2"]["kind"] == "complete");
+        let latest = &doc["latest_complete_news2"];
+        match last_complete {
+            Some(i) => {
+                let set = sets[i];
+                assert_eq!(latest["taken_at_utc"], set["taken_at_utc"]);
+                assert_eq!(latest["total"], set["news2"]["total"]);
+                let newer = (sets.len() - i - 1) as u64;
+                assert_eq!(latest["newer_partial_sets"].as_u64(), Some(newer));
+                saw_partial_recheck |= newer > 0;
+                // The list's score follows the same rule.
+                assert_eq!(row["latest_news2"], set["news2"]["total"]);
+            }
+            None => assert!(latest.is_null()),
+        }
+    }
+    assert!(
+        saw_partial_recheck,
+        "the demo data includes a partial recheck"
+    );
 }
 
 #[test]

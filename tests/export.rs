@@ -306,6 +306,44 @@ fn pdf_contains_the_atmist_lines_and_every_observation_set() {
 }
 
 #[test]
+fn every_pdf_page_names_the_patient_and_allergies_are_boxed_at_the_top() {
+    let mut e = complete_encounter();
+    e.history.allergies = "Penicillin – anaphylaxis".into();
+    // Enough observation sets for the summary to run onto further pages.
+    let first_set = e.observations[0].clone();
+    for i in 0..80 {
+        let mut o = first_set.clone();
+        o.taken_at_utc += chrono::Duration::minutes(i);
+        e.observations.push(o);
+    }
+    let bytes = pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap();
+    let text = pdf_text(&bytes);
+    let pages: Vec<String> = text
+        .split('\x0c')
+        .map(squash)
+        .filter(|p| !p.is_empty())
+        .collect();
+    assert!(pages.len() >= 2, "{} pages", pages.len());
+    let name = e.patient.display_name();
+    let nhs = e.patient.nhs_number.as_ref().unwrap().formatted();
+    for (i, page) in pages.iter().enumerate() {
+        assert!(
+            page.contains(&name) && page.contains(&nhs),
+            "page {} names the patient",
+            i + 1
+        );
+    }
+    let allergy = pages[0]
+        .find("ALLERGIES: Penicillin – anaphylaxis")
+        .expect("the allergies line on page 1");
+    let details = pages[0].find("NHS number:").unwrap();
+    assert!(
+        allergy < details,
+        "allergies come before the patient details"
+    );
+}
+
+#[test]
 fn draft_exports_are_marked_in_both_formats() {
     let mut e = complete_encounter();
     e.sign_off = None;
@@ -415,6 +453,27 @@ fn epr_export_writes_both_formats_and_reports_an_unwritable_destination() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(std::fs::read(&pdf_path).unwrap().starts_with(b"%PDF"));
+    // A file already at the path is never replaced: the same document again is harmless,
+    // a different one (another patient's handover) is refused and kept as it was.
+    let first = std::fs::read(&pdf_path).unwrap();
+    std::fs::write(&pdf_path, b"another patient's handover").unwrap();
+    let out = run(&[
+        "export",
+        "--id",
+        &id,
+        "--format",
+        "pdf",
+        "--out",
+        pdf_path.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("it was not replaced"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&pdf_path).unwrap(),
+        b"another patient's handover"
+    );
+    assert!(first.starts_with(b"%PDF"));
 
     let out = run(&[
         "export",

@@ -57,6 +57,11 @@ async fn device_and_server_bundles_for_one_version_are_identical_apart_from_gene
     let mut engine = Engine::new(store.open_another().unwrap(), SyncConfig::default());
     let report = engine.run_cycle().await.unwrap();
     assert_eq!(report.pending, 0);
+    // The server's Date header was read: both clocks here are this machine's.
+    let skew = engine
+        .clock_skew_secs()
+        .expect("the server's clock was read");
+    assert!(skew.abs() <= 2, "skew {skew} s on one machine");
 
     let token = supervisor(&srv, "sup").await;
     for revision in [1u64, 2] {

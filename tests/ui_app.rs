@@ -158,11 +158,122 @@ fn create_a_record_stamp_times_and_enter_observations() {
     h.get_by_label_contains("NEWS2 5 (medium)");
 }
 
+/// Today at `h:m` on the tablet's clock, as UTC.
+fn today_at(h: u32, m: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    let today = chrono::Local::now().date_naive();
+    chrono::Local
+        .from_local_datetime(&today.and_hms_opt(h, m, 0).unwrap())
+        .earliest()
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// Fixes the editor's wall clock on this (the UI's) thread for the rest of the test.
+fn wall_clock_at(at: chrono::DateTime<chrono::Utc>) {
+    ambulance_epr::ui::forms::set_wall_clock_for_this_thread(Some(at));
+}
+
+fn full_set(h: &mut Harness<'_, EprApp>) {
+    type_into(h, "Resp rate /min", "22");
+    type_into(h, "SpO2 %", "95");
+    click(h, "Air");
+    type_into(h, "BP systolic", "120");
+    type_into(h, "BP diastolic", "80");
+    type_into(h, "Pulse /min", "95");
+    click(h, "ACVPU Alert");
+    type_into(h, "Temp °C", "38.5");
+}
+
+#[test]
+fn a_time_typed_just_after_midnight_is_yesterdays_and_a_future_time_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let mut h = harness(dir.path());
+    let now = today_at(0, 5);
+    wall_clock_at(now);
+    unlock(&mut h);
+    click(&mut h, "New record");
+    type_into(&mut h, "On scene", "23:55");
+    let on_scene = h
+        .state()
+        .editor()
+        .unwrap()
+        .doc
+        .incident
+        .times
+        .get(Milestone::OnScene)
+        .unwrap();
+    assert_eq!(
+        now - on_scene,
+        chrono::Duration::minutes(10),
+        "yesterday 23:55"
+    );
+
+    type_into(&mut h, "At patient", "00:30");
+    h.get_by_label_contains("a time cannot be in the future");
+    assert!(
+        h.state()
+            .editor()
+            .unwrap()
+            .doc
+            .incident
+            .times
+            .get(Milestone::AtPatient)
+            .is_none()
+    );
+
+    // An observation set typed "23:58" is yesterday's, and stays before a later set.
+    click(&mut h, "Observations");
+    full_set(&mut h);
+    type_into(&mut h, "Time (blank = now)", "23:58");
+    click_button(&mut h, "Add observation set");
+    let sets = &h.state().editor().unwrap().doc.observations;
+    assert_eq!(sets.len(), 1);
+    assert_eq!(now - sets[0].taken_at_utc, chrono::Duration::minutes(7));
+    settle(&mut h);
+}
+
+#[test]
+fn a_partial_recheck_keeps_the_latest_complete_score_in_view() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let mut h = harness(dir.path());
+    wall_clock_at(today_at(12, 0));
+    unlock(&mut h);
+    click(&mut h, "New record");
+    click(&mut h, "Observations");
+    full_set(&mut h);
+    type_into(&mut h, "Time (blank = now)", "11:40");
+    click_button(&mut h, "Add observation set");
+    assert_eq!(h.get_all_by_label("NEWS2 5 (medium)").count(), 2);
+
+    // A glucose-only recheck: no score of its own, and it hides nothing.
+    type_into(&mut h, "Glucose mmol/L", "5.4");
+    click_button(&mut h, "Add observation set");
+    assert_eq!(h.state().editor().unwrap().doc.observations.len(), 2);
+    assert_eq!(
+        h.get_all_by_label("NEWS2 5 (medium)").count(),
+        2,
+        "the section and the top bar still show the latest complete score"
+    );
+    h.get_by_label_contains("Latest complete set 11:40");
+    h.get_by_label_contains("1 newer partial set (12:00)");
+    h.get_by_label_contains("at 11:40 · 1 newer partial set");
+    // Air or oxygen was not carried into the recheck.
+    assert_eq!(
+        h.state().editor().unwrap().doc.observations[1].inspired,
+        None
+    );
+    settle(&mut h);
+}
+
 #[test]
 fn bad_input_is_shown_beside_its_field_in_plain_words() {
     let dir = tempfile::tempdir().unwrap();
     drop(fast_store(dir.path()));
     let mut h = harness(dir.path());
+    wall_clock_at(today_at(12, 0));
     unlock(&mut h);
     click(&mut h, "New record");
     type_into(&mut h, "On scene", "10:12");

@@ -67,6 +67,21 @@ fn try_it_on_this_computer_syncs_simulates_an_outage_and_comes_back_after_restar
         a.sync_handle().map(|s| s.status().reachable) == Some(Some(false))
     });
     assert!(status(&h).banner().starts_with("Offline"));
+    // A record saved during the outage shows as queued at once, from the store's own outbox,
+    // not "all synced" until the next timed attempt.
+    h.get_by_role_and_label(Role::Button, "New record").click();
+    support::ui::settle(&mut h);
+    let node = h.get_by_label("Incident number");
+    node.focus();
+    node.type_text("INC-OUTAGE-1");
+    support::ui::settle(&mut h);
+    wait_until(&mut h, "the draft to be saved", |a| {
+        a.editor().is_some_and(|e| !e.is_new)
+    });
+    // At once: the engine has not tried again since the save.
+    let banner = h.state().status_banner().unwrap_or_default();
+    assert!(banner.starts_with("Offline · 1 queued"), "{banner}");
+    h.get_by_label_contains("Offline · 1 queued");
     h.get_by_label("Simulate server outage").click();
     h.step();
     wait_until(&mut h, "the outage switch", |a| a.background_tasks() == 0);

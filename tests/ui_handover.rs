@@ -76,16 +76,35 @@ fn hand_over_saves_fhir_and_pdf_to_a_chosen_folder_and_reports_a_bad_one() {
 
     set_folder(&mut h, out.path().to_str().unwrap());
     h.get_by_role_and_label(Role::Button, "Save PDF").click();
+    // Named by incident, the record's short id and the version: in a multi-casualty incident
+    // every patient shares the incident number.
+    let short = ambulance_epr::export::short_id(e.id);
+    let pdf_name = format!("handover-INC-000123-{short}-v1.pdf");
     let n = wait_for_notice(&mut h, "Saved");
-    assert!(n.ends_with("handover-INC-000123-v1.pdf"), "{n}");
-    let pdf = std::fs::read(out.path().join("handover-INC-000123-v1.pdf")).unwrap();
+    assert!(n.ends_with(&pdf_name), "{n}");
+    let pdf = std::fs::read(out.path().join(&pdf_name)).unwrap();
     assert!(pdf.starts_with(b"%PDF"));
+
+    // Saving the same version again is harmless (the same document within the minute) or
+    // refused; a different file under the name is never replaced.
+    std::fs::write(out.path().join(&pdf_name), b"another document").unwrap();
+    h.get_by_role_and_label(Role::Button, "Save PDF").click();
+    let n = wait_for_notice(&mut h, &pdf_name);
+    assert!(n.contains("it was not replaced"), "{n}");
+    assert_eq!(
+        std::fs::read(out.path().join(&pdf_name)).unwrap(),
+        b"another document"
+    );
 
     h.get_by_role_and_label(Role::Button, "Save FHIR bundle")
         .click();
     wait_for_notice(&mut h, "Saved /");
     let json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.path().join("handover-INC-000123-v1.json")).unwrap(),
+        &std::fs::read(
+            out.path()
+                .join(format!("handover-INC-000123-{short}-v1.json")),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(json["type"], "document");

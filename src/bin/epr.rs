@@ -146,6 +146,22 @@ fn document_with_news2(e: &Encounter) -> anyhow::Result<serde_json::Value> {
             }
         }
     }
+    // The score every screen shows: the latest complete set's, never a partial recheck's.
+    let latest = e.latest_complete_news2().map(|l| {
+        serde_json::json!({
+            "total": l.score.total,
+            "risk": l.score.risk,
+            "scale": l.score.scale,
+            "taken_at_utc": l.taken_at_utc,
+            "newer_partial_sets": l.newer_partial_sets,
+        })
+    });
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert(
+            "latest_complete_news2".into(),
+            latest.unwrap_or(serde_json::Value::Null),
+        );
+    }
     Ok(doc)
 }
 
@@ -285,8 +301,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let bytes =
                 ambulance_epr::export::document(format, &doc, &meta, chrono::Utc::now(), local)?;
-            std::fs::write(out, bytes)
-                .with_context(|| format!("cannot write {}", out.display()))?;
+            // Never over another file (another patient's handover, or an earlier export).
+            match ambulance_epr::fs_atomic::write_new_or_same(out, &bytes) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(anyhow!(
+                        "{} already exists and holds a different document; it was not replaced",
+                        out.display()
+                    ));
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot write {}", out.display())),
+            }
             store.record_access(ambulance_epr::store::audit::Action::Exported, *id)?;
             if meta.is_draft() {
                 eprintln!(

@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{DRAFT_MARK, VersionMeta};
-use crate::model::{Acvpu, Encounter, Inspired, Milestone, News2, ObservationSet, Outcome, Sex};
+use crate::model::{
+    Acvpu, AllergyStatus, Encounter, Inspired, Milestone, News2, ObservationSet, Outcome, Sex,
+};
 
 /// The NHS number identifier system.
 pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
@@ -177,19 +179,24 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
     }
     section_entries.push(("Observations", obs_refs));
 
-    // Allergies.
+    // Allergies. NKDA and "no known allergy" are different SNOMED codes; "unknown" is not
+    // an allergy and not the absence of one, so it gets no AllergyIntolerance at all (the
+    // section's narrative says so).
     let mut allergy_refs = Vec::new();
-    let allergies = e.history.allergies.trim();
-    if !allergies.is_empty() {
-        let nkda = matches!(
-            allergies.to_ascii_uppercase().as_str(),
-            "NKDA" | "NKA" | "NONE" | "NO KNOWN ALLERGIES"
-        );
-        let code = if nkda {
-            json!({ "coding": [{ "system": SNOMED, "code": "716186003", "display": "No known allergy" }], "text": allergies })
-        } else {
-            json!({ "text": allergies })
-        };
+    let allergy_status = AllergyStatus::of(&e.history.allergies);
+    let allergy_code = match &allergy_status {
+        AllergyStatus::NotRecorded | AllergyStatus::Unknown => None,
+        AllergyStatus::NoKnownDrugAllergy | AllergyStatus::NoKnownAllergy => {
+            allergy_status.snomed().map(|(code, display)| {
+                json!({
+                    "coding": [{ "system": SNOMED, "code": code, "display": display }],
+                    "text": e.history.allergies.trim()
+                })
+            })
+        }
+        AllergyStatus::Recorded(text) => Some(json!({ "text": text })),
+    };
+    if let Some(code) = allergy_code {
         entries.push((
             ids.url("allergy"),
             json!({
@@ -212,7 +219,11 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
     let mut drug_refs = Vec::new();
     for (i, d) in e.drugs.iter().enumerate() {
         let name = format!("drug-{i}");
-        let mut dosage = json!({ "dose": { "value": d.dose, "unit": d.unit } });
+        let mut dosage = json!({ "dose": { "value": d.dose, "unit": d.unit.label() } });
+        if let Some(code) = d.unit.ucum() {
+            dosage["dose"]["system"] = json!("http://unitsofmeasure.org");
+            dosage["dose"]["code"] = json!(code);
+        }
         if !d.route.trim().is_empty() {
             dosage["route"] = json!({ "text": d.route.trim() });
         }
@@ -304,13 +315,25 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
     })];
     for (title, refs) in section_entries {
         if refs.is_empty() {
+            // An allergy status that is unknown or not recorded is not "nil known".
+            let (text, code, display) = match (title, &allergy_status) {
+                ("Allergies", AllergyStatus::Unknown) => (
+                    "Allergy status unknown (unable to establish)",
+                    "unavailable",
+                    "Unavailable",
+                ),
+                ("Allergies", AllergyStatus::NotRecorded) => {
+                    ("Allergies not recorded", "notasked", "Not Asked")
+                }
+                _ => ("None recorded", "nilknown", "Nil Known"),
+            };
             sections.push(json!({
                 "title": title,
-                "text": narrative("None recorded"),
+                "text": narrative(text),
                 "emptyReason": { "coding": [{
                     "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
-                    "code": "nilknown",
-                    "display": "Nil Known"
+                    "code": code,
+                    "display": display
                 }]},
             }));
         } else {
@@ -576,5 +599,48 @@ mod tests {
             .iter()
             .any(|e| e["resource"]["resourceType"] == "Provenance");
         assert!(!has_provenance);
+    }
+
+    #[test]
+    fn nkda_nka_and_unknown_allergies_are_coded_apart() {
+        let m = meta(crate::model::RecordStatus::Completed);
+        // (allergies field, SNOMED code of the AllergyIntolerance, empty-section reason)
+        for (text, code, empty_reason) in [
+            ("NKDA", Some("409137002"), None),
+            ("No known allergies", Some("716186003"), None),
+            ("Unknown", None, Some("unavailable")),
+            ("", None, Some("notasked")),
+            ("Penicillin", None, None),
+        ] {
+            let mut e = complete_encounter();
+            e.history.allergies = text.to_owned();
+            let b = bundle(&e, &m, Utc::now());
+            let entries = b["entry"].as_array().unwrap();
+            let allergy = entries
+                .iter()
+                .map(|x| &x["resource"])
+                .find(|r| r["resourceType"] == "AllergyIntolerance");
+            let section = entries[0]["resource"]["section"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["title"] == "Allergies")
+                .unwrap();
+            match (allergy, empty_reason) {
+                (Some(a), None) => {
+                    assert_eq!(a["code"]["coding"][0]["code"].as_str(), code, "{text:?}");
+                    if code.is_none() {
+                        assert_eq!(a["code"]["text"], text, "{text:?}");
+                    }
+                }
+                (None, Some(reason)) => {
+                    assert_eq!(
+                        section["emptyReason"]["coding"][0]["code"], reason,
+                        "{text:?}"
+                    );
+                }
+                other => panic!("{text:?}: unexpected {other:?}"),
+            }
+        }
     }
 }

@@ -61,8 +61,11 @@ pub fn document(
     })
 }
 
-/// A file name that says what the file is without naming the patient:
-/// `handover-INC-000123-v2.pdf`, with `-DRAFT` for unsigned versions.
+/// A file name that says what the file is without naming the patient, and that no other
+/// record can share: `handover-INC-000123-3f9a1c2e-v2.pdf` (incident number, the record's
+/// short id, revision), with `-DRAFT` for unsigned versions. In a multi-casualty incident
+/// every patient has the same incident number; the short id (the last 8 hex digits of the
+/// record's UUID, its random part) keeps their handovers apart.
 pub fn file_name(e: &Encounter, meta: &VersionMeta, format: Format) -> String {
     let incident: String = e
         .incident
@@ -78,14 +81,67 @@ pub fn file_name(e: &Encounter, meta: &VersionMeta, format: Format) -> String {
         })
         .collect();
     format!(
-        "handover-{}-v{}{}.{}",
+        "handover-{}-{}-v{}{}.{}",
         if incident.is_empty() {
             "record"
         } else {
             &incident
         },
+        short_id(e.id),
         meta.revision,
         if meta.is_draft() { "-DRAFT" } else { "" },
         format.extension()
     )
+}
+
+/// The last 8 hex digits of a record id: random in a UUIDv7 (the first digits are the
+/// creation time, shared by records made in the same minute).
+pub fn short_id(id: uuid::Uuid) -> String {
+    let hex = id.simple().to_string();
+    hex[hex.len().saturating_sub(8)..].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::complete_encounter;
+    use crate::model::{RecordStatus, Revision};
+
+    fn meta(revision: u64, status: RecordStatus) -> VersionMeta {
+        VersionMeta {
+            revision: Revision::new(revision).unwrap(),
+            status,
+            content_sha256: String::new(),
+            signature: None,
+            device_public_key: None,
+            saved_at_utc: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn two_patients_of_one_incident_never_share_a_file_name() {
+        let a = complete_encounter();
+        let mut b = complete_encounter();
+        b.id = uuid::Uuid::now_v7();
+        assert_eq!(a.incident.incident_number, b.incident.incident_number);
+        let signed = meta(2, RecordStatus::Completed);
+        let name_a = file_name(&a, &signed, Format::Pdf);
+        assert_ne!(name_a, file_name(&b, &signed, Format::Pdf));
+        assert_eq!(
+            name_a,
+            format!("handover-INC-000123-{}-v2.pdf", short_id(a.id))
+        );
+        // The same version always has the same name; another version another.
+        assert_eq!(name_a, file_name(&a, &signed, Format::Pdf));
+        assert_ne!(
+            name_a,
+            file_name(&a, &meta(3, RecordStatus::Amended), Format::Pdf)
+        );
+        assert!(
+            file_name(&a, &meta(1, RecordStatus::Draft), Format::Fhir).ends_with("-v1-DRAFT.json")
+        );
+        // The short id is the random tail of the UUID, not its time-based head.
+        assert!(a.id.simple().to_string().ends_with(&short_id(a.id)));
+        assert_eq!(short_id(a.id).len(), 8);
+    }
 }

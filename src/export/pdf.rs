@@ -13,7 +13,7 @@ use printpdf::{
 
 use super::{DRAFT_MARK, VersionMeta};
 use crate::model::handover::{atmist_in, clock_in, observation_summary};
-use crate::model::{Encounter, Inspired, Milestone, News2};
+use crate::model::{AllergyStatus, Encounter, Inspired, Milestone, News2};
 
 const REGULAR_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const BOLD_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
@@ -64,6 +64,9 @@ struct Writer {
     /// Distance from the top of the page, in points.
     y_pt: f32,
     footer: String,
+    /// Who the patient is, printed at the foot of every page: a loose page must still say
+    /// whose it is.
+    patient: String,
 }
 
 impl Writer {
@@ -94,7 +97,7 @@ impl Writer {
 
     /// Makes room for `height_pt`, starting a new page if needed (leaving room for the footer).
     fn ensure(&mut self, height_pt: f32) {
-        if self.y_pt + height_pt > Self::page_height_pt() - mm_to_pt(MARGIN_MM + 6.0) {
+        if self.y_pt + height_pt > Self::page_height_pt() - mm_to_pt(MARGIN_MM + 9.0) {
             self.new_page();
         }
     }
@@ -223,6 +226,47 @@ impl Writer {
         self.y_pt += 2.0;
     }
 
+    /// One bold line of text inside a drawn box across the page.
+    fn boxed_line(&mut self, text: &str) {
+        let size = 11.0;
+        let lines = self.wrap(text, size, true, Self::content_width_pt() - 12.0);
+        let height = lines.len() as f32 * size * 1.3 + 8.0;
+        self.ensure(height + 6.0);
+        self.y_pt += 4.0;
+        let top = self.y_pt;
+        let y = Self::page_height_pt() - top - height;
+        let ops = self.ops();
+        ops.push(Op::SetOutlineThickness { pt: Pt(1.2) });
+        ops.push(Op::SetOutlineColor {
+            col: Color::Greyscale(Greyscale {
+                percent: 0.0,
+                icc_profile: None,
+            }),
+        });
+        ops.push(Op::DrawRectangle {
+            rectangle: Rect {
+                x: Pt(Self::left_pt()),
+                y: Pt(y),
+                width: Pt(Self::content_width_pt()),
+                height: Pt(height),
+                mode: Some(PaintMode::Stroke),
+                winding_order: None,
+            },
+        });
+        self.y_pt += 4.0;
+        for line in lines {
+            self.y_pt += size * 1.3;
+            self.text_at(
+                Self::left_pt() + 6.0,
+                self.y_pt - size * 0.25,
+                size,
+                true,
+                &line,
+            );
+        }
+        self.y_pt = top + height + 2.0;
+    }
+
     /// "Label: value" pairs in two columns.
     fn fields(&mut self, pairs: &[(&str, String)]) {
         let col_width = Self::content_width_pt() / 2.0;
@@ -280,11 +324,28 @@ impl Writer {
             self.pages.push(Vec::new());
         }
         let footer = self.footer.clone();
+        let patient = self.patient.clone();
         for index in 0..count {
             let text = format!("{footer} · page {} of {count}", index + 1);
             let font = self.regular.id.clone();
+            let bold = self.bold.id.clone();
             let y = mm_to_pt(MARGIN_MM - 6.0);
             if let Some(ops) = self.pages.get_mut(index) {
+                ops.push(Op::StartTextSection);
+                ops.push(Op::SetFont {
+                    font: PdfFontHandle::External(bold),
+                    size: Pt(8.5),
+                });
+                ops.push(Op::SetTextCursor {
+                    pos: Point {
+                        x: Pt(Self::left_pt()),
+                        y: Pt(mm_to_pt(MARGIN_MM - 1.5)),
+                    },
+                });
+                ops.push(Op::ShowText {
+                    items: vec![TextItem::Text(patient.clone())],
+                });
+                ops.push(Op::EndTextSection);
                 ops.push(Op::StartTextSection);
                 ops.push(Op::SetFont {
                     font: PdfFontHandle::External(font),
@@ -352,6 +413,18 @@ pub fn render_in(
         bold,
         pages: vec![Vec::new()],
         y_pt: mm_to_pt(MARGIN_MM),
+        patient: {
+            let name = e.patient.display_name();
+            format!(
+                "{} · {}",
+                if name.is_empty() {
+                    "Patient name not recorded"
+                } else {
+                    &name
+                },
+                e.patient.identifiers_line(generated_at.date_naive())
+            )
+        },
         footer: format!(
             "Record {} · version {} · generated {} UTC",
             e.id,
@@ -425,6 +498,9 @@ pub fn render_in(
             &name
         },
     );
+
+    // Allergies boxed near the top, where a receiving clinician looks first.
+    w.boxed_line(&AllergyStatus::of(&e.history.allergies).headline());
 
     w.heading("Patient");
     let age = e

@@ -8,7 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::news2::{self, News2, Spo2Scale};
+use super::dose::DoseUnit;
+use super::news2::{self, News2, News2Score, Spo2Scale};
 use super::nhs_number::NhsNumber;
 use super::observations::ObservationSet;
 
@@ -275,6 +276,22 @@ pub enum DateOfBirthError {
 
 impl Patient {
     /// "Given Family", trimmed; empty when neither is recorded.
+    /// What tells this patient apart from another on the same tablet, for the editor's top
+    /// bar: "DOB 14/06/1957 (68) · NHS 943 476 5919", "Age about 70 · NHS not recorded".
+    pub fn identifiers_line(&self, today: NaiveDate) -> String {
+        let born = match (self.date_of_birth, self.age_years_on(today)) {
+            (Some(dob), Some(age)) => format!("DOB {} ({age})", dob.format("%d/%m/%Y")),
+            (Some(dob), None) => format!("DOB {}", dob.format("%d/%m/%Y")),
+            (None, Some(age)) => format!("Age about {age}"),
+            (None, None) => "DOB not recorded".to_owned(),
+        };
+        let nhs = match &self.nhs_number {
+            Some(n) => format!("NHS {}", n.formatted()),
+            None => "NHS not recorded".to_owned(),
+        };
+        format!("{born} · {nhs}")
+    }
+
     pub fn display_name(&self) -> String {
         format!("{} {}", self.given_name.trim(), self.family_name.trim())
             .trim()
@@ -344,8 +361,9 @@ pub struct Intervention {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrugGiven {
     pub drug: String,
+    /// The amount, in `unit`; more than zero (see [`super::dose::parse_dose`]).
     pub dose: f64,
-    pub unit: String,
+    pub unit: DoseUnit,
     pub route: String,
     pub at_utc: DateTime<Utc>,
     #[serde(default)]
@@ -485,11 +503,120 @@ impl Encounter {
         sets
     }
 
-    /// NEWS2 of the most recent observation set, if any.
+    /// The NEWS2 to show as the patient's current score: that of the latest **complete**
+    /// set when there is one (a later glucose-only or pain-only recheck must not hide the
+    /// vital signs), otherwise the latest set's result (incomplete or not applicable).
+    /// `None` when nothing has been measured.
     pub fn latest_news2(&self) -> Option<News2> {
-        self.observations_by_time()
+        match self.current_news2() {
+            CurrentNews2::Scored(l) => Some(News2::Complete(l.score)),
+            CurrentNews2::NotApplicable => Some(News2::NotApplicable),
+            CurrentNews2::Incomplete { present } => Some(News2::Incomplete { present }),
+            CurrentNews2::NoObservations => None,
+        }
+    }
+
+    /// The latest complete NEWS2 with its set's time and the number of sets taken after it.
+    pub fn latest_complete_news2(&self) -> Option<LatestNews2> {
+        let sets = self.observations_by_time();
+        sets.iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, o)| match self.news2_for(o) {
+                News2::Complete(score) => Some(LatestNews2 {
+                    score,
+                    taken_at_utc: o.taken_at_utc,
+                    set: (*o).clone(),
+                    newer_partial_sets: u32::try_from(sets.len() - i - 1).unwrap_or(u32::MAX),
+                }),
+                _ => None,
+            })
+    }
+
+    /// What to show where a current score belongs (see [`CurrentNews2`]).
+    pub fn current_news2(&self) -> CurrentNews2 {
+        if let Some(latest) = self.latest_complete_news2() {
+            return CurrentNews2::Scored(latest);
+        }
+        match self
+            .observations_by_time()
             .last()
             .map(|o| self.news2_for(o))
+        {
+            None => CurrentNews2::NoObservations,
+            Some(News2::NotApplicable) => CurrentNews2::NotApplicable,
+            Some(News2::Incomplete { present }) => CurrentNews2::Incomplete { present },
+            // Unreachable (a complete set was looked for above); reported as what it is.
+            Some(News2::Complete(_)) => CurrentNews2::Incomplete { present: 7 },
+        }
+    }
+
+    /// The sets taken after the latest complete one (all sets when none is complete), in
+    /// time order: the partial rechecks a reader must still hear about.
+    pub fn sets_after_latest_complete(&self) -> Vec<&ObservationSet> {
+        let sets = self.observations_by_time();
+        let after = self
+            .latest_complete_news2()
+            .map_or(0, |l| sets.len() - l.newer_partial_sets as usize);
+        sets.into_iter().skip(after).collect()
+    }
+}
+
+/// The latest complete NEWS2: the score, the set it came from and when it was taken, and how
+/// many sets were taken after it (partial rechecks, which carry no score of their own).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestNews2 {
+    pub score: News2Score,
+    pub taken_at_utc: DateTime<Utc>,
+    pub set: ObservationSet,
+    pub newer_partial_sets: u32,
+}
+
+impl LatestNews2 {
+    /// "NEWS2 5 (medium) at 14:05", plus "; 1 newer partial set" when there are any, with
+    /// times formatted by `clock`.
+    pub fn display(&self, clock: impl Fn(DateTime<Utc>) -> String) -> String {
+        let mut text = format!(
+            "NEWS2 {} ({}) at {}",
+            self.score.total,
+            self.score.risk.label(),
+            clock(self.taken_at_utc)
+        );
+        match self.newer_partial_sets {
+            0 => {}
+            1 => text.push_str("; 1 newer partial set"),
+            n => text.push_str(&format!("; {n} newer partial sets")),
+        }
+        text
+    }
+}
+
+/// The patient's current NEWS2, as every screen and output shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CurrentNews2 {
+    /// At least one complete set: the latest of them.
+    Scored(LatestNews2),
+    /// Sets exist but the patient is under 16.
+    NotApplicable,
+    /// Sets exist but none is complete; `present` of 7 inputs in the latest set.
+    Incomplete {
+        present: u8,
+    },
+    NoObservations,
+}
+
+impl CurrentNews2 {
+    /// The one-line text: "NEWS2 5 (medium) at 14:05; 1 newer partial set",
+    /// "NEWS2 incomplete (5/7)", "NEWS2 not applicable", or "No observations".
+    pub fn display(&self, clock: impl Fn(DateTime<Utc>) -> String) -> String {
+        match self {
+            CurrentNews2::Scored(l) => l.display(clock),
+            CurrentNews2::NotApplicable => News2::NotApplicable.display(),
+            CurrentNews2::Incomplete { present } => {
+                News2::Incomplete { present: *present }.display()
+            }
+            CurrentNews2::NoObservations => "No observations".to_owned(),
+        }
     }
 }
 
@@ -555,6 +682,24 @@ mod tests {
     }
 
     #[test]
+    fn the_identifiers_line_tells_patients_apart() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let mut p = Patient::default();
+        assert_eq!(
+            p.identifiers_line(today),
+            "DOB not recorded · NHS not recorded"
+        );
+        p.estimated_age_years = Some(70);
+        assert_eq!(p.identifiers_line(today), "Age about 70 · NHS not recorded");
+        p.date_of_birth = NaiveDate::from_ymd_opt(1957, 6, 14);
+        p.nhs_number = Some(NhsNumber::parse("9434765919").unwrap());
+        assert_eq!(
+            p.identifiers_line(today),
+            "DOB 14/06/1957 (68) · NHS 943 476 5919"
+        );
+    }
+
+    #[test]
     fn future_date_of_birth_is_refused() {
         let today = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         assert_eq!(
@@ -562,6 +707,123 @@ mod tests {
             Err(DateOfBirthError::InFuture)
         );
         assert!(Patient::check_date_of_birth(today, today).is_ok());
+    }
+
+    /// A set scoring 5 (medium): RR 22 (2), SpO2 95 on air (1), SBP 105 (1), pulse 95 (1),
+    /// alert, 37.0 °C.
+    fn complete_set(at: DateTime<Utc>) -> ObservationSet {
+        use crate::model::observations::*;
+        let mut s = ObservationSet::empty(at);
+        s.resp_rate_per_min = Some(RespRatePerMin::new(22).unwrap());
+        s.spo2_percent = Some(Spo2Percent::new(95).unwrap());
+        s.inspired = Some(Inspired::Air);
+        s.systolic_mmhg = Some(SystolicMmHg::new(105).unwrap());
+        s.pulse_bpm = Some(PulseBpm::new(95).unwrap());
+        s.acvpu = Some(Acvpu::Alert);
+        s.temperature_celsius = Some(TemperatureCelsius::new(37.0).unwrap());
+        s
+    }
+
+    fn glucose_only(at: DateTime<Utc>) -> ObservationSet {
+        let mut s = ObservationSet::empty(at);
+        s.glucose_mmol_per_l = Some(crate::model::GlucoseMmolPerL::new(5.4).unwrap());
+        s
+    }
+
+    fn adult() -> Encounter {
+        let mut e = Encounter::new_draft(at(9, 0));
+        e.patient.estimated_age_years = Some(60);
+        e
+    }
+
+    #[test]
+    fn a_partial_recheck_does_not_hide_the_latest_complete_score() {
+        struct Case {
+            name: &'static str,
+            sets: Vec<ObservationSet>,
+            // (total, taken at, newer partial sets), or what is shown instead.
+            want: Result<(u8, DateTime<Utc>, u32), &'static str>,
+        }
+        let cases = [
+            Case {
+                name: "no observations",
+                sets: vec![],
+                want: Err("No observations"),
+            },
+            Case {
+                name: "one complete set",
+                sets: vec![complete_set(at(9, 10))],
+                want: Ok((5, at(9, 10), 0)),
+            },
+            Case {
+                name: "glucose-only recheck after a complete set",
+                sets: vec![complete_set(at(9, 10)), glucose_only(at(9, 20))],
+                want: Ok((5, at(9, 10), 1)),
+            },
+            Case {
+                name: "entered out of time order",
+                sets: vec![
+                    glucose_only(at(9, 30)),
+                    complete_set(at(9, 10)),
+                    glucose_only(at(9, 20)),
+                ],
+                want: Ok((5, at(9, 10), 2)),
+            },
+            Case {
+                name: "only partial sets",
+                sets: vec![glucose_only(at(9, 10))],
+                want: Err("NEWS2 incomplete (0/7)"),
+            },
+        ];
+        for c in cases {
+            let mut e = adult();
+            e.observations = c.sets;
+            let current = e.current_news2();
+            match c.want {
+                Ok((total, taken, newer)) => {
+                    let l = e.latest_complete_news2().expect(c.name);
+                    assert_eq!(
+                        (l.score.total, l.taken_at_utc, l.newer_partial_sets),
+                        (total, taken, newer),
+                        "{}",
+                        c.name
+                    );
+                    assert_eq!(
+                        e.latest_news2().and_then(|n| n.total()),
+                        Some(total),
+                        "{}",
+                        c.name
+                    );
+                    assert_eq!(
+                        e.sets_after_latest_complete().len(),
+                        newer as usize,
+                        "{}",
+                        c.name
+                    );
+                    assert!(matches!(current, CurrentNews2::Scored(_)), "{}", c.name);
+                }
+                Err(text) => {
+                    assert_eq!(
+                        current.display(|t| t.format("%H:%M").to_string()),
+                        text,
+                        "{}",
+                        c.name
+                    );
+                    assert_eq!(e.latest_news2().and_then(|n| n.total()), None, "{}", c.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_current_score_says_when_and_what_came_after() {
+        let mut e = adult();
+        e.observations = vec![complete_set(at(9, 10)), glucose_only(at(9, 20))];
+        let text = e.current_news2().display(|t| t.format("%H:%M").to_string());
+        assert_eq!(text, "NEWS2 5 (medium) at 09:10; 1 newer partial set");
+        e.observations.push(glucose_only(at(9, 25)));
+        let text = e.current_news2().display(|t| t.format("%H:%M").to_string());
+        assert_eq!(text, "NEWS2 5 (medium) at 09:10; 2 newer partial sets");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, FixedOffset, Offset, Utc};
 
-use super::encounter::{Encounter, Outcome};
-use super::news2::News2;
+use super::allergy::AllergyStatus;
+use super::encounter::{CurrentNews2, Encounter, Outcome};
 use super::observations::{Inspired, ObservationSet};
 
 /// One ATMIST line: the letter, its meaning, and the text.
@@ -84,6 +84,49 @@ pub fn observation_summary(o: &ObservationSet) -> String {
     }
 }
 
+/// ATMIST "S": the latest complete set with its NEWS2 and trend, then every later partial
+/// recheck, so a glucose-only set never hides the vital signs read before it.
+fn signs_line(e: &Encounter, clock: &impl Fn(DateTime<Utc>) -> String) -> String {
+    let sets = e.observations_by_time();
+    let Some(latest) = sets.last() else {
+        return "no observations recorded".to_owned();
+    };
+    let CurrentNews2::Scored(complete) = e.current_news2() else {
+        return format!(
+            "at {}: {}. {}",
+            clock(latest.taken_at_utc),
+            observation_summary(latest),
+            e.news2_for(latest).display()
+        );
+    };
+    let mut text = format!(
+        "at {}: {}. NEWS2 {} ({})",
+        clock(complete.taken_at_utc),
+        observation_summary(&complete.set),
+        complete.score.total,
+        complete.score.risk.label()
+    );
+    let totals: Vec<u8> = sets.iter().filter_map(|o| e.news2_for(o).total()).collect();
+    if totals.len() >= 2 {
+        let first = totals.first().copied().unwrap_or_default();
+        let last = totals.last().copied().unwrap_or_default();
+        let trend = match last.cmp(&first) {
+            std::cmp::Ordering::Less => "improving",
+            std::cmp::Ordering::Equal => "unchanged",
+            std::cmp::Ordering::Greater => "worsening",
+        };
+        text.push_str(&format!(", {trend} from {first}"));
+    }
+    for later in e.sets_after_latest_complete() {
+        text.push_str(&format!(
+            "; then at {}: {}",
+            clock(later.taken_at_utc),
+            observation_summary(later)
+        ));
+    }
+    text
+}
+
 fn or_not_recorded(text: &str) -> String {
     let t = text.trim();
     if t.is_empty() {
@@ -128,43 +171,23 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     if !e.history.past_medical_history.trim().is_empty() {
         info.push(format!("PMH {}", e.history.past_medical_history.trim()));
     }
-    if !e.history.allergies.trim().is_empty() {
-        info.push(format!("allergies {}", e.history.allergies.trim()));
+    if !e.history.medications.trim().is_empty() {
+        info.push(format!("medication {}", e.history.medications.trim()));
     }
+    info.push(match AllergyStatus::of(&e.history.allergies) {
+        AllergyStatus::NotRecorded => "allergies not recorded".to_owned(),
+        AllergyStatus::NoKnownDrugAllergy => "no known drug allergy (NKDA)".to_owned(),
+        AllergyStatus::NoKnownAllergy => "no known allergy".to_owned(),
+        AllergyStatus::Unknown => "allergy status unknown".to_owned(),
+        AllergyStatus::Recorded(text) => format!("ALLERGIES {text}"),
+    });
     if e.history.safeguarding.concern_raised {
         info.push("safeguarding concern raised".to_owned());
     }
-    let information = if info.is_empty() {
-        "nothing further recorded".to_owned()
-    } else {
-        info.join("; ")
-    };
+    // Never empty: the allergy line is always said, even when it is "not recorded".
+    let information = info.join("; ");
 
-    let sets = e.observations_by_time();
-    let signs = match sets.last() {
-        None => "no observations recorded".to_owned(),
-        Some(latest) => {
-            let news = e.news2_for(latest);
-            let mut text = format!(
-                "at {}: {}. {}",
-                clock(latest.taken_at_utc),
-                observation_summary(latest),
-                news.display()
-            );
-            let totals: Vec<u8> = sets.iter().filter_map(|o| e.news2_for(o).total()).collect();
-            if let (News2::Complete(_), true) = (news, totals.len() >= 2) {
-                let first = totals.first().copied().unwrap_or_default();
-                let last = totals.last().copied().unwrap_or_default();
-                let trend = match last.cmp(&first) {
-                    std::cmp::Ordering::Less => "improving",
-                    std::cmp::Ordering::Equal => "unchanged",
-                    std::cmp::Ordering::Greater => "worsening",
-                };
-                text.push_str(&format!(", {trend} from {first}"));
-            }
-            text
-        }
-    };
+    let signs = signs_line(e, &clock);
 
     let mut treatment: Vec<(DateTime<Utc>, String)> = Vec::new();
     for d in &e.drugs {
@@ -271,9 +294,9 @@ mod tests {
 A: 68 years, male
 T: Call connected 10:00
 M: Central chest pain
-I: Sudden onset at rest 40 minutes before call; PMH Hypertension; allergies NKDA
+I: Sudden onset at rest 40 minutes before call; PMH Hypertension; medication Ramipril; no known drug allergy (NKDA)
 S: at 10:30: RR 18, SpO2 97% on air, BP 150/90, HR 92, temp 37.1, ACVPU A, GCS 15 (E4 V5 M6), BM 6.1, pain 3/10. NEWS2 1 (low), improving from 4
-T: 12-lead ECG at 10:16; Aspirin 300 mg Oral at 10:18; GTN 400 micrograms Sublingual at 10:20
+T: 12-lead ECG at 10:16; Aspirin 300 milligrams Oral at 10:18; GTN 400 micrograms Sublingual at 10:20
 E: 11:05 to Test General Hospital
 R: Cardiology review";
         assert_eq!(text, expected);
@@ -298,9 +321,26 @@ R: Cardiology review";
     }
 
     #[test]
-    fn incomplete_latest_set_says_so() {
+    fn a_partial_recheck_follows_the_latest_complete_set() {
         let mut e = complete_encounter();
-        if let Some(o) = e.observations.last_mut() {
+        let mut recheck = crate::model::ObservationSet::empty(
+            e.observations_by_time().last().unwrap().taken_at_utc + chrono::Duration::minutes(10),
+        );
+        recheck.glucose_mmol_per_l = Some(crate::model::GlucoseMmolPerL::new(5.4).unwrap());
+        e.observations.push(recheck);
+        let s = &atmist(&e)[4].text;
+        assert!(
+            s.starts_with("at 10:30: RR 18, SpO2 97% on air, BP 150/90"),
+            "the vital signs stay: {s}"
+        );
+        assert!(s.contains("NEWS2 1 (low), improving from 4"), "{s}");
+        assert!(s.ends_with("; then at 10:40: BM 5.4"), "{s}");
+    }
+
+    #[test]
+    fn no_complete_set_says_incomplete() {
+        let mut e = complete_encounter();
+        for o in &mut e.observations {
             o.temperature_celsius = None;
         }
         let text = atmist_text(&e);

@@ -5,7 +5,10 @@
 //! so every clinical rule can be tested in isolation and reused by the app, the server and
 //! exports alike. Clinical facts come from `CLINICAL.md`; tests are written from it.
 
+pub mod allergy;
+pub mod clock_time;
 pub mod completion;
+pub mod dose;
 pub mod encounter;
 pub mod handover;
 pub mod news2;
@@ -15,7 +18,9 @@ pub mod review;
 pub mod revision;
 pub mod version;
 
+pub use allergy::AllergyStatus;
 pub use completion::{Field, MissingItem, missing_items};
+pub use dose::{DoseError, DoseUnit, parse_dose};
 pub use encounter::*;
 pub use news2::{News2, News2Parameters, News2Score, RiskBand, Spo2Scale};
 pub use nhs_number::{NhsNumber, NhsNumberError};

@@ -142,8 +142,11 @@ macro_rules! bounded_decimal {
             /// The unit the value is recorded in.
             pub const UNIT: &'static str = $unit;
 
-            /// Checks `value` against the hard limits; NaN and infinities are rejected too.
+            /// Rounds `value` to one decimal place (once, here: what is stored is what is
+            /// shown and what is scored) and checks it against the hard limits; NaN and
+            /// infinities are rejected too.
             pub fn new(value: f64) -> Result<Self, OutOfRange> {
+                let value = round_to_tenths(value);
                 if value.is_finite() && (Self::MIN..=Self::MAX).contains(&value) {
                     Ok(Self(value))
                 } else {
@@ -245,12 +248,20 @@ bounded_decimal!(
     OxygenFlowLitresPerMin, Measure::OxygenFlow, "L/min", 0.0..=60.0
 );
 
+/// Rounds to one decimal place, half away from zero, so that a typed 35.05 becomes 35.1.
+/// 35.05 has no exact binary form (it is held as 35.0499999...), so a nudge far below any
+/// typed precision (1e-9 of a tenth) is added before rounding; rounding in two steps
+/// (hundredths, then tenths) would wrongly turn 36.049 into 36.1. Values are rounded once,
+/// when a measurement is made, so the record, the screen and the score use the same number.
+fn round_to_tenths(value: f64) -> f64 {
+    (value * 10.0 + 1e-9_f64.copysign(value)).round() / 10.0
+}
+
 impl TemperatureCelsius {
-    /// The temperature in tenths of a degree, rounded half away from zero, so that 36.05
-    /// scores as 36.1 and never falls between NEWS2 bands. Rounding goes through hundredths
-    /// first because 36.05 has no exact binary form (it is stored as 36.0499999...).
+    /// The temperature in tenths of a degree (already rounded to one decimal on entry), so
+    /// it never falls between NEWS2 bands.
     pub fn tenths(self) -> i32 {
-        ((self.0 * 100.0).round() / 10.0).round() as i32
+        (self.0 * 10.0).round() as i32
     }
 }
 
@@ -465,6 +476,22 @@ impl ObservationSet {
                 warn(Measure::BloodGlucose, "Blood glucose above 30 mmol/L");
             }
         }
+        // ACVPU and GCS describe one patient: when they disagree one of them is wrong, and
+        // NEWS2 scores ACVPU (GCS verbal 4 "confused" with ACVPU "A" loses 3 points).
+        if let (Some(acvpu), Some(gcs)) = (self.acvpu, self.gcs) {
+            match (acvpu, gcs.total()) {
+                (Acvpu::Alert, total) if total < 15 => warn(
+                    Measure::GcsVerbal,
+                    "GCS below 15 with ACVPU Alert: new confusion is ACVPU C, which scores 3",
+                ),
+                (Acvpu::Alert, _) => {}
+                (_, 15) => warn(
+                    Measure::GcsVerbal,
+                    "GCS 15 with ACVPU other than Alert: check the level of consciousness",
+                ),
+                _ => {}
+            }
+        }
         out
     }
 }
@@ -594,8 +621,63 @@ mod tests {
     }
 
     #[test]
+    fn acvpu_and_gcs_that_disagree_ask_first() {
+        let gcs = |e: i64, v: i64, m: i64| Gcs {
+            eye: GcsEye::new(e).unwrap(),
+            verbal: GcsVerbal::new(v).unwrap(),
+            motor: GcsMotor::new(m).unwrap(),
+        };
+        // (ACVPU, GCS, warned)
+        for (acvpu, g, warned) in [
+            (Acvpu::Alert, gcs(4, 5, 6), false),
+            // GCS V4 (confused) with A: the 3 points of new confusion would be lost.
+            (Acvpu::Alert, gcs(4, 4, 6), true),
+            (Acvpu::Alert, gcs(3, 5, 6), true),
+            (Acvpu::NewConfusion, gcs(4, 4, 6), false),
+            (Acvpu::NewConfusion, gcs(4, 5, 6), true),
+            (Acvpu::Voice, gcs(3, 4, 6), false),
+            (Acvpu::Pain, gcs(2, 2, 5), false),
+            (Acvpu::Unresponsive, gcs(1, 1, 1), false),
+            (Acvpu::Unresponsive, gcs(4, 5, 6), true),
+        ] {
+            let mut set = ObservationSet::empty(chrono::Utc::now());
+            set.acvpu = Some(acvpu);
+            set.gcs = Some(g);
+            let w = set.soft_limit_warnings();
+            assert_eq!(!w.is_empty(), warned, "{acvpu:?} with GCS {}", g.total());
+            assert!(w.iter().all(|w| w.measure == Measure::GcsVerbal));
+        }
+    }
+
+    #[test]
     fn temperature_rounds_to_tenths() {
         assert_eq!(TemperatureCelsius::new(36.05).unwrap().tenths(), 361);
         assert_eq!(TemperatureCelsius::new(35.04).unwrap().tenths(), 350);
+    }
+
+    #[test]
+    fn decimals_are_rounded_once_so_the_record_the_screen_and_the_score_agree() {
+        // (typed, stored, shown): a typed 35.05 used to show as 35.0 (3 points by the chart)
+        // while scoring as 35.1 (1 point).
+        for (typed, stored, shown) in [
+            ("35.05", 35.1, "35.1"),
+            ("35.04", 35.0, "35.0"),
+            ("36.049", 36.0, "36.0"),
+            ("38.05", 38.1, "38.1"),
+            (" 37 ", 37.0, "37.0"),
+        ] {
+            let t = TemperatureCelsius::parse(typed).unwrap();
+            assert_eq!(t.get(), stored, "{typed}");
+            assert_eq!(format!("{:.1}", t.get()), shown, "{typed}");
+            assert_eq!(t.tenths() as f64 / 10.0, stored, "{typed}");
+            // A stored document read back holds the same rounded value.
+            let back: TemperatureCelsius = serde_json::from_str(typed.trim()).unwrap();
+            assert_eq!(back, t, "{typed}");
+        }
+        assert_eq!(GlucoseMmolPerL::new(3.95).unwrap().get(), 4.0);
+        assert_eq!(OxygenFlowLitresPerMin::new(0.25).unwrap().get(), 0.3);
+        // The limits apply to the rounded value.
+        assert!(TemperatureCelsius::new(50.04).is_ok());
+        assert!(TemperatureCelsius::new(50.05).is_err());
     }
 }

@@ -1,7 +1,10 @@
 //! The HTTP side of sync: one `reqwest` client with bounded timeouts, and the mapping of
 //! every failure onto the three kinds the engine acts on (DESIGN.md, Sync).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use crate::protocol::{
     API_PREFIX, EnrollRequest, EnrollResponse, ErrorBody, FeedbackResponse, PushResponse,
@@ -34,6 +37,15 @@ pub fn install_crypto_provider() {
 pub struct ApiClient {
     http: reqwest::Client,
     base_url: String,
+    /// Server clock minus this tablet's, in seconds, from the `Date` of the last answer.
+    clock_skew_secs: Arc<Mutex<Option<i64>>>,
+}
+
+/// How far the server's clock (an HTTP `Date` header) is ahead of `local_now`, in whole
+/// seconds; negative when the tablet is ahead. `None` for a header that is not a date.
+pub fn clock_skew_secs(server_date: &str, local_now: DateTime<Utc>) -> Option<i64> {
+    let server = DateTime::parse_from_rfc2822(server_date.trim()).ok()?;
+    Some((server.with_timezone(&Utc) - local_now).num_seconds())
 }
 
 impl ApiClient {
@@ -50,6 +62,7 @@ impl ApiClient {
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            clock_skew_secs: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -94,9 +107,11 @@ impl ApiClient {
     /// Sends a request and reads its JSON answer, sorting every failure into a
     /// [`RequestError`]. The one path all device endpoints share.
     async fn send<R: serde::de::DeserializeOwned>(
+        &self,
         request: reqwest::RequestBuilder,
     ) -> Result<R, RequestError> {
         let response = request.send().await.map_err(Self::network_error)?;
+        self.note_server_clock(&response);
         Self::check(response)
             .await?
             .json()
@@ -104,9 +119,29 @@ impl ApiClient {
             .map_err(|_| RequestError::Transient("the server's answer was cut short".to_owned()))
     }
 
+    /// Keeps how far the server's clock is from ours, from any answer that carries a date.
+    fn note_server_clock(&self, response: &reqwest::Response) {
+        let skew = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| clock_skew_secs(d, Utc::now()));
+        if let Some(skew) = skew
+            && let Ok(mut cell) = self.clock_skew_secs.lock()
+        {
+            *cell = Some(skew);
+        }
+    }
+
+    /// The server's clock minus this tablet's at the last answer, in seconds.
+    pub fn clock_skew_secs(&self) -> Option<i64> {
+        self.clock_skew_secs.lock().ok().and_then(|c| *c)
+    }
+
     /// Enrols this device with a one-time code.
     pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, RequestError> {
-        Self::send(self.http.post(self.url("/devices/enroll")).json(request)).await
+        self.send(self.http.post(self.url("/devices/enroll")).json(request))
+            .await
     }
 
     /// Pushes one batch of versions; the body must serialise as a
@@ -130,7 +165,7 @@ impl ApiClient {
         token: &str,
         body: Vec<u8>,
     ) -> Result<PushResponse, RequestError> {
-        Self::send(
+        self.send(
             self.http
                 .post(self.url("/sync/push"))
                 .bearer_auth(token)
@@ -146,7 +181,7 @@ impl ApiClient {
         token: &str,
         since: i64,
     ) -> Result<FeedbackResponse, RequestError> {
-        Self::send(
+        self.send(
             self.http
                 .get(self.url("/sync/feedback"))
                 .bearer_auth(token)
@@ -164,8 +199,38 @@ impl ApiClient {
             .send()
             .await
         {
-            Ok(r) => r.status().is_success(),
+            Ok(r) => {
+                self.note_server_clock(&r);
+                r.status().is_success()
+            }
             Err(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_server_date_header_gives_the_clock_difference() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 2, 7, 35, 0)
+            .single()
+            .unwrap();
+        assert_eq!(
+            clock_skew_secs("Wed, 02 Dec 2026 07:35:00 GMT", now),
+            Some(0)
+        );
+        assert_eq!(
+            clock_skew_secs("Wed, 02 Dec 2026 07:38:30 GMT", now),
+            Some(210)
+        );
+        assert_eq!(
+            clock_skew_secs("Wed, 02 Dec 2026 07:30:00 GMT", now),
+            Some(-300)
+        );
+        assert_eq!(clock_skew_secs("yesterday", now), None);
     }
 }

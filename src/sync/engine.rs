@@ -191,6 +191,8 @@ pub struct Engine {
     config: SyncConfig,
     /// Largest batch to try next; shrinks to isolate a record the server refuses as a batch.
     batch_limit: usize,
+    /// The server's clock minus this tablet's at the last answer, in seconds.
+    clock_skew_secs: Option<i64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -209,6 +211,7 @@ impl Engine {
             store,
             config,
             batch_limit,
+            clock_skew_secs: None,
         }
     }
 
@@ -233,13 +236,32 @@ impl Engine {
     /// are quarantined and do not stop the cycle.
     pub async fn run_cycle(&mut self) -> Result<CycleReport, SyncError> {
         let (client, token) = self.client()?;
+        let outcome = self.cycle_with(&client, &token).await;
+        // Any answer, even a refusal, says what time the server thinks it is.
+        if let Some(skew) = client.clock_skew_secs() {
+            self.clock_skew_secs = Some(skew);
+        }
+        outcome
+    }
+
+    /// The server's clock minus this tablet's at the last answer, in seconds.
+    pub fn clock_skew_secs(&self) -> Option<i64> {
+        self.clock_skew_secs
+    }
+
+    async fn cycle_with(
+        &mut self,
+        client: &ApiClient,
+        token: &str,
+    ) -> Result<CycleReport, SyncError> {
+        let (client, token) = (client, token);
         let mut report = CycleReport::default();
-        let result = self.push_all(&client, &token, &mut report).await;
+        let result = self.push_all(client, token, &mut report).await;
         // Entries still marked "sending" were not answered: show them as queued again.
         self.store.release_sending()?;
         result?;
         report.reachable = true;
-        report.feedback = self.pull_feedback(&client, &token).await?;
+        report.feedback = self.pull_feedback(client, token).await?;
         self.store.set_last_sync(Utc::now())?;
         let counts = self.store.status_counts()?;
         report.pending = counts.pending_sync;
@@ -408,6 +430,7 @@ impl Engine {
             quarantined: counts.quarantined,
             returned: counts.returned,
             last_success_utc: self.store.last_sync().ok().flatten(),
+            clock_skew_secs: self.clock_skew_secs,
             ..SyncStatus::default()
         }
     }

@@ -53,9 +53,53 @@ pub struct SyncStatus {
     /// Rises whenever a cycle changed local records (versions acknowledged, decisions
     /// received, records quarantined): the UI reloads its list only when this moves.
     pub changes: u64,
+    /// The server's clock minus this tablet's at the last answer, in seconds.
+    pub clock_skew_secs: Option<i64>,
 }
 
+/// How far the tablet's clock may differ from the server's before the crew are warned:
+/// beyond this, times stamped "now" and typed clock times may be placed wrongly.
+pub const CLOCK_SKEW_WARNING_SECS: i64 = 120;
+
 impl SyncStatus {
+    /// A warning when this tablet's clock differs from the server's by more than
+    /// [`CLOCK_SKEW_WARNING_SECS`]: "This tablet's clock is 5 min behind the server's …".
+    pub fn clock_warning(&self) -> Option<String> {
+        let skew = self.clock_skew_secs?;
+        if skew.abs() <= CLOCK_SKEW_WARNING_SECS {
+            return None;
+        }
+        let minutes = (skew.abs() + 30) / 60;
+        let way = if skew > 0 { "behind" } else { "ahead of" };
+        Some(format!(
+            "This tablet's clock is {minutes} min {way} the server's: times stamped now may be \
+             wrong. Ask for the clock to be set"
+        ))
+    }
+
+    /// The status as the crew must see it: the queued count from the store's own outbox
+    /// (`outbox_pending`, counted after every save) rather than from the engine's last
+    /// cycle, and never "all synced" while a save is newer than the last successful sync.
+    /// A save always queues its record, so until then at least one is queued.
+    pub fn with_local_outbox(
+        mut self,
+        outbox_pending: Option<u64>,
+        last_save_utc: Option<DateTime<Utc>>,
+    ) -> SyncStatus {
+        if let Some(n) = outbox_pending {
+            self.queued = n;
+        }
+        let saved_since_contact = match (last_save_utc, self.last_success_utc) {
+            (Some(saved), Some(synced)) => saved > synced,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if saved_since_contact {
+            self.queued = self.queued.max(1);
+        }
+        self
+    }
+
     /// The banner text: "Online · all synced", "Offline · 12 queued", ...
     pub fn banner(&self) -> String {
         if !self.enrolled {
@@ -159,6 +203,73 @@ impl Drop for SyncHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_more_than_two_minutes_out_is_named() {
+        let at = |skew: Option<i64>| SyncStatus {
+            clock_skew_secs: skew,
+            ..SyncStatus::default()
+        };
+        assert_eq!(at(None).clock_warning(), None);
+        assert_eq!(at(Some(119)).clock_warning(), None);
+        assert_eq!(at(Some(-120)).clock_warning(), None);
+        let w = at(Some(300)).clock_warning().unwrap();
+        assert!(
+            w.starts_with("This tablet's clock is 5 min behind the server's"),
+            "{w}"
+        );
+        let w = at(Some(-7200)).clock_warning().unwrap();
+        assert!(
+            w.starts_with("This tablet's clock is 120 min ahead of the server's"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn a_save_is_queued_at_once_not_at_the_next_timed_attempt() {
+        use chrono::TimeZone;
+        let t = |m: u32| {
+            Utc.with_ymd_and_hms(2026, 12, 2, 10, m, 0)
+                .single()
+                .unwrap()
+        };
+        // The engine last synced at 10:00 and saw an empty queue.
+        let engine = SyncStatus {
+            enrolled: true,
+            reachable: Some(true),
+            last_success_utc: Some(t(0)),
+            ..SyncStatus::default()
+        };
+        assert_eq!(engine.banner(), "Online · all synced");
+        // (outbox count from the store, last save) → banner
+        for (pending, saved, banner) in [
+            // Saved at 10:01, before the store was counted again: at least that one.
+            (None, Some(t(1)), "Online · 1 queued"),
+            (Some(0), Some(t(1)), "Online · 1 queued"),
+            (Some(3), Some(t(1)), "Online · 3 queued"),
+            // Counted after a later sync: the outbox says.
+            (Some(2), None, "Online · 2 queued"),
+            (Some(0), None, "Online · all synced"),
+            // The save was before the last successful sync and the outbox is empty.
+            (
+                Some(0),
+                Some(t(0) - chrono::Duration::seconds(1)),
+                "Online · all synced",
+            ),
+        ] {
+            let shown = engine.clone().with_local_outbox(pending, saved);
+            assert_eq!(shown.banner(), banner, "{pending:?} {saved:?}");
+        }
+        // Offline (the simulated outage) says queued, never synced.
+        let offline = SyncStatus {
+            reachable: Some(false),
+            ..engine
+        };
+        assert_eq!(
+            offline.with_local_outbox(Some(1), Some(t(1))).banner(),
+            "Offline · 1 queued"
+        );
+    }
 
     #[test]
     fn banner_reads_like_a_crew_would_say_it() {

@@ -29,7 +29,20 @@ pub fn export_to_folder(
     let bytes = crate::export::document(format, &doc, &meta, chrono::Utc::now(), local)
         .map_err(|e| format!("Could not build the document: {e}"))?;
     let path = PathBuf::from(folder).join(crate::export::file_name(&doc, &meta, format));
-    std::fs::write(&path, bytes).map_err(|e| format!("Could not save to {folder}: {e}"))?;
+    // Never over another file: a different document under this name (an earlier export
+    // of this version, made at another time) is left as it was and the crew are told.
+    match crate::fs_atomic::write_new_or_same(&path, &bytes) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(format!(
+                "{} is already saved in {folder}; it was not replaced",
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ));
+        }
+        Err(e) => return Err(format!("Could not save to {folder}: {e}")),
+    }
     store
         .record_access(crate::store::audit::Action::Exported, id)
         .map_err(|e| {

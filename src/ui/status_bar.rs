@@ -86,6 +86,9 @@ pub fn status_bar_ui(ui: &mut Ui, view: &StatusView, out: &mut Vec<Command>) {
                     .color(ui.visuals().warn_fg_color),
             );
         }
+        if let Some(w) = view.engine.as_ref().and_then(SyncStatus::clock_warning) {
+            ui.label(RichText::new(w).color(ui.visuals().warn_fg_color).strong());
+        }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             let button = ui
                 .add_enabled(view.engine.is_some(), egui::Button::new("Sync now"))

@@ -98,6 +98,27 @@ pub fn news2_badge(ui: &mut Ui, news: &News2, size_points: f32) -> Response {
         .inner
 }
 
+/// The patient's current NEWS2 (from the latest complete set) as a badge, with the time of
+/// that set and a note of newer partial sets beside it; nothing when nothing was measured.
+pub fn current_news2_badge(ui: &mut Ui, e: &crate::model::Encounter, size_points: f32) {
+    let Some(news) = e.latest_news2() else {
+        return;
+    };
+    news2_badge(ui, &news, size_points);
+    if let crate::model::CurrentNews2::Scored(l) = e.current_news2() {
+        let clock = |t: chrono::DateTime<chrono::Utc>| {
+            t.with_timezone(&chrono::Local).format("%H:%M").to_string()
+        };
+        let mut note = format!("at {}", clock(l.taken_at_utc));
+        match l.newer_partial_sets {
+            0 => {}
+            1 => note.push_str(" · 1 newer partial set"),
+            n => note.push_str(&format!(" · {n} newer partial sets")),
+        }
+        ui.label(RichText::new(note).weak());
+    }
+}
+
 /// A section heading.
 pub fn section_heading(ui: &mut Ui, text: &str) {
     ui.add_space(4.0);

@@ -164,7 +164,12 @@ impl EprApp {
 
     pub(super) fn status_view(&self) -> status_bar::StatusView {
         status_bar::StatusView {
-            engine: self.sync.as_ref().map(SyncHandle::status),
+            engine: self.sync.as_ref().map(|s| {
+                s.status().with_local_outbox(
+                    self.list.counts.as_ref().map(|c| c.pending_sync),
+                    self.last_save_utc,
+                )
+            }),
             local_queued: self.list.counts.as_ref().map(|c| c.pending_sync),
             local_last_sync_utc: self.list.last_sync_utc,
             demo: self.demo.as_ref().map(|(_, info)| info.clone()),

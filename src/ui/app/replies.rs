@@ -152,6 +152,9 @@ impl EprApp {
                             ed.is_new = false;
                             ed.save.error = None;
                             ed.save.last_saved_local = Some(chrono::Local::now());
+                            self.last_save_utc = Some(chrono::Utc::now());
+                            // The queued count comes from the store's own outbox, now.
+                            self.worker.send(StoreRequest::Counts);
                         }
                         Err(e) => {
                             // Keep the edits marked unsaved so the next edit or flush retries.
@@ -170,6 +173,8 @@ impl EprApp {
                 }
                 match result {
                     Ok(receipt) => {
+                        self.last_save_utc = Some(chrono::Utc::now());
+                        self.worker.send(StoreRequest::Counts);
                         if let Some(s) = &self.sync {
                             s.send(SyncCommand::RecordCompleted);
                         }

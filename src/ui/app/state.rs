@@ -120,6 +120,9 @@ pub struct EprApp {
     pub(super) resume_record: Option<Uuid>,
     /// A notice to show once the reopened record arrives.
     pub(super) pending_notice: Option<String>,
+    /// When a record was last saved on this tablet: until a sync succeeds after it, the
+    /// status bar cannot say "all synced".
+    pub(super) last_save_utc: Option<chrono::DateTime<chrono::Utc>>,
     pub(super) timings: Timings,
     /// Results of connection work (enrolment, demo server, sync start-up).
     pub(super) connect_tx: std::sync::mpsc::Sender<connection::ConnectEvent>,
@@ -198,6 +201,7 @@ impl EprApp {
             last_activity: now,
             resume_record: None,
             pending_notice: None,
+            last_save_utc: None,
             timings: Timings::default(),
             connect_tx,
             connect_rx,
@@ -223,6 +227,12 @@ impl EprApp {
     /// The attached sync engine, if any.
     pub fn sync_handle(&self) -> Option<&SyncHandle> {
         self.sync.as_ref()
+    }
+
+    /// The status bar's headline as drawn this frame ("Offline · 1 queued"), when a sync
+    /// engine is attached (tests read it).
+    pub fn status_banner(&self) -> Option<String> {
+        self.status_view().engine.map(|s| s.banner())
     }
 
     /// The demo server's address, in demo mode (tests read it).

@@ -2,41 +2,54 @@
 //! number, the date of birth, numbers. Each buffer keeps exactly what was typed, so a value
 //! that fails its check stays on screen beside its error instead of vanishing.
 
-use chrono::{DateTime, Local, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
+use std::cell::Cell;
 
-use crate::model::{Encounter, Milestone};
+use chrono::{DateTime, Local, NaiveDate, Timelike, Utc};
+
+use crate::model::clock_time::{self, ClockTimeError, Expect, Occurrence};
+use crate::model::{DoseUnit, DrugGiven, Encounter, Milestone, parse_dose};
 
 /// Formats a stored time as the crew's local 24-hour clock ("14:05").
 pub fn clock_local(at: DateTime<Utc>) -> String {
     at.with_timezone(&Local).format("%H:%M").to_string()
 }
 
+thread_local! {
+    /// A wall clock fixed for this thread, for tests of the time rules ("it is 00:05").
+    static FIXED_NOW: Cell<Option<DateTime<Utc>>> = const { Cell::new(None) };
+}
+
+/// Fixes the editor's wall clock on this thread (`None` returns to the real clock). The UI
+/// runs on one thread, so a UI test can set "now" to just after midnight.
+pub fn set_wall_clock_for_this_thread(at: Option<DateTime<Utc>>) {
+    FIXED_NOW.with(|c| c.set(at));
+}
+
 /// Now, to the second (sub-second precision means nothing on a record).
 pub fn now_utc() -> DateTime<Utc> {
-    let now = Utc::now();
+    let now = FIXED_NOW.with(Cell::get).unwrap_or_else(Utc::now);
     now.with_nanosecond(0).unwrap_or(now)
 }
 
-/// The message shown beside a time that cannot be read.
-pub const TIME_FORMAT_HELP: &str = "Enter the time as HH:MM (24-hour clock)";
+/// Reads a typed clock time in the tablet's zone, placed by the rules of
+/// [`crate::model::clock_time`]: a time of something that happened is its latest occurrence
+/// at or before `reference`; an ETA or a correction is the occurrence nearest `reference`.
+pub fn read_clock(
+    text: &str,
+    reference: DateTime<Utc>,
+    expect: Expect,
+) -> Result<DateTime<Utc>, ClockTimeError> {
+    clock_time::resolve(text, reference, &Local, expect)
+}
 
-/// Reads "14:05", "1405" or "9:05" as a local time on `date`.
-pub fn parse_clock(text: &str, date: NaiveDate) -> Result<DateTime<Utc>, &'static str> {
-    let t = text.trim();
-    let time = NaiveTime::parse_from_str(t, "%H:%M")
-        .or_else(|_| {
-            if t.len() == 4 && t.chars().all(|c| c.is_ascii_digit()) {
-                NaiveTime::parse_from_str(&format!("{}:{}", &t[..2], &t[2..]), "%H:%M")
-            } else {
-                NaiveTime::parse_from_str("invalid", "%H:%M")
-            }
-        })
-        .map_err(|_| TIME_FORMAT_HELP)?;
-    Local
-        .from_local_datetime(&date.and_time(time))
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .ok_or(TIME_FORMAT_HELP)
+/// The text to offer for each occurrence of a repeated hour: "01:30 (1st)", "01:30 (2nd)".
+pub fn with_occurrence(text: &str, occurrence: Occurrence) -> String {
+    let bare = text
+        .trim()
+        .trim_end_matches(Occurrence::First.suffix())
+        .trim_end_matches(Occurrence::Second.suffix())
+        .trim_end();
+    format!("{bare} {}", occurrence.suffix())
 }
 
 /// The message shown beside a date that cannot be read.
@@ -55,7 +68,7 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, &'static str> {
 #[derive(Debug, Clone, Default)]
 pub struct TimeText {
     pub text: String,
-    pub error: Option<&'static str>,
+    pub error: Option<ClockTimeError>,
 }
 
 impl TimeText {
@@ -68,14 +81,25 @@ impl TimeText {
     }
 
     /// Applies the typed text: empty clears the time, a valid time sets it, anything else
-    /// leaves the stored time alone and shows the problem.
-    pub fn apply(&mut self, date: NaiveDate, target: &mut Option<DateTime<Utc>>) {
+    /// leaves the stored time alone and shows the problem. A time already set is corrected
+    /// near where it was (a record may be amended days later); a new one is placed relative
+    /// to `now` as `expect` says.
+    pub fn apply(
+        &mut self,
+        now: DateTime<Utc>,
+        expect: Expect,
+        target: &mut Option<DateTime<Utc>>,
+    ) {
         if self.text.trim().is_empty() {
             *target = None;
             self.error = None;
             return;
         }
-        match parse_clock(&self.text, date) {
+        let placed = match *target {
+            Some(current) => read_clock(&self.text, current, Expect::Nearest),
+            None => read_clock(&self.text, now, expect),
+        };
+        match placed {
             Ok(t) => {
                 *target = Some(t);
                 self.error = None;
@@ -93,6 +117,7 @@ pub struct InterventionForm {
     pub by: String,
     pub details: String,
     pub error: Option<String>,
+    pub time_error: Option<ClockTimeError>,
 }
 
 /// The form for adding a drug.
@@ -100,11 +125,61 @@ pub struct InterventionForm {
 pub struct DrugForm {
     pub drug: String,
     pub dose: String,
-    pub unit: String,
+    /// Chosen from [`DoseUnit::CHOICES`]; never typed.
+    pub unit: Option<DoseUnit>,
     pub route: String,
     pub time: String,
     pub by: String,
     pub error: Option<String>,
+    pub time_error: Option<ClockTimeError>,
+}
+
+impl DrugForm {
+    /// The drug this form describes, given at the typed time (blank = `now`) by the named
+    /// clinician (blank = `user`), or the first problem to show. A time problem is returned
+    /// apart so a repeated hour can offer its two occurrences.
+    pub fn drug_given(&self, now: DateTime<Utc>, user: &str) -> Result<DrugGiven, FormProblem> {
+        if self.drug.trim().is_empty() {
+            return Err(FormProblem::Text("Name the drug".to_owned()));
+        }
+        let dose = parse_dose(&self.dose).map_err(|e| FormProblem::Text(e.to_string()))?;
+        let Some(unit) = self.unit.clone() else {
+            return Err(FormProblem::Text("Choose the unit".to_owned()));
+        };
+        if self.route.trim().is_empty() {
+            return Err(FormProblem::Text("Choose the route".to_owned()));
+        }
+        let at_utc = given_at(&self.time, now).map_err(FormProblem::Time)?;
+        Ok(DrugGiven {
+            drug: self.drug.trim().to_owned(),
+            dose,
+            unit,
+            route: self.route.clone(),
+            at_utc,
+            by: if self.by.trim().is_empty() {
+                user.to_owned()
+            } else {
+                self.by.trim().to_owned()
+            },
+        })
+    }
+}
+
+/// Why an entry form was not added.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormProblem {
+    Text(String),
+    Time(ClockTimeError),
+}
+
+/// When a drug was given or an intervention done: blank is now, otherwise the typed clock
+/// time's latest occurrence at or before now.
+pub fn given_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ClockTimeError> {
+    if text.trim().is_empty() {
+        Ok(now)
+    } else {
+        read_clock(text, now, Expect::Past)
+    }
 }
 
 /// The form for adding a crew member.
@@ -172,15 +247,90 @@ impl Forms {
 mod tests {
     use super::*;
 
+    use chrono::TimeZone;
+
+    /// Noon in the tablet's zone today, as UTC: a "now" far from midnight and any clock change.
+    fn noon() -> DateTime<Utc> {
+        let today = Local::now().date_naive();
+        Local
+            .from_local_datetime(&today.and_hms_opt(12, 0, 0).unwrap())
+            .earliest()
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
     #[test]
     fn clock_accepts_common_ways_of_typing_a_time() {
-        let d = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
-        let a = parse_clock("14:05", d).unwrap();
-        assert_eq!(parse_clock("1405", d).unwrap(), a);
-        assert_eq!(clock_local(a), "14:05");
-        assert!(parse_clock("9:05", d).is_ok());
-        assert_eq!(parse_clock("25:00", d), Err(TIME_FORMAT_HELP));
-        assert_eq!(parse_clock("soon", d), Err(TIME_FORMAT_HELP));
+        let now = noon();
+        let a = read_clock("11:05", now, Expect::Past).unwrap();
+        assert_eq!(read_clock("1105", now, Expect::Past).unwrap(), a);
+        assert_eq!(clock_local(a), "11:05");
+        assert!(read_clock("9:05", now, Expect::Past).is_ok());
+        assert_eq!(
+            read_clock("25:00", now, Expect::Past),
+            Err(ClockTimeError::Format)
+        );
+        assert_eq!(
+            read_clock("soon", now, Expect::Past),
+            Err(ClockTimeError::Format)
+        );
+        assert_eq!(
+            read_clock("12:30", now, Expect::Past),
+            Err(ClockTimeError::Future)
+        );
+        assert_eq!(with_occurrence("01:30", Occurrence::Second), "01:30 (2nd)");
+        assert_eq!(
+            with_occurrence("01:30 (2nd)", Occurrence::First),
+            "01:30 (1st)"
+        );
+    }
+
+    #[test]
+    fn a_drug_form_refuses_a_comma_a_zero_and_a_missing_unit() {
+        let now = noon();
+        let form = DrugForm {
+            drug: "Paracetamol".into(),
+            dose: "1,000".into(),
+            unit: Some(DoseUnit::Milligrams),
+            route: "Oral".into(),
+            ..DrugForm::default()
+        };
+        let problem = |f: &DrugForm| match f.drug_given(now, "crew") {
+            Err(FormProblem::Text(t)) => t,
+            other => panic!("expected a problem, got {other:?}"),
+        };
+        assert!(problem(&form).contains("1000, not 1,000"));
+        let zero = DrugForm {
+            dose: "0".into(),
+            ..form.clone()
+        };
+        assert_eq!(problem(&zero), "A dose must be more than zero");
+        let no_unit = DrugForm {
+            dose: "1000".into(),
+            unit: None,
+            ..form.clone()
+        };
+        assert_eq!(problem(&no_unit), "Choose the unit");
+        let later = DrugForm {
+            dose: "1000".into(),
+            time: "12:30".into(),
+            ..form.clone()
+        };
+        assert_eq!(
+            later.drug_given(now, "crew"),
+            Err(FormProblem::Time(ClockTimeError::Future))
+        );
+        let good = DrugForm {
+            dose: "1000".into(),
+            time: "11:50".into(),
+            ..form
+        };
+        let d = good.drug_given(now, "crew").unwrap();
+        assert_eq!(
+            (d.dose, d.unit.label(), d.by.as_str()),
+            (1000.0, "milligrams", "crew")
+        );
+        assert_eq!(clock_local(d.at_utc), "11:50");
     }
 
     #[test]
@@ -195,17 +345,32 @@ mod tests {
 
     #[test]
     fn a_bad_time_keeps_the_stored_value_and_says_why() {
-        let d = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
-        let mut stored = Some(parse_clock("10:00", d).unwrap());
+        let now = noon();
+        let mut stored = Some(read_clock("10:00", now, Expect::Past).unwrap());
         let mut t = TimeText {
             text: "10:7x".into(),
             error: None,
         };
-        t.apply(d, &mut stored);
-        assert_eq!(t.error, Some(TIME_FORMAT_HELP));
+        t.apply(now, Expect::Past, &mut stored);
+        assert_eq!(t.error, Some(ClockTimeError::Format));
         assert!(stored.is_some());
         t.text.clear();
-        t.apply(d, &mut stored);
+        t.apply(now, Expect::Past, &mut stored);
         assert!(stored.is_none());
+    }
+
+    #[test]
+    fn a_set_time_is_corrected_near_where_it_was() {
+        // A milestone stored days ago (an amendment) is corrected on its own day.
+        let now = noon();
+        let old = now - chrono::Duration::days(3);
+        let mut stored = Some(old);
+        let mut t = TimeText {
+            text: clock_local(old - chrono::Duration::minutes(20)),
+            error: None,
+        };
+        t.apply(now, Expect::Past, &mut stored);
+        assert_eq!(t.error, None);
+        assert_eq!(stored, Some(old - chrono::Duration::minutes(20)));
     }
 }

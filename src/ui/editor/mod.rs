@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::Command;
 use super::theme;
-use super::widgets::{badge, error_text, news2_badge, sentence};
+use super::widgets::{badge, current_news2_badge, error_text, sentence};
 use super::worker::RecordBundle;
 use crate::model::{Decision, Encounter, Field, RecordStatus, Revision, missing_items};
 use crate::store::{FeedbackEntry, SyncState, VersionInfo};
@@ -372,14 +372,24 @@ fn top_bar_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
                 .truncate(),
             );
         });
+        // Date of birth (or age) and NHS number: with several jobs on one tablet, the name
+        // alone does not say which patient this is.
+        let today = chrono::Local::now().date_naive();
+        ui.scope(|ui| {
+            ui.set_max_width(330.0);
+            ui.add(
+                egui::Label::new(
+                    RichText::new(state.doc.patient.identifiers_line(today)).size(16.0),
+                )
+                .truncate(),
+            );
+        });
         if !state.doc.incident.incident_number.is_empty() {
             ui.label(RichText::new(&state.doc.incident.incident_number).size(20.0));
         }
         let (text, colours) = status_text(&state.doc, state.mode);
         badge(ui, text, colours);
-        if let Some(news) = state.doc.latest_news2() {
-            news2_badge(ui, &news, 20.0);
-        }
+        current_news2_badge(ui, &state.doc, 20.0);
         let saved = save_text(state);
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             if state.viewing_version.is_none() {

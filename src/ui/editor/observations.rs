@@ -7,17 +7,19 @@
 //! A recorded set can be corrected: "Correct" loads it into the entry row, and saving replaces
 //! it in place (its time kept unless changed). In a signed record that is an amendment.
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Utc};
 use egui::{RichText, TextEdit, Ui};
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
-use super::forms::{TIME_FORMAT_HELP, clock_local, now_utc, parse_clock};
+use super::forms::{clock_local, now_utc, read_clock};
+use super::sections::time_problem_ui;
 use super::{jump_here, name_widget};
+use crate::model::clock_time::{ClockTimeError, Expect};
 use crate::model::{
-    Acvpu, DiastolicMmHg, Encounter, Field, Gcs, GcsEye, GcsMotor, GcsVerbal, GlucoseMmolPerL,
-    Inspired, News2, ObservationSet, OxygenFlowLitresPerMin, PainScore, PulseBpm, RespRatePerMin,
-    Spo2Percent, Spo2Scale, SystolicMmHg, TemperatureCelsius,
+    Acvpu, CurrentNews2, DiastolicMmHg, Encounter, Field, Gcs, GcsEye, GcsMotor, GcsVerbal,
+    GlucoseMmolPerL, Inspired, News2, ObservationSet, OxygenFlowLitresPerMin, PainScore, PulseBpm,
+    RespRatePerMin, Spo2Percent, Spo2Scale, SystolicMmHg, TemperatureCelsius,
 };
 use crate::ui::widgets::{choice, error_text, news2_badge, news2_colours, warning_text};
 
@@ -74,6 +76,8 @@ pub struct ObsEntry {
 pub struct ParsedEntry {
     pub set: ObservationSet,
     pub errors: Vec<(EntryField, String)>,
+    /// Why the typed time was not taken, kept whole so a repeated hour can offer a choice.
+    pub time_problem: Option<ClockTimeError>,
 }
 
 fn opt<T, E: std::fmt::Display>(
@@ -96,29 +100,30 @@ fn opt<T, E: std::fmt::Display>(
 
 impl ObsEntry {
     /// Parses every field; values that fail are listed in `errors` and left out of `set`.
-    pub fn parse(&self, date: chrono::NaiveDate, now: DateTime<Utc>) -> ParsedEntry {
+    pub fn parse(&self, now: DateTime<Utc>) -> ParsedEntry {
         let mut errors = Vec::new();
-        // A correction keeps its set's time unless the time is changed, and a changed time
-        // stays on the set's own day (an amendment may come days later).
-        let (date, now) = match &self.correcting {
-            Some(original) => (
-                original.taken_at_utc.with_timezone(&Local).date_naive(),
-                original.taken_at_utc,
-            ),
-            None => (date, now),
+        let mut time_problem = None;
+        // A new set's typed time is its latest occurrence at or before now ("23:55" typed
+        // just after midnight is yesterday's). A correction keeps its set's time unless the
+        // time is changed, and a changed time is placed nearest the original (an amendment
+        // may come days later).
+        let (reference, expect) = match &self.correcting {
+            Some(original) => (original.taken_at_utc, Expect::Nearest),
+            None => (now, Expect::Past),
         };
         let unchanged_time = self
             .correcting
             .as_ref()
             .is_some_and(|o| self.time.trim() == clock_local(o.taken_at_utc));
         let taken_at = if self.time.trim().is_empty() || unchanged_time {
-            now
+            reference
         } else {
-            match parse_clock(&self.time, date) {
+            match read_clock(&self.time, reference, expect) {
                 Ok(t) => t,
                 Err(e) => {
-                    errors.push((EntryField::Time, e.to_owned()));
-                    now
+                    errors.push((EntryField::Time, e.message().to_owned()));
+                    time_problem = Some(e);
+                    reference
                 }
             }
         };
@@ -203,7 +208,11 @@ impl ObsEntry {
             &mut errors,
         );
         set.pain_score = opt(&self.pain, EntryField::Pain, PainScore::parse, &mut errors);
-        ParsedEntry { set, errors }
+        ParsedEntry {
+            set,
+            errors,
+            time_problem,
+        }
     }
 
     /// The row filled from a recorded set, to correct it.
@@ -260,10 +269,10 @@ impl ObsEntry {
     }
 
     /// Empties the row for the next set; keeps air/oxygen and the flow, which rarely change.
+    /// Empties the row for the next set. Nothing is carried forward, air or oxygen and its
+    /// flow included: a change of oxygen between sets must be entered, never assumed.
     pub fn clear_for_next(&mut self) {
         *self = Self {
-            on_oxygen: self.on_oxygen,
-            flow: std::mem::take(&mut self.flow),
             focus_first: true,
             ..Self::default()
         };
@@ -277,8 +286,7 @@ pub const FIX_ERRORS_FIRST: &str = "Correct the values marked in red, then add t
 
 /// Tries to add the entry row's set to `doc`. Returns true when the record changed.
 pub fn try_add(doc: &mut Encounter, entry: &mut ObsEntry, confirmed: bool) -> bool {
-    let today = Local::now().date_naive();
-    let parsed = entry.parse(today, now_utc());
+    let parsed = entry.parse(now_utc());
     if !parsed.errors.is_empty() {
         entry.message = Some(FIX_ERRORS_FIRST.to_owned());
         return false;
@@ -382,21 +390,28 @@ pub fn observations_ui(
     editable: bool,
 ) -> bool {
     let mut changed = false;
-    let today = Local::now().date_naive();
-    let parsed = entry.parse(today, now_utc());
+    let parsed = entry.parse(now_utc());
     let warnings = parsed.set.soft_limit_warnings();
     if warnings.is_empty() {
         entry.confirming = false;
     }
 
-    // Latest NEWS2, large, with what scored.
+    // The current NEWS2, large, with what scored: from the latest complete set, so a later
+    // glucose-only or pain-only recheck never hides it, with any newer partial sets named.
     let sets = doc.observations_by_time();
     if let Some(latest) = sets.last() {
-        let news = doc.news2_for(latest);
+        let current = doc.current_news2();
+        let news = doc.latest_news2().unwrap_or(doc.news2_for(latest));
+        let taken = match &current {
+            CurrentNews2::Scored(l) => l.taken_at_utc,
+            _ => latest.taken_at_utc,
+        };
         ui.horizontal_wrapped(|ui| {
-            ui.label(
-                RichText::new(format!("Latest set {}", clock_local(latest.taken_at_utc))).strong(),
-            );
+            let heading = match &current {
+                CurrentNews2::Scored(_) => "Latest complete set",
+                _ => "Latest set",
+            };
+            ui.label(RichText::new(format!("{heading} {}", clock_local(taken))).strong());
             news2_badge(ui, &news, 30.0);
             if let News2::Complete(score) = &news {
                 ui.label(
@@ -404,6 +419,29 @@ pub fn observations_ui(
                 );
             }
         });
+        if let CurrentNews2::Scored(l) = &current
+            && l.newer_partial_sets > 0
+        {
+            let later: Vec<String> = doc
+                .sets_after_latest_complete()
+                .iter()
+                .map(|o| clock_local(o.taken_at_utc))
+                .collect();
+            warning_text(
+                ui,
+                &format!(
+                    "{} newer partial set{} ({}): no NEWS2 from {}",
+                    l.newer_partial_sets,
+                    if l.newer_partial_sets == 1 { "" } else { "s" },
+                    later.join(", "),
+                    if l.newer_partial_sets == 1 {
+                        "it"
+                    } else {
+                        "them"
+                    },
+                ),
+            );
+        }
         if let News2::Complete(score) = &news {
             let scored: Vec<String> = score
                 .parameters
@@ -572,10 +610,16 @@ pub fn observations_ui(
                 "Time (blank = now)",
                 &mut entry.time,
                 100.0,
-                error_for(e, EntryField::Time).filter(|m| *m == TIME_FORMAT_HELP),
+                None,
                 &mut enter,
             );
         });
+        if let Some(problem) = &parsed.time_problem {
+            ui.horizontal_wrapped(|ui| {
+                ui.label("Time:");
+                time_problem_ui(ui, problem, &mut entry.time);
+            });
+        }
         // The NEWS2 this set would score, before it is added.
         let preview = doc.news2_for(&parsed.set);
         ui.horizontal_wrapped(|ui| {
@@ -904,11 +948,8 @@ mod tests {
             "NEWS2 4 (low)"
         );
         assert!(e.resp_rate.is_empty());
-        assert_eq!(
-            e.on_oxygen,
-            Some(false),
-            "air/oxygen is kept for the next set"
-        );
+        assert_eq!(e.on_oxygen, None, "air or oxygen is never carried forward");
+        assert!(e.flow.is_empty(), "nor is the oxygen flow");
     }
 
     #[test]
@@ -919,7 +960,7 @@ mod tests {
         assert!(!try_add(&mut doc, &mut e, false));
         assert!(doc.observations.is_empty());
         assert_eq!(e.pulse, "600");
-        let parsed = e.parse(Local::now().date_naive(), Utc::now());
+        let parsed = e.parse(Utc::now());
         assert_eq!(
             error_for(&parsed.errors, EntryField::Pulse),
             Some("Heart rate must be between 0 and 500 /min")
@@ -943,7 +984,7 @@ mod tests {
             gcs_eye: "4".into(),
             ..ObsEntry::default()
         };
-        let parsed = e.parse(Local::now().date_naive(), Utc::now());
+        let parsed = e.parse(Utc::now());
         assert!(error_for(&parsed.errors, EntryField::Gcs).is_some());
         e.gcs_eye.clear();
         let mut doc = Encounter::new_draft(Utc::now());

@@ -6,23 +6,20 @@
 //! when the document changed (the app then autosaves). Problems are shown beside their field
 //! and never stop the crew typing.
 
+use chrono::Local;
 use chrono::Offset;
-use chrono::{DateTime, Local, Utc};
 use egui::{RichText, TextEdit, Ui};
 
-use super::forms::{Forms, TimeText, clock_local, now_utc, parse_clock, parse_date};
+use super::forms::{
+    FormProblem, Forms, TimeText, clock_local, given_at, now_utc, parse_date, with_occurrence,
+};
 use super::{jump_here, name_widget};
+use crate::model::clock_time::{ClockTimeError, Expect, Occurrence};
 use crate::model::{
-    CrewMember, DrugGiven, Encounter, Field, Intervention, Milestone, NhsNumber, Outcome, Patient,
+    CrewMember, DoseUnit, Encounter, Field, Intervention, Milestone, NhsNumber, Outcome, Patient,
     Revision, Sex, handover,
 };
 use crate::ui::widgets::{choice, error_text, sentence, text_area, text_field, warning_text};
-
-fn base_date(doc: &Encounter, at: Option<DateTime<Utc>>) -> chrono::NaiveDate {
-    at.unwrap_or(doc.created_at_utc)
-        .with_timezone(&Local)
-        .date_naive()
-}
 
 /// Incident number, call sign, location and the milestone times.
 pub fn incident_ui(
@@ -73,7 +70,6 @@ pub fn incident_ui(
             for m in Milestone::ALL {
                 let label = ui.label(m.label());
                 let current = doc.incident.times.get(m);
-                let date = base_date(doc, current);
                 let Some(buffer) = forms.time_mut(m) else {
                     ui.end_row();
                     continue;
@@ -88,7 +84,7 @@ pub fn incident_ui(
                 jump_here(&field, jump, Field::Time(m));
                 let mut value = current;
                 if field.changed() {
-                    buffer.apply(date, &mut value);
+                    buffer.apply(now_utc(), Expect::Past, &mut value);
                 }
                 ui.horizontal(|ui| {
                     if !stamping {
@@ -114,8 +110,10 @@ pub fn incident_ui(
                     }
                 });
                 ui.horizontal(|ui| {
-                    if let Some(e) = buffer.error {
-                        error_text(ui, e);
+                    if let Some(e) = buffer.error
+                        && time_problem_ui(ui, &e, &mut buffer.text)
+                    {
+                        buffer.apply(now_utc(), Expect::Past, &mut value);
                     }
                     for w in warnings.iter().filter(|w| w.milestone == m) {
                         warning_text(ui, &w.message());
@@ -379,13 +377,34 @@ pub fn history_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) ->
     changed
 }
 
-/// The time an intervention or drug was given: typed HH:MM, or now when blank.
-fn given_at(text: &str, doc: &Encounter) -> Result<DateTime<Utc>, &'static str> {
-    if text.trim().is_empty() {
-        Ok(now_utc())
-    } else {
-        parse_clock(text, base_date(doc, None))
+/// Shows why a typed time was not taken. For the hour that happened twice (the clocks went
+/// back) it offers both occurrences; returns true when the crew chose one, after which the
+/// text names it ("01:30 (2nd)") and should be applied again.
+pub(super) fn time_problem_ui(ui: &mut Ui, problem: &ClockTimeError, text: &mut String) -> bool {
+    error_text(ui, problem.message());
+    let ClockTimeError::Ambiguous { first, second } = problem else {
+        return false;
+    };
+    let mut chose = false;
+    for (occurrence, at, which) in [
+        (
+            Occurrence::First,
+            first,
+            "first, before the clocks went back",
+        ),
+        (
+            Occurrence::Second,
+            second,
+            "second, after the clocks went back",
+        ),
+    ] {
+        let local = at.with_timezone(&Local).format("%H:%M (UTC%:z)");
+        if ui.button(format!("{local}: {which}")).clicked() {
+            *text = with_occurrence(text, occurrence);
+            chose = true;
+        }
     }
+    chose
 }
 
 /// Routes crews pick from; free text is allowed too.
@@ -461,10 +480,11 @@ pub fn treatment_ui(
         });
         ui.horizontal(|ui| {
             if ui.button("Add intervention").clicked() {
+                f.time_error = None;
                 if f.what.trim().is_empty() {
                     f.error = Some("Say what was done".to_owned());
                 } else {
-                    match given_at(&f.time, doc) {
+                    match given_at(&f.time, now_utc()) {
                         Ok(at) => {
                             doc.interventions.push(Intervention {
                                 what: f.what.trim().to_owned(),
@@ -479,12 +499,20 @@ pub fn treatment_ui(
                             *f = Default::default();
                             changed = true;
                         }
-                        Err(e) => f.error = Some(e.to_owned()),
+                        Err(e) => {
+                            f.error = None;
+                            f.time_error = Some(e);
+                        }
                     }
                 }
             }
             if let Some(e) = &f.error {
                 error_text(ui, e);
+            }
+            if let Some(e) = f.time_error
+                && time_problem_ui(ui, &e, &mut f.time)
+            {
+                f.time_error = None;
             }
         });
     }
@@ -525,7 +553,17 @@ pub fn treatment_ui(
                 text_field(ui, "Dose", &mut f.dose, 80.0);
             });
             ui.vertical(|ui| {
-                text_field(ui, "Unit", &mut f.unit, 80.0);
+                let l = ui.label("Unit");
+                egui::ComboBox::from_id_salt("drug-unit")
+                    .selected_text(f.unit.as_ref().map_or("Choose", DoseUnit::label))
+                    .show_ui(ui, |ui| {
+                        for u in DoseUnit::CHOICES {
+                            let label = u.label().to_owned();
+                            ui.selectable_value(&mut f.unit, Some(u), label);
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id);
             });
             ui.vertical(|ui| {
                 let l = ui.label("Route");
@@ -552,39 +590,29 @@ pub fn treatment_ui(
         });
         ui.horizontal(|ui| {
             if ui.button("Add drug").clicked() {
-                let dose = f.dose.trim().replace(',', ".").parse::<f64>();
-                if f.drug.trim().is_empty() {
-                    f.error = Some("Name the drug".to_owned());
-                } else if !matches!(dose, Ok(d) if d.is_finite() && d >= 0.0) {
-                    f.error = Some("Enter the dose as a number".to_owned());
-                } else if f.unit.trim().is_empty() {
-                    f.error = Some("Enter the unit (mg, g, mcg, ml…)".to_owned());
-                } else if f.route.trim().is_empty() {
-                    f.error = Some("Choose the route".to_owned());
-                } else {
-                    match given_at(&f.time, doc) {
-                        Ok(at) => {
-                            doc.drugs.push(DrugGiven {
-                                drug: f.drug.trim().to_owned(),
-                                dose: dose.unwrap_or_default(),
-                                unit: f.unit.trim().to_owned(),
-                                route: f.route.clone(),
-                                at_utc: at,
-                                by: if f.by.trim().is_empty() {
-                                    user.to_owned()
-                                } else {
-                                    f.by.trim().to_owned()
-                                },
-                            });
-                            *f = Default::default();
-                            changed = true;
-                        }
-                        Err(e) => f.error = Some(e.to_owned()),
+                match f.drug_given(now_utc(), user) {
+                    Ok(drug) => {
+                        doc.drugs.push(drug);
+                        *f = Default::default();
+                        changed = true;
+                    }
+                    Err(FormProblem::Text(t)) => {
+                        f.error = Some(t);
+                        f.time_error = None;
+                    }
+                    Err(FormProblem::Time(e)) => {
+                        f.error = None;
+                        f.time_error = Some(e);
                     }
                 }
             }
             if let Some(e) = &f.error {
                 error_text(ui, e);
+            }
+            if let Some(e) = f.time_error
+                && time_problem_ui(ui, &e, &mut f.time)
+            {
+                f.time_error = None;
             }
         });
     }
@@ -685,15 +713,17 @@ pub fn outcome_ui(
     ui.separator();
     ui.label(RichText::new("Pre-alert").strong());
     ui.horizontal(|ui| {
-        let date = base_date(doc, doc.pre_alert.eta_utc);
         let r = text_field(ui, "ETA (HH:MM)", &mut forms.eta.text, 90.0);
-        if r.changed() {
-            let before = doc.pre_alert.eta_utc;
-            forms.eta.apply(date, &mut doc.pre_alert.eta_utc);
-            changed |= before != doc.pre_alert.eta_utc;
-        }
+        let mut apply = r.changed();
         if let Some(e) = forms.eta.error {
-            error_text(ui, e);
+            apply |= time_problem_ui(ui, &e, &mut forms.eta.text);
+        }
+        if apply {
+            let before = doc.pre_alert.eta_utc;
+            forms
+                .eta
+                .apply(now_utc(), Expect::Nearest, &mut doc.pre_alert.eta_utc);
+            changed |= before != doc.pre_alert.eta_utc;
         }
     });
     changed |= text_area(

@@ -15,7 +15,7 @@ use crate::protocol::{Decision, DecisionRecord, DecisionRequest, ReviewDetail};
 use crate::ui::editor::observations::{self, ObsEntry};
 use crate::ui::editor::{Forms, Section, sections};
 use crate::ui::theme;
-use crate::ui::widgets::{badge, error_text, news2_badge};
+use crate::ui::widgets::{badge, current_news2_badge, error_text};
 
 /// Shown when "Return to crew" or "Flag" is pressed without a comment.
 pub const COMMENT_NEEDED: &str =
@@ -286,8 +286,8 @@ fn top_ui(
         {
             ui.label(RichText::new(&d.incident.incident_number).size(20.0));
         }
-        if let Some(news) = doc.and_then(Encounter::latest_news2) {
-            news2_badge(ui, &news, 20.0);
+        if let Some(d) = doc {
+            current_news2_badge(ui, d, 20.0);
         }
         let current = view.current_decision().map(|d| d.decision);
         let (text, colours) = decision_badge(current, dark);
