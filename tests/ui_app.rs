@@ -259,7 +259,8 @@ fn a_partial_recheck_keeps_the_latest_complete_score_in_view() {
     );
     h.get_by_label_contains("Latest complete set 11:40");
     h.get_by_label_contains("1 newer partial set (12:00)");
-    h.get_by_label_contains("at 11:40 · 1 newer partial set");
+    h.get_by_label("at 11:40");
+    h.get_by_label("1 newer partial set");
     // Air or oxygen was not carried into the recheck.
     assert_eq!(
         h.state().editor().unwrap().doc.observations[1].inspired,

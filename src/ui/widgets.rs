@@ -115,7 +115,16 @@ pub fn current_news2_badge(ui: &mut Ui, e: &crate::model::Encounter, size_points
             1 => note.push_str(" · 1 newer partial set"),
             n => note.push_str(&format!(" · {n} newer partial sets")),
         }
-        ui.label(RichText::new(note).weak());
+        // Two short lines, so the note fits a crowded bar.
+        ui.scope(|ui| {
+            ui.spacing_mut().item_spacing.y = 0.0;
+            ui.vertical(|ui| {
+                for (i, part) in note.split(" · ").enumerate() {
+                    let text = RichText::new(part).size(13.0);
+                    ui.label(if i == 0 { text } else { text.weak() });
+                }
+            });
+        });
     }
 }
 

@@ -356,33 +356,33 @@ fn top_bar_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) {
         {
             out.push(Command::BackToList);
         }
+        // The name, and under it date of birth (or age) and NHS number: with several jobs on
+        // one tablet, the name alone does not say which patient this is.
         let name = state.doc.patient.display_name();
-        ui.scope(|ui| {
-            ui.set_max_width(280.0);
-            ui.add(
-                egui::Label::new(
-                    RichText::new(if name.is_empty() {
-                        "New patient"
-                    } else {
-                        name.as_str()
-                    })
-                    .size(24.0)
-                    .strong(),
-                )
-                .truncate(),
-            );
-        });
-        // Date of birth (or age) and NHS number: with several jobs on one tablet, the name
-        // alone does not say which patient this is.
         let today = chrono::Local::now().date_naive();
         ui.scope(|ui| {
-            ui.set_max_width(330.0);
-            ui.add(
-                egui::Label::new(
-                    RichText::new(state.doc.patient.identifiers_line(today)).size(16.0),
-                )
-                .truncate(),
-            );
+            ui.set_max_width(300.0);
+            ui.spacing_mut().item_spacing.y = 0.0;
+            ui.vertical(|ui| {
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(if name.is_empty() {
+                            "New patient"
+                        } else {
+                            name.as_str()
+                        })
+                        .size(20.0)
+                        .strong(),
+                    )
+                    .truncate(),
+                );
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(state.doc.patient.identifiers_line(today)).size(13.0),
+                    )
+                    .truncate(),
+                );
+            });
         });
         if !state.doc.incident.incident_number.is_empty() {
             ui.label(RichText::new(&state.doc.incident.incident_number).size(20.0));
