@@ -181,6 +181,7 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
         nhs_number: Some(test_nhs_number(serial.wrapping_mul(7919))),
         address: format!("{} Sample Street, Testtown", rng.random_range(1..300)),
         gp_practice: "Example Medical Centre".to_owned(),
+        pregnancy: None,
     };
     let (complaint, history) = COMPLAINTS.choose(rng).copied().unwrap_or(("Fall", ""));
     e.history = History {
@@ -274,6 +275,16 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
         // The adult drugs above are not for children.
         e.drugs.clear();
     }
+    // Some women of child-bearing age are pregnant: NEWS2 is marked not validated.
+    if e.patient.sex == Some(Sex::Female)
+        && e.patient_age_years()
+            .is_some_and(|a| (16..=45).contains(&a))
+        && rng.random_bool(0.5)
+    {
+        e.patient.pregnancy = Some(Pregnancy::Pregnant {
+            gestation_weeks: Some(rng.random_range(12..=40)),
+        });
+    }
     e
 }
 
@@ -309,6 +320,7 @@ pub fn complete_encounter() -> Encounter {
         nhs_number: Some(test_nhs_number(1)),
         address: "1 Test Street, Testtown".into(),
         gp_practice: "Test Surgery".into(),
+        pregnancy: None,
     };
     e.history = History {
         presenting_complaint: "Central chest pain".into(),

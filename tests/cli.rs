@@ -96,7 +96,7 @@ fn init_demo_status_list_show() {
             }
             "incomplete" => assert!(news["present"].as_u64().unwrap() < 7),
             // The demo data includes children: NEWS2 is not used under 16.
-            "not_applicable" => assert_eq!(news["display"], "NEWS2 not applicable"),
+            "not_applicable" => assert_eq!(news["display"], "NEWS2 not used under 16"),
             other => panic!("unexpected NEWS2 kind {other}"),
         }
         assert!(news["display"].as_str().unwrap().starts_with("NEWS2"));
@@ -120,6 +120,12 @@ fn init_demo_status_list_show() {
                 assert_eq!(latest["total"], set["news2"]["total"]);
                 let newer = (sets.len() - i - 1) as u64;
                 assert_eq!(latest["newer_partial_sets"].as_u64(), Some(newer));
+                // Every demo record has an age and none is pregnant unless marked so.
+                let pregnant = doc["patient"]["pregnancy"]["kind"] == "pregnant";
+                assert_eq!(
+                    latest["caveat"].as_str(),
+                    pregnant.then_some("NEWS2 not validated in pregnancy")
+                );
                 saw_partial_recheck |= newer > 0;
                 // The list's score follows the same rule.
                 assert_eq!(row["latest_news2"], set["news2"]["total"]);

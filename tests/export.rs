@@ -456,6 +456,11 @@ fn epr_export_writes_both_formats_and_reports_an_unwritable_destination() {
     // A file already at the path is never replaced: the same document again is harmless,
     // a different one (another patient's handover) is refused and kept as it was.
     let first = std::fs::read(&pdf_path).unwrap();
+    // The printout is in UK time with the zone named (March: GMT), whatever the device's.
+    assert!(
+        squash(&pdf_text(&first)).contains("Incident and times (UK time, GMT)"),
+        "zone printed"
+    );
     std::fs::write(&pdf_path, b"another patient's handover").unwrap();
     let out = run(&[
         "export",

@@ -260,11 +260,52 @@ fn a_partial_recheck_keeps_the_latest_complete_score_in_view() {
     h.get_by_label_contains("Latest complete set 11:40");
     h.get_by_label_contains("1 newer partial set (12:00)");
     h.get_by_label("at 11:40");
-    h.get_by_label("1 newer partial set");
+    // No age was entered, so the top bar also says which chart scored it.
+    h.get_by_label("1 newer partial set · adult chart assumed: no age recorded");
     // Air or oxygen was not carried into the recheck.
     assert_eq!(
         h.state().editor().unwrap().doc.observations[1].inspired,
         None
+    );
+    settle(&mut h);
+}
+
+#[test]
+fn pregnancy_and_an_unknown_age_are_said_beside_the_score() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let mut h = harness(dir.path());
+    wall_clock_at(today_at(12, 0));
+    unlock(&mut h);
+    click(&mut h, "New record");
+    click(&mut h, "Observations");
+    full_set(&mut h);
+    click_button(&mut h, "Add observation set");
+    // No age yet: scored on the adult chart, and saying so (section and top bar).
+    h.get_by_label("Adult chart assumed: no age recorded");
+    h.get_by_label("adult chart assumed: no age recorded");
+
+    click(&mut h, "Patient");
+    type_into(&mut h, "Estimated age (years)", "29");
+    click(&mut h, "Pregnant");
+    type_into(&mut h, "Weeks", "32");
+    let p = h.state().editor().unwrap().doc.patient.pregnancy;
+    assert_eq!(
+        p,
+        Some(ambulance_epr::model::Pregnancy::Pregnant {
+            gestation_weeks: Some(32)
+        })
+    );
+    click(&mut h, "Observations");
+    assert_eq!(
+        h.get_all_by_label("NEWS2 not validated in pregnancy")
+            .count(),
+        2,
+        "beside the score in the section and in the top bar"
+    );
+    assert!(
+        h.query_by_label("Adult chart assumed: no age recorded")
+            .is_none()
     );
     settle(&mut h);
 }
@@ -673,6 +714,67 @@ fn an_amendment_started_by_mistake_can_be_discarded() {
         actions.contains(&"amendment_discarded".to_owned()),
         "{actions:?}"
     );
+}
+
+/// Scrolls a widget into view, then taps it (a tap lands only on what is on screen).
+fn click_in_view(h: &mut Harness<'_, EprApp>, label: &str) {
+    h.get_by_label(label).scroll_to_me();
+    settle(h);
+    h.get_by_label(label).click_accesskit();
+    settle(h);
+}
+
+#[test]
+fn removing_a_set_or_a_drug_asks_first_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    let e = complete_encounter();
+    store.save_draft(&e).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    let sets = e.observations.len();
+    let first = ambulance_epr::ui::forms::clock_local(e.observations_by_time()[0].taken_at_utc);
+
+    click(&mut h, "Observations");
+    click_in_view(&mut h, &format!("Remove set taken {first}"));
+    // Nothing is removed by one tap: the crew is asked, and "Keep it" keeps it.
+    assert_eq!(h.state().editor().unwrap().doc.observations.len(), sets);
+    assert!(h.state().editor().unwrap().obs.removing.is_some(), "asked");
+    h.get_by_label_contains(&format!("Remove the set taken {first} from the record?"));
+    click_in_view(&mut h, "Keep it");
+    assert_eq!(h.state().editor().unwrap().doc.observations.len(), sets);
+    assert!(h.state().editor().unwrap().obs.removing.is_none());
+    click_in_view(&mut h, &format!("Remove set taken {first}"));
+    click_in_view(&mut h, &format!("Confirm removing the set taken {first}"));
+    assert_eq!(h.state().editor().unwrap().doc.observations.len(), sets - 1);
+
+    click(&mut h, "Interventions and drugs");
+    click_in_view(&mut h, "Remove drug 1");
+    assert_eq!(h.state().editor().unwrap().doc.drugs.len(), e.drugs.len());
+    click_in_view(&mut h, "Remove the drug");
+    assert_eq!(
+        h.state().editor().unwrap().doc.drugs.len(),
+        e.drugs.len() - 1
+    );
+    settle(&mut h);
+    drop(h);
+
+    let store = Store::unlock(dir.path(), None, PIN).unwrap();
+    let saved = store.get(e.id).unwrap();
+    assert_eq!(saved.observations.len(), sets - 1);
+    assert_eq!(saved.drugs.len(), e.drugs.len() - 1);
+    let actions: Vec<String> = store
+        .audit_for(e.id)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    for removed in ["observation_set_removed", "drug_removed"] {
+        assert!(actions.contains(&removed.to_owned()), "{actions:?}");
+    }
 }
 
 #[test]

@@ -154,6 +154,7 @@ fn document_with_news2(e: &Encounter) -> anyhow::Result<serde_json::Value> {
             "scale": l.score.scale,
             "taken_at_utc": l.taken_at_utc,
             "newer_partial_sets": l.newer_partial_sets,
+            "caveat": e.news2_caveat(),
         })
     });
     if let Some(obj) = doc.as_object_mut() {
@@ -295,12 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExportFormat::Fhir => ambulance_epr::export::Format::Fhir,
                 ExportFormat::Pdf => ambulance_epr::export::Format::Pdf,
             };
-            let local = {
-                use chrono::Offset;
-                chrono::Local::now().offset().fix()
-            };
-            let bytes =
-                ambulance_epr::export::document(format, &doc, &meta, chrono::Utc::now(), local)?;
+            let bytes = ambulance_epr::export::document(format, &doc, &meta, chrono::Utc::now())?;
             // Never over another file (another patient's handover, or an earlier export).
             match ambulance_epr::fs_atomic::write_new_or_same(out, &bytes) {
                 Ok(_) => {}

@@ -308,7 +308,12 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
     }
 
     // Composition: the document's header and table of contents.
-    let handover_text = crate::model::handover::atmist_text(e);
+    // The narrative is read by people: UK time, with the zone said.
+    let (offset, zone) = super::uk_time_zone(e.created_at_utc);
+    let handover_text = format!(
+        "Times are UK time ({zone}).\n{}",
+        crate::model::handover::atmist_text_in(e, offset)
+    );
     let mut sections = vec![json!({
         "title": "Handover (ATMIST)",
         "text": narrative(&handover_text),
@@ -599,6 +604,33 @@ mod tests {
             .iter()
             .any(|e| e["resource"]["resourceType"] == "Provenance");
         assert!(!has_provenance);
+    }
+
+    #[test]
+    fn the_narrative_is_in_uk_time_with_the_zone_named() {
+        let m = meta(crate::model::RecordStatus::Completed);
+        let narrative = |e: &Encounter| {
+            let b = bundle(e, &m, Utc::now());
+            b["entry"][0]["resource"]["section"][0]["text"]["div"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        // 1 March: GMT, the same clock as UTC.
+        let mut e = complete_encounter();
+        let text = narrative(&e);
+        assert!(text.contains("Times are UK time (GMT).<br/>"), "{text}");
+        assert!(text.contains("T: Call connected 10:00"), "{text}");
+        // The same record in July: BST, an hour ahead of UTC.
+        let shift = chrono::Duration::days(150);
+        e.created_at_utc += shift;
+        for ms in crate::model::Milestone::ALL {
+            let t = e.incident.times.get(ms).map(|t| t + shift);
+            e.incident.times.set(ms, t);
+        }
+        let text = narrative(&e);
+        assert!(text.contains("Times are UK time (BST).<br/>"), "{text}");
+        assert!(text.contains("T: Call connected 11:00"), "{text}");
     }
 
     #[test]

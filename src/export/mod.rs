@@ -21,9 +21,9 @@ use crate::model::Encounter;
 /// Which handover document to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// FHIR R4 document bundle (JSON, times in UTC).
+    /// FHIR R4 document bundle (JSON: data times in UTC, the narrative in UK time).
     Fhir,
-    /// Printable summary (times at the given offset, which is printed).
+    /// Printable summary (UK time, the zone printed).
     Pdf,
 }
 
@@ -47,18 +47,31 @@ pub enum ExportError {
 }
 
 /// The bytes of one version's handover document: the one place the CLI, the app and any
-/// other caller turn a record into a file.
+/// other caller turn a record into a file. People read them in UK time, the zone printed.
 pub fn document(
     format: Format,
     e: &Encounter,
     meta: &VersionMeta,
     generated_at: DateTime<Utc>,
-    local_offset: FixedOffset,
 ) -> Result<Vec<u8>, ExportError> {
     Ok(match format {
         Format::Fhir => serde_json::to_vec_pretty(&fhir::bundle(e, meta, generated_at))?,
-        Format::Pdf => pdf::render_in(e, meta, generated_at, local_offset)?,
+        Format::Pdf => pdf::render_uk(e, meta, generated_at)?,
     })
+}
+
+/// UK time at `at`: the offset from UTC and the zone's name, "GMT" or "BST". Handover
+/// documents give UK time with the zone printed, whatever zone the device is set to, so the
+/// device and the server write the same document and the hospital reads its own clock.
+pub fn uk_time_zone(at: DateTime<Utc>) -> (FixedOffset, &'static str) {
+    use chrono::Offset;
+    let offset = at.with_timezone(&chrono_tz::Europe::London).offset().fix();
+    let name = if offset.local_minus_utc() == 0 {
+        "GMT"
+    } else {
+        "BST"
+    };
+    (offset, name)
 }
 
 /// A file name that says what the file is without naming the patient, and that no other
@@ -116,6 +129,20 @@ mod tests {
             device_public_key: None,
             saved_at_utc: chrono::Utc::now(),
         }
+    }
+
+    #[test]
+    fn uk_time_is_gmt_in_winter_and_bst_in_summer() {
+        use chrono::TimeZone;
+        let winter = Utc
+            .with_ymd_and_hms(2026, 12, 2, 10, 0, 0)
+            .single()
+            .unwrap();
+        let summer = Utc.with_ymd_and_hms(2026, 7, 1, 10, 0, 0).single().unwrap();
+        assert_eq!(uk_time_zone(winter).1, "GMT");
+        assert_eq!(uk_time_zone(winter).0.local_minus_utc(), 0);
+        assert_eq!(uk_time_zone(summer).1, "BST");
+        assert_eq!(uk_time_zone(summer).0.local_minus_utc(), 3600);
     }
 
     #[test]

@@ -390,20 +390,40 @@ pub fn render(
     render_in(e, meta, generated_at, Utc.fix())
 }
 
-/// Renders the handover summary with clock times at `offset` from UTC (the device passes its
-/// local offset, so the printout matches the clocks at the hospital); the offset is printed.
+/// Renders the handover summary in UK time, the zone (GMT or BST) printed with the times:
+/// what the hospital's clocks say, whatever zone the device is set to.
+pub fn render_uk(
+    e: &Encounter,
+    meta: &VersionMeta,
+    generated_at: DateTime<Utc>,
+) -> Result<Vec<u8>, PdfError> {
+    let (offset, name) = super::uk_time_zone(e.created_at_utc);
+    render_zoned(e, meta, generated_at, offset, &format!("UK time, {name}"))
+}
+
+/// Renders the handover summary with clock times at `offset` from UTC; the offset is printed.
 pub fn render_in(
     e: &Encounter,
     meta: &VersionMeta,
     generated_at: DateTime<Utc>,
     offset: chrono::FixedOffset,
 ) -> Result<Vec<u8>, PdfError> {
-    let clock = |at: DateTime<Utc>| clock_in(at, offset);
     let zone = if offset.local_minus_utc() == 0 {
         "UTC".to_owned()
     } else {
         format!("UTC{offset}")
     };
+    render_zoned(e, meta, generated_at, offset, &zone)
+}
+
+fn render_zoned(
+    e: &Encounter,
+    meta: &VersionMeta,
+    generated_at: DateTime<Utc>,
+    offset: chrono::FixedOffset,
+    zone: &str,
+) -> Result<Vec<u8>, PdfError> {
+    let clock = |at: DateTime<Utc>| clock_in(at, offset);
     let mut doc = PdfDocument::new("Handover summary");
     let regular = load(&mut doc, REGULAR_TTF)?;
     let bold = load(&mut doc, BOLD_TTF)?;
@@ -536,6 +556,9 @@ pub fn render_in(
         ("Allergies", e.history.allergies.clone()),
         ("Medications", e.history.medications.clone()),
     ]);
+    if let Some(p) = e.patient.pregnancy {
+        w.fields(&[("Pregnancy", p.label())]);
+    }
 
     w.heading(&format!("Incident and times ({zone})"));
     let mut pairs: Vec<(&str, String)> = vec![
@@ -612,7 +635,7 @@ pub fn render_in(
             match news {
                 News2::Complete(s) => format!("{} ({})", s.total, s.risk.label()),
                 News2::Incomplete { present } => format!("incomplete {present}/7"),
-                News2::NotApplicable => "not applicable".into(),
+                News2::NotApplicable => "not used under 16".into(),
             },
         ]);
     }

@@ -263,6 +263,60 @@ pub struct Patient {
     pub address: String,
     #[serde(default)]
     pub gp_practice: String,
+    /// Asked because NEWS2 is not validated in pregnancy or up to 6 weeks after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pregnancy: Option<Pregnancy>,
+}
+
+/// Whether the patient is pregnant or recently was: NEWS2 is not validated then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Pregnancy {
+    NotPregnant,
+    Pregnant {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gestation_weeks: Option<u8>,
+    },
+    /// Up to 6 weeks after giving birth.
+    PostPartum,
+    Unknown,
+}
+
+impl Pregnancy {
+    /// The choices, in the order offered (gestation is asked separately).
+    pub const CHOICES: [Pregnancy; 4] = [
+        Pregnancy::NotPregnant,
+        Pregnancy::Pregnant {
+            gestation_weeks: None,
+        },
+        Pregnancy::PostPartum,
+        Pregnancy::Unknown,
+    ];
+
+    /// In words.
+    pub fn label(self) -> String {
+        match self {
+            Pregnancy::NotPregnant => "Not pregnant".to_owned(),
+            Pregnancy::Pregnant {
+                gestation_weeks: Some(w),
+            } => format!("Pregnant, {w} weeks"),
+            Pregnancy::Pregnant {
+                gestation_weeks: None,
+            } => "Pregnant".to_owned(),
+            Pregnancy::PostPartum => "Up to 6 weeks post-partum".to_owned(),
+            Pregnancy::Unknown => "Pregnancy unknown".to_owned(),
+        }
+    }
+
+    /// True when NEWS2 is not validated for this patient.
+    pub fn affects_news2(self) -> bool {
+        matches!(self, Pregnancy::Pregnant { .. } | Pregnancy::PostPartum)
+    }
+
+    /// Whether two values are the same choice, gestation aside.
+    pub fn same_choice(self, other: Pregnancy) -> bool {
+        std::mem::discriminant(&self) == std::mem::discriminant(&other)
+    }
 }
 
 /// A date of birth that cannot be right.
@@ -533,6 +587,19 @@ impl Encounter {
             })
     }
 
+    /// Why a NEWS2 total shown for this patient needs a caveat beside it: not validated in
+    /// pregnancy or up to 6 weeks after; an unknown age is scored on the adult chart until an
+    /// age is entered. `None` when the score stands as it is.
+    pub fn news2_caveat(&self) -> Option<&'static str> {
+        if self.patient.pregnancy.is_some_and(Pregnancy::affects_news2) {
+            return Some("NEWS2 not validated in pregnancy");
+        }
+        if self.patient_age_years().is_none() {
+            return Some("adult chart assumed: no age recorded");
+        }
+        None
+    }
+
     /// What to show where a current score belongs (see [`CurrentNews2`]).
     pub fn current_news2(&self) -> CurrentNews2 {
         if let Some(latest) = self.latest_complete_news2() {
@@ -607,7 +674,7 @@ pub enum CurrentNews2 {
 
 impl CurrentNews2 {
     /// The one-line text: "NEWS2 5 (medium) at 14:05; 1 newer partial set",
-    /// "NEWS2 incomplete (5/7)", "NEWS2 not applicable", or "No observations".
+    /// "NEWS2 incomplete (5/7)", "NEWS2 not used under 16", or "No observations".
     pub fn display(&self, clock: impl Fn(DateTime<Utc>) -> String) -> String {
         match self {
             CurrentNews2::Scored(l) => l.display(clock),
@@ -812,6 +879,45 @@ mod tests {
                     assert_eq!(e.latest_news2().and_then(|n| n.total()), None, "{}", c.name);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn news2_says_when_it_is_not_validated() {
+        let mut e = adult();
+        e.observations = vec![complete_set(at(9, 10))];
+        assert_eq!(e.news2_caveat(), None);
+        // A child with no age yet: scored on the adult chart, and saying so.
+        e.patient.estimated_age_years = None;
+        assert_eq!(e.latest_news2().and_then(|n| n.total()), Some(5));
+        assert_eq!(
+            e.news2_caveat(),
+            Some("adult chart assumed: no age recorded")
+        );
+        // Then the age is entered: 9 years, no NEWS2 at all.
+        e.patient.estimated_age_years = Some(9);
+        assert_eq!(e.latest_news2(), Some(News2::NotApplicable));
+        assert_eq!(
+            e.current_news2().display(|t| t.to_string()),
+            "NEWS2 not used under 16"
+        );
+        e.patient.estimated_age_years = Some(30);
+        for (pregnancy, caveat) in [
+            (Pregnancy::NotPregnant, None),
+            (Pregnancy::Unknown, None),
+            (
+                Pregnancy::Pregnant {
+                    gestation_weeks: Some(32),
+                },
+                Some("NEWS2 not validated in pregnancy"),
+            ),
+            (
+                Pregnancy::PostPartum,
+                Some("NEWS2 not validated in pregnancy"),
+            ),
+        ] {
+            e.patient.pregnancy = Some(pregnancy);
+            assert_eq!(e.news2_caveat(), caveat, "{pregnancy:?}");
         }
     }
 

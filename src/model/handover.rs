@@ -7,7 +7,7 @@
 use chrono::{DateTime, FixedOffset, Offset, Utc};
 
 use super::allergy::AllergyStatus;
-use super::encounter::{CurrentNews2, Encounter, Outcome};
+use super::encounter::{CurrentNews2, Encounter, Outcome, Pregnancy};
 use super::observations::{Inspired, ObservationSet};
 
 /// One ATMIST line: the letter, its meaning, and the text.
@@ -117,6 +117,9 @@ fn signs_line(e: &Encounter, clock: &impl Fn(DateTime<Utc>) -> String) -> String
         };
         text.push_str(&format!(", {trend} from {first}"));
     }
+    if let Some(caveat) = e.news2_caveat() {
+        text.push_str(&format!(" ({caveat})"));
+    }
     for later in e.sets_after_latest_complete() {
         text.push_str(&format!(
             "; then at {}: {}",
@@ -221,7 +224,12 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
         HandoverLine {
             letter: "A",
             heading: "Age and sex",
-            text: format!("{age}, {sex}"),
+            text: match e.patient.pregnancy {
+                Some(p @ (Pregnancy::Pregnant { .. } | Pregnancy::PostPartum)) => {
+                    format!("{age}, {sex}, {}", p.label().to_lowercase())
+                }
+                _ => format!("{age}, {sex}"),
+            },
         },
         HandoverLine {
             letter: "T",
@@ -273,9 +281,14 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     lines
 }
 
-/// The handover as plain text, one "A: ..." line per letter.
+/// The handover as plain text, one "A: ..." line per letter, times in UTC.
 pub fn atmist_text(e: &Encounter) -> String {
-    atmist(e)
+    atmist_text_in(e, Utc.fix())
+}
+
+/// The handover as plain text, times shown at `offset` from UTC.
+pub fn atmist_text_in(e: &Encounter, offset: FixedOffset) -> String {
+    atmist_in(e, offset)
         .iter()
         .map(|l| format!("{}: {}", l.letter, l.text))
         .collect::<Vec<_>>()
@@ -335,6 +348,28 @@ R: Cardiology review";
         );
         assert!(s.contains("NEWS2 1 (low), improving from 4"), "{s}");
         assert!(s.ends_with("; then at 10:40: BM 5.4"), "{s}");
+    }
+
+    #[test]
+    fn pregnancy_and_an_unknown_age_reach_the_handover() {
+        let mut e = complete_encounter();
+        e.patient.sex = Some(crate::model::Sex::Female);
+        e.patient.pregnancy = Some(Pregnancy::Pregnant {
+            gestation_weeks: Some(32),
+        });
+        let lines = atmist(&e);
+        assert_eq!(lines[0].text, "68 years, female, pregnant, 32 weeks");
+        assert!(
+            lines[4]
+                .text
+                .contains("NEWS2 1 (low), improving from 4 (NEWS2 not validated in pregnancy)"),
+            "{}",
+            lines[4].text
+        );
+        e.patient.pregnancy = None;
+        e.patient.date_of_birth = None;
+        let s = &atmist(&e)[4].text;
+        assert!(s.contains("(adult chart assumed: no age recorded)"), "{s}");
     }
 
     #[test]

@@ -124,12 +124,12 @@ impl News2 {
     }
 
     /// The text to show in place of a score: "NEWS2 5 (medium)", "NEWS2 incomplete (5/7)" or
-    /// "NEWS2 not applicable".
+    /// "NEWS2 not used under 16".
     pub fn display(&self) -> String {
         match self {
             News2::Complete(s) => format!("NEWS2 {} ({})", s.total, s.risk.label()),
             News2::Incomplete { present } => format!("NEWS2 incomplete ({present}/7)"),
-            News2::NotApplicable => "NEWS2 not applicable".to_owned(),
+            News2::NotApplicable => "NEWS2 not used under 16".to_owned(),
         }
     }
 }
@@ -615,7 +615,7 @@ mod tests {
         assert_eq!(score(&o, Spo2Scale::Scale1, Some(0)), News2::NotApplicable);
         assert_eq!(
             score(&o, Spo2Scale::Scale1, Some(15)).display(),
-            "NEWS2 not applicable"
+            "NEWS2 not used under 16"
         );
         assert!(matches!(
             score(&o, Spo2Scale::Scale1, Some(16)),

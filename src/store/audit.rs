@@ -30,6 +30,11 @@ pub enum Action {
     FeedbackReceived,
     Quarantined,
     AmendmentDiscarded,
+    /// An observation set, a drug or an intervention was removed from a record being edited
+    /// (after the crew confirmed it); the next saved version no longer holds it.
+    ObservationSetRemoved,
+    DrugRemoved,
+    InterventionRemoved,
 }
 
 impl Action {
@@ -50,6 +55,9 @@ impl Action {
             Action::FeedbackReceived => "feedback_received",
             Action::Quarantined => "quarantined",
             Action::AmendmentDiscarded => "amendment_discarded",
+            Action::ObservationSetRemoved => "observation_set_removed",
+            Action::DrugRemoved => "drug_removed",
+            Action::InterventionRemoved => "intervention_removed",
         }
     }
 }

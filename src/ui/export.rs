@@ -21,12 +21,10 @@ pub fn export_to_folder(
     format: ExportFormat,
     folder: &str,
 ) -> Result<PathBuf, String> {
-    use chrono::Offset;
     let (doc, meta) = store
         .version_for_export(id, revision)
         .map_err(|e| format!("Could not read the record: {}", StoreProblem::report(e)))?;
-    let local = chrono::Local::now().offset().fix();
-    let bytes = crate::export::document(format, &doc, &meta, chrono::Utc::now(), local)
+    let bytes = crate::export::document(format, &doc, &meta, chrono::Utc::now())
         .map_err(|e| format!("Could not build the document: {e}"))?;
     let path = PathBuf::from(folder).join(crate::export::file_name(&doc, &meta, format));
     // Never over another file: a different document under this name (an earlier export

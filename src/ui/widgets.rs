@@ -110,18 +110,27 @@ pub fn current_news2_badge(ui: &mut Ui, e: &crate::model::Encounter, size_points
             t.with_timezone(&chrono::Local).format("%H:%M").to_string()
         };
         let mut note = format!("at {}", clock(l.taken_at_utc));
+        let mut second = Vec::new();
         match l.newer_partial_sets {
             0 => {}
-            1 => note.push_str(" · 1 newer partial set"),
-            n => note.push_str(&format!(" · {n} newer partial sets")),
+            1 => second.push("1 newer partial set".to_owned()),
+            n => second.push(format!("{n} newer partial sets")),
+        }
+        if let Some(caveat) = e.news2_caveat() {
+            second.push(caveat.to_owned());
+        }
+        if !second.is_empty() {
+            note.push_str(&format!(" · {}", second.join(" · ")));
         }
         // Two short lines, so the note fits a crowded bar.
         ui.scope(|ui| {
             ui.spacing_mut().item_spacing.y = 0.0;
             ui.vertical(|ui| {
-                for (i, part) in note.split(" · ").enumerate() {
-                    let text = RichText::new(part).size(13.0);
-                    ui.label(if i == 0 { text } else { text.weak() });
+                if let Some((first, rest)) = note.split_once(" · ") {
+                    ui.label(RichText::new(first).size(13.0));
+                    ui.label(RichText::new(rest).size(13.0).weak());
+                } else {
+                    ui.label(RichText::new(&note).size(13.0));
                 }
             });
         });

@@ -67,6 +67,8 @@ pub enum StoreRequest {
     },
     /// One earlier version, to view read-only.
     Version { id: Uuid, revision: Revision },
+    /// Audit a removal the crew confirmed in the editor (errors go to the log only).
+    AuditRemoval { id: Uuid, action: Action },
     /// Throw away the unsigned amendment of a signed record (errors go to the log only:
     /// reopening shows the amendment kept).
     DiscardAmendment { id: Uuid },
@@ -147,6 +149,7 @@ pub enum StoreReply {
         result: Result<Box<Encounter>, StoreProblem>,
     },
     AmendmentDiscarded,
+    Audited,
     /// The file written, or what went wrong in words for the crew.
     Exported(Result<PathBuf, String>),
     PrefsSaved,
@@ -374,6 +377,14 @@ fn handle(
                 None => Err(locked()),
             }),
         },
+        StoreRequest::AuditRemoval { id, action } => {
+            let result = match store.as_mut() {
+                Some(s) => s.record_access(action, id),
+                None => Err(locked()),
+            };
+            let _ = shown(result);
+            StoreReply::Audited
+        }
         StoreRequest::DiscardAmendment { id } => {
             let result = match store.as_mut() {
                 Some(s) => s.discard_amendment_draft(id),

@@ -67,6 +67,8 @@ pub enum Command {
         registration: String,
     },
     OpenVersion(Revision),
+    /// The crew confirmed removing a set, drug or intervention from the open record.
+    AuditRemoval(crate::store::audit::Action),
     CloseVersion,
     SyncNow,
     ToggleTheme,
@@ -109,6 +111,7 @@ impl std::fmt::Debug for Command {
                     Command::DiscardAmendment => "DiscardAmendment",
                     Command::OpenVersion(_) => "OpenVersion",
                     Command::CloseVersion => "CloseVersion",
+                    Command::AuditRemoval(_) => "AuditRemoval",
                     Command::SyncNow => "SyncNow",
                     Command::ToggleTheme => "ToggleTheme",
                     Command::SetIdleLock(_) => "SetIdleLock",
@@ -311,6 +314,12 @@ impl EprApp {
                 if let Screen::Editor(ed) = &self.screen {
                     let id = ed.id();
                     self.worker.send(StoreRequest::Version { id, revision });
+                }
+            }
+            Command::AuditRemoval(action) => {
+                if let Screen::Editor(ed) = &self.screen {
+                    let id = ed.id();
+                    self.worker.send(StoreRequest::AuditRemoval { id, action });
                 }
             }
             Command::CloseVersion => {

@@ -50,7 +50,10 @@ impl EprApp {
                 }
                 Err(e) => self.open_failed(created, e),
             },
-            StoreReply::Locked | StoreReply::AmendmentDiscarded | StoreReply::PrefsSaved => {}
+            StoreReply::Locked
+            | StoreReply::AmendmentDiscarded
+            | StoreReply::Audited
+            | StoreReply::PrefsSaved => {}
             StoreReply::Exported(result) => {
                 if self.user.is_none() {
                     return;

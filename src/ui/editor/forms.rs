@@ -201,10 +201,24 @@ pub struct Forms {
     pub dob_error: Option<String>,
     pub estimated_age: String,
     pub age_error: Option<String>,
+    /// Weeks of pregnancy, as typed.
+    pub gestation_weeks: String,
+    pub gestation_error: Option<String>,
     pub eta: TimeText,
     pub intervention: InterventionForm,
     pub drug: DrugForm,
     pub crew: CrewForm,
+    /// The drug or intervention the crew asked to remove, waiting for them to confirm.
+    pub removing: Option<Removal>,
+    /// Removals confirmed this frame, for the editor to audit.
+    pub removed: Vec<crate::store::audit::Action>,
+}
+
+/// Something recorded that the crew asked to remove, as it was when they asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Removal {
+    Drug(DrugGiven),
+    Intervention(crate::model::Intervention),
 }
 
 impl Forms {
@@ -232,6 +246,12 @@ impl Forms {
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
             eta: TimeText::from_time(e.pre_alert.eta_utc),
+            gestation_weeks: match e.patient.pregnancy {
+                Some(crate::model::Pregnancy::Pregnant {
+                    gestation_weeks: Some(w),
+                }) => w.to_string(),
+                _ => String::new(),
+            },
             ..Self::default()
         }
     }

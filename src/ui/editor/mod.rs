@@ -873,6 +873,10 @@ fn section_body_ui(ui: &mut Ui, state: &mut EditorState, now: Instant, out: &mut
             },
         )
         .inner;
+    // Removals the crew confirmed are audited (the saved version no longer holds them).
+    for action in forms.removed.drain(..).chain(obs.removed.drain(..)) {
+        out.push(Command::AuditRemoval(action));
+    }
     if changed && editable {
         state.save.mark_edited(now);
         state.notice = None;

@@ -21,6 +21,7 @@ use crate::model::{
     GlucoseMmolPerL, Inspired, News2, ObservationSet, OxygenFlowLitresPerMin, PainScore, PulseBpm,
     RespRatePerMin, Spo2Percent, Spo2Scale, SystolicMmHg, TemperatureCelsius,
 };
+use crate::store::audit::Action;
 use crate::ui::widgets::{choice, error_text, news2_badge, news2_colours, warning_text};
 
 /// Size of the digits in the quick-entry fields, in points: readable at arm's length.
@@ -69,6 +70,10 @@ pub struct ObsEntry {
     pub message: Option<String>,
     /// The set being corrected (loaded from the table), as it was: saving replaces it.
     pub correcting: Option<ObservationSet>,
+    /// The set the crew asked to remove, waiting for them to confirm.
+    pub removing: Option<ObservationSet>,
+    /// Removals confirmed this frame, for the editor to audit.
+    pub removed: Vec<Action>,
 }
 
 /// What the row currently holds.
@@ -274,6 +279,7 @@ impl ObsEntry {
     pub fn clear_for_next(&mut self) {
         *self = Self {
             focus_first: true,
+            removed: std::mem::take(&mut self.removed),
             ..Self::default()
         };
     }
@@ -419,6 +425,9 @@ pub fn observations_ui(
                 );
             }
         });
+        if let (News2::Complete(_), Some(caveat)) = (&news, doc.news2_caveat()) {
+            warning_text(ui, &crate::ui::widgets::sentence(caveat));
+        }
         if let CurrentNews2::Scored(l) = &current
             && l.newer_partial_sets > 0
         {
@@ -716,7 +725,51 @@ fn cell(v: Option<String>) -> String {
     v.unwrap_or_else(|| "–".to_owned())
 }
 
+/// Removing a set asks first, and is audited: the question sits above the table until the
+/// crew answers. Returns true when the set was removed.
+fn confirm_set_removal_ui(ui: &mut Ui, doc: &mut Encounter, entry: &mut ObsEntry) -> bool {
+    let mut confirmed = false;
+    if let Some(set) = &entry.removing {
+        let taken = clock_local(set.taken_at_utc);
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            warning_text(
+                ui,
+                &format!("Remove the set taken {taken} from the record? The removal is audited."),
+            );
+            ui.horizontal(|ui| {
+                let yes = ui.button("Remove the set");
+                name_widget(
+                    &yes,
+                    egui::Role::Button,
+                    &format!("Confirm removing the set taken {taken}"),
+                );
+                if yes.clicked() {
+                    confirmed = true;
+                }
+                if ui.button("Keep it").clicked() {
+                    entry.removing = None;
+                }
+            });
+        });
+    }
+    if confirmed && let Some(set) = entry.removing.take() {
+        let at = doc.observations.iter().position(|o| *o == set);
+        if let Some(i) = at {
+            let removed = doc.observations.remove(i);
+            entry.removed.push(Action::ObservationSetRemoved);
+            if entry.correcting.as_ref() == Some(&removed) {
+                entry.clear_for_next();
+            }
+            return true;
+        }
+    }
+    false
+}
+
 fn table_ui(ui: &mut Ui, doc: &mut Encounter, entry: &mut ObsEntry, editable: bool) -> bool {
+    if editable && confirm_set_removal_ui(ui, doc, entry) {
+        return true;
+    }
     let mut order: Vec<usize> = (0..doc.observations.len()).collect();
     order.sort_by_key(|i| doc.observations.get(*i).map(|o| o.taken_at_utc));
     let mut remove: Option<usize> = None;
@@ -848,14 +901,8 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, entry: &mut ObsEntry, editable: bo
             *entry = ObsEntry::for_correction(set);
         }
     }
-    if let Some(i) = remove
-        && i < doc.observations.len()
-    {
-        let removed = doc.observations.remove(i);
-        if entry.correcting.as_ref() == Some(&removed) {
-            entry.clear_for_next();
-        }
-        return true;
+    if let Some(set) = remove.and_then(|i| doc.observations.get(i)) {
+        entry.removing = Some(set.clone());
     }
     false
 }

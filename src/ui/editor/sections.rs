@@ -11,14 +11,16 @@ use chrono::Offset;
 use egui::{RichText, TextEdit, Ui};
 
 use super::forms::{
-    FormProblem, Forms, TimeText, clock_local, given_at, now_utc, parse_date, with_occurrence,
+    FormProblem, Forms, Removal, TimeText, clock_local, given_at, now_utc, parse_date,
+    with_occurrence,
 };
 use super::{jump_here, name_widget};
 use crate::model::clock_time::{ClockTimeError, Expect, Occurrence};
 use crate::model::{
     CrewMember, DoseUnit, Encounter, Field, Intervention, Milestone, NhsNumber, Outcome, Patient,
-    Revision, Sex, handover,
+    Pregnancy, Revision, Sex, handover,
 };
+use crate::store::audit::Action;
 use crate::ui::widgets::{choice, error_text, sentence, text_area, text_field, warning_text};
 
 /// Incident number, call sign, location and the milestone times.
@@ -319,6 +321,46 @@ pub fn patient_ui(
             });
             ui.end_row();
 
+            // NEWS2 is not validated in pregnancy or up to 6 weeks after.
+            ui.label("Pregnancy");
+            ui.horizontal_wrapped(|ui| {
+                for c in Pregnancy::CHOICES {
+                    let selected = p.pregnancy.is_some_and(|now| now.same_choice(c));
+                    if choice(ui, selected, c.label()).clicked() && !selected {
+                        p.pregnancy = Some(c);
+                        forms.gestation_weeks.clear();
+                        forms.gestation_error = None;
+                        changed = true;
+                    }
+                }
+                if let Some(Pregnancy::Pregnant { gestation_weeks }) = &mut p.pregnancy {
+                    let r = text_field(ui, "Weeks", &mut forms.gestation_weeks, 60.0);
+                    if r.changed() {
+                        let typed = forms.gestation_weeks.trim();
+                        match typed.parse::<u8>() {
+                            _ if typed.is_empty() => {
+                                *gestation_weeks = None;
+                                forms.gestation_error = None;
+                                changed = true;
+                            }
+                            Ok(w) if (4..=45).contains(&w) => {
+                                *gestation_weeks = Some(w);
+                                forms.gestation_error = None;
+                                changed = true;
+                            }
+                            _ => {
+                                forms.gestation_error =
+                                    Some("Enter the weeks of pregnancy, 4 to 45".to_owned())
+                            }
+                        }
+                    }
+                    if let Some(e) = &forms.gestation_error {
+                        error_text(ui, e);
+                    }
+                }
+            });
+            ui.end_row();
+
             let r = text_field(ui, "Address", &mut p.address, 420.0);
             changed |= r.changed();
             ui.end_row();
@@ -375,6 +417,24 @@ pub fn history_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) ->
         .changed();
     }
     changed
+}
+
+/// Asks before something recorded is removed: `Some(true)` removes, `Some(false)` keeps,
+/// `None` while the crew has not answered.
+fn confirm_removal_ui(ui: &mut Ui, question: &str, confirm: &str) -> Option<bool> {
+    let mut answer = None;
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        warning_text(ui, question);
+        ui.horizontal(|ui| {
+            if ui.button(confirm).clicked() {
+                answer = Some(true);
+            }
+            if ui.button("Keep it").clicked() {
+                answer = Some(false);
+            }
+        });
+    });
+    answer
 }
 
 /// Shows why a typed time was not taken. For the hour that happened twice (the clocks went
@@ -458,9 +518,27 @@ pub fn treatment_ui(
             }
         });
     }
-    if let Some(i) = remove_intervention {
-        doc.interventions.remove(i);
-        changed = true;
+    if let Some(it) = remove_intervention.and_then(|i| doc.interventions.get(i)) {
+        forms.removing = Some(Removal::Intervention(it.clone()));
+    }
+    if let Some(Removal::Intervention(it)) = &forms.removing {
+        let question = format!(
+            "Remove {} at {} from the record? The removal is audited.",
+            it.what,
+            clock_local(it.at_utc)
+        );
+        match confirm_removal_ui(ui, &question, "Remove the intervention") {
+            Some(true) => {
+                if let Some(i) = doc.interventions.iter().position(|x| x == it) {
+                    doc.interventions.remove(i);
+                    forms.removed.push(Action::InterventionRemoved);
+                    changed = true;
+                }
+                forms.removing = None;
+            }
+            Some(false) => forms.removing = None,
+            None => {}
+        }
     }
     if editable {
         let f = &mut forms.intervention;
@@ -539,9 +617,29 @@ pub fn treatment_ui(
             }
         });
     }
-    if let Some(i) = remove_drug {
-        doc.drugs.remove(i);
-        changed = true;
+    if let Some(d) = remove_drug.and_then(|i| doc.drugs.get(i)) {
+        forms.removing = Some(Removal::Drug(d.clone()));
+    }
+    if let Some(Removal::Drug(d)) = &forms.removing {
+        let question = format!(
+            "Remove {} {} {} at {} from the record? The removal is audited.",
+            d.drug,
+            d.dose,
+            d.unit,
+            clock_local(d.at_utc)
+        );
+        match confirm_removal_ui(ui, &question, "Remove the drug") {
+            Some(true) => {
+                if let Some(i) = doc.drugs.iter().position(|x| x == d) {
+                    doc.drugs.remove(i);
+                    forms.removed.push(Action::DrugRemoved);
+                    changed = true;
+                }
+                forms.removing = None;
+            }
+            Some(false) => forms.removing = None,
+            None => {}
+        }
     }
     if editable {
         let f = &mut forms.drug;
