@@ -778,6 +778,46 @@ fn removing_a_set_or_a_drug_asks_first_and_is_audited() {
 }
 
 #[test]
+fn values_typed_but_not_added_survive_leaving_the_record_and_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    let e = complete_encounter();
+    store.save_draft(&e).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Observations");
+    type_into(&mut h, "BP diastolic", "88");
+    click(&mut h, "Interventions and drugs");
+    type_into(&mut h, "Drug", "Morphine");
+
+    // Back to the list and in again: still there, and the crew is told.
+    click(&mut h, "Back to records");
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    h.get_by_label("What you typed but had not added yet is still here.");
+    assert_eq!(h.state().editor().unwrap().obs.diastolic, "88");
+    assert_eq!(h.state().editor().unwrap().forms.drug.drug, "Morphine");
+
+    // Locked (as the idle lock does) and unlocked: the record comes back with them.
+    click_button(&mut h, "Lock");
+    assert_eq!(screen(&h), "unlock");
+    type_into(&mut h, "Passphrase or PIN", PIN);
+    click_button(&mut h, "Unlock");
+    settle(&mut h);
+    assert_eq!(screen(&h), "editor");
+    assert_eq!(h.state().editor().unwrap().obs.diastolic, "88");
+    assert_eq!(h.state().editor().unwrap().forms.drug.drug, "Morphine");
+    // Nothing was added to the record by keeping them.
+    assert_eq!(
+        h.state().editor().unwrap().doc.observations.len(),
+        e.observations.len()
+    );
+}
+
+#[test]
 fn the_theme_and_idle_time_chosen_are_remembered() {
     use ambulance_epr::ui::theme::ThemeChoice;
     let dir = tempfile::tempdir().unwrap();

@@ -656,11 +656,10 @@ fn render_zoned(
     for d in &e.drugs {
         any = true;
         let text = format!(
-            "{} {} {} {} {} – by {}",
+            "{} {} {} {} – by {}",
             clock(d.at_utc),
             d.drug,
-            d.dose,
-            d.unit,
+            d.unit.amount(d.dose),
             d.route,
             if d.by.is_empty() {
                 "not recorded"

@@ -108,6 +108,28 @@ impl DoseUnit {
         }
     }
 
+    /// The unit for one of it ("gram" in "1 gram").
+    pub fn singular(&self) -> &str {
+        match self {
+            DoseUnit::Micrograms => "microgram",
+            DoseUnit::Milligrams => "milligram",
+            DoseUnit::Grams => "gram",
+            DoseUnit::Millilitres => "millilitre",
+            DoseUnit::Units => "unit",
+            DoseUnit::LitresPerMinute => "litre per minute",
+            DoseUnit::Recorded(text) => text,
+        }
+    }
+
+    /// An amount as it is read aloud: "300 milligrams", "1 gram", "0.5 grams".
+    pub fn amount(&self, dose: f64) -> String {
+        if dose == 1.0 {
+            format!("1 {}", self.singular())
+        } else {
+            format!("{dose} {}", self.label())
+        }
+    }
+
     /// The UCUM code for FHIR, where one exists.
     pub fn ucum(&self) -> Option<&'static str> {
         match self {
@@ -189,6 +211,15 @@ mod tests {
         for (typed, want) in cases {
             assert_eq!(parse_dose(typed), *want, "{typed:?}");
         }
+    }
+
+    #[test]
+    fn amounts_read_as_they_are_said() {
+        assert_eq!(DoseUnit::Grams.amount(1.0), "1 gram");
+        assert_eq!(DoseUnit::Grams.amount(0.5), "0.5 grams");
+        assert_eq!(DoseUnit::Milligrams.amount(300.0), "300 milligrams");
+        assert_eq!(DoseUnit::Units.amount(1.0), "1 unit");
+        assert_eq!(DoseUnit::Recorded("puffs".into()).amount(2.0), "2 puffs");
     }
 
     #[test]

@@ -197,10 +197,9 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
         treatment.push((
             d.at_utc,
             format!(
-                "{} {} {} {} at {}",
+                "{} {} {} at {}",
                 d.drug,
-                d.dose,
-                d.unit,
+                d.unit.amount(d.dose),
                 d.route,
                 clock(d.at_utc)
             ),

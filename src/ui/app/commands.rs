@@ -257,6 +257,7 @@ impl EprApp {
             }
             Command::BackToList => {
                 self.flush_editor();
+                self.keep_entries();
                 self.screen = Screen::Records;
                 self.refresh_list();
             }

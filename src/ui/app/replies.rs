@@ -129,6 +129,11 @@ impl EprApp {
                         let user = self.user.clone().unwrap_or_default();
                         let mut ed = EditorState::from_bundle(*bundle, &user);
                         ed.notice = self.pending_notice.take();
+                        if self.restore_entries(&mut ed) {
+                            ed.notice = Some(
+                                "What you typed but had not added yet is still here.".to_owned(),
+                            );
+                        }
                         // Reopening the same record (after signing): stay in the same section.
                         if let Screen::Editor(old) = &self.screen
                             && old.id() == ed.id()

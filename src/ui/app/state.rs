@@ -5,6 +5,7 @@
 //! Owns: the [`EprApp`] struct itself and the small operations the other app files share
 //! (refresh the list, flush the editor, lock). It never draws and never runs SQL.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -13,6 +14,8 @@ use uuid::Uuid;
 
 use crate::store::{ListFilter, StoreError};
 use crate::sync::SyncHandle;
+use crate::ui::editor::forms::{DrugForm, InterventionForm};
+use crate::ui::editor::observations::ObsEntry;
 use crate::ui::editor::{EditMode, EditorState};
 use crate::ui::list::{self, ListState};
 use crate::ui::problem::StoreProblem;
@@ -118,6 +121,10 @@ pub struct EprApp {
     pub(super) last_activity: Instant,
     /// The record to reopen after unlocking (its id only: no patient data is kept).
     pub(super) resume_record: Option<Uuid>,
+    /// Values typed into a record's "add" forms (a new observation set, a drug, an
+    /// intervention) but not yet added, kept when the crew leaves the record or the tablet
+    /// locks, and put back when the same user opens the same record. Held in memory only.
+    pub(super) kept_entries: HashMap<(String, Uuid), KeptEntries>,
     /// A notice to show once the reopened record arrives.
     pub(super) pending_notice: Option<String>,
     /// When a record was last saved on this tablet: until a sync succeeds after it, the
@@ -200,6 +207,7 @@ impl EprApp {
             now,
             last_activity: now,
             resume_record: None,
+            kept_entries: HashMap::new(),
             pending_notice: None,
             last_save_utc: None,
             timings: Timings::default(),
@@ -403,6 +411,7 @@ impl EprApp {
     /// patient data. The sync handle is kept.
     pub fn lock(&mut self, notice: Option<String>) {
         self.flush_editor();
+        self.keep_entries();
         self.resume_record = match &self.screen {
             Screen::Editor(ed) if !ed.is_new || ed.save.in_flight > 0 => Some(ed.id()),
             _ => None,
@@ -415,11 +424,61 @@ impl EprApp {
         self.screen = Screen::Unlock(form);
     }
 
+    /// Keeps what the crew typed into the open record's "add" forms but did not add yet, so
+    /// leaving the record or the idle lock loses nothing (see [`KeptEntries`]).
+    pub(super) fn keep_entries(&mut self) {
+        let (Screen::Editor(ed), Some(user)) = (&self.screen, &self.user) else {
+            return;
+        };
+        let key = (user.clone(), ed.id());
+        let kept = KeptEntries {
+            obs: ed.obs.clone(),
+            drug: ed.forms.drug.clone(),
+            intervention: ed.forms.intervention.clone(),
+        };
+        if kept.is_blank() {
+            self.kept_entries.remove(&key);
+        } else {
+            self.kept_entries.insert(key, kept);
+        }
+    }
+
+    /// Puts back what was kept for this user and record, if anything; true when it did.
+    pub(super) fn restore_entries(&mut self, ed: &mut EditorState) -> bool {
+        let Some(user) = &self.user else {
+            return false;
+        };
+        match self.kept_entries.remove(&(user.clone(), ed.id())) {
+            Some(kept) => {
+                ed.obs = kept.obs;
+                ed.obs.removing = None;
+                ed.forms.drug = kept.drug;
+                ed.forms.intervention = kept.intervention;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Saves pending edits and waits for the worker to finish everything queued. Called
     /// when the window closes.
     pub fn shutdown(&mut self) {
         self.flush_editor();
         self.worker.finish();
+    }
+}
+
+/// Half-typed "add" forms of one record (see `EprApp::kept_entries`).
+#[derive(Debug, Clone)]
+pub(super) struct KeptEntries {
+    obs: ObsEntry,
+    drug: DrugForm,
+    intervention: InterventionForm,
+}
+
+impl KeptEntries {
+    fn is_blank(&self) -> bool {
+        !self.obs.has_typed() && self.drug.is_blank() && self.intervention.is_blank()
     }
 }
 

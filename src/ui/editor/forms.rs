@@ -120,6 +120,15 @@ pub struct InterventionForm {
     pub time_error: Option<ClockTimeError>,
 }
 
+impl InterventionForm {
+    /// True when nothing has been typed.
+    pub fn is_blank(&self) -> bool {
+        [&self.what, &self.time, &self.by, &self.details]
+            .iter()
+            .all(|t| t.trim().is_empty())
+    }
+}
+
 /// The form for adding a drug.
 #[derive(Debug, Clone, Default)]
 pub struct DrugForm {
@@ -135,6 +144,14 @@ pub struct DrugForm {
 }
 
 impl DrugForm {
+    /// True when nothing has been typed or chosen.
+    pub fn is_blank(&self) -> bool {
+        [&self.drug, &self.dose, &self.route, &self.time, &self.by]
+            .iter()
+            .all(|t| t.trim().is_empty())
+            && self.unit.is_none()
+    }
+
     /// The drug this form describes, given at the typed time (blank = `now`) by the named
     /// clinician (blank = `user`), or the first problem to show. A time problem is returned
     /// apart so a repeated hour can offer its two occurrences.

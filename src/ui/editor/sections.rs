@@ -604,7 +604,7 @@ pub fn treatment_ui(
     for (i, d) in doc.drugs.iter().enumerate() {
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new(clock_local(d.at_utc)).strong());
-            ui.label(format!("{} {} {} {}", d.drug, d.dose, d.unit, d.route));
+            ui.label(format!("{} {} {}", d.drug, d.unit.amount(d.dose), d.route));
             if !d.by.is_empty() {
                 ui.label(format!("by {}", d.by));
             }
@@ -622,10 +622,9 @@ pub fn treatment_ui(
     }
     if let Some(Removal::Drug(d)) = &forms.removing {
         let question = format!(
-            "Remove {} {} {} at {} from the record? The removal is audited.",
+            "Remove {} {} at {} from the record? The removal is audited.",
             d.drug,
-            d.dose,
-            d.unit,
+            d.unit.amount(d.dose),
             clock_local(d.at_utc)
         );
         match confirm_removal_ui(ui, &question, "Remove the drug") {
