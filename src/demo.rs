@@ -130,7 +130,7 @@ fn obs_at(
     if let (Ok(eye), Ok(verbal), Ok(motor)) =
         (GcsEye::new(4), GcsVerbal::new(verbal), GcsMotor::new(6))
     {
-        o.gcs = Some(Gcs { eye, verbal, motor });
+        o.gcs = Some(Gcs::scored(eye, verbal, motor));
     }
     o.glucose_mmol_per_l = GlucoseMmolPerL::new((jitter(rng, 6.0, 1.5) * 10.0).round() / 10.0).ok();
     o.pain_score = PainScore::new(rng.random_range(0..=8)).ok();
@@ -275,6 +275,15 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
         // The adult drugs above are not for children.
         e.drugs.clear();
     }
+    // Some patients with COPD have confirmed hypercapnic respiratory failure: their sets
+    // are scored on SpO2 scale 2, chosen per set by the crew.
+    if e.history.past_medical_history == "COPD" && rng.random_bool(0.5) {
+        for o in &mut e.observations {
+            if o.spo2_percent.is_some() {
+                o.spo2_scale2 = Some(Scale2Choice::hypercapnic_failure("Demo Paramedic"));
+            }
+        }
+    }
     // Some women of child-bearing age are pregnant: NEWS2 is marked not validated.
     if e.patient.sex == Some(Sex::Female)
         && e.patient_age_years()
@@ -340,7 +349,7 @@ pub fn complete_encounter() -> Encounter {
     first.temperature_celsius = TemperatureCelsius::new(37.1).ok();
     first.acvpu = Some(Acvpu::Alert);
     first.gcs = match (GcsEye::new(4), GcsVerbal::new(5), GcsMotor::new(6)) {
-        (Ok(eye), Ok(verbal), Ok(motor)) => Some(Gcs { eye, verbal, motor }),
+        (Ok(eye), Ok(verbal), Ok(motor)) => Some(Gcs::scored(eye, verbal, motor)),
         _ => None,
     };
     first.glucose_mmol_per_l = GlucoseMmolPerL::new(6.1).ok();

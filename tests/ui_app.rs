@@ -311,6 +311,81 @@ fn pregnancy_and_an_unknown_age_are_said_beside_the_score() {
 }
 
 #[test]
+fn scale_2_is_chosen_for_one_set_with_its_clinician_and_never_rescores_earlier_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let mut h = harness(dir.path());
+    wall_clock_at(today_at(12, 0));
+    unlock(&mut h);
+    click(&mut h, "New record");
+    click(&mut h, "Observations");
+    full_set(&mut h);
+    type_into(&mut h, "Time (blank = now)", "11:40");
+    click_button(&mut h, "Add observation set");
+    assert_eq!(h.get_all_by_label("NEWS2 5 (medium)").count(), 2);
+
+    // The trend chart now names the measures too: type into the entry row (first in order).
+    for (label, text) in [
+        ("Resp rate /min", "22"),
+        ("SpO2 %", "95"),
+        ("BP systolic", "120"),
+        ("BP diastolic", "80"),
+        ("Pulse /min", "95"),
+        ("Temp °C", "38.5"),
+    ] {
+        let node = h.get_all_by_label(label).next().unwrap();
+        node.focus();
+        node.type_text(text);
+        settle(&mut h);
+    }
+    for label in ["Air", "ACVPU Alert", "Scale 2 for this set"] {
+        h.get_all_by_label(label).next().unwrap().click();
+        settle(&mut h);
+    }
+    assert_eq!(h.get_by_label("Chosen by").value().as_deref(), Some(USER));
+    click_button(&mut h, "Add observation set");
+    let doc = &h.state().editor().unwrap().doc;
+    let chosen = doc.observations[1].spo2_scale2.as_ref().unwrap();
+    assert_eq!(chosen.chosen_by, USER);
+    assert_eq!(chosen.reason, "confirmed hypercapnic respiratory failure");
+    // The earlier set keeps its scale 1 score; SpO2 95 on air scores 0 on scale 2.
+    assert_eq!(
+        doc.news2_for(&doc.observations[0]).display(),
+        "NEWS2 5 (medium)"
+    );
+    assert_eq!(
+        h.get_all_by_label("NEWS2 4 (low, SpO2 scale 2)").count(),
+        2,
+        "the section and the top bar say which scale"
+    );
+    // Nothing carries scale 2 into the next set.
+    assert!(!h.state().editor().unwrap().obs.scale2);
+    settle(&mut h);
+}
+
+#[test]
+fn an_intubated_patient_is_recorded_as_verbal_t_not_v1() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    click(&mut h, "New record");
+    click(&mut h, "Observations");
+    type_into(&mut h, "Eye", "2");
+    type_into(&mut h, "Verbal", "T");
+    type_into(&mut h, "Motor", "5");
+    click_button(&mut h, "Add observation set");
+    let gcs = h.state().editor().unwrap().doc.observations[0].gcs.unwrap();
+    assert_eq!(
+        gcs.verbal,
+        ambulance_epr::model::GcsVerbalResponse::Intubated
+    );
+    assert_eq!(gcs.total(), None, "no total when a part is not testable");
+    h.get_by_label("E2 VT M5");
+    settle(&mut h);
+}
+
+#[test]
 fn bad_input_is_shown_beside_its_field_in_plain_words() {
     let dir = tempfile::tempdir().unwrap();
     drop(fast_store(dir.path()));

@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use super::{DRAFT_MARK, VersionMeta};
 use crate::model::{
-    Acvpu, AllergyStatus, Encounter, Inspired, Milestone, News2, ObservationSet, Outcome, Sex,
+    Acvpu, AllergyStatus, Encounter, GcsEyeResponse, GcsVerbalResponse, Inspired, Milestone, News2,
+    ObservationSet, Outcome, Sex,
 };
 
 /// The NHS number identifier system.
@@ -501,11 +502,49 @@ fn observation_set(
         add(entries, "acvpu", r);
     }
     if let Some(g) = set.gcs {
+        // A component that could not be tested (eyes closed by swelling, intubated) is
+        // absent with its reason, and then so is the total: never a 1 standing in for it.
+        let not_testable = |why: &str| {
+            json!({
+                "coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                    "code": "not-performed",
+                    "display": "Not Performed"
+                }],
+                "text": why
+            })
+        };
         let mut r = base("", loinc("9269-2", "Glasgow coma score total"));
-        r["valueQuantity"] = quantity(f64::from(g.total()), "{score}");
+        match g.total() {
+            Some(t) => r["valueQuantity"] = quantity(f64::from(t), "{score}"),
+            None => {
+                r["dataAbsentReason"] = not_testable(&format!(
+                    "No total: {} (a component not testable)",
+                    g.components()
+                ))
+            }
+        }
+        let mut eye = json!({ "code": loinc("9267-6", "Glasgow coma score eye opening") });
+        match g.eye {
+            GcsEyeResponse::Score(v) => {
+                eye["valueQuantity"] = quantity(f64::from(v.get()), "{score}")
+            }
+            GcsEyeResponse::ClosedBySwelling => {
+                eye["dataAbsentReason"] = not_testable("C: eyes closed by swelling")
+            }
+        }
+        let mut verbal = json!({ "code": loinc("9270-0", "Glasgow coma score verbal") });
+        match g.verbal {
+            GcsVerbalResponse::Score(v) => {
+                verbal["valueQuantity"] = quantity(f64::from(v.get()), "{score}")
+            }
+            GcsVerbalResponse::Intubated => {
+                verbal["dataAbsentReason"] = not_testable("T: intubated or tracheostomy")
+            }
+        }
         r["component"] = json!([
-            { "code": loinc("9267-6", "Glasgow coma score eye opening"), "valueQuantity": quantity(f64::from(g.eye.get()), "{score}") },
-            { "code": loinc("9270-0", "Glasgow coma score verbal"), "valueQuantity": quantity(f64::from(g.verbal.get()), "{score}") },
+            eye,
+            verbal,
             { "code": loinc("9268-4", "Glasgow coma score motor"), "valueQuantity": quantity(f64::from(g.motor.get()), "{score}") },
         ]);
         add(entries, "gcs", r);
@@ -552,6 +591,14 @@ fn observation_set(
         r["valueQuantity"] = quantity(f64::from(score.total), "{score}");
         r["interpretation"] = json!([{ "text": format!("{} clinical risk: {}", score.risk.label(), score.risk.response()) }]);
         r["derivedFrom"] = json!([ids.reference(&panel_name)]);
+        if score.scale == crate::model::Spo2Scale::Scale2 {
+            let by = set
+                .spo2_scale2
+                .as_ref()
+                .map(|c| format!(", chosen by {} for {}", c.chosen_by, c.reason))
+                .unwrap_or_default();
+            r["note"] = json!([{ "text": format!("Scored on SpO2 scale 2{by}") }]);
+        }
         entries.push((ids.url(&name), r));
         refs.push(ids.reference(&name));
     }
@@ -631,6 +678,48 @@ mod tests {
         let text = narrative(&e);
         assert!(text.contains("Times are UK time (BST).<br/>"), "{text}");
         assert!(text.contains("T: Call connected 11:00"), "{text}");
+    }
+
+    #[test]
+    fn a_gcs_component_not_testable_is_absent_with_its_reason_and_so_is_the_total() {
+        let mut e = complete_encounter();
+        let first = e.observations_by_time()[0].taken_at_utc;
+        for o in &mut e.observations {
+            if o.taken_at_utc == first {
+                o.gcs = Some(crate::model::Gcs {
+                    verbal: GcsVerbalResponse::Intubated,
+                    ..o.gcs.unwrap()
+                });
+            }
+        }
+        let b = bundle(&e, &meta(crate::model::RecordStatus::Completed), Utc::now());
+        let gcs: Vec<&Value> = b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| &x["resource"])
+            .filter(|r| r["code"]["coding"][0]["code"] == "9269-2")
+            .collect();
+        assert_eq!(gcs.len(), 2, "one GCS per set");
+        let (absent, scored): (Vec<&Value>, Vec<&Value>) = gcs
+            .into_iter()
+            .partition(|r| r.get("valueQuantity").is_none());
+        assert_eq!((absent.len(), scored.len()), (1, 1));
+        assert_eq!(
+            absent[0]["dataAbsentReason"]["coding"][0]["code"],
+            "not-performed"
+        );
+        let verbal = &absent[0]["component"][1];
+        assert!(verbal.get("valueQuantity").is_none());
+        assert_eq!(
+            verbal["dataAbsentReason"]["text"],
+            "T: intubated or tracheostomy"
+        );
+        assert!(
+            absent[0]["component"][0]["valueQuantity"].is_object(),
+            "the eye was scored"
+        );
+        assert_eq!(scored[0]["valueQuantity"]["value"], 15.0);
     }
 
     #[test]

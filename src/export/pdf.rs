@@ -624,7 +624,7 @@ fn render_zoned(
                 .map(|v| v.letter().to_owned())
                 .unwrap_or_else(|| "–".into()),
             o.gcs
-                .map(|g| g.total().to_string())
+                .map(|g| g.total().map_or_else(|| g.components(), |t| t.to_string()))
                 .unwrap_or_else(|| "–".into()),
             o.glucose_mmol_per_l
                 .map(|v| format!("{:.1}", v.get()))
@@ -633,7 +633,7 @@ fn render_zoned(
                 .map(|v| v.get().to_string())
                 .unwrap_or_else(|| "–".into()),
             match news {
-                News2::Complete(s) => format!("{} ({})", s.total, s.risk.label()),
+                News2::Complete(s) => format!("{} ({})", s.total, s.risk_and_scale()),
                 News2::Incomplete { present } => format!("incomplete {present}/7"),
                 News2::NotApplicable => "not used under 16".into(),
             },

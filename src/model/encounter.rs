@@ -545,9 +545,20 @@ impl Encounter {
         self.patient.age_years_on(self.created_at_utc.date_naive())
     }
 
+    /// The SpO2 scale a set is scored on: scale 2 when chosen for that set, or when the record
+    /// chose it for every set (records made before the scale was chosen per set); otherwise
+    /// scale 1. Choosing scale 2 for a new set never rescores the sets before it.
+    pub fn spo2_scale_for(&self, obs: &ObservationSet) -> Spo2Scale {
+        if obs.spo2_scale2.is_some() || self.spo2_scale == Spo2Scale::Scale2 {
+            Spo2Scale::Scale2
+        } else {
+            Spo2Scale::Scale1
+        }
+    }
+
     /// NEWS2 for one observation set of this encounter.
     pub fn news2_for(&self, obs: &ObservationSet) -> News2 {
-        news2::score(obs, self.spo2_scale, self.patient_age_years())
+        news2::score(obs, self.spo2_scale_for(obs), self.patient_age_years())
     }
 
     /// The observation sets in time order.
@@ -646,7 +657,7 @@ impl LatestNews2 {
         let mut text = format!(
             "NEWS2 {} ({}) at {}",
             self.score.total,
-            self.score.risk.label(),
+            self.score.risk_and_scale(),
             clock(self.taken_at_utc)
         );
         match self.newer_partial_sets {
@@ -880,6 +891,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn scale_2_is_chosen_per_set_and_never_rescores_earlier_sets() {
+        use crate::model::observations::*;
+        let low_sat = |at: DateTime<Utc>| {
+            let mut s = complete_set(at);
+            s.spo2_percent = Some(Spo2Percent::new(88).unwrap());
+            s
+        };
+        let mut e = adult();
+        e.observations = vec![low_sat(at(9, 10))];
+        // SpO2 88 on air: 3 points on scale 1.
+        let before = e.news2_for(&e.observations[0]).total();
+        assert_eq!(before, Some(7));
+        let mut second = low_sat(at(9, 20));
+        second.spo2_scale2 = Some(Scale2Choice::hypercapnic_failure("A. Paramedic"));
+        e.observations.push(second);
+        // The earlier set keeps its score; the new one scores 88 on air as 0 on scale 2.
+        assert_eq!(e.news2_for(&e.observations[0]).total(), before);
+        assert_eq!(e.news2_for(&e.observations[1]).total(), Some(4));
+        assert_eq!(
+            e.news2_for(&e.observations[1]).display(),
+            "NEWS2 4 (low, SpO2 scale 2)"
+        );
+        assert_eq!(e.news2_for(&e.observations[0]).display(), "NEWS2 7 (high)");
+        assert_eq!(
+            e.observations[1].spo2_scale2.as_ref().unwrap().reason,
+            "confirmed hypercapnic respiratory failure"
+        );
+        // A record that chose scale 2 for every set, before the choice was per set, still does.
+        e.spo2_scale = Spo2Scale::Scale2;
+        assert_eq!(e.news2_for(&e.observations[0]).total(), Some(4));
     }
 
     #[test]

@@ -63,13 +63,7 @@ pub fn observation_summary(o: &ObservationSet) -> String {
         parts.push(format!("ACVPU {}", v.letter()));
     }
     if let Some(g) = o.gcs {
-        parts.push(format!(
-            "GCS {} (E{} V{} M{})",
-            g.total(),
-            g.eye.get(),
-            g.verbal.get(),
-            g.motor.get()
-        ));
+        parts.push(g.display());
     }
     if let Some(v) = o.glucose_mmol_per_l {
         parts.push(format!("BM {:.1}", v.get()));
@@ -104,7 +98,7 @@ fn signs_line(e: &Encounter, clock: &impl Fn(DateTime<Utc>) -> String) -> String
         clock(complete.taken_at_utc),
         observation_summary(&complete.set),
         complete.score.total,
-        complete.score.risk.label()
+        complete.score.risk_and_scale()
     );
     let totals: Vec<u8> = sets.iter().filter_map(|o| e.news2_for(o).total()).collect();
     if totals.len() >= 2 {

@@ -102,6 +102,16 @@ pub struct News2Score {
     pub scale: Spo2Scale,
 }
 
+impl News2Score {
+    /// The risk band, and the scale when it is scale 2: "medium", "low, SpO2 scale 2".
+    pub fn risk_and_scale(&self) -> String {
+        match self.scale {
+            Spo2Scale::Scale1 => self.risk.label().to_owned(),
+            Spo2Scale::Scale2 => format!("{}, SpO2 scale 2", self.risk.label()),
+        }
+    }
+}
+
 /// The result of scoring one observation set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -127,7 +137,7 @@ impl News2 {
     /// "NEWS2 not used under 16".
     pub fn display(&self) -> String {
         match self {
-            News2::Complete(s) => format!("NEWS2 {} ({})", s.total, s.risk.label()),
+            News2::Complete(s) => format!("NEWS2 {} ({})", s.total, s.risk_and_scale()),
             News2::Incomplete { present } => format!("NEWS2 incomplete ({present}/7)"),
             News2::NotApplicable => "NEWS2 not used under 16".to_owned(),
         }

@@ -265,18 +265,171 @@ impl TemperatureCelsius {
     }
 }
 
-/// Glasgow Coma Scale: the three components are recorded, the total is derived.
+/// Glasgow Coma Scale: the three components are recorded, the total is derived. Eye opening
+/// and the verbal response can be "not testable" (eyes closed by swelling, "C"; intubated or
+/// a tracheostomy, "T"): the component is recorded as such, never forced to 1, and there is
+/// then no total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gcs {
-    pub eye: GcsEye,
-    pub verbal: GcsVerbal,
+    pub eye: GcsEyeResponse,
+    pub verbal: GcsVerbalResponse,
     pub motor: GcsMotor,
 }
 
 impl Gcs {
-    /// The GCS total, 3-15.
-    pub fn total(self) -> u8 {
-        self.eye.get() + self.verbal.get() + self.motor.get()
+    /// All three components scored.
+    pub fn scored(eye: GcsEye, verbal: GcsVerbal, motor: GcsMotor) -> Gcs {
+        Gcs {
+            eye: GcsEyeResponse::Score(eye),
+            verbal: GcsVerbalResponse::Score(verbal),
+            motor,
+        }
+    }
+
+    /// The GCS total, 3-15; `None` when a component was not testable.
+    pub fn total(self) -> Option<u8> {
+        match (self.eye, self.verbal) {
+            (GcsEyeResponse::Score(e), GcsVerbalResponse::Score(v)) => {
+                Some(e.get() + v.get() + self.motor.get())
+            }
+            _ => None,
+        }
+    }
+
+    /// The components as written: "E4 V5 M6", "E4 VT M6", "EC V2 M5".
+    pub fn components(self) -> String {
+        format!("E{} V{} M{}", self.eye, self.verbal, self.motor.get())
+    }
+
+    /// "GCS 15 (E4 V5 M6)", or "GCS E4 VT M6 (no total: not testable)".
+    pub fn display(self) -> String {
+        match self.total() {
+            Some(t) => format!("GCS {t} ({})", self.components()),
+            None => format!("GCS {} (no total: not testable)", self.components()),
+        }
+    }
+}
+
+/// A component as stored: a number, or the letter for "not testable".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum GcsStored {
+    Number(i64),
+    Letter(String),
+}
+
+/// Why a typed or stored GCS component is not one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GcsComponentError {
+    #[error("GCS eye opening is 1 to 4, or C when the eyes are closed by swelling")]
+    Eye,
+    #[error("GCS verbal response is 1 to 5, or T when intubated")]
+    Verbal,
+}
+
+/// GCS eye opening: 1-4, or C (closed by swelling, not testable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "GcsStored", into = "GcsStored")]
+pub enum GcsEyeResponse {
+    Score(GcsEye),
+    ClosedBySwelling,
+}
+
+/// GCS verbal response: 1-5, or T (intubated or a tracheostomy, not testable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "GcsStored", into = "GcsStored")]
+pub enum GcsVerbalResponse {
+    Score(GcsVerbal),
+    Intubated,
+}
+
+impl GcsEyeResponse {
+    /// Reads "4" or "C" (either case, spaces ignored).
+    pub fn parse(text: &str) -> Result<Self, GcsComponentError> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("c") {
+            return Ok(GcsEyeResponse::ClosedBySwelling);
+        }
+        let n: i64 = t.parse().map_err(|_| GcsComponentError::Eye)?;
+        GcsEye::new(n)
+            .map(GcsEyeResponse::Score)
+            .map_err(|_| GcsComponentError::Eye)
+    }
+}
+
+impl GcsVerbalResponse {
+    /// Reads "5" or "T" (either case, spaces ignored).
+    pub fn parse(text: &str) -> Result<Self, GcsComponentError> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("t") {
+            return Ok(GcsVerbalResponse::Intubated);
+        }
+        let n: i64 = t.parse().map_err(|_| GcsComponentError::Verbal)?;
+        GcsVerbal::new(n)
+            .map(GcsVerbalResponse::Score)
+            .map_err(|_| GcsComponentError::Verbal)
+    }
+}
+
+impl std::fmt::Display for GcsEyeResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GcsEyeResponse::Score(s) => write!(f, "{}", s.get()),
+            GcsEyeResponse::ClosedBySwelling => f.write_str("C"),
+        }
+    }
+}
+
+impl std::fmt::Display for GcsVerbalResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GcsVerbalResponse::Score(s) => write!(f, "{}", s.get()),
+            GcsVerbalResponse::Intubated => f.write_str("T"),
+        }
+    }
+}
+
+impl TryFrom<GcsStored> for GcsEyeResponse {
+    type Error = GcsComponentError;
+    fn try_from(v: GcsStored) -> Result<Self, Self::Error> {
+        match v {
+            GcsStored::Number(n) => GcsEye::new(n)
+                .map(GcsEyeResponse::Score)
+                .map_err(|_| GcsComponentError::Eye),
+            GcsStored::Letter(l) if l == "C" => Ok(GcsEyeResponse::ClosedBySwelling),
+            GcsStored::Letter(_) => Err(GcsComponentError::Eye),
+        }
+    }
+}
+
+impl From<GcsEyeResponse> for GcsStored {
+    fn from(v: GcsEyeResponse) -> Self {
+        match v {
+            GcsEyeResponse::Score(s) => GcsStored::Number(i64::from(s)),
+            GcsEyeResponse::ClosedBySwelling => GcsStored::Letter("C".to_owned()),
+        }
+    }
+}
+
+impl TryFrom<GcsStored> for GcsVerbalResponse {
+    type Error = GcsComponentError;
+    fn try_from(v: GcsStored) -> Result<Self, Self::Error> {
+        match v {
+            GcsStored::Number(n) => GcsVerbal::new(n)
+                .map(GcsVerbalResponse::Score)
+                .map_err(|_| GcsComponentError::Verbal),
+            GcsStored::Letter(l) if l == "T" => Ok(GcsVerbalResponse::Intubated),
+            GcsStored::Letter(_) => Err(GcsComponentError::Verbal),
+        }
+    }
+}
+
+impl From<GcsVerbalResponse> for GcsStored {
+    fn from(v: GcsVerbalResponse) -> Self {
+        match v {
+            GcsVerbalResponse::Score(s) => GcsStored::Number(i64::from(s)),
+            GcsVerbalResponse::Intubated => GcsStored::Letter("T".to_owned()),
+        }
     }
 }
 
@@ -372,6 +525,29 @@ pub struct ObservationSet {
     /// Set when the clinician confirmed the values flagged by the soft limits.
     #[serde(default)]
     pub unusual_values_confirmed: bool,
+    /// SpO2 scale 2, chosen for this set only (never for sets already taken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spo2_scale2: Option<Scale2Choice>,
+}
+
+/// The one indication for SpO2 scale 2 (RCP NEWS2).
+pub const SCALE2_REASON: &str = "confirmed hypercapnic respiratory failure";
+
+/// SpO2 scale 2 for one observation set: why, and the clinician who chose it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scale2Choice {
+    pub reason: String,
+    pub chosen_by: String,
+}
+
+impl Scale2Choice {
+    /// Scale 2 for its one indication, chosen by `clinician`.
+    pub fn hypercapnic_failure(clinician: &str) -> Scale2Choice {
+        Scale2Choice {
+            reason: SCALE2_REASON.to_owned(),
+            chosen_by: clinician.trim().to_owned(),
+        }
+    }
 }
 
 /// A value inside the hard limits but outside the soft limits: accepted, but the crew is asked
@@ -401,6 +577,7 @@ impl ObservationSet {
             glucose_mmol_per_l: None,
             pain_score: None,
             unusual_values_confirmed: false,
+            spo2_scale2: None,
         }
     }
 
@@ -478,8 +655,8 @@ impl ObservationSet {
         }
         // ACVPU and GCS describe one patient: when they disagree one of them is wrong, and
         // NEWS2 scores ACVPU (GCS verbal 4 "confused" with ACVPU "A" loses 3 points).
-        if let (Some(acvpu), Some(gcs)) = (self.acvpu, self.gcs) {
-            match (acvpu, gcs.total()) {
+        if let (Some(acvpu), Some(total)) = (self.acvpu, self.gcs.and_then(Gcs::total)) {
+            match (acvpu, total) {
                 (Acvpu::Alert, total) if total < 15 => warn(
                     Measure::GcsVerbal,
                     "GCS below 15 with ACVPU Alert: new confusion is ACVPU C, which scores 3",
@@ -557,20 +734,69 @@ mod tests {
         assert!(serde_json::from_str::<PulseBpm>("60").is_ok());
     }
 
+    fn scored(e: i64, v: i64, m: i64) -> Gcs {
+        Gcs::scored(
+            GcsEye::new(e).unwrap(),
+            GcsVerbal::new(v).unwrap(),
+            GcsMotor::new(m).unwrap(),
+        )
+    }
+
     #[test]
     fn gcs_total_sums_components() {
-        let gcs = Gcs {
-            eye: GcsEye::new(4).unwrap(),
-            verbal: GcsVerbal::new(5).unwrap(),
-            motor: GcsMotor::new(6).unwrap(),
-        };
-        assert_eq!(gcs.total(), 15);
-        let gcs = Gcs {
-            eye: GcsEye::new(1).unwrap(),
-            verbal: GcsVerbal::new(1).unwrap(),
-            motor: GcsMotor::new(1).unwrap(),
-        };
-        assert_eq!(gcs.total(), 3);
+        assert_eq!(scored(4, 5, 6).total(), Some(15));
+        assert_eq!(scored(1, 1, 1).total(), Some(3));
+        assert_eq!(scored(4, 5, 6).display(), "GCS 15 (E4 V5 M6)");
+    }
+
+    #[test]
+    fn a_component_that_cannot_be_tested_is_recorded_as_such_with_no_total() {
+        // (eye typed, verbal typed, motor, shown). An intubated patient is VT, never V1.
+        for (eye, verbal, motor, shown) in [
+            ("4", "T", 6, "GCS E4 VT M6 (no total: not testable)"),
+            ("t", "t", 5, ""),
+            ("C", "2", 5, "GCS EC V2 M5 (no total: not testable)"),
+            ("c", "T", 1, "GCS EC VT M1 (no total: not testable)"),
+            ("3", "4", 5, "GCS 12 (E3 V4 M5)"),
+        ] {
+            let (e, v) = (GcsEyeResponse::parse(eye), GcsVerbalResponse::parse(verbal));
+            if shown.is_empty() {
+                assert_eq!(e, Err(GcsComponentError::Eye), "T is not an eye response");
+                continue;
+            }
+            let g = Gcs {
+                eye: e.unwrap(),
+                verbal: v.unwrap(),
+                motor: GcsMotor::new(motor).unwrap(),
+            };
+            assert_eq!(g.display(), shown);
+            // Stored as numbers and letters, read back the same.
+            let json = serde_json::to_string(&g).unwrap();
+            assert_eq!(serde_json::from_str::<Gcs>(&json).unwrap(), g, "{json}");
+        }
+        assert_eq!(
+            serde_json::to_value(Gcs {
+                eye: GcsEyeResponse::Score(GcsEye::new(4).unwrap()),
+                verbal: GcsVerbalResponse::Intubated,
+                motor: GcsMotor::new(6).unwrap(),
+            })
+            .unwrap(),
+            serde_json::json!({"eye": 4, "verbal": "T", "motor": 6})
+        );
+        // Records stored before "not testable" existed read back unchanged.
+        let old: Gcs = serde_json::from_str(r#"{"eye":4,"verbal":5,"motor":6}"#).unwrap();
+        assert_eq!(old, scored(4, 5, 6));
+        for bad in [
+            r#"{"eye":"T","verbal":5,"motor":6}"#,
+            r#"{"eye":4,"verbal":"C","motor":6}"#,
+            r#"{"eye":5,"verbal":5,"motor":6}"#,
+        ] {
+            assert!(serde_json::from_str::<Gcs>(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            GcsVerbalResponse::parse("6"),
+            Err(GcsComponentError::Verbal)
+        );
     }
 
     #[test]
@@ -622,11 +848,7 @@ mod tests {
 
     #[test]
     fn acvpu_and_gcs_that_disagree_ask_first() {
-        let gcs = |e: i64, v: i64, m: i64| Gcs {
-            eye: GcsEye::new(e).unwrap(),
-            verbal: GcsVerbal::new(v).unwrap(),
-            motor: GcsMotor::new(m).unwrap(),
-        };
+        let gcs = scored;
         // (ACVPU, GCS, warned)
         for (acvpu, g, warned) in [
             (Acvpu::Alert, gcs(4, 5, 6), false),
@@ -644,9 +866,17 @@ mod tests {
             set.acvpu = Some(acvpu);
             set.gcs = Some(g);
             let w = set.soft_limit_warnings();
-            assert_eq!(!w.is_empty(), warned, "{acvpu:?} with GCS {}", g.total());
+            assert_eq!(!w.is_empty(), warned, "{acvpu:?} with {}", g.display());
             assert!(w.iter().all(|w| w.measure == Measure::GcsVerbal));
         }
+        // Not testable: no total to compare, so no question.
+        let mut set = ObservationSet::empty(chrono::Utc::now());
+        set.acvpu = Some(Acvpu::Alert);
+        set.gcs = Some(Gcs {
+            verbal: GcsVerbalResponse::Intubated,
+            ..scored(4, 5, 6)
+        });
+        assert!(set.soft_limit_warnings().is_empty());
     }
 
     #[test]

@@ -857,7 +857,7 @@ fn section_body_ui(ui: &mut Ui, state: &mut EditorState, now: Instant, out: &mut
                 Section::Patient => sections::patient_ui(ui, doc, forms, jump),
                 Section::History => sections::history_ui(ui, doc, jump),
                 Section::Observations => {
-                    observations::observations_ui(ui, doc, obs, jump, editable)
+                    observations::observations_ui(ui, doc, obs, jump, editable, &user)
                 }
                 Section::Treatment => sections::treatment_ui(ui, doc, forms, editable, &user),
                 Section::Outcome => sections::outcome_ui(ui, doc, forms, jump),

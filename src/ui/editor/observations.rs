@@ -17,9 +17,10 @@ use super::sections::time_problem_ui;
 use super::{jump_here, name_widget};
 use crate::model::clock_time::{ClockTimeError, Expect};
 use crate::model::{
-    Acvpu, CurrentNews2, DiastolicMmHg, Encounter, Field, Gcs, GcsEye, GcsMotor, GcsVerbal,
-    GlucoseMmolPerL, Inspired, News2, ObservationSet, OxygenFlowLitresPerMin, PainScore, PulseBpm,
-    RespRatePerMin, Spo2Percent, Spo2Scale, SystolicMmHg, TemperatureCelsius,
+    Acvpu, CurrentNews2, DiastolicMmHg, Encounter, Field, Gcs, GcsEyeResponse, GcsMotor,
+    GcsVerbalResponse, GlucoseMmolPerL, Inspired, News2, ObservationSet, OxygenFlowLitresPerMin,
+    PainScore, PulseBpm, RespRatePerMin, Scale2Choice, Spo2Percent, Spo2Scale, SystolicMmHg,
+    TemperatureCelsius,
 };
 use crate::store::audit::Action;
 use crate::ui::widgets::{choice, error_text, news2_badge, news2_colours, warning_text};
@@ -41,6 +42,7 @@ pub enum EntryField {
     Gcs,
     Glucose,
     Pain,
+    Scale,
 }
 
 /// The quick-entry row's typed text.
@@ -70,6 +72,9 @@ pub struct ObsEntry {
     pub message: Option<String>,
     /// The set being corrected (loaded from the table), as it was: saving replaces it.
     pub correcting: Option<ObservationSet>,
+    /// SpO2 scale 2 chosen for this set, and the clinician who chose it.
+    pub scale2: bool,
+    pub scale2_by: String,
     /// The set the crew asked to remove, waiting for them to confirm.
     pub removing: Option<ObservationSet>,
     /// Removals confirmed this frame, for the editor to audit.
@@ -133,6 +138,16 @@ impl ObsEntry {
             }
         };
         let mut set = ObservationSet::empty(taken_at);
+        if self.scale2 {
+            if self.scale2_by.trim().is_empty() {
+                errors.push((
+                    EntryField::Scale,
+                    "Name the clinician who chose SpO2 scale 2".to_owned(),
+                ));
+            } else {
+                set.spo2_scale2 = Some(Scale2Choice::hypercapnic_failure(&self.scale2_by));
+            }
+        }
         set.resp_rate_per_min = opt(
             &self.resp_rate,
             EntryField::RespRate,
@@ -177,11 +192,18 @@ impl ObsEntry {
             &mut errors,
         );
         set.acvpu = self.acvpu;
-        let e = opt(&self.gcs_eye, EntryField::Gcs, GcsEye::parse, &mut errors);
+        // Eye "C" (closed by swelling) and verbal "T" (intubated) are recorded as not
+        // testable, never as 1.
+        let e = opt(
+            &self.gcs_eye,
+            EntryField::Gcs,
+            GcsEyeResponse::parse,
+            &mut errors,
+        );
         let v = opt(
             &self.gcs_verbal,
             EntryField::Gcs,
-            GcsVerbal::parse,
+            GcsVerbalResponse::parse,
             &mut errors,
         );
         let m = opt(
@@ -243,12 +265,18 @@ impl ObsEntry {
             pulse: text(set.pulse_bpm.map(|v| v.get())),
             temperature: text(set.temperature_celsius.map(|v| v.get())),
             acvpu: set.acvpu,
-            gcs_eye: text(set.gcs.map(|g| g.eye.get())),
-            gcs_verbal: text(set.gcs.map(|g| g.verbal.get())),
+            gcs_eye: text(set.gcs.map(|g| g.eye)),
+            gcs_verbal: text(set.gcs.map(|g| g.verbal)),
             gcs_motor: text(set.gcs.map(|g| g.motor.get())),
             glucose: text(set.glucose_mmol_per_l.map(|v| v.get())),
             pain: text(set.pain_score.map(|v| v.get())),
             focus_first: true,
+            scale2: set.spo2_scale2.is_some(),
+            scale2_by: set
+                .spo2_scale2
+                .as_ref()
+                .map(|c| c.chosen_by.clone())
+                .unwrap_or_default(),
             correcting: Some(set.clone()),
             ..Self::default()
         }
@@ -270,7 +298,7 @@ impl ObsEntry {
             &self.glucose,
             &self.pain,
         ];
-        texts.iter().any(|t| !t.trim().is_empty()) || self.acvpu.is_some()
+        texts.iter().any(|t| !t.trim().is_empty()) || self.acvpu.is_some() || self.scale2
     }
 
     /// Empties the row for the next set; keeps air/oxygen and the flow, which rarely change.
@@ -394,6 +422,7 @@ pub fn observations_ui(
     entry: &mut ObsEntry,
     jump: &mut Option<Field>,
     editable: bool,
+    user: &str,
 ) -> bool {
     let mut changed = false;
     let parsed = entry.parse(now_utc());
@@ -641,6 +670,25 @@ pub fn observations_ui(
                 .show(ui, |ui| {
                     ui.label(RichText::new(format!("Preview: {}", preview.display())).color(fg))
                 });
+            ui.add_space(16.0);
+            // The SpO2 scale, chosen for this set only, with the clinician who chose it: choosing
+            // scale 2 never rescores a set already taken, and nothing carries it to the next set.
+            let r = choice(ui, entry.scale2, "Scale 2 for this set")
+                .on_hover_text("SpO2 scale 2: confirmed hypercapnic respiratory failure only");
+            if r.clicked() {
+                entry.scale2 = !entry.scale2;
+                if entry.scale2 && entry.scale2_by.trim().is_empty() {
+                    entry.scale2_by = user.to_owned();
+                }
+            }
+            if entry.scale2 {
+                let l = ui.label("Chosen by");
+                ui.add(TextEdit::singleline(&mut entry.scale2_by).desired_width(200.0))
+                    .labelled_by(l.id);
+                if let Some(m) = error_for(e, EntryField::Scale) {
+                    error_text(ui, m);
+                }
+            }
         });
         let mut add = false;
         let mut confirmed = false;
@@ -684,28 +732,15 @@ pub fn observations_ui(
         if add {
             changed |= try_add(doc, entry, confirmed);
         }
-
-        ui.separator();
-        let mut scale2 = doc.spo2_scale == Spo2Scale::Scale2;
-        if ui
-            .checkbox(
-                &mut scale2,
-                "Use SpO2 scale 2 (confirmed hypercapnic respiratory failure)",
-            )
-            .on_hover_text("Only when a clinician has confirmed hypercapnic respiratory failure")
-            .changed()
-        {
-            doc.spo2_scale = if scale2 {
-                Spo2Scale::Scale2
-            } else {
-                Spo2Scale::Scale1
-            };
-            changed = true;
-        }
-    } else if doc.spo2_scale == Spo2Scale::Scale2 {
-        ui.label("SpO2 scale 2 in use");
     }
+    // Records made before the scale was chosen per set may have chosen scale 2 for all.
     if doc.spo2_scale == Spo2Scale::Scale2 {
+        warning_text(
+            ui,
+            "Every set in this record is scored on SpO2 scale 2 (chosen for the whole record)",
+        );
+    }
+    if entry.scale2 {
         warning_text(
             ui,
             "SpO2 scale 2 is for confirmed hypercapnic respiratory failure only",
@@ -839,7 +874,9 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, entry: &mut ObsEntry, editable: bo
                                 cell(o.pulse_bpm.map(|v| v.get().to_string())),
                                 cell(o.temperature_celsius.map(|v| format!("{:.1}", v.get()))),
                                 cell(o.acvpu.map(|v| v.letter().to_owned())),
-                                cell(o.gcs.map(|g| g.total().to_string())),
+                                cell(o.gcs.map(|g| {
+                                    g.total().map_or_else(|| g.components(), |t| t.to_string())
+                                })),
                                 cell(o.glucose_mmol_per_l.map(|v| format!("{:.1}", v.get()))),
                                 cell(o.pain_score.map(|v| v.get().to_string())),
                             ];
@@ -851,7 +888,9 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, entry: &mut ObsEntry, editable: bo
                             row.col(|ui| {
                                 let (bg, fg) = news2_colours(&news, ui.visuals().dark_mode);
                                 let text = match news {
-                                    News2::Complete(s) => format!("{} {}", s.total, s.risk.label()),
+                                    News2::Complete(s) => {
+                                        format!("{} {}", s.total, s.risk_and_scale())
+                                    }
                                     News2::Incomplete { present } => format!("{present}/7"),
                                     News2::NotApplicable => "n/a".to_owned(),
                                 };

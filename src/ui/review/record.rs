@@ -361,7 +361,7 @@ fn section_body_ui(ui: &mut Ui, view: &mut RecordView) {
                 sections::history_ui(ui, doc, jump);
             }
             Section::Observations => {
-                observations::observations_ui(ui, doc, obs, jump, false);
+                observations::observations_ui(ui, doc, obs, jump, false, "");
             }
             Section::Treatment => {
                 sections::treatment_ui(ui, doc, forms, false, "");
