@@ -255,10 +255,13 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
             registration: String::new(),
         },
     ];
-    // Drawn last, so records made from a seed before these existed are otherwise unchanged.
-    // A glucose-only recheck after the last set (the current NEWS2 must stay that of the
-    // latest complete set), and some children (no NEWS2 under 16).
-    if rng.random_bool(0.3)
+    // The cases every clinical rule needs to be seen in the demo, by serial number, so any
+    // ten records in a row show each of them (and the rest of the record stays as drawn):
+    // a glucose-only recheck after the last set (the current NEWS2 stays that of the latest
+    // complete set), a child (no NEWS2 under 16), a patient with COPD and confirmed
+    // hypercapnic respiratory failure (SpO2 scale 2, chosen per set), and a pregnant woman
+    // (NEWS2 not validated in pregnancy).
+    if serial % 5 == 1
         && let Some(last) = e.observations_by_time().last().map(|o| o.taken_at_utc)
     {
         let mut recheck = ObservationSet::empty(last + Duration::minutes(5));
@@ -266,33 +269,32 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
             GlucoseMmolPerL::new(rng.random_range(40..=90) as f64 / 10.0).ok();
         e.observations.push(recheck);
     }
-    if rng.random_bool(0.1) {
-        let age_years: i64 = rng.random_range(1..=15);
-        e.patient.date_of_birth = (start - Duration::days(age_years * 365 + 100))
-            .date_naive()
-            .into();
-        e.history.past_medical_history = "Nil".to_owned();
-        // The adult drugs above are not for children.
-        e.drugs.clear();
-    }
-    // Some patients with COPD have confirmed hypercapnic respiratory failure: their sets
-    // are scored on SpO2 scale 2, chosen per set by the crew.
-    if e.history.past_medical_history == "COPD" && rng.random_bool(0.5) {
-        for o in &mut e.observations {
-            if o.spo2_percent.is_some() {
-                o.spo2_scale2 = Some(Scale2Choice::hypercapnic_failure("Demo Paramedic"));
+    match serial % 10 {
+        3 => {
+            let age_years: i64 = rng.random_range(1..=15);
+            e.patient.date_of_birth = (start - Duration::days(age_years * 365 + 100))
+                .date_naive()
+                .into();
+            e.history.past_medical_history = "Nil".to_owned();
+            // The adult drugs above are not for children.
+            e.drugs.clear();
+        }
+        7 => {
+            e.history.past_medical_history = "COPD".to_owned();
+            for o in &mut e.observations {
+                if o.spo2_percent.is_some() {
+                    o.spo2_scale2 = Some(Scale2Choice::hypercapnic_failure("Demo Paramedic"));
+                }
             }
         }
-    }
-    // Some women of child-bearing age are pregnant: NEWS2 is marked not validated.
-    if e.patient.sex == Some(Sex::Female)
-        && e.patient_age_years()
-            .is_some_and(|a| (16..=45).contains(&a))
-        && rng.random_bool(0.5)
-    {
-        e.patient.pregnancy = Some(Pregnancy::Pregnant {
-            gestation_weeks: Some(rng.random_range(12..=40)),
-        });
+        9 => {
+            e.patient.sex = Some(Sex::Female);
+            e.patient.date_of_birth = (start - Duration::days(29 * 365 + 40)).date_naive().into();
+            e.patient.pregnancy = Some(Pregnancy::Pregnant {
+                gestation_weeks: Some(rng.random_range(12..=40)),
+            });
+        }
+        _ => {}
     }
     e
 }

@@ -105,6 +105,7 @@ fn init_demo_status_list_show() {
     // The current score is the latest complete set's, whatever partial rechecks follow it,
     // and says how many did; the demo data has such rechecks.
     let mut saw_partial_recheck = false;
+    let (mut saw_child, mut saw_pregnancy, mut saw_scale2) = (false, false, false);
     for row in rows {
         let id = row["id"].as_str().unwrap();
         let doc = json(&epr(dir.path(), PASS, &["show", "--id", id, "--json"]));
@@ -113,6 +114,12 @@ fn init_demo_status_list_show() {
         sets.sort_by_key(|s| s["taken_at_utc"].as_str().unwrap().to_owned());
         let last_complete = sets.iter().rposition(|s| s["news2"]["kind"] == "complete");
         let latest = &doc["latest_complete_news2"];
+        saw_child |= sets.iter().any(|s| s["news2"]["kind"] == "not_applicable");
+        saw_pregnancy |= doc["patient"]["pregnancy"]["kind"] == "pregnant";
+        saw_scale2 |= sets.iter().any(|s| {
+            s["spo2_scale2"]["reason"] == "confirmed hypercapnic respiratory failure"
+                && s["news2"]["scale"] == "scale2"
+        });
         match last_complete {
             Some(i) => {
                 let set = sets[i];
@@ -136,6 +143,12 @@ fn init_demo_status_list_show() {
     assert!(
         saw_partial_recheck,
         "the demo data includes a partial recheck"
+    );
+    assert!(saw_child, "the demo data includes a child");
+    assert!(saw_pregnancy, "the demo data includes a pregnant woman");
+    assert!(
+        saw_scale2,
+        "the demo data includes a patient on SpO2 scale 2"
     );
 }
 
