@@ -333,6 +333,8 @@ fn every_pdf_page_names_the_patient_and_allergies_are_boxed_at_the_top() {
             i + 1
         );
     }
+    // The observations table runs onto page 2 and repeats its headings there.
+    assert!(pages[1].contains("Time RR SpO2 Air/O2 BP HR Temp ACVPU GCS BM Pain NEWS2"));
     let allergy = pages[0]
         .find("ALLERGIES: Penicillin – anaphylaxis")
         .expect("the allergies line on page 1");

@@ -314,6 +314,13 @@ impl Writer {
         draw_row(self, &header_cells, true);
         self.rule(0.4);
         for row in rows {
+            // A table that runs onto a new page repeats its headings there.
+            let pages = self.pages.len();
+            self.ensure(row_height);
+            if self.pages.len() != pages {
+                draw_row(self, &header_cells, true);
+                self.rule(0.4);
+            }
             draw_row(self, row, false);
         }
     }
