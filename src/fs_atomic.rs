@@ -88,6 +88,39 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Creates an empty file readable and writable by its owner only (0600 on Unix), unless a
+/// file is already there (then it is left exactly as it is). Databases are created this way
+/// before SQLite opens them: SQLite gives their `-wal` and `-shm` files the same mode.
+pub fn create_private_file(path: &Path) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates a directory (and its parents) for private data: one this call creates is made
+/// 0700 on Unix; one that already exists is left as its owner set it.
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// What [`write_new_or_same`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NewFile {
@@ -203,6 +236,31 @@ mod tests {
                 "patient documents are readable by their owner only"
             );
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_and_directories_are_owner_only_and_existing_ones_are_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a").join("epr");
+        create_private_dir_all(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        let db = data.join("epr.db");
+        create_private_file(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+        fs::write(&db, b"kept").unwrap();
+        create_private_file(&db).unwrap();
+        assert_eq!(
+            fs::read(&db).unwrap(),
+            b"kept",
+            "an existing file is not touched"
+        );
+        // A directory the owner already made keeps its mode.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir_all(dir.path()).unwrap();
+        assert_eq!(mode(dir.path()), 0o755);
     }
 
     #[test]

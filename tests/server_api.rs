@@ -293,6 +293,19 @@ async fn bad_input_gets_json_4xx(backend: Backend) {
     let sup = supervisor(&srv, "bad.sup").await;
     let post = |path: &str| srv.http.post(srv.url(path)).bearer_auth(&dev.token);
 
+    // Every answer, refusals and patient data alike, is never cached and never sniffed.
+    let r = srv
+        .http
+        .get(srv.url("/review/encounters"))
+        .bearer_auth(&sup)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for resp in [r, post("/sync/push").body("{").send().await.unwrap()] {
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    }
     // Malformed JSON.
     let r = post("/sync/push")
         .header("content-type", "application/json")

@@ -284,3 +284,22 @@ async fn writers_on_separate_connections_wait_for_each_other(backend: Backend) {
     b.await.unwrap().unwrap();
     check_audit_chain(serving.as_ref()).await.unwrap();
 }
+
+/// SQLite only (PostgreSQL keeps its own files): the server's database and its WAL are
+/// readable by their owner only.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_database_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::fresh(Backend::Sqlite).await;
+    let storage = db.open().await;
+    admin::create_enrolment_code(storage.as_ref(), "Mode check")
+        .await
+        .unwrap();
+    let path = std::path::PathBuf::from(db.url.strip_prefix("sqlite://").unwrap());
+    let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    for p in [&path, &wal] {
+        let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{p:?}");
+    }
+}

@@ -28,6 +28,28 @@ fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
     bytes.windows(needle.len()).any(|w| w == needle)
 }
 
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_every_store_file_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("epr-data");
+    let mut store = new_store(&dir);
+    store.save_draft(&complete_encounter()).unwrap();
+    let db = store_path(&dir);
+    assert_eq!(mode(&dir), 0o700, "data directory");
+    for path in [
+        db.clone(),
+        db.with_extension("db-wal"),
+        db.with_extension("db-shm"),
+        dir.join("keyring.json"),
+    ] {
+        assert!(path.exists(), "{path:?}");
+        assert_eq!(mode(&path), 0o600, "{path:?}");
+    }
+}
+
 #[test]
 fn store_file_and_wal_contain_no_plaintext() {
     let dir = tempfile::tempdir().unwrap();

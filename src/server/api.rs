@@ -101,6 +101,21 @@ impl AppState {
     }
 }
 
+/// Every answer may carry patient data: no cache (browser, proxy) keeps it, and no client
+/// guesses a content type other than the one sent.
+async fn never_cached(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
 /// Builds the router with every route and layer; [`super::serve`] runs it.
 pub fn router(state: AppState) -> Router {
     let timeout_secs = state.config().request_timeout_secs;
@@ -122,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(super::error::SMALL_BODY_LIMIT_BYTES))
+        .layer(middleware::map_response(never_cached))
         .layer(middleware::from_fn_with_state(
             timeout_secs,
             request_timeout,

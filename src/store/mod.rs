@@ -338,10 +338,13 @@ impl Store {
         if db.exists() || kr.exists() {
             return Err(StoreError::AlreadyExists(data_dir.to_owned()));
         }
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.to_owned(),
-            source,
-        })?;
+        // Owner-only on disk: the directory (when created here), the store and its WAL.
+        crate::fs_atomic::create_private_dir_all(data_dir)
+            .and_then(|()| crate::fs_atomic::create_private_file(&db))
+            .map_err(|source| StoreError::DataDir {
+                path: data_dir.to_owned(),
+                source,
+            })?;
         let key = DatabaseKey::generate()?;
         let wrapped = WrappedKey::wrap(&key, passphrase, kdf)?;
         let mut conn = open_connection(&db, Some(&key), true)?;

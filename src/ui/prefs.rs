@@ -31,9 +31,10 @@ impl UiPrefs {
         }
     }
 
-    /// The idle-lock time, at least one minute.
+    /// The idle-lock time, 1 to 15 minutes however the file was set: a tablet left unlocked
+    /// for longer shows patient data to whoever picks it up.
     pub fn idle_lock_after(self) -> Duration {
-        Duration::from_secs(self.idle_lock_minutes.max(1) * 60)
+        Duration::from_secs(self.idle_lock_minutes.clamp(1, 15) * 60)
     }
 }
 
@@ -73,6 +74,14 @@ mod tests {
         assert_eq!(load(dir.path()), Some(p));
         assert_eq!(p.theme(), ThemeChoice::Dark);
         assert_eq!(p.idle_lock_after(), Duration::from_secs(600));
+        // A hand-edited file cannot stretch the lock beyond 15 minutes or below 1.
+        for (minutes, applied) in [(0, 1), (600, 15), (u64::MAX, 15)] {
+            let p = UiPrefs {
+                dark_theme: false,
+                idle_lock_minutes: minutes,
+            };
+            assert_eq!(p.idle_lock_after(), Duration::from_secs(applied * 60));
+        }
         std::fs::write(dir.path().join(PREFS_FILE), "{broken").unwrap();
         assert_eq!(load(dir.path()), None);
     }

@@ -40,6 +40,8 @@ pub enum StorageError {
     Corrupt(String),
     #[error("a username with that name already exists")]
     UserExists,
+    #[error("the database file cannot be created: {0}")]
+    File(String),
     #[error("background task failed: {0}")]
     Task(String),
     #[error("migration {version} failed: {source}")]

@@ -103,6 +103,9 @@ impl SqliteStorage {
     pub async fn open(path: &Path) -> Result<Self, StorageError> {
         let path = path.to_owned();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StorageError> {
+            // Owner-only on disk: SQLite gives the WAL and shared-memory files the same mode.
+            crate::fs_atomic::create_private_file(&path)
+                .map_err(|e| StorageError::File(e.to_string()))?;
             let conn = Connection::open(path)?;
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
