@@ -35,6 +35,18 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> io::Result<(
 /// Replaces the file at `path` with `bytes` atomically (temporary file, fsync, rename, fsync
 /// of the directory). On failure the temporary file is removed and the target is untouched.
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    place(path, bytes, |tmp, path| fs::rename(tmp, path))
+}
+
+/// Writes `bytes` to a fsynced temporary file beside `path`, then `put`s it at `path`
+/// (a rename replaces, a hard link refuses a name that is taken). The temporary name is
+/// always removed afterwards (after a rename it is already gone); the target is untouched
+/// unless `put` succeeded. Then the directory is fsynced so the new name survives power loss.
+fn place(
+    path: &Path,
+    bytes: &[u8],
+    put: impl FnOnce(&Path, &Path) -> io::Result<()>,
+) -> io::Result<()> {
     let file_name = path.file_name().ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -46,18 +58,15 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
         _ => PathBuf::from("."),
     };
     let tmp = dir.join(temporary_name(file_name));
-    let written = write_and_sync(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = written {
-        // Best effort: the temporary file is ours, and leaving it would only clutter the
-        // directory; the target was never touched.
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    // The new file is in place; what is left makes the rename itself durable. Some file
-    // systems refuse to fsync a directory: that must not turn a write that happened into a
-    // reported failure, or a caller would retry or show an error for a file already there.
+    let placed = write_and_sync(&tmp, bytes).and_then(|()| put(&tmp, path));
+    // Best effort: the temporary file is ours, and leaving it would only clutter the directory.
+    let _ = fs::remove_file(&tmp);
+    placed?;
+    // The file is in place; what is left makes its name durable. Some file systems refuse to
+    // fsync a directory: that must not turn a write that happened into a reported failure, or
+    // a caller would retry or show an error for a file already there.
     if let Err(e) = sync_directory(&dir) {
-        tracing::warn!(error = %e, "a file was replaced but its directory could not be fsynced");
+        tracing::warn!(error = %e, "a file was written but its directory could not be fsynced");
     }
     Ok(())
 }
@@ -67,25 +76,7 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// (Temporary file, fsync, then a hard link to the final name, which the operating system
 /// refuses atomically when the name is taken; then the directory is fsynced.)
 pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let file_name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path names no file to write",
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(temporary_name(file_name));
-    let linked = write_and_sync(&tmp, bytes).and_then(|()| fs::hard_link(&tmp, path));
-    // The temporary name is ours either way; the final name, if linked, keeps the data.
-    let _ = fs::remove_file(&tmp);
-    linked?;
-    if let Err(e) = sync_directory(&dir) {
-        tracing::warn!(error = %e, "a file was created but its directory could not be fsynced");
-    }
-    Ok(())
+    place(path, bytes, |tmp, path| fs::hard_link(tmp, path))
 }
 
 /// Creates an empty file readable and writable by its owner only (0600 on Unix), unless a

@@ -573,12 +573,7 @@ impl Encounter {
     /// vital signs), otherwise the latest set's result (incomplete or not applicable).
     /// `None` when nothing has been measured.
     pub fn latest_news2(&self) -> Option<News2> {
-        match self.current_news2() {
-            CurrentNews2::Scored(l) => Some(News2::Complete(l.score)),
-            CurrentNews2::NotApplicable => Some(News2::NotApplicable),
-            CurrentNews2::Incomplete { present } => Some(News2::Incomplete { present }),
-            CurrentNews2::NoObservations => None,
-        }
+        self.current_news2().news2()
     }
 
     /// The latest complete NEWS2 with its set's time and the number of sets taken after it.
@@ -660,12 +655,19 @@ impl LatestNews2 {
             self.score.risk_and_scale(),
             clock(self.taken_at_utc)
         );
-        match self.newer_partial_sets {
-            0 => {}
-            1 => text.push_str("; 1 newer partial set"),
-            n => text.push_str(&format!("; {n} newer partial sets")),
+        if let Some(newer) = self.newer_partial_text() {
+            text.push_str(&format!("; {newer}"));
         }
         text
+    }
+
+    /// "1 newer partial set", "3 newer partial sets"; `None` when there are none.
+    pub fn newer_partial_text(&self) -> Option<String> {
+        match self.newer_partial_sets {
+            0 => None,
+            1 => Some("1 newer partial set".to_owned()),
+            n => Some(format!("{n} newer partial sets")),
+        }
     }
 }
 
@@ -684,6 +686,16 @@ pub enum CurrentNews2 {
 }
 
 impl CurrentNews2 {
+    /// The score itself; `None` when nothing has been measured.
+    pub fn news2(&self) -> Option<News2> {
+        match self {
+            CurrentNews2::Scored(l) => Some(News2::Complete(l.score)),
+            CurrentNews2::NotApplicable => Some(News2::NotApplicable),
+            CurrentNews2::Incomplete { present } => Some(News2::Incomplete { present: *present }),
+            CurrentNews2::NoObservations => None,
+        }
+    }
+
     /// The one-line text: "NEWS2 5 (medium) at 14:05; 1 newer partial set",
     /// "NEWS2 incomplete (5/7)", "NEWS2 not used under 16", or "No observations".
     pub fn display(&self, clock: impl Fn(DateTime<Utc>) -> String) -> String {

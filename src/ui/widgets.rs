@@ -101,40 +101,30 @@ pub fn news2_badge(ui: &mut Ui, news: &News2, size_points: f32) -> Response {
 /// The patient's current NEWS2 (from the latest complete set) as a badge, with the time of
 /// that set and a note of newer partial sets beside it; nothing when nothing was measured.
 pub fn current_news2_badge(ui: &mut Ui, e: &crate::model::Encounter, size_points: f32) {
-    let Some(news) = e.latest_news2() else {
+    let current = e.current_news2();
+    let Some(news) = current.news2() else {
         return;
     };
     news2_badge(ui, &news, size_points);
-    if let crate::model::CurrentNews2::Scored(l) = e.current_news2() {
-        let clock = |t: chrono::DateTime<chrono::Utc>| {
-            t.with_timezone(&chrono::Local).format("%H:%M").to_string()
-        };
-        let mut note = format!("at {}", clock(l.taken_at_utc));
-        let mut second = Vec::new();
-        match l.newer_partial_sets {
-            0 => {}
-            1 => second.push("1 newer partial set".to_owned()),
-            n => second.push(format!("{n} newer partial sets")),
-        }
-        if let Some(caveat) = e.news2_caveat() {
-            second.push(caveat.to_owned());
-        }
-        if !second.is_empty() {
-            note.push_str(&format!(" · {}", second.join(" · ")));
-        }
-        // Two short lines, so the note fits a crowded bar.
-        ui.scope(|ui| {
-            ui.spacing_mut().item_spacing.y = 0.0;
-            ui.vertical(|ui| {
-                if let Some((first, rest)) = note.split_once(" · ") {
-                    ui.label(RichText::new(first).size(13.0));
-                    ui.label(RichText::new(rest).size(13.0).weak());
-                } else {
-                    ui.label(RichText::new(&note).size(13.0));
-                }
-            });
+    let crate::model::CurrentNews2::Scored(l) = current else {
+        return;
+    };
+    let second: Vec<String> = l
+        .newer_partial_text()
+        .into_iter()
+        .chain(e.news2_caveat().map(str::to_owned))
+        .collect();
+    // Two short lines, so the note fits a crowded bar.
+    ui.scope(|ui| {
+        ui.spacing_mut().item_spacing.y = 0.0;
+        ui.vertical(|ui| {
+            let at = format!("at {}", crate::ui::forms::clock_local(l.taken_at_utc));
+            ui.label(RichText::new(at).size(13.0));
+            if !second.is_empty() {
+                ui.label(RichText::new(second.join(" · ")).size(13.0).weak());
+            }
         });
-    }
+    });
 }
 
 /// A section heading.

@@ -436,7 +436,7 @@ pub fn observations_ui(
     let sets = doc.observations_by_time();
     if let Some(latest) = sets.last() {
         let current = doc.current_news2();
-        let news = doc.latest_news2().unwrap_or(doc.news2_for(latest));
+        let news = current.news2().unwrap_or_else(|| doc.news2_for(latest));
         let taken = match &current {
             CurrentNews2::Scored(l) => l.taken_at_utc,
             _ => latest.taken_at_utc,
@@ -458,26 +458,21 @@ pub fn observations_ui(
             warning_text(ui, &crate::ui::widgets::sentence(caveat));
         }
         if let CurrentNews2::Scored(l) = &current
-            && l.newer_partial_sets > 0
+            && let Some(newer) = l.newer_partial_text()
         {
             let later: Vec<String> = doc
                 .sets_after_latest_complete()
                 .iter()
                 .map(|o| clock_local(o.taken_at_utc))
                 .collect();
+            let them = if l.newer_partial_sets == 1 {
+                "it"
+            } else {
+                "them"
+            };
             warning_text(
                 ui,
-                &format!(
-                    "{} newer partial set{} ({}): no NEWS2 from {}",
-                    l.newer_partial_sets,
-                    if l.newer_partial_sets == 1 { "" } else { "s" },
-                    later.join(", "),
-                    if l.newer_partial_sets == 1 {
-                        "it"
-                    } else {
-                        "them"
-                    },
-                ),
+                &format!("{newer} ({}): no NEWS2 from {them}", later.join(", ")),
             );
         }
         if let News2::Complete(score) = &news {

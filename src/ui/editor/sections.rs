@@ -419,9 +419,16 @@ pub fn history_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) ->
     changed
 }
 
-/// Asks before something recorded is removed: `Some(true)` removes, `Some(false)` keeps,
-/// `None` while the crew has not answered.
-fn confirm_removal_ui(ui: &mut Ui, question: &str, confirm: &str) -> Option<bool> {
+/// Asks before `item` leaves `list`. `Some(true)` when the crew confirmed and it was taken
+/// out, `Some(false)` when they kept it (or it had already gone), `None` while they have not
+/// answered.
+fn confirm_removal_ui<T: PartialEq>(
+    ui: &mut Ui,
+    question: &str,
+    confirm: &str,
+    list: &mut Vec<T>,
+    item: &T,
+) -> Option<bool> {
     let mut answer = None;
     egui::Frame::group(ui.style()).show(ui, |ui| {
         warning_text(ui, question);
@@ -434,7 +441,16 @@ fn confirm_removal_ui(ui: &mut Ui, question: &str, confirm: &str) -> Option<bool
             }
         });
     });
-    answer
+    match answer? {
+        true => match list.iter().position(|x| x == item) {
+            Some(i) => {
+                list.remove(i);
+                Some(true)
+            }
+            None => Some(false),
+        },
+        false => Some(false),
+    }
 }
 
 /// Shows why a typed time was not taken. For the hour that happened twice (the clocks went
@@ -527,17 +543,15 @@ pub fn treatment_ui(
             it.what,
             clock_local(it.at_utc)
         );
-        match confirm_removal_ui(ui, &question, "Remove the intervention") {
-            Some(true) => {
-                if let Some(i) = doc.interventions.iter().position(|x| x == it) {
-                    doc.interventions.remove(i);
-                    forms.removed.push(Action::InterventionRemoved);
-                    changed = true;
-                }
-                forms.removing = None;
+        let list = &mut doc.interventions;
+        if let Some(removed) =
+            confirm_removal_ui(ui, &question, "Remove the intervention", list, it)
+        {
+            if removed {
+                forms.removed.push(Action::InterventionRemoved);
+                changed = true;
             }
-            Some(false) => forms.removing = None,
-            None => {}
+            forms.removing = None;
         }
     }
     if editable {
@@ -627,17 +641,14 @@ pub fn treatment_ui(
             d.unit.amount(d.dose),
             clock_local(d.at_utc)
         );
-        match confirm_removal_ui(ui, &question, "Remove the drug") {
-            Some(true) => {
-                if let Some(i) = doc.drugs.iter().position(|x| x == d) {
-                    doc.drugs.remove(i);
-                    forms.removed.push(Action::DrugRemoved);
-                    changed = true;
-                }
-                forms.removing = None;
+        if let Some(removed) =
+            confirm_removal_ui(ui, &question, "Remove the drug", &mut doc.drugs, d)
+        {
+            if removed {
+                forms.removed.push(Action::DrugRemoved);
+                changed = true;
             }
-            Some(false) => forms.removing = None,
-            None => {}
+            forms.removing = None;
         }
     }
     if editable {
