@@ -125,11 +125,7 @@ async fn run(
             .unwrap();
         let r: EnrollResponse = http
             .post(format!("{base}/devices/enroll"))
-            .json(&EnrollRequest {
-                code: code.code,
-                device_name: format!("Bench {d}"),
-                public_key: key.public_key_base64(),
-            })
+            .json(&EnrollRequest::signed(&code.code, &key))
             .send()
             .await
             .unwrap()

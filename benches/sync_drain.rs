@@ -96,7 +96,7 @@ fn main() {
             saved_at_utc: o.saved_at_utc,
         })
         .collect();
-    let public_key = store.signing_key().unwrap().public_key_base64();
+    let signing_key = store.signing_key().unwrap();
     let direct = rt.block_on(async {
         let (url, storage, stop) = start_server(dir.path(), "direct.db").await;
         let code = admin::create_enrolment_code(storage.as_ref(), "direct")
@@ -105,11 +105,7 @@ fn main() {
             .code;
         let client = ApiClient::new(&url, Duration::from_secs(60)).unwrap();
         let token = client
-            .enroll(&EnrollRequest {
-                code,
-                device_name: "direct".into(),
-                public_key: public_key.clone(),
-            })
+            .enroll(&EnrollRequest::signed(&code, signing_key))
             .await
             .unwrap()
             .device_token;
@@ -138,7 +134,7 @@ fn main() {
             .await
             .unwrap()
             .code;
-        ambulance_epr::sync::enroll(&store, &url, &code, "drain")
+        ambulance_epr::sync::enroll(&store, &url, &code)
             .await
             .unwrap();
         let mut engine = Engine::new(store.open_another().unwrap(), SyncConfig::default());

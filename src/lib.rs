@@ -18,6 +18,7 @@
 //! - `server` (feature `server`): the hosted replica: API, credentials, SQLite and PostgreSQL
 //!   storage, audit and admin actions.
 //! - `ui` (feature `app`): the egui app, its screens and the one logic layer over the store.
+//! - `no_core_dumps` (feature `app`): no core file of a crashed app (decrypted records).
 //! - `local_server` (features `app` and `server`): the in-process server behind "Try it on
 //!   this computer".
 
@@ -28,6 +29,8 @@ pub mod fs_atomic;
 #[cfg(all(feature = "app", feature = "server"))]
 pub mod local_server;
 pub mod model;
+#[cfg(feature = "app")]
+pub mod no_core_dumps;
 pub mod protocol;
 #[cfg(feature = "app")]
 pub mod review_client;

@@ -43,7 +43,7 @@ async fn device_and_server_bundles_for_one_version_are_identical_apart_from_gene
             .unwrap()
             .code;
     let base = srv.base.trim_end_matches("/api/v1").to_owned();
-    ambulance_epr::sync::enroll(&store, &base, &code, "Tablet F")
+    ambulance_epr::sync::enroll(&store, &base, &code)
         .await
         .unwrap();
     let mut e = complete_encounter();

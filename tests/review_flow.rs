@@ -29,7 +29,7 @@ use tokio::runtime::Runtime;
 const CREW: &str = "crew";
 const PIN: &str = "2468";
 const SUPERVISOR: &str = "sup.jones";
-const PASSWORD: &str = "a long test password";
+const PASSWORD: &str = "copper kettle marsh lantern";
 const INCIDENT: &str = "INC-000123";
 
 struct TestServer {
@@ -111,13 +111,8 @@ fn crew_tablet(rt: &Runtime, srv: &TestServer) -> Crew {
         ))
         .unwrap()
         .code;
-    rt.block_on(ambulance_epr::sync::enroll(
-        &store,
-        &srv.base_url,
-        &code,
-        "Tablet 7",
-    ))
-    .unwrap();
+    rt.block_on(ambulance_epr::sync::enroll(&store, &srv.base_url, &code))
+        .unwrap();
     ambulance_epr::demo::add_demo_data(&mut store, 8, 5).unwrap();
     let receipt = store
         .complete_and_sign(&complete_encounter(), "A. Paramedic", "PA000001")
@@ -523,6 +518,22 @@ fn an_idle_supervisor_is_signed_out_and_the_comment_is_kept() {
         "no record is held while signed out"
     );
     assert_eq!(sup.state().review().unwrap().draft_comment(), Some(comment));
+    // The server was told: the session no longer exists there either.
+    let live_sessions = || {
+        rt.block_on(admin::list_users(srv.storage.as_ref()))
+            .unwrap()
+            .iter()
+            .find(|u| u.username == SUPERVISOR)
+            .map(|u| u.live_sessions)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while live_sessions() != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session was not ended on the server"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     type_into(&mut sup, "Password", PASSWORD);
     click_button(&mut sup, "Sign in");

@@ -40,13 +40,10 @@ async fn enrolment_end_to_end(backend: Backend) {
     let dev = enroll_with_code(&srv.http, &srv.base, &typed, "Tablet 7").await;
 
     let enroll_again = |code: String| {
+        let thief = ambulance_epr::crypto::DeviceSigningKey::generate().unwrap();
         srv.http
             .post(srv.url("/devices/enroll"))
-            .json(&serde_json::json!({
-                "code": code,
-                "device_name": "Thief",
-                "public_key": dev.key.public_key_base64(),
-            }))
+            .json(&EnrollRequest::signed(&code, &thief))
             .send()
     };
     expect_error(
@@ -75,20 +72,39 @@ async fn enrolment_end_to_end(backend: Backend) {
     )
     .await;
 
-    // A bad public key is refused before the code is spent.
+    // A bad public key, a proof signed by another key, a proof for another code, and a key
+    // that is already an active device's are all refused before the code is spent.
     let fresh = admin::create_enrolment_code(srv.storage.as_ref(), "T8")
         .await
         .unwrap();
-    let resp = srv
-        .http
-        .post(srv.url("/devices/enroll"))
-        .json(
-            &serde_json::json!({"code": fresh.code, "device_name": "T8", "public_key": "c2hvcnQ="}),
-        )
-        .send()
+    let post =
+        |body: serde_json::Value| srv.http.post(srv.url("/devices/enroll")).json(&body).send();
+    let resp = post(serde_json::json!({"code": fresh.code, "public_key": "c2hvcnQ=", "proof": ""}))
         .await
         .unwrap();
     expect_error(resp, 422, "invalid_public_key").await;
+    let mine = ambulance_epr::crypto::DeviceSigningKey::generate().unwrap();
+    let other = ambulance_epr::crypto::DeviceSigningKey::generate().unwrap();
+    let mut borrowed = EnrollRequest::signed(&fresh.code, &other);
+    borrowed.public_key = mine.public_key_base64();
+    let resp = post(serde_json::to_value(&borrowed).unwrap())
+        .await
+        .unwrap();
+    expect_error(resp, 422, "invalid_proof").await;
+    let mut replayed = EnrollRequest::signed("SOME-OTHER-CODE", &mine);
+    replayed.code = fresh.code.clone();
+    let resp = post(serde_json::to_value(&replayed).unwrap())
+        .await
+        .unwrap();
+    expect_error(resp, 422, "invalid_proof").await;
+    let resp = post(serde_json::to_value(EnrollRequest::signed(&fresh.code, &dev.key)).unwrap())
+        .await
+        .unwrap();
+    expect_error(resp, 403, "key_already_enrolled").await;
+    // The name the client would like is not its to choose: the field is refused.
+    let mut with_name = serde_json::to_value(EnrollRequest::signed(&fresh.code, &mine)).unwrap();
+    with_name["device_name"] = "Chosen by the client".into();
+    assert_eq!(post(with_name).await.unwrap().status(), 422);
     enroll_with_code(&srv.http, &srv.base, &fresh.code, "T8").await;
 
     // The token works, and stops working when the device is revoked.
@@ -119,18 +135,14 @@ async fn one_code_enrols_one_device_when_used_at_once(backend: Backend) {
         .await
         .unwrap();
     let attempts: Vec<_> = (0..8)
-        .map(|i| {
+        .map(|_| {
             let http = srv.http.clone();
             let url = srv.url("/devices/enroll");
             let code = code.code.clone();
             tokio::spawn(async move {
                 let key = ambulance_epr::crypto::DeviceSigningKey::generate().unwrap();
                 http.post(url)
-                    .json(&EnrollRequest {
-                        code,
-                        device_name: format!("Racer {i}"),
-                        public_key: key.public_key_base64(),
-                    })
+                    .json(&EnrollRequest::signed(&code, &key))
                     .send()
                     .await
                     .unwrap()

@@ -60,6 +60,12 @@ fn serve_with_tls_answers_https_only_and_stops_gracefully() {
         }
     };
     assert_eq!(body["status"], "ok");
+    // Browsers are told to use nothing but HTTPS for this host.
+    let answer = rt.block_on(https.get(&url).send()).unwrap();
+    assert_eq!(
+        answer.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
 
     // Plain HTTP on the TLS port gets no API answer.
     let plain = reqwest::Client::builder()

@@ -256,13 +256,8 @@ fn ten_thousand_records_through_faults_and_two_server_crashes_arrive_exactly_onc
         format!("127.0.0.1:{port}").parse().unwrap(),
         42,
     ));
-    rt.block_on(ambulance_epr::sync::enroll(
-        &store,
-        &proxy.url(),
-        &code,
-        "Tablet 10k",
-    ))
-    .unwrap();
+    rt.block_on(ambulance_epr::sync::enroll(&store, &proxy.url(), &code))
+        .unwrap();
 
     let mut ids = add_signed_records(&mut store, 10_000, 7);
     // Some drafts too, edited several times (only the latest must arrive).
@@ -412,13 +407,8 @@ fn the_device_killed_mid_sync_resumes_without_loss_or_duplication() {
         format!("127.0.0.1:{port}").parse().unwrap(),
         9,
     ));
-    rt.block_on(ambulance_epr::sync::enroll(
-        &store,
-        &proxy.url(),
-        &code,
-        "Tablet K",
-    ))
-    .unwrap();
+    rt.block_on(ambulance_epr::sync::enroll(&store, &proxy.url(), &code))
+        .unwrap();
     let ids = add_signed_records(&mut store, 1_500, 3);
     drop(store);
     // Slow the link so the kill lands mid-drain.
@@ -531,7 +521,7 @@ proptest::proptest! {
         let srv = rt.block_on(async { start_in_process(storage.clone(), listener).await });
         let proxy = rt.block_on(FaultProxy::start(upstream, 5));
         let mut store = new_store(&device);
-        rt.block_on(ambulance_epr::sync::enroll(&store, &proxy.url(), &code, "Prop")).unwrap();
+        rt.block_on(ambulance_epr::sync::enroll(&store, &proxy.url(), &code)).unwrap();
         let config = SyncConfig { request_timeout: Duration::from_secs(5), ..SyncConfig::default() };
         let mut engine = Engine::new(store.open_another().unwrap(), config.clone());
         let mut records: Vec<Encounter> = Vec::new();

@@ -52,6 +52,10 @@ enum Command {
         /// PEM private key.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<std::path::PathBuf>,
+        /// Serve plain HTTP on a non-loopback address because a TLS-terminating proxy on this
+        /// host forwards to it; client addresses are then read from X-Forwarded-For.
+        #[arg(long, conflicts_with = "tls_cert")]
+        behind_tls_proxy: bool,
     },
     /// Print a one-time enrolment code (valid 24 hours) on the last line.
     EnrollDevice {
@@ -66,6 +70,48 @@ enum Command {
         username: String,
         #[arg(long, value_enum)]
         role: RoleArg,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Set a new password (EPR_PASSWORD or a prompt); the account's sessions end.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Disable an account (a leaver): its sessions end at once and logins are refused.
+    DisableUser {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Let a disabled account log in again.
+    EnableUser {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// End every session of an account (for example a lost laptop).
+    RevokeSessions {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List accounts (never their passwords).
+    ListUsers {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List enrolled devices: id, name, enrolment, last seen, revoked.
+    ListDevices {
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: DbArg,
     },
@@ -118,6 +164,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// A new password from `EPR_PASSWORD`, or typed twice at a prompt.
+fn new_password(username: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    if let Ok(p) = std::env::var("EPR_PASSWORD") {
+        return Ok(zeroize::Zeroizing::new(p));
+    }
+    let p = zeroize::Zeroizing::new(
+        rpassword::prompt_password(format!("Password for {username}: "))
+            .context("cannot read the password")?,
+    );
+    let again = zeroize::Zeroizing::new(
+        rpassword::prompt_password("Repeat the password: ").context("cannot read the password")?,
+    );
+    if *p != *again {
+        bail!("the passwords differ");
+    }
+    Ok(p)
+}
+
 async fn open(db: &DbArg) -> anyhow::Result<std::sync::Arc<dyn server::Storage>> {
     server::open_storage(&db.database)
         .await
@@ -155,19 +219,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             tls_cert,
             tls_key,
+            behind_tls_proxy,
         } => {
-            let storage = open(&db).await?;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
             let tls = match (tls_cert, tls_key) {
                 (Some(cert_pem), Some(key_pem)) => Some(TlsFiles { cert_pem, key_pem }),
                 _ => None,
             };
             let config = ServerConfig {
                 tls,
+                behind_tls_proxy,
                 ..ServerConfig::default()
             };
+            server::check_listen_address(listen, &config)?;
+            let storage = open(&db).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
             // Tests and scripts read the bound address (useful with port 0).
             println!("listening on {}", listener.local_addr()?);
             server::serve(storage, config, listener, shutdown_signal()).await?;
@@ -188,23 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let role = match role {
                 RoleArg::Supervisor => admin::Role::Supervisor,
             };
-            let password = match std::env::var("EPR_PASSWORD") {
-                Ok(p) => zeroize::Zeroizing::new(p),
-                Err(_) => {
-                    let p = zeroize::Zeroizing::new(
-                        rpassword::prompt_password(format!("Password for {username}: "))
-                            .context("cannot read the password")?,
-                    );
-                    let again = zeroize::Zeroizing::new(
-                        rpassword::prompt_password("Repeat the password: ")
-                            .context("cannot read the password")?,
-                    );
-                    if *p != *again {
-                        bail!("the passwords differ");
-                    }
-                    p
-                }
-            };
+            let password = new_password(&username)?;
             let storage = open(&db).await?;
             admin::add_user(
                 storage.as_ref(),
@@ -215,6 +266,77 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await?;
             println!("added {} {username}", role.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ResetPassword { username, db } => {
+            let password = new_password(&username)?;
+            let storage = open(&db).await?;
+            admin::reset_password(
+                storage.as_ref(),
+                &username,
+                &password,
+                KdfParams::INTERACTIVE,
+            )
+            .await?;
+            println!("new password set for {username}; their sessions have ended");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DisableUser { username, db } => {
+            let storage = open(&db).await?;
+            admin::disable_user(storage.as_ref(), &username).await?;
+            println!("disabled {username}; their sessions have ended");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::EnableUser { username, db } => {
+            let storage = open(&db).await?;
+            admin::enable_user(storage.as_ref(), &username).await?;
+            println!("enabled {username}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RevokeSessions { username, db } => {
+            let storage = open(&db).await?;
+            let n = admin::revoke_sessions(storage.as_ref(), &username).await?;
+            println!("ended {n} session(s) of {username}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ListUsers { json, db } => {
+            let storage = open(&db).await?;
+            let users = admin::list_users(storage.as_ref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&users)?);
+            } else {
+                for u in &users {
+                    println!(
+                        "{}\t{}\t{}\t{} live session(s)",
+                        u.username,
+                        u.role,
+                        if u.disabled { "disabled" } else { "active" },
+                        u.live_sessions
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ListDevices { json, db } => {
+            let storage = open(&db).await?;
+            let devices = admin::list_devices(storage.as_ref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&devices)?);
+            } else {
+                for d in &devices {
+                    println!(
+                        "{}\t{}\tenrolled {}\tlast seen {}\t{}",
+                        d.device_id,
+                        d.name,
+                        d.enrolled_at_utc.format("%Y-%m-%d %H:%M UTC"),
+                        d.last_seen_utc.map_or_else(
+                            || "never".to_owned(),
+                            |t| t.format("%Y-%m-%d %H:%M UTC").to_string()
+                        ),
+                        if d.revoked { "revoked" } else { "active" }
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::RevokeDevice { device_id, db } => {

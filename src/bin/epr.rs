@@ -85,12 +85,9 @@ enum Command {
         /// The server's base URL, e.g. https://epr.example.nhs.uk
         #[arg(long)]
         server: String,
-        /// The one-time code from `epr-server enroll-device`.
+        /// The one-time code from `epr-server enroll-device` (which also names the tablet).
         #[arg(long)]
         code: String,
-        /// A name for this tablet shown to ops.
-        #[arg(long, default_value = "crew tablet")]
-        name: String,
     },
     /// Push everything pending and pull supervisor feedback. Exit 0 when nothing is left,
     /// 75 when the server could not be reached and records remain queued, 1 otherwise.
@@ -317,13 +314,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("wrote {}", out.display());
         }
-        Command::Enroll { server, code, name } => {
+        Command::Enroll { server, code } => {
             let store = unlock(&cli, &data_dir)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let device_id =
-                runtime.block_on(ambulance_epr::sync::enroll(&store, server, code, name))?;
+            let device_id = runtime.block_on(ambulance_epr::sync::enroll(&store, server, code))?;
             println!("enrolled as device {device_id}");
         }
         Command::Sync { once, json } => {
@@ -437,6 +433,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Err(e) = ambulance_epr::no_core_dumps::disable() {
+        tracing::warn!("core dumps could not be turned off ({e})");
+    }
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -10,10 +10,12 @@
 pub mod canonical;
 pub mod keys;
 pub mod signing;
+pub mod strength;
 
 pub use canonical::{canonical_json, content_sha256_hex, signing_payload};
 pub use keys::{DatabaseKey, KdfParams, KeyError, WrappedKey};
 pub use signing::{DeviceSigningKey, SignatureError, verify_signature};
+pub use strength::{WeakSecret, check_secret};
 
 use ring::rand::{SecureRandom, SystemRandom};
 

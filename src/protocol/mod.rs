@@ -25,9 +25,11 @@ pub const MAX_PUSH_ITEMS: usize = 500;
 pub struct EnrollRequest {
     /// The one-time code printed by `epr-server enroll-device`.
     pub code: String,
-    pub device_name: String,
     /// The device's Ed25519 public key, base64 (32 bytes).
     pub public_key: String,
+    /// Proof of possession: the device's Ed25519 signature (base64) over
+    /// [`enrolment_proof_message`] for this code and key.
+    pub proof: String,
 }
 
 /// Answer to [`EnrollRequest`]. The token is shown once; the server keeps only its hash.
@@ -35,6 +37,41 @@ pub struct EnrollRequest {
 pub struct EnrollResponse {
     pub device_id: Uuid,
     pub device_token: String,
+    /// The name the administrator gave this device with `enroll-device --name`.
+    pub device_name: String,
+}
+
+impl EnrollRequest {
+    /// The request enrolling `key` with `code`, with its proof of possession.
+    pub fn signed(code: &str, key: &crate::crypto::DeviceSigningKey) -> Self {
+        let public_key = key.public_key_base64();
+        let proof = key.sign_base64(&enrolment_proof_message(code, &public_key));
+        Self {
+            code: code.trim().to_owned(),
+            public_key,
+            proof,
+        }
+    }
+}
+
+/// The form an enrolment code is hashed and signed in: upper case, no separators or spaces.
+pub fn normalise_enrolment_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// What a device signs to prove, at enrolment, that it holds the private half of the key it
+/// enrols: domain-separated, and bound to the one-time code so a proof cannot be replayed
+/// with another code.
+pub fn enrolment_proof_message(code: &str, public_key_b64: &str) -> Vec<u8> {
+    format!(
+        "ambulance-epr/enrolment-proof/v1\n{}\n{}",
+        normalise_enrolment_code(code),
+        public_key_b64.trim()
+    )
+    .into_bytes()
 }
 
 /// One record version pushed by a device.

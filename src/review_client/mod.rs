@@ -23,9 +23,10 @@ use crate::protocol::{
 /// sentences without patient data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReviewError {
-    /// The address is not a usable http(s) URL.
-    #[error("the server address must start with http:// or https://")]
-    BadAddress,
+    /// The address is refused before any connection (not https://, or http:// to another
+    /// computer): see [`crate::sync::client::check_server_address`].
+    #[error("{0}")]
+    BadAddress(String),
     /// Network down, timeout, 429 or 5xx: try again later.
     #[error("cannot reach the review server ({0}); check the address and the network, then retry")]
     Unreachable(String),
@@ -82,13 +83,11 @@ impl ReviewClient {
     pub fn new(base_url: &str) -> Result<Self, ReviewError> {
         let trimmed = base_url.trim().trim_end_matches('/');
         let trimmed = trimmed.strip_suffix(API_PREFIX).unwrap_or(trimmed);
-        if !(trimmed.starts_with("http://") || trimmed.starts_with("https://"))
-            || trimmed.len() <= "https://".len()
-        {
-            return Err(ReviewError::BadAddress);
-        }
+        let trimmed =
+            crate::sync::client::check_server_address(trimmed).map_err(ReviewError::BadAddress)?;
         crate::sync::client::install_crypto_provider();
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(REVIEW_REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("ambulance-epr-review/", env!("CARGO_PKG_VERSION")))
@@ -96,7 +95,7 @@ impl ReviewClient {
             .map_err(|_| ReviewError::Unreachable("the HTTP client could not start".to_owned()))?;
         Ok(Self {
             http,
-            base_url: trimmed.to_owned(),
+            base_url: trimmed,
         })
     }
 
@@ -184,6 +183,19 @@ impl ReviewClient {
         Self::read(response).await
     }
 
+    /// Ends the session on the server: its token is refused from then on. Best effort: a
+    /// session the server cannot be told about still ends by its idle timeout.
+    pub async fn logout(&self, token: &str) -> Result<(), ReviewError> {
+        let response = self
+            .http
+            .post(self.url("/auth/logout"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| Self::network_error(&e))?;
+        Self::check(response).await.map(|_| ())
+    }
+
     /// One page of the review queue.
     pub async fn list(&self, token: &str, query: &ReviewQuery) -> Result<ReviewList, ReviewError> {
         let response = self
@@ -234,14 +246,18 @@ mod tests {
 
     #[test]
     fn addresses_are_checked_and_normalised() {
-        assert_eq!(
-            ReviewClient::new("epr.example").unwrap_err(),
-            ReviewError::BadAddress
-        );
-        assert_eq!(
-            ReviewClient::new("https://").unwrap_err(),
-            ReviewError::BadAddress
-        );
+        for bad in [
+            "epr.example",
+            "https://",
+            "http://epr.example",
+            "ftp://epr.example",
+        ] {
+            assert!(
+                matches!(ReviewClient::new(bad), Err(ReviewError::BadAddress(m)) if m.contains("https://")),
+                "{bad}"
+            );
+        }
+        assert!(ReviewClient::new("http://127.0.0.1:8080").is_ok());
         let c = ReviewClient::new(" https://epr.example/api/v1/ ").unwrap();
         assert_eq!(c.base_url(), "https://epr.example");
     }

@@ -1,4 +1,5 @@
-//! Administration from Rust: enrolment codes, accounts, revocation, counts and `verify`.
+//! Administration from Rust: enrolment codes, accounts (add, disable, reset, sessions),
+//! devices (list, revoke), counts and `verify`.
 //!
 //! The `epr-server` subcommands are thin wrappers over these, and the app's "try it on this
 //! computer" mode and the sync tests call them directly against an in-process server.
@@ -10,16 +11,13 @@ use uuid::Uuid;
 
 use super::ingest::{StoredProblem, recheck_stored};
 use super::storage::{
-    Actor, AuditAction, AuditChainBreak, AuditChainCheckError, AuditEvent, Stats, Storage,
-    StorageError, check_audit_chain,
+    Actor, AuditAction, AuditChainBreak, AuditChainCheckError, AuditEvent, DeviceSummary,
+    SessionScope, Stats, Storage, StorageError, UserChange, UserSummary, check_audit_chain,
 };
-use crate::crypto::{KdfParams, token_hash_hex};
+use crate::crypto::{KdfParams, WeakSecret, check_secret, token_hash_hex};
 
 /// How long an enrolment code works.
 pub const ENROLMENT_CODE_TTL_HOURS: i64 = 24;
-
-/// Shortest supervisor password accepted.
-pub const MIN_PASSWORD_CHARS: usize = 10;
 
 /// Why an administrative action failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +28,10 @@ pub enum AdminError {
     Random(String),
     #[error("usernames are 1 to 64 characters: letters, digits, '.', '_' or '-'")]
     InvalidUsername,
-    #[error("the password must be at least {MIN_PASSWORD_CHARS} characters")]
-    PasswordTooShort,
+    #[error("that password is not strong enough: {0}")]
+    WeakPassword(WeakSecret),
+    #[error("there is no account called {0}")]
+    NoSuchUser(String),
     #[error("device names are 1 to 100 characters")]
     InvalidDeviceName,
     #[error("password hashing failed: {0}")]
@@ -51,13 +51,7 @@ pub struct EnrolmentCode {
 /// Crockford-style alphabet: no I, L, O or U, so codes survive being read over a radio.
 const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-/// The form a code is hashed in: upper case, no separators or spaces.
-pub fn normalise_enrolment_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
-}
+pub use crate::protocol::normalise_enrolment_code;
 
 /// Creates an enrolment code for a device called `device_name`, valid for 24 hours.
 pub async fn create_enrolment_code(
@@ -128,16 +122,80 @@ pub async fn add_user(
     if !valid_username(username) {
         return Err(AdminError::InvalidUsername);
     }
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(AdminError::PasswordTooShort);
-    }
-    let password = zeroize::Zeroizing::new(password.to_owned());
-    let hash = tokio::task::spawn_blocking(move || crate::crypto::hash_password(&password, kdf))
-        .await
-        .map_err(|e| AdminError::Hashing(e.to_string()))?
-        .map_err(|e| AdminError::Hashing(e.to_string()))?;
+    let hash = strong_password_hash(username, password, kdf).await?;
     storage.add_user(username, role, &hash, Utc::now()).await?;
     Ok(())
+}
+
+/// Checks a new password's strength (the username counts against it) and hashes it.
+async fn strong_password_hash(
+    username: &str,
+    password: &str,
+    kdf: KdfParams,
+) -> Result<String, AdminError> {
+    check_secret(password, &[username]).map_err(AdminError::WeakPassword)?;
+    let password = zeroize::Zeroizing::new(password.to_owned());
+    tokio::task::spawn_blocking(move || crate::crypto::hash_password(&password, kdf))
+        .await
+        .map_err(|e| AdminError::Hashing(e.to_string()))?
+        .map_err(|e| AdminError::Hashing(e.to_string()))
+}
+
+/// Sets a new password: every session of the account ends and its failed-login counts clear.
+pub async fn reset_password(
+    storage: &dyn Storage,
+    username: &str,
+    password: &str,
+    kdf: KdfParams,
+) -> Result<(), AdminError> {
+    let hash = strong_password_hash(username, password, kdf).await?;
+    change_user(storage, username, UserChange::Password(hash)).await
+}
+
+/// Disables an account (a leaver): its sessions end at once and logins are refused.
+pub async fn disable_user(storage: &dyn Storage, username: &str) -> Result<(), AdminError> {
+    change_user(storage, username, UserChange::Disable).await
+}
+
+/// Lets a disabled account log in again.
+pub async fn enable_user(storage: &dyn Storage, username: &str) -> Result<(), AdminError> {
+    change_user(storage, username, UserChange::Enable).await
+}
+
+async fn change_user(
+    storage: &dyn Storage,
+    username: &str,
+    change: UserChange,
+) -> Result<(), AdminError> {
+    if storage.change_user(username, &change, Utc::now()).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NoSuchUser(username.to_owned()))
+    }
+}
+
+/// Ends every session of an account (a lost laptop); returns how many ended.
+pub async fn revoke_sessions(storage: &dyn Storage, username: &str) -> Result<u64, AdminError> {
+    if storage.user_by_name(username).await?.is_none() {
+        return Err(AdminError::NoSuchUser(username.to_owned()));
+    }
+    Ok(storage
+        .end_sessions(
+            &SessionScope::User(username.to_owned()),
+            &Actor::Admin,
+            Utc::now(),
+        )
+        .await?)
+}
+
+/// Every account, without password hashes.
+pub async fn list_users(storage: &dyn Storage) -> Result<Vec<UserSummary>, AdminError> {
+    Ok(storage.list_users(Utc::now()).await?)
+}
+
+/// Every enrolled device, revoked or not.
+pub async fn list_devices(storage: &dyn Storage) -> Result<Vec<DeviceSummary>, AdminError> {
+    Ok(storage.list_devices().await?)
 }
 
 /// Revokes a device: its token stops working at once; its records stay. False if unknown.

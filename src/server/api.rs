@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use chrono::Utc;
 use serde::Deserialize;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use uuid::Uuid;
 
@@ -29,9 +29,11 @@ use super::ServerConfig;
 use super::admin::normalise_enrolment_code;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, json_rejection};
 use super::ingest::{Rejection, check_item, recheck_stored};
+use super::limits::{ClientAddr, Limits, client_address};
 use super::storage::{
-    Actor, DecideOutcome, DeviceIdentity, EnrolOutcome, NewDecision, NewDevice, ReviewFilter, Role,
-    SessionIdentity, Storage, StoreOutcome,
+    Actor, AuditAction, AuditEvent, DecideOutcome, DeviceIdentity, EnrolOutcome,
+    LAST_USED_RESOLUTION_SECS, LockoutPolicy, LoginReservation, NewDecision, NewDevice,
+    ReviewFilter, Role, SessionIdentity, SessionScope, Storage, StoreOutcome,
 };
 use crate::crypto::{new_token, token_hash_hex, verify_password};
 use crate::protocol::{
@@ -62,6 +64,7 @@ struct StateInner {
     /// Checked against when the username is unknown, so the answer takes as long as a real
     /// check and does not reveal which usernames exist.
     dummy_password_hash: String,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for AppState {
@@ -83,11 +86,17 @@ impl AppState {
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let limits = Limits::new(
+            config.auth_attempts_per_minute,
+            config.auth_attempts_burst,
+            config.max_concurrent_password_checks,
+        );
         Ok(Self {
             inner: Arc::new(StateInner {
                 storage,
                 config,
                 dummy_password_hash,
+                limits,
             }),
         })
     }
@@ -99,12 +108,52 @@ impl AppState {
     fn config(&self) -> &ServerConfig {
         &self.inner.config
     }
+
+    fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    fn lockout_policy(&self) -> LockoutPolicy {
+        let c = self.config();
+        LockoutPolicy {
+            failures_before_lockout: c.login_failures_before_lockout,
+            base_secs: c.login_lockout_base_secs,
+            max_secs: c.login_lockout_max_secs,
+        }
+    }
+
+    /// Records a refused credential (bad token, failed login) in the server audit with the
+    /// client address, unless that address is already over its limit: then the answer is a
+    /// 429 and nothing is written, so a flood of bad tokens cannot fill the audit.
+    async fn refused_credential(
+        &self,
+        client: &ClientAddr,
+        action: AuditAction,
+        detail: String,
+        refusal: ApiError,
+    ) -> ApiError {
+        if let Err(limited) = self.limits().check_auth_rate(client) {
+            return limited;
+        }
+        let event = AuditEvent::new(&Actor::Anonymous(client.text()), action, detail);
+        match self.storage().append_audit(&[event], Utc::now()).await {
+            Ok(()) => refusal,
+            Err(e) => e.into(),
+        }
+    }
 }
 
 /// Every answer may carry patient data: no cache (browser, proxy) keeps it, and no client
-/// guesses a content type other than the one sent.
-async fn never_cached(mut response: Response) -> Response {
+/// guesses a content type other than the one sent. Over TLS, browsers are told to use
+/// nothing else for a year (HSTS).
+async fn never_cached(State(tls): State<bool>, mut response: Response) -> Response {
     let headers = response.headers_mut();
+    if tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            header::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     headers.insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
@@ -116,9 +165,20 @@ async fn never_cached(mut response: Response) -> Response {
     response
 }
 
+/// Every request gets an id of the server's own making (any id a client sent is replaced),
+/// so log lines cannot be forged or confused by a client.
+async fn fresh_request_id(mut req: Request) -> Request {
+    if let Ok(id) = header::HeaderValue::from_str(&Uuid::new_v4().to_string()) {
+        req.headers_mut().insert("x-request-id", id);
+    }
+    req
+}
+
 /// Builds the router with every route and layer; [`super::serve`] runs it.
 pub fn router(state: AppState) -> Router {
     let timeout_secs = state.config().request_timeout_secs;
+    let tls = state.config().tls.is_some();
+    let behind_proxy = state.config().behind_tls_proxy;
     let x_request_id = HeaderName::from_static("x-request-id");
     let p = |path: &str| format!("{API_PREFIX}{path}");
     Router::new()
@@ -129,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(&p("/sync/feedback"), get(feedback))
         .route(&p("/auth/login"), post(login))
+        .route(&p("/auth/logout"), post(logout))
         .route(&p("/review/encounters"), get(review_list))
         .route(&p("/review/encounters/{id}"), get(review_detail))
         .route(&p("/review/encounters/{id}/decision"), post(decide))
@@ -137,12 +198,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(super::error::SMALL_BODY_LIMIT_BYTES))
-        .layer(middleware::map_response(never_cached))
+        .layer(middleware::map_response_with_state(tls, never_cached))
+        .layer(middleware::from_fn_with_state(behind_proxy, client_address))
         .layer(middleware::from_fn_with_state(
             timeout_secs,
             request_timeout,
         ))
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(PropagateRequestIdLayer::new(x_request_id))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -160,7 +222,7 @@ pub fn router(state: AppState) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(middleware::map_request(fresh_request_id))
         .with_state(state)
 }
 
@@ -207,6 +269,19 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token)
 }
 
+fn client_of(parts: &Parts) -> ClientAddr {
+    parts
+        .extensions
+        .get::<ClientAddr>()
+        .copied()
+        .unwrap_or(ClientAddr(None))
+}
+
+/// Whether a "last used" time is old enough to be written again.
+fn stale_by_a_minute(last: Option<chrono::DateTime<Utc>>, now: chrono::DateTime<Utc>) -> bool {
+    last.is_none_or(|t| (now - t).num_seconds() >= LAST_USED_RESOLUTION_SECS)
+}
+
 /// An enrolled, unrevoked device, from its bearer token.
 #[derive(Debug, Clone)]
 pub struct DeviceAuth(pub DeviceIdentity);
@@ -215,46 +290,84 @@ impl FromRequestParts<AppState> for DeviceAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let client = client_of(parts);
         let token = bearer_token(parts)?;
+        let now = Utc::now();
         match state
             .storage()
             .device_by_token_hash(&token_hash_hex(token))
             .await?
         {
-            None => Err(ApiError::unauthorized("the device token is not recognised")),
-            Some(d) if d.revoked => Err(ApiError::client(
-                StatusCode::UNAUTHORIZED,
-                "device_revoked",
-                "this device has been revoked; ask your administrator to enrol it again",
-            )),
-            Some(d) => Ok(DeviceAuth(d)),
+            None => Err(state
+                .refused_credential(
+                    &client,
+                    AuditAction::TokenRefused,
+                    "kind=device".to_owned(),
+                    ApiError::unauthorized("the device token is not recognised"),
+                )
+                .await),
+            Some(d) if d.revoked => Err(state
+                .refused_credential(
+                    &client,
+                    AuditAction::TokenRefused,
+                    format!("kind=device device={} revoked", d.device_id),
+                    ApiError::client(
+                        StatusCode::UNAUTHORIZED,
+                        "device_revoked",
+                        "this device has been revoked; ask your administrator to enrol it again",
+                    ),
+                )
+                .await),
+            Some(d) => {
+                if stale_by_a_minute(d.last_seen_utc, now) {
+                    state.storage().touch_device(d.device_id, now).await?;
+                }
+                Ok(DeviceAuth(d))
+            }
         }
     }
 }
 
-/// A supervisor with a live session, from its bearer token.
+/// A supervisor with a live session, from its bearer token (and the token's hash, for
+/// logout).
 #[derive(Debug, Clone)]
-pub struct SupervisorAuth(pub SessionIdentity);
+pub struct SupervisorAuth(pub SessionIdentity, pub String);
 
 impl FromRequestParts<AppState> for SupervisorAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
-        match state
+        let client = client_of(parts);
+        let token_hash = token_hash_hex(bearer_token(parts)?);
+        let now = Utc::now();
+        let idle_secs = i64::try_from(state.config().session_idle_secs).unwrap_or(i64::MAX);
+        let session = state
             .storage()
-            .session_by_token_hash(&token_hash_hex(token), Utc::now())
+            .session_by_token_hash(&token_hash, now)
             .await?
-        {
-            Some(s) if s.role == Some(Role::Supervisor) => Ok(SupervisorAuth(s)),
+            .filter(|s| (now - s.last_used_at_utc).num_seconds() < idle_secs);
+        match session {
+            Some(s) if s.role == Some(Role::Supervisor) => {
+                if stale_by_a_minute(Some(s.last_used_at_utc), now) {
+                    state.storage().touch_session(&token_hash, now).await?;
+                }
+                Ok(SupervisorAuth(s, token_hash))
+            }
             Some(_) => Err(ApiError::client(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "this account may not review records",
             )),
-            None => Err(ApiError::unauthorized(
-                "the session token is not recognised or has expired; log in again",
-            )),
+            None => Err(state
+                .refused_credential(
+                    &client,
+                    AuditAction::TokenRefused,
+                    "kind=session".to_owned(),
+                    ApiError::unauthorized(
+                        "the session token is not recognised, has expired or was idle too long; log in again",
+                    ),
+                )
+                .await),
         }
     }
 }
@@ -268,27 +381,22 @@ async fn health() -> Json<Health> {
 
 async fn enroll(
     State(state): State<AppState>,
+    Extension(client): Extension<ClientAddr>,
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
-    let name = req.device_name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::client(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_device_name",
-            "device_name must be 1 to 100 characters",
-        ));
-    }
+    state.limits().check_auth_rate(&client)?;
+    let public_key = req.public_key.trim();
     let key = base64::engine::general_purpose::STANDARD
-        .decode(req.public_key.trim())
+        .decode(public_key)
         .ok()
         .filter(|k| k.len() == 32);
-    if key.is_none() {
+    let Some(key) = key else {
         return Err(ApiError::client(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_public_key",
             "public_key must be a base64 Ed25519 public key (32 bytes)",
         ));
-    }
+    };
     let code = normalise_enrolment_code(&req.code);
     if code.is_empty() || code.len() > 64 {
         return Err(ApiError::client(
@@ -297,25 +405,41 @@ async fn enroll(
             "the enrolment code is not recognised",
         ));
     }
+    // Proof of possession: whoever enrols a key must hold its private half, so no one can
+    // enrol (and later be credited with) a key that is not theirs.
+    let proof = base64::engine::general_purpose::STANDARD
+        .decode(req.proof.trim())
+        .unwrap_or_default();
+    let message = crate::protocol::enrolment_proof_message(&code, public_key);
+    if ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key)
+        .verify(&message, &proof)
+        .is_err()
+    {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_proof",
+            "proof must be this device's signature over the enrolment code and its public key",
+        ));
+    }
     let token = new_token().map_err(|e| ApiError::Internal(e.to_string()))?;
     let device = NewDevice {
         code_hash: token_hash_hex(&code),
         device_id: Uuid::now_v7(),
-        device_name: name.to_owned(),
-        public_key_b64: req.public_key.trim().to_owned(),
+        public_key_b64: public_key.to_owned(),
         token_hash: token_hash_hex(&token),
     };
     let outcome = state.storage().enroll_device(&device, Utc::now()).await?;
     let refuse = |code: &'static str, msg: &str| {
-        tracing::info!(outcome = code, "enrolment refused");
+        tracing::info!(outcome = code, client = %client, "enrolment refused");
         Err(ApiError::client(StatusCode::FORBIDDEN, code, msg))
     };
     match outcome {
-        EnrolOutcome::Enrolled => {
+        EnrolOutcome::Enrolled { device_name } => {
             tracing::info!(device_id = %device.device_id, "device enrolled");
             Ok(Json(EnrollResponse {
                 device_id: device.device_id,
                 device_token: token,
+                device_name,
             }))
         }
         EnrolOutcome::UnknownCode => refuse(
@@ -329,6 +453,10 @@ async fn enroll(
         EnrolOutcome::CodeExpired => refuse(
             "enrolment_code_expired",
             "the enrolment code has expired; ask for a new one",
+        ),
+        EnrolOutcome::KeyInUse => refuse(
+            "key_already_enrolled",
+            "this device's key is already enrolled as another device; ask your administrator to revoke that one first",
         ),
     }
 }
@@ -458,74 +586,90 @@ async fn feedback(
     Ok(Json(FeedbackResponse { items, next_cursor }))
 }
 
-/// How long a username is locked after `failures` failed logins, if at all.
-fn lockout_secs(config: &ServerConfig, failures: u32) -> Option<u64> {
-    let over = failures.checked_sub(config.login_failures_before_lockout)?;
-    let factor = 1u64.checked_shl(over.min(20)).unwrap_or(u64::MAX);
-    Some(
-        config
-            .login_lockout_base_secs
-            .saturating_mul(factor)
-            .min(config.login_lockout_max_secs),
+fn invalid_credentials() -> ApiError {
+    ApiError::client(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "the username or password is wrong",
     )
 }
 
+/// Checks are ordered so that a flood costs as little as possible: the per-address limit
+/// (memory only), then a password-check slot (memory only), then the account (a read), then
+/// the atomic lockout reservation (a write, existing accounts only), then Argon2id.
 async fn login(
     State(state): State<AppState>,
+    Extension(client): Extension<ClientAddr>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    let password = zeroize::Zeroizing::new(req.password);
+    state.limits().check_auth_rate(&client)?;
     let username = req.username.trim().to_owned();
-    if username.is_empty() || username.len() > 64 || req.password.len() > 1024 {
-        return Err(ApiError::client(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "the username or password is wrong",
-        ));
+    if username.is_empty() || username.len() > 64 || password.len() > 1024 {
+        return Err(invalid_credentials());
     }
+    let permit = state.limits().password_check_permit()?;
     let storage = state.storage();
     let now = Utc::now();
-    if let Some(f) = storage.login_failures(&username).await?
-        && let Some(lock_secs) = lockout_secs(state.config(), f.failures)
-    {
-        let until = f.last_failure_at_utc
-            + chrono::Duration::seconds(i64::try_from(lock_secs).unwrap_or(i64::MAX / 1000));
-        if now < until {
-            let wait = u64::try_from((until - now).num_seconds())
-                .unwrap_or(0)
-                .max(1);
-            tracing::warn!(failures = f.failures, "login refused: too many failures");
-            return Err(ApiError::Client {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                code: "too_many_attempts",
-                message: format!(
-                    "too many failed logins for this account; try again in {wait} seconds"
-                ),
-                retry_after_secs: Some(wait),
-            });
-        }
-    }
     let user = storage.user_by_name(&username).await?;
+    if let Some(u) = &user
+        && let LoginReservation::Locked { retry_after_secs } = storage
+            .reserve_login_attempt(&u.username, &client.text(), state.lockout_policy(), now)
+            .await?
+    {
+        tracing::warn!(client = %client, "login refused: too many failures from this address");
+        return Err(ApiError::Client {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_attempts",
+            message: format!(
+                "too many failed logins for this account from this address; try again in {retry_after_secs} seconds"
+            ),
+            retry_after_secs: Some(retry_after_secs),
+        });
+    }
     let stored_hash = user.as_ref().map_or_else(
         || state.inner.dummy_password_hash.clone(),
         |u| u.password_hash.clone(),
     );
-    let password = zeroize::Zeroizing::new(req.password);
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let ok = tokio::task::spawn_blocking(move || {
+        let _slot = permit;
+        verify_password(&password, &stored_hash)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     let user = match user {
-        Some(u) if ok && u.role == Some(Role::Supervisor) => u,
-        _ => {
-            let n = storage.record_login_failure(&username, Utc::now()).await?;
-            tracing::info!(failures = n, "login failed");
+        Some(u) if ok && u.disabled => {
+            let event = AuditEvent::new(
+                &Actor::Anonymous(client.text()),
+                AuditAction::LoginFailed,
+                format!("user={} disabled", u.username),
+            );
+            storage.append_audit(&[event], Utc::now()).await?;
+            tracing::info!(client = %client, "login refused: account disabled");
             return Err(ApiError::client(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "the username or password is wrong",
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "this account is disabled; ask your administrator",
             ));
         }
+        Some(u) if ok && u.role == Some(Role::Supervisor) => u,
+        Some(u) => {
+            let event = AuditEvent::new(
+                &Actor::Anonymous(client.text()),
+                AuditAction::LoginFailed,
+                format!("user={}", u.username),
+            );
+            storage.append_audit(&[event], Utc::now()).await?;
+            tracing::info!(client = %client, "login failed");
+            return Err(invalid_credentials());
+        }
+        // No row and no audit entry for a name that is not an account: an anonymous flood
+        // of made-up names writes nothing (the address limit above bounds it).
+        None => {
+            tracing::info!(client = %client, "login failed: unknown username");
+            return Err(invalid_credentials());
+        }
     };
-    storage.clear_login_failures(&username).await?;
     let token = new_token().map_err(|e| ApiError::Internal(e.to_string()))?;
     let expires_at = super::storage::to_micros(
         now + chrono::Duration::seconds(
@@ -533,10 +677,30 @@ async fn login(
         ),
     );
     storage
-        .create_session(&token_hash_hex(&token), &user, now, expires_at)
+        .create_session(
+            &token_hash_hex(&token),
+            &user,
+            &client.text(),
+            now,
+            expires_at,
+        )
         .await?;
-    tracing::info!(user = %user.username, "logged in");
+    tracing::info!(user = %user.username, client = %client, "logged in");
     Ok(Json(LoginResponse { token, expires_at }))
+}
+
+/// Ends the caller's session: the token is refused from now on.
+async fn logout(
+    State(state): State<AppState>,
+    SupervisorAuth(session, token_hash): SupervisorAuth,
+) -> Result<StatusCode, ApiError> {
+    let actor = Actor::Supervisor(session.username.clone());
+    state
+        .storage()
+        .end_sessions(&SessionScope::Token(token_hash), &actor, Utc::now())
+        .await?;
+    tracing::info!(user = %session.username, "logged out");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn bad_query(message: &str) -> ApiError {
@@ -545,7 +709,7 @@ fn bad_query(message: &str) -> ApiError {
 
 async fn review_list(
     State(state): State<AppState>,
-    SupervisorAuth(session): SupervisorAuth,
+    SupervisorAuth(session, _): SupervisorAuth,
     ApiQuery(q): ApiQuery<ReviewQuery>,
 ) -> Result<Json<ReviewList>, ApiError> {
     let page = q.page.unwrap_or(1);
@@ -593,7 +757,7 @@ async fn review_list(
 
 async fn review_detail(
     State(state): State<AppState>,
-    SupervisorAuth(session): SupervisorAuth,
+    SupervisorAuth(session, _): SupervisorAuth,
     ApiPath(record_id): ApiPath<Uuid>,
 ) -> Result<Json<ReviewDetail>, ApiError> {
     let actor = Actor::Supervisor(session.username.clone());
@@ -643,7 +807,7 @@ struct FhirQuery {
 /// hospital handover (`crate::export::fhir`), apart from its generation time.
 async fn review_fhir(
     State(state): State<AppState>,
-    SupervisorAuth(session): SupervisorAuth,
+    SupervisorAuth(session, _): SupervisorAuth,
     ApiPath(record_id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<FhirQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -687,7 +851,7 @@ async fn review_fhir(
 
 async fn decide(
     State(state): State<AppState>,
-    SupervisorAuth(session): SupervisorAuth,
+    SupervisorAuth(session, _): SupervisorAuth,
     ApiPath(record_id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<DecisionRequest>,
 ) -> Result<(StatusCode, Json<crate::protocol::DecisionRecord>), ApiError> {
@@ -745,11 +909,16 @@ mod tests {
 
     #[test]
     fn lockout_grows_and_is_capped() {
-        let c = ServerConfig::default();
-        assert_eq!(lockout_secs(&c, c.login_failures_before_lockout - 1), None);
-        let first = lockout_secs(&c, c.login_failures_before_lockout);
-        let second = lockout_secs(&c, c.login_failures_before_lockout + 1);
+        let state_config = ServerConfig::default();
+        let c = LockoutPolicy {
+            failures_before_lockout: state_config.login_failures_before_lockout,
+            base_secs: state_config.login_lockout_base_secs,
+            max_secs: state_config.login_lockout_max_secs,
+        };
+        assert_eq!(c.lockout_secs(c.failures_before_lockout - 1), None);
+        let first = c.lockout_secs(c.failures_before_lockout);
+        let second = c.lockout_secs(c.failures_before_lockout + 1);
         assert!(first.is_some() && second > first);
-        assert_eq!(lockout_secs(&c, 1000), Some(c.login_lockout_max_secs));
+        assert_eq!(c.lockout_secs(1000), Some(c.max_secs));
     }
 }

@@ -24,6 +24,42 @@ pub enum RequestError {
     /// Any other 4xx for the request as a whole: the content is at fault, not the network.
     #[error("the server refused the request ({status}): {message}")]
     Refused { status: u16, message: String },
+    /// The server address is refused before any connection is made (see
+    /// [`check_server_address`]).
+    #[error("{0}")]
+    BadAddress(String),
+}
+
+/// Checks a server address before anything is sent to it, and returns it without a trailing
+/// `/`. Patient records travel only over `https://`; plain `http://` is accepted only for a
+/// loopback literal (`127.0.0.1`, `[::1]`): a test server on this same computer. Refused
+/// addresses never cause a connection attempt.
+pub fn check_server_address(address: &str) -> Result<String, String> {
+    let trimmed = address.trim().trim_end_matches('/');
+    let must =
+        "This server address must start with https:// (for example https://epr.example.nhs.uk)";
+    let url = reqwest::Url::parse(trimmed).map_err(|_| must.to_owned())?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("This server address must not contain a username or password".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("This server address must not contain '?' or '#'".to_owned());
+    }
+    // A literal only: a name such as `localhost` is whatever the resolver says it is.
+    let loopback_literal = |host: &str| {
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    };
+    match (url.scheme(), url.host_str().filter(|h| !h.is_empty())) {
+        ("https", Some(_)) => Ok(trimmed.to_owned()),
+        ("http", Some(host)) if loopback_literal(host) => Ok(trimmed.to_owned()),
+        ("http", Some(_)) => Err(format!(
+            "{must}; plain http:// is allowed only for 127.0.0.1 or [::1] on this computer"
+        )),
+        _ => Err(must.to_owned()),
+    }
 }
 
 /// Installs ring as rustls's crypto provider (reqwest is built with `rustls-no-provider`).
@@ -52,8 +88,11 @@ impl ApiClient {
     /// A client for `base_url` (e.g. `https://epr.example.nhs.uk`), every call bounded by
     /// `request_timeout`.
     pub fn new(base_url: &str, request_timeout: Duration) -> Result<Self, RequestError> {
+        let base_url = check_server_address(base_url).map_err(RequestError::BadAddress)?;
         install_crypto_provider();
         let http = reqwest::Client::builder()
+            // A redirect would re-send a body (307/308) or a token somewhere unchecked.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(request_timeout)
             .connect_timeout(request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("ambulance-epr/", env!("CARGO_PKG_VERSION")))
@@ -61,7 +100,7 @@ impl ApiClient {
             .map_err(|e| RequestError::Transient(format!("cannot start the HTTP client: {e}")))?;
         Ok(Self {
             http,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_url,
             clock_skew_secs: Arc::new(Mutex::new(None)),
         })
     }
@@ -78,6 +117,12 @@ impl ApiClient {
         let code = status.as_u16();
         if code == 401 || code == 403 {
             return Err(RequestError::Credentials(code));
+        }
+        if status.is_redirection() {
+            return Err(RequestError::Refused {
+                status: code,
+                message: "the server answered with a redirect, which this tablet does not follow; check the server address".to_owned(),
+            });
         }
         let body: Option<ErrorBody> = response.json().await.ok();
         let message = body
@@ -232,5 +277,60 @@ mod tests {
             Some(-300)
         );
         assert_eq!(clock_skew_secs("yesterday", now), None);
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_the_host_is_a_loopback_literal() {
+        for ok in [
+            "https://epr.example.nhs.uk/",
+            "https://10.1.2.3:8443",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080/",
+        ] {
+            assert!(check_server_address(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            check_server_address(" https://epr.example/ ").unwrap(),
+            "https://epr.example"
+        );
+        for bad in [
+            "http://epr.example.nhs.uk",
+            "http://localhost:8080",
+            "http://10.1.2.3",
+            "epr.example",
+            "ftp://epr.example",
+            "https://",
+        ] {
+            let refusal = check_server_address(bad).unwrap_err();
+            assert!(
+                refusal.contains("must start with https://"),
+                "{bad}: {refusal}"
+            );
+        }
+        assert!(check_server_address("https://user:pw@epr.example").is_err());
+        assert!(matches!(
+            ApiClient::new("http://epr.example", Duration::from_secs(1)),
+            Err(RequestError::BadAddress(_))
+        ));
+    }
+
+    /// `localhost` is a name, not a literal: refused before any connection is tried, which a
+    /// listener on the loopback address it would resolve to can see.
+    #[tokio::test]
+    async fn a_refused_address_is_never_connected_to() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refused = crate::sync::engine::request_enrolment(
+            &format!("http://localhost:{port}"),
+            &crate::protocol::EnrollRequest {
+                code: "X".into(),
+                public_key: "K".into(),
+                proof: "P".into(),
+            },
+        )
+        .await;
+        assert!(refused.is_err());
+        let accepted = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+        assert!(accepted.is_err(), "a connection was attempted");
     }
 }

@@ -117,7 +117,9 @@ impl SyncError {
     pub fn kind(&self) -> ProblemKind {
         match self {
             SyncError::Request(RequestError::Transient(_)) => ProblemKind::Transient,
-            SyncError::Request(RequestError::Credentials(_)) => ProblemKind::Credentials,
+            SyncError::Request(RequestError::Credentials(_) | RequestError::BadAddress(_)) => {
+                ProblemKind::Credentials
+            }
             SyncError::Request(RequestError::Refused { .. }) => ProblemKind::Record,
             SyncError::NotEnrolled => ProblemKind::Credentials,
             SyncError::Store(_) | SyncError::Thread(_) => ProblemKind::Local,
@@ -142,35 +144,29 @@ pub struct CycleReport {
     pub reachable: bool,
 }
 
-/// Enrols this device: sends its public key with the one-time code and keeps the server URL,
-/// device id and token inside the encrypted store.
-pub async fn enroll(
-    store: &Store,
-    server_url: &str,
-    code: &str,
-    device_name: &str,
-) -> Result<Uuid, SyncError> {
-    let public_key = store.signing_key()?.public_key_base64();
-    let response = request_enrolment(server_url, code, device_name, public_key).await?;
+/// Enrols this device: sends its public key, with proof that it holds the private key, and
+/// the one-time code; keeps the server URL, device id and token inside the encrypted store.
+/// The device's name is the one the administrator gave the code.
+pub async fn enroll(store: &Store, server_url: &str, code: &str) -> Result<Uuid, SyncError> {
+    let request = enrolment_request(store, code)?;
+    let response = request_enrolment(server_url, &request).await?;
     remember_enrolment(store, server_url, &response)
+}
+
+/// The enrolment request for `code`: this device's public key and its signature over the code
+/// and key (proof of possession). Synchronous, so the store need not cross an await.
+pub fn enrolment_request(store: &Store, code: &str) -> Result<EnrollRequest, SyncError> {
+    Ok(EnrollRequest::signed(code, store.signing_key()?))
 }
 
 /// The network half of [`enroll`]: it holds no store, so a task that owns its connection can
 /// await it on a multi-thread runtime (a `&Store` cannot cross an await there).
 pub async fn request_enrolment(
     server_url: &str,
-    code: &str,
-    device_name: &str,
-    public_key: String,
+    request: &EnrollRequest,
 ) -> Result<crate::protocol::EnrollResponse, SyncError> {
     let client = ApiClient::new(server_url, Duration::from_secs(20))?;
-    Ok(client
-        .enroll(&EnrollRequest {
-            code: code.trim().to_owned(),
-            device_name: device_name.to_owned(),
-            public_key,
-        })
-        .await?)
+    Ok(client.enroll(request).await?)
 }
 
 /// The store half of [`enroll`]: keeps what the server issued inside the encrypted store.

@@ -130,25 +130,15 @@ async fn enrol_and_start(
     code: &str,
     events: &Events,
 ) -> Result<SyncHandle, String> {
-    let url = server_url.trim().trim_end_matches('/').to_owned();
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(
-            "the server address must start with https:// (or http:// on a test network)".into(),
-        );
-    }
+    let url = crate::sync::client::check_server_address(server_url)?;
     let failed = |e: SyncError| format!("enrolment failed: {e}");
-    let public_key = public_key(&store).map_err(failed)?;
-    let response = crate::sync::engine::request_enrolment(&url, code, "crew tablet", public_key)
+    let request = crate::sync::engine::enrolment_request(&store, code).map_err(failed)?;
+    let response = crate::sync::engine::request_enrolment(&url, &request)
         .await
         .map_err(failed)?;
     crate::sync::engine::remember_enrolment(&store, &url, &response).map_err(failed)?;
     crate::sync::start_on(runtime, &store, SyncConfig::default(), events.notify())
         .map_err(|e| format!("sync could not start: {e}"))
-}
-
-/// The device's public key, sent with the enrolment code.
-fn public_key(store: &Store) -> Result<String, SyncError> {
-    Ok(store.signing_key()?.public_key_base64())
 }
 
 /// "Try it on this computer": starts the in-process server, enrols with it, creates a demo
@@ -193,11 +183,10 @@ async fn set_up_demo(
         .await
         .map_err(|e| e.to_string())?;
     let failed = |e: SyncError| format!("enrolment with the demo server failed: {e}");
-    let public_key = public_key(&store).map_err(failed)?;
-    let response =
-        crate::sync::engine::request_enrolment(&server.url(), &code, "This computer", public_key)
-            .await
-            .map_err(failed)?;
+    let request = crate::sync::engine::enrolment_request(&store, &code).map_err(failed)?;
+    let response = crate::sync::engine::request_enrolment(&server.url(), &request)
+        .await
+        .map_err(failed)?;
     crate::sync::engine::remember_enrolment(&store, &server.url(), &response).map_err(failed)?;
     let token = crate::crypto::new_token().map_err(|e| e.to_string())?;
     let password: String = token

@@ -16,11 +16,16 @@ use chrono::Utc;
 use serde_json::Value;
 use uuid::Uuid;
 
-/// Cheap password hashing and a short request timeout: tests only.
+/// Cheap password hashing and a short request timeout: tests only. The per-address and
+/// password-check limits are lifted (every test client is 127.0.0.1); the tests of those
+/// limits set their own.
 pub fn test_config() -> ServerConfig {
     ServerConfig {
         password_kdf: KdfParams::FAST_FOR_TESTS,
         request_timeout_secs: 2,
+        auth_attempts_per_minute: 100_000,
+        auth_attempts_burst: 10_000,
+        max_concurrent_password_checks: 64,
         ..ServerConfig::default()
     }
 }
@@ -264,12 +269,28 @@ impl TestServer {
 
 /// Serves `storage` on 127.0.0.1:0; `db` (if any) is kept alive with the server.
 pub async fn start(storage: Arc<dyn Storage>, db: Option<TestDb>) -> TestServer {
+    start_with(storage, db, test_config()).await
+}
+
+/// A server on a fresh database of `backend` with `config`.
+pub async fn start_on_with(backend: Backend, config: ServerConfig) -> TestServer {
+    let db = TestDb::fresh(backend).await;
+    let storage = db.open().await;
+    start_with(storage, Some(db), config).await
+}
+
+/// [`start`] with a particular configuration.
+pub async fn start_with(
+    storage: Arc<dyn Storage>,
+    db: Option<TestDb>,
+    config: ServerConfig,
+) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let s = Arc::clone(&storage);
     tokio::spawn(async move {
-        server::serve(s, test_config(), listener, async {
+        server::serve(s, config, listener, async {
             let _ = rx.await;
         })
         .await
@@ -343,16 +364,14 @@ pub async fn enroll_with_code(
     let key = DeviceSigningKey::generate().unwrap();
     let resp = http
         .post(format!("{base}/devices/enroll"))
-        .json(&EnrollRequest {
-            code: code.into(),
-            device_name: name.into(),
-            public_key: key.public_key_base64(),
-        })
+        .json(&EnrollRequest::signed(code, &key))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let r: EnrollResponse = resp.json().await.unwrap();
+    // The device is known by the name given to its code, never one it chose.
+    assert_eq!(r.device_name, name);
     Device {
         id: r.device_id,
         token: r.device_token,
@@ -410,7 +429,7 @@ pub fn outcomes(r: &PushResponse) -> Vec<(PushOutcome, Option<RejectReason>)> {
         .collect()
 }
 
-pub const SUPERVISOR_PASSWORD: &str = "a long test password";
+pub const SUPERVISOR_PASSWORD: &str = "copper kettle marsh lantern";
 
 /// Adds a supervisor and logs in; returns the session token.
 pub async fn supervisor(srv: &TestServer, username: &str) -> String {

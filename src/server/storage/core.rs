@@ -28,8 +28,10 @@ pub(crate) enum TxKind {
 }
 
 /// An enrolment code as stored.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct EnrolmentCodeRow {
+    /// The name the administrator gave the device.
+    pub device_name: String,
     pub expires_at_utc: DateTime<Utc>,
     pub used: bool,
 }
@@ -85,8 +87,17 @@ pub(crate) trait Tx {
     async fn insert_device(
         &mut self,
         d: &NewDevice,
+        device_name: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StorageError>;
+    /// True if an unrevoked device holds this public key.
+    async fn active_device_has_key(&mut self, public_key_b64: &str) -> Result<bool, StorageError>;
+    async fn touch_device(
+        &mut self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+    async fn list_devices(&mut self) -> Result<Vec<DeviceSummary>, StorageError>;
     async fn device_by_token_hash(
         &mut self,
         token_hash: &str,
@@ -110,14 +121,43 @@ pub(crate) trait Tx {
     async fn login_failures(
         &mut self,
         username: &str,
+        client: &str,
     ) -> Result<Option<LoginFailures>, StorageError>;
-    /// Adds one failure atomically and returns the new count.
+    /// Adds one failure and returns the new count.
     async fn increment_login_failures(
         &mut self,
         username: &str,
+        client: &str,
         now: DateTime<Utc>,
     ) -> Result<i64, StorageError>;
-    async fn clear_login_failures(&mut self, username: &str) -> Result<(), StorageError>;
+    /// Clears one client's failures for `username`, or every client's when `client` is `None`.
+    async fn clear_login_failures(
+        &mut self,
+        username: &str,
+        client: Option<&str>,
+    ) -> Result<(), StorageError>;
+    /// Sets or clears the disabled time; false if there is no such account.
+    async fn set_user_disabled(
+        &mut self,
+        username: &str,
+        disabled_at_utc: Option<DateTime<Utc>>,
+    ) -> Result<bool, StorageError>;
+    /// False if there is no such account.
+    async fn set_user_password(
+        &mut self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<bool, StorageError>;
+    async fn list_users(&mut self, now: DateTime<Utc>) -> Result<Vec<UserSummary>, StorageError>;
+    /// Deletes the session with this token hash; returns how many were deleted (0 or 1).
+    async fn delete_session(&mut self, token_hash: &str) -> Result<u64, StorageError>;
+    /// Deletes every session of `username`; returns how many.
+    async fn delete_user_sessions(&mut self, username: &str) -> Result<u64, StorageError>;
+    async fn touch_session(
+        &mut self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
     async fn delete_expired_sessions(&mut self, now: DateTime<Utc>) -> Result<(), StorageError>;
     async fn insert_session(
         &mut self,
@@ -296,7 +336,7 @@ pub(crate) async fn enroll_device<T: Tx>(
     d: &NewDevice,
     now: DateTime<Utc>,
 ) -> Result<EnrolOutcome, StorageError> {
-    tx.lock_for_ordering().await?;
+    // An unknown, used or expired code is refused before the ordering lock is taken.
     let Some(code) = tx.enrolment_code(&d.code_hash).await? else {
         return Ok(EnrolOutcome::UnknownCode);
     };
@@ -306,16 +346,22 @@ pub(crate) async fn enroll_device<T: Tx>(
     if code.expires_at_utc <= now {
         return Ok(EnrolOutcome::CodeExpired);
     }
+    tx.lock_for_ordering().await?;
+    if tx.active_device_has_key(&d.public_key_b64).await? {
+        return Ok(EnrolOutcome::KeyInUse);
+    }
     if !tx
         .claim_enrolment_code(&d.code_hash, d.device_id, now)
         .await?
     {
         return Ok(EnrolOutcome::CodeUsed);
     }
-    tx.insert_device(d, now).await?;
+    tx.insert_device(d, &code.device_name, now).await?;
     let event = AuditEvent::new(&Actor::Device(d.device_id), AuditAction::DeviceEnrolled, "");
     append_audit(tx, &[event], now).await?;
-    Ok(EnrolOutcome::Enrolled)
+    Ok(EnrolOutcome::Enrolled {
+        device_name: code.device_name,
+    })
 }
 
 pub(crate) async fn revoke_device<T: Tx>(
@@ -353,19 +399,37 @@ pub(crate) async fn add_user<T: Tx>(
     append_audit(tx, &[event], now).await
 }
 
-pub(crate) async fn record_login_failure<T: Tx>(
+pub(crate) async fn reserve_login_attempt<T: Tx>(
     tx: &mut T,
     username: &str,
+    client: &str,
+    policy: LockoutPolicy,
     now: DateTime<Utc>,
-) -> Result<u32, StorageError> {
-    let n = tx.increment_login_failures(username, now).await?;
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+) -> Result<LoginReservation, StorageError> {
+    // Serialised with every other writer, so the check and the count are one step: N
+    // concurrent attempts see N different counts.
+    tx.lock_for_ordering().await?;
+    if let Some(f) = tx.login_failures(username, client).await?
+        && let Some(lock_secs) = policy.lockout_secs(f.failures)
+    {
+        let until = f.last_failure_at_utc
+            + chrono::Duration::seconds(i64::try_from(lock_secs).unwrap_or(i64::MAX / 1000));
+        if now < until {
+            let retry_after_secs = u64::try_from((until - now).num_seconds())
+                .unwrap_or(0)
+                .max(1);
+            return Ok(LoginReservation::Locked { retry_after_secs });
+        }
+    }
+    tx.increment_login_failures(username, client, now).await?;
+    Ok(LoginReservation::Reserved)
 }
 
 pub(crate) async fn create_session<T: Tx>(
     tx: &mut T,
     token_hash: &str,
     user: &UserRecord,
+    client: &str,
     now: DateTime<Utc>,
     expires_at_utc: DateTime<Utc>,
 ) -> Result<(), StorageError> {
@@ -374,15 +438,77 @@ pub(crate) async fn create_session<T: Tx>(
     let Some(role) = user.role else {
         return Err(StorageError::Corrupt("role".into()));
     };
+    tx.clear_login_failures(&user.username, Some(client))
+        .await?;
     tx.delete_expired_sessions(now).await?;
     tx.insert_session(token_hash, user, role, now, expires_at_utc)
         .await?;
     let event = AuditEvent::new(
         &Actor::Supervisor(user.username.clone()),
         AuditAction::LoggedIn,
-        "",
+        format!("client={client}"),
     );
     append_audit(tx, &[event], now).await
+}
+
+pub(crate) async fn end_sessions<T: Tx>(
+    tx: &mut T,
+    scope: &SessionScope,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<u64, StorageError> {
+    let (n, event) = match scope {
+        SessionScope::Token(hash) => {
+            let n = tx.delete_session(hash).await?;
+            (n, AuditEvent::new(actor, AuditAction::LoggedOut, ""))
+        }
+        SessionScope::User(username) => {
+            let n = tx.delete_user_sessions(username).await?;
+            let detail = format!("user={username} sessions={n}");
+            (
+                n,
+                AuditEvent::new(actor, AuditAction::SessionsRevoked, detail),
+            )
+        }
+    };
+    if n > 0 {
+        append_audit(tx, &[event], now).await?;
+    }
+    Ok(n)
+}
+
+pub(crate) async fn change_user<T: Tx>(
+    tx: &mut T,
+    username: &str,
+    change: &UserChange,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    let (found, action) = match change {
+        UserChange::Disable => (
+            tx.set_user_disabled(username, Some(now)).await?,
+            AuditAction::UserDisabled,
+        ),
+        UserChange::Enable => (
+            tx.set_user_disabled(username, None).await?,
+            AuditAction::UserEnabled,
+        ),
+        UserChange::Password(hash) => (
+            tx.set_user_password(username, hash).await?,
+            AuditAction::PasswordReset,
+        ),
+    };
+    if !found {
+        return Ok(false);
+    }
+    let mut detail = format!("user={username}");
+    if matches!(change, UserChange::Disable | UserChange::Password(_)) {
+        let n = tx.delete_user_sessions(username).await?;
+        tx.clear_login_failures(username, None).await?;
+        detail.push_str(&format!(" sessions_ended={n}"));
+    }
+    let event = AuditEvent::new(&Actor::Admin, action, detail);
+    append_audit(tx, &[event], now).await?;
+    Ok(true)
 }
 
 /// What the batch decides for each item, before anything is written.

@@ -75,6 +75,85 @@ pub struct DeviceIdentity {
     pub public_key_b64: String,
     /// Revoked devices are refused (401) but their records stay.
     pub revoked: bool,
+    /// When it last called the API (kept to the minute), if ever.
+    pub last_seen_utc: Option<DateTime<Utc>>,
+}
+
+/// How often a device's or session's "last used" time is written: at most once per this
+/// many seconds, so reads do not each take the write lock.
+pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
+
+/// An enrolled device as `list-devices` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceSummary {
+    pub device_id: Uuid,
+    pub name: String,
+    pub enrolled_at_utc: DateTime<Utc>,
+    pub last_seen_utc: Option<DateTime<Utc>>,
+    pub revoked: bool,
+    pub revoked_at_utc: Option<DateTime<Utc>>,
+}
+
+/// An account as `list-users` shows it (never its password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserSummary {
+    pub username: String,
+    /// The stored role text (unknown roles are shown as stored).
+    pub role: String,
+    pub created_at_utc: DateTime<Utc>,
+    pub disabled: bool,
+    pub disabled_at_utc: Option<DateTime<Utc>>,
+    /// Sessions that have not expired.
+    pub live_sessions: u64,
+}
+
+/// A change to an account by an administrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChange {
+    /// Refuses logins and ends every session at once.
+    Disable,
+    Enable,
+    /// A new password hash; ends every session and clears failed-login counts.
+    Password(String),
+}
+
+/// Which sessions to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionScope {
+    /// One session (logout), by token hash.
+    Token(String),
+    /// Every session of one user.
+    User(String),
+}
+
+/// When failed logins lock a (username, client address) pair, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Attempts allowed before the pair is locked.
+    pub failures_before_lockout: u32,
+    /// First lockout; doubles with each further failure.
+    pub base_secs: u64,
+    pub max_secs: u64,
+}
+
+impl LockoutPolicy {
+    /// How long the pair is locked after `failures` failed (or in-flight) attempts, if at all.
+    pub fn lockout_secs(&self, failures: u32) -> Option<u64> {
+        let over = failures.checked_sub(self.failures_before_lockout)?;
+        let factor = 1u64.checked_shl(over.min(20)).unwrap_or(u64::MAX);
+        Some(self.base_secs.saturating_mul(factor).min(self.max_secs))
+    }
+}
+
+/// Whether a login attempt may go on to the password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginReservation {
+    /// Counted as a failure until a success clears it: concurrent attempts cannot all slip
+    /// in under the limit.
+    Reserved,
+    Locked {
+        retry_after_secs: u64,
+    },
 }
 
 /// Roles an account can have.
@@ -108,6 +187,8 @@ pub struct SessionIdentity {
     /// `None` if the stored role is one this server does not know: such a session may do
     /// nothing.
     pub role: Option<Role>,
+    /// Last request made with it (kept to the minute); the idle timeout counts from here.
+    pub last_used_at_utc: DateTime<Utc>,
 }
 
 /// A stored account.
@@ -118,9 +199,11 @@ pub struct UserRecord {
     /// sign in.
     pub role: Option<Role>,
     pub password_hash: String,
+    /// Disabled accounts cannot log in.
+    pub disabled: bool,
 }
 
-/// Failed logins so far for one username (cleared by a success).
+/// Failed (or in-flight) logins so far for one username from one client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginFailures {
     pub failures: u32,
@@ -132,18 +215,22 @@ pub struct LoginFailures {
 pub struct NewDevice {
     pub code_hash: String,
     pub device_id: Uuid,
-    pub device_name: String,
     pub public_key_b64: String,
     pub token_hash: String,
 }
 
 /// Result of consuming an enrolment code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrolOutcome {
-    Enrolled,
+    /// Under the name the administrator gave the code.
+    Enrolled {
+        device_name: String,
+    },
     UnknownCode,
     CodeUsed,
     CodeExpired,
+    /// The key already belongs to an active device: one key, one device.
+    KeyInUse,
 }
 
 /// A pushed version that passed the handler's hash, signature and schema checks.
@@ -304,6 +391,8 @@ pub enum Actor {
     Supervisor(String),
     /// The `epr-server` command line.
     Admin,
+    /// Someone not (yet) identified, by client address: a refused login or token.
+    Anonymous(String),
 }
 
 impl Actor {
@@ -313,6 +402,7 @@ impl Actor {
             Actor::Device(id) => format!("device:{id}"),
             Actor::Supervisor(name) => format!("user:{name}"),
             Actor::Admin => "admin".to_owned(),
+            Actor::Anonymous(client) => format!("client:{client}"),
         }
     }
 }
@@ -334,6 +424,13 @@ pub enum AuditAction {
     DecisionRecorded,
     /// `epr-server verify` ran (it reads every document).
     Verified,
+    LoginFailed,
+    TokenRefused,
+    LoggedOut,
+    SessionsRevoked,
+    UserDisabled,
+    UserEnabled,
+    PasswordReset,
 }
 
 impl AuditAction {
@@ -352,6 +449,13 @@ impl AuditAction {
             AuditAction::VersionRead => "version_read",
             AuditAction::DecisionRecorded => "decision_recorded",
             AuditAction::Verified => "verified",
+            AuditAction::LoginFailed => "login_failed",
+            AuditAction::TokenRefused => "token_refused",
+            AuditAction::LoggedOut => "logged_out",
+            AuditAction::SessionsRevoked => "sessions_revoked",
+            AuditAction::UserDisabled => "user_disabled",
+            AuditAction::UserEnabled => "user_enabled",
+            AuditAction::PasswordReset => "password_reset",
         }
     }
 }
@@ -537,6 +641,11 @@ pub(crate) fn parse_utc(text: &str) -> Result<DateTime<Utc>, StorageError> {
         .map_err(|_| StorageError::Corrupt("timestamp".into()))
 }
 
+/// Parses an optional [`utc_text`] column.
+pub(crate) fn opt_utc(text: Option<String>) -> Result<Option<DateTime<Utc>>, StorageError> {
+    text.as_deref().map(parse_utc).transpose()
+}
+
 /// The storage operations the server needs, implemented once per database.
 ///
 /// Every method that reads or writes patient data takes the actor and appends audit entries
@@ -586,32 +695,63 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StorageError>;
 
-    async fn login_failures(&self, username: &str) -> Result<Option<LoginFailures>, StorageError>;
-
-    /// Counts one more failed login; returns the new count.
-    async fn record_login_failure(
+    /// Atomically checks the (username, client) lockout and, unless locked, counts this
+    /// attempt as a failure before the password is checked (a success clears it). Called only
+    /// for existing accounts: unknown usernames leave no rows.
+    async fn reserve_login_attempt(
         &self,
         username: &str,
+        client: &str,
+        policy: LockoutPolicy,
         now: DateTime<Utc>,
-    ) -> Result<u32, StorageError>;
+    ) -> Result<LoginReservation, StorageError>;
 
-    async fn clear_login_failures(&self, username: &str) -> Result<(), StorageError>;
-
-    /// Stores the hash of a new session token.
+    /// Stores the hash of a new session token and clears the (username, client) failures.
     async fn create_session(
         &self,
         token_hash: &str,
         user: &UserRecord,
+        client: &str,
         now: DateTime<Utc>,
         expires_at_utc: DateTime<Utc>,
     ) -> Result<(), StorageError>;
 
-    /// The session for this token if it has not expired at `now`.
+    /// The session for this token if it has not expired at `now` (the caller applies the idle
+    /// timeout to `last_used_at_utc`).
     async fn session_by_token_hash(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<SessionIdentity>, StorageError>;
+
+    /// Marks a session used at `now`.
+    async fn touch_session(&self, token_hash: &str, now: DateTime<Utc>)
+    -> Result<(), StorageError>;
+
+    /// Ends sessions (logout, revoke-sessions); returns how many ended. Audited.
+    async fn end_sessions(
+        &self,
+        scope: &SessionScope,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError>;
+
+    /// Disables, enables or sets the password of an account; false if there is no such
+    /// account. Audited; disabling and a new password end every session in the same
+    /// transaction.
+    async fn change_user(
+        &self,
+        username: &str,
+        change: &UserChange,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+
+    async fn list_users(&self, now: DateTime<Utc>) -> Result<Vec<UserSummary>, StorageError>;
+
+    async fn list_devices(&self) -> Result<Vec<DeviceSummary>, StorageError>;
+
+    /// Marks a device seen at `now`.
+    async fn touch_device(&self, device_id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError>;
 
     /// Stores a batch in one transaction; one outcome per item, in order.
     async fn push_versions(

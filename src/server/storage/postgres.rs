@@ -30,11 +30,18 @@ use super::core::{count_col, decision_col, rev_col, status_col};
 use super::*;
 use crate::protocol::{DecisionRecord, FeedbackItem, ReviewSummary};
 
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../../migrations/server/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../migrations/server/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "accounts_and_limits",
+        include_str!("../../../migrations/server/postgres/0002_accounts_and_limits.sql"),
+    ),
+];
 
 /// Serialises ordered steps within one schema (see the module comment).
 const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')))";
@@ -274,12 +281,13 @@ impl Tx for PgTx {
         &mut self,
         code_hash: &str,
     ) -> Result<Option<EnrolmentCodeRow>, StorageError> {
-        let sql = "SELECT expires_at_utc, used_at_utc FROM enrolment_codes WHERE code_hash = $1
-                   FOR UPDATE";
+        let sql = "SELECT expires_at_utc, used_at_utc, device_name FROM enrolment_codes
+                   WHERE code_hash = $1 FOR UPDATE";
         let Some(r) = self.query_opt(sql, &[&code_hash]).await? else {
             return Ok(None);
         };
         Ok(Some(EnrolmentCodeRow {
+            device_name: r.try_get(2)?,
             expires_at_utc: r.try_get(0)?,
             used: r.try_get::<_, Option<DateTime<Utc>>>(1)?.is_some(),
         }))
@@ -304,6 +312,7 @@ impl Tx for PgTx {
     async fn insert_device(
         &mut self,
         d: &NewDevice,
+        device_name: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StorageError> {
         self.execute(
@@ -311,7 +320,7 @@ impl Tx for PgTx {
              VALUES ($1, $2, $3, $4, $5)",
             &[
                 &d.device_id,
-                &d.device_name,
+                &device_name,
                 &d.public_key_b64,
                 &d.token_hash,
                 &now,
@@ -325,7 +334,7 @@ impl Tx for PgTx {
         &mut self,
         token_hash: &str,
     ) -> Result<Option<DeviceIdentity>, StorageError> {
-        let sql = "SELECT device_id, name, public_key, revoked_at_utc FROM devices
+        let sql = "SELECT device_id, name, public_key, revoked_at_utc, last_seen_utc FROM devices
                    WHERE token_hash = $1";
         let Some(r) = self.query_opt(sql, &[&token_hash]).await? else {
             return Ok(None);
@@ -335,7 +344,43 @@ impl Tx for PgTx {
             device_name: r.try_get(1)?,
             public_key_b64: r.try_get(2)?,
             revoked: r.try_get::<_, Option<DateTime<Utc>>>(3)?.is_some(),
+            last_seen_utc: r.try_get(4)?,
         }))
+    }
+
+    async fn active_device_has_key(&mut self, public_key_b64: &str) -> Result<bool, StorageError> {
+        let sql = "SELECT 1 FROM devices WHERE public_key = $1 AND revoked_at_utc IS NULL";
+        Ok(self.query_opt(sql, &[&public_key_b64]).await?.is_some())
+    }
+
+    async fn touch_device(
+        &mut self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let sql = "UPDATE devices SET last_seen_utc = $2 WHERE device_id = $1";
+        self.execute(sql, &[&device_id, &now]).await?;
+        Ok(())
+    }
+
+    async fn list_devices(&mut self) -> Result<Vec<DeviceSummary>, StorageError> {
+        let sql = "SELECT device_id, name, enrolled_at_utc, last_seen_utc, revoked_at_utc
+                   FROM devices ORDER BY enrolled_at_utc, device_id";
+        self.query(sql, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                let revoked_at_utc: Option<DateTime<Utc>> = r.try_get(4)?;
+                Ok(DeviceSummary {
+                    device_id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    enrolled_at_utc: r.try_get(2)?,
+                    last_seen_utc: r.try_get(3)?,
+                    revoked: revoked_at_utc.is_some(),
+                    revoked_at_utc,
+                })
+            })
+            .collect()
     }
 
     async fn mark_device_revoked(
@@ -371,7 +416,8 @@ impl Tx for PgTx {
     }
 
     async fn user_by_name(&mut self, username: &str) -> Result<Option<UserRecord>, StorageError> {
-        let sql = "SELECT username, role, password_hash FROM users WHERE username = $1";
+        let sql = "SELECT username, role, password_hash, disabled_at_utc FROM users
+                   WHERE username = $1";
         let Some(r) = self.query_opt(sql, &[&username]).await? else {
             return Ok(None);
         };
@@ -379,15 +425,78 @@ impl Tx for PgTx {
             username: r.try_get(0)?,
             role: Role::parse(r.try_get(1)?),
             password_hash: r.try_get(2)?,
+            disabled: r.try_get::<_, Option<DateTime<Utc>>>(3)?.is_some(),
         }))
+    }
+
+    async fn set_user_disabled(
+        &mut self,
+        username: &str,
+        disabled_at_utc: Option<DateTime<Utc>>,
+    ) -> Result<bool, StorageError> {
+        let sql = "UPDATE users SET disabled_at_utc = $2 WHERE username = $1";
+        Ok(self.execute(sql, &[&username, &disabled_at_utc]).await? == 1)
+    }
+
+    async fn set_user_password(
+        &mut self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<bool, StorageError> {
+        let sql = "UPDATE users SET password_hash = $2 WHERE username = $1";
+        Ok(self.execute(sql, &[&username, &password_hash]).await? == 1)
+    }
+
+    async fn list_users(&mut self, now: DateTime<Utc>) -> Result<Vec<UserSummary>, StorageError> {
+        let sql = "SELECT u.username, u.role, u.created_at_utc, u.disabled_at_utc,
+                          (SELECT COUNT(*) FROM sessions s
+                            WHERE s.username = u.username AND s.expires_at_utc > $1)
+                   FROM users u ORDER BY u.username";
+        self.query(sql, &[&now])
+            .await?
+            .iter()
+            .map(|r| {
+                let disabled_at_utc: Option<DateTime<Utc>> = r.try_get(3)?;
+                Ok(UserSummary {
+                    username: r.try_get(0)?,
+                    role: r.try_get(1)?,
+                    created_at_utc: r.try_get(2)?,
+                    disabled: disabled_at_utc.is_some(),
+                    disabled_at_utc,
+                    live_sessions: u64::try_from(r.try_get::<_, i64>(4)?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_session(&mut self, token_hash: &str) -> Result<u64, StorageError> {
+        let sql = "DELETE FROM sessions WHERE token_hash = $1";
+        self.execute(sql, &[&token_hash]).await
+    }
+
+    async fn delete_user_sessions(&mut self, username: &str) -> Result<u64, StorageError> {
+        let sql = "DELETE FROM sessions WHERE username = $1";
+        self.execute(sql, &[&username]).await
+    }
+
+    async fn touch_session(
+        &mut self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let sql = "UPDATE sessions SET last_used_at_utc = $2 WHERE token_hash = $1";
+        self.execute(sql, &[&token_hash, &now]).await?;
+        Ok(())
     }
 
     async fn login_failures(
         &mut self,
         username: &str,
+        client: &str,
     ) -> Result<Option<LoginFailures>, StorageError> {
-        let sql = "SELECT failures, last_failure_at_utc FROM login_failures WHERE username = $1";
-        let Some(r) = self.query_opt(sql, &[&username]).await? else {
+        let sql = "SELECT failures, last_failure_at_utc FROM login_failures
+                   WHERE username = $1 AND client = $2";
+        let Some(r) = self.query_opt(sql, &[&username, &client]).await? else {
             return Ok(None);
         };
         Ok(Some(LoginFailures {
@@ -399,22 +508,35 @@ impl Tx for PgTx {
     async fn increment_login_failures(
         &mut self,
         username: &str,
+        client: &str,
         now: DateTime<Utc>,
     ) -> Result<i64, StorageError> {
-        let sql = "INSERT INTO login_failures (username, failures, last_failure_at_utc)
-                   VALUES ($1, 1, $2)
-                   ON CONFLICT (username) DO UPDATE
+        let sql = "INSERT INTO login_failures (username, client, failures, last_failure_at_utc)
+                   VALUES ($1, $2, 1, $3)
+                   ON CONFLICT (username, client) DO UPDATE
                        SET failures = login_failures.failures + 1,
                            last_failure_at_utc = EXCLUDED.last_failure_at_utc
                    RETURNING failures";
-        let row = self.query_opt(sql, &[&username, &now]).await?;
+        let row = self.query_opt(sql, &[&username, &client, &now]).await?;
         let row = row.ok_or_else(|| StorageError::Corrupt("login failure count".into()))?;
         Ok(i64::from(row.try_get::<_, i32>(0)?))
     }
 
-    async fn clear_login_failures(&mut self, username: &str) -> Result<(), StorageError> {
-        let sql = "DELETE FROM login_failures WHERE username = $1";
-        self.execute(sql, &[&username]).await?;
+    async fn clear_login_failures(
+        &mut self,
+        username: &str,
+        client: Option<&str>,
+    ) -> Result<(), StorageError> {
+        match client {
+            Some(c) => {
+                let sql = "DELETE FROM login_failures WHERE username = $1 AND client = $2";
+                self.execute(sql, &[&username, &c]).await?
+            }
+            None => {
+                let sql = "DELETE FROM login_failures WHERE username = $1";
+                self.execute(sql, &[&username]).await?
+            }
+        };
         Ok(())
     }
 
@@ -452,14 +574,15 @@ impl Tx for PgTx {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<SessionIdentity>, StorageError> {
-        let sql =
-            "SELECT username, role FROM sessions WHERE token_hash = $1 AND expires_at_utc > $2";
+        let sql = "SELECT username, role, COALESCE(last_used_at_utc, created_at_utc) FROM sessions
+                   WHERE token_hash = $1 AND expires_at_utc > $2";
         let Some(r) = self.query_opt(sql, &[&token_hash, &now]).await? else {
             return Ok(None);
         };
         Ok(Some(SessionIdentity {
             username: r.try_get(0)?,
             role: Role::parse(r.try_get(1)?),
+            last_used_at_utc: r.try_get(2)?,
         }))
     }
 
@@ -960,28 +1083,23 @@ impl Storage for PostgresStorage {
         in_tx!(self, TxKind::Read, |tx| tx.user_by_name(username))
     }
 
-    async fn login_failures(&self, username: &str) -> Result<Option<LoginFailures>, StorageError> {
-        in_tx!(self, TxKind::Read, |tx| tx.login_failures(username))
-    }
-
-    async fn record_login_failure(
+    async fn reserve_login_attempt(
         &self,
         username: &str,
+        client: &str,
+        policy: LockoutPolicy,
         now: DateTime<Utc>,
-    ) -> Result<u32, StorageError> {
-        in_tx!(self, TxKind::Write, |tx| core::record_login_failure(
-            &mut tx, username, now
+    ) -> Result<LoginReservation, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::reserve_login_attempt(
+            &mut tx, username, client, policy, now
         ))
-    }
-
-    async fn clear_login_failures(&self, username: &str) -> Result<(), StorageError> {
-        in_tx!(self, TxKind::Write, |tx| tx.clear_login_failures(username))
     }
 
     async fn create_session(
         &self,
         token_hash: &str,
         user: &UserRecord,
+        client: &str,
         now: DateTime<Utc>,
         expires_at_utc: DateTime<Utc>,
     ) -> Result<(), StorageError> {
@@ -989,9 +1107,52 @@ impl Storage for PostgresStorage {
             &mut tx,
             token_hash,
             user,
+            client,
             now,
             expires_at_utc
         ))
+    }
+
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        in_tx!(self, TxKind::Write, |tx| tx.touch_session(token_hash, now))
+    }
+
+    async fn end_sessions(
+        &self,
+        scope: &SessionScope,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::end_sessions(
+            &mut tx, scope, actor, now
+        ))
+    }
+
+    async fn change_user(
+        &self,
+        username: &str,
+        change: &UserChange,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::change_user(
+            &mut tx, username, change, now
+        ))
+    }
+
+    async fn list_users(&self, now: DateTime<Utc>) -> Result<Vec<UserSummary>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.list_users(now))
+    }
+
+    async fn list_devices(&self) -> Result<Vec<DeviceSummary>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.list_devices())
+    }
+
+    async fn touch_device(&self, device_id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError> {
+        in_tx!(self, TxKind::Write, |tx| tx.touch_device(device_id, now))
     }
 
     async fn session_by_token_hash(

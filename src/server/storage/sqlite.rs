@@ -25,11 +25,18 @@ use super::core::{count_col, decision_col, rev_col, status_col};
 use super::*;
 use crate::protocol::{DecisionRecord, FeedbackItem, ReviewSummary};
 
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../../migrations/server/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../migrations/server/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "accounts_and_limits",
+        include_str!("../../../migrations/server/sqlite/0002_accounts_and_limits.sql"),
+    ),
+];
 
 /// The SQLite implementation of [`Storage`].
 #[derive(Debug, Clone)]
@@ -234,13 +241,17 @@ impl Tx for SqliteTx<'_> {
         &mut self,
         code_hash: &str,
     ) -> Result<Option<EnrolmentCodeRow>, StorageError> {
-        let sql = "SELECT expires_at_utc, used_at_utc FROM enrolment_codes WHERE code_hash = ?1";
-        let row: Option<(String, Option<String>)> = self
+        let sql = "SELECT expires_at_utc, used_at_utc, device_name FROM enrolment_codes
+                   WHERE code_hash = ?1";
+        let row: Option<(String, Option<String>, String)> = self
             .conn
-            .query_row(sql, params![code_hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(sql, params![code_hash], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
-        row.map(|(expires, used)| {
+        row.map(|(expires, used, device_name)| {
             Ok(EnrolmentCodeRow {
+                device_name,
                 expires_at_utc: parse_utc(&expires)?,
                 used: used.is_some(),
             })
@@ -265,6 +276,7 @@ impl Tx for SqliteTx<'_> {
     async fn insert_device(
         &mut self,
         d: &NewDevice,
+        device_name: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StorageError> {
         self.conn.execute(
@@ -272,7 +284,7 @@ impl Tx for SqliteTx<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 d.device_id.to_string(),
-                d.device_name,
+                device_name,
                 d.public_key_b64,
                 d.token_hash,
                 utc_text(now)
@@ -286,7 +298,8 @@ impl Tx for SqliteTx<'_> {
         token_hash: &str,
     ) -> Result<Option<DeviceIdentity>, StorageError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT device_id, name, public_key, revoked_at_utc FROM devices WHERE token_hash = ?1",
+            "SELECT device_id, name, public_key, revoked_at_utc, last_seen_utc FROM devices
+             WHERE token_hash = ?1",
         )?;
         let found = collect(stmt.query(params![token_hash])?, |r| {
             Ok(DeviceIdentity {
@@ -294,9 +307,48 @@ impl Tx for SqliteTx<'_> {
                 device_name: r.get(1)?,
                 public_key_b64: r.get(2)?,
                 revoked: r.get::<_, Option<String>>(3)?.is_some(),
+                last_seen_utc: opt_utc(r.get(4)?)?,
             })
         })?;
         Ok(found.into_iter().next())
+    }
+
+    async fn active_device_has_key(&mut self, public_key_b64: &str) -> Result<bool, StorageError> {
+        let sql = "SELECT 1 FROM devices WHERE public_key = ?1 AND revoked_at_utc IS NULL";
+        Ok(self
+            .conn
+            .query_row(sql, params![public_key_b64], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    async fn touch_device(
+        &mut self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let sql = "UPDATE devices SET last_seen_utc = ?2 WHERE device_id = ?1";
+        self.conn
+            .execute(sql, params![device_id.to_string(), utc_text(now)])?;
+        Ok(())
+    }
+
+    async fn list_devices(&mut self) -> Result<Vec<DeviceSummary>, StorageError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT device_id, name, enrolled_at_utc, last_seen_utc, revoked_at_utc FROM devices
+             ORDER BY enrolled_at_utc, device_id",
+        )?;
+        collect(stmt.query([])?, |r| {
+            let revoked_at_utc = opt_utc(r.get(4)?)?;
+            Ok(DeviceSummary {
+                device_id: uuid_col(&r.get::<_, String>(0)?)?,
+                name: r.get(1)?,
+                enrolled_at_utc: parse_utc(&r.get::<_, String>(2)?)?,
+                last_seen_utc: opt_utc(r.get(3)?)?,
+                revoked: revoked_at_utc.is_some(),
+                revoked_at_utc,
+            })
+        })
     }
 
     async fn mark_device_revoked(
@@ -327,7 +379,8 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn user_by_name(&mut self, username: &str) -> Result<Option<UserRecord>, StorageError> {
-        let sql = "SELECT username, role, password_hash FROM users WHERE username = ?1";
+        let sql = "SELECT username, role, password_hash, disabled_at_utc FROM users
+                   WHERE username = ?1";
         Ok(self
             .conn
             .query_row(sql, params![username], |r| {
@@ -335,19 +388,96 @@ impl Tx for SqliteTx<'_> {
                     username: r.get(0)?,
                     role: Role::parse(&r.get::<_, String>(1)?),
                     password_hash: r.get(2)?,
+                    disabled: r.get::<_, Option<String>>(3)?.is_some(),
                 })
             })
             .optional()?)
     }
 
+    async fn set_user_disabled(
+        &mut self,
+        username: &str,
+        disabled_at_utc: Option<DateTime<Utc>>,
+    ) -> Result<bool, StorageError> {
+        let n = self.conn.execute(
+            "UPDATE users SET disabled_at_utc = ?2 WHERE username = ?1",
+            params![username, disabled_at_utc.map(utc_text)],
+        )?;
+        Ok(n == 1)
+    }
+
+    async fn set_user_password(
+        &mut self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<bool, StorageError> {
+        let n = self.conn.execute(
+            "UPDATE users SET password_hash = ?2 WHERE username = ?1",
+            params![username, password_hash],
+        )?;
+        Ok(n == 1)
+    }
+
+    async fn list_users(&mut self, now: DateTime<Utc>) -> Result<Vec<UserSummary>, StorageError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT u.username, u.role, u.created_at_utc, u.disabled_at_utc,
+                    (SELECT COUNT(*) FROM sessions s
+                      WHERE s.username = u.username AND s.expires_at_utc > ?1)
+             FROM users u ORDER BY u.username",
+        )?;
+        collect(stmt.query(params![utc_text(now)])?, |r| {
+            let disabled_at_utc = opt_utc(r.get(3)?)?;
+            Ok(UserSummary {
+                username: r.get(0)?,
+                role: r.get(1)?,
+                created_at_utc: parse_utc(&r.get::<_, String>(2)?)?,
+                disabled: disabled_at_utc.is_some(),
+                disabled_at_utc,
+                live_sessions: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+            })
+        })
+    }
+
+    async fn delete_session(&mut self, token_hash: &str) -> Result<u64, StorageError> {
+        let n = self.conn.execute(
+            "DELETE FROM sessions WHERE token_hash = ?1",
+            params![token_hash],
+        )?;
+        Ok(n as u64)
+    }
+
+    async fn delete_user_sessions(&mut self, username: &str) -> Result<u64, StorageError> {
+        let n = self.conn.execute(
+            "DELETE FROM sessions WHERE username = ?1",
+            params![username],
+        )?;
+        Ok(n as u64)
+    }
+
+    async fn touch_session(
+        &mut self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.conn.execute(
+            "UPDATE sessions SET last_used_at_utc = ?2 WHERE token_hash = ?1",
+            params![token_hash, utc_text(now)],
+        )?;
+        Ok(())
+    }
+
     async fn login_failures(
         &mut self,
         username: &str,
+        client: &str,
     ) -> Result<Option<LoginFailures>, StorageError> {
-        let sql = "SELECT failures, last_failure_at_utc FROM login_failures WHERE username = ?1";
+        let sql = "SELECT failures, last_failure_at_utc FROM login_failures
+                   WHERE username = ?1 AND client = ?2";
         let row: Option<(i64, String)> = self
             .conn
-            .query_row(sql, params![username], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(sql, params![username, client], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         row.map(|(n, at)| {
             Ok(LoginFailures {
@@ -361,21 +491,35 @@ impl Tx for SqliteTx<'_> {
     async fn increment_login_failures(
         &mut self,
         username: &str,
+        client: &str,
         now: DateTime<Utc>,
     ) -> Result<i64, StorageError> {
         Ok(self.conn.query_row(
-            "INSERT INTO login_failures (username, failures, last_failure_at_utc) VALUES (?1, 1, ?2)
-             ON CONFLICT (username) DO UPDATE
+            "INSERT INTO login_failures (username, client, failures, last_failure_at_utc)
+             VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (username, client) DO UPDATE
                  SET failures = failures + 1, last_failure_at_utc = excluded.last_failure_at_utc
              RETURNING failures",
-            params![username, utc_text(now)],
+            params![username, client, utc_text(now)],
             |r| r.get(0),
         )?)
     }
 
-    async fn clear_login_failures(&mut self, username: &str) -> Result<(), StorageError> {
-        let sql = "DELETE FROM login_failures WHERE username = ?1";
-        self.conn.execute(sql, params![username])?;
+    async fn clear_login_failures(
+        &mut self,
+        username: &str,
+        client: Option<&str>,
+    ) -> Result<(), StorageError> {
+        match client {
+            Some(c) => self.conn.execute(
+                "DELETE FROM login_failures WHERE username = ?1 AND client = ?2",
+                params![username, c],
+            )?,
+            None => self.conn.execute(
+                "DELETE FROM login_failures WHERE username = ?1",
+                params![username],
+            )?,
+        };
         Ok(())
     }
 
@@ -412,18 +556,23 @@ impl Tx for SqliteTx<'_> {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<SessionIdentity>, StorageError> {
-        let sql =
-            "SELECT username, role FROM sessions WHERE token_hash = ?1 AND expires_at_utc > ?2";
-        Ok(self
+        let sql = "SELECT username, role, COALESCE(last_used_at_utc, created_at_utc) FROM sessions
+                   WHERE token_hash = ?1 AND expires_at_utc > ?2";
+        let row: Option<(String, String, String)> = self
             .conn
             .prepare_cached(sql)?
             .query_row(params![token_hash, utc_text(now)], |r| {
-                Ok(SessionIdentity {
-                    username: r.get(0)?,
-                    role: Role::parse(&r.get::<_, String>(1)?),
-                })
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
-            .optional()?)
+            .optional()?;
+        row.map(|(username, role, last_used)| {
+            Ok(SessionIdentity {
+                username,
+                role: Role::parse(&role),
+                last_used_at_utc: parse_utc(&last_used)?,
+            })
+        })
+        .transpose()
     }
 
     async fn claim_records(
@@ -908,30 +1057,18 @@ impl Storage for SqliteStorage {
             .await
     }
 
-    async fn login_failures(&self, username: &str) -> Result<Option<LoginFailures>, StorageError> {
-        let username = username.to_owned();
-        self.run(TxKind::Read, move |tx| {
-            complete(tx.login_failures(&username))
-        })
-        .await
-    }
-
-    async fn record_login_failure(
+    async fn reserve_login_attempt(
         &self,
         username: &str,
+        client: &str,
+        policy: LockoutPolicy,
         now: DateTime<Utc>,
-    ) -> Result<u32, StorageError> {
-        let username = username.to_owned();
+    ) -> Result<LoginReservation, StorageError> {
+        let (username, client) = (username.to_owned(), client.to_owned());
         self.run(TxKind::Write, move |tx| {
-            complete(core::record_login_failure(tx, &username, now))
-        })
-        .await
-    }
-
-    async fn clear_login_failures(&self, username: &str) -> Result<(), StorageError> {
-        let username = username.to_owned();
-        self.run(TxKind::Write, move |tx| {
-            complete(tx.clear_login_failures(&username))
+            complete(core::reserve_login_attempt(
+                tx, &username, &client, policy, now,
+            ))
         })
         .await
     }
@@ -940,15 +1077,17 @@ impl Storage for SqliteStorage {
         &self,
         token_hash: &str,
         user: &UserRecord,
+        client: &str,
         now: DateTime<Utc>,
         expires_at_utc: DateTime<Utc>,
     ) -> Result<(), StorageError> {
-        let (token_hash, user) = (token_hash.to_owned(), user.clone());
+        let (token_hash, user, client) = (token_hash.to_owned(), user.clone(), client.to_owned());
         self.run(TxKind::Write, move |tx| {
             complete(core::create_session(
                 tx,
                 &token_hash,
                 &user,
+                &client,
                 now,
                 expires_at_utc,
             ))
@@ -964,6 +1103,61 @@ impl Storage for SqliteStorage {
         let token_hash = token_hash.to_owned();
         self.run(TxKind::Read, move |tx| {
             complete(tx.session_by_token_hash(&token_hash, now))
+        })
+        .await
+    }
+
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let token_hash = token_hash.to_owned();
+        self.run(TxKind::Write, move |tx| {
+            complete(tx.touch_session(&token_hash, now))
+        })
+        .await
+    }
+
+    async fn end_sessions(
+        &self,
+        scope: &SessionScope,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let (scope, actor) = (scope.clone(), actor.clone());
+        self.run(TxKind::Write, move |tx| {
+            complete(core::end_sessions(tx, &scope, &actor, now))
+        })
+        .await
+    }
+
+    async fn change_user(
+        &self,
+        username: &str,
+        change: &UserChange,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let (username, change) = (username.to_owned(), change.clone());
+        self.run(TxKind::Write, move |tx| {
+            complete(core::change_user(tx, &username, &change, now))
+        })
+        .await
+    }
+
+    async fn list_users(&self, now: DateTime<Utc>) -> Result<Vec<UserSummary>, StorageError> {
+        self.run(TxKind::Read, move |tx| complete(tx.list_users(now)))
+            .await
+    }
+
+    async fn list_devices(&self) -> Result<Vec<DeviceSummary>, StorageError> {
+        self.run(TxKind::Read, move |tx| complete(tx.list_devices()))
+            .await
+    }
+
+    async fn touch_device(&self, device_id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError> {
+        self.run(TxKind::Write, move |tx| {
+            complete(tx.touch_device(device_id, now))
         })
         .await
     }

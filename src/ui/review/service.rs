@@ -168,7 +168,11 @@ async fn handle(
     let not_signed_in = || ReviewError::SessionEnded;
     Some(match request {
         ReviewRequest::SignOut => {
-            *session = None;
+            if let Some(ended) = session.take()
+                && let Err(e) = ended.client.logout(&ended.token).await
+            {
+                tracing::info!(error = %e, "the server was not told of the sign-out");
+            }
             return None;
         }
         ReviewRequest::SignIn {
