@@ -539,3 +539,45 @@ fn writers_on_separate_connections_wait_for_each_other() {
     );
     assert_eq!(first.audit_chain_break().unwrap(), None);
 }
+
+/// An older keyring (format 1: the seal bound to its purpose only) still unlocks, and the
+/// unlock seals the key again bound to its user and parameters, under the policy's cost.
+#[test]
+fn an_older_or_weaker_seal_is_upgraded_on_unlock_and_a_newer_keyring_is_refused() {
+    use ambulance_epr::crypto::WrappedKey;
+    use ambulance_epr::store::keyring::{KEYRING_FORMAT, Keyring};
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(dir.path());
+    let key =
+        ambulance_epr::crypto::DatabaseKey::from_bytes(*store.database_key().unwrap().as_bytes());
+    drop(store);
+    let kr_path = dir.path().join("keyring.json");
+    let mut keyring = Keyring::load(&kr_path).unwrap().unwrap();
+    keyring.format = 1;
+    keyring.users[0].wrapped =
+        WrappedKey::wrap_format_1_for_tests(&key, PASS, KdfParams::FAST_FOR_TESTS).unwrap();
+    keyring.save(&kr_path).unwrap();
+
+    let stronger = KdfParams {
+        memory_kib: 256,
+        iterations: 2,
+        parallelism: 1,
+    };
+    Store::unlock_with_policy(dir.path(), None, PASS, stronger).unwrap();
+    let upgraded = Keyring::load(&kr_path).unwrap().unwrap();
+    assert_eq!(upgraded.format, KEYRING_FORMAT);
+    assert_eq!(upgraded.users[0].wrapped.format, 2);
+    assert_eq!(upgraded.users[0].wrapped.kdf, stronger);
+    // It still unlocks, now under the new seal, and nothing is re-sealed again.
+    Store::unlock_with_policy(dir.path(), None, PASS, stronger).unwrap();
+    assert_eq!(Keyring::load(&kr_path).unwrap().unwrap(), upgraded);
+
+    // A keyring written by a newer app is refused, and left as it is.
+    let mut newer = upgraded.clone();
+    newer.format = KEYRING_FORMAT + 1;
+    newer.save(&kr_path).unwrap();
+    let before = std::fs::read(&kr_path).unwrap();
+    let err = Store::unlock(dir.path(), None, PASS).unwrap_err();
+    assert!(err.to_string().contains("newer version"), "{err}");
+    assert_eq!(std::fs::read(&kr_path).unwrap(), before);
+}

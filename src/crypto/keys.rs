@@ -22,6 +22,8 @@ pub enum KeyError {
     BadKdfParams,
     #[error("the wrapped key is malformed")]
     Malformed,
+    #[error("the wrapped key is in format {0}, which this version of the app does not know")]
+    UnknownFormat(u32),
 }
 
 /// Argon2id cost parameters, stored beside each wrapped key so they can be raised later
@@ -109,9 +111,14 @@ impl DatabaseKey {
     }
 }
 
-/// The database key sealed under one user's PIN. Safe to store in the clear.
+/// The database key sealed under one user's passphrase. Safe to store in the clear.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrappedKey {
+    /// What the seal is bound to: 1, its purpose only (older keyrings); 2, its purpose, its
+    /// owner and its KDF parameters, so an entry copied to another user, or whose parameters
+    /// were lowered in the file, does not open.
+    #[serde(default = "WrappedKey::first_format")]
+    pub format: u32,
     pub kdf: KdfParams,
     /// Hex, 16 bytes.
     pub salt_hex: String,
@@ -121,8 +128,20 @@ pub struct WrappedKey {
     pub sealed_hex: String,
 }
 
-/// Binds a wrapped key to its purpose, so it cannot be replayed as anything else.
-const WRAP_AAD: &[u8] = b"ambulance-epr database key v1";
+/// Format 1's binding: the purpose only.
+const WRAP_AAD_V1: &[u8] = b"ambulance-epr database key v1";
+
+/// The format [`WrappedKey::wrap`] writes.
+pub const WRAP_FORMAT: u32 = 2;
+
+/// Format 2's binding: the purpose, the owner and the KDF parameters.
+fn wrap_aad_v2(owner: &str, kdf: KdfParams) -> Vec<u8> {
+    format!(
+        "ambulance-epr database key v2\nowner={owner}\nkdf=argon2id,m={},t={},p={}",
+        kdf.memory_kib, kdf.iterations, kdf.parallelism
+    )
+    .into_bytes()
+}
 
 fn sealing_key(passphrase: &str, salt: &[u8], kdf: KdfParams) -> Result<LessSafeKey, KeyError> {
     let kek = argon2id(passphrase.as_bytes(), salt, kdf)?;
@@ -131,8 +150,38 @@ fn sealing_key(passphrase: &str, salt: &[u8], kdf: KdfParams) -> Result<LessSafe
 }
 
 impl WrappedKey {
-    /// Seals `key` under `passphrase` with a fresh salt and nonce.
-    pub fn wrap(key: &DatabaseKey, passphrase: &str, kdf: KdfParams) -> Result<Self, KeyError> {
+    fn first_format() -> u32 {
+        1
+    }
+
+    /// Seals `key` under `passphrase` for `owner` (a user's name, or another purpose such as
+    /// an in-memory PIN) with a fresh salt and nonce, in [`WRAP_FORMAT`].
+    pub fn wrap(
+        key: &DatabaseKey,
+        passphrase: &str,
+        kdf: KdfParams,
+        owner: &str,
+    ) -> Result<Self, KeyError> {
+        Self::seal(key, passphrase, kdf, WRAP_FORMAT, &wrap_aad_v2(owner, kdf))
+    }
+
+    /// Seals in format 1, as older keyrings were written: for tests of the upgrade only.
+    #[doc(hidden)]
+    pub fn wrap_format_1_for_tests(
+        key: &DatabaseKey,
+        passphrase: &str,
+        kdf: KdfParams,
+    ) -> Result<Self, KeyError> {
+        Self::seal(key, passphrase, kdf, 1, WRAP_AAD_V1)
+    }
+
+    fn seal(
+        key: &DatabaseKey,
+        passphrase: &str,
+        kdf: KdfParams,
+        format: u32,
+        aad: &[u8],
+    ) -> Result<Self, KeyError> {
         let salt: [u8; 16] = random_bytes()?;
         let nonce: [u8; 12] = random_bytes()?;
         let sealing = sealing_key(passphrase, &salt, kdf)?;
@@ -140,11 +189,12 @@ impl WrappedKey {
         sealing
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(WRAP_AAD),
+                Aad::from(aad),
                 &mut *buf,
             )
             .map_err(|_| KeyError::Malformed)?;
         Ok(Self {
+            format,
             kdf,
             salt_hex: hex::encode(salt),
             nonce_hex: hex::encode(nonce),
@@ -152,8 +202,14 @@ impl WrappedKey {
         })
     }
 
-    /// Recovers the database key; a wrong passphrase fails GCM authentication.
-    pub fn unwrap_key(&self, passphrase: &str) -> Result<DatabaseKey, KeyError> {
+    /// Recovers the database key sealed for `owner`; a wrong passphrase (or owner, or altered
+    /// parameters) fails GCM authentication. An unknown format is refused before any work.
+    pub fn unwrap_key(&self, passphrase: &str, owner: &str) -> Result<DatabaseKey, KeyError> {
+        let aad = match self.format {
+            1 => WRAP_AAD_V1.to_vec(),
+            2 => wrap_aad_v2(owner, self.kdf),
+            other => return Err(KeyError::UnknownFormat(other)),
+        };
         let salt = hex::decode(&self.salt_hex).map_err(|_| KeyError::Malformed)?;
         let nonce: [u8; 12] = hex::decode(&self.nonce_hex)
             .ok()
@@ -165,12 +221,20 @@ impl WrappedKey {
         let plain = opening
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(WRAP_AAD),
+                Aad::from(aad.as_slice()),
                 &mut sealed,
             )
             .map_err(|_| KeyError::WrongPassphrase)?;
         let bytes: [u8; 32] = plain.try_into().map_err(|_| KeyError::Malformed)?;
         Ok(DatabaseKey(Zeroizing::new(bytes)))
+    }
+
+    /// True when this seal should be redone on the next unlock: an older format, or KDF
+    /// parameters weaker than `policy` in memory or passes.
+    pub fn needs_rewrap(&self, policy: KdfParams) -> bool {
+        self.format < WRAP_FORMAT
+            || self.kdf.memory_kib < policy.memory_kib
+            || self.kdf.iterations < policy.iterations
     }
 }
 
@@ -181,37 +245,88 @@ mod tests {
     #[test]
     fn wrap_and_unwrap() {
         let key = DatabaseKey::generate().unwrap();
-        let w = WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS).unwrap();
-        let back = w.unwrap_key("1234").unwrap();
+        let w = WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS, "alex").unwrap();
+        let back = w.unwrap_key("1234", "alex").unwrap();
         assert_eq!(back.as_bytes(), key.as_bytes());
+        assert_eq!(w.format, WRAP_FORMAT);
     }
 
     #[test]
     fn wrong_passphrase_is_refused() {
         let key = DatabaseKey::generate().unwrap();
-        let w = WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS).unwrap();
-        assert_eq!(w.unwrap_key("1235").unwrap_err(), KeyError::WrongPassphrase);
+        let w = WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS, "alex").unwrap();
+        assert_eq!(
+            w.unwrap_key("1235", "alex").unwrap_err(),
+            KeyError::WrongPassphrase
+        );
     }
 
     #[test]
     fn two_users_share_one_key_with_different_salts() {
         let key = DatabaseKey::generate().unwrap();
-        let a = WrappedKey::wrap(&key, "alpha", KdfParams::FAST_FOR_TESTS).unwrap();
-        let b = WrappedKey::wrap(&key, "bravo", KdfParams::FAST_FOR_TESTS).unwrap();
+        let a = WrappedKey::wrap(&key, "alpha", KdfParams::FAST_FOR_TESTS, "a").unwrap();
+        let b = WrappedKey::wrap(&key, "bravo", KdfParams::FAST_FOR_TESTS, "b").unwrap();
         assert_ne!(a.salt_hex, b.salt_hex);
-        assert_eq!(a.unwrap_key("alpha").unwrap().as_bytes(), key.as_bytes());
-        assert_eq!(b.unwrap_key("bravo").unwrap().as_bytes(), key.as_bytes());
-        assert!(a.unwrap_key("bravo").is_err());
+        assert_eq!(
+            a.unwrap_key("alpha", "a").unwrap().as_bytes(),
+            key.as_bytes()
+        );
+        assert_eq!(
+            b.unwrap_key("bravo", "b").unwrap().as_bytes(),
+            key.as_bytes()
+        );
+        assert!(a.unwrap_key("bravo", "a").is_err());
     }
 
     #[test]
     fn tampered_wrap_is_refused() {
         let key = DatabaseKey::generate().unwrap();
-        let mut w = WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS).unwrap();
+        let mut w = WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS, "alex").unwrap();
         let mut sealed = hex::decode(&w.sealed_hex).unwrap();
         sealed[0] ^= 1;
         w.sealed_hex = hex::encode(sealed);
-        assert!(w.unwrap_key("1234").is_err());
+        assert!(w.unwrap_key("1234", "alex").is_err());
+    }
+
+    #[test]
+    fn the_seal_is_bound_to_its_owner_and_parameters() {
+        let key = DatabaseKey::generate().unwrap();
+        let w = WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS, "alex").unwrap();
+        // Another user's entry copied over this one does not open as theirs.
+        assert_eq!(
+            w.unwrap_key("1234", "sam").unwrap_err(),
+            KeyError::WrongPassphrase
+        );
+        // Parameters edited in the file (to make guessing cheaper) do not open either.
+        let mut cheaper = w.clone();
+        cheaper.kdf.iterations += 1;
+        assert!(cheaper.unwrap_key("1234", "alex").is_err());
+        let mut future = w.clone();
+        future.format = 9;
+        assert_eq!(
+            future.unwrap_key("1234", "alex").unwrap_err(),
+            KeyError::UnknownFormat(9)
+        );
+    }
+
+    #[test]
+    fn format_1_still_opens_and_asks_to_be_rewrapped() {
+        let key = DatabaseKey::generate().unwrap();
+        let old =
+            WrappedKey::wrap_format_1_for_tests(&key, "1234", KdfParams::FAST_FOR_TESTS).unwrap();
+        let json = serde_json::to_value(&old).unwrap();
+        let mut without_format = json.clone();
+        without_format.as_object_mut().unwrap().remove("format");
+        let read: WrappedKey = serde_json::from_value(without_format).unwrap();
+        assert_eq!(read.format, 1);
+        assert_eq!(
+            read.unwrap_key("1234", "anyone").unwrap().as_bytes(),
+            key.as_bytes()
+        );
+        assert!(read.needs_rewrap(KdfParams::FAST_FOR_TESTS));
+        let new = WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS, "alex").unwrap();
+        assert!(!new.needs_rewrap(KdfParams::FAST_FOR_TESTS));
+        assert!(new.needs_rewrap(KdfParams::INTERACTIVE));
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 pub enum Action {
     StoreCreated,
     Unlocked,
+    /// Re-unlocked after an idle lock with the crew's in-memory quick PIN.
+    UnlockedWithPin,
     UserAdded,
     PassphraseChanged,
     DraftSaved,
@@ -43,6 +45,7 @@ impl Action {
         match self {
             Action::StoreCreated => "store_created",
             Action::Unlocked => "unlocked",
+            Action::UnlockedWithPin => "unlocked_with_pin",
             Action::UserAdded => "user_added",
             Action::PassphraseChanged => "passphrase_changed",
             Action::DraftSaved => "draft_saved",

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::WrappedKey;
 
+/// The keyring format this app writes; a higher one is refused (written by a newer app).
+pub const KEYRING_FORMAT: u32 = 2;
+
 /// Failed attempts allowed before each further attempt must wait.
 pub const FREE_ATTEMPTS: u32 = 3;
 /// The longest wait between attempts.
@@ -72,6 +75,10 @@ pub enum KeyringError {
     },
     #[error("the keyring {path} is damaged and cannot be read (it has been left as it is)")]
     Damaged { path: PathBuf },
+    #[error(
+        "the keyring {path} is in format {format}, written by a newer version of this app; update the app (the keyring has been left as it is)"
+    )]
+    NewerFormat { path: PathBuf, format: u32 },
     #[error("cannot write the keyring {path}: {source}")]
     Write {
         path: PathBuf,
@@ -83,7 +90,7 @@ impl Keyring {
     /// A keyring with one user.
     pub fn new(user: KeyringUser) -> Self {
         Self {
-            format: 1,
+            format: KEYRING_FORMAT,
             users: vec![user],
         }
     }
@@ -100,11 +107,16 @@ impl Keyring {
                 });
             }
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|_| KeyringError::Damaged {
+        let keyring: Self = serde_json::from_str(&text).map_err(|_| KeyringError::Damaged {
+            path: path.to_owned(),
+        })?;
+        if keyring.format > KEYRING_FORMAT || keyring.format == 0 {
+            return Err(KeyringError::NewerFormat {
                 path: path.to_owned(),
-            })
+                format: keyring.format,
+            });
+        }
+        Ok(Some(keyring))
     }
 
     /// Writes the keyring atomically and readable by its owner only (see [`crate::fs_atomic`]),
@@ -136,7 +148,7 @@ mod tests {
         let key = DatabaseKey::generate().unwrap();
         KeyringUser {
             name: "crew".into(),
-            wrapped: WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS).unwrap(),
+            wrapped: WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS, "x").unwrap(),
             failed_attempts: 0,
             locked_until_utc: None,
         }

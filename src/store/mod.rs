@@ -346,7 +346,7 @@ impl Store {
                 source,
             })?;
         let key = DatabaseKey::generate()?;
-        let wrapped = WrappedKey::wrap(&key, passphrase, kdf)?;
+        let wrapped = WrappedKey::wrap(&key, passphrase, kdf, user)?;
         let mut conn = open_connection(&db, Some(&key), true)?;
         migrate::migrate_to(&mut conn, schema_version)?;
         let signing = DeviceSigningKey::generate()?;
@@ -374,8 +374,20 @@ impl Store {
 
     /// Unlocks the store in `data_dir`. `user` may be omitted when there is only one.
     /// Failed attempts are counted in the keyring and rate-limited; the store file itself is
-    /// not opened until the passphrase has been proven right.
+    /// not opened until the passphrase has been proven right. A key sealed in an older format
+    /// or under weaker parameters than [`KdfParams::INTERACTIVE`] is sealed again.
     pub fn unlock(data_dir: &Path, user: Option<&str>, passphrase: &str) -> Result<Self> {
+        Self::unlock_with_policy(data_dir, user, passphrase, KdfParams::INTERACTIVE)
+    }
+
+    /// [`Store::unlock`], re-sealing the key under `policy` when the stored seal is older or
+    /// weaker.
+    pub fn unlock_with_policy(
+        data_dir: &Path,
+        user: Option<&str>,
+        passphrase: &str,
+        policy: KdfParams,
+    ) -> Result<Self> {
         let kr_path = keyring_path(data_dir);
         let db = store_path(data_dir);
         let mut keyring = match Keyring::load(&kr_path)? {
@@ -400,7 +412,7 @@ impl Store {
         if let Some(wait_secs) = entry.wait_secs(now) {
             return Err(StoreError::RateLimited { wait_secs });
         }
-        let key = match entry.wrapped.unwrap_key(passphrase) {
+        let key = match entry.wrapped.unwrap_key(passphrase, &name) {
             Ok(k) => k,
             Err(KeyError::WrongPassphrase) => {
                 entry.record_failure(now);
@@ -409,8 +421,18 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
-        if entry.failed_attempts > 0 {
+        let rewrap = entry.wrapped.needs_rewrap(policy);
+        if rewrap {
+            let stronger = KdfParams {
+                memory_kib: entry.wrapped.kdf.memory_kib.max(policy.memory_kib),
+                iterations: entry.wrapped.kdf.iterations.max(policy.iterations),
+                parallelism: entry.wrapped.kdf.parallelism.max(policy.parallelism),
+            };
+            entry.wrapped = WrappedKey::wrap(&key, passphrase, stronger, &name)?;
+        }
+        if entry.failed_attempts > 0 || rewrap {
             entry.record_success();
+            keyring.format = keyring::KEYRING_FORMAT;
             keyring.save(&kr_path)?;
         }
         let mut conn = open_connection(&db, Some(&key), false)?;
@@ -425,6 +447,34 @@ impl Store {
         store.signing_key = Some(store.load_signing_key()?);
         store.audit(audit::Action::Unlocked, None, None)?;
         Ok(store)
+    }
+
+    /// Opens the store with a key already recovered (the crew's in-memory quick PIN after an
+    /// idle lock), for a user the keyring names. No key derivation from the passphrase.
+    pub fn open_with_key(data_dir: &Path, user: &str, key: DatabaseKey) -> Result<Self> {
+        let keyring = match Keyring::load(&keyring_path(data_dir))? {
+            Some(k) => k,
+            None => return Err(StoreError::KeyringMissing(data_dir.to_owned())),
+        };
+        if !keyring.users.iter().any(|u| u.name == user) {
+            return Err(StoreError::UnknownUser(user.to_owned()));
+        }
+        let conn = open_connection(&store_path(data_dir), Some(&key), false)?;
+        let mut store = Self {
+            conn,
+            data_dir: data_dir.to_owned(),
+            key: Some(key),
+            user: user.to_owned(),
+            signing_key: None,
+        };
+        store.signing_key = Some(store.load_signing_key()?);
+        store.audit(audit::Action::UnlockedWithPin, None, None)?;
+        Ok(store)
+    }
+
+    /// The database key, to seal under an in-memory PIN. Never written anywhere.
+    pub fn database_key(&self) -> Result<&DatabaseKey> {
+        self.key.as_ref().ok_or(StoreError::NotEncrypted)
     }
 
     /// A second connection to the same store for another thread (the sync engine), keyed
@@ -512,7 +562,7 @@ impl Store {
         let key = self.key.as_ref().ok_or(StoreError::NotEncrypted)?;
         keyring.users.push(KeyringUser {
             name: name.to_owned(),
-            wrapped: WrappedKey::wrap(key, passphrase, kdf)?,
+            wrapped: WrappedKey::wrap(key, passphrase, kdf, name)?,
             failed_attempts: 0,
             locked_until_utc: None,
         });
@@ -528,7 +578,7 @@ impl Store {
         let mut keyring = Keyring::load(&kr_path)?
             .ok_or_else(|| StoreError::KeyringMissing(self.data_dir.clone()))?;
         let key = self.key.as_ref().ok_or(StoreError::NotEncrypted)?;
-        let wrapped = WrappedKey::wrap(key, new_passphrase, kdf)?;
+        let wrapped = WrappedKey::wrap(key, new_passphrase, kdf, &self.user)?;
         let user = self.user.clone();
         let entry = keyring
             .user_mut(&user)
