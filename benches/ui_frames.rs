@@ -206,10 +206,10 @@ fn main() {
     let mut h = harness(app);
     let launch_to_unlock = launch.elapsed();
     assert_eq!(h.state().screen().name(), "unlock");
-    h.get_by_label("Passphrase or PIN");
+    h.get_by_label("Passphrase");
 
     // Unlock: key derivation on the worker, then the list query and the first list frame.
-    let pass = h.get_by_label("Passphrase or PIN");
+    let pass = h.get_by_label("Passphrase");
     pass.focus();
     pass.type_text(PIN);
     h.run();

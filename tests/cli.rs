@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const PASS: &str = "cli test passphrase";
+const PASS: &str = "amber walrus tiptoe chimney";
 
 fn epr(dir: &std::path::Path, pass: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_epr"))
@@ -268,5 +268,23 @@ fn a_full_disk_fails_the_write_plainly_and_keeps_what_was_saved() {
         assert!(out.status.success());
         let status = json(&epr(dir.path(), PASS, &["status", "--json"]));
         assert_eq!(status["encounters"].as_u64().unwrap(), kept + 1);
+    }
+}
+
+/// A lost tablet's disk can be copied and guessed at offline: `init` refuses a passphrase
+/// that would fall quickly, says why, and creates nothing.
+#[test]
+fn init_refuses_a_weak_passphrase_and_creates_nothing() {
+    for weak in ["2468", "Password1234", "crew crew crew"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = epr(dir.path(), weak, &["--user", "crew", "init"]);
+        assert!(!out.status.success(), "{weak} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not strong enough"), "{err}");
+        assert!(!err.contains(weak), "the refusal repeats the passphrase");
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "{weak}: something was created"
+        );
     }
 }

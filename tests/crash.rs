@@ -13,7 +13,7 @@ use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::store::{Store, migrate};
 use rand::{Rng, SeedableRng};
 
-const PASS: &str = "crash test pass";
+const PASS: &str = "velvet comet anchor orchard";
 const ROUNDS: u32 = 50;
 
 #[test]

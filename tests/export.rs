@@ -384,7 +384,7 @@ fn epr_export_writes_both_formats_and_reports_an_unwritable_destination() {
     let mut store = Store::create_with(
         dir.path(),
         "crew",
-        "export pass",
+        "saffron timber quiver meadow",
         KdfParams::FAST_FOR_TESTS,
         migrate::latest_version(),
     )
@@ -399,7 +399,7 @@ fn epr_export_writes_both_formats_and_reports_an_unwritable_destination() {
             .arg("--data-dir")
             .arg(dir.path())
             .args(args)
-            .env("EPR_PASSPHRASE", "export pass")
+            .env("EPR_PASSPHRASE", "saffron timber quiver meadow")
             .output()
             .unwrap()
     };
@@ -498,7 +498,7 @@ fn epr_export_writes_both_formats_and_reports_an_unwritable_destination() {
         "{stderr}"
     );
 
-    let store = Store::unlock(dir.path(), None, "export pass").unwrap();
+    let store = Store::unlock(dir.path(), None, "saffron timber quiver meadow").unwrap();
     let actions: Vec<String> = store
         .audit_for(e.id)
         .unwrap()

@@ -146,6 +146,7 @@ fn harness_with_idle(dir: &Path, idle_lock_after: Duration) -> Harness<'static, 
             autosave_quiet: Duration::from_millis(40),
             autosave_max_wait: Duration::from_millis(120),
             idle_lock_after,
+            kdf: KdfParams::FAST_FOR_TESTS,
         },
     )
 }
@@ -207,7 +208,7 @@ fn queue_total(h: &Harness<'_, EprApp>) -> u64 {
 }
 
 fn crew_unlocks(h: &mut Harness<'_, EprApp>) {
-    type_into(h, "Passphrase or PIN", PIN);
+    type_into(h, "Passphrase", PIN);
     click_button(h, "Unlock");
     settle(h);
     assert_eq!(screen(h), "records");

@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use support::proxy::{FaultProxy, Faults};
 use uuid::Uuid;
 
-const PASS: &str = "sync test pass";
+const PASS: &str = "granite puffin lagoon beacon";
 
 fn free_port() -> u16 {
     support::net::free_port_below_ephemeral()

@@ -22,6 +22,8 @@ use support::ui::settle;
 
 const USER: &str = "alex";
 const PIN: &str = "2468";
+/// A passphrase the first-run screen accepts.
+const STRONG: &str = "heron pebble maple drift";
 
 fn fast_store(dir: &Path) -> Store {
     Store::create_with(
@@ -38,6 +40,7 @@ fn config() -> AppConfig {
     AppConfig {
         autosave_quiet: Duration::from_millis(40),
         autosave_max_wait: Duration::from_millis(120),
+        kdf: KdfParams::FAST_FOR_TESTS,
         ..AppConfig::default()
     }
 }
@@ -68,7 +71,7 @@ fn click_button(h: &mut Harness<'_, EprApp>, label: &str) {
 }
 
 fn unlock(h: &mut Harness<'_, EprApp>) {
-    type_into(h, "Passphrase or PIN", PIN);
+    type_into(h, "Passphrase", PIN);
     click_button(h, "Unlock");
     settle(h);
     assert_eq!(h.state().screen().name(), "records");
@@ -84,15 +87,35 @@ fn first_run_creates_the_store_then_offers_a_server_or_offline() {
     let mut h = harness(dir.path());
     assert_eq!(screen(&h), "first run");
     type_into(&mut h, "Your name", "Sam");
-    type_into(&mut h, "Passphrase or PIN", "1357");
-    type_into(&mut h, "Repeat passphrase or PIN", "1358");
+    // A PIN-length or guessable passphrase is refused, saying why, and cannot be submitted.
+    type_into(&mut h, "Passphrase", "1357");
+    type_into(&mut h, "Repeat passphrase", "1357");
+    h.get_by_label_contains("not strong enough: it must be at least 12 characters");
+    assert!(
+        h.get_by_role_and_label(Role::Button, "Create encrypted store")
+            .accesskit_node()
+            .is_disabled()
+    );
+    let retype = |h: &mut Harness<'_, EprApp>, label: &str, text: &str| {
+        h.get_by_label(label).focus();
+        h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+        h.get_by_label(label).type_text(text);
+        h.run();
+    };
+    retype(&mut h, "Passphrase", "Password1234");
+    retype(&mut h, "Repeat passphrase", "Password1234");
+    h.get_by_label_contains("not strong enough: it is too easy to guess");
+    assert!(
+        h.get_by_role_and_label(Role::Button, "Create encrypted store")
+            .accesskit_node()
+            .is_disabled()
+    );
+    retype(&mut h, "Passphrase", STRONG);
+    retype(&mut h, "Repeat passphrase", "heron pebble maple drif");
     h.get_by_label("The two entries do not match");
+    assert!(h.query_by_label_contains("not strong enough").is_none());
     // Fix the repeat: select all and retype.
-    let node = h.get_by_label("Repeat passphrase or PIN");
-    node.focus();
-    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-    h.get_by_label("Repeat passphrase or PIN").type_text("1357");
-    h.run();
+    retype(&mut h, "Repeat passphrase", STRONG);
     click_button(&mut h, "Create encrypted store");
     settle(&mut h);
     assert_eq!(screen(&h), "connect");
@@ -541,7 +564,7 @@ fn lock_hides_patient_data_and_unlock_returns_to_the_record() {
     assert!(h.query_by_label_contains("McTestface").is_none());
     assert!(h.query_by_label_contains("INC-000123").is_none());
 
-    type_into(&mut h, "Passphrase or PIN", "0000");
+    type_into(&mut h, "Passphrase", "0000");
     click_button(&mut h, "Unlock");
     settle(&mut h);
     h.get_by_label("Wrong passphrase or PIN");
@@ -552,7 +575,7 @@ fn lock_hides_patient_data_and_unlock_returns_to_the_record() {
 }
 
 fn unlock_to_editor(h: &mut Harness<'_, EprApp>) {
-    type_into(h, "Passphrase or PIN", PIN);
+    type_into(h, "Passphrase", PIN);
     click_button(h, "Unlock");
     settle(h);
     assert_eq!(
@@ -608,7 +631,7 @@ fn unlock_runs_key_derivation_off_the_ui_thread() {
         .unwrap(),
     );
     let mut h = harness(dir.path());
-    type_into(&mut h, "Passphrase or PIN", PIN);
+    type_into(&mut h, "Passphrase", PIN);
     h.get_by_role_and_label(Role::Button, "Unlock").click();
     let start = Instant::now();
     let mut slowest = Duration::ZERO;
@@ -641,7 +664,7 @@ fn a_store_that_cannot_be_read_gets_a_clear_screen_and_is_left_untouched() {
     let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&path, &garbage).unwrap();
     let mut h = harness(dir.path());
-    type_into(&mut h, "Passphrase or PIN", PIN);
+    type_into(&mut h, "Passphrase", PIN);
     click_button(&mut h, "Unlock");
     settle(&mut h);
     assert_eq!(screen(&h), "failed");
@@ -879,7 +902,7 @@ fn values_typed_but_not_added_survive_leaving_the_record_and_the_lock() {
     // Locked (as the idle lock does) and unlocked: the record comes back with them.
     click_button(&mut h, "Lock");
     assert_eq!(screen(&h), "unlock");
-    type_into(&mut h, "Passphrase or PIN", PIN);
+    type_into(&mut h, "Passphrase", PIN);
     click_button(&mut h, "Unlock");
     settle(&mut h);
     assert_eq!(screen(&h), "editor");
@@ -1074,4 +1097,112 @@ fn a_damaged_record_says_so_on_screen_and_in_the_log_without_patient_text() {
     assert!(log.contains("JSON data error at line 1"), "{log}");
     assert!(!log.contains("Zebedee"), "{log}");
     assert!(!log.contains("Quartermaine"), "{log}");
+}
+
+/// Every file in the data directory except the encrypted store and its WAL and
+/// shared-memory files (which come and go and change with every write), with its contents.
+fn files_beside_the_store(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .filter(|(name, _)| !name.starts_with("epr.db"))
+        .map(|(name, p)| (name, std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_quick_pin_unlocks_after_the_idle_lock_until_five_wrong_tries_or_a_restart() {
+    const QUICK: &str = "97531";
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let idle = Duration::from_millis(300);
+    let mut h = harness_with(
+        dir.path(),
+        AppConfig {
+            idle_lock_after: idle,
+            ..config()
+        },
+    );
+    // A quick PIN must be 4 to 8 digits.
+    type_into(&mut h, "Passphrase", PIN);
+    type_into(
+        &mut h,
+        "Quick PIN for this shift (optional, 4 to 8 digits)",
+        "12ab",
+    );
+    h.get_by_label("A quick PIN is 4 to 8 digits");
+    assert!(
+        h.get_by_role_and_label(Role::Button, "Unlock")
+            .accesskit_node()
+            .is_disabled()
+    );
+    let field = h.get_by_label("Quick PIN for this shift (optional, 4 to 8 digits)");
+    field.focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label("Quick PIN for this shift (optional, 4 to 8 digits)")
+        .type_text(QUICK);
+    h.run();
+    click_button(&mut h, "Unlock");
+    assert_eq!(screen(&h), "records");
+    let on_disk = files_beside_the_store(dir.path());
+
+    // The idle lock asks for the PIN, and the PIN opens the store.
+    support::ui::advance(idle);
+    h.run();
+    assert_eq!(screen(&h), "unlock");
+    assert!(h.query_by_label("Passphrase").is_none());
+    type_into(&mut h, "Quick PIN", QUICK);
+    click_button(&mut h, "Unlock");
+    assert_eq!(screen(&h), "records");
+
+    // Wrong PINs count down; the fifth forgets the PIN and the passphrase is needed.
+    click(&mut h, "Lock");
+    for left in (1..=4).rev() {
+        type_into(&mut h, "Quick PIN", "00000");
+        click_button(&mut h, "Unlock");
+        assert_eq!(screen(&h), "unlock");
+        h.get_by_label_contains(&format!("Wrong PIN: {left} more tr"));
+    }
+    type_into(&mut h, "Quick PIN", "00000");
+    click_button(&mut h, "Unlock");
+    h.get_by_label_contains("Wrong PIN too many times: unlock with your passphrase");
+    assert!(h.query_by_label("Quick PIN").is_none());
+    type_into(&mut h, "Passphrase", PIN);
+    click_button(&mut h, "Unlock");
+    assert_eq!(screen(&h), "records");
+    click(&mut h, "Lock");
+    assert!(
+        h.query_by_label("Quick PIN").is_none(),
+        "the PIN stays forgotten"
+    );
+
+    // Nothing derived from the PIN reached the disk: the keyring and every other file beside
+    // the store are as they were before the PIN was used.
+    assert_eq!(files_beside_the_store(dir.path()), on_disk);
+    for (name, bytes) in &on_disk {
+        assert!(
+            !bytes.windows(QUICK.len()).any(|w| w == QUICK.as_bytes()),
+            "{name} holds the PIN"
+        );
+    }
+
+    // Set again, it does not survive a restart of the app.
+    type_into(&mut h, "Passphrase", PIN);
+    type_into(
+        &mut h,
+        "Quick PIN for this shift (optional, 4 to 8 digits)",
+        QUICK,
+    );
+    click_button(&mut h, "Unlock");
+    click(&mut h, "Lock");
+    h.get_by_label("Quick PIN");
+    drop(h);
+    let h = harness(dir.path());
+    assert_eq!(screen(&h), "unlock");
+    h.get_by_label("Passphrase");
+    assert!(h.query_by_label("Quick PIN").is_none());
 }

@@ -25,8 +25,8 @@ fn status(h: &Harness<'_, EprApp>) -> SyncStatus {
 fn first_run(h: &mut Harness<'_, EprApp>) {
     for (label, text) in [
         ("Your name", "Sam"),
-        ("Passphrase or PIN", "1357"),
-        ("Repeat passphrase or PIN", "1357"),
+        ("Passphrase", "heron pebble maple drift"),
+        ("Repeat passphrase", "heron pebble maple drift"),
     ] {
         let node = h.get_by_label(label);
         node.focus();
@@ -94,9 +94,9 @@ fn try_it_on_this_computer_syncs_simulates_an_outage_and_comes_back_after_restar
 
     // A new launch: unlock brings the same demo server back on the same address.
     let mut h = harness(dir.path(), AppConfig::default());
-    let node = h.get_by_label("Passphrase or PIN");
+    let node = h.get_by_label("Passphrase");
     node.focus();
-    node.type_text("1357");
+    node.type_text("heron pebble maple drift");
     h.step();
     h.get_by_role_and_label(Role::Button, "Unlock").click();
     wait_until(&mut h, "sync after unlock", |a| {

@@ -61,7 +61,7 @@ fn hand_over_saves_fhir_and_pdf_to_a_chosen_folder_and_reports_a_bad_one() {
     let out = tempfile::tempdir().unwrap();
 
     let mut h = harness(dir.path(), AppConfig::default());
-    let node = h.get_by_label("Passphrase or PIN");
+    let node = h.get_by_label("Passphrase");
     node.focus();
     node.type_text("2468");
     h.run();

@@ -179,10 +179,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .user
                 .clone()
                 .ok_or_else(|| anyhow!("name the first user with --user NAME"))?;
-            let pass = passphrase("New passphrase or PIN: ")?;
-            if pass.chars().count() < 4 {
+            let pass = zeroize::Zeroizing::new(passphrase("New passphrase: ")?);
+            // The passphrase is all that stands between a lost tablet's copied disk and every
+            // record on it: it must resist offline guessing.
+            if let Err(weak) = ambulance_epr::crypto::check_secret(&pass, &[user.as_str()]) {
                 return Err(anyhow!(
-                    "the passphrase or PIN must be at least 4 characters"
+                    "that passphrase is not strong enough: {weak}. Four or more unrelated words make a good one"
                 ));
             }
             let store = Store::create(&data_dir, &user, &pass)?;

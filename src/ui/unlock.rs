@@ -7,10 +7,9 @@
 use egui::{RichText, TextEdit, Ui};
 
 use super::widgets::{centred_column, choice, error_text, sentence};
+use super::worker::{QUICK_PIN_ATTEMPTS, is_quick_pin};
 use super::{Command, ConnectRequest};
-
-/// Shortest accepted PIN or passphrase, in characters (the CLI uses the same rule).
-pub const MIN_PASSPHRASE_CHARS: usize = 4;
+use crate::crypto::check_secret;
 
 /// The first-run form. Its `Debug` leaves out the passphrase.
 #[derive(Default)]
@@ -24,12 +23,18 @@ pub struct FirstRunForm {
     pub focused_once: bool,
 }
 
-/// The unlock form. Its `Debug` leaves out the passphrase.
+/// The unlock form. Its `Debug` leaves out the passphrase and PINs.
 #[derive(Default)]
 pub struct UnlockForm {
     pub users: Vec<String>,
     pub user: String,
     pub passphrase: String,
+    /// An optional quick PIN to set for this shift, typed beside the passphrase.
+    pub quick_pin: String,
+    /// The quick PIN, when unlocking with it.
+    pub pin: String,
+    /// Ask for the quick PIN (held in memory for `user`) instead of the passphrase.
+    pub pin_mode: bool,
     /// Wrong PIN, rate limit, ... shown beside the field.
     pub error: Option<String>,
     /// Why the app locked itself (idle), shown above the form.
@@ -51,6 +56,7 @@ impl std::fmt::Debug for UnlockForm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UnlockForm")
             .field("user", &self.user)
+            .field("pin_mode", &self.pin_mode)
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
@@ -86,7 +92,8 @@ pub fn first_run_ui(ui: &mut Ui, form: &mut FirstRunForm, out: &mut Vec<Command>
         ui.heading("Set up this tablet");
         ui.label(
             "Create the first user. Records on this tablet are encrypted with a key that only \
-             your passphrase or PIN can unlock.",
+             your passphrase can unlock. If the tablet is lost, the passphrase is what keeps \
+             the records safe: use four or more unrelated words.",
         );
         ui.add_space(8.0);
         let name = ui.label("Your name");
@@ -97,19 +104,21 @@ pub fn first_run_ui(ui: &mut Ui, form: &mut FirstRunForm, out: &mut Vec<Command>
             name_field.request_focus();
             form.focused_once = true;
         }
-        let pass = ui.label("Passphrase or PIN");
+        let pass = ui.label("Passphrase");
         ui.add(
             TextEdit::singleline(&mut form.passphrase)
                 .password(true)
                 .desired_width(f32::INFINITY),
         )
         .labelled_by(pass.id);
-        let short =
-            !form.passphrase.is_empty() && form.passphrase.chars().count() < MIN_PASSPHRASE_CHARS;
-        if short {
-            error_text(ui, "Use at least 4 characters");
+        let strength = check_secret(&form.passphrase, &[form.user.trim()]);
+        if let (false, Err(weak)) = (form.passphrase.is_empty(), &strength) {
+            error_text(
+                ui,
+                &sentence(&format!("This passphrase is not strong enough: {weak}")),
+            );
         }
-        let confirm = ui.label("Repeat passphrase or PIN");
+        let confirm = ui.label("Repeat passphrase");
         let confirm_response = ui
             .add(
                 TextEdit::singleline(&mut form.confirm)
@@ -124,9 +133,8 @@ pub fn first_run_ui(ui: &mut Ui, form: &mut FirstRunForm, out: &mut Vec<Command>
         if let Some(e) = &form.error {
             error_text(ui, e);
         }
-        let ready = !form.user.trim().is_empty()
-            && form.passphrase.chars().count() >= MIN_PASSPHRASE_CHARS
-            && form.passphrase == form.confirm;
+        let ready =
+            !form.user.trim().is_empty() && strength.is_ok() && form.passphrase == form.confirm;
         let enter = confirm_response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         ui.add_space(8.0);
         if ui
@@ -221,7 +229,8 @@ pub fn connect_choice_ui(ui: &mut Ui, form: &mut ConnectForm, out: &mut Vec<Comm
     });
 }
 
-/// Unlock: pick a user, enter the PIN or passphrase.
+/// Unlock: pick a user and enter the passphrase (optionally setting a quick PIN for the
+/// shift), or, after an idle lock with a quick PIN set, enter the PIN.
 pub fn unlock_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
     centred_column(ui, |ui| {
         ui.add_space(24.0);
@@ -229,47 +238,116 @@ pub fn unlock_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
         if let Some(n) = &form.notice {
             ui.label(RichText::new(n).strong());
         }
-        if form.users.len() > 1 {
-            ui.label("Who is using the tablet?");
-            ui.horizontal_wrapped(|ui| {
-                for u in &form.users {
-                    if choice(ui, form.user == *u, u.as_str()).clicked() {
-                        form.user = u.clone();
-                        form.error = None;
-                    }
-                }
-            });
+        if form.pin_mode {
+            pin_ui(ui, form, out);
         } else {
-            ui.label(format!("User: {}", form.user));
-        }
-        let label = ui.label("Passphrase or PIN");
-        let field = ui
-            .add(
-                TextEdit::singleline(&mut form.passphrase)
-                    .password(true)
-                    .desired_width(f32::INFINITY),
-            )
-            .labelled_by(label.id);
-        if field.changed() {
-            form.error = None;
-        }
-        if let Some(e) = &form.error {
-            error_text(ui, &sentence(e));
-        }
-        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        let ready = !form.passphrase.is_empty() && !form.user.is_empty();
-        if ui.add_enabled(ready, egui::Button::new("Unlock")).clicked() || (ready && enter) {
-            out.push(Command::Unlock {
-                user: form.user.clone(),
-                passphrase: std::mem::take(&mut form.passphrase),
-            });
-        }
-        if !form.focused_once {
-            field.request_focus();
-            form.focused_once = true;
+            passphrase_ui(ui, form, out);
         }
         supervisor_entry_ui(ui, out);
     });
+}
+
+fn pin_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
+    ui.label(format!("User: {}", form.user));
+    let label = ui.label("Quick PIN");
+    let field = ui
+        .add(
+            TextEdit::singleline(&mut form.pin)
+                .password(true)
+                .desired_width(160.0),
+        )
+        .labelled_by(label.id);
+    if field.changed() {
+        form.error = None;
+    }
+    if let Some(e) = &form.error {
+        error_text(ui, &sentence(e));
+    }
+    let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    let ready = !form.pin.is_empty();
+    ui.horizontal(|ui| {
+        if ui.add_enabled(ready, egui::Button::new("Unlock")).clicked() || (ready && enter) {
+            out.push(Command::UnlockWithPin {
+                user: form.user.clone(),
+                pin: std::mem::take(&mut form.pin),
+            });
+        }
+        if ui.button("Use the passphrase instead").clicked() {
+            form.pin.clear();
+            form.pin_mode = false;
+            form.error = None;
+            form.focused_once = false;
+        }
+    });
+    if !form.focused_once {
+        field.request_focus();
+        form.focused_once = true;
+    }
+}
+
+fn passphrase_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
+    if form.users.len() > 1 {
+        ui.label("Who is using the tablet?");
+        ui.horizontal_wrapped(|ui| {
+            for u in &form.users {
+                if choice(ui, form.user == *u, u.as_str()).clicked() {
+                    form.user = u.clone();
+                    form.error = None;
+                }
+            }
+        });
+    } else {
+        ui.label(format!("User: {}", form.user));
+    }
+    let label = ui.label("Passphrase");
+    let field = ui
+        .add(
+            TextEdit::singleline(&mut form.passphrase)
+                .password(true)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(label.id);
+    if field.changed() {
+        form.error = None;
+    }
+    if let Some(e) = &form.error {
+        error_text(ui, &sentence(e));
+    }
+    ui.add_space(4.0);
+    let pin_label = ui.label("Quick PIN for this shift (optional, 4 to 8 digits)");
+    let pin_field = ui
+        .add(
+            TextEdit::singleline(&mut form.quick_pin)
+                .password(true)
+                .desired_width(160.0),
+        )
+        .labelled_by(pin_label.id);
+    ui.label(
+        RichText::new(format!(
+            "Kept only in this app's memory, to unlock quickly after an idle lock. Forgotten when \
+             the app closes or after {QUICK_PIN_ATTEMPTS} wrong tries."
+        ))
+        .weak(),
+    );
+    let pin_ok = form.quick_pin.is_empty() || is_quick_pin(&form.quick_pin);
+    if !pin_ok {
+        error_text(ui, "A quick PIN is 4 to 8 digits");
+    }
+    let enter = (field.lost_focus() || pin_field.lost_focus())
+        && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    let ready = !form.passphrase.is_empty() && !form.user.is_empty() && pin_ok;
+    if ui.add_enabled(ready, egui::Button::new("Unlock")).clicked() || (ready && enter) {
+        let quick_pin = std::mem::take(&mut form.quick_pin);
+        out.push(Command::Unlock {
+            user: form.user.clone(),
+            passphrase: std::mem::take(&mut form.passphrase),
+            quick_pin: (!quick_pin.is_empty()).then_some(quick_pin),
+        });
+    }
+    if !form.focused_once {
+        field.request_focus();
+        form.focused_once = true;
+    }
 }
 
 /// While key derivation (or another slow step) runs on the worker thread.

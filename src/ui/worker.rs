@@ -1,8 +1,9 @@
 //! The store worker: the one thread that owns the unlocked [`Store`] for the window.
 //!
 //! Owns: creating and unlocking the store (Argon2id key derivation runs here, never on the
-//! UI thread), every read and write the screens need, and dropping the store (and with it the
-//! key) on lock. Screens never touch the store: the app sends [`StoreRequest`]s and receives
+//! UI thread), the crew's quick PIN for the shift (the key sealed under it, in this thread's
+//! memory only), every read and write the screens need, and dropping the store (and with it
+//! the key) on lock. Screens never touch the store: the app sends [`StoreRequest`]s and receives
 //! [`StoreReply`]s over a channel; after each reply the worker asks egui for a repaint.
 //! Requests are handled strictly in order, so an autosave sent before "sign" is committed
 //! before the signature. Dropping the [`StoreWorker`] closes the channel and waits for the
@@ -18,6 +19,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::crypto::{KdfParams, WrappedKey};
 
 use super::connection::ConnectionPurpose;
 use super::export::{ExportFormat, export_to_folder};
@@ -33,9 +37,23 @@ use crate::store::{
 /// What the app asks of the store.
 pub enum StoreRequest {
     /// First run: create the store and its first user (runs key derivation).
-    Create { user: String, passphrase: String },
-    /// Unlock for `user` (runs key derivation).
-    Unlock { user: String, passphrase: String },
+    Create {
+        user: String,
+        passphrase: Zeroizing<String>,
+    },
+    /// Unlock for `user` with the passphrase (runs key derivation). With `quick_pin`, the
+    /// key is also sealed under that PIN in this process's memory, for [`Self::UnlockWithPin`]
+    /// after an idle lock; without, any quick PIN is forgotten.
+    Unlock {
+        user: String,
+        passphrase: Zeroizing<String>,
+        quick_pin: Option<Zeroizing<String>>,
+    },
+    /// Re-unlock with the quick PIN set at the last passphrase unlock.
+    UnlockWithPin {
+        user: String,
+        pin: Zeroizing<String>,
+    },
     /// Drop the store and its key. Queued saves before this still commit.
     Lock,
     /// Encounter summaries. `generation` lets the app ignore out-of-date answers.
@@ -127,6 +145,13 @@ pub enum StoreReply {
         result: Result<String, StoreProblem>,
         /// Time spent in create/unlock (mostly key derivation).
         duration: Duration,
+        /// Whether a quick PIN is now held in memory for this user.
+        quick_pin: bool,
+    },
+    /// The quick PIN was wrong. At zero attempts left it has been forgotten: the passphrase
+    /// is needed.
+    PinRefused {
+        attempts_left: u32,
     },
     Locked,
     Listed {
@@ -173,13 +198,13 @@ pub struct StoreWorker {
 }
 
 impl StoreWorker {
-    /// Starts the worker thread for the store in `data_dir`.
-    pub fn start(data_dir: PathBuf, repaint: RepaintSignal) -> Self {
+    /// Starts the worker thread for the store in `data_dir`, deriving keys at `kdf` cost.
+    pub fn start(data_dir: PathBuf, kdf: KdfParams, repaint: RepaintSignal) -> Self {
         let (req_tx, req_rx) = mpsc::channel::<StoreRequest>();
         let (rep_tx, rep_rx) = mpsc::channel::<StoreReply>();
         let thread = std::thread::Builder::new()
             .name("epr-store".to_owned())
-            .spawn(move || run(data_dir, req_rx, rep_tx, repaint))
+            .spawn(move || run(data_dir, kdf, req_rx, rep_tx, repaint))
             .ok();
         Self {
             requests: Some(req_tx),
@@ -239,15 +264,45 @@ impl Drop for StoreWorker {
     }
 }
 
+/// Wrong quick PINs allowed before the passphrase is needed again.
+pub const QUICK_PIN_ATTEMPTS: u32 = 5;
+
+/// A quick PIN is 4 to 8 digits.
+pub fn is_quick_pin(pin: &str) -> bool {
+    (4..=8).contains(&pin.chars().count()) && pin.chars().all(|c| c.is_ascii_digit())
+}
+
+/// The crew's quick PIN for this shift: the database key sealed under the PIN, held in this
+/// thread's memory only. Never written anywhere; gone when the app stops or after
+/// [`QUICK_PIN_ATTEMPTS`] wrong tries.
+struct QuickPin {
+    user: String,
+    sealed: WrappedKey,
+    wrong: u32,
+}
+
+/// What the worker thread holds between requests.
+struct WorkerState {
+    store: Option<Store>,
+    quick_pin: Option<QuickPin>,
+    /// Key-derivation cost for new stores, re-sealing on unlock and the quick PIN.
+    kdf: KdfParams,
+}
+
 fn run(
     data_dir: PathBuf,
+    kdf: KdfParams,
     requests: mpsc::Receiver<StoreRequest>,
     replies: mpsc::Sender<StoreReply>,
     repaint: RepaintSignal,
 ) {
-    let mut store: Option<Store> = None;
+    let mut state = WorkerState {
+        store: None,
+        quick_pin: None,
+        kdf,
+    };
     while let Ok(request) = requests.recv() {
-        let reply = handle(&data_dir, &mut store, request);
+        let reply = handle(&data_dir, &mut state, request);
         if replies.send(reply).is_err() {
             break;
         }
@@ -267,17 +322,51 @@ fn shown<T>(result: Result<T, StoreError>) -> Result<T, StoreProblem> {
     result.map_err(StoreProblem::report)
 }
 
+/// Seals the unlocked store's key under `pin`, in memory.
+fn seal_quick_pin(store: &Store, pin: &str, kdf: KdfParams) -> Option<QuickPin> {
+    if !is_quick_pin(pin) {
+        return None;
+    }
+    let owner = format!("quick-pin:{}", store.user());
+    match store
+        .database_key()
+        .map_err(StoreProblem::report)
+        .and_then(|key| {
+            WrappedKey::wrap(key, pin, kdf, &owner)
+                .map_err(|e| StoreProblem::report(StoreError::Key(e)))
+        }) {
+        Ok(sealed) => Some(QuickPin {
+            user: store.user().to_owned(),
+            sealed,
+            wrong: 0,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "the quick PIN could not be set");
+            None
+        }
+    }
+}
+
 fn handle(
     data_dir: &std::path::Path,
-    store: &mut Option<Store>,
+    state: &mut WorkerState,
     request: StoreRequest,
 ) -> StoreReply {
+    let kdf = state.kdf;
+    let store = &mut state.store;
     match request {
         StoreRequest::Create { user, passphrase } => {
             let start = Instant::now();
-            let result = Store::create(data_dir, &user, &passphrase);
+            let result = Store::create_with(
+                data_dir,
+                &user,
+                &passphrase,
+                kdf,
+                crate::store::migrate::latest_version(),
+            );
             drop(passphrase);
             let duration = start.elapsed();
+            state.quick_pin = None;
             StoreReply::Opened {
                 created: true,
                 result: shown(result.map(|s| {
@@ -286,13 +375,26 @@ fn handle(
                     name
                 })),
                 duration,
+                quick_pin: false,
             }
         }
-        StoreRequest::Unlock { user, passphrase } => {
+        StoreRequest::Unlock {
+            user,
+            passphrase,
+            quick_pin,
+        } => {
             let start = Instant::now();
             *store = None;
-            let result = Store::unlock(data_dir, Some(&user), &passphrase);
+            let result = Store::unlock_with_policy(data_dir, Some(&user), &passphrase, kdf);
             drop(passphrase);
+            // A passphrase unlock replaces the quick PIN (or, without one, forgets it); a
+            // failed attempt leaves it as it was.
+            if let Ok(s) = &result {
+                state.quick_pin = quick_pin
+                    .as_deref()
+                    .and_then(|pin| seal_quick_pin(s, pin, kdf));
+            }
+            drop(quick_pin);
             let duration = start.elapsed();
             StoreReply::Opened {
                 created: false,
@@ -302,6 +404,39 @@ fn handle(
                     name
                 })),
                 duration,
+                quick_pin: state.quick_pin.is_some(),
+            }
+        }
+        StoreRequest::UnlockWithPin { user, pin } => {
+            let start = Instant::now();
+            *store = None;
+            let Some(quick) = state.quick_pin.as_mut().filter(|q| q.user == user) else {
+                return StoreReply::PinRefused { attempts_left: 0 };
+            };
+            let key = match quick.sealed.unwrap_key(&pin, &format!("quick-pin:{user}")) {
+                Ok(key) => key,
+                Err(_) => {
+                    quick.wrong += 1;
+                    let attempts_left = QUICK_PIN_ATTEMPTS.saturating_sub(quick.wrong);
+                    if attempts_left == 0 {
+                        state.quick_pin = None;
+                    }
+                    return StoreReply::PinRefused { attempts_left };
+                }
+            };
+            quick.wrong = 0;
+            drop(pin);
+            let result = Store::open_with_key(data_dir, &user, key);
+            let duration = start.elapsed();
+            StoreReply::Opened {
+                created: false,
+                result: shown(result.map(|s| {
+                    let name = s.user().to_owned();
+                    *store = Some(s);
+                    name
+                })),
+                duration,
+                quick_pin: true,
             }
         }
         StoreRequest::Lock => {

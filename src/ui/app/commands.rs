@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use super::state::{EprApp, Screen};
 use crate::sync::SyncCommand;
@@ -42,9 +43,17 @@ pub enum Command {
         user: String,
         passphrase: String,
     },
+    /// Unlock with the passphrase; `quick_pin` (4 to 8 digits) is kept in memory for
+    /// re-unlocking after an idle lock during this shift.
     Unlock {
         user: String,
         passphrase: String,
+        quick_pin: Option<String>,
+    },
+    /// Re-unlock with the quick PIN.
+    UnlockWithPin {
+        user: String,
+        pin: String,
     },
     Lock,
     Connect(ConnectRequest),
@@ -94,6 +103,7 @@ impl std::fmt::Debug for Command {
         match self {
             Command::CreateStore { user, .. } => write!(f, "CreateStore({user:?}, ..)"),
             Command::Unlock { user, .. } => write!(f, "Unlock({user:?}, ..)"),
+            Command::UnlockWithPin { user, .. } => write!(f, "UnlockWithPin({user:?}, ..)"),
             Command::Search(_) => write!(f, "Search(..)"),
             Command::Sign { .. } => write!(f, "Sign(..)"),
             Command::SignAmendment { .. } => write!(f, "SignAmendment(..)"),
@@ -201,11 +211,29 @@ impl EprApp {
     pub fn apply(&mut self, command: Command) {
         match command {
             Command::CreateStore { user, passphrase } => {
-                self.worker.send(StoreRequest::Create { user, passphrase });
+                self.worker.send(StoreRequest::Create {
+                    user,
+                    passphrase: Zeroizing::new(passphrase),
+                });
                 self.screen = Screen::Working("Creating the encrypted store…");
             }
-            Command::Unlock { user, passphrase } => {
-                self.worker.send(StoreRequest::Unlock { user, passphrase });
+            Command::Unlock {
+                user,
+                passphrase,
+                quick_pin,
+            } => {
+                self.worker.send(StoreRequest::Unlock {
+                    user,
+                    passphrase: Zeroizing::new(passphrase),
+                    quick_pin: quick_pin.map(Zeroizing::new),
+                });
+                self.screen = Screen::Working("Unlocking…");
+            }
+            Command::UnlockWithPin { user, pin } => {
+                self.worker.send(StoreRequest::UnlockWithPin {
+                    user,
+                    pin: Zeroizing::new(pin),
+                });
                 self.screen = Screen::Working("Unlocking…");
             }
             Command::Lock => self.lock(None),
@@ -379,12 +407,22 @@ mod tests {
         let c = Command::Unlock {
             user: "alex".into(),
             passphrase: "secret-2468".into(),
+            quick_pin: Some("97531".into()),
         };
         assert!(!format!("{c:?}").contains("secret-2468"));
+        assert!(!format!("{c:?}").contains("97531"));
+        let c = Command::UnlockWithPin {
+            user: "alex".into(),
+            pin: "97531".into(),
+        };
+        assert!(!format!("{c:?}").contains("97531"));
         let form = UnlockForm {
             passphrase: "secret-2468".into(),
+            quick_pin: "97531".into(),
+            pin: "97531".into(),
             ..UnlockForm::default()
         };
+        assert!(!format!("{form:?}").contains("97531"));
         assert!(!format!("{form:?}").contains("secret-2468"));
         let form = FirstRunForm {
             passphrase: "secret-2468".into(),

@@ -24,8 +24,10 @@ impl EprApp {
                 created,
                 result,
                 duration,
+                quick_pin,
             } => match result {
                 Ok(user) => {
+                    self.quick_pin_user = quick_pin.then(|| user.clone());
                     self.timings.unlock_duration = Some(duration);
                     self.timings.unlocked_at = Some(Instant::now());
                     self.timings.list_drawn_at = None;
@@ -50,6 +52,23 @@ impl EprApp {
                 }
                 Err(e) => self.open_failed(created, e),
             },
+            StoreReply::PinRefused { attempts_left } => {
+                let mut form = self.unlock_form(None);
+                if attempts_left == 0 {
+                    self.quick_pin_user = None;
+                    form = self.unlock_form(None);
+                    form.error = Some(
+                        "Wrong PIN too many times: unlock with your passphrase. You can set a new quick PIN as you do"
+                            .to_owned(),
+                    );
+                } else {
+                    form.error = Some(format!(
+                        "Wrong PIN: {attempts_left} more tr{} before the passphrase is needed",
+                        if attempts_left == 1 { "y" } else { "ies" }
+                    ));
+                }
+                self.screen = Screen::Unlock(form);
+            }
             StoreReply::Locked
             | StoreReply::AmendmentDiscarded
             | StoreReply::Audited

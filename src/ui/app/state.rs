@@ -34,6 +34,9 @@ pub struct AppConfig {
     pub autosave_quiet: Duration,
     /// ... and never later than this after the first unsaved edit.
     pub autosave_max_wait: Duration,
+    /// Argon2id cost for a new store, re-sealing an older one, and the quick PIN. Keep
+    /// [`KdfParams::INTERACTIVE`]; tests may lower it.
+    pub kdf: crate::crypto::KdfParams,
 }
 
 impl Default for AppConfig {
@@ -42,6 +45,7 @@ impl Default for AppConfig {
             idle_lock_after: Duration::from_secs(5 * 60),
             autosave_quiet: Duration::from_millis(300),
             autosave_max_wait: Duration::from_millis(800),
+            kdf: crate::crypto::KdfParams::INTERACTIVE,
         }
     }
 }
@@ -113,6 +117,9 @@ pub struct EprApp {
     /// The unlocked user; `None` while locked.
     pub(super) user: Option<String>,
     pub(super) users: Vec<String>,
+    /// The user whose quick PIN the worker holds in memory, if any: the unlock screen then
+    /// asks for the PIN instead of the passphrase.
+    pub(super) quick_pin_user: Option<String>,
     pub(super) theme: ThemeChoice,
     pub(super) styled_ctx: Option<egui::Context>,
     /// The time of the current frame, as given to `logic_at`. Timers read this, never the
@@ -156,7 +163,7 @@ impl EprApp {
     /// and unlock; the store itself is opened on the worker.
     pub fn new(data_dir: PathBuf, config: AppConfig) -> Self {
         let repaint: RepaintSignal = Arc::new(OnceLock::new());
-        let worker = StoreWorker::start(data_dir.clone(), repaint.clone());
+        let worker = StoreWorker::start(data_dir.clone(), config.kdf, repaint.clone());
         let (connect_tx, connect_rx) = std::sync::mpsc::channel();
         // Remembered display choices; an idle time set explicitly (tests, EPR_IDLE_LOCK_SECS)
         // wins over the remembered one.
@@ -200,6 +207,7 @@ impl EprApp {
             sync: None,
             user: None,
             users,
+            quick_pin_user: None,
             theme: saved
                 .map(prefs::UiPrefs::theme)
                 .unwrap_or(ThemeChoice::Light),
@@ -419,9 +427,18 @@ impl EprApp {
         self.worker.send(StoreRequest::Lock);
         self.list.clear();
         self.user = None;
+        self.screen = Screen::Unlock(self.unlock_form(notice));
+    }
+
+    /// The unlock form: for the PIN when a quick PIN is held for the last user.
+    pub(super) fn unlock_form(&self, notice: Option<String>) -> UnlockForm {
         let mut form = UnlockForm::new(self.users.clone());
+        if let Some(user) = &self.quick_pin_user {
+            form.user = user.clone();
+            form.pin_mode = true;
+        }
         form.notice = notice;
-        self.screen = Screen::Unlock(form);
+        form
     }
 
     /// Keeps what the crew typed into the open record's "add" forms but did not add yet, so
