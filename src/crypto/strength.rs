@@ -24,10 +24,17 @@ pub enum WeakSecret {
     Guessable { hint: Option<String> },
 }
 
+/// zxcvbn's advice as the end of our sentence: lower-case first letter, no full stop.
 fn hint_suffix(hint: &Option<String>) -> String {
-    hint.as_ref()
-        .map(|h| format!(": {h}"))
-        .unwrap_or_else(|| ". Try four or more unrelated words".to_owned())
+    let Some(hint) = hint else {
+        return ". Try four or more unrelated words".to_owned();
+    };
+    let hint = hint.trim().trim_end_matches('.');
+    let mut chars = hint.chars();
+    match chars.next() {
+        Some(first) => format!(" ({}{})", first.to_lowercase(), chars.as_str()),
+        None => String::new(),
+    }
 }
 
 /// Checks `secret`; `context` holds words an attacker would try first (the username, the
