@@ -58,6 +58,25 @@ fn try_it_on_this_computer_syncs_simulates_an_outage_and_comes_back_after_restar
     });
     wait_until(&mut h, "the list", |a| a.list().all.len() == 30);
 
+    // Locked, the demo supervisor's password is nowhere on screen (it would open every
+    // synced record); unlocked, it is back.
+    let password = h
+        .state()
+        .demo_supervisor_password()
+        .expect("demo mode knows its supervisor password");
+    h.get_by_role_and_label(Role::Button, "Lock").click();
+    support::ui::settle(&mut h);
+    assert_eq!(h.state().screen().name(), "unlock");
+    assert!(h.query_by_label_contains(&password).is_none());
+    h.get_by_label_contains("unlock to see the supervisor sign-in");
+    let node = h.get_by_label("Passphrase");
+    node.focus();
+    node.type_text("heron pebble maple drift");
+    h.step();
+    h.get_by_role_and_label(Role::Button, "Unlock").click();
+    wait_until(&mut h, "unlock", |a| a.screen().name() == "records");
+    assert!(h.query_all_by_label_contains(&password).next().is_some());
+
     // Outage: the crew's workflow does not change, the banner does.
     h.get_by_label("Simulate server outage").click();
     h.step();
@@ -91,6 +110,28 @@ fn try_it_on_this_computer_syncs_simulates_an_outage_and_comes_back_after_restar
     });
     let url = h.state().status_demo_url().unwrap();
     drop(h);
+
+    // This store has held demo records: enrolling it with a real trust server is refused
+    // before any connection, so no demo record can reach one.
+    let trust = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trust.set_nonblocking(true).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_epr"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "enroll",
+            "--server",
+            &format!("http://{}", trust.local_addr().unwrap()),
+            "--code",
+            "ABCD-EFGH",
+        ])
+        .env("EPR_PASSPHRASE", "heron pebble maple drift")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("demonstration"), "{err}");
+    assert!(trust.accept().is_err(), "a connection was made");
 
     // A new launch: unlock brings the same demo server back on the same address.
     let mut h = harness(dir.path(), AppConfig::default());

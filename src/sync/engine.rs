@@ -103,6 +103,10 @@ impl Default for SyncConfig {
 pub enum SyncError {
     #[error("this tablet is not enrolled with a server")]
     NotEnrolled,
+    #[error(
+        "this store was used for the demonstration and holds demo records, which must never reach a trust server; enrol a fresh store (a new data directory) instead"
+    )]
+    DemoStore,
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error("local store: {0}")]
@@ -121,7 +125,7 @@ impl SyncError {
                 ProblemKind::Credentials
             }
             SyncError::Request(RequestError::Refused { .. }) => ProblemKind::Record,
-            SyncError::NotEnrolled => ProblemKind::Credentials,
+            SyncError::NotEnrolled | SyncError::DemoStore => ProblemKind::Credentials,
             SyncError::Store(_) | SyncError::Thread(_) => ProblemKind::Local,
         }
     }
@@ -148,9 +152,24 @@ pub struct CycleReport {
 /// the one-time code; keeps the server URL, device id and token inside the encrypted store.
 /// The device's name is the one the administrator gave the code.
 pub async fn enroll(store: &Store, server_url: &str, code: &str) -> Result<Uuid, SyncError> {
+    refuse_a_demo_store(store)?;
     let request = enrolment_request(store, code)?;
     let response = request_enrolment(server_url, &request).await?;
     remember_enrolment(store, server_url, &response)
+}
+
+/// Set in a store that "Try it on this computer" enrolled with the in-process demo server:
+/// the port that server listens on.
+pub const DEMO_PORT: &str = "demo_server_port";
+
+/// A store that has run the demonstration holds synthetic records (and whatever was typed
+/// while trying the app): it must never be enrolled with a trust server, which would receive
+/// them all. Checked before any connection.
+pub fn refuse_a_demo_store(store: &Store) -> Result<(), SyncError> {
+    if store.setting(DEMO_PORT)?.is_some() {
+        return Err(SyncError::DemoStore);
+    }
+    Ok(())
 }
 
 /// The enrolment request for `code`: this device's public key and its signature over the code

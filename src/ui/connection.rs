@@ -22,7 +22,7 @@ use crate::sync::{SyncConfig, SyncError, SyncHandle};
 use crate::local_server::LocalServer;
 
 /// Setting key: the demo server's port, when this tablet uses "Try it on this computer".
-pub const DEMO_PORT: &str = "demo_server_port";
+pub use crate::sync::engine::DEMO_PORT;
 /// Setting key: the demo supervisor's password (inside the encrypted store).
 pub const DEMO_SUPERVISOR_PASSWORD: &str = "demo_supervisor_password";
 /// The demo supervisor's user name.
@@ -132,6 +132,7 @@ async fn enrol_and_start(
 ) -> Result<SyncHandle, String> {
     let url = crate::sync::client::check_server_address(server_url)?;
     let failed = |e: SyncError| format!("enrolment failed: {e}");
+    crate::sync::engine::refuse_a_demo_store(&store).map_err(failed)?;
     let request = crate::sync::engine::enrolment_request(&store, code).map_err(failed)?;
     let response = crate::sync::engine::request_enrolment(&url, &request)
         .await

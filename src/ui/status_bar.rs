@@ -102,13 +102,26 @@ pub fn status_bar_ui(ui: &mut Ui, view: &StatusView, out: &mut Vec<Command>) {
 
 /// Demo mode only: where the demo server is, the supervisor sign-in, and the outage switch.
 /// Drawn as its own bar above the status bar so neither crowds the other.
-pub fn demo_bar_ui(ui: &mut Ui, demo: &super::connection::DemoInfo, out: &mut Vec<Command>) {
+/// The demo bar. The demo supervisor's sign-in is shown only while `unlocked`.
+pub fn demo_bar_ui(
+    ui: &mut Ui,
+    demo: &super::connection::DemoInfo,
+    unlocked: bool,
+    out: &mut Vec<Command>,
+) {
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new("Demo").strong());
-        ui.label(format!(
-            "Server {} · supervisor sign-in: {} / {}",
-            demo.server_url, demo.supervisor_user, demo.supervisor_password
-        ));
+        if unlocked {
+            ui.label(format!(
+                "Server {} · supervisor sign-in: {} / {}",
+                demo.server_url, demo.supervisor_user, demo.supervisor_password
+            ));
+        } else {
+            ui.label(format!(
+                "Server {} · unlock to see the supervisor sign-in",
+                demo.server_url
+            ));
+        }
         let mut outage = !demo.server_running;
         if ui
             .checkbox(&mut outage, "Simulate server outage")

@@ -125,8 +125,11 @@ impl EprApp {
                 status_bar::status_bar_ui(ui, &view, &mut commands);
             });
             if let Some(demo) = &view.demo {
+                // The demo supervisor's password opens every synced record: never drawn
+                // while the app is locked.
+                let unlocked = self.user.is_some();
                 egui::Panel::bottom("demo-bar").show(ui, |ui| {
-                    status_bar::demo_bar_ui(ui, demo, &mut commands);
+                    status_bar::demo_bar_ui(ui, demo, unlocked, &mut commands);
                 });
             }
         }

@@ -256,6 +256,13 @@ impl EprApp {
         self.demo.as_ref().map(|(_, info)| info.server_url.clone())
     }
 
+    /// The demo supervisor's password, in demo mode (tests check where it is shown).
+    pub fn demo_supervisor_password(&self) -> Option<String> {
+        self.demo
+            .as_ref()
+            .map(|(_, info)| info.supervisor_password.clone())
+    }
+
     /// The connect screen's message, if it shows one (tests read it).
     pub fn connect_message(&self) -> Option<&str> {
         match &self.screen {
