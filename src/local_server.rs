@@ -1,7 +1,7 @@
 //! The in-process server behind "Try it on this computer".
 //!
-//! Owns: running the real hosted server (the same `server` code, SQLite in the app's data
-//! directory, listening on 127.0.0.1 only) inside the crew app, stopping and restarting it on
+//! Owns: running the real hosted server (the same `server` code, SQLite encrypted with
+//! SQLCipher in the app's data directory, listening on 127.0.0.1 only) inside the crew app, stopping and restarting it on
 //! the same port for "Simulate server outage", and the demo set-up (enrolment code, supervisor
 //! account). It runs on the runtime it is given (the app's one runtime) and never makes one
 //! of its own. It is wiring between the `server` and the app, like a binary: the `ui` and `sync`
@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::crypto::KdfParams;
+use crate::crypto::{DatabaseKey, KdfParams};
 use crate::server::{self, ServerConfig, Storage, admin};
 
 /// File name of the demo server's database inside the app's data directory.
@@ -52,16 +52,25 @@ impl LocalServer {
     /// Starts a server on 127.0.0.1:`port` (0 picks a free port below the kernel's ephemeral
     /// range, see [`pick_port`]) with its database in `data_dir`. The listener runs as a task
     /// on `runtime`; call this from a task on that runtime.
+    ///
+    /// The database is encrypted (SQLCipher) under `db_key`, which the caller keeps inside the
+    /// tablet's encrypted store: whatever is typed while trying the app is as protected on
+    /// disk as the store itself.
     pub async fn start_on(
         runtime: tokio::runtime::Handle,
         data_dir: &Path,
         port: u16,
+        db_key: &DatabaseKey,
     ) -> Result<Self, LocalServerError> {
         let port = if port == 0 { pick_port() } else { port };
-        let url = format!("sqlite://{}", data_dir.join(DEMO_DB_FILE).display());
-        let storage = server::open_storage(&url)
+        let storage: Arc<dyn Storage> = Arc::new(
+            server::storage::sqlite::SqliteStorage::open_encrypted(
+                &data_dir.join(DEMO_DB_FILE),
+                db_key,
+            )
             .await
-            .map_err(|e| LocalServerError::Storage(e.to_string()))?;
+            .map_err(|e| LocalServerError::Storage(e.to_string()))?,
+        );
         let mut me = Self {
             runtime,
             storage,

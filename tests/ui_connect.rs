@@ -147,6 +147,48 @@ fn try_it_on_this_computer_syncs_simulates_an_outage_and_comes_back_after_restar
     wait_until(&mut h, "a sync after restart", |a| {
         a.sync_handle().map(|s| s.status().reachable) == Some(Some(true))
     });
+
+    // The demo server's database is encrypted like the store: no SQLite header, no record.
+    let demo_db = dir.path().join(ambulance_epr::local_server::DEMO_DB_FILE);
+    let bytes = std::fs::read(&demo_db).unwrap();
+    assert!(bytes.len() > 4096);
+    assert!(!bytes.starts_with(b"SQLite format 3"));
+    assert!(!bytes.windows(10).any(|w| w == b"INC-OUTAGE"));
+
+    // Leaving the demo asks first, then deletes the demo store, its keyring and the demo
+    // server's database, stops that server, and starts again at set-up.
+    h.get_by_role_and_label(Role::Button, "Leave the demo…")
+        .click();
+    support::ui::settle(&mut h);
+    h.get_by_role_and_label(Role::Button, "Keep trying it")
+        .click();
+    support::ui::settle(&mut h);
+    assert_eq!(h.state().screen().name(), "records");
+    h.get_by_role_and_label(Role::Button, "Leave the demo…")
+        .click();
+    support::ui::settle(&mut h);
+    h.get_by_role_and_label(Role::Button, "Delete the demo and start again")
+        .click();
+    wait_until(&mut h, "set-up after the demo", |a| {
+        a.screen().name() == "first run"
+    });
+    for gone in [
+        "epr.db",
+        "keyring.json",
+        ambulance_epr::local_server::DEMO_DB_FILE,
+    ] {
+        assert!(!dir.path().join(gone).exists(), "{gone} is still there");
+    }
+    assert!(h.state().status_demo_url().is_none());
+    let port: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::net::TcpStream::connect(port).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo server still answers"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -23,6 +23,18 @@ use crate::local_server::LocalServer;
 
 /// Setting key: the demo server's port, when this tablet uses "Try it on this computer".
 pub use crate::sync::engine::DEMO_PORT;
+/// Setting key: the demo server's database key, hex (inside the encrypted store).
+pub const DEMO_SERVER_KEY: &str = "demo_server_key";
+
+/// The demo server's database key, from the store.
+#[cfg(feature = "server")]
+fn demo_server_key(store: &Store) -> Option<crate::crypto::DatabaseKey> {
+    let text = zeroize::Zeroizing::new(store.setting(DEMO_SERVER_KEY).ok().flatten()?);
+    let bytes = zeroize::Zeroizing::new(hex::decode(text.as_str()).ok()?);
+    let array: [u8; 32] = bytes.as_slice().try_into().ok()?;
+    Some(crate::crypto::DatabaseKey::from_bytes(array))
+}
+
 /// Setting key: the demo supervisor's password (inside the encrypted store).
 pub const DEMO_SUPERVISOR_PASSWORD: &str = "demo_supervisor_password";
 /// The demo supervisor's user name.
@@ -176,7 +188,12 @@ async fn set_up_demo(
     events: &Events,
 ) -> Result<(SyncHandle, SharedLocalServer, DemoInfo), String> {
     use super::problem::StoreProblem;
-    let server = LocalServer::start_on(runtime.clone(), data_dir, 0)
+    // The demo server's database key lives only inside this (encrypted) store.
+    let db_key = crate::crypto::DatabaseKey::generate().map_err(|e| e.to_string())?;
+    store
+        .set_setting(DEMO_SERVER_KEY, &hex::encode(db_key.as_bytes()))
+        .map_err(|e| StoreProblem::report(e).to_string())?;
+    let server = LocalServer::start_on(runtime.clone(), data_dir, 0, &db_key)
         .await
         .map_err(|e| e.to_string())?;
     let code = server
@@ -262,7 +279,13 @@ pub fn resume_after_unlock(
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            match LocalServer::start_on(rt.clone(), &data_dir, port).await {
+            let started = match demo_server_key(&store) {
+                Some(key) => LocalServer::start_on(rt.clone(), &data_dir, port, &key).await,
+                None => Err(crate::local_server::LocalServerError::Storage(
+                    "its key is missing from this store".to_owned(),
+                )),
+            };
+            match started {
                 Ok(server) => {
                     let info = DemoInfo {
                         server_url: server.url(),

@@ -102,13 +102,33 @@ pub fn status_bar_ui(ui: &mut Ui, view: &StatusView, out: &mut Vec<Command>) {
 
 /// Demo mode only: where the demo server is, the supervisor sign-in, and the outage switch.
 /// Drawn as its own bar above the status bar so neither crowds the other.
-/// The demo bar. The demo supervisor's sign-in is shown only while `unlocked`.
+/// The demo bar. The demo supervisor's sign-in, and the way out of the demo, are shown only
+/// while `unlocked`; `confirming` asks before the demo is deleted.
 pub fn demo_bar_ui(
     ui: &mut Ui,
     demo: &super::connection::DemoInfo,
     unlocked: bool,
+    confirming: bool,
     out: &mut Vec<Command>,
 ) {
+    if confirming {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(
+                RichText::new(
+                    "Delete the demo? Its records, everything typed while trying the app and the \
+                     demo server are deleted from this computer, and the app starts again at set-up.",
+                )
+                .strong(),
+            );
+            if ui.button("Delete the demo and start again").clicked() {
+                out.push(Command::LeaveDemo);
+            }
+            if ui.button("Keep trying it").clicked() {
+                out.push(Command::ConfirmLeaveDemo(false));
+            }
+        });
+        return;
+    }
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new("Demo").strong());
         if unlocked {
@@ -129,6 +149,9 @@ pub fn demo_bar_ui(
             .changed()
         {
             out.push(Command::SimulateOutage(outage));
+        }
+        if unlocked && ui.button("Leave the demo…").clicked() {
+            out.push(Command::ConfirmLeaveDemo(true));
         }
     });
 }

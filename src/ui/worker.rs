@@ -103,6 +103,10 @@ pub enum StoreRequest {
     /// Open a second connection to the unlocked store (no key derivation again) and hand it
     /// back, for work that runs beside the worker: enrolment, the demo set-up, the sync engine.
     OpenSecondConnection(ConnectionPurpose),
+    /// Leaving demo mode: close the store and delete it, its keyring and the demo server's
+    /// database, so the tablet starts again at first run. Refused unless the open store is a
+    /// demo store. The app stops sync and the demo server first.
+    DeleteDemo,
 }
 
 /// A record as the editor opens it.
@@ -178,6 +182,8 @@ pub enum StoreReply {
     /// The file written, or what went wrong in words for the crew.
     Exported(Result<PathBuf, String>),
     PrefsSaved,
+    /// The demo was deleted, or why not (in words).
+    DemoDeleted(Result<(), String>),
     /// A second store connection (boxed: the store is large), with what it was asked for.
     SecondConnection {
         purpose: ConnectionPurpose,
@@ -549,7 +555,63 @@ fn handle(
                 None => Err(locked()),
             }),
         },
+        StoreRequest::DeleteDemo => {
+            let is_demo = match store.as_ref() {
+                Some(s) => shown(s.setting(crate::sync::engine::DEMO_PORT)).map(|p| p.is_some()),
+                None => Err(StoreProblem::Locked),
+            };
+            StoreReply::DemoDeleted(match is_demo {
+                Ok(true) => {
+                    *store = None;
+                    state.quick_pin = None;
+                    delete_demo_files(data_dir)
+                }
+                Ok(false) => Err("this store is not a demo store; nothing was deleted".to_owned()),
+                Err(e) => Err(e.to_string()),
+            })
+        }
     }
+}
+
+/// Deletes the demo server's database, then the store, then the keyring (last, so a failure
+/// part-way never leaves a store without its keyring). Files already gone are fine.
+fn delete_demo_files(data_dir: &std::path::Path) -> Result<(), String> {
+    let store = crate::store::store_path(data_dir);
+    let with_suffix = |p: &std::path::Path, suffix: &str| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let mut doomed = Vec::new();
+    #[cfg(feature = "server")]
+    {
+        let demo_db = data_dir.join(crate::local_server::DEMO_DB_FILE);
+        doomed.extend([
+            with_suffix(&demo_db, "-wal"),
+            with_suffix(&demo_db, "-shm"),
+            demo_db,
+        ]);
+    }
+    doomed.extend([
+        with_suffix(&store, "-wal"),
+        with_suffix(&store, "-shm"),
+        store,
+        crate::store::keyring_path(data_dir),
+    ]);
+    for path in doomed {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                return Err(format!(
+                    "the demo could not be fully deleted ({}: {e}); close the app and delete its data directory",
+                    name.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn list(store: &Store, filter: &ListFilter) -> Result<ListResult, StoreError> {

@@ -108,12 +108,41 @@ impl Drop for SqliteTx<'_> {
 impl SqliteStorage {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with_key(path, None).await
+    }
+
+    /// [`SqliteStorage::open`] encrypted with SQLCipher under `key` (the demo server in the
+    /// crew app, whose database must be as well protected as the tablet's store). A wrong key
+    /// or a plain file fails here, before anything is written.
+    pub async fn open_encrypted(
+        path: &Path,
+        key: &crate::crypto::DatabaseKey,
+    ) -> Result<Self, StorageError> {
+        Self::open_with_key(path, Some(key.sqlcipher_literal())).await
+    }
+
+    async fn open_with_key(
+        path: &Path,
+        key_literal: Option<zeroize::Zeroizing<String>>,
+    ) -> Result<Self, StorageError> {
         let path = path.to_owned();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StorageError> {
             // Owner-only on disk: SQLite gives the WAL and shared-memory files the same mode.
             crate::fs_atomic::create_private_file(&path)
                 .map_err(|e| StorageError::File(e.to_string()))?;
             let conn = Connection::open(path)?;
+            if let Some(literal) = key_literal {
+                conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+                let mut pragma = zeroize::Zeroizing::new(String::with_capacity(80));
+                pragma.push_str("PRAGMA key = \"");
+                pragma.push_str(&literal);
+                pragma.push_str("\";");
+                conn.execute_batch(&pragma)?;
+                // The first read decrypts page 1: a wrong key fails here.
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })?;
+            }
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "FULL")?;

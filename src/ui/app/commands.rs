@@ -84,6 +84,11 @@ pub enum Command {
     SetIdleLock(Duration),
     /// Demo mode: stop (`true`) or restart (`false`) the in-process server.
     SimulateOutage(bool),
+    /// Demo mode: show (`true`) or hide the "leave the demo" confirmation.
+    ConfirmLeaveDemo(bool),
+    /// Demo mode, confirmed: stop sync and the demo server, delete the demo store and the
+    /// demo server's database, and start again at first run.
+    LeaveDemo,
     /// Save the open record's handover document into `folder` (a given version, or the
     /// latest saved one).
     Export {
@@ -113,6 +118,8 @@ impl std::fmt::Debug for Command {
                     Command::Lock => "Lock",
                     Command::Connect(_) => "Connect",
                     Command::WorkOffline => "WorkOffline",
+                    Command::ConfirmLeaveDemo(_) => "ConfirmLeaveDemo",
+                    Command::LeaveDemo => "LeaveDemo",
                     Command::NewRecord => "NewRecord",
                     Command::OpenRecord(_) => "OpenRecord",
                     Command::BackToList => "BackToList",
@@ -237,6 +244,17 @@ impl EprApp {
                 self.screen = Screen::Working("Unlocking…");
             }
             Command::Lock => self.lock(None),
+            Command::ConfirmLeaveDemo(show) => self.confirm_leave_demo = show,
+            Command::LeaveDemo => {
+                self.confirm_leave_demo = false;
+                // Sync and the demo server hold their own connections: both stop first.
+                self.sync = None;
+                self.demo = None;
+                self.notice = None;
+                self.list.clear();
+                self.worker.send(StoreRequest::DeleteDemo);
+                self.screen = Screen::Working("Deleting the demo…");
+            }
             Command::Connect(request) => self.connect(request),
             Command::SimulateOutage(outage) => {
                 // Only a build with the in-process demo server has an outage to simulate.

@@ -128,8 +128,9 @@ impl EprApp {
                 // The demo supervisor's password opens every synced record: never drawn
                 // while the app is locked.
                 let unlocked = self.user.is_some();
+                let confirming = self.confirm_leave_demo && unlocked;
                 egui::Panel::bottom("demo-bar").show(ui, |ui| {
-                    status_bar::demo_bar_ui(ui, demo, unlocked, &mut commands);
+                    status_bar::demo_bar_ui(ui, demo, unlocked, confirming, &mut commands);
                 });
             }
         }

@@ -69,6 +69,17 @@ impl EprApp {
                 }
                 self.screen = Screen::Unlock(form);
             }
+            StoreReply::DemoDeleted(result) => {
+                self.user = None;
+                self.quick_pin_user = None;
+                match result {
+                    Ok(()) => {
+                        self.users.clear();
+                        self.screen = Screen::FirstRun(FirstRunForm::default());
+                    }
+                    Err(message) => self.screen = Screen::Failed(message),
+                }
+            }
             StoreReply::Locked
             | StoreReply::AmendmentDiscarded
             | StoreReply::Audited

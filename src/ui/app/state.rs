@@ -120,6 +120,8 @@ pub struct EprApp {
     /// The user whose quick PIN the worker holds in memory, if any: the unlock screen then
     /// asks for the PIN instead of the passphrase.
     pub(super) quick_pin_user: Option<String>,
+    /// The demo bar asks whether to delete the demo.
+    pub(super) confirm_leave_demo: bool,
     pub(super) theme: ThemeChoice,
     pub(super) styled_ctx: Option<egui::Context>,
     /// The time of the current frame, as given to `logic_at`. Timers read this, never the
@@ -208,6 +210,7 @@ impl EprApp {
             user: None,
             users,
             quick_pin_user: None,
+            confirm_leave_demo: false,
             theme: saved
                 .map(prefs::UiPrefs::theme)
                 .unwrap_or(ThemeChoice::Light),
