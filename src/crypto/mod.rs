@@ -9,11 +9,13 @@
 
 pub mod canonical;
 pub mod keys;
+pub mod secret;
 pub mod signing;
 pub mod strength;
 
 pub use canonical::{canonical_json, content_sha256_hex, signing_payload};
 pub use keys::{DatabaseKey, KdfParams, KeyError, WrappedKey};
+pub use secret::SecretText;
 pub use signing::{DeviceSigningKey, SignatureError, verify_signature};
 pub use strength::{WeakSecret, check_secret};
 

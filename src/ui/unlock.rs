@@ -9,14 +9,14 @@ use egui::{RichText, TextEdit, Ui};
 use super::widgets::{centred_column, choice, error_text, sentence};
 use super::worker::{QUICK_PIN_ATTEMPTS, is_quick_pin};
 use super::{Command, ConnectRequest};
-use crate::crypto::check_secret;
+use crate::crypto::{SecretText, check_secret};
 
 /// The first-run form. Its `Debug` leaves out the passphrase.
 #[derive(Default)]
 pub struct FirstRunForm {
     pub user: String,
-    pub passphrase: String,
-    pub confirm: String,
+    pub passphrase: SecretText,
+    pub confirm: SecretText,
     /// Shown after an attempt failed (for example the data directory is read-only).
     pub error: Option<String>,
     /// The name field has been given keyboard focus once.
@@ -28,11 +28,11 @@ pub struct FirstRunForm {
 pub struct UnlockForm {
     pub users: Vec<String>,
     pub user: String,
-    pub passphrase: String,
+    pub passphrase: SecretText,
     /// An optional quick PIN to set for this shift, typed beside the passphrase.
-    pub quick_pin: String,
+    pub quick_pin: SecretText,
     /// The quick PIN, when unlocking with it.
-    pub pin: String,
+    pub pin: SecretText,
     /// Ask for the quick PIN (held in memory for `user`) instead of the passphrase.
     pub pin_mode: bool,
     /// Wrong PIN, rate limit, ... shown beside the field.
@@ -106,7 +106,7 @@ pub fn first_run_ui(ui: &mut Ui, form: &mut FirstRunForm, out: &mut Vec<Command>
         }
         let pass = ui.label("Passphrase");
         ui.add(
-            TextEdit::singleline(&mut form.passphrase)
+            TextEdit::singleline(&mut *form.passphrase)
                 .password(true)
                 .desired_width(f32::INFINITY),
         )
@@ -121,7 +121,7 @@ pub fn first_run_ui(ui: &mut Ui, form: &mut FirstRunForm, out: &mut Vec<Command>
         let confirm = ui.label("Repeat passphrase");
         let confirm_response = ui
             .add(
-                TextEdit::singleline(&mut form.confirm)
+                TextEdit::singleline(&mut *form.confirm)
                     .password(true)
                     .desired_width(f32::INFINITY),
             )
@@ -144,7 +144,7 @@ pub fn first_run_ui(ui: &mut Ui, form: &mut FirstRunForm, out: &mut Vec<Command>
         {
             out.push(Command::CreateStore {
                 user: form.user.trim().to_owned(),
-                passphrase: std::mem::take(&mut form.passphrase),
+                passphrase: form.passphrase.take(),
             });
             form.confirm.clear();
             form.error = None;
@@ -252,7 +252,7 @@ fn pin_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
     let label = ui.label("Quick PIN");
     let field = ui
         .add(
-            TextEdit::singleline(&mut form.pin)
+            TextEdit::singleline(&mut *form.pin)
                 .password(true)
                 .desired_width(160.0),
         )
@@ -269,7 +269,7 @@ fn pin_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
         if ui.add_enabled(ready, egui::Button::new("Unlock")).clicked() || (ready && enter) {
             out.push(Command::UnlockWithPin {
                 user: form.user.clone(),
-                pin: std::mem::take(&mut form.pin),
+                pin: form.pin.take(),
             });
         }
         if ui.button("Use the passphrase instead").clicked() {
@@ -302,7 +302,7 @@ fn passphrase_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
     let label = ui.label("Passphrase");
     let field = ui
         .add(
-            TextEdit::singleline(&mut form.passphrase)
+            TextEdit::singleline(&mut *form.passphrase)
                 .password(true)
                 .desired_width(f32::INFINITY),
         )
@@ -317,7 +317,7 @@ fn passphrase_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
     let pin_label = ui.label("Quick PIN for this shift (optional, 4 to 8 digits)");
     let pin_field = ui
         .add(
-            TextEdit::singleline(&mut form.quick_pin)
+            TextEdit::singleline(&mut *form.quick_pin)
                 .password(true)
                 .desired_width(160.0),
         )
@@ -337,10 +337,10 @@ fn passphrase_ui(ui: &mut Ui, form: &mut UnlockForm, out: &mut Vec<Command>) {
         && ui.input(|i| i.key_pressed(egui::Key::Enter));
     let ready = !form.passphrase.is_empty() && !form.user.is_empty() && pin_ok;
     if ui.add_enabled(ready, egui::Button::new("Unlock")).clicked() || (ready && enter) {
-        let quick_pin = std::mem::take(&mut form.quick_pin);
+        let quick_pin = form.quick_pin.take();
         out.push(Command::Unlock {
             user: form.user.clone(),
-            passphrase: std::mem::take(&mut form.passphrase),
+            passphrase: form.passphrase.take(),
             quick_pin: (!quick_pin.is_empty()).then_some(quick_pin),
         });
     }

@@ -18,10 +18,8 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::crypto::{KdfParams, SecretText, WrappedKey};
 use uuid::Uuid;
-use zeroize::Zeroizing;
-
-use crate::crypto::{KdfParams, WrappedKey};
 
 use super::connection::ConnectionPurpose;
 use super::export::{ExportFormat, export_to_folder};
@@ -39,21 +37,18 @@ pub enum StoreRequest {
     /// First run: create the store and its first user (runs key derivation).
     Create {
         user: String,
-        passphrase: Zeroizing<String>,
+        passphrase: SecretText,
     },
     /// Unlock for `user` with the passphrase (runs key derivation). With `quick_pin`, the
     /// key is also sealed under that PIN in this process's memory, for [`Self::UnlockWithPin`]
     /// after an idle lock; without, any quick PIN is forgotten.
     Unlock {
         user: String,
-        passphrase: Zeroizing<String>,
-        quick_pin: Option<Zeroizing<String>>,
+        passphrase: SecretText,
+        quick_pin: Option<SecretText>,
     },
     /// Re-unlock with the quick PIN set at the last passphrase unlock.
-    UnlockWithPin {
-        user: String,
-        pin: Zeroizing<String>,
-    },
+    UnlockWithPin { user: String, pin: SecretText },
     /// Drop the store and its key. Queued saves before this still commit.
     Lock,
     /// Encounter summaries. `generation` lets the app ignore out-of-date answers.

@@ -8,8 +8,8 @@ use crate::model::Revision;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::crypto::SecretText;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use super::state::{EprApp, Screen};
 use crate::sync::SyncCommand;
@@ -41,19 +41,19 @@ pub use crate::ui::export::ExportFormat;
 pub enum Command {
     CreateStore {
         user: String,
-        passphrase: String,
+        passphrase: SecretText,
     },
     /// Unlock with the passphrase; `quick_pin` (4 to 8 digits) is kept in memory for
     /// re-unlocking after an idle lock during this shift.
     Unlock {
         user: String,
-        passphrase: String,
-        quick_pin: Option<String>,
+        passphrase: SecretText,
+        quick_pin: Option<SecretText>,
     },
     /// Re-unlock with the quick PIN.
     UnlockWithPin {
         user: String,
-        pin: String,
+        pin: SecretText,
     },
     Lock,
     Connect(ConnectRequest),
@@ -218,10 +218,7 @@ impl EprApp {
     pub fn apply(&mut self, command: Command) {
         match command {
             Command::CreateStore { user, passphrase } => {
-                self.worker.send(StoreRequest::Create {
-                    user,
-                    passphrase: Zeroizing::new(passphrase),
-                });
+                self.worker.send(StoreRequest::Create { user, passphrase });
                 self.screen = Screen::Working("Creating the encrypted store…");
             }
             Command::Unlock {
@@ -231,16 +228,13 @@ impl EprApp {
             } => {
                 self.worker.send(StoreRequest::Unlock {
                     user,
-                    passphrase: Zeroizing::new(passphrase),
-                    quick_pin: quick_pin.map(Zeroizing::new),
+                    passphrase,
+                    quick_pin,
                 });
                 self.screen = Screen::Working("Unlocking…");
             }
             Command::UnlockWithPin { user, pin } => {
-                self.worker.send(StoreRequest::UnlockWithPin {
-                    user,
-                    pin: Zeroizing::new(pin),
-                });
+                self.worker.send(StoreRequest::UnlockWithPin { user, pin });
                 self.screen = Screen::Working("Unlocking…");
             }
             Command::Lock => self.lock(None),

@@ -22,7 +22,6 @@ pub mod signin;
 use std::path::Path;
 
 use uuid::Uuid;
-use zeroize::Zeroize;
 
 use crate::protocol::{Decision, DecisionRequest};
 use crate::review_client::ReviewError;
@@ -310,7 +309,7 @@ impl ReviewScreen {
                 self.sign_in.busy = false;
                 match result {
                     Ok(s) => {
-                        self.sign_in.password.zeroize();
+                        self.sign_in.password = Default::default();
                         self.sign_in.error = None;
                         self.sign_in.notice = None;
                         self.sign_in.server_url = s.server_url;

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use uuid::Uuid;
-use zeroize::Zeroize;
 
 use super::settings;
 use crate::protocol::{DecisionRecord, DecisionRequest, ReviewDetail, ReviewList, ReviewQuery};
@@ -26,7 +25,7 @@ pub enum ReviewRequest {
     SignIn {
         server_url: String,
         username: String,
-        password: String,
+        password: crate::crypto::SecretText,
     },
     /// One page of the queue.
     List(ReviewQuery),
@@ -51,14 +50,6 @@ impl std::fmt::Debug for ReviewRequest {
             ReviewRequest::Decide { .. } => "Decide(..)",
             ReviewRequest::SignOut => "SignOut",
         })
-    }
-}
-
-impl Drop for ReviewRequest {
-    fn drop(&mut self) {
-        if let ReviewRequest::SignIn { password, .. } = self {
-            password.zeroize();
-        }
     }
 }
 

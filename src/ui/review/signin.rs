@@ -11,7 +11,7 @@ use crate::ui::widgets::{error_text, sentence};
 pub struct SignInForm {
     pub server_url: String,
     pub username: String,
-    pub password: String,
+    pub password: crate::crypto::SecretText,
     /// Why the last attempt failed.
     pub error: Option<String>,
     /// Why sign-in is asked for again (an ended session).
@@ -69,7 +69,7 @@ fn form_ui(ui: &mut Ui, form: &mut SignInForm, can_retry: bool, out: &mut Vec<Re
     let l = ui.label("Password");
     let pass = ui
         .add(
-            TextEdit::singleline(&mut form.password)
+            TextEdit::singleline(&mut *form.password)
                 .password(true)
                 .desired_width(f32::INFINITY),
         )
