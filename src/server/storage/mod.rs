@@ -10,6 +10,7 @@
 //! Never used by the device: the device store is `crate::store`.
 
 mod core;
+pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 
@@ -34,6 +35,8 @@ pub enum StorageError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("postgres pool: {0}")]
     Pool(String),
+    #[error("PostgreSQL TLS: {0}")]
+    Tls(String),
     #[error("unsupported database URL (expected sqlite://PATH or postgres://...)")]
     UnsupportedUrl,
     #[error("the database holds a value this server cannot read: {0}")]

@@ -21,8 +21,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::core::{self, EnrolmentCodeRow, RecordHead, Tx, TxKind};
@@ -59,8 +59,20 @@ impl std::fmt::Debug for PostgresStorage {
     }
 }
 
-fn pool_err(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Pool(e.to_string())
+/// A pool error with its causes, so an operator reads "invalid peer certificate:
+/// UnknownIssuer" rather than only "error performing TLS handshake".
+fn pool_err(e: impl std::error::Error) -> StorageError {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    StorageError::Pool(text)
 }
 
 /// One transaction on a pooled connection (a reader runs without `BEGIN`). Dropped without
@@ -125,11 +137,24 @@ impl Drop for PgTx {
 impl PostgresStorage {
     /// Connects a pool to `url` and applies migrations (under a session advisory lock, so two
     /// replicas starting together do not race).
+    ///
+    /// TLS follows the URL's `sslmode` and `sslrootcert` as libpq does; without `sslmode`, a
+    /// database on another host is reached only over TLS with its certificate and name checked
+    /// (`verify-full`), and one on this machine without TLS (see [`super::pg_tls`]).
     pub async fn open(url: &str) -> Result<Self, StorageError> {
-        let pg_config: tokio_postgres::Config = url.parse()?;
+        let request = super::pg_tls::split_url(url)?;
+        let mut pg_config: tokio_postgres::Config = request.url.parse()?;
+        let mode = request
+            .mode
+            .unwrap_or_else(|| super::pg_tls::default_mode(&pg_config));
+        pg_config.ssl_mode(super::pg_tls::negotiation(mode));
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(super::pg_tls::client_config(
+            mode,
+            request.root_cert.as_deref(),
+        )?);
         let manager = Manager::from_config(
             pg_config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
