@@ -361,11 +361,23 @@ fn several_users_share_a_store_and_a_pin_change_rewraps() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = new_store(dir.path());
     store.save_draft(&complete_encounter()).unwrap();
+    assert!(matches!(
+        store.add_user("second", "1234", KdfParams::FAST_FOR_TESTS),
+        Err(StoreError::WeakPassphrase(_))
+    ));
     store
-        .add_user("second", "second pin", KdfParams::FAST_FOR_TESTS)
+        .add_user(
+            "second",
+            "lantern otter quarry fig",
+            KdfParams::FAST_FOR_TESTS,
+        )
         .unwrap();
     assert!(matches!(
-        store.add_user("second", "x", KdfParams::FAST_FOR_TESTS),
+        store.add_user(
+            "second",
+            "another walnut meadow kite",
+            KdfParams::FAST_FOR_TESTS
+        ),
         Err(StoreError::UserExists(_))
     ));
     drop(store);
@@ -374,14 +386,18 @@ fn several_users_share_a_store_and_a_pin_change_rewraps() {
         Err(StoreError::ChooseUser(_))
     ));
     let db_before = std::fs::read(store_path(dir.path())).unwrap().len();
-    let mut second = Store::unlock(dir.path(), Some("second"), "second pin").unwrap();
+    let mut second = Store::unlock(dir.path(), Some("second"), "lantern otter quarry fig").unwrap();
     assert_eq!(second.status_counts().unwrap().encounters, 1);
+    assert!(matches!(
+        second.change_passphrase("123456789012", KdfParams::FAST_FOR_TESTS),
+        Err(StoreError::WeakPassphrase(_))
+    ));
     second
-        .change_passphrase("new second pin", KdfParams::FAST_FOR_TESTS)
+        .change_passphrase("cobalt prairie juniper swan", KdfParams::FAST_FOR_TESTS)
         .unwrap();
     drop(second);
-    assert!(Store::unlock(dir.path(), Some("second"), "second pin").is_err());
-    assert!(Store::unlock(dir.path(), Some("second"), "new second pin").is_ok());
+    assert!(Store::unlock(dir.path(), Some("second"), "lantern otter quarry fig").is_err());
+    assert!(Store::unlock(dir.path(), Some("second"), "cobalt prairie juniper swan").is_ok());
     assert!(Store::unlock(dir.path(), Some("crew"), PASS).is_ok());
     assert!(std::fs::read(store_path(dir.path())).unwrap().len() >= db_before);
 }

@@ -58,6 +58,8 @@ pub enum StoreError {
     UserExists(String),
     #[error("wrong passphrase or PIN")]
     WrongPassphrase,
+    #[error("that passphrase is not strong enough: {0}")]
+    WeakPassphrase(crate::crypto::WeakSecret),
     #[error("too many wrong attempts: try again in {wait_secs} s")]
     RateLimited { wait_secs: i64 },
     #[error(
@@ -551,8 +553,10 @@ impl Store {
         &self.data_dir
     }
 
-    /// Adds another user who can unlock this store with their own passphrase.
+    /// Adds another user who can unlock this store with their own passphrase, which must be
+    /// strong enough to resist offline guessing ([`crate::crypto::check_secret`]).
     pub fn add_user(&mut self, name: &str, passphrase: &str, kdf: KdfParams) -> Result<()> {
+        crate::crypto::check_secret(passphrase, &[name]).map_err(StoreError::WeakPassphrase)?;
         let kr_path = keyring_path(&self.data_dir);
         let mut keyring = Keyring::load(&kr_path)?
             .ok_or_else(|| StoreError::KeyringMissing(self.data_dir.clone()))?;
@@ -571,9 +575,11 @@ impl Store {
         Ok(())
     }
 
-    /// Changes the unlocked user's passphrase: the database key is re-wrapped, the data is
-    /// not re-encrypted.
+    /// Changes the unlocked user's passphrase (which must be strong enough, as for
+    /// [`Store::add_user`]): the database key is re-wrapped, the data is not re-encrypted.
     pub fn change_passphrase(&mut self, new_passphrase: &str, kdf: KdfParams) -> Result<()> {
+        crate::crypto::check_secret(new_passphrase, &[self.user.as_str()])
+            .map_err(StoreError::WeakPassphrase)?;
         let kr_path = keyring_path(&self.data_dir);
         let mut keyring = Keyring::load(&kr_path)?
             .ok_or_else(|| StoreError::KeyringMissing(self.data_dir.clone()))?;

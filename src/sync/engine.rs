@@ -235,15 +235,17 @@ impl Engine {
         &self.store
     }
 
-    fn client(&self) -> Result<(ApiClient, String), SyncError> {
+    /// The client and the device token (wiped from memory when the cycle ends).
+    fn client(&self) -> Result<(ApiClient, zeroize::Zeroizing<String>), SyncError> {
         let url = self
             .store
             .setting(SERVER_URL)?
             .ok_or(SyncError::NotEnrolled)?;
-        let token = self
-            .store
-            .setting(DEVICE_TOKEN)?
-            .ok_or(SyncError::NotEnrolled)?;
+        let token = zeroize::Zeroizing::new(
+            self.store
+                .setting(DEVICE_TOKEN)?
+                .ok_or(SyncError::NotEnrolled)?,
+        );
         Ok((ApiClient::new(&url, self.config.request_timeout)?, token))
     }
 
@@ -316,7 +318,7 @@ impl Engine {
                 let ids: Vec<Uuid> = next.iter().map(|b| b.record_id).collect();
                 self.store.mark_sending(&ids)?;
                 let client = client.clone();
-                let token = token.to_owned();
+                let token = zeroize::Zeroizing::new(token.to_owned());
                 let handle = tokio::spawn(async move { client.push_json(&token, body).await });
                 Some((next, handle))
             };

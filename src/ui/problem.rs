@@ -149,6 +149,7 @@ impl StoreProblem {
             StoreError::Document(_) => StoreProblem::RecordDamaged,
             StoreError::Locked => StoreProblem::Locked,
             StoreError::DataDir { .. } => StoreProblem::DataDir(error.to_string()),
+            StoreError::WeakPassphrase(_) => StoreProblem::Setup(error.to_string()),
             StoreError::KeyringMissing(_) | StoreError::Keyring(_) | StoreError::NotEncrypted => {
                 StoreProblem::Setup(error.to_string())
             }
