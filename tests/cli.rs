@@ -288,3 +288,58 @@ fn init_refuses_a_weak_passphrase_and_creates_nothing() {
         );
     }
 }
+
+/// Synthetic records and a trust server never meet: a store given demo records cannot be
+/// enrolled (refused before any connection), and an enrolled store is not given them.
+#[test]
+fn demo_records_and_a_trust_server_never_share_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        epr(dir.path(), PASS, &["--user", "crew", "init"])
+            .status
+            .success()
+    );
+    assert!(
+        epr(
+            dir.path(),
+            PASS,
+            &["demo-data", "--count", "2", "--seed", "3"]
+        )
+        .status
+        .success()
+    );
+    let trust = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trust.set_nonblocking(true).unwrap();
+    let server = format!("http://{}", trust.local_addr().unwrap());
+    let out = epr(
+        dir.path(),
+        PASS,
+        &["enroll", "--server", &server, "--code", "ABCD-EFGH"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("demo records"), "{err}");
+    assert!(trust.accept().is_err(), "a connection was made");
+
+    // A store already enrolled with a trust server is not given synthetic records.
+    let enrolled = tempfile::tempdir().unwrap();
+    assert!(
+        epr(enrolled.path(), PASS, &["--user", "crew", "init"])
+            .status
+            .success()
+    );
+    let store = ambulance_epr::store::Store::unlock(enrolled.path(), None, PASS).unwrap();
+    store
+        .set_setting(
+            ambulance_epr::sync::engine::SERVER_URL,
+            "https://epr.example.nhs.uk",
+        )
+        .unwrap();
+    drop(store);
+    let out = epr(enrolled.path(), PASS, &["demo-data", "--count", "2"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("enrolled with a trust server"), "{err}");
+    let status = json(&epr(enrolled.path(), PASS, &["status", "--json"]));
+    assert_eq!(status["encounters"], 0, "{status}");
+}

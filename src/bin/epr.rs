@@ -195,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::DemoData { count, seed } => {
             let mut store = unlock(&cli, &data_dir)?;
+            ambulance_epr::sync::engine::mark_for_demo_records(&store)?;
             let s = ambulance_epr::demo::add_demo_data(&mut store, *count, *seed)?;
             println!(
                 "added {} synthetic encounters ({} completed, {} drafts)",

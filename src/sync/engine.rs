@@ -107,6 +107,10 @@ pub enum SyncError {
         "this store was used for the demonstration and holds demo records, which must never reach a trust server; enrol a fresh store (a new data directory) instead"
     )]
     DemoStore,
+    #[error(
+        "this store is enrolled with a trust server, which would receive synthetic records; add demo records only to a store that is not enrolled"
+    )]
+    EnrolledStore,
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error("local store: {0}")]
@@ -125,7 +129,9 @@ impl SyncError {
                 ProblemKind::Credentials
             }
             SyncError::Request(RequestError::Refused { .. }) => ProblemKind::Record,
-            SyncError::NotEnrolled | SyncError::DemoStore => ProblemKind::Credentials,
+            SyncError::NotEnrolled | SyncError::DemoStore | SyncError::EnrolledStore => {
+                ProblemKind::Credentials
+            }
             SyncError::Store(_) | SyncError::Thread(_) => ProblemKind::Local,
         }
     }
@@ -162,13 +168,27 @@ pub async fn enroll(store: &Store, server_url: &str, code: &str) -> Result<Uuid,
 /// the port that server listens on.
 pub const DEMO_PORT: &str = "demo_server_port";
 
-/// A store that has run the demonstration holds synthetic records (and whatever was typed
-/// while trying the app): it must never be enrolled with a trust server, which would receive
-/// them all. Checked before any connection.
+/// Set in a store that `epr demo-data` added synthetic records to.
+pub const DEMO_RECORDS: &str = "demo_records";
+
+/// A store that has run the demonstration, or been given synthetic records, holds records
+/// that are not patients' (and whatever was typed while trying the app): it must never be
+/// enrolled with a trust server, which would receive them all. Checked before any connection.
 pub fn refuse_a_demo_store(store: &Store) -> Result<(), SyncError> {
-    if store.setting(DEMO_PORT)?.is_some() {
+    if store.setting(DEMO_PORT)?.is_some() || store.setting(DEMO_RECORDS)?.is_some() {
         return Err(SyncError::DemoStore);
     }
+    Ok(())
+}
+
+/// Before synthetic records are added: refused for a store enrolled with a trust server
+/// (they would be sent to it); otherwise the store is marked so it can never be enrolled.
+pub fn mark_for_demo_records(store: &Store) -> Result<(), SyncError> {
+    let enrolled = store.setting(SERVER_URL)?.is_some();
+    if enrolled && store.setting(DEMO_PORT)?.is_none() {
+        return Err(SyncError::EnrolledStore);
+    }
+    store.set_setting(DEMO_RECORDS, "yes")?;
     Ok(())
 }
 
