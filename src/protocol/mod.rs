@@ -19,8 +19,8 @@ pub const MAX_PUSH_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Most items in one push batch.
 pub const MAX_PUSH_ITEMS: usize = 500;
 
-/// `POST /api/v1/devices/enroll`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `POST /api/v1/devices/enroll`. Its `Debug` leaves out the one-time code.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// The one-time code printed by `epr-server enroll-device`.
@@ -33,7 +33,8 @@ pub struct EnrollRequest {
 }
 
 /// Answer to [`EnrollRequest`]. The token is shown once; the server keeps only its hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Its `Debug` leaves out the token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnrollResponse {
     pub device_id: Uuid,
     pub device_token: String,
@@ -174,19 +175,53 @@ pub struct FeedbackResponse {
     pub next_cursor: i64,
 }
 
-/// `POST /api/v1/auth/login`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `POST /api/v1/auth/login`. Its `Debug` leaves out the password.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
 }
 
-/// Answer to [`LoginRequest`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Answer to [`LoginRequest`]. Its `Debug` leaves out the token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoginResponse {
     pub token: String,
     pub expires_at: DateTime<Utc>,
+}
+
+// Credentials never reach a log line or a panic message through `Debug`.
+impl std::fmt::Debug for EnrollRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollRequest")
+            .field("public_key", &self.public_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for EnrollResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollResponse")
+            .field("device_id", &self.device_id)
+            .field("device_name", &self.device_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Filter on the latest decision of a record, for the review queue.
@@ -323,6 +358,47 @@ pub struct Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_a_password_token_or_enrolment_code() {
+        let shown = [
+            format!(
+                "{:?}",
+                LoginRequest {
+                    username: "sup".into(),
+                    password: "walnut harbour".into()
+                }
+            ),
+            format!(
+                "{:?}",
+                LoginResponse {
+                    token: "tok-secret".into(),
+                    expires_at: Utc::now()
+                }
+            ),
+            format!(
+                "{:?}",
+                EnrollResponse {
+                    device_id: Uuid::nil(),
+                    device_token: "tok-secret".into(),
+                    device_name: "Tablet 7".into()
+                }
+            ),
+            format!(
+                "{:?}",
+                EnrollRequest {
+                    code: "K7QM-4XWD".into(),
+                    public_key: "pk".into(),
+                    proof: "sig".into()
+                }
+            ),
+        ];
+        for text in shown {
+            for secret in ["walnut", "tok-secret", "K7QM"] {
+                assert!(!text.contains(secret), "{text}");
+            }
+        }
+    }
 
     #[test]
     fn push_request_refuses_unknown_fields() {
