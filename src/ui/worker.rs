@@ -348,6 +348,26 @@ fn seal_quick_pin(store: &Store, pin: &str, kdf: KdfParams) -> Option<QuickPin> 
     }
 }
 
+/// The answer to a create or unlock: an opened store is kept and its user named.
+fn opened(
+    store: &mut Option<Store>,
+    created: bool,
+    result: Result<Store, StoreError>,
+    duration: Duration,
+    quick_pin: bool,
+) -> StoreReply {
+    StoreReply::Opened {
+        created,
+        result: shown(result.map(|s| {
+            let name = s.user().to_owned();
+            *store = Some(s);
+            name
+        })),
+        duration,
+        quick_pin,
+    }
+}
+
 fn handle(
     data_dir: &std::path::Path,
     state: &mut WorkerState,
@@ -366,18 +386,8 @@ fn handle(
                 crate::store::migrate::latest_version(),
             );
             drop(passphrase);
-            let duration = start.elapsed();
             state.quick_pin = None;
-            StoreReply::Opened {
-                created: true,
-                result: shown(result.map(|s| {
-                    let name = s.user().to_owned();
-                    *store = Some(s);
-                    name
-                })),
-                duration,
-                quick_pin: false,
-            }
+            opened(store, true, result, start.elapsed(), false)
         }
         StoreRequest::Unlock {
             user,
@@ -396,17 +406,8 @@ fn handle(
                     .and_then(|pin| seal_quick_pin(s, pin, kdf));
             }
             drop(quick_pin);
-            let duration = start.elapsed();
-            StoreReply::Opened {
-                created: false,
-                result: shown(result.map(|s| {
-                    let name = s.user().to_owned();
-                    *store = Some(s);
-                    name
-                })),
-                duration,
-                quick_pin: state.quick_pin.is_some(),
-            }
+            let has_pin = state.quick_pin.is_some();
+            opened(store, false, result, start.elapsed(), has_pin)
         }
         StoreRequest::UnlockWithPin { user, pin } => {
             let start = Instant::now();
@@ -428,17 +429,7 @@ fn handle(
             quick.wrong = 0;
             drop(pin);
             let result = Store::open_with_key(data_dir, &user, key);
-            let duration = start.elapsed();
-            StoreReply::Opened {
-                created: false,
-                result: shown(result.map(|s| {
-                    let name = s.user().to_owned();
-                    *store = Some(s);
-                    name
-                })),
-                duration,
-                quick_pin: true,
-            }
+            opened(store, false, result, start.elapsed(), true)
         }
         StoreRequest::Lock => {
             *store = None;
