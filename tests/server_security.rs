@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 both_backends!(
     async: one_address_is_limited_before_any_database_work,
+    a_flood_of_bad_tokens_is_limited_and_cannot_fill_the_audit,
     the_lockout_cannot_be_raced_and_locks_only_the_address_that_failed,
     logout_disable_and_reset_end_sessions_at_once,
     an_idle_session_is_refused,
@@ -475,4 +476,40 @@ async fn connections_beyond_the_cap_are_closed_and_the_rest_are_served() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let r = srv.http.get(srv.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+}
+
+async fn a_flood_of_bad_tokens_is_limited_and_cannot_fill_the_audit(backend: Backend) {
+    let srv = start_on_with(
+        backend,
+        ServerConfig {
+            auth_attempts_per_minute: 3,
+            auth_attempts_burst: 3,
+            ..test_config()
+        },
+    )
+    .await;
+    let before = audit(&srv).await.len();
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let r = srv
+            .http
+            .get(srv.url("/sync/feedback"))
+            .bearer_auth(format!("guessed-token-{i}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    // The first few are refused and audited; the rest are told to wait, and write nothing.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        17,
+        "{statuses:?}"
+    );
+    assert_eq!(audit(&srv).await.len(), before + 3);
 }
