@@ -343,3 +343,57 @@ fn demo_records_and_a_trust_server_never_share_a_store() {
     let status = json(&epr(enrolled.path(), PASS, &["status", "--json"]));
     assert_eq!(status["encounters"], 0, "{status}");
 }
+
+/// A store made when a 4-digit PIN was accepted still opens, says its passphrase is too weak,
+/// and `epr passwd` replaces it (refusing a weak new one and changing nothing then).
+#[test]
+fn a_weak_old_passphrase_is_flagged_and_passwd_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(
+        ambulance_epr::store::Store::create_with(
+            dir.path(),
+            "crew",
+            "2468",
+            ambulance_epr::crypto::KdfParams::FAST_FOR_TESTS,
+            ambulance_epr::store::migrate::latest_version(),
+        )
+        .unwrap(),
+    );
+    let out = epr(dir.path(), "2468", &["status", "--json"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("change it with `epr passwd`"));
+
+    let passwd = |new: &str| {
+        Command::new(env!("CARGO_BIN_EXE_epr"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("passwd")
+            .env("EPR_PASSPHRASE", "2468")
+            .env("EPR_NEW_PASSPHRASE", new)
+            .output()
+            .unwrap()
+    };
+    let weak = passwd("13571357");
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("not strong enough"));
+    assert!(
+        epr(dir.path(), "2468", &["status", "--json"])
+            .status
+            .success()
+    );
+
+    let changed = passwd(PASS);
+    assert!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    let out = epr(dir.path(), PASS, &["status", "--json"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    assert!(
+        !epr(dir.path(), "2468", &["status", "--json"])
+            .status
+            .success()
+    );
+}

@@ -37,6 +37,9 @@ enum ExportFormat {
 enum Command {
     /// Create a new encrypted store; passphrase from EPR_PASSPHRASE or a prompt.
     Init,
+    /// Change the user's passphrase: the current one from EPR_PASSPHRASE or a prompt, the new
+    /// one from EPR_NEW_PASSPHRASE or a prompt (typed twice). The data is not re-encrypted.
+    Passwd,
     /// Add synthetic encounters (NHS numbers from the 999 test range).
     DemoData {
         #[arg(long)]
@@ -124,8 +127,36 @@ fn unlock(cli: &Cli, data_dir: &std::path::Path) -> anyhow::Result<Store> {
     if !ambulance_epr::store::exists(data_dir) {
         return Err(StoreError::NotInitialised(data_dir.to_owned()).into());
     }
-    let pass = passphrase("Passphrase: ")?;
-    Ok(Store::unlock(data_dir, cli.user.as_deref(), &pass)?)
+    let pass = zeroize::Zeroizing::new(passphrase("Passphrase: ")?);
+    let store = Store::unlock(data_dir, cli.user.as_deref(), &pass)?;
+    // A store made before passphrases had to be strong may still open with a short PIN.
+    if ambulance_epr::crypto::check_secret(&pass, &[store.user()]).is_err() {
+        eprintln!(
+            "warning: this passphrase is too easy to guess if the tablet is lost; change it with `epr passwd`"
+        );
+    }
+    Ok(store)
+}
+
+/// The new passphrase for `epr passwd`: EPR_NEW_PASSPHRASE, or typed twice.
+fn new_passphrase() -> anyhow::Result<zeroize::Zeroizing<String>> {
+    if let Ok(p) = std::env::var("EPR_NEW_PASSPHRASE") {
+        return Ok(zeroize::Zeroizing::new(p));
+    }
+    let first = zeroize::Zeroizing::new(
+        rpassword::prompt_password("New passphrase: ")
+            .context("cannot read the passphrase (set EPR_NEW_PASSPHRASE)")?,
+    );
+    let again = zeroize::Zeroizing::new(
+        rpassword::prompt_password("Repeat the new passphrase: ")
+            .context("cannot read the passphrase")?,
+    );
+    if *first != *again {
+        return Err(anyhow!(
+            "the two new passphrases differ; nothing was changed"
+        ));
+    }
+    Ok(first)
 }
 
 /// The document as JSON with each observation set's NEWS2 (total, parameters, risk).
@@ -192,6 +223,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "created an encrypted store in {}",
                 store.data_dir().display()
             );
+        }
+        Command::Passwd => {
+            let mut store = unlock(&cli, &data_dir)?;
+            let new = new_passphrase()?;
+            store.change_passphrase(&new, ambulance_epr::crypto::KdfParams::INTERACTIVE)?;
+            println!("passphrase changed for {}", store.user());
         }
         Command::DemoData { count, seed } => {
             let mut store = unlock(&cli, &data_dir)?;
