@@ -34,6 +34,16 @@ fn from(srv: &TestServer, path: &str, client: &str) -> reqwest::RequestBuilder {
         .header("x-forwarded-for", client)
 }
 
+/// One login attempt from this test's own address.
+async fn attempt_login(srv: &TestServer, username: &str, password: &str) -> reqwest::Response {
+    srv.http
+        .post(srv.url("/auth/login"))
+        .json(&login_body(username, password))
+        .send()
+        .await
+        .unwrap()
+}
+
 fn login_body(username: &str, password: &str) -> LoginRequest {
     LoginRequest {
         username: username.into(),
@@ -57,22 +67,10 @@ async fn one_address_is_limited_before_any_database_work(backend: Backend) {
     .await;
     let before = audit(&srv).await.len();
     for _ in 0..3 {
-        let r = srv
-            .http
-            .post(srv.url("/auth/login"))
-            .json(&login_body("nobody", "wrong"))
-            .send()
-            .await
-            .unwrap();
+        let r = attempt_login(&srv, "nobody", "wrong").await;
         expect_error(r, 401, "invalid_credentials").await;
     }
-    let r = srv
-        .http
-        .post(srv.url("/auth/login"))
-        .json(&login_body("nobody", "wrong"))
-        .send()
-        .await
-        .unwrap();
+    let r = attempt_login(&srv, "nobody", "wrong").await;
     let wait: u64 = r.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -179,21 +177,9 @@ async fn logout_disable_and_reset_end_sessions_at_once(backend: Backend) {
     for t in [&first, &second] {
         expect_error(queue(t).await.unwrap(), 401, "unauthorized").await;
     }
-    let r = srv
-        .http
-        .post(srv.url("/auth/login"))
-        .json(&login_body("leaver", SUPERVISOR_PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let r = attempt_login(&srv, "leaver", SUPERVISOR_PASSWORD).await;
     expect_error(r, 403, "account_disabled").await;
-    let r = srv
-        .http
-        .post(srv.url("/auth/login"))
-        .json(&login_body("leaver", "a wrong password"))
-        .send()
-        .await
-        .unwrap();
+    let r = attempt_login(&srv, "leaver", "a wrong password").await;
     expect_error(r, 401, "invalid_credentials").await;
     admin::enable_user(srv.storage.as_ref(), "leaver")
         .await
@@ -220,13 +206,7 @@ async fn logout_disable_and_reset_end_sessions_at_once(backend: Backend) {
     .await
     .unwrap();
     expect_error(queue(&before_reset).await.unwrap(), 401, "unauthorized").await;
-    let r = srv
-        .http
-        .post(srv.url("/auth/login"))
-        .json(&login_body("leaver", SUPERVISOR_PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let r = attempt_login(&srv, "leaver", SUPERVISOR_PASSWORD).await;
     expect_error(r, 401, "invalid_credentials").await;
     let fresh = login(&srv, "leaver", new_password).await;
 
@@ -279,13 +259,7 @@ async fn an_idle_session_is_refused(backend: Backend) {
 async fn refused_credentials_are_audited_with_the_client_address(backend: Backend) {
     let srv = start_on(backend).await;
     supervisor(&srv, "known").await;
-    let r = srv
-        .http
-        .post(srv.url("/auth/login"))
-        .json(&login_body("known", "not it at all"))
-        .send()
-        .await
-        .unwrap();
+    let r = attempt_login(&srv, "known", "not it at all").await;
     expect_error(r, 401, "invalid_credentials").await;
     let r = srv
         .http

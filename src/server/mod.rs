@@ -176,8 +176,15 @@ pub async fn serve(
         stopper.graceful_shutdown(Some(grace));
     });
     let std_listener = listener.into_std()?;
-    let configure =
-        |builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>| {
+    // One listener set-up for plain and TLS: only the acceptor differs (a macro because the
+    // two acceptors are different types with long trait bounds).
+    macro_rules! serve_with {
+        ($acceptor:expr) => {{
+            let mut server = axum_server::from_tcp(std_listener)?
+                .acceptor($acceptor)
+                .handle(handle)
+                .first_request_timeout(header_timeout);
+            let builder = server.http_builder();
             builder
                 .http1()
                 .header_read_timeout(header_timeout)
@@ -186,20 +193,15 @@ pub async fn serve(
                 .http2()
                 .keep_alive_interval(header_timeout)
                 .keep_alive_timeout(header_timeout);
-        };
+            server.serve(app).await?;
+        }};
+    }
+    let capped =
+        limits::CappedAcceptor::new(axum_server::accept::DefaultAcceptor::new(), max_connections);
     match tls {
         None => {
             tracing::info!(%addr, backend, tls = false, "serving");
-            let acceptor = limits::CappedAcceptor::new(
-                axum_server::accept::DefaultAcceptor::new(),
-                max_connections,
-            );
-            let mut server = axum_server::from_tcp(std_listener)?
-                .acceptor(acceptor)
-                .handle(handle)
-                .first_request_timeout(header_timeout);
-            configure(server.http_builder());
-            server.serve(app).await?;
+            serve_with!(capped);
         }
         Some(files) => {
             let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(
@@ -210,17 +212,9 @@ pub async fn serve(
             .map_err(ServerError::Tls)?;
             let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
                 .handshake_timeout(header_timeout)
-                .acceptor(limits::CappedAcceptor::new(
-                    axum_server::accept::DefaultAcceptor::new(),
-                    max_connections,
-                ));
+                .acceptor(capped);
             tracing::info!(%addr, backend, tls = true, "serving");
-            let mut server = axum_server::from_tcp(std_listener)?
-                .acceptor(acceptor)
-                .handle(handle)
-                .first_request_timeout(header_timeout);
-            configure(server.http_builder());
-            server.serve(app).await?;
+            serve_with!(acceptor);
         }
     }
     tracing::info!("stopped");

@@ -158,7 +158,6 @@ pub struct CycleReport {
 /// the one-time code; keeps the server URL, device id and token inside the encrypted store.
 /// The device's name is the one the administrator gave the code.
 pub async fn enroll(store: &Store, server_url: &str, code: &str) -> Result<Uuid, SyncError> {
-    refuse_a_demo_store(store)?;
     let request = enrolment_request(store, code)?;
     let response = request_enrolment(server_url, &request).await?;
     remember_enrolment(store, server_url, &response)
@@ -174,7 +173,7 @@ pub const DEMO_RECORDS: &str = "demo_records";
 /// A store that has run the demonstration, or been given synthetic records, holds records
 /// that are not patients' (and whatever was typed while trying the app): it must never be
 /// enrolled with a trust server, which would receive them all. Checked before any connection.
-pub fn refuse_a_demo_store(store: &Store) -> Result<(), SyncError> {
+fn refuse_a_demo_store(store: &Store) -> Result<(), SyncError> {
     if store.setting(DEMO_PORT)?.is_some() || store.setting(DEMO_RECORDS)?.is_some() {
         return Err(SyncError::DemoStore);
     }
@@ -193,8 +192,11 @@ pub fn mark_for_demo_records(store: &Store) -> Result<(), SyncError> {
 }
 
 /// The enrolment request for `code`: this device's public key and its signature over the code
-/// and key (proof of possession). Synchronous, so the store need not cross an await.
+/// and key (proof of possession). Synchronous, so the store need not cross an await. Every
+/// enrolment builds one here, so a demonstration store is refused here, before any connection
+/// (the demo's own enrolment happens before the store is marked).
 pub fn enrolment_request(store: &Store, code: &str) -> Result<EnrollRequest, SyncError> {
+    refuse_a_demo_store(store)?;
     Ok(EnrollRequest::signed(code, store.signing_key()?))
 }
 

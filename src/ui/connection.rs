@@ -144,7 +144,6 @@ async fn enrol_and_start(
 ) -> Result<SyncHandle, String> {
     let url = crate::sync::client::check_server_address(server_url)?;
     let failed = |e: SyncError| format!("enrolment failed: {e}");
-    crate::sync::engine::refuse_a_demo_store(&store).map_err(failed)?;
     let request = crate::sync::engine::enrolment_request(&store, code).map_err(failed)?;
     let response = crate::sync::engine::request_enrolment(&url, &request)
         .await

@@ -9,7 +9,7 @@ use egui::{RichText, TextEdit, Ui};
 use super::widgets::{centred_column, choice, error_text, sentence};
 use super::worker::{QUICK_PIN_ATTEMPTS, is_quick_pin};
 use super::{Command, ConnectRequest};
-use crate::crypto::{SecretText, check_secret};
+use crate::crypto::{SecretText, WeakSecret, check_secret};
 
 /// The first-run form. Its `Debug` leaves out the passphrase.
 #[derive(Default)]
@@ -21,6 +21,26 @@ pub struct FirstRunForm {
     pub error: Option<String>,
     /// The name field has been given keyboard focus once.
     pub focused_once: bool,
+    /// The last strength verdict and the (passphrase, name) it was for: zxcvbn runs when the
+    /// text changes, not on every frame.
+    pub(crate) strength: Option<(SecretText, String, Result<(), WeakSecret>)>,
+}
+
+impl FirstRunForm {
+    /// Whether the passphrase is strong enough for this name (see [`check_secret`]).
+    fn strength(&mut self) -> Result<(), WeakSecret> {
+        let user = self.user.trim();
+        match &self.strength {
+            Some((pass, name, verdict)) if *pass == self.passphrase && name == user => {
+                verdict.clone()
+            }
+            _ => {
+                let verdict = check_secret(&self.passphrase, &[user]);
+                self.strength = Some((self.passphrase.clone(), user.to_owned(), verdict.clone()));
+                verdict
+            }
+        }
+    }
 }
 
 /// The unlock form. Its `Debug` leaves out the passphrase and PINs.
@@ -111,7 +131,7 @@ pub fn first_run_ui(ui: &mut Ui, form: &mut FirstRunForm, out: &mut Vec<Command>
                 .desired_width(f32::INFINITY),
         )
         .labelled_by(pass.id);
-        let strength = check_secret(&form.passphrase, &[form.user.trim()]);
+        let strength = form.strength();
         if let (false, Err(weak)) = (form.passphrase.is_empty(), &strength) {
             error_text(
                 ui,
