@@ -80,7 +80,11 @@ fn device_bodies(
                     }
                 })
                 .collect();
-            serde_json::to_string(&PushRequest { items }).unwrap()
+            serde_json::to_string(&PushRequest {
+                items,
+                verified_checkpoint: None,
+            })
+            .unwrap()
         })
         .collect()
 }

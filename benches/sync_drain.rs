@@ -116,6 +116,7 @@ fn main() {
                     &token,
                     &PushRequest {
                         items: chunk.to_vec(),
+                        verified_checkpoint: None,
                     },
                 )
                 .await

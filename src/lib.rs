@@ -11,6 +11,8 @@
 //!   store (keyring, display preferences, review address).
 //! - [`demo`]: the one generator of synthetic records (999 test-range NHS numbers) for
 //!   `epr demo-data`, demo mode, tests and benchmarks.
+//! - [`transparency`]: the server's append-only log as server and tablets both see it: leaves,
+//!   RFC 6962 hashing, signed checkpoints, inclusion and consistency proofs; no I/O.
 //! - [`export`]: hospital handover documents (FHIR R4 bundle, PDF) from one record version.
 //! - `sync` (feature `app`): the background sync engine, outbox drain, feedback pull and
 //!   status events.
@@ -39,5 +41,6 @@ pub mod server;
 pub mod store;
 #[cfg(feature = "app")]
 pub mod sync;
+pub mod transparency;
 #[cfg(feature = "app")]
 pub mod ui;

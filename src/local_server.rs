@@ -34,6 +34,9 @@ pub enum LocalServerError {
 pub struct LocalServer {
     runtime: tokio::runtime::Handle,
     storage: Arc<dyn Storage>,
+    /// Signs the demo log's checkpoints; its file sits beside the demo database, so the demo
+    /// tablet's pinned key holds across restarts.
+    log_signer: Arc<server::log_key::LogSigner>,
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -63,6 +66,13 @@ impl LocalServer {
         db_key: &DatabaseKey,
     ) -> Result<Self, LocalServerError> {
         let port = if port == 0 { pick_port() } else { port };
+        let key_path = server::log_key::default_key_path(&format!(
+            "sqlite://{}",
+            data_dir.join(DEMO_DB_FILE).display()
+        ));
+        let (signer, _) =
+            server::log_key::LogSigner::load_or_create(&key_path, Some("ambulance-epr/demo-log"))
+                .map_err(|e| LocalServerError::Storage(e.to_string()))?;
         let storage: Arc<dyn Storage> = Arc::new(
             server::storage::sqlite::SqliteStorage::open_encrypted(
                 &data_dir.join(DEMO_DB_FILE),
@@ -74,6 +84,7 @@ impl LocalServer {
         let mut me = Self {
             runtime,
             storage,
+            log_signer: Arc::new(signer),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             stop: None,
             task: None,
@@ -133,8 +144,12 @@ impl LocalServer {
             })?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let storage = self.storage.clone();
+        let config = ServerConfig {
+            log_signer: Some(Arc::clone(&self.log_signer)),
+            ..ServerConfig::default()
+        };
         let task = self.runtime.spawn(async move {
-            let result = server::serve(storage, ServerConfig::default(), listener, async {
+            let result = server::serve(storage, config, listener, async {
                 let _ = stopped.await;
             })
             .await;

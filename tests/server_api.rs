@@ -120,7 +120,10 @@ async fn enrolment_end_to_end(backend: Backend) {
         .http
         .post(srv.url("/sync/push"))
         .bearer_auth(&dev.token)
-        .json(&PushRequest { items: vec![] })
+        .json(&PushRequest {
+            items: vec![],
+            verified_checkpoint: None,
+        })
         .send()
         .await
         .unwrap();
@@ -199,6 +202,7 @@ async fn access_rule_matrix(backend: Backend) {
     };
     let push_body = PushRequest {
         items: vec![item(&other.key, &e, 2)],
+        verified_checkpoint: None,
     };
     let decision = serde_json::json!({"decision": "flagged", "comment": "audit", "revision": 1});
     for who in [Who::Nobody, Who::Revoked, Who::OtherDevice, Who::Supervisor] {
@@ -373,6 +377,7 @@ async fn bad_input_gets_json_4xx(backend: Backend) {
     let r = post("/sync/push")
         .json(&PushRequest {
             items: vec![one; MAX_PUSH_ITEMS + 1],
+            verified_checkpoint: None,
         })
         .send()
         .await
@@ -382,7 +387,10 @@ async fn bad_input_gets_json_4xx(backend: Backend) {
     let r = srv
         .http
         .post(srv.url("/sync/push"))
-        .json(&PushRequest { items: vec![] })
+        .json(&PushRequest {
+            items: vec![],
+            verified_checkpoint: None,
+        })
         .send()
         .await
         .unwrap();
@@ -391,7 +399,10 @@ async fn bad_input_gets_json_4xx(backend: Backend) {
         .http
         .post(srv.url("/sync/push"))
         .bearer_auth("not-a-token")
-        .json(&PushRequest { items: vec![] })
+        .json(&PushRequest {
+            items: vec![],
+            verified_checkpoint: None,
+        })
         .send()
         .await
         .unwrap();
@@ -746,6 +757,7 @@ fn generated_push_bodies_never_get_a_5xx(backend: Backend) {
     let e = encounter(RecordStatus::Completed);
     let valid = serde_json::to_string(&PushRequest {
         items: vec![item(&dev.key, &e, 1)],
+        verified_checkpoint: None,
     })
     .unwrap();
     let config = ProptestConfig {

@@ -27,6 +27,7 @@ fn epr_server(args: &[&str], db: &str) -> Output {
         .args(args)
         .arg("--database")
         .arg(db)
+        .env("EPR_SIGNING_KEY", test_key_path(db))
         .env("EPR_PASSWORD", SUPERVISOR_PASSWORD)
         .env("RUST_LOG", "warn")
         .output()
@@ -55,6 +56,7 @@ fn spawn_serve(db: &str, log_dir: &std::path::Path, name: &str) -> ServeProcess 
     let log = log_dir.join(format!("{name}.log"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_epr-server"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database", db])
+        .env("EPR_SIGNING_KEY", test_key_path(db))
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -67,7 +69,13 @@ fn spawn_serve(db: &str, log_dir: &std::path::Path, name: &str) -> ServeProcess 
     let addr = line
         .trim()
         .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("serve did not start: {line:?}"))
+        .unwrap_or_else(|| {
+            let _ = child.wait();
+            panic!(
+                "serve did not start: {line:?}; its log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
         .to_owned();
     assert!(addr.starts_with("127.0.0.1:"));
     ServeProcess {
@@ -255,7 +263,10 @@ async fn two_replicas_on_one_store_each_version_once(backend: Backend) {
                         item(&dev.key, &encounter(status), 1)
                     })
                     .collect();
-                let body = PushRequest { items };
+                let body = PushRequest {
+                    items,
+                    verified_checkpoint: None,
+                };
                 let send = |base: String| {
                     http.post(format!("{base}/sync/push"))
                         .bearer_auth(&dev.token)

@@ -25,7 +25,9 @@ async fn behaviour_suite(backend: Backend) {
     review_filters_and_decisions(&srv).await;
     let n = check_audit_chain(srv.storage.as_ref()).await.unwrap();
     assert!(n > 10, "audit entries: {n}");
-    let report = admin::verify(srv.storage.as_ref()).await.unwrap();
+    let report = admin::verify(srv.storage.as_ref(), &test_log_signer().public(), &[], None)
+        .await
+        .unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert!(report.versions_checked > 5);
 }

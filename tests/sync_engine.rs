@@ -78,10 +78,14 @@ async fn push(
                 },
                 reject_reason: rejected.then_some(RejectReason::BadSignature),
                 message: rejected.then(|| "the signature does not match".to_owned()),
+                leaf_index: None,
             }
         })
         .collect();
-    Ok(Json(PushResponse { results }))
+    Ok(Json(PushResponse {
+        results,
+        checkpoint: None,
+    }))
 }
 
 async fn feedback() -> Json<FeedbackResponse> {

@@ -2,6 +2,7 @@
 //! in `ambulance_epr::server`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -9,7 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
 use ambulance_epr::crypto::KdfParams;
+use ambulance_epr::server::log_key::{self, LogSigner};
 use ambulance_epr::server::{self, ServerConfig, TlsFiles, admin};
+use ambulance_epr::transparency::LogPublicKey;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +34,23 @@ struct DbArg {
         default_value = "sqlite://epr-server.db"
     )]
     database: String,
+}
+
+#[derive(clap::Args, Clone)]
+struct KeyArg {
+    /// The log signing key file (created 0600 on first use if missing). Default: beside a
+    /// SQLite database (`PATH.signing-key`); for PostgreSQL, `epr-server-signing-key.json`
+    /// in the working directory. Keep it off the database host's backups of the database.
+    #[arg(long, env = "EPR_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
+}
+
+impl KeyArg {
+    fn path(&self, db: &DbArg) -> PathBuf {
+        self.signing_key
+            .clone()
+            .unwrap_or_else(|| log_key::default_key_path(&db.database))
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -56,6 +76,39 @@ enum Command {
         /// host forwards to it; client addresses are then read from X-Forwarded-For.
         #[arg(long, conflicts_with = "tls_cert")]
         behind_tls_proxy: bool,
+        #[command(flatten)]
+        key: KeyArg,
+        /// The log's name in every checkpoint, used only when a new key is created.
+        #[arg(long)]
+        log_origin: Option<String>,
+    },
+    /// The log signing key: `--public` prints the verifier key (NAME+KEYID+KEY) for the trust
+    /// to keep and publish; creates the key if there is none yet.
+    Key {
+        #[arg(long)]
+        public: bool,
+        /// Replace the key: a new key for the same log, announced by a rotation statement the
+        /// old key signs (kept in the database and logged), so tablets move to it. The old key
+        /// file is kept beside the new one. Restart `serve` afterwards.
+        #[arg(long, conflicts_with = "public")]
+        rotate: bool,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        db: DbArg,
+        /// The log's name, used only when a new key is created.
+        #[arg(long)]
+        log_origin: Option<String>,
+    },
+    /// Write the log's current signed checkpoint to FILE, for the trust to keep elsewhere
+    /// (WORM storage, another organisation) and give to `verify --expect-checkpoint` later.
+    Checkpoint {
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        db: DbArg,
     },
     /// Print a one-time enrolment code (valid 24 hours) on the last line.
     EnrollDevice {
@@ -128,10 +181,26 @@ enum Command {
         #[command(flatten)]
         db: DbArg,
     },
-    /// Re-check every stored version's hash and signature, and the audit chain.
+    /// Prove the server's integrity: recompute the log from its entries and check it against
+    /// the checkpoints it signed (and those given with --expect-checkpoint), every version's
+    /// hash and signature against the keys as logged, and the audit chain. Exit 1 naming
+    /// every finding.
     Verify {
         #[command(flatten)]
         db: DbArg,
+        #[command(flatten)]
+        key: KeyArg,
+        /// The log's verifier key (NAME+KEYID+KEY) instead of the key file: what an
+        /// independent verifier holds.
+        #[arg(long)]
+        log_key: Option<String>,
+        /// A checkpoint published earlier (from `epr-server checkpoint --out`); repeatable.
+        #[arg(long)]
+        expect_checkpoint: Vec<PathBuf>,
+        /// Also write the evidence pack for an independent verifier into this new or empty
+        /// directory (see docs/integrity.md).
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
 }
 
@@ -188,6 +257,19 @@ async fn open(db: &DbArg) -> anyhow::Result<std::sync::Arc<dyn server::Storage>>
         .context("cannot open the database")
 }
 
+/// Reads the log signing key, creating it (and saying so) if there is none.
+fn load_or_create_key(path: &std::path::Path, origin: Option<&str>) -> anyhow::Result<LogSigner> {
+    let (signer, created) = LogSigner::load_or_create(path, origin)?;
+    if created {
+        eprintln!(
+            "created the log signing key {} (log {}): keep a copy somewhere safe, apart from the database's backups",
+            path.display(),
+            signer.origin()
+        );
+    }
+    Ok(signer)
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
@@ -220,14 +302,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tls_cert,
             tls_key,
             behind_tls_proxy,
+            key,
+            log_origin,
         } => {
             let tls = match (tls_cert, tls_key) {
                 (Some(cert_pem), Some(key_pem)) => Some(TlsFiles { cert_pem, key_pem }),
                 _ => None,
             };
+            let signer = load_or_create_key(&key.path(&db), log_origin.as_deref())?;
+            tracing::info!(log_key = %signer.public().to_vkey(), "log signing key");
             let config = ServerConfig {
                 tls,
                 behind_tls_proxy,
+                log_signer: Some(std::sync::Arc::new(signer)),
                 ..ServerConfig::default()
             };
             server::check_listen_address(listen, &config)?;
@@ -369,9 +456,84 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { db } => {
+        Command::Key {
+            public,
+            rotate,
+            key,
+            db,
+            log_origin,
+        } => {
+            let path = key.path(&db);
+            if rotate {
+                let old = LogSigner::load(&path).context("rotate needs the current key")?;
+                let (next, statement) = old.successor()?;
+                let storage = open(&db).await?;
+                storage
+                    .add_key_rotation(&statement, &next.public().to_vkey(), chrono::Utc::now())
+                    .await
+                    .context("cannot record the rotation")?;
+                log_key::install_successor(&path, &old, &next)?;
+                println!(
+                    "rotated the log key: new fingerprint {}, old key kept at {}; restart serve",
+                    next.public().fingerprint(),
+                    log_key::retired_key_path(&path, &old.public()).display()
+                );
+                println!("{}", next.public().to_vkey());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let signer = load_or_create_key(&path, log_origin.as_deref())?;
+            if public {
+                println!("{}", signer.public().to_vkey());
+            } else {
+                println!(
+                    "log {} key fingerprint {} (use --public for the verifier key)",
+                    signer.origin(),
+                    signer.public().fingerprint()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Checkpoint { out, key, db } => {
+            let path = key.path(&db);
+            let signer = LogSigner::load(&path).context("checkpoint needs the log signing key")?;
             let storage = open(&db).await?;
-            let report = admin::verify(storage.as_ref()).await?;
+            let note = admin::current_checkpoint(storage.as_ref(), &signer).await?;
+            ambulance_epr::fs_atomic::write_bytes(&out, note.as_bytes())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("checkpoint written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            db,
+            key,
+            log_key,
+            expect_checkpoint,
+            report: report_dir,
+        } => {
+            let public = match log_key {
+                Some(text) => LogPublicKey::from_vkey(&text).context("--log-key")?,
+                None => LogSigner::load(&key.path(&db))
+                    .context("verify needs the log's key: give --signing-key or --log-key")?
+                    .public(),
+            };
+            let mut expected = Vec::new();
+            for path in &expect_checkpoint {
+                let note = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                expected.push(admin::ExpectedCheckpoint {
+                    label: path.display().to_string(),
+                    note,
+                });
+            }
+            let storage = open(&db).await?;
+            let report =
+                admin::verify(storage.as_ref(), &public, &expected, report_dir.as_deref()).await?;
+            if let Some(dir) = &report_dir {
+                println!("evidence pack written to {}", dir.display());
+            }
+            for finding in &report.log_findings {
+                println!("BAD {finding}");
+            }
             for bad in &report.bad_versions {
                 println!(
                     "BAD record {} revision {}: {}",
@@ -383,15 +545,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if report.is_clean() {
                 println!(
-                    "ok: {} versions verified, audit chain of {} entries intact",
-                    report.versions_checked, report.audit_entries_checked
+                    "ok: {} versions verified, log of {} entries matches {} signed checkpoint(s) (root {}), audit chain of {} entries intact",
+                    report.versions_checked,
+                    report.log_size,
+                    report.checkpoints_checked,
+                    report.log_root,
+                    report.audit_entries_checked
                 );
                 Ok(ExitCode::SUCCESS)
             } else {
                 println!(
-                    "FAILED: {} of {} versions do not verify{}",
+                    "FAILED: {} of {} versions do not verify; {} log finding(s){}",
                     report.bad_versions.len(),
                     report.versions_checked,
+                    report.log_findings.len(),
                     if report.audit_chain_break.is_some() {
                         "; the audit chain is broken"
                     } else {

@@ -93,7 +93,8 @@ enum Command {
         code: String,
     },
     /// Push everything pending and pull supervisor feedback. Exit 0 when nothing is left,
-    /// 75 when the server could not be reached and records remain queued, 1 otherwise.
+    /// 75 when the server could not be reached and records remain queued, 76 when the server
+    /// could not prove it kept every record (sync stopped, records kept here), 1 otherwise.
     Sync {
         /// Run one full cycle and exit (the only mode; the app syncs continuously).
         #[arg(long)]
@@ -253,6 +254,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "returned": c.returned,
                     "last_sync_utc": last,
                     "enrolled": store.setting(ambulance_epr::sync::engine::SERVER_URL)?.is_some(),
+                    "server_checkpoint": ambulance_epr::sync::integrity::checkpoint_summary(&store)?,
+                    "server_integrity": ambulance_epr::sync::integrity::integrity(&store)?,
                 });
                 println!("{v}");
             } else {
@@ -263,6 +266,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 match last {
                     Some(t) => println!("last sync {t}"),
                     None => println!("never synced"),
+                }
+                if let ambulance_epr::sync::integrity::ServerIntegrity::Failed { reason } =
+                    ambulance_epr::sync::integrity::integrity(&store)?
+                {
+                    println!(
+                        "SERVER INTEGRITY FAILED: {reason}; records stay on this tablet: tell control"
+                    );
                 }
             }
         }
@@ -419,6 +429,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             return Ok(match error {
+                Some(e @ ambulance_epr::sync::SyncError::Integrity(_)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(76)
+                }
                 Some(e) if !report.reachable && report.pending > 0 => {
                     eprintln!("error: {e}");
                     ExitCode::from(75)

@@ -67,6 +67,20 @@ impl DeviceSigningKey {
     pub fn sign_base64(&self, message: &[u8]) -> String {
         B64.encode(self.pair.sign(message).as_ref())
     }
+
+    /// The public key's 32 bytes.
+    pub fn public_key_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.pair.public_key().as_ref());
+        out
+    }
+
+    /// Signs `message`; the signature's 64 bytes.
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.pair.sign(message).as_ref());
+        out
+    }
 }
 
 /// Verifies a base64 Ed25519 signature against a base64 public key.

@@ -40,6 +40,10 @@ pub struct EnrollResponse {
     pub device_token: String,
     /// The name the administrator gave this device with `enroll-device --name`.
     pub device_name: String,
+    /// The server's log key (`NAME+KEYID+KEY`): the device pins it and accepts checkpoints
+    /// signed by it only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_key: Option<String>,
 }
 
 impl EnrollRequest {
@@ -99,6 +103,67 @@ pub struct PushItem {
 #[serde(deny_unknown_fields)]
 pub struct PushRequest {
     pub items: Vec<PushItem>,
+    /// The latest checkpoint this device verified: the server checks it against its own log,
+    /// so every tablet is a witness of the log it was shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_checkpoint: Option<LogState>,
+}
+
+/// A log size and root, as a device reports the checkpoint it verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogState {
+    pub size: u64,
+    /// Base64 root hash.
+    pub root: String,
+}
+
+/// `GET /api/v1/log/checkpoint`: the log's current signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointResponse {
+    /// The C2SP signed note (see `docs/integrity.md`).
+    pub checkpoint: String,
+    /// The verifier key (`NAME+KEYID+KEY`) that signed it.
+    pub log_key: String,
+}
+
+/// `GET /api/v1/log/key-rotations`: every rotation statement, oldest first (signed notes,
+/// each by the key it replaces).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotationsResponse {
+    pub rotations: Vec<String>,
+}
+
+/// `GET /api/v1/log/consistency?old_size=M&size=N`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyResponse {
+    pub old_size: u64,
+    pub size: u64,
+    /// Base64 hashes, RFC 6962 order.
+    pub proof: Vec<String>,
+}
+
+/// `POST /api/v1/log/inclusion`: proofs for up to 1,000 leaves in the tree of `size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionRequest {
+    pub size: u64,
+    pub indexes: Vec<u64>,
+}
+
+/// Answer to [`InclusionRequest`]: one proof per index, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionResponse {
+    pub size: u64,
+    pub proofs: Vec<Vec<String>>,
+}
+
+/// `GET /api/v1/log/leaves?start=S&end=E`: leaves `S..E` (at most 1,000), each its exact
+/// canonical JSON text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeavesResponse {
+    pub start: u64,
+    pub leaves: Vec<String>,
 }
 
 /// What the server did with one pushed item.
@@ -142,12 +207,18 @@ pub struct PushItemResult {
     /// Human-readable detail; never contains patient data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// For a stored or duplicate version: its leaf in the server's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_index: Option<u64>,
 }
 
 /// Answer to [`PushRequest`]: HTTP 200 with one result per item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PushResponse {
     pub results: Vec<PushItemResult>,
+    /// The log's signed checkpoint once this push committed (a signed note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }
 
 /// A supervisor's decision; owned by `model` (the clinical record), sent as its snake-case name.
@@ -381,7 +452,8 @@ mod tests {
                 EnrollResponse {
                     device_id: Uuid::nil(),
                     device_token: "tok-secret".into(),
-                    device_name: "Tablet 7".into()
+                    device_name: "Tablet 7".into(),
+                    log_key: None,
                 }
             ),
             format!(

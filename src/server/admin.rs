@@ -36,6 +36,8 @@ pub enum AdminError {
     InvalidDeviceName,
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    #[error("cannot write the evidence pack: {0}")]
+    Pack(String),
 }
 
 pub use super::storage::Role;
@@ -216,6 +218,14 @@ pub struct BadVersion {
     pub problem: &'static str,
 }
 
+/// A checkpoint published earlier (kept outside the server) that `verify` must find the log
+/// consistent with: its signed note and where it came from, for messages.
+#[derive(Debug, Clone)]
+pub struct ExpectedCheckpoint {
+    pub label: String,
+    pub note: String,
+}
+
 /// The result of [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
@@ -224,30 +234,296 @@ pub struct VerifyReport {
     pub audit_entries_checked: u64,
     /// Where the audit chain breaks, if it does.
     pub audit_chain_break: Option<String>,
+    /// Leaves in the log.
+    pub log_size: u64,
+    /// The recomputed root of the whole log (base64).
+    pub log_root: String,
+    /// Checkpoints the log was proved consistent with (the latest this server signed, and
+    /// each expected one).
+    pub checkpoints_checked: u64,
+    /// Every problem with the log, in plain words: leaves without rows, rows without leaves,
+    /// keys that differ from their logged enrolment, checkpoints the log does not extend.
+    pub log_findings: Vec<String>,
 }
 
 impl VerifyReport {
-    /// True when every version and the audit chain hold.
+    /// True when every version, the log and the audit chain hold.
     pub fn is_clean(&self) -> bool {
-        self.bad_versions.is_empty() && self.audit_chain_break.is_none()
+        self.bad_versions.is_empty()
+            && self.audit_chain_break.is_none()
+            && self.log_findings.is_empty()
     }
 }
 
-/// Re-checks every stored version's content hash and device signature, and the audit chain.
-/// Reads every document, so the run itself is audited.
-pub async fn verify(storage: &dyn Storage) -> Result<VerifyReport, AdminError> {
+/// The evidence pack `verify --report DIR` writes for an independent verifier (see
+/// `docs/integrity.md`, "Evidence pack"): files created fresh in an empty directory.
+struct Pack {
+    dir: std::path::PathBuf,
+    leaves: std::io::BufWriter<std::fs::File>,
+    versions: std::io::BufWriter<std::fs::File>,
+}
+
+impl Pack {
+    fn create(dir: &std::path::Path) -> Result<Self, AdminError> {
+        let fail = |e: std::io::Error| AdminError::Pack(format!("{}: {e}", dir.display()));
+        crate::fs_atomic::create_private_dir_all(dir).map_err(fail)?;
+        if std::fs::read_dir(dir).map_err(fail)?.next().is_some() {
+            return Err(AdminError::Pack(format!(
+                "{} is not empty; give a new or empty directory",
+                dir.display()
+            )));
+        }
+        let open = |name: &str| -> Result<std::io::BufWriter<std::fs::File>, AdminError> {
+            let f = std::fs::File::create_new(dir.join(name)).map_err(fail)?;
+            Ok(std::io::BufWriter::new(f))
+        };
+        Ok(Self {
+            dir: dir.to_owned(),
+            leaves: open("leaves.jsonl")?,
+            versions: open("versions.jsonl")?,
+        })
+    }
+
+    fn line(w: &mut std::io::BufWriter<std::fs::File>, text: &str) -> Result<(), AdminError> {
+        use std::io::Write;
+        w.write_all(text.as_bytes())
+            .and_then(|()| w.write_all(b"\n"))
+            .map_err(|e| AdminError::Pack(e.to_string()))
+    }
+
+    fn file(&self, name: &str, text: &str) -> Result<(), AdminError> {
+        std::fs::write(self.dir.join(name), text)
+            .map_err(|e| AdminError::Pack(format!("{name}: {e}")))
+    }
+
+    fn finish(mut self) -> Result<(), AdminError> {
+        use std::io::Write;
+        for w in [&mut self.leaves, &mut self.versions] {
+            w.flush()
+                .and_then(|()| w.get_ref().sync_all())
+                .map_err(|e| AdminError::Pack(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// What the walk over the leaves found.
+#[derive(Default)]
+struct LeafWalk {
+    size: u64,
+    root: crate::transparency::LogHash,
+    /// Recomputed roots at the sizes asked for.
+    roots_at: std::collections::HashMap<u64, crate::transparency::LogHash>,
+    /// Version leaves by (record, revision): (leaf index, leaf).
+    versions: std::collections::HashMap<(Uuid, u64), (u64, crate::transparency::Leaf)>,
+    /// Logged enrolment key by device.
+    device_keys: std::collections::HashMap<Uuid, String>,
+}
+
+/// Reads every leaf, recomputing the tree from the leaf bytes alone (no stored interior hash
+/// is trusted) and noting the root at each size in `sizes`.
+async fn walk_leaves(
+    storage: &dyn Storage,
+    sizes: &[u64],
+    findings: &mut Vec<String>,
+    mut pack: Option<&mut Pack>,
+) -> Result<LeafWalk, AdminError> {
+    use crate::transparency::{Leaf, RootBuilder, leaf_hash};
+    let mut walk = LeafWalk::default();
+    let mut builder = RootBuilder::default();
+    let wanted: std::collections::HashSet<u64> = sizes.iter().copied().collect();
+    if wanted.contains(&0) {
+        walk.roots_at.insert(0, builder.root());
+    }
+    let page_size = crate::transparency::MAX_LEAVES_PER_ANSWER;
+    let mut start = 0u64;
+    loop {
+        let page = storage.log_leaves(start, start + page_size).await?;
+        if page.is_empty() {
+            break;
+        }
+        for row in &page {
+            if row.idx != builder.size() {
+                findings.push(format!(
+                    "log: leaf {} is missing (the next stored leaf is {})",
+                    builder.size(),
+                    row.idx
+                ));
+                // The tree cannot be recomputed past a hole; what follows is still listed.
+                break;
+            }
+            builder.push(leaf_hash(row.data.as_bytes()));
+            if let Some(p) = pack.as_deref_mut() {
+                Pack::line(&mut p.leaves, &row.data)?;
+            }
+            if wanted.contains(&builder.size()) {
+                walk.roots_at.insert(builder.size(), builder.root());
+            }
+            match Leaf::decode(row.data.as_bytes()) {
+                Ok(leaf @ Leaf::Version { .. }) => {
+                    if let Leaf::Version {
+                        record_id,
+                        revision,
+                        ..
+                    } = &leaf
+                    {
+                        walk.versions
+                            .insert((*record_id, *revision), (row.idx, leaf.clone()));
+                    }
+                }
+                Ok(Leaf::DeviceEnrolled {
+                    device_id,
+                    public_key,
+                    ..
+                }) => {
+                    walk.device_keys.entry(device_id).or_insert(public_key);
+                }
+                Ok(_) => {}
+                Err(_) => findings.push(format!("log: leaf {} cannot be read", row.idx)),
+            }
+        }
+        let last = page.last().map_or(start, |r| r.idx);
+        if builder.size() != last + 1 {
+            break;
+        }
+        start = last + 1;
+    }
+    walk.size = builder.size();
+    walk.root = builder.root();
+    Ok(walk)
+}
+
+/// Re-checks the whole server against its log: the tree recomputed from the leaves must
+/// match the latest checkpoint this server signed and every `expected` checkpoint; every
+/// version row must have its leaf (and every version leaf its row), agree with it, and verify
+/// against the device key **as logged at enrolment**; every device's current key must be the
+/// one logged; and the audit chain must hold. Reads every document, so the run is audited.
+///
+/// With `pack`, also writes the evidence pack for an independent verifier into that (new or
+/// empty) directory: the log key, the checkpoints, every leaf, every version's hash,
+/// signature and logged key, and a summary in plain words.
+pub async fn verify(
+    storage: &dyn Storage,
+    log_key: &crate::transparency::LogPublicKey,
+    expected: &[ExpectedCheckpoint],
+    pack_dir: Option<&std::path::Path>,
+) -> Result<VerifyReport, AdminError> {
+    use crate::transparency::{Checkpoint, Leaf, hash_b64, leaf_time, open_checkpoint};
+    let mut findings = Vec::new();
+    let mut pack = pack_dir.map(Pack::create).transpose()?;
+    let mut checkpoint_notes = Vec::new();
+
+    // The checkpoints to hold the log to.
+    let mut checkpoints: Vec<(String, Checkpoint)> = Vec::new();
+    if let Some((_, note)) = storage.latest_checkpoint().await? {
+        checkpoint_notes.push(("latest.checkpoint".to_owned(), note.clone()));
+        match open_checkpoint(&note, log_key) {
+            Ok(c) => checkpoints.push(("the latest checkpoint this server signed".into(), c)),
+            Err(e) => findings.push(format!(
+                "log: the latest checkpoint kept in the database does not verify with the log key: {e}"
+            )),
+        }
+    }
+    for (i, e) in expected.iter().enumerate() {
+        checkpoint_notes.push((format!("expected-{}.checkpoint", i + 1), e.note.clone()));
+        match open_checkpoint(&e.note, log_key) {
+            Ok(c) => checkpoints.push((format!("expected checkpoint {}", e.label), c)),
+            Err(err) => findings.push(format!(
+                "log: expected checkpoint {} does not verify with the log key: {err}",
+                e.label
+            )),
+        }
+    }
+    let sizes: Vec<u64> = checkpoints.iter().map(|(_, c)| c.size).collect();
+    let walk = walk_leaves(storage, &sizes, &mut findings, pack.as_mut()).await?;
+    for (label, c) in &checkpoints {
+        match walk.roots_at.get(&c.size) {
+            None => findings.push(format!(
+                "log: {label} covers {} entries but the log now holds {}: entries were removed",
+                c.size, walk.size
+            )),
+            Some(root) if *root != c.root => findings.push(format!(
+                "log: {label} (size {}) does not match the stored entries: history was rewritten",
+                c.size
+            )),
+            Some(_) => {}
+        }
+    }
+
+    // Devices: the key in the table must be the key logged at enrolment.
+    for d in storage.list_devices().await? {
+        match walk.device_keys.get(&d.device_id) {
+            None => findings.push(format!(
+                "device {}: enrolled in the database but its enrolment is not in the log",
+                d.device_id
+            )),
+            Some(k) if *k != d.public_key => findings.push(format!(
+                "device {}: its public key in the database differs from the key logged at enrolment",
+                d.device_id
+            )),
+            Some(_) => {}
+        }
+    }
+
+    // Versions: each row against its leaf and the logged key.
     let mut after = 0i64;
     let mut checked = 0u64;
     let mut bad = Vec::new();
+    let mut seen: std::collections::HashSet<(Uuid, u64)> = std::collections::HashSet::new();
+    let device_keys = std::sync::Arc::new(walk.device_keys.clone());
     loop {
         let page = storage.versions_after(after, 500).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         checked += page.len() as u64;
+        for v in &page {
+            let key = (v.record_id, v.revision.get());
+            seen.insert(key);
+            if let Some(p) = pack.as_mut() {
+                let line = serde_json::json!({
+                    "record_id": v.record_id,
+                    "revision": v.revision.get(),
+                    "status": v.status_text,
+                    "content_sha256": v.content_sha256,
+                    "signature": v.signature,
+                    "device_id": v.device_id,
+                    "saved_at_utc": leaf_time(v.saved_at_utc),
+                    "logged_device_key": walk.device_keys.get(&v.device_id),
+                    "leaf_index": walk.versions.get(&key).map(|(i, _)| *i),
+                });
+                Pack::line(&mut p.versions, &line.to_string())?;
+            }
+            match walk.versions.get(&key) {
+                None => findings.push(format!(
+                    "record {} revision {}: stored but not in the log",
+                    v.record_id, v.revision
+                )),
+                Some((idx, leaf)) => {
+                    let expected_leaf = Leaf::Version {
+                        record_id: v.record_id,
+                        revision: v.revision.get(),
+                        status: v.status_text.clone(),
+                        content_sha256: v.content_sha256.clone(),
+                        signature: v.signature.clone(),
+                        device_id: v.device_id,
+                        saved_at_utc: leaf_time(v.saved_at_utc),
+                    };
+                    if *leaf != expected_leaf {
+                        findings.push(format!(
+                            "record {} revision {}: the stored row differs from its logged entry (leaf {idx})",
+                            v.record_id, v.revision
+                        ));
+                    }
+                }
+            }
+        }
+        let keys = std::sync::Arc::clone(&device_keys);
         let page_bad = tokio::task::spawn_blocking(move || {
-            page.iter()
-                .filter_map(|v| {
-                    recheck_stored(v).err().map(|p: StoredProblem| BadVersion {
+            page.into_iter()
+                .filter_map(|mut v| {
+                    // The key that counts is the one logged at enrolment, not the table's.
+                    v.public_key_b64 = keys.get(&v.device_id).cloned().unwrap_or_default();
+                    recheck_stored(&v).err().map(|p: StoredProblem| BadVersion {
                         record_id: v.record_id,
                         revision: v.revision,
                         problem: p.describe(),
@@ -259,6 +535,19 @@ pub async fn verify(storage: &dyn Storage) -> Result<VerifyReport, AdminError> {
         .map_err(|e| AdminError::Hashing(e.to_string()))?;
         bad.extend(page_bad);
     }
+    let mut missing: Vec<(u64, Uuid, u64)> = walk
+        .versions
+        .iter()
+        .filter(|(k, _)| !seen.contains(*k))
+        .map(|(k, (idx, _))| (*idx, k.0, k.1))
+        .collect();
+    missing.sort_unstable();
+    for (idx, record_id, revision) in missing {
+        findings.push(format!(
+            "record {record_id} revision {revision}: in the log (leaf {idx}) but missing from the database"
+        ));
+    }
+
     let versions_checked = checked;
     let (audit_entries_checked, audit_chain_break) = match check_audit_chain(storage).await {
         Ok(n) => (n, None),
@@ -272,15 +561,91 @@ pub async fn verify(storage: &dyn Storage) -> Result<VerifyReport, AdminError> {
             &[AuditEvent::new(
                 &Actor::Admin,
                 AuditAction::Verified,
-                format!("versions={versions_checked} bad={}", bad.len()),
+                format!(
+                    "versions={versions_checked} bad={} log_size={} findings={}",
+                    bad.len(),
+                    walk.size,
+                    findings.len()
+                ),
             )],
             Utc::now(),
         )
         .await?;
-    Ok(VerifyReport {
+    let report = VerifyReport {
         versions_checked,
         bad_versions: bad,
         audit_entries_checked,
         audit_chain_break,
-    })
+        log_size: walk.size,
+        log_root: hash_b64(&walk.root),
+        checkpoints_checked: checkpoints.len() as u64,
+        log_findings: findings,
+    };
+    if let Some(p) = pack {
+        p.file("log-key.txt", &format!("{}\n", log_key.to_vkey()))?;
+        for (name, note) in &checkpoint_notes {
+            p.file(name, note)?;
+        }
+        let rotations = storage.key_rotations().await?;
+        p.file("key-rotations.txt", &rotations.concat())?;
+        p.file("summary.txt", &pack_summary(&report, log_key))?;
+        p.finish()?;
+    }
+    Ok(report)
+}
+
+/// The evidence pack's summary, in plain words.
+fn pack_summary(r: &VerifyReport, key: &crate::transparency::LogPublicKey) -> String {
+    let mut out = format!(
+        "Integrity report for log {} (key fingerprint {}), written {}.\n\n\
+         The log holds {} entries; recomputed from the entries alone its root is {}.\n\
+         It was checked against {} signed checkpoint(s). {} record version(s) were checked \
+         against their logged entries and the device keys as logged at enrolment; the audit \
+         chain holds {} entries.\n\n",
+        key.name,
+        key.fingerprint(),
+        Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        r.log_size,
+        r.log_root,
+        r.checkpoints_checked,
+        r.versions_checked,
+        r.audit_entries_checked,
+    );
+    if r.is_clean() {
+        out.push_str("Result: no problem found.\n");
+    } else {
+        out.push_str("Result: PROBLEMS FOUND:\n");
+        for f in &r.log_findings {
+            out.push_str(&format!("- {f}\n"));
+        }
+        for b in &r.bad_versions {
+            out.push_str(&format!(
+                "- record {} revision {}: {}\n",
+                b.record_id, b.revision, b.problem
+            ));
+        }
+        if let Some(b) = &r.audit_chain_break {
+            out.push_str(&format!("- audit chain: {b}\n"));
+        }
+    }
+    out.push_str(
+        "\nFiles: log-key.txt (the verifier key), *.checkpoint (signed checkpoints), \
+         leaves.jsonl (every log entry, one per line, exactly the bytes hashed), versions.jsonl \
+         (every stored version's hash, signature and logged key), key-rotations.txt. \
+         docs/integrity.md says how to check them.\n",
+    );
+    out
+}
+
+/// The log's current checkpoint, signed and kept (for `epr-server checkpoint --out`).
+pub async fn current_checkpoint(
+    storage: &dyn Storage,
+    signer: &super::log_key::LogSigner,
+) -> Result<String, AdminError> {
+    let head = storage.log_head().await?;
+    let note = signer.sign(&head);
+    storage
+        .save_checkpoint(head.size, &note, Utc::now())
+        .await?;
+    Ok(note)
 }

@@ -30,17 +30,21 @@ use super::admin::normalise_enrolment_code;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, json_rejection};
 use super::ingest::{Rejection, check_item, recheck_stored};
 use super::limits::{ClientAddr, Limits, client_address};
+use super::log_key::LogSigner;
 use super::storage::{
     Actor, AuditAction, AuditEvent, DecideOutcome, DeviceIdentity, EnrolOutcome,
-    LAST_USED_RESOLUTION_SECS, LockoutPolicy, LoginReservation, NewDecision, NewDevice,
+    LAST_USED_RESOLUTION_SECS, LockoutPolicy, LogHead, LoginReservation, NewDecision, NewDevice,
     ReviewFilter, Role, SessionIdentity, SessionScope, Storage, StoreOutcome,
 };
 use crate::crypto::{new_token, token_hash_hex, verify_password};
 use crate::protocol::{
-    API_PREFIX, Decision, DecisionRequest, EnrollRequest, EnrollResponse, FeedbackResponse, Health,
-    LoginRequest, LoginResponse, MAX_PUSH_BODY_BYTES, MAX_PUSH_ITEMS, PushItemResult, PushOutcome,
-    PushRequest, PushResponse, RejectReason, ReviewDetail, ReviewList, ReviewQuery, ReviewVersion,
+    API_PREFIX, CheckpointResponse, ConsistencyResponse, Decision, DecisionRequest, EnrollRequest,
+    EnrollResponse, FeedbackResponse, Health, InclusionRequest, InclusionResponse,
+    KeyRotationsResponse, LeavesResponse, LogState, LoginRequest, LoginResponse,
+    MAX_PUSH_BODY_BYTES, MAX_PUSH_ITEMS, PushItemResult, PushOutcome, PushRequest, PushResponse,
+    RejectReason, ReviewDetail, ReviewList, ReviewQuery, ReviewVersion,
 };
+use crate::transparency::{self, Checkpoint};
 
 /// Most feedback items in one answer; the device pages with the cursor.
 pub const MAX_FEEDBACK_ITEMS: u32 = 500;
@@ -61,6 +65,8 @@ pub struct AppState {
 struct StateInner {
     storage: Arc<dyn Storage>,
     config: ServerConfig,
+    /// Signs checkpoints (from the configuration, or made for this process).
+    log: Arc<LogSigner>,
     /// Checked against when the username is unknown, so the answer takes as long as a real
     /// check and does not reveal which usernames exist.
     dummy_password_hash: String,
@@ -91,10 +97,20 @@ impl AppState {
             config.auth_attempts_burst,
             config.max_concurrent_password_checks,
         );
+        let log = match &config.log_signer {
+            Some(signer) => Arc::clone(signer),
+            None => {
+                tracing::warn!(
+                    "no log signing key given: checkpoints are signed with a key that lasts only as long as this process"
+                );
+                Arc::new(LogSigner::generate(None).map_err(|e| ApiError::Internal(e.to_string()))?)
+            }
+        };
         Ok(Self {
             inner: Arc::new(StateInner {
                 storage,
                 config,
+                log,
                 dummy_password_hash,
                 limits,
             }),
@@ -103,6 +119,20 @@ impl AppState {
 
     fn storage(&self) -> &dyn Storage {
         self.inner.storage.as_ref()
+    }
+
+    fn log(&self) -> &LogSigner {
+        &self.inner.log
+    }
+
+    /// Signs the checkpoint for `head` and keeps it (so `verify` can compare the log with
+    /// what was handed out).
+    async fn signed_checkpoint(&self, head: &LogHead) -> Result<String, ApiError> {
+        let note = self.log().sign(head);
+        self.storage()
+            .save_checkpoint(head.size, &note, Utc::now())
+            .await?;
+        Ok(note)
     }
 
     fn config(&self) -> &ServerConfig {
@@ -194,6 +224,11 @@ pub fn router(state: AppState) -> Router {
         .route(&p("/review/encounters/{id}"), get(review_detail))
         .route(&p("/review/encounters/{id}/decision"), post(decide))
         .route(&p("/review/encounters/{id}/fhir"), get(review_fhir))
+        .route(&p("/log/checkpoint"), get(log_checkpoint))
+        .route(&p("/log/consistency"), get(log_consistency))
+        .route(&p("/log/inclusion"), post(log_inclusion))
+        .route(&p("/log/leaves"), get(log_leaves))
+        .route(&p("/log/key-rotations"), get(log_key_rotations))
         .route(&p("/health"), get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -440,6 +475,7 @@ async fn enroll(
                 device_id: device.device_id,
                 device_token: token,
                 device_name,
+                log_key: Some(state.log().public().to_vkey()),
             }))
         }
         EnrolOutcome::UnknownCode => refuse(
@@ -489,22 +525,30 @@ async fn push(
         .into_iter()
         .map(|c| c.map(|v| valid.push(v)))
         .collect();
-    let mut stored = state
+    let pushed = state
         .storage()
         .push_versions(&device, &valid, Utc::now())
-        .await?
-        .into_iter();
+        .await?;
+    let checkpoint = state.signed_checkpoint(&pushed.log).await?;
+    if let Some(seen) = &req.verified_checkpoint {
+        witness_check(&state, &device, seen, &pushed.log).await?;
+    }
+    let mut stored = pushed.outcomes.into_iter().zip(pushed.leaf_indexes);
 
     let mut counts = [0usize; 4];
     let mut results = Vec::with_capacity(items.len());
     for (item, check) in items.iter().zip(checked) {
+        let mut leaf_index = None;
         let (outcome, reason, message) = match check {
             Err(r) => (
                 PushOutcome::Rejected,
                 Some(r.reason),
                 Some(r.message.to_owned()),
             ),
-            Ok(_) => match stored.next() {
+            Ok(_) => match stored.next().map(|(o, leaf)| {
+                leaf_index = leaf;
+                o
+            }) {
                 Some(StoreOutcome::Stored) => (PushOutcome::Stored, None, None),
                 Some(StoreOutcome::Duplicate) => (PushOutcome::Duplicate, None, None),
                 Some(StoreOutcome::Stale) => (
@@ -544,6 +588,7 @@ async fn push(
             outcome,
             reject_reason: reason,
             message,
+            leaf_index,
         });
     }
     tracing::info!(
@@ -555,7 +600,175 @@ async fn push(
         rejected = counts[3],
         "push"
     );
-    Ok(Json(PushResponse { results }))
+    Ok(Json(PushResponse {
+        results,
+        checkpoint: Some(checkpoint),
+    }))
+}
+
+/// A device's report of the checkpoint it last verified, checked against this server's own
+/// log: a tablet shown a different history (a split view) is named in the server's log at
+/// ERROR. The device's own checks are what protect it; this tells ops.
+async fn witness_check(
+    state: &AppState,
+    device: &DeviceIdentity,
+    seen: &LogState,
+    head: &LogHead,
+) -> Result<(), ApiError> {
+    let consistent = if seen.size == 0 {
+        true
+    } else if seen.size > head.size {
+        false
+    } else {
+        let proof = state
+            .storage()
+            .consistency_proof(seen.size, head.size)
+            .await?;
+        let old = Checkpoint {
+            origin: state.log().origin().to_owned(),
+            size: seen.size,
+            root: transparency::hash_from_b64(&seen.root).unwrap_or_default(),
+        };
+        let new = state.log().checkpoint(head);
+        transparency::check_consistency(&proof, &old, &new).is_ok()
+    };
+    if !consistent {
+        tracing::error!(
+            device_id = %device.device_id,
+            reported_size = seen.size,
+            log_size = head.size,
+            "a device reports a checkpoint this log does not extend: it was shown another history"
+        );
+    }
+    Ok(())
+}
+
+/// Either credential may read the log: a device checking what it pushed, a supervisor (or
+/// an auditor with a supervisor account) checking the whole.
+#[derive(Debug, Clone)]
+pub struct LogReader;
+
+impl FromRequestParts<AppState> for LogReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?;
+        let hash = token_hash_hex(token);
+        if let Some(d) = state.storage().device_by_token_hash(&hash).await?
+            && !d.revoked
+        {
+            return Ok(LogReader);
+        }
+        SupervisorAuth::from_request_parts(parts, state).await?;
+        Ok(LogReader)
+    }
+}
+
+fn bad_log_query(message: impl Into<String>) -> ApiError {
+    ApiError::client(StatusCode::BAD_REQUEST, "bad_log_query", message)
+}
+
+async fn log_checkpoint(
+    State(state): State<AppState>,
+    _reader: LogReader,
+) -> Result<Json<CheckpointResponse>, ApiError> {
+    let head = state.storage().log_head().await?;
+    let checkpoint = state.signed_checkpoint(&head).await?;
+    Ok(Json(CheckpointResponse {
+        checkpoint,
+        log_key: state.log().public().to_vkey(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsistencyQuery {
+    old_size: u64,
+    size: u64,
+}
+
+async fn log_consistency(
+    State(state): State<AppState>,
+    _reader: LogReader,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> Result<Json<ConsistencyResponse>, ApiError> {
+    let log_size = state.storage().log_head().await?.size;
+    if q.old_size == 0 || q.old_size > q.size || q.size > log_size {
+        return Err(bad_log_query(format!(
+            "need 1 <= old_size <= size <= {log_size} (the log's size)"
+        )));
+    }
+    let proof = state
+        .storage()
+        .consistency_proof(q.old_size, q.size)
+        .await?;
+    Ok(Json(ConsistencyResponse {
+        old_size: q.old_size,
+        size: q.size,
+        proof: proof.iter().map(transparency::hash_b64).collect(),
+    }))
+}
+
+async fn log_inclusion(
+    State(state): State<AppState>,
+    _reader: LogReader,
+    ApiJson(req): ApiJson<InclusionRequest>,
+) -> Result<Json<InclusionResponse>, ApiError> {
+    if req.indexes.len() as u64 > transparency::MAX_LEAVES_PER_ANSWER {
+        return Err(bad_log_query(format!(
+            "at most {} indexes per request",
+            transparency::MAX_LEAVES_PER_ANSWER
+        )));
+    }
+    let log_size = state.storage().log_head().await?.size;
+    if req.size > log_size || req.indexes.iter().any(|&i| i >= req.size) {
+        return Err(bad_log_query(format!(
+            "need every index < size <= {log_size} (the log's size)"
+        )));
+    }
+    let proofs = state
+        .storage()
+        .inclusion_proofs(req.size, &req.indexes)
+        .await?;
+    Ok(Json(InclusionResponse {
+        size: req.size,
+        proofs: proofs
+            .iter()
+            .map(|p| p.iter().map(transparency::hash_b64).collect())
+            .collect(),
+    }))
+}
+
+async fn log_key_rotations(
+    State(state): State<AppState>,
+    _reader: LogReader,
+) -> Result<Json<KeyRotationsResponse>, ApiError> {
+    Ok(Json(KeyRotationsResponse {
+        rotations: state.storage().key_rotations().await?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct LeavesQuery {
+    start: u64,
+    end: u64,
+}
+
+async fn log_leaves(
+    State(state): State<AppState>,
+    _reader: LogReader,
+    ApiQuery(q): ApiQuery<LeavesQuery>,
+) -> Result<Json<LeavesResponse>, ApiError> {
+    if q.end < q.start || q.end - q.start > transparency::MAX_LEAVES_PER_ANSWER {
+        return Err(bad_log_query(format!(
+            "need start <= end and at most {} leaves",
+            transparency::MAX_LEAVES_PER_ANSWER
+        )));
+    }
+    let leaves = state.storage().log_leaves(q.start, q.end).await?;
+    Ok(Json(LeavesResponse {
+        start: q.start,
+        leaves: leaves.into_iter().map(|l| l.data).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -33,6 +33,7 @@ pub mod api;
 pub mod error;
 pub mod ingest;
 pub mod limits;
+pub mod log_key;
 pub mod storage;
 
 use std::future::Future;
@@ -88,6 +89,10 @@ pub struct ServerConfig {
     pub behind_tls_proxy: bool,
     /// How long graceful shutdown waits for in-flight requests (TLS path).
     pub shutdown_grace_secs: u64,
+    /// Signs the log's checkpoints. `None`: a new random key for this process only (a
+    /// warning is logged), which tablets that pinned an earlier key will refuse: the binary
+    /// always gives one from its key file.
+    pub log_signer: Option<Arc<log_key::LogSigner>>,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +113,7 @@ impl Default for ServerConfig {
             tls: None,
             behind_tls_proxy: false,
             shutdown_grace_secs: 30,
+            log_signer: None,
         }
     }
 }

@@ -37,6 +37,8 @@ pub enum Action {
     ObservationSetRemoved,
     DrugRemoved,
     InterventionRemoved,
+    /// The server failed to prove its log (sync stopped; records kept on the tablet).
+    ServerIntegrityFailed,
 }
 
 impl Action {
@@ -61,6 +63,7 @@ impl Action {
             Action::ObservationSetRemoved => "observation_set_removed",
             Action::DrugRemoved => "drug_removed",
             Action::InterventionRemoved => "intervention_removed",
+            Action::ServerIntegrityFailed => "server_integrity_failed",
         }
     }
 }

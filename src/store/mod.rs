@@ -618,6 +618,18 @@ impl Store {
         Ok(())
     }
 
+    /// Audits that the server failed its integrity check.
+    pub fn record_integrity_failure(&mut self) -> Result<()> {
+        self.audit(audit::Action::ServerIntegrityFailed, None, None)
+    }
+
+    /// Removes a device setting (nothing happens if it is not set).
+    pub fn delete_setting(&self, key: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM device_settings WHERE key = ?1", params![key])?;
+        Ok(())
+    }
+
     /// Runs SQLite's and SQLCipher's integrity checks; returns the problems found (empty when
     /// the file is sound).
     ///

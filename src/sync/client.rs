@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::protocol::{
-    API_PREFIX, EnrollRequest, EnrollResponse, ErrorBody, FeedbackResponse, PushResponse,
+    API_PREFIX, CheckpointResponse, ConsistencyResponse, EnrollRequest, EnrollResponse, ErrorBody,
+    FeedbackResponse, InclusionRequest, InclusionResponse, KeyRotationsResponse, PushResponse,
 };
 
 /// Why a request failed, sorted by what the engine should do about it.
@@ -231,6 +232,66 @@ impl ApiClient {
                 .get(self.url("/sync/feedback"))
                 .bearer_auth(token)
                 .query(&[("since", since)]),
+        )
+        .await
+    }
+
+    /// The server log's current signed checkpoint; `None` from a server without a log (404).
+    pub async fn log_checkpoint(
+        &self,
+        token: &str,
+    ) -> Result<Option<CheckpointResponse>, RequestError> {
+        let request = self
+            .http
+            .get(self.url("/log/checkpoint"))
+            .bearer_auth(token);
+        match self.send(request).await {
+            Ok(r) => Ok(Some(r)),
+            Err(RequestError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The server's key rotation statements.
+    pub async fn log_key_rotations(
+        &self,
+        token: &str,
+    ) -> Result<KeyRotationsResponse, RequestError> {
+        self.send(
+            self.http
+                .get(self.url("/log/key-rotations"))
+                .bearer_auth(token),
+        )
+        .await
+    }
+
+    /// The consistency proof from the log's first `old_size` leaves to its first `size`.
+    pub async fn log_consistency(
+        &self,
+        token: &str,
+        old_size: u64,
+        size: u64,
+    ) -> Result<ConsistencyResponse, RequestError> {
+        self.send(
+            self.http
+                .get(self.url("/log/consistency"))
+                .bearer_auth(token)
+                .query(&[("old_size", old_size), ("size", size)]),
+        )
+        .await
+    }
+
+    /// Inclusion proofs for leaves in the tree of `size` leaves.
+    pub async fn log_inclusion(
+        &self,
+        token: &str,
+        request: &InclusionRequest,
+    ) -> Result<InclusionResponse, RequestError> {
+        self.send(
+            self.http
+                .post(self.url("/log/inclusion"))
+                .bearer_auth(token)
+                .json(request),
         )
         .await
     }

@@ -22,8 +22,12 @@ use uuid::Uuid;
 use super::client::{ApiClient, RequestError};
 use super::status::{ProblemKind, SyncCommand, SyncHandle, SyncProblem, SyncStatus};
 use crate::model::{RecordStatus, Revision};
-use crate::protocol::{EnrollRequest, PushOutcome};
+use crate::protocol::{EnrollRequest, InclusionRequest, PushOutcome};
 use crate::store::{FeedbackEntry, OutboxItem, OutboxPosition, Store, StoreError};
+use crate::transparency::{
+    Checkpoint, IntegrityError, Leaf, LogHash, LogPublicKey, check_consistency, check_inclusion,
+    follow_rotations, leaf_hash, leaf_time, open_checkpoint, parse_proof,
+};
 
 /// Setting keys inside the encrypted store.
 pub const SERVER_URL: &str = "server_url";
@@ -49,10 +53,13 @@ struct RawPushItem<'a> {
 #[derive(serde::Serialize)]
 struct RawPushRequest<'a> {
     items: Vec<RawPushItem<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified_checkpoint: Option<crate::protocol::LogState>,
 }
 
-/// Serialises a batch as a push request, sending each stored document as its exact text.
-fn request_body(batch: &[OutboxItem]) -> Result<Vec<u8>, SyncError> {
+/// Serialises a batch as a push request, sending each stored document as its exact text, and
+/// the checkpoint this tablet last verified (the server checks it against its own log).
+fn request_body(batch: &[OutboxItem], verified: Option<&Checkpoint>) -> Result<Vec<u8>, SyncError> {
     let mut items = Vec::with_capacity(batch.len());
     for entry in batch {
         let document = serde_json::value::RawValue::from_string(entry.document.clone())
@@ -67,7 +74,15 @@ fn request_body(batch: &[OutboxItem]) -> Result<Vec<u8>, SyncError> {
             saved_at_utc: entry.saved_at_utc,
         });
     }
-    serde_json::to_vec(&RawPushRequest { items }).map_err(|e| SyncError::Store(StoreError::from(e)))
+    let verified_checkpoint = verified.map(|c| crate::protocol::LogState {
+        size: c.size,
+        root: crate::transparency::hash_b64(&c.root),
+    });
+    serde_json::to_vec(&RawPushRequest {
+        items,
+        verified_checkpoint,
+    })
+    .map_err(|e| SyncError::Store(StoreError::from(e)))
 }
 
 /// Tuning; the defaults are what the app uses.
@@ -111,6 +126,12 @@ pub enum SyncError {
         "this store is enrolled with a trust server, which would receive synthetic records; add demo records only to a store that is not enrolled"
     )]
     EnrolledStore,
+    /// The server could not prove that it kept every record: sync stops until the tablet is
+    /// enrolled again; every record stays queued here.
+    #[error(
+        "the server could not prove it kept every record ({0}); records stay on this tablet: tell control"
+    )]
+    Integrity(String),
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error("local store: {0}")]
@@ -132,6 +153,7 @@ impl SyncError {
             SyncError::NotEnrolled | SyncError::DemoStore | SyncError::EnrolledStore => {
                 ProblemKind::Credentials
             }
+            SyncError::Integrity(_) => ProblemKind::Integrity,
             SyncError::Store(_) | SyncError::Thread(_) => ProblemKind::Local,
         }
     }
@@ -219,6 +241,7 @@ pub fn remember_enrolment(
     store.set_setting(SERVER_URL, server_url.trim_end_matches('/'))?;
     store.set_setting(DEVICE_ID, &response.device_id.to_string())?;
     store.set_setting(DEVICE_TOKEN, &response.device_token)?;
+    super::integrity::start_fresh(store, response.log_key.as_deref())?;
     Ok(response.device_id)
 }
 
@@ -230,6 +253,24 @@ pub struct Engine {
     batch_limit: usize,
     /// The server's clock minus this tablet's at the last answer, in seconds.
     clock_skew_secs: Option<i64>,
+    /// This cycle's log check: the checkpoint verified before pushing (`None` when the server
+    /// has no log and this tablet pinned none), and the versions the server accepted, waiting
+    /// for their inclusion proofs before they leave the outbox.
+    log: Option<Checkpoint>,
+    unproven: Vec<Unproven>,
+}
+
+/// Versions accepted before the engine stops to prove them (one checkpoint, one consistency
+/// proof and one inclusion request per this many).
+const PROVE_EVERY_VERSIONS: usize = 500;
+
+/// A version the server said it holds, not yet proved to be in its log.
+#[derive(Debug, Clone)]
+struct Unproven {
+    record_id: Uuid,
+    revision: Revision,
+    leaf_index: Option<u64>,
+    leaf: LogHash,
 }
 
 impl std::fmt::Debug for Engine {
@@ -249,6 +290,8 @@ impl Engine {
             config,
             batch_limit,
             clock_skew_secs: None,
+            log: None,
+            unproven: Vec::new(),
         }
     }
 
@@ -295,8 +338,18 @@ impl Engine {
     ) -> Result<CycleReport, SyncError> {
         let (client, token) = (client, token);
         let mut report = CycleReport::default();
-        let result = self.push_all(client, token, &mut report).await;
-        // Entries still marked "sending" were not answered: show them as queued again.
+        if let Some(reason) = self.store.setting(super::integrity::INTEGRITY_FAILURE)? {
+            return Err(SyncError::Integrity(reason));
+        }
+        self.unproven.clear();
+        self.log = self.check_log(client, token).await?;
+        let result = match self.push_all(client, token, &mut report).await {
+            Ok(()) => self.prove_pushed(client, token, &mut report).await,
+            Err(e) => Err(e),
+        };
+        self.unproven.clear();
+        // Entries still marked "sending" were not answered or not proved: show them as queued
+        // again.
         self.store.release_sending()?;
         result?;
         report.reachable = true;
@@ -336,7 +389,7 @@ impl Engine {
                 None
             } else {
                 after = next.last().map(|b| b.position.clone());
-                let body = request_body(&next)?;
+                let body = request_body(&next, self.log.as_ref())?;
                 let ids: Vec<Uuid> = next.iter().map(|b| b.record_id).collect();
                 self.store.mark_sending(&ids)?;
                 let client = client.clone();
@@ -382,6 +435,16 @@ impl Engine {
                 }
             };
             self.apply_answer(&batch, &response, report)?;
+            // Prove as the drain goes, so a fault late in a long drain does not send every
+            // version of it again.
+            if self.unproven.len() >= PROVE_EVERY_VERSIONS
+                && let Err(e) = self.prove_pushed(client, token, report).await
+            {
+                if let Some((_, h)) = in_flight.take() {
+                    h.abort();
+                }
+                return Err(e);
+            }
             if self.batch_limit < self.config.batch_max_items {
                 self.batch_limit = (self.batch_limit * 2).min(self.config.batch_max_items);
             }
@@ -402,13 +465,22 @@ impl Engine {
     ) -> Result<(), SyncError> {
         let mut acks = Vec::new();
         for result in &response.results {
-            let ours = batch
+            let Some(item) = batch
                 .iter()
-                .any(|b| b.record_id == result.record_id && b.revision == result.revision);
-            if !ours {
+                .find(|b| b.record_id == result.record_id && b.revision == result.revision)
+            else {
                 continue;
-            }
+            };
             match result.outcome {
+                PushOutcome::Stored | PushOutcome::Duplicate if self.log.is_some() => {
+                    // Held back until the server proves the version is in its log.
+                    self.unproven.push(Unproven {
+                        record_id: item.record_id,
+                        revision: item.revision,
+                        leaf_index: result.leaf_index,
+                        leaf: leaf_hash(&self.version_leaf(item)?.encode()),
+                    });
+                }
                 PushOutcome::Stored | PushOutcome::Duplicate | PushOutcome::Stale => {
                     acks.push((result.record_id, result.revision));
                 }
@@ -426,6 +498,202 @@ impl Engine {
         }
         report.pushed += acks.len() as u64;
         self.store.acknowledge_many(&acks)?;
+        Ok(())
+    }
+
+    /// The log leaf the server must hold for a version this tablet pushed.
+    fn version_leaf(&self, item: &OutboxItem) -> Result<Leaf, SyncError> {
+        let device_id = self
+            .store
+            .setting(DEVICE_ID)?
+            .and_then(|d| Uuid::parse_str(&d).ok())
+            .ok_or(SyncError::NotEnrolled)?;
+        Ok(Leaf::Version {
+            record_id: item.record_id,
+            revision: item.revision.get(),
+            status: item.status.as_str().to_owned(),
+            content_sha256: item.content_sha256.clone(),
+            signature: item.signature.clone(),
+            device_id,
+            saved_at_utc: leaf_time(item.saved_at_utc),
+        })
+    }
+
+    /// Keeps an integrity failure and turns it into the error that stops sync.
+    fn integrity_failed(&mut self, e: IntegrityError) -> SyncError {
+        let reason = e.to_string();
+        tracing::error!(%reason, "the server failed its integrity check; sync stopped");
+        if let Err(store_error) = super::integrity::record_failure(&mut self.store, &reason) {
+            return SyncError::Store(store_error);
+        }
+        SyncError::Integrity(reason)
+    }
+
+    /// Fetches the server's checkpoint and checks it: signed by the pinned key, and extending
+    /// the last checkpoint this tablet verified. `None` when the server has no log and this
+    /// tablet pinned no key (a server from before the log); a tablet enrolled before the log
+    /// existed pins the key it is first shown.
+    async fn check_log(
+        &mut self,
+        client: &ApiClient,
+        token: &str,
+    ) -> Result<Option<Checkpoint>, SyncError> {
+        let pinned = super::integrity::pinned_key(&self.store)?;
+        // Read under the key pinned now, before any rotation changes it.
+        let before = match (
+            &pinned,
+            self.store.setting(super::integrity::LOG_CHECKPOINT)?,
+        ) {
+            (Some(key), Some(note)) => Some(open_checkpoint(&note, key).map_err(|_| {
+                self.integrity_failed(IntegrityError::MalformedCheckpoint(
+                    "the checkpoint this tablet verified last can no longer be read",
+                ))
+            })?),
+            _ => None,
+        };
+        let Some(answer) = client.log_checkpoint(token).await? else {
+            return match pinned {
+                None => Ok(None),
+                Some(_) => Err(self.integrity_failed(IntegrityError::MalformedCheckpoint(
+                    "the server no longer publishes its log",
+                ))),
+            };
+        };
+        let key = match pinned {
+            Some(k) => k,
+            None => {
+                let k = LogPublicKey::from_vkey(&answer.log_key)
+                    .map_err(|e| self.integrity_failed(e))?;
+                self.store
+                    .set_setting(super::integrity::LOG_KEY, &k.to_vkey())?;
+                tracing::info!(fingerprint = %k.fingerprint(), "pinned the server's log key");
+                k
+            }
+        };
+        let now = match open_checkpoint(&answer.checkpoint, &key) {
+            Err(IntegrityError::UnknownKey) => {
+                let key = self
+                    .follow_key_rotation(client, token, &key, &answer.log_key)
+                    .await?;
+                open_checkpoint(&answer.checkpoint, &key).map_err(|e| self.integrity_failed(e))?
+            }
+            other => other.map_err(|e| self.integrity_failed(e))?,
+        };
+        if let Some(before) = before {
+            self.check_extends(client, token, &before, &now).await?;
+        }
+        self.store
+            .set_setting(super::integrity::LOG_CHECKPOINT, &answer.checkpoint)?;
+        Ok(Some(now))
+    }
+
+    /// The server signs with a key this tablet did not pin: accepted only through rotation
+    /// statements, each signed by the key before it, from the pinned key to the one offered.
+    /// Then the new key is pinned (and the last verified checkpoint is re-kept, so it still
+    /// opens).
+    async fn follow_key_rotation(
+        &mut self,
+        client: &ApiClient,
+        token: &str,
+        pinned: &LogPublicKey,
+        offered: &str,
+    ) -> Result<LogPublicKey, SyncError> {
+        let target = LogPublicKey::from_vkey(offered).map_err(|e| self.integrity_failed(e))?;
+        let statements = client.log_key_rotations(token).await?.rotations;
+        let key =
+            follow_rotations(pinned, &statements, &target).map_err(|e| self.integrity_failed(e))?;
+        self.store
+            .set_setting(super::integrity::LOG_KEY, &key.to_vkey())?;
+        tracing::info!(fingerprint = %key.fingerprint(), "the server's log key was rotated; pinned the new key");
+        Ok(key)
+    }
+
+    /// Checks that `now` extends `before` with a consistency proof from the server.
+    async fn check_extends(
+        &mut self,
+        client: &ApiClient,
+        token: &str,
+        before: &Checkpoint,
+        now: &Checkpoint,
+    ) -> Result<(), SyncError> {
+        let proof = if before.size == 0 || before.size >= now.size {
+            Vec::new()
+        } else {
+            let answer = client.log_consistency(token, before.size, now.size).await?;
+            parse_proof(&answer.proof).map_err(|e| self.integrity_failed(e))?
+        };
+        check_consistency(&proof, before, now).map_err(|e| self.integrity_failed(e))
+    }
+
+    /// After pushing: fetches the checkpoint again, checks it extends the one verified before
+    /// the push, and checks every accepted version's inclusion proof; then acknowledges them.
+    async fn prove_pushed(
+        &mut self,
+        client: &ApiClient,
+        token: &str,
+        report: &mut CycleReport,
+    ) -> Result<(), SyncError> {
+        if self.unproven.is_empty() {
+            return Ok(());
+        }
+        let Some(before) = self.log.clone() else {
+            return Ok(());
+        };
+        let Some(key) = super::integrity::pinned_key(&self.store)? else {
+            return Ok(());
+        };
+        let Some(answer) = client.log_checkpoint(token).await? else {
+            return Err(self.integrity_failed(IntegrityError::MalformedCheckpoint(
+                "the server no longer publishes its log",
+            )));
+        };
+        let now =
+            open_checkpoint(&answer.checkpoint, &key).map_err(|e| self.integrity_failed(e))?;
+        self.check_extends(client, token, &before, &now).await?;
+        let mut missing_index = false;
+        let mut indexed: Vec<(u64, LogHash)> = Vec::with_capacity(self.unproven.len());
+        for u in &self.unproven {
+            match u.leaf_index {
+                Some(i) => indexed.push((i, u.leaf)),
+                None => missing_index = true,
+            }
+        }
+        if missing_index {
+            return Err(self.integrity_failed(IntegrityError::NotIncluded));
+        }
+        let chunk_size =
+            usize::try_from(crate::transparency::MAX_LEAVES_PER_ANSWER).unwrap_or(1000);
+        for chunk in indexed.chunks(chunk_size) {
+            let request = InclusionRequest {
+                size: now.size,
+                indexes: chunk.iter().map(|(i, _)| *i).collect(),
+            };
+            if chunk.iter().any(|(i, _)| *i >= now.size) {
+                return Err(self.integrity_failed(IntegrityError::NotIncluded));
+            }
+            let answer = client.log_inclusion(token, &request).await?;
+            if answer.size != now.size || answer.proofs.len() != chunk.len() {
+                return Err(self.integrity_failed(IntegrityError::MalformedProof(
+                    "the wrong number of inclusion proofs",
+                )));
+            }
+            for ((index, leaf), proof) in chunk.iter().zip(&answer.proofs) {
+                let proof = parse_proof(proof).map_err(|e| self.integrity_failed(e))?;
+                check_inclusion(&proof, &now, *index, *leaf)
+                    .map_err(|e| self.integrity_failed(e))?;
+            }
+        }
+        self.store
+            .set_setting(super::integrity::LOG_CHECKPOINT, &answer.checkpoint)?;
+        self.log = Some(now);
+        let acks: Vec<(Uuid, Revision)> = self
+            .unproven
+            .iter()
+            .map(|u| (u.record_id, u.revision))
+            .collect();
+        self.store.acknowledge_many(&acks)?;
+        report.pushed += acks.len() as u64;
+        self.unproven.clear();
         Ok(())
     }
 
@@ -470,6 +738,12 @@ impl Engine {
             returned: counts.returned,
             last_success_utc: self.store.last_sync().ok().flatten(),
             clock_skew_secs: self.clock_skew_secs,
+            server_integrity_failed: self
+                .store
+                .setting(super::integrity::INTEGRITY_FAILURE)
+                .ok()
+                .flatten()
+                .is_some(),
             ..SyncStatus::default()
         }
     }
@@ -577,7 +851,7 @@ impl Engine {
                         at_utc: Utc::now(),
                     });
                     match kind {
-                        ProblemKind::Credentials => {
+                        ProblemKind::Credentials | ProblemKind::Integrity => {
                             stopped = true;
                             status.stopped = true;
                             status.reachable = Some(true);

@@ -13,6 +13,7 @@ pub use status::{ProblemKind, SyncCommand, SyncHandle, SyncProblem, SyncStatus};
 
 pub mod client;
 pub mod engine;
+pub mod integrity;
 
 pub use client::{ApiClient, RequestError};
 pub use engine::{CycleReport, Engine, SyncConfig, SyncError, enroll, start, start_on};

@@ -19,6 +19,9 @@ pub enum ProblemKind {
     Record,
     /// Anything else (a local store error): shown, retried on the next trigger.
     Local,
+    /// The server could not prove it kept every record (its log was shortened or rewritten,
+    /// or a proof failed): sync stops and every record stays on the tablet.
+    Integrity,
 }
 
 /// The last problem, in plain words for the status bar. Never contains patient data.
@@ -55,7 +58,13 @@ pub struct SyncStatus {
     pub changes: u64,
     /// The server's clock minus this tablet's at the last answer, in seconds.
     pub clock_skew_secs: Option<i64>,
+    /// The server failed its integrity check (kept until the tablet is enrolled again).
+    pub server_integrity_failed: bool,
 }
+
+/// What the crew read when the server fails its integrity check.
+pub const INTEGRITY_ALERT: &str = "The server could not prove it kept every record. Records stay \
+     on this tablet and will not be sent. Tell control.";
 
 /// How far the tablet's clock may differ from the server's before the crew are warned:
 /// beyond this, times stamped "now" and typed clock times may be placed wrongly.

@@ -36,6 +36,19 @@ fn when(at: DateTime<Utc>) -> String {
 
 /// Draws the bar. "Sync now" is enabled only when an engine is attached.
 pub fn status_bar_ui(ui: &mut Ui, view: &StatusView, out: &mut Vec<Command>) {
+    if view
+        .engine
+        .as_ref()
+        .is_some_and(|s| s.server_integrity_failed)
+    {
+        ui.horizontal_wrapped(|ui| {
+            badge(
+                ui,
+                crate::sync::status::INTEGRITY_ALERT,
+                theme::alert_badge(),
+            );
+        });
+    }
     ui.horizontal_wrapped(|ui| {
         let (banner, colours) = match &view.engine {
             Some(s) => {
@@ -74,6 +87,7 @@ pub fn status_bar_ui(ui: &mut Ui, view: &StatusView, out: &mut Vec<Command>) {
                 ProblemKind::Credentials => "Sign-in refused",
                 ProblemKind::Record => "Record refused",
                 ProblemKind::Local => "Problem",
+                ProblemKind::Integrity => "Server integrity",
             };
             let retry = view
                 .engine

@@ -21,12 +21,41 @@ use uuid::Uuid;
 /// limits set their own.
 pub fn test_config() -> ServerConfig {
     ServerConfig {
+        log_signer: Some(test_log_signer()),
         password_kdf: KdfParams::FAST_FOR_TESTS,
         request_timeout_secs: 2,
         auth_attempts_per_minute: 100_000,
         auth_attempts_burst: 10_000,
         max_concurrent_password_checks: 64,
         ..ServerConfig::default()
+    }
+}
+
+/// One log signing key for every in-process test server of this test binary, so a server
+/// restarted on the same database signs with the key its devices pinned.
+pub fn test_log_signer() -> std::sync::Arc<ambulance_epr::server::log_key::LogSigner> {
+    static SIGNER: std::sync::OnceLock<std::sync::Arc<ambulance_epr::server::log_key::LogSigner>> =
+        std::sync::OnceLock::new();
+    SIGNER
+        .get_or_init(|| {
+            std::sync::Arc::new(
+                ambulance_epr::server::log_key::LogSigner::generate(Some("test/log")).unwrap(),
+            )
+        })
+        .clone()
+}
+
+/// Where an `epr-server` process for `db` keeps its log key in tests: beside a SQLite file,
+/// and for PostgreSQL a file in the temporary directory named by the URL (never the
+/// working directory, which is the repository).
+pub fn test_key_path(db: &str) -> std::path::PathBuf {
+    if db.starts_with("sqlite://") {
+        ambulance_epr::server::log_key::default_key_path(db)
+    } else {
+        std::env::temp_dir().join(format!(
+            "epr-test-signing-key-{}.json",
+            &ambulance_epr::crypto::sha256_hex(db.as_bytes())[..16]
+        ))
     }
 }
 
@@ -414,6 +443,7 @@ pub async fn push(srv: &TestServer, token: &str, items: &[PushItem]) -> PushResp
         .bearer_auth(token)
         .json(&PushRequest {
             items: items.to_vec(),
+            verified_checkpoint: None,
         })
         .send()
         .await

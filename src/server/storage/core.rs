@@ -18,6 +18,9 @@ use uuid::Uuid;
 use super::*;
 use crate::model::{RecordStatus, Revision};
 use crate::protocol::{Decision, DecisionCounts, DecisionRecord, FeedbackItem, ReviewSummary};
+use crate::transparency::{
+    HashMapReader, Leaf, LogHash, frontier_indexes, hash_from_hex, hash_hex, leaf_hash, leaf_time,
+};
 
 /// Whether a transaction writes. Writers are serialised (SQLite: `BEGIN IMMEDIATE`;
 /// PostgreSQL: the advisory lock taken by [`Tx::lock_for_ordering`]); readers are not.
@@ -256,6 +259,39 @@ pub(crate) trait Tx {
     ) -> Result<Vec<StoredVersion>, StorageError>;
     async fn stats(&mut self) -> Result<Stats, StorageError>;
 
+    /// Every decision, in cursor order (for logging those made before the log existed).
+    async fn all_decisions(&mut self) -> Result<Vec<DecisionRecord>, StorageError>;
+
+    /// Leaves held (the next leaf's index).
+    async fn log_size(&mut self) -> Result<u64, StorageError>;
+    /// The stored subtree hashes (hex) at these indexes that exist.
+    async fn log_hashes(&mut self, indexes: &[u64]) -> Result<Vec<(u64, String)>, StorageError>;
+    async fn insert_log_leaves(&mut self, leaves: &[LogLeafRow]) -> Result<(), StorageError>;
+    async fn insert_log_hashes(&mut self, hashes: &[(u64, String)]) -> Result<(), StorageError>;
+    /// The leaf index of each `(record, revision)` version that has one.
+    async fn version_leaf_indexes(
+        &mut self,
+        keys: &[(Uuid, Revision)],
+    ) -> Result<Vec<((Uuid, Revision), u64)>, StorageError>;
+    /// Leaves with `start <= idx < end`, in order.
+    async fn log_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError>;
+    /// Keeps a signed checkpoint (a second one of the same size is ignored).
+    async fn insert_checkpoint(
+        &mut self,
+        size: u64,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+    /// The largest signed checkpoint kept: `(size, note)`.
+    async fn latest_checkpoint(&mut self) -> Result<Option<(u64, String)>, StorageError>;
+    async fn insert_key_rotation(
+        &mut self,
+        statement: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+    /// Every rotation statement, oldest first.
+    async fn key_rotations(&mut self) -> Result<Vec<String>, StorageError>;
+
     async fn audit_head(&mut self) -> Result<Option<(i64, String)>, StorageError>;
     async fn insert_audit(&mut self, entries: &[AuditEntry]) -> Result<(), StorageError>;
     async fn audit_entries_after(
@@ -263,6 +299,219 @@ pub(crate) trait Tx {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StorageError>;
+}
+
+/// A stored log position back to `u64`; a negative one is a corrupt row.
+pub(crate) fn log_index_col(v: i64) -> Result<u64, StorageError> {
+    u64::try_from(v).map_err(|_| StorageError::Corrupt("log index".into()))
+}
+
+/// A log position as a column value.
+pub(crate) fn log_index_value(v: u64) -> Result<i64, StorageError> {
+    i64::try_from(v).map_err(|_| StorageError::Corrupt("log index out of range".into()))
+}
+
+/// Reads the stored hashes at `indexes` into a reader for the tree arithmetic.
+async fn hash_reader<T: Tx>(tx: &mut T, indexes: &[u64]) -> Result<HashMapReader, StorageError> {
+    let mut reader = HashMapReader::default();
+    for (i, text) in tx.log_hashes(indexes).await? {
+        let h = hash_from_hex(&text).ok_or_else(|| StorageError::Corrupt("log hash".into()))?;
+        reader.0.insert(i, h);
+    }
+    Ok(reader)
+}
+
+fn tree_fault(e: crate::transparency::TreeError) -> StorageError {
+    StorageError::Corrupt(e.to_string())
+}
+
+/// The log's size and root now.
+pub(crate) async fn log_head<T: Tx>(tx: &mut T) -> Result<LogHead, StorageError> {
+    let size = tx.log_size().await?;
+    let reader = hash_reader(tx, &frontier_indexes(size)).await?;
+    let root = crate::transparency::tree_root(size, &reader).map_err(tree_fault)?;
+    Ok(LogHead { size, root })
+}
+
+/// Appends leaves to the log: their rows and the subtree hashes they complete. Takes the
+/// ordering lock first, so leaves are numbered in commit order. Returns the first new leaf's
+/// index and the log's new head.
+pub(crate) async fn append_log<T: Tx>(
+    tx: &mut T,
+    leaves: &[Leaf],
+) -> Result<(u64, LogHead), StorageError> {
+    tx.lock_for_ordering().await?;
+    let size = tx.log_size().await?;
+    let mut reader = hash_reader(tx, &frontier_indexes(size)).await?;
+    let mut rows = Vec::with_capacity(leaves.len());
+    let mut hashes = Vec::with_capacity(leaves.len());
+    for (idx, leaf) in (size..).zip(leaves) {
+        let data = leaf.encode();
+        hashes.push(leaf_hash(&data));
+        let (record_id, revision) = match leaf {
+            Leaf::Version {
+                record_id,
+                revision,
+                ..
+            } => (
+                Some(*record_id),
+                Some(
+                    Revision::new(*revision)
+                        .map_err(|_| StorageError::Corrupt("revision".into()))?,
+                ),
+            ),
+            _ => (None, None),
+        };
+        rows.push(LogLeafRow {
+            idx,
+            kind: leaf.kind().to_owned(),
+            record_id,
+            revision,
+            data: String::from_utf8(data)
+                .map_err(|_| StorageError::Corrupt("leaf encoding".into()))?,
+        });
+    }
+    let (stored, root) =
+        crate::transparency::append(size, &hashes, &mut reader).map_err(tree_fault)?;
+    if !rows.is_empty() {
+        tx.insert_log_leaves(&rows).await?;
+        let stored: Vec<(u64, String)> = stored.iter().map(|(i, h)| (*i, hash_hex(h))).collect();
+        tx.insert_log_hashes(&stored).await?;
+    }
+    Ok((
+        size,
+        LogHead {
+            size: size + leaves.len() as u64,
+            root,
+        },
+    ))
+}
+
+/// The leaf a stored version is logged as.
+pub(crate) fn version_leaf(device_id: Uuid, v: &NewVersion) -> Leaf {
+    Leaf::Version {
+        record_id: v.record_id,
+        revision: v.revision.get(),
+        status: v.status.as_str().to_owned(),
+        content_sha256: v.content_sha256.clone(),
+        signature: v.signature.clone(),
+        device_id,
+        saved_at_utc: leaf_time(v.saved_at_utc),
+    }
+}
+
+/// The leaf a decision is logged as (its comment by hash only).
+pub(crate) fn decision_leaf(d: &DecisionRecord) -> Leaf {
+    Leaf::Decision {
+        record_id: d.record_id,
+        revision: d.revision.get(),
+        decision: d.decision.as_str().to_owned(),
+        comment_sha256: crate::crypto::sha256_hex(d.comment.as_bytes()),
+        decided_by: d.decided_by.clone(),
+        decided_at_utc: leaf_time(d.decided_at_utc),
+    }
+}
+
+/// Logs, once, everything a database held before it had a log: each device's enrolment (and
+/// revocation), each version in the order received, each decision. Does nothing once the log
+/// has any leaf. Returns how many leaves it wrote.
+pub(crate) async fn backfill_log<T: Tx>(tx: &mut T) -> Result<u64, StorageError> {
+    tx.lock_for_ordering().await?;
+    if tx.log_size().await? > 0 {
+        return Ok(0);
+    }
+    let mut leaves = Vec::new();
+    let devices = tx.list_devices().await?;
+    for d in &devices {
+        leaves.push(Leaf::DeviceEnrolled {
+            device_id: d.device_id,
+            public_key: d.public_key.clone(),
+            enrolled_at_utc: leaf_time(d.enrolled_at_utc),
+        });
+    }
+    let mut after = 0i64;
+    loop {
+        let page = tx.versions_after(after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for v in &page {
+            leaves.push(Leaf::Version {
+                record_id: v.record_id,
+                revision: v.revision.get(),
+                status: v.status_text.clone(),
+                content_sha256: v.content_sha256.clone(),
+                signature: v.signature.clone(),
+                device_id: v.device_id,
+                saved_at_utc: leaf_time(v.saved_at_utc),
+            });
+        }
+    }
+    leaves.extend(tx.all_decisions().await?.iter().map(decision_leaf));
+    for d in &devices {
+        if let Some(at) = d.revoked_at_utc {
+            leaves.push(Leaf::DeviceRevoked {
+                device_id: d.device_id,
+                revoked_at_utc: leaf_time(at),
+            });
+        }
+    }
+    if leaves.is_empty() {
+        return Ok(0);
+    }
+    append_log(tx, &leaves).await?;
+    Ok(leaves.len() as u64)
+}
+
+/// Keeps a key rotation statement and logs it.
+pub(crate) async fn add_key_rotation<T: Tx>(
+    tx: &mut T,
+    statement: &str,
+    new_key: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let now = to_micros(now);
+    tx.insert_key_rotation(statement, now).await?;
+    append_log(
+        tx,
+        &[Leaf::KeyRotated {
+            new_key: new_key.to_owned(),
+            statement_sha256: crate::crypto::sha256_hex(statement.as_bytes()),
+            rotated_at_utc: leaf_time(now),
+        }],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Inclusion proofs for leaves `indexes` in the tree of `size` leaves (each index below
+/// `size`, and `size` at most the log's size: the handler checks both).
+pub(crate) async fn inclusion_proofs<T: Tx>(
+    tx: &mut T,
+    size: u64,
+    indexes: &[u64],
+) -> Result<Vec<Vec<LogHash>>, StorageError> {
+    let mut needed = Vec::new();
+    for &i in indexes {
+        needed.extend(crate::transparency::inclusion_indexes(size, i).map_err(tree_fault)?);
+    }
+    needed.sort_unstable();
+    needed.dedup();
+    let reader = hash_reader(tx, &needed).await?;
+    indexes
+        .iter()
+        .map(|&i| crate::transparency::prove_inclusion(size, i, &reader).map_err(tree_fault))
+        .collect()
+}
+
+/// The consistency proof from `old_size` to `size` (`1 <= old_size <= size <= log size`).
+pub(crate) async fn consistency_proof<T: Tx>(
+    tx: &mut T,
+    old_size: u64,
+    size: u64,
+) -> Result<Vec<LogHash>, StorageError> {
+    let needed = crate::transparency::consistency_indexes(size, old_size).map_err(tree_fault)?;
+    let reader = hash_reader(tx, &needed).await?;
+    crate::transparency::prove_consistency(size, old_size, &reader).map_err(tree_fault)
 }
 
 /// A stored revision column back to a [`Revision`]; a negative one is a corrupt row.
@@ -357,6 +606,15 @@ pub(crate) async fn enroll_device<T: Tx>(
         return Ok(EnrolOutcome::CodeUsed);
     }
     tx.insert_device(d, &code.device_name, now).await?;
+    append_log(
+        tx,
+        &[Leaf::DeviceEnrolled {
+            device_id: d.device_id,
+            public_key: d.public_key_b64.clone(),
+            enrolled_at_utc: leaf_time(to_micros(now)),
+        }],
+    )
+    .await?;
     let event = AuditEvent::new(&Actor::Device(d.device_id), AuditAction::DeviceEnrolled, "");
     append_audit(tx, &[event], now).await?;
     Ok(EnrolOutcome::Enrolled {
@@ -372,6 +630,14 @@ pub(crate) async fn revoke_device<T: Tx>(
     if !tx.mark_device_revoked(device_id, now).await? {
         return Ok(false);
     }
+    append_log(
+        tx,
+        &[Leaf::DeviceRevoked {
+            device_id,
+            revoked_at_utc: leaf_time(to_micros(now)),
+        }],
+    )
+    .await?;
     let event = AuditEvent::new(
         &Actor::Admin,
         AuditAction::DeviceRevoked,
@@ -589,7 +855,7 @@ pub(crate) async fn push_versions<T: Tx>(
     device: &DeviceIdentity,
     items: &[NewVersion],
     now: DateTime<Utc>,
-) -> Result<Vec<StoreOutcome>, StorageError> {
+) -> Result<PushStored, StorageError> {
     let now = to_micros(now);
     // A record is owned by the device that first pushed any version of it.
     let mut first: Vec<(Uuid, Revision)> = Vec::new();
@@ -635,8 +901,44 @@ pub(crate) async fn push_versions<T: Tx>(
             )
         })
         .collect();
+    let leaves: Vec<Leaf> = plan
+        .stored
+        .iter()
+        .map(|v| version_leaf(device.device_id, v))
+        .collect();
+    let (first, log) = append_log(tx, &leaves).await?;
     append_audit(tx, &audit, now).await?;
-    Ok(plan.outcomes)
+    // Each stored or duplicate version's leaf: new ones in the order appended, earlier ones
+    // looked up (a resend whose first answer was lost still gets its proof).
+    let mut new_index: HashMap<(Uuid, Revision), u64> = HashMap::new();
+    for (i, v) in (first..).zip(&plan.stored) {
+        new_index.insert((v.record_id, v.revision), i);
+    }
+    let duplicates: Vec<(Uuid, Revision)> = items
+        .iter()
+        .zip(&plan.outcomes)
+        .filter(|(_, o)| **o == StoreOutcome::Duplicate)
+        .map(|(v, _)| (v.record_id, v.revision))
+        .filter(|k| !new_index.contains_key(k))
+        .collect();
+    if !duplicates.is_empty() {
+        new_index.extend(tx.version_leaf_indexes(&duplicates).await?);
+    }
+    let leaf_indexes = items
+        .iter()
+        .zip(&plan.outcomes)
+        .map(|(v, o)| match o {
+            StoreOutcome::Stored | StoreOutcome::Duplicate => {
+                new_index.get(&(v.record_id, v.revision)).copied()
+            }
+            _ => None,
+        })
+        .collect();
+    Ok(PushStored {
+        outcomes: plan.outcomes,
+        leaf_indexes,
+        log,
+    })
 }
 
 pub(crate) async fn feedback_since<T: Tx>(
@@ -785,6 +1087,15 @@ pub(crate) async fn decide<T: Tx>(
     // Decision cursors must commit in the order they are numbered (see `feedback_since`).
     tx.lock_for_ordering().await?;
     tx.insert_decision(d, device_id, now).await?;
+    let record = DecisionRecord {
+        record_id: d.record_id,
+        revision: d.revision,
+        decision: d.decision,
+        comment: d.comment.clone(),
+        decided_by: d.decided_by.clone(),
+        decided_at_utc: now,
+    };
+    append_log(tx, &[decision_leaf(&record)]).await?;
     let event = AuditEvent::on_record(
         &Actor::Supervisor(d.decided_by.clone()),
         AuditAction::DecisionRecorded,
@@ -793,14 +1104,7 @@ pub(crate) async fn decide<T: Tx>(
         format!("decision={}", d.decision.as_str()),
     );
     append_audit(tx, &[event], now).await?;
-    Ok(DecideOutcome::Recorded(DecisionRecord {
-        record_id: d.record_id,
-        revision: d.revision,
-        decision: d.decision,
-        comment: d.comment.clone(),
-        decided_by: d.decided_by.clone(),
-        decided_at_utc: now,
-    }))
+    Ok(DecideOutcome::Recorded(record))
 }
 
 #[cfg(test)]

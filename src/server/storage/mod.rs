@@ -91,6 +91,9 @@ pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
 pub struct DeviceSummary {
     pub device_id: Uuid,
     pub name: String,
+    /// Its Ed25519 public key (base64) as the devices table holds it now; `verify` compares
+    /// it with the key logged at enrolment.
+    pub public_key: String,
     pub enrolled_at_utc: DateTime<Utc>,
     pub last_seen_utc: Option<DateTime<Utc>>,
     pub revoked: bool,
@@ -259,6 +262,34 @@ impl NewVersion {
     pub fn search_text(&self) -> String {
         format!("{}\n{}", self.incident_number, self.patient_name).to_lowercase()
     }
+}
+
+/// The log's state: the tree of its first `size` leaves has root `root`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogHead {
+    pub size: u64,
+    pub root: crate::transparency::LogHash,
+}
+
+/// What a push stored: one outcome per item, each stored or duplicate item's leaf index,
+/// and the log's head after the push committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushStored {
+    pub outcomes: Vec<StoreOutcome>,
+    pub leaf_indexes: Vec<Option<u64>>,
+    pub log: LogHead,
+}
+
+/// One leaf of the log as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLeafRow {
+    pub idx: u64,
+    pub kind: String,
+    /// For a version leaf: the version it logs.
+    pub record_id: Option<Uuid>,
+    pub revision: Option<Revision>,
+    /// The leaf's canonical JSON: the bytes its hash covers.
+    pub data: String,
 }
 
 /// What storage did with one [`NewVersion`].
@@ -756,13 +787,58 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Marks a device seen at `now`.
     async fn touch_device(&self, device_id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError>;
 
-    /// Stores a batch in one transaction; one outcome per item, in order.
+    /// Stores a batch in one transaction, its stored versions appended to the log in the same
+    /// transaction; one outcome per item, in order.
     async fn push_versions(
         &self,
         device: &DeviceIdentity,
         items: &[NewVersion],
         now: DateTime<Utc>,
-    ) -> Result<Vec<StoreOutcome>, StorageError>;
+    ) -> Result<PushStored, StorageError>;
+
+    /// The log's size and root now.
+    async fn log_head(&self) -> Result<LogHead, StorageError>;
+
+    /// Leaves `start..end` (the caller bounds the range).
+    async fn log_leaves(&self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError>;
+
+    /// Inclusion proofs of leaves in the tree of `size` leaves (`size` at most the log's size,
+    /// every index below `size`: the caller checks).
+    async fn inclusion_proofs(
+        &self,
+        size: u64,
+        indexes: &[u64],
+    ) -> Result<Vec<Vec<crate::transparency::LogHash>>, StorageError>;
+
+    /// The consistency proof from the tree of `old_size` leaves to that of `size`
+    /// (`1 <= old_size <= size <=` the log's size: the caller checks).
+    async fn consistency_proof(
+        &self,
+        old_size: u64,
+        size: u64,
+    ) -> Result<Vec<crate::transparency::LogHash>, StorageError>;
+
+    /// Keeps a checkpoint this server signed.
+    async fn save_checkpoint(
+        &self,
+        size: u64,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
+    /// The largest checkpoint kept: `(size, signed note)`.
+    async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StorageError>;
+
+    /// Keeps a key rotation statement (signed by the old key) and logs it.
+    async fn add_key_rotation(
+        &self,
+        statement: &str,
+        new_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
+    /// Every key rotation statement, oldest first.
+    async fn key_rotations(&self) -> Result<Vec<String>, StorageError>;
 
     /// Decisions on this device's records after `since_cursor`, oldest first.
     async fn feedback_since(

@@ -26,7 +26,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::core::{self, EnrolmentCodeRow, RecordHead, Tx, TxKind};
-use super::core::{count_col, decision_col, rev_col, status_col};
+use super::core::{count_col, decision_col, log_index_col, log_index_value, rev_col, status_col};
 use super::*;
 use crate::protocol::{DecisionRecord, FeedbackItem, ReviewSummary};
 
@@ -40,6 +40,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         2,
         "accounts_and_limits",
         include_str!("../../../migrations/server/postgres/0002_accounts_and_limits.sql"),
+    ),
+    (
+        3,
+        "transparency_log",
+        include_str!("../../../migrations/server/postgres/0003_transparency_log.sql"),
     ),
 ];
 
@@ -204,6 +209,9 @@ impl PostgresStorage {
                 core::migrate_one(&mut tx, migration, Utc::now()).await?;
                 tx.commit().await?;
             }
+            let mut tx = self.begin(TxKind::Write).await?;
+            core::backfill_log(&mut tx).await?;
+            tx.commit().await?;
             Ok::<(), StorageError>(())
         }
         .await;
@@ -389,7 +397,8 @@ impl Tx for PgTx {
     }
 
     async fn list_devices(&mut self) -> Result<Vec<DeviceSummary>, StorageError> {
-        let sql = "SELECT device_id, name, enrolled_at_utc, last_seen_utc, revoked_at_utc
+        let sql =
+            "SELECT device_id, name, enrolled_at_utc, last_seen_utc, revoked_at_utc, public_key
                    FROM devices ORDER BY enrolled_at_utc, device_id";
         self.query(sql, &[])
             .await?
@@ -399,6 +408,7 @@ impl Tx for PgTx {
                 Ok(DeviceSummary {
                     device_id: r.try_get(0)?,
                     name: r.try_get(1)?,
+                    public_key: r.try_get(5)?,
                     enrolled_at_utc: r.try_get(2)?,
                     last_seen_utc: r.try_get(3)?,
                     revoked: revoked_at_utc.is_some(),
@@ -979,6 +989,167 @@ impl Tx for PgTx {
         })
     }
 
+    async fn all_decisions(&mut self) -> Result<Vec<DecisionRecord>, StorageError> {
+        let sql = "SELECT record_id, revision, decision, comment, decided_by, decided_at_utc
+                   FROM decisions ORDER BY cursor";
+        self.query(sql, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(DecisionRecord {
+                    record_id: r.try_get(0)?,
+                    revision: rev_col(r.try_get(1)?)?,
+                    decision: decision_col(r.try_get(2)?)?,
+                    comment: r.try_get(3)?,
+                    decided_by: r.try_get(4)?,
+                    decided_at_utc: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn log_size(&mut self) -> Result<u64, StorageError> {
+        let sql = "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_leaves";
+        let row = self.query_opt(sql, &[]).await?;
+        let n: i64 = match row {
+            Some(r) => r.try_get(0)?,
+            None => 0,
+        };
+        log_index_col(n)
+    }
+
+    async fn log_hashes(&mut self, indexes: &[u64]) -> Result<Vec<(u64, String)>, StorageError> {
+        let wanted: Vec<i64> = indexes
+            .iter()
+            .map(|&i| log_index_value(i))
+            .collect::<Result<_, _>>()?;
+        let sql = "SELECT idx, hash FROM log_hashes WHERE idx = ANY($1::bigint[])";
+        self.query(sql, &[&wanted])
+            .await?
+            .iter()
+            .map(|r| Ok((log_index_col(r.try_get(0)?)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn insert_log_leaves(&mut self, leaves: &[LogLeafRow]) -> Result<(), StorageError> {
+        let idx: Vec<i64> = leaves
+            .iter()
+            .map(|l| log_index_value(l.idx))
+            .collect::<Result<_, _>>()?;
+        let kinds: Vec<&str> = leaves.iter().map(|l| l.kind.as_str()).collect();
+        let records: Vec<Option<Uuid>> = leaves.iter().map(|l| l.record_id).collect();
+        let revisions: Vec<Option<i64>> = leaves
+            .iter()
+            .map(|l| l.revision.map(Revision::to_i64))
+            .collect();
+        let data: Vec<&str> = leaves.iter().map(|l| l.data.as_str()).collect();
+        self.execute(
+            "INSERT INTO log_leaves (idx, kind, record_id, revision, data)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::bigint[], $5::text[])",
+            &[&idx, &kinds, &records, &revisions, &data],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_log_hashes(&mut self, hashes: &[(u64, String)]) -> Result<(), StorageError> {
+        let idx: Vec<i64> = hashes
+            .iter()
+            .map(|(i, _)| log_index_value(*i))
+            .collect::<Result<_, _>>()?;
+        let values: Vec<&str> = hashes.iter().map(|(_, h)| h.as_str()).collect();
+        self.execute(
+            "INSERT INTO log_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::text[])",
+            &[&idx, &values],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn version_leaf_indexes(
+        &mut self,
+        keys: &[(Uuid, Revision)],
+    ) -> Result<Vec<((Uuid, Revision), u64)>, StorageError> {
+        let (ids, revs) = unzip_revisions(keys);
+        let sql = "SELECT l.record_id, l.revision, l.idx
+                   FROM unnest($1::uuid[], $2::bigint[]) AS k(record_id, revision)
+                   JOIN log_leaves l ON l.kind = 'version' AND l.record_id = k.record_id
+                                     AND l.revision = k.revision";
+        self.query(sql, &[&ids, &revs])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    (r.try_get(0)?, rev_col(r.try_get(1)?)?),
+                    log_index_col(r.try_get(2)?)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn log_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError> {
+        let sql = "SELECT idx, kind, record_id, revision, data FROM log_leaves
+                   WHERE idx >= $1 AND idx < $2 ORDER BY idx";
+        self.query(sql, &[&log_index_value(start)?, &log_index_value(end)?])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(LogLeafRow {
+                    idx: log_index_col(r.try_get(0)?)?,
+                    kind: r.try_get(1)?,
+                    record_id: r.try_get(2)?,
+                    revision: r.try_get::<_, Option<i64>>(3)?.map(rev_col).transpose()?,
+                    data: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_checkpoint(
+        &mut self,
+        size: u64,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO log_checkpoints (size, note, signed_at_utc) VALUES ($1, $2, $3)
+             ON CONFLICT (size) DO NOTHING",
+            &[&log_index_value(size)?, &note, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&mut self) -> Result<Option<(u64, String)>, StorageError> {
+        let sql = "SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1";
+        let Some(r) = self.query_opt(sql, &[]).await? else {
+            return Ok(None);
+        };
+        Ok(Some((log_index_col(r.try_get(0)?)?, r.try_get(1)?)))
+    }
+
+    async fn insert_key_rotation(
+        &mut self,
+        statement: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO log_key_rotations (statement, rotated_at_utc) VALUES ($1, $2)",
+            &[&statement, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn key_rotations(&mut self) -> Result<Vec<String>, StorageError> {
+        let sql = "SELECT statement FROM log_key_rotations ORDER BY seq";
+        self.query(sql, &[])
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+    }
+
     async fn audit_head(&mut self) -> Result<Option<(i64, String)>, StorageError> {
         let sql = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
         let Some(r) = self.query_opt(sql, &[]).await? else {
@@ -1194,10 +1365,67 @@ impl Storage for PostgresStorage {
         device: &DeviceIdentity,
         items: &[NewVersion],
         now: DateTime<Utc>,
-    ) -> Result<Vec<StoreOutcome>, StorageError> {
+    ) -> Result<PushStored, StorageError> {
         in_tx!(self, TxKind::Write, |tx| core::push_versions(
             &mut tx, device, items, now
         ))
+    }
+
+    async fn log_head(&self) -> Result<LogHead, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| core::log_head(&mut tx))
+    }
+
+    async fn log_leaves(&self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.log_leaves(start, end))
+    }
+
+    async fn inclusion_proofs(
+        &self,
+        size: u64,
+        indexes: &[u64],
+    ) -> Result<Vec<Vec<crate::transparency::LogHash>>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| core::inclusion_proofs(
+            &mut tx, size, indexes
+        ))
+    }
+
+    async fn consistency_proof(
+        &self,
+        old_size: u64,
+        size: u64,
+    ) -> Result<Vec<crate::transparency::LogHash>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| core::consistency_proof(
+            &mut tx, old_size, size
+        ))
+    }
+
+    async fn save_checkpoint(
+        &self,
+        size: u64,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        in_tx!(self, TxKind::Write, |tx| tx
+            .insert_checkpoint(size, note, now))
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.latest_checkpoint())
+    }
+
+    async fn add_key_rotation(
+        &self,
+        statement: &str,
+        new_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::add_key_rotation(
+            &mut tx, statement, new_key, now
+        ))
+    }
+
+    async fn key_rotations(&self) -> Result<Vec<String>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.key_rotations())
     }
 
     async fn feedback_since(

@@ -21,7 +21,7 @@ use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 use uuid::Uuid;
 
 use super::core::{self, EnrolmentCodeRow, RecordHead, Tx, TxKind};
-use super::core::{count_col, decision_col, rev_col, status_col};
+use super::core::{count_col, decision_col, log_index_col, log_index_value, rev_col, status_col};
 use super::*;
 use crate::protocol::{DecisionRecord, FeedbackItem, ReviewSummary};
 
@@ -35,6 +35,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         2,
         "accounts_and_limits",
         include_str!("../../../migrations/server/sqlite/0002_accounts_and_limits.sql"),
+    ),
+    (
+        3,
+        "transparency_log",
+        include_str!("../../../migrations/server/sqlite/0003_transparency_log.sql"),
     ),
 ];
 
@@ -127,39 +132,22 @@ impl SqliteStorage {
     ) -> Result<Self, StorageError> {
         let path = path.to_owned();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StorageError> {
-            // Owner-only on disk: SQLite gives the WAL and shared-memory files the same mode.
-            crate::fs_atomic::create_private_file(&path)
-                .map_err(|e| StorageError::File(e.to_string()))?;
-            let conn = Connection::open(path)?;
-            if let Some(literal) = key_literal {
-                conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
-                let mut pragma = zeroize::Zeroizing::new(String::with_capacity(80));
-                pragma.push_str("PRAGMA key = \"");
-                pragma.push_str(&literal);
-                pragma.push_str("\";");
-                conn.execute_batch(&pragma)?;
-                // The first read decrypts page 1: a wrong key fails here.
-                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-                    r.get::<_, i64>(0)
-                })?;
+            // Two processes opening one new file at once (replicas starting together, or `serve`
+            // and an admin command) can meet SQLite's immediate "database is locked" while one
+            // switches the file to WAL or migrates it: that is a turn to wait, not a fault, so
+            // the open is tried again for up to ten seconds.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                match open_once(&path, key_literal.as_ref()) {
+                    Err(StorageError::Sqlite(e))
+                        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    other => return other,
+                }
             }
-            conn.busy_timeout(std::time::Duration::from_secs(10))?;
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            conn.pragma_update(None, "foreign_keys", "ON")?;
-            conn.execute_batch(
-                "CREATE TABLE IF NOT EXISTS server_migrations (
-                     version INTEGER PRIMARY KEY,
-                     name TEXT NOT NULL,
-                     applied_at_utc TEXT NOT NULL
-                 )",
-            )?;
-            for &migration in MIGRATIONS {
-                let mut tx = SqliteTx::begin(&conn, TxKind::Write)?;
-                complete(core::migrate_one(&mut tx, migration, Utc::now()))?;
-                tx.commit()?;
-            }
-            Ok(conn)
         })
         .await
         .map_err(|e| StorageError::Task(e.to_string()))??;
@@ -187,6 +175,55 @@ impl SqliteStorage {
         .await
         .map_err(|e| StorageError::Task(e.to_string()))?
     }
+}
+
+/// One attempt at opening the file: key, pragmas, migrations, and logging what a database from
+/// before the log holds. See [`SqliteStorage::open_with_key`].
+fn open_once(
+    path: &Path,
+    key_literal: Option<&zeroize::Zeroizing<String>>,
+) -> Result<Connection, StorageError> {
+    // Owner-only on disk: SQLite gives the WAL and shared-memory files the same mode.
+    crate::fs_atomic::create_private_file(path).map_err(|e| StorageError::File(e.to_string()))?;
+    let conn = Connection::open(path)?;
+    if let Some(literal) = key_literal {
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+        let mut pragma = zeroize::Zeroizing::new(String::with_capacity(80));
+        pragma.push_str("PRAGMA key = \"");
+        pragma.push_str(literal);
+        pragma.push_str("\";");
+        conn.execute_batch(&pragma)?;
+        // The first read decrypts page 1: a wrong key fails here.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+    }
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // In a write transaction from the start: in autocommit the statement would read
+    // first and then upgrade to a write, and a second process migrating the same file
+    // at that moment makes the upgrade fail at once ("database is locked") instead of
+    // waiting its turn.
+    let tx = SqliteTx::begin(&conn, TxKind::Write)?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS server_migrations (
+                     version INTEGER PRIMARY KEY,
+                     name TEXT NOT NULL,
+                     applied_at_utc TEXT NOT NULL
+                 )",
+    )?;
+    tx.commit()?;
+    for &migration in MIGRATIONS {
+        let mut tx = SqliteTx::begin(&conn, TxKind::Write)?;
+        complete(core::migrate_one(&mut tx, migration, Utc::now()))?;
+        tx.commit()?;
+    }
+    let mut tx = SqliteTx::begin(&conn, TxKind::Write)?;
+    complete(core::backfill_log(&mut tx))?;
+    tx.commit()?;
+    Ok(conn)
 }
 
 const VERSION_COLUMNS: &str = "v.seq, v.record_id, v.revision, v.status, v.document, v.content_sha256, \
@@ -364,14 +401,15 @@ impl Tx for SqliteTx<'_> {
 
     async fn list_devices(&mut self) -> Result<Vec<DeviceSummary>, StorageError> {
         let mut stmt = self.conn.prepare(
-            "SELECT device_id, name, enrolled_at_utc, last_seen_utc, revoked_at_utc FROM devices
-             ORDER BY enrolled_at_utc, device_id",
+            "SELECT device_id, name, enrolled_at_utc, last_seen_utc, revoked_at_utc, public_key
+             FROM devices ORDER BY enrolled_at_utc, device_id",
         )?;
         collect(stmt.query([])?, |r| {
             let revoked_at_utc = opt_utc(r.get(4)?)?;
             Ok(DeviceSummary {
                 device_id: uuid_col(&r.get::<_, String>(0)?)?,
                 name: r.get(1)?,
+                public_key: r.get(5)?,
                 enrolled_at_utc: parse_utc(&r.get::<_, String>(2)?)?,
                 last_seen_utc: opt_utc(r.get(3)?)?,
                 revoked: revoked_at_utc.is_some(),
@@ -947,6 +985,164 @@ impl Tx for SqliteTx<'_> {
         })
     }
 
+    async fn all_decisions(&mut self) -> Result<Vec<DecisionRecord>, StorageError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT record_id, revision, decision, comment, decided_by, decided_at_utc
+             FROM decisions ORDER BY cursor",
+        )?;
+        collect(stmt.query([])?, |r| {
+            Ok(DecisionRecord {
+                record_id: uuid_col(&r.get::<_, String>(0)?)?,
+                revision: rev_col(r.get(1)?)?,
+                decision: decision_col(&r.get::<_, String>(2)?)?,
+                comment: r.get(3)?,
+                decided_by: r.get(4)?,
+                decided_at_utc: parse_utc(&r.get::<_, String>(5)?)?,
+            })
+        })
+    }
+
+    async fn log_size(&mut self) -> Result<u64, StorageError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_leaves",
+            [],
+            |r| r.get(0),
+        )?;
+        log_index_col(n)
+    }
+
+    async fn log_hashes(&mut self, indexes: &[u64]) -> Result<Vec<(u64, String)>, StorageError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash FROM log_hashes WHERE idx = ?1")?;
+        let mut out = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            let hash: Option<String> = stmt
+                .query_row(params![log_index_value(i)?], |r| r.get(0))
+                .optional()?;
+            if let Some(hash) = hash {
+                out.push((i, hash));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_log_leaves(&mut self, leaves: &[LogLeafRow]) -> Result<(), StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO log_leaves (idx, kind, record_id, revision, data)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for l in leaves {
+            stmt.execute(params![
+                log_index_value(l.idx)?,
+                l.kind,
+                l.record_id.map(|r| r.to_string()),
+                l.revision,
+                l.data
+            ])?;
+        }
+        Ok(())
+    }
+
+    async fn insert_log_hashes(&mut self, hashes: &[(u64, String)]) -> Result<(), StorageError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO log_hashes (idx, hash) VALUES (?1, ?2)")?;
+        for (i, h) in hashes {
+            stmt.execute(params![log_index_value(*i)?, h])?;
+        }
+        Ok(())
+    }
+
+    async fn version_leaf_indexes(
+        &mut self,
+        keys: &[(Uuid, Revision)],
+    ) -> Result<Vec<((Uuid, Revision), u64)>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT idx FROM log_leaves
+             WHERE kind = 'version' AND record_id = ?1 AND revision = ?2",
+        )?;
+        let mut out = Vec::new();
+        for &(id, revision) in keys {
+            let idx: Option<i64> = stmt
+                .query_row(params![id.to_string(), revision], |r| r.get(0))
+                .optional()?;
+            if let Some(idx) = idx {
+                out.push(((id, revision), log_index_col(idx)?));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn log_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT idx, kind, record_id, revision, data FROM log_leaves
+             WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+        )?;
+        collect(
+            stmt.query(params![log_index_value(start)?, log_index_value(end)?])?,
+            |r| {
+                Ok(LogLeafRow {
+                    idx: log_index_col(r.get(0)?)?,
+                    kind: r.get(1)?,
+                    record_id: r
+                        .get::<_, Option<String>>(2)?
+                        .as_deref()
+                        .map(uuid_col)
+                        .transpose()?,
+                    revision: r.get::<_, Option<i64>>(3)?.map(rev_col).transpose()?,
+                    data: r.get(4)?,
+                })
+            },
+        )
+    }
+
+    async fn insert_checkpoint(
+        &mut self,
+        size: u64,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.conn.execute(
+            "INSERT INTO log_checkpoints (size, note, signed_at_utc) VALUES (?1, ?2, ?3)
+             ON CONFLICT (size) DO NOTHING",
+            params![log_index_value(size)?, note, utc_text(now)],
+        )?;
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&mut self) -> Result<Option<(u64, String)>, StorageError> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(n, note)| Ok((log_index_col(n)?, note)))
+            .transpose()
+    }
+
+    async fn insert_key_rotation(
+        &mut self,
+        statement: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.conn.execute(
+            "INSERT INTO log_key_rotations (statement, rotated_at_utc) VALUES (?1, ?2)",
+            params![statement, utc_text(now)],
+        )?;
+        Ok(())
+    }
+
+    async fn key_rotations(&mut self) -> Result<Vec<String>, StorageError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT statement FROM log_key_rotations ORDER BY seq")?;
+        collect(stmt.query([])?, |r| Ok(r.get(0)?))
+    }
+
     async fn audit_head(&mut self) -> Result<Option<(i64, String)>, StorageError> {
         let sql = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
         Ok(self
@@ -1196,12 +1392,81 @@ impl Storage for SqliteStorage {
         device: &DeviceIdentity,
         items: &[NewVersion],
         now: DateTime<Utc>,
-    ) -> Result<Vec<StoreOutcome>, StorageError> {
+    ) -> Result<PushStored, StorageError> {
         let (device, items) = (device.clone(), items.to_vec());
         self.run(TxKind::Write, move |tx| {
             complete(core::push_versions(tx, &device, &items, now))
         })
         .await
+    }
+
+    async fn log_head(&self) -> Result<LogHead, StorageError> {
+        self.run(TxKind::Read, move |tx| complete(core::log_head(tx)))
+            .await
+    }
+
+    async fn log_leaves(&self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError> {
+        self.run(TxKind::Read, move |tx| complete(tx.log_leaves(start, end)))
+            .await
+    }
+
+    async fn inclusion_proofs(
+        &self,
+        size: u64,
+        indexes: &[u64],
+    ) -> Result<Vec<Vec<crate::transparency::LogHash>>, StorageError> {
+        let indexes = indexes.to_vec();
+        self.run(TxKind::Read, move |tx| {
+            complete(core::inclusion_proofs(tx, size, &indexes))
+        })
+        .await
+    }
+
+    async fn consistency_proof(
+        &self,
+        old_size: u64,
+        size: u64,
+    ) -> Result<Vec<crate::transparency::LogHash>, StorageError> {
+        self.run(TxKind::Read, move |tx| {
+            complete(core::consistency_proof(tx, old_size, size))
+        })
+        .await
+    }
+
+    async fn save_checkpoint(
+        &self,
+        size: u64,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let note = note.to_owned();
+        self.run(TxKind::Write, move |tx| {
+            complete(tx.insert_checkpoint(size, &note, now))
+        })
+        .await
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StorageError> {
+        self.run(TxKind::Read, move |tx| complete(tx.latest_checkpoint()))
+            .await
+    }
+
+    async fn add_key_rotation(
+        &self,
+        statement: &str,
+        new_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let (statement, new_key) = (statement.to_owned(), new_key.to_owned());
+        self.run(TxKind::Write, move |tx| {
+            complete(core::add_key_rotation(tx, &statement, &new_key, now))
+        })
+        .await
+    }
+
+    async fn key_rotations(&self) -> Result<Vec<String>, StorageError> {
+        self.run(TxKind::Read, move |tx| complete(tx.key_rotations()))
+            .await
     }
 
     async fn feedback_since(

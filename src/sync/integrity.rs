@@ -1,0 +1,94 @@
+//! What this tablet knows of the server's log, kept in the encrypted store: the log key it
+//! pinned at enrolment, the last checkpoint it verified, and whether the server has failed to
+//! prove its integrity. The checks themselves are in [`crate::transparency`]; the engine runs
+//! them each sync (`super::engine`).
+//!
+//! A failure is kept until the tablet is enrolled again: a server that once showed a rewritten
+//! or shortened history is not trusted again by this tablet on its own say-so.
+
+use serde::Serialize;
+
+use crate::store::{Store, StoreError};
+use crate::transparency::{Checkpoint, LogPublicKey, hash_b64, open_checkpoint};
+
+/// The server's log key (`NAME+KEYID+KEY`), pinned at enrolment.
+pub const LOG_KEY: &str = "server_log_key";
+/// The last checkpoint (signed note) this tablet verified.
+pub const LOG_CHECKPOINT: &str = "server_log_checkpoint";
+/// Why the server failed its integrity check, once it has.
+pub const INTEGRITY_FAILURE: &str = "server_integrity_failure";
+
+/// Whether the server has proved it keeps every record, as `epr status --json` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ServerIntegrity {
+    /// The last checkpoint verified, extends every earlier one, and includes every version
+    /// this tablet pushed.
+    Ok,
+    /// A check failed: sync stops, every record stays queued on this tablet.
+    Failed { reason: String },
+    /// Not checked yet (not enrolled, or no sync since enrolment).
+    Unknown,
+}
+
+/// The last verified checkpoint as `status --json` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointSummary {
+    pub size: u64,
+    /// Base64 root hash.
+    pub root: String,
+}
+
+/// The pinned log key, if any.
+pub fn pinned_key(store: &Store) -> Result<Option<LogPublicKey>, StoreError> {
+    Ok(store
+        .setting(LOG_KEY)?
+        .and_then(|k| LogPublicKey::from_vkey(&k).ok()))
+}
+
+/// The last checkpoint this tablet verified (re-opened with the pinned key).
+pub fn verified_checkpoint(store: &Store) -> Result<Option<Checkpoint>, StoreError> {
+    let (Some(key), Some(note)) = (pinned_key(store)?, store.setting(LOG_CHECKPOINT)?) else {
+        return Ok(None);
+    };
+    Ok(open_checkpoint(&note, &key).ok())
+}
+
+/// The server's integrity as this tablet last found it.
+pub fn integrity(store: &Store) -> Result<ServerIntegrity, StoreError> {
+    if let Some(reason) = store.setting(INTEGRITY_FAILURE)? {
+        return Ok(ServerIntegrity::Failed { reason });
+    }
+    Ok(if verified_checkpoint(store)?.is_some() {
+        ServerIntegrity::Ok
+    } else {
+        ServerIntegrity::Unknown
+    })
+}
+
+/// The last verified checkpoint's size and root.
+pub fn checkpoint_summary(store: &Store) -> Result<Option<CheckpointSummary>, StoreError> {
+    Ok(verified_checkpoint(store)?.map(|c| CheckpointSummary {
+        size: c.size,
+        root: hash_b64(&c.root),
+    }))
+}
+
+/// Records that the server failed a check (kept until the tablet is enrolled again).
+pub fn record_failure(store: &mut Store, reason: &str) -> Result<(), StoreError> {
+    if store.setting(INTEGRITY_FAILURE)?.is_none() {
+        store.set_setting(INTEGRITY_FAILURE, reason)?;
+        store.record_integrity_failure()?;
+    }
+    Ok(())
+}
+
+/// At enrolment: pins the new server's key and forgets everything about any earlier server.
+pub fn start_fresh(store: &Store, log_key: Option<&str>) -> Result<(), StoreError> {
+    store.delete_setting(LOG_CHECKPOINT)?;
+    store.delete_setting(INTEGRITY_FAILURE)?;
+    match log_key.and_then(|k| LogPublicKey::from_vkey(k).ok()) {
+        Some(k) => store.set_setting(LOG_KEY, &k.to_vkey()),
+        None => store.delete_setting(LOG_KEY),
+    }
+}

@@ -1,0 +1,689 @@
+//! The log proving the server's integrity, against a real `epr-server serve` process and the
+//! real `epr` and `epr-server` commands, with the database tampered with behind the server's
+//! back the way an administrator (or an attacker holding the host) could:
+//!
+//! - a version row deleted: `verify --expect-checkpoint` names it; the log truncated too, to
+//!   hide it: the tablet's next `epr sync --once` exits 76 and keeps its queue;
+//! - a device's key replaced and a document re-signed with the new key: `verify` exits 1;
+//! - the whole database rolled back to an earlier copy: the tablet notices the shorter log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ambulance_epr::crypto::{
+    DeviceSigningKey, KdfParams, canonical_json, content_sha256_hex, signing_payload,
+};
+use ambulance_epr::model::Revision;
+use ambulance_epr::store::{Store, migrate};
+use rand::SeedableRng;
+use serde_json::Value;
+use uuid::Uuid;
+
+const PASS: &str = "heron pebble maple drift";
+
+/// A `serve` process on an ephemeral loopback port; killed when dropped.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(db: &str) -> Serve {
+    serve_on(db, "127.0.0.1:0")
+}
+
+/// Serves again at the address a stopped server had, so enrolled tablets find it.
+fn serve_again(db: &str, before: &str) -> Serve {
+    serve_on(db, before.trim_start_matches("http://"))
+}
+
+fn serve_on(db: &str, listen: &str) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_epr-server"))
+        .args(["serve", "--listen", listen, "--database", db])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("serve did not start: {line:?}"))
+        .to_owned();
+    Serve {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+/// Stops a server and waits (bounded) for it to go.
+fn stop(mut s: Serve) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "serve did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn epr_server(db: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_epr-server"))
+        .args(args)
+        .arg("--database")
+        .arg(db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn epr(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_epr"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("EPR_PASSPHRASE", PASS)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn status_json(dir: &Path) -> Value {
+    let out = epr(dir, &["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sync_once(dir: &Path) -> Output {
+    epr(dir, &["sync", "--once"])
+}
+
+fn enrolment_code(db: &str, name: &str) -> String {
+    let out = epr_server(db, &["enroll-device", "--name", name]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// A tablet store enrolled with the server at `url`.
+fn enrolled_tablet(dir: &Path, url: &str, code: &str) {
+    let store = Store::create_with(
+        dir,
+        "crew",
+        PASS,
+        KdfParams::FAST_FOR_TESTS,
+        migrate::latest_version(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(ambulance_epr::sync::enroll(&store, url, code))
+        .unwrap();
+}
+
+/// Adds `n` completed, signed records to the tablet.
+fn add_records(dir: &Path, n: u32, seed: u64) -> Vec<Uuid> {
+    let mut store = Store::unlock(dir, Some("crew"), PASS).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let e = ambulance_epr::demo::synthetic_encounter(&mut rng, chrono::Utc::now(), i);
+            store
+                .complete_and_sign(&e, "Test Paramedic", "PA000000")
+                .unwrap()
+                .record_id
+        })
+        .collect()
+}
+
+fn db_file(dir: &Path) -> PathBuf {
+    dir.join("server.db")
+}
+
+fn sql(dir: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(db_file(dir)).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c
+}
+
+fn server_versions(dir: &Path) -> i64 {
+    sql(dir)
+        .query_row("SELECT COUNT(*) FROM versions", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_deleted_version_is_named_and_a_truncated_log_stops_the_tablet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_file(tmp.path()).display());
+    let server = serve(&db);
+    let tablet = tmp.path().join("tablet");
+    enrolled_tablet(&tablet, &server.url, &enrolment_code(&db, "Tablet 1"));
+    add_records(&tablet, 3, 1);
+
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = status_json(&tablet);
+    assert_eq!(status["server_integrity"]["state"], "ok", "{status}");
+    assert_eq!(status["pending_sync"], 0);
+    // Enrolment plus three versions.
+    assert_eq!(status["server_checkpoint"]["size"], 4, "{status}");
+
+    // The trust keeps a checkpoint elsewhere.
+    let published = tmp.path().join("published.checkpoint");
+    let out = epr_server(&db, &["checkpoint", "--out", published.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = epr_server(
+        &db,
+        &["verify", "--expect-checkpoint", published.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "a clean server verifies: {}",
+        text(&out)
+    );
+
+    // Someone deletes the newest version row.
+    let (record, revision): (String, i64) = sql(tmp.path())
+        .query_row(
+            "SELECT record_id, revision FROM versions ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    sql(tmp.path())
+        .execute("DELETE FROM versions WHERE record_id = ?1", [&record])
+        .unwrap();
+    let out = epr_server(
+        &db,
+        &["verify", "--expect-checkpoint", published.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(&format!(
+            "record {record} revision {revision}: in the log (leaf 3) but missing"
+        )),
+        "{report}"
+    );
+
+    // They truncate the log too, to hide it, and the checkpoints kept in the database.
+    let c = sql(tmp.path());
+    c.execute("DELETE FROM log_leaves WHERE idx >= 3", [])
+        .unwrap();
+    c.execute("DELETE FROM log_checkpoints", []).unwrap();
+    drop(c);
+    let out = epr_server(&db, &["verify"]);
+    assert!(
+        out.status.success(),
+        "without a published checkpoint the server alone cannot tell: {}",
+        text(&out)
+    );
+    let out = epr_server(
+        &db,
+        &["verify", "--expect-checkpoint", published.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("entries were removed"),
+        "{}",
+        text(&out)
+    );
+
+    // The tablet, with a new record queued, refuses to go on and keeps everything.
+    let before = server_versions(tmp.path());
+    add_records(&tablet, 1, 2);
+    let out = sync_once(&tablet);
+    assert_eq!(out.status.code(), Some(76), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not prove"),
+        "{}",
+        text(&out)
+    );
+    let status = status_json(&tablet);
+    assert_eq!(status["server_integrity"]["state"], "failed", "{status}");
+    assert!(
+        status["server_integrity"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("shorter"),
+        "{status}"
+    );
+    assert_eq!(status["pending_sync"], 1, "the new record stays queued");
+    assert_eq!(server_versions(tmp.path()), before, "nothing more was sent");
+    // And it stays stopped on the next try.
+    let out = sync_once(&tablet);
+    assert_eq!(out.status.code(), Some(76), "{}", text(&out));
+    stop(server);
+}
+
+#[test]
+fn a_replaced_key_and_a_re_signed_document_fail_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_file(tmp.path()).display());
+    let server = serve(&db);
+    let tablet = tmp.path().join("tablet");
+    enrolled_tablet(&tablet, &server.url, &enrolment_code(&db, "Tablet 1"));
+    add_records(&tablet, 2, 3);
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = epr_server(&db, &["verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Swap the device's key and re-sign an altered document with the new one: the table's
+    // key and the row agree with each other, as the old `verify` required.
+    let forger = DeviceSigningKey::generate().unwrap();
+    let c = sql(tmp.path());
+    let (device, record, revision, status, document): (String, String, i64, String, String) = c
+        .query_row(
+            "SELECT device_id, record_id, revision, status, document FROM versions LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    let mut doc: Value = serde_json::from_str(&document).unwrap();
+    doc["notes"] = Value::String("altered after signing".into());
+    let sha = content_sha256_hex(&doc);
+    let record_id = Uuid::parse_str(&record).unwrap();
+    let signature = forger.sign_base64(&signing_payload(
+        record_id,
+        Revision::new(u64::try_from(revision).unwrap()).unwrap(),
+        &status,
+        &sha,
+    ));
+    let canonical = String::from_utf8(canonical_json(&doc)).unwrap();
+    c.execute(
+        "UPDATE devices SET public_key = ?1 WHERE device_id = ?2",
+        [&forger.public_key_base64(), &device],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE versions SET document = ?1, content_sha256 = ?2, signature = ?3
+         WHERE record_id = ?4 AND revision = ?5",
+        rusqlite::params![canonical, sha, signature, record, revision],
+    )
+    .unwrap();
+    drop(c);
+
+    let out = epr_server(&db, &["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(&format!(
+            "device {device}: its public key in the database differs from the key logged at enrolment"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "record {record} revision {revision}: the stored row differs from its logged entry"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "BAD record {record} revision {revision}: device signature does not verify"
+        )),
+        "checked against the logged key, the forged signature fails: {report}"
+    );
+    // An independent verifier holding only the public log key reaches the same verdict.
+    let key = epr_server(&db, &["key", "--public"]);
+    assert!(key.status.success(), "{}", text(&key));
+    let vkey = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    let out = epr_server(
+        &db,
+        &[
+            "verify",
+            "--log-key",
+            &vkey,
+            "--signing-key",
+            "/nonexistent/key",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    stop(server);
+}
+
+#[test]
+fn a_database_rolled_back_to_an_old_copy_is_noticed_by_the_tablet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_file(tmp.path()).display());
+    let server = serve(&db);
+    let tablet = tmp.path().join("tablet");
+    enrolled_tablet(&tablet, &server.url, &enrolment_code(&db, "Tablet 1"));
+    add_records(&tablet, 2, 4);
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // An old copy of the database, taken while it ran.
+    let backup = tmp.path().join("backup.db");
+    sql(tmp.path())
+        .execute("VACUUM INTO ?1", [backup.to_str().unwrap()])
+        .unwrap();
+
+    add_records(&tablet, 2, 5);
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+    let size = status_json(&tablet)["server_checkpoint"]["size"].clone();
+    assert_eq!(size, 5, "enrolment and four versions");
+
+    // The database is restored from the copy (the key file is untouched).
+    let url = server.url.clone();
+    stop(server);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db_file(tmp.path()).into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+    std::fs::copy(&backup, db_file(tmp.path())).unwrap();
+    let server = serve_again(&db, &url);
+    let out = epr_server(&db, &["verify"]);
+    assert!(
+        out.status.success(),
+        "the restored copy is self-consistent: {}",
+        text(&out)
+    );
+
+    add_records(&tablet, 1, 6);
+    let out = sync_once(&tablet);
+    assert_eq!(out.status.code(), Some(76), "{}", text(&out));
+    let status = status_json(&tablet);
+    assert_eq!(status["server_integrity"]["state"], "failed", "{status}");
+    assert_eq!(status["pending_sync"], 1);
+    stop(server);
+}
+
+fn pinned_key(tablet: &Path) -> String {
+    Store::unlock(tablet, Some("crew"), PASS)
+        .unwrap()
+        .setting(ambulance_epr::sync::integrity::LOG_KEY)
+        .unwrap()
+        .unwrap()
+}
+
+fn public_key(db: &str) -> String {
+    let out = epr_server(db, &["key", "--public"]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_rotation_signed_by_the_old_key_is_followed_and_an_unsigned_one_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_file(tmp.path()).display());
+    let server = serve(&db);
+    let tablet = tmp.path().join("tablet");
+    enrolled_tablet(&tablet, &server.url, &enrolment_code(&db, "Tablet 1"));
+    add_records(&tablet, 1, 7);
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+    let first_key = public_key(&db);
+    assert_eq!(pinned_key(&tablet), first_key, "pinned at enrolment");
+
+    // A proper rotation: the old key signs the new one.
+    let url = server.url.clone();
+    stop(server);
+    let out = epr_server(&db, &["key", "--rotate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let second_key = public_key(&db);
+    assert_ne!(second_key, first_key);
+    let server = serve_again(&db, &url);
+    add_records(&tablet, 1, 8);
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "rotation followed: {}", text(&out));
+    assert_eq!(pinned_key(&tablet), second_key);
+    assert_eq!(status_json(&tablet)["server_integrity"]["state"], "ok");
+    let out = epr_server(&db, &["verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // An impostor key for the same log name, with no statement from the pinned key.
+    stop(server);
+    let origin = second_key.split('+').next().unwrap().to_owned();
+    let key_file = {
+        let mut p = db_file(tmp.path()).into_os_string();
+        p.push(".signing-key");
+        PathBuf::from(p)
+    };
+    std::fs::remove_file(&key_file).unwrap();
+    let out = epr_server(&db, &["key", "--log-origin", &origin]);
+    assert!(out.status.success(), "{}", text(&out));
+    let server = serve_again(&db, &url);
+    add_records(&tablet, 1, 9);
+    let out = sync_once(&tablet);
+    assert_eq!(out.status.code(), Some(76), "{}", text(&out));
+    let status = status_json(&tablet);
+    assert!(
+        status["server_integrity"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not signed by the key this tablet trusts"),
+        "{status}"
+    );
+    assert_eq!(status["pending_sync"], 1);
+    assert_eq!(pinned_key(&tablet), second_key, "the pin is unchanged");
+    stop(server);
+}
+
+/// An independent check of an evidence pack, written from `docs/integrity.md` alone: SHA-256
+/// and Ed25519 from `ring`, base64, and JSON only to split lines into fields. It shares no
+/// code with the server.
+mod independent {
+    use base64::Engine;
+    use std::path::Path;
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for p in parts {
+            ctx.update(p);
+        }
+        ctx.finish().as_ref().try_into().unwrap()
+    }
+
+    fn ed25519_ok(key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
+            .verify(message, signature)
+            .is_ok()
+    }
+
+    /// RFC 6962 MTH.
+    fn mth(leaf_hashes: &[[u8; 32]]) -> [u8; 32] {
+        match leaf_hashes.len() {
+            0 => sha256(&[]),
+            1 => leaf_hashes[0],
+            n => {
+                let mut k = 1;
+                while k * 2 < n {
+                    k *= 2;
+                }
+                sha256(&[&[1], &mth(&leaf_hashes[..k]), &mth(&leaf_hashes[k..])])
+            }
+        }
+    }
+
+    fn json_string(s: &str) -> String {
+        serde_json::to_string(s).unwrap()
+    }
+
+    /// Checks the pack; `Err` names the first problem.
+    pub fn check(dir: &Path) -> Result<u64, String> {
+        // The verifier key: NAME+KEYID+BASE64(0x01 || KEY).
+        let vkey = std::fs::read_to_string(dir.join("log-key.txt")).map_err(|e| e.to_string())?;
+        let mut parts = vkey.trim().splitn(3, '+');
+        let (name, id_hex, typed) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let typed = B64.decode(typed).map_err(|_| "key not base64")?;
+        if typed.len() != 33 || typed[0] != 1 {
+            return Err("not an Ed25519 verifier key".into());
+        }
+        let key = &typed[1..];
+        let id = &sha256(&[name.as_bytes(), b"\n", &[1], key])[..4];
+        if hex::encode(id) != id_hex {
+            return Err("key id does not match".into());
+        }
+
+        // The checkpoint: body, blank line, "— NAME BASE64(ID || SIG)".
+        let note =
+            std::fs::read_to_string(dir.join("latest.checkpoint")).map_err(|e| e.to_string())?;
+        let split = note.rfind("\n\n").ok_or("no signature block")?;
+        let body = &note[..=split];
+        let sig_line = note[split + 2..].lines().next().ok_or("no signature")?;
+        let rest = sig_line
+            .strip_prefix("\u{2014} ")
+            .ok_or("bad signature line")?;
+        let (sig_name, blob) = rest.split_once(' ').ok_or("bad signature line")?;
+        let blob = B64.decode(blob).map_err(|_| "signature not base64")?;
+        if sig_name != name || blob.len() != 68 || &blob[..4] != id {
+            return Err("checkpoint not signed by the log key".into());
+        }
+        if !ed25519_ok(key, body.as_bytes(), &blob[4..]) {
+            return Err("checkpoint signature does not verify".into());
+        }
+        let lines: Vec<&str> = body.lines().collect();
+        if lines[0] != name {
+            return Err("checkpoint origin is not the key's name".into());
+        }
+        let size: usize = lines[1].parse().map_err(|_| "bad size")?;
+        let root = B64.decode(lines[2]).map_err(|_| "bad root")?;
+
+        // The leaves: each line exactly the bytes hashed.
+        let leaves_text =
+            std::fs::read_to_string(dir.join("leaves.jsonl")).map_err(|e| e.to_string())?;
+        let leaves: Vec<&str> = leaves_text.lines().collect();
+        if leaves.len() < size {
+            return Err("fewer leaves than the checkpoint covers".into());
+        }
+        let hashes: Vec<[u8; 32]> = leaves
+            .iter()
+            .map(|l| sha256(&[&[0], l.as_bytes()]))
+            .collect();
+        if mth(&hashes[..size]).as_slice() != root.as_slice() {
+            return Err("the leaves do not hash to the checkpoint's root".into());
+        }
+
+        // Every version: its leaf, written out by hand in canonical form, and its signature
+        // (version 1 payload) against the key logged at the device's enrolment.
+        let versions =
+            std::fs::read_to_string(dir.join("versions.jsonl")).map_err(|e| e.to_string())?;
+        let mut checked = 0;
+        for line in versions.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            let signature = match v["signature"].as_str() {
+                Some(sig) => json_string(sig),
+                None => "null".to_owned(),
+            };
+            let expected_leaf = format!(
+                "{{\"content_sha256\":{},\"device_id\":{},\"kind\":\"version\",\"record_id\":{},\"revision\":{},\"saved_at_utc\":{},\"signature\":{},\"status\":{}}}",
+                json_string(&s("content_sha256")),
+                json_string(&s("device_id")),
+                json_string(&s("record_id")),
+                v["revision"],
+                json_string(&s("saved_at_utc")),
+                signature,
+                json_string(&s("status")),
+            );
+            let index = v["leaf_index"].as_u64().ok_or("a version has no leaf")? as usize;
+            if leaves.get(index) != Some(&expected_leaf.as_str()) {
+                return Err(format!("version leaf {index} does not match its row"));
+            }
+            let device_key = s("logged_device_key");
+            let enrolment = format!(
+                "\"kind\":\"device_enrolled\",\"public_key\":{}}}",
+                json_string(&device_key)
+            );
+            let device_field = format!("{{\"device_id\":{},", json_string(&s("device_id")));
+            if !leaves
+                .iter()
+                .any(|l| l.starts_with(&device_field) && l.ends_with(&enrolment))
+            {
+                return Err("a version's key is not the one logged at enrolment".into());
+            }
+            if s("status") != "draft" {
+                let payload = format!(
+                    "{{\"content_sha256\":{},\"record_id\":{},\"revision\":{},\"status\":{}}}",
+                    json_string(&s("content_sha256")),
+                    json_string(&s("record_id")),
+                    v["revision"],
+                    json_string(&s("status")),
+                );
+                let key = B64
+                    .decode(&device_key)
+                    .map_err(|_| "device key not base64")?;
+                let sig = B64
+                    .decode(v["signature"].as_str().ok_or("unsigned")?)
+                    .map_err(|_| "signature not base64")?;
+                if !ed25519_ok(&key, payload.as_bytes(), &sig) {
+                    return Err("a version's signature does not verify".into());
+                }
+            }
+            checked += 1;
+        }
+        Ok(checked)
+    }
+}
+
+#[test]
+fn the_evidence_pack_checks_out_with_an_independent_checker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_file(tmp.path()).display());
+    let server = serve(&db);
+    let tablet = tmp.path().join("tablet");
+    enrolled_tablet(&tablet, &server.url, &enrolment_code(&db, "Tablet 1"));
+    add_records(&tablet, 5, 11);
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let pack = tmp.path().join("pack");
+    let out = epr_server(&db, &["verify", "--report", pack.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(independent::check(&pack), Ok(5));
+    let summary = std::fs::read_to_string(pack.join("summary.txt")).unwrap();
+    assert!(summary.contains("Result: no problem found."), "{summary}");
+
+    // A pack into a directory that holds something is refused, and nothing is written.
+    let out = epr_server(&db, &["verify", "--report", pack.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+
+    // The checker is not a rubber stamp: an altered leaf fails it.
+    let leaves = std::fs::read_to_string(pack.join("leaves.jsonl")).unwrap();
+    std::fs::write(
+        pack.join("leaves.jsonl"),
+        leaves.replacen("\"revision\":1", "\"revision\":2", 1),
+    )
+    .unwrap();
+    assert!(independent::check(&pack).is_err());
+    stop(server);
+}
