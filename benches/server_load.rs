@@ -106,9 +106,16 @@ async fn run(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // Every simulated device enrols from 127.0.0.1: lift the per-address limit on
+    // enrolments, which would otherwise refuse all but the first ten.
+    let config = ServerConfig {
+        auth_attempts_per_minute: 100_000,
+        auth_attempts_burst: 10_000,
+        ..ServerConfig::default()
+    };
     let server_task = tokio::spawn(server::serve(
         Arc::clone(&storage),
-        ServerConfig::default(),
+        config,
         listener,
         async {
             let _ = stopped.await;

@@ -239,7 +239,7 @@ fn return_amend_and_approve_between_a_crew_and_a_supervisor() {
     sup.get_by_label_contains(INCIDENT).click();
     settle(&mut sup);
     assert_eq!(screen(&sup), "review record");
-    sup.get_by_label("Signature valid");
+    sup.get_by_label("Signature checked here");
     sup.get_by_label("From Tablet 7");
     // Read-only: the times are shown, with nothing offering to stamp or clear them.
     sup.get_by_label("Times (24-hour clock)");

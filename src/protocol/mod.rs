@@ -398,6 +398,35 @@ pub struct ReviewDetail {
     pub device_name: String,
     pub versions: Vec<ReviewVersion>,
     pub decisions: Vec<DecisionRecord>,
+    /// What the reviewer's app needs to check every signature itself against the key logged
+    /// at the device's enrolment, and that each version is in the server's log. `None` when
+    /// the server cannot prove it (the app then says so; it never falls back to trusting
+    /// `signature_valid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<ReviewProof>,
+}
+
+/// Log proofs for a review detail (see `docs/integrity.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewProof {
+    /// The signed checkpoint the proofs are against.
+    pub checkpoint: String,
+    /// The log's verifier key (`NAME+KEYID+KEY`): the app pins the first it sees per server.
+    pub log_key: String,
+    /// The device's enrolment leaf (its exact JSON text), and its inclusion proof.
+    pub enrolment_leaf: String,
+    pub enrolment_index: u64,
+    pub enrolment_proof: Vec<String>,
+    /// One per version, in the same order as `versions`.
+    pub versions: Vec<VersionProof>,
+}
+
+/// One version's place in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionProof {
+    pub revision: Revision,
+    pub leaf_index: u64,
+    pub proof: Vec<String>,
 }
 
 /// `POST /api/v1/review/encounters/{id}/decision`

@@ -10,6 +10,8 @@
 //! the device client ([`crate::sync::client::install_crypto_provider`]). Never egui, never the
 //! device store, never logs documents, names or comments.
 
+pub mod proof;
+
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -214,6 +216,21 @@ impl ReviewClient {
         let response = self
             .http
             .get(self.url(&format!("/review/encounters/{record_id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| Self::network_error(&e))?;
+        Self::read(response).await
+    }
+
+    /// The server log's key rotation statements (each signed by the key it replaces).
+    pub async fn key_rotations(
+        &self,
+        token: &str,
+    ) -> Result<crate::protocol::KeyRotationsResponse, ReviewError> {
+        let response = self
+            .http
+            .get(self.url("/log/key-rotations"))
             .bearer_auth(token)
             .send()
             .await

@@ -471,6 +471,7 @@ pub async fn verify(
     let mut bad = Vec::new();
     let mut seen: std::collections::HashSet<(Uuid, u64)> = std::collections::HashSet::new();
     let device_keys = std::sync::Arc::new(walk.device_keys.clone());
+    let mut checking: Option<tokio::task::JoinHandle<Vec<BadVersion>>> = None;
     loop {
         let page = storage.versions_after(after, 500).await?;
         let Some(last) = page.last() else { break };
@@ -517,23 +518,19 @@ pub async fn verify(
                 }
             }
         }
+        // Re-check this page on the blocking pool while the next page is read.
         let keys = std::sync::Arc::clone(&device_keys);
-        let page_bad = tokio::task::spawn_blocking(move || {
-            page.into_iter()
-                .filter_map(|mut v| {
-                    // The key that counts is the one logged at enrolment, not the table's.
-                    v.public_key_b64 = keys.get(&v.device_id).cloned().unwrap_or_default();
-                    recheck_stored(&v).err().map(|p: StoredProblem| BadVersion {
-                        record_id: v.record_id,
-                        revision: v.revision,
-                        problem: p.describe(),
-                    })
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| AdminError::Hashing(e.to_string()))?;
-        bad.extend(page_bad);
+        let task = tokio::task::spawn_blocking(move || recheck_page(page, &keys));
+        if let Some(previous) = checking.replace(task) {
+            bad.extend(
+                previous
+                    .await
+                    .map_err(|e| AdminError::Hashing(e.to_string()))?,
+            );
+        }
+    }
+    if let Some(last) = checking.take() {
+        bad.extend(last.await.map_err(|e| AdminError::Hashing(e.to_string()))?);
     }
     let mut missing: Vec<(u64, Uuid, u64)> = walk
         .versions
@@ -635,6 +632,49 @@ fn pack_summary(r: &VerifyReport, key: &crate::transparency::LogPublicKey) -> St
          docs/integrity.md says how to check them.\n",
     );
     out
+}
+
+/// Re-checks a page of versions (hash, schema, signature against the key logged for each
+/// device) on every core: the signature and document checks are the bulk of `verify`.
+fn recheck_page(
+    mut page: Vec<super::storage::StoredVersion>,
+    logged_keys: &std::collections::HashMap<Uuid, String>,
+) -> Vec<BadVersion> {
+    for v in &mut page {
+        // The key that counts is the one logged at enrolment, not the table's.
+        v.public_key_b64 = logged_keys.get(&v.device_id).cloned().unwrap_or_default();
+    }
+    let check = |v: &super::storage::StoredVersion| {
+        recheck_stored(v).err().map(|p: StoredProblem| BadVersion {
+            record_id: v.record_id,
+            revision: v.revision,
+            problem: p.describe(),
+        })
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = page.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = page
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().filter_map(check).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                // A check that died is a finding, never a silent pass.
+                h.join().unwrap_or_else(|_| {
+                    vec![BadVersion {
+                        record_id: Uuid::nil(),
+                        revision: Revision::FIRST,
+                        problem: "a check stopped unexpectedly; run verify again",
+                    }]
+                })
+            })
+            .collect()
+    })
 }
 
 /// The log's current checkpoint, signed and kept (for `epr-server checkpoint --out`).

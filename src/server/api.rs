@@ -42,7 +42,7 @@ use crate::protocol::{
     EnrollResponse, FeedbackResponse, Health, InclusionRequest, InclusionResponse,
     KeyRotationsResponse, LeavesResponse, LogState, LoginRequest, LoginResponse,
     MAX_PUSH_BODY_BYTES, MAX_PUSH_ITEMS, PushItemResult, PushOutcome, PushRequest, PushResponse,
-    RejectReason, ReviewDetail, ReviewList, ReviewQuery, ReviewVersion,
+    RejectReason, ReviewDetail, ReviewList, ReviewProof, ReviewQuery, ReviewVersion, VersionProof,
 };
 use crate::transparency::{self, Checkpoint};
 
@@ -67,6 +67,9 @@ struct StateInner {
     config: ServerConfig,
     /// Signs checkpoints (from the configuration, or made for this process).
     log: Arc<LogSigner>,
+    /// The size of the last checkpoint kept in the database, and when it was kept: at most
+    /// one a second is written, so pushes and tablets' checks do not each cost a write.
+    last_kept_checkpoint: std::sync::Mutex<(u64, Option<std::time::Instant>)>,
     /// Checked against when the username is unknown, so the answer takes as long as a real
     /// check and does not reveal which usernames exist.
     dummy_password_hash: String,
@@ -111,6 +114,7 @@ impl AppState {
                 storage,
                 config,
                 log,
+                last_kept_checkpoint: std::sync::Mutex::new((0, None)),
                 dummy_password_hash,
                 limits,
             }),
@@ -125,13 +129,29 @@ impl AppState {
         &self.inner.log
     }
 
-    /// Signs the checkpoint for `head` and keeps it (so `verify` can compare the log with
-    /// what was handed out).
+    /// Signs the checkpoint for `head`, and keeps it when the log has grown and none was
+    /// kept in the last second (so `verify` can compare the log with what was handed out).
     async fn signed_checkpoint(&self, head: &LogHead) -> Result<String, ApiError> {
         let note = self.log().sign(head);
-        self.storage()
-            .save_checkpoint(head.size, &note, Utc::now())
-            .await?;
+        let keep = match self.inner.last_kept_checkpoint.lock() {
+            Ok(mut last) => {
+                let due = last
+                    .1
+                    .is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+                if head.size > last.0 && due {
+                    *last = (head.size, Some(std::time::Instant::now()));
+                    true
+                } else {
+                    false
+                }
+            }
+            Err(_) => true,
+        };
+        if keep {
+            self.storage()
+                .save_checkpoint(head.size, &note, Utc::now())
+                .await?;
+        }
         Ok(note)
     }
 
@@ -999,6 +1019,41 @@ async fn review_detail(
             received_at_utc: v.received_at_utc,
         })
         .collect();
+    let keys: Vec<(Uuid, Revision)> = detail
+        .versions
+        .iter()
+        .map(|v| (detail.record_id, v.revision))
+        .collect();
+    let proof = match state
+        .storage()
+        .review_proof(detail.device_id, &keys)
+        .await?
+    {
+        Some(parts) => Some(ReviewProof {
+            checkpoint: state.signed_checkpoint(&parts.head).await?,
+            log_key: state.log().public().to_vkey(),
+            enrolment_leaf: parts.enrolment.data,
+            enrolment_index: parts.enrolment.idx,
+            enrolment_proof: parts
+                .enrolment_proof
+                .iter()
+                .map(transparency::hash_b64)
+                .collect(),
+            versions: parts
+                .versions
+                .into_iter()
+                .map(|(revision, leaf_index, proof)| VersionProof {
+                    revision,
+                    leaf_index,
+                    proof: proof.iter().map(transparency::hash_b64).collect(),
+                })
+                .collect(),
+        }),
+        None => {
+            tracing::warn!(%record_id, "a record's versions or its device's enrolment are not in the log");
+            None
+        }
+    };
     tracing::info!(user = %session.username, %record_id, "review detail");
     Ok(Json(ReviewDetail {
         record_id: detail.record_id,
@@ -1006,6 +1061,7 @@ async fn review_detail(
         device_name: detail.device_name,
         versions,
         decisions: detail.decisions,
+        proof,
     }))
 }
 

@@ -845,9 +845,15 @@ impl Engine {
                 }
                 Err(e) => {
                     let kind = e.kind();
+                    // The banner already says what an integrity failure means; the problem
+                    // line gives the reason.
+                    let message = match &e {
+                        SyncError::Integrity(reason) => reason.clone(),
+                        other => other.to_string(),
+                    };
                     status.last_problem = Some(SyncProblem {
                         kind,
-                        message: e.to_string(),
+                        message,
                         at_utc: Utc::now(),
                     });
                     match kind {

@@ -13,6 +13,9 @@ CREATE TABLE log_leaves (
 );
 CREATE UNIQUE INDEX log_leaves_by_version ON log_leaves (record_id, revision)
     WHERE kind = 'version';
+-- The few leaves that are not versions (enrolments, revocations, decisions, rotations), found
+-- by kind without reading every version leaf.
+CREATE INDEX log_leaves_by_kind ON log_leaves (kind, idx) WHERE kind <> 'version';
 
 -- Every complete subtree's hash (hex), by stored-hash index (Go's sumdb/tlog numbering): a
 -- root, inclusion or consistency proof reads O(log n) rows. `verify` trusts none of these.

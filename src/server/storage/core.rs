@@ -266,13 +266,23 @@ pub(crate) trait Tx {
     async fn log_size(&mut self) -> Result<u64, StorageError>;
     /// The stored subtree hashes (hex) at these indexes that exist.
     async fn log_hashes(&mut self, indexes: &[u64]) -> Result<Vec<(u64, String)>, StorageError>;
-    async fn insert_log_leaves(&mut self, leaves: &[LogLeafRow]) -> Result<(), StorageError>;
-    async fn insert_log_hashes(&mut self, hashes: &[(u64, String)]) -> Result<(), StorageError>;
+    /// Inserts leaves and the subtree hashes they complete (one statement where the database
+    /// allows: this runs under the ordering lock).
+    async fn insert_log(
+        &mut self,
+        leaves: &[LogLeafRow],
+        hashes: &[(u64, String)],
+    ) -> Result<(), StorageError>;
     /// The leaf index of each `(record, revision)` version that has one.
     async fn version_leaf_indexes(
         &mut self,
         keys: &[(Uuid, Revision)],
     ) -> Result<Vec<((Uuid, Revision), u64)>, StorageError>;
+    /// The leaf logging this device's enrolment.
+    async fn device_enrolment_leaf(
+        &mut self,
+        device_id: Uuid,
+    ) -> Result<Option<LogLeafRow>, StorageError>;
     /// Leaves with `start <= idx < end`, in order.
     async fn log_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError>;
     /// Keeps a signed checkpoint (a second one of the same size is ignored).
@@ -374,9 +384,8 @@ pub(crate) async fn append_log<T: Tx>(
     let (stored, root) =
         crate::transparency::append(size, &hashes, &mut reader).map_err(tree_fault)?;
     if !rows.is_empty() {
-        tx.insert_log_leaves(&rows).await?;
         let stored: Vec<(u64, String)> = stored.iter().map(|(i, h)| (*i, hash_hex(h))).collect();
-        tx.insert_log_hashes(&stored).await?;
+        tx.insert_log(&rows, &stored).await?;
     }
     Ok((
         size,
@@ -481,6 +490,49 @@ pub(crate) async fn add_key_rotation<T: Tx>(
     )
     .await?;
     Ok(())
+}
+
+/// What a reviewer needs to check a record's signatures without trusting the server: the
+/// log's head, the device's enrolment leaf, each version's leaf index, and inclusion proofs
+/// for all of them in the tree at that head. `None` if some piece is not logged.
+pub(crate) async fn review_proof<T: Tx>(
+    tx: &mut T,
+    device_id: Uuid,
+    versions: &[(Uuid, Revision)],
+) -> Result<Option<ReviewProofParts>, StorageError> {
+    let head = log_head(tx).await?;
+    let Some(enrolment) = tx.device_enrolment_leaf(device_id).await? else {
+        return Ok(None);
+    };
+    let found: HashMap<(Uuid, Revision), u64> = tx
+        .version_leaf_indexes(versions)
+        .await?
+        .into_iter()
+        .collect();
+    let mut version_leaves = Vec::with_capacity(versions.len());
+    for key in versions {
+        let Some(&idx) = found.get(key) else {
+            return Ok(None);
+        };
+        version_leaves.push((key.1, idx));
+    }
+    let mut indexes = vec![enrolment.idx];
+    indexes.extend(version_leaves.iter().map(|(_, i)| *i));
+    if indexes.iter().any(|&i| i >= head.size) {
+        return Ok(None);
+    }
+    let mut proofs = inclusion_proofs(tx, head.size, &indexes).await?.into_iter();
+    let enrolment_proof = proofs.next().unwrap_or_default();
+    Ok(Some(ReviewProofParts {
+        head,
+        enrolment,
+        enrolment_proof,
+        versions: version_leaves
+            .into_iter()
+            .zip(proofs)
+            .map(|((revision, idx), proof)| (revision, idx, proof))
+            .collect(),
+    }))
 }
 
 /// Inclusion proofs for leaves `indexes` in the tree of `size` leaves (each index below

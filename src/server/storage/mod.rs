@@ -292,6 +292,16 @@ pub struct LogLeafRow {
     pub data: String,
 }
 
+/// The pieces of a review detail's log proof (see `core::review_proof`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewProofParts {
+    pub head: LogHead,
+    pub enrolment: LogLeafRow,
+    pub enrolment_proof: Vec<crate::transparency::LogHash>,
+    /// Per version: revision, leaf index, inclusion proof.
+    pub versions: Vec<(Revision, u64, Vec<crate::transparency::LogHash>)>,
+}
+
 /// What storage did with one [`NewVersion`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOutcome {
@@ -817,6 +827,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         old_size: u64,
         size: u64,
     ) -> Result<Vec<crate::transparency::LogHash>, StorageError>;
+
+    /// The log proof for a record's versions (`None` if any piece is not logged).
+    async fn review_proof(
+        &self,
+        device_id: Uuid,
+        versions: &[(Uuid, Revision)],
+    ) -> Result<Option<ReviewProofParts>, StorageError>;
 
     /// Keeps a checkpoint this server signed.
     async fn save_checkpoint(

@@ -1031,7 +1031,11 @@ impl Tx for PgTx {
             .collect()
     }
 
-    async fn insert_log_leaves(&mut self, leaves: &[LogLeafRow]) -> Result<(), StorageError> {
+    async fn insert_log(
+        &mut self,
+        leaves: &[LogLeafRow],
+        hashes: &[(u64, String)],
+    ) -> Result<(), StorageError> {
         let idx: Vec<i64> = leaves
             .iter()
             .map(|l| log_index_value(l.idx))
@@ -1043,24 +1047,27 @@ impl Tx for PgTx {
             .map(|l| l.revision.map(Revision::to_i64))
             .collect();
         let data: Vec<&str> = leaves.iter().map(|l| l.data.as_str()).collect();
-        self.execute(
-            "INSERT INTO log_leaves (idx, kind, record_id, revision, data)
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::bigint[], $5::text[])",
-            &[&idx, &kinds, &records, &revisions, &data],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_log_hashes(&mut self, hashes: &[(u64, String)]) -> Result<(), StorageError> {
-        let idx: Vec<i64> = hashes
+        let hash_idx: Vec<i64> = hashes
             .iter()
             .map(|(i, _)| log_index_value(*i))
             .collect::<Result<_, _>>()?;
-        let values: Vec<&str> = hashes.iter().map(|(_, h)| h.as_str()).collect();
+        let hash_values: Vec<&str> = hashes.iter().map(|(_, h)| h.as_str()).collect();
+        // One round trip: this runs while the ordering lock is held.
         self.execute(
-            "INSERT INTO log_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::text[])",
-            &[&idx, &values],
+            "WITH leaves AS (
+                 INSERT INTO log_leaves (idx, kind, record_id, revision, data)
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::bigint[], $5::text[])
+             )
+             INSERT INTO log_hashes (idx, hash) SELECT * FROM unnest($6::bigint[], $7::text[])",
+            &[
+                &idx,
+                &kinds,
+                &records,
+                &revisions,
+                &data,
+                &hash_idx,
+                &hash_values,
+            ],
         )
         .await?;
         Ok(())
@@ -1085,6 +1092,25 @@ impl Tx for PgTx {
                 ))
             })
             .collect()
+    }
+
+    async fn device_enrolment_leaf(
+        &mut self,
+        device_id: Uuid,
+    ) -> Result<Option<LogLeafRow>, StorageError> {
+        let pattern = format!("%\"device_id\":\"{device_id}\"%");
+        let sql = "SELECT idx, kind, data FROM log_leaves
+                   WHERE kind = 'device_enrolled' AND data LIKE $1 ORDER BY idx LIMIT 1";
+        let Some(r) = self.query_opt(sql, &[&pattern]).await? else {
+            return Ok(None);
+        };
+        Ok(Some(LogLeafRow {
+            idx: log_index_col(r.try_get(0)?)?,
+            kind: r.try_get(1)?,
+            record_id: None,
+            revision: None,
+            data: r.try_get(2)?,
+        }))
     }
 
     async fn log_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError> {
@@ -1396,6 +1422,16 @@ impl Storage for PostgresStorage {
     ) -> Result<Vec<crate::transparency::LogHash>, StorageError> {
         in_tx!(self, TxKind::Read, |tx| core::consistency_proof(
             &mut tx, old_size, size
+        ))
+    }
+
+    async fn review_proof(
+        &self,
+        device_id: Uuid,
+        versions: &[(Uuid, Revision)],
+    ) -> Result<Option<ReviewProofParts>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| core::review_proof(
+            &mut tx, device_id, versions
         ))
     }
 

@@ -1027,7 +1027,11 @@ impl Tx for SqliteTx<'_> {
         Ok(out)
     }
 
-    async fn insert_log_leaves(&mut self, leaves: &[LogLeafRow]) -> Result<(), StorageError> {
+    async fn insert_log(
+        &mut self,
+        leaves: &[LogLeafRow],
+        hashes: &[(u64, String)],
+    ) -> Result<(), StorageError> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO log_leaves (idx, kind, record_id, revision, data)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1041,10 +1045,6 @@ impl Tx for SqliteTx<'_> {
                 l.data
             ])?;
         }
-        Ok(())
-    }
-
-    async fn insert_log_hashes(&mut self, hashes: &[(u64, String)]) -> Result<(), StorageError> {
         let mut stmt = self
             .conn
             .prepare_cached("INSERT INTO log_hashes (idx, hash) VALUES (?1, ?2)")?;
@@ -1072,6 +1072,27 @@ impl Tx for SqliteTx<'_> {
             }
         }
         Ok(out)
+    }
+
+    async fn device_enrolment_leaf(
+        &mut self,
+        device_id: Uuid,
+    ) -> Result<Option<LogLeafRow>, StorageError> {
+        let pattern = format!("%\"device_id\":\"{device_id}\"%");
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT idx, kind, record_id, revision, data FROM log_leaves
+             WHERE kind = 'device_enrolled' AND data LIKE ?1 ORDER BY idx LIMIT 1",
+        )?;
+        let rows = collect(stmt.query(params![pattern])?, |r| {
+            Ok(LogLeafRow {
+                idx: log_index_col(r.get(0)?)?,
+                kind: r.get(1)?,
+                record_id: None,
+                revision: None,
+                data: r.get(4)?,
+            })
+        })?;
+        Ok(rows.into_iter().next())
     }
 
     async fn log_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError> {
@@ -1429,6 +1450,18 @@ impl Storage for SqliteStorage {
     ) -> Result<Vec<crate::transparency::LogHash>, StorageError> {
         self.run(TxKind::Read, move |tx| {
             complete(core::consistency_proof(tx, old_size, size))
+        })
+        .await
+    }
+
+    async fn review_proof(
+        &self,
+        device_id: Uuid,
+        versions: &[(Uuid, Revision)],
+    ) -> Result<Option<ReviewProofParts>, StorageError> {
+        let versions = versions.to_vec();
+        self.run(TxKind::Read, move |tx| {
+            complete(core::review_proof(tx, device_id, &versions))
         })
         .await
     }

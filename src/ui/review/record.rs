@@ -10,8 +10,10 @@ use uuid::Uuid;
 use super::ReviewCommand;
 use super::diff::{FieldChange, changes};
 use super::queue::decision_badge;
+use super::service::CheckedDetail;
 use crate::model::{Encounter, Field, RecordStatus, Revision};
-use crate::protocol::{Decision, DecisionRecord, DecisionRequest, ReviewDetail};
+use crate::protocol::{Decision, DecisionRecord, DecisionRequest};
+use crate::review_client::proof::SignatureCheck;
 use crate::ui::editor::observations::{self, ObsEntry};
 use crate::ui::editor::{Forms, Section, sections};
 use crate::ui::theme;
@@ -30,8 +32,9 @@ pub struct VersionDoc {
     pub encounter: Option<Encounter>,
     pub forms: Forms,
     pub obs: ObsEntry,
-    /// The server's own check of the content hash and device signature.
-    pub signature_valid: bool,
+    /// This computer's own check of the content hash, the device signature against the key
+    /// logged at enrolment, and the version's place in the server's log.
+    pub check: SignatureCheck,
     pub saved_at_utc: DateTime<Utc>,
     pub received_at_utc: DateTime<Utc>,
     /// What changed since the version before (empty for the first).
@@ -65,9 +68,11 @@ pub struct RecordView {
 
 impl RecordView {
     /// Parses every version's document and works out what changed between them.
-    pub fn from_detail(detail: ReviewDetail) -> Self {
+    pub fn from_detail(checked: CheckedDetail) -> Self {
+        let CheckedDetail { detail, checks } = checked;
         let mut versions: Vec<VersionDoc> = Vec::with_capacity(detail.versions.len());
         let mut previous: Option<serde_json::Value> = None;
+        let mut checks = checks.into_iter();
         for v in detail.versions {
             let encounter: Option<Encounter> = serde_json::from_value(v.document.clone()).ok();
             let forms = encounter
@@ -85,7 +90,9 @@ impl RecordView {
                 encounter,
                 forms,
                 obs: ObsEntry::default(),
-                signature_valid: v.signature_valid,
+                check: checks.next().unwrap_or_else(|| {
+                    SignatureCheck::NotProved("not checked on this computer".into())
+                }),
                 saved_at_utc: v.saved_at_utc,
                 received_at_utc: v.received_at_utc,
                 changes: diff,
@@ -173,11 +180,23 @@ fn status_word(status: RecordStatus) -> &'static str {
     }
 }
 
-fn signature_badge(ui: &mut Ui, valid: bool) {
-    if valid {
-        badge(ui, "Signature valid", theme::good_badge());
-    } else {
-        badge(ui, "Signature invalid", theme::alert_badge());
+/// The signature check as this computer made it (never the server's own say-so).
+fn signature_badge(ui: &mut Ui, check: &SignatureCheck) {
+    match check {
+        SignatureCheck::Proved {
+            key_fingerprint,
+            log_size,
+        } => {
+            badge(ui, "Signature checked here", theme::good_badge()).on_hover_text(format!(
+                "Checked on this computer: signed by the device key logged when the tablet \
+                 enrolled (fingerprint {key_fingerprint}), and in the server's log of \
+                 {log_size} entries"
+            ));
+        }
+        SignatureCheck::NotProved(reason) => {
+            badge(ui, "Signature not proved", theme::alert_badge())
+                .on_hover_text(format!("Not proved on this computer: {reason}"));
+        }
     }
 }
 
@@ -296,7 +315,15 @@ fn top_ui(
     ui.horizontal_wrapped(|ui| {
         ui.label(format!("From {}", view.device_name));
         if let Some(v) = view.versions.get(view.showing) {
-            signature_badge(ui, v.signature_valid);
+            signature_badge(ui, &v.check);
+            match &v.check {
+                SignatureCheck::Proved {
+                    key_fingerprint, ..
+                } => ui.label(format!("device key {key_fingerprint}")),
+                SignatureCheck::NotProved(reason) => {
+                    ui.label(RichText::new(reason).color(ui.visuals().warn_fg_color))
+                }
+            };
         }
         ui.label(RichText::new("Versions:").strong());
         let latest = view.versions.len().saturating_sub(1);
@@ -395,7 +422,7 @@ fn versions_ui(ui: &mut Ui, view: &RecordView, out: &mut Vec<ReviewCommand>) {
                     .strong()
                     .size(21.0),
                 );
-                signature_badge(ui, v.signature_valid);
+                signature_badge(ui, &v.check);
                 if view.showing == i {
                     ui.label(RichText::new("(showing)").strong());
                 } else {

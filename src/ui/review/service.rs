@@ -66,7 +66,7 @@ pub enum ReviewReply {
     },
     Detail {
         seq: u64,
-        result: Result<Box<ReviewDetail>, ReviewError>,
+        result: Result<Box<CheckedDetail>, ReviewError>,
     },
     Decided {
         seq: u64,
@@ -201,7 +201,10 @@ async fn handle(
         }
         ReviewRequest::Detail(id) => {
             let result = match session.as_ref() {
-                Some(s) => s.client.detail(&s.token, *id).await.map(Box::new),
+                Some(s) => match s.client.detail(&s.token, *id).await {
+                    Ok(detail) => Ok(Box::new(checked(data_dir, s, detail).await)),
+                    Err(e) => Err(e),
+                },
                 None => Err(not_signed_in()),
             };
             forget_on_401(session, &result);
@@ -220,6 +223,79 @@ async fn handle(
             }
         }
     })
+}
+
+/// A record with this computer's own check of its signatures: the server's log key is pinned
+/// the first time it is seen for this address; a different key later is accepted only through
+/// rotation statements signed by the pinned one. The Ed25519 work runs off the UI thread.
+async fn checked(
+    data_dir: &std::path::Path,
+    session: &Session,
+    detail: ReviewDetail,
+) -> CheckedDetail {
+    use crate::review_client::proof::{SignatureCheck, check_detail};
+    use crate::transparency::{LogPublicKey, follow_rotations};
+    let server = session.client.base_url().to_owned();
+    let offered = detail
+        .proof
+        .as_ref()
+        .and_then(|p| LogPublicKey::from_vkey(&p.log_key).ok());
+    let pinned =
+        settings::pinned_log_key(data_dir, &server).and_then(|k| LogPublicKey::from_vkey(&k).ok());
+    let key = match (pinned, offered) {
+        (None, Some(offered)) => {
+            if let Err(e) = settings::pin_log_key(data_dir, &server, &offered.to_vkey()) {
+                tracing::warn!(error = %e, "could not remember the server's log key");
+            }
+            Some(offered)
+        }
+        (Some(pinned), Some(offered)) if pinned != offered => {
+            match session.client.key_rotations(&session.token).await {
+                Ok(r) => match follow_rotations(&pinned, &r.rotations, &offered) {
+                    Ok(next) => {
+                        if let Err(e) = settings::pin_log_key(data_dir, &server, &next.to_vkey()) {
+                            tracing::warn!(error = %e, "could not remember the server's log key");
+                        }
+                        Some(next)
+                    }
+                    Err(_) => Some(pinned),
+                },
+                Err(_) => Some(pinned),
+            }
+        }
+        (pinned, _) => pinned,
+    };
+    let checks = match key {
+        Some(key) => {
+            let detail = detail.clone();
+            tokio::task::spawn_blocking(move || check_detail(&detail, &key))
+                .await
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let checks = if checks.len() == detail.versions.len() {
+        checks
+    } else {
+        detail
+            .versions
+            .iter()
+            .map(|_| {
+                SignatureCheck::NotProved(
+                    "the server sent no proof that this record is in its log".into(),
+                )
+            })
+            .collect()
+    };
+    CheckedDetail { detail, checks }
+}
+
+/// A record as the server sent it, with this computer's check of each version (one per
+/// version, in order).
+#[derive(Debug, Clone)]
+pub struct CheckedDetail {
+    pub detail: ReviewDetail,
+    pub checks: Vec<crate::review_client::proof::SignatureCheck>,
 }
 
 fn forget_on_401<T>(session: &mut Option<Session>, result: &Result<T, ReviewError>) {

@@ -1,6 +1,7 @@
-//! The one review setting kept on disk: the review server's address, so a supervisor does not
-//! retype it. A small plain JSON file beside the store; never a token, a username or any
-//! patient data.
+//! The review settings kept on disk: the review server's address, so a supervisor does not
+//! retype it, and each server's log key as this computer first saw it (pinned, so the app can
+//! check records against it: see `review_client::proof`). A small plain JSON file beside the
+//! store; never a token, a username or any patient data.
 
 use std::path::{Path, PathBuf};
 
@@ -10,9 +11,38 @@ pub const SERVER_ENV: &str = "EPR_REVIEW_SERVER";
 /// The settings file's name in the data directory.
 pub const FILE_NAME: &str = "review-server.json";
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct ReviewSettings {
     server_url: String,
+    /// Log verifier key by server address.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    log_keys: std::collections::BTreeMap<String, String>,
+}
+
+fn load(data_dir: &Path) -> ReviewSettings {
+    std::fs::read(path(data_dir))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<ReviewSettings>(&bytes).ok())
+        .unwrap_or_default()
+}
+
+fn save(data_dir: &Path, settings: &ReviewSettings) -> std::io::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    crate::fs_atomic::write_json(&path(data_dir), settings)
+}
+
+/// The log key pinned for `server_url`, if any.
+pub fn pinned_log_key(data_dir: &Path, server_url: &str) -> Option<String> {
+    load(data_dir).log_keys.get(server_url).cloned()
+}
+
+/// Pins (or, after a checked rotation, replaces) the log key for `server_url`.
+pub fn pin_log_key(data_dir: &Path, server_url: &str, vkey: &str) -> std::io::Result<()> {
+    let mut settings = load(data_dir);
+    settings
+        .log_keys
+        .insert(server_url.to_owned(), vkey.to_owned());
+    save(data_dir, &settings)
 }
 
 /// Where the address is kept.
@@ -27,22 +57,14 @@ pub fn initial_server_url(data_dir: &Path) -> String {
     {
         return url.trim().to_owned();
     }
-    std::fs::read(path(data_dir))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<ReviewSettings>(&bytes).ok())
-        .map(|s| s.server_url)
-        .unwrap_or_default()
+    load(data_dir).server_url
 }
 
 /// Remembers `server_url`, replacing the file atomically (see [`crate::fs_atomic`]).
 pub fn save_server_url(data_dir: &Path, server_url: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(data_dir)?;
-    crate::fs_atomic::write_json(
-        &path(data_dir),
-        &ReviewSettings {
-            server_url: server_url.to_owned(),
-        },
-    )
+    let mut settings = load(data_dir);
+    settings.server_url = server_url.to_owned();
+    save(data_dir, &settings)
 }
 
 #[cfg(test)]
