@@ -83,6 +83,7 @@ fn device_bodies(
             serde_json::to_string(&PushRequest {
                 items,
                 verified_checkpoint: None,
+                device_audit_head: None,
             })
             .unwrap()
         })

@@ -117,6 +117,7 @@ fn main() {
                     &PushRequest {
                         items: chunk.to_vec(),
                         verified_checkpoint: None,
+                        device_audit_head: None,
                     },
                 )
                 .await

@@ -110,7 +110,7 @@ async fn run(total: usize, batch_size: usize) {
     let t = Instant::now();
     for batch in &batches {
         storage
-            .push_versions(&device, batch, Utc::now())
+            .push_versions(&device, batch, None, Utc::now())
             .await
             .unwrap();
     }

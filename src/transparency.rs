@@ -100,6 +100,12 @@ pub enum Leaf {
         device_id: Uuid,
         revoked_at_utc: String,
     },
+    /// The newest entry of a device's own audit chain, as it reported it with a push.
+    DeviceAuditHead {
+        device_id: Uuid,
+        seq: u64,
+        hash: String,
+    },
     /// The log's signing key was replaced; the statement (signed by the old key) is logged by
     /// its SHA-256.
     KeyRotated {
@@ -143,6 +149,7 @@ impl Leaf {
             Leaf::DeviceEnrolled { .. } => "device_enrolled",
             Leaf::DeviceRevoked { .. } => "device_revoked",
             Leaf::KeyRotated { .. } => "key_rotated",
+            Leaf::DeviceAuditHead { .. } => "device_audit_head",
             Leaf::Decision { .. } => "decision",
         }
     }

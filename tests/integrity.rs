@@ -193,8 +193,8 @@ fn a_deleted_version_is_named_and_a_truncated_log_stops_the_tablet() {
     let status = status_json(&tablet);
     assert_eq!(status["server_integrity"]["state"], "ok", "{status}");
     assert_eq!(status["pending_sync"], 0);
-    // Enrolment plus three versions.
-    assert_eq!(status["server_checkpoint"]["size"], 4, "{status}");
+    // Enrolment, three versions and the tablet's audit head.
+    assert_eq!(status["server_checkpoint"]["size"], 5, "{status}");
 
     // The trust keeps a checkpoint elsewhere.
     let published = tmp.path().join("published.checkpoint");
@@ -392,7 +392,7 @@ fn a_database_rolled_back_to_an_old_copy_is_noticed_by_the_tablet() {
     let out = sync_once(&tablet);
     assert!(out.status.success(), "{}", text(&out));
     let size = status_json(&tablet)["server_checkpoint"]["size"].clone();
-    assert_eq!(size, 5, "enrolment and four versions");
+    assert_eq!(size, 7, "enrolment, four versions and two audit heads");
 
     // The database is restored from the copy (the key file is untouched).
     let url = server.url.clone();
@@ -685,5 +685,64 @@ fn the_evidence_pack_checks_out_with_an_independent_checker() {
     )
     .unwrap();
     assert!(independent::check(&pack).is_err());
+    stop(server);
+}
+
+/// Opens the tablet's encrypted store file directly, as someone holding its passphrase could,
+/// bypassing the app.
+fn raw_store(tablet: &Path) -> rusqlite::Connection {
+    let keyring =
+        ambulance_epr::store::keyring::Keyring::load(&ambulance_epr::store::keyring_path(tablet))
+            .unwrap()
+            .unwrap();
+    let user = &keyring.users[0];
+    let key = user.wrapped.unwrap_key(PASS, &user.name).unwrap();
+    let conn = rusqlite::Connection::open(ambulance_epr::store::store_path(tablet)).unwrap();
+    conn.execute_batch(&format!("PRAGMA key = \"{}\";", &*key.sqlcipher_literal()))
+        .unwrap();
+    conn
+}
+
+#[test]
+fn a_device_audit_cut_short_after_a_sync_no_longer_holds_the_logged_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_file(tmp.path()).display());
+    let server = serve(&db);
+    let tablet = tmp.path().join("tablet");
+    enrolled_tablet(&tablet, &server.url, &enrolment_code(&db, "Tablet 1"));
+    add_records(&tablet, 2, 12);
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The server logged the device's audit head with the push.
+    let leaf: String = sql(tmp.path())
+        .query_row(
+            "SELECT data FROM log_leaves WHERE kind = 'device_audit_head' ORDER BY idx DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let leaf: Value = serde_json::from_str(&leaf).unwrap();
+    let head = format!("{}:{}", leaf["seq"], leaf["hash"].as_str().unwrap());
+    let out = epr(&tablet, &["check", "--audit-head", &head]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Someone with the store cuts the audit short from that entry on: what is left is still a
+    // valid chain, so the store's own check passes, but the logged head is gone.
+    let seq = leaf["seq"].as_i64().unwrap();
+    raw_store(&tablet)
+        .execute("DELETE FROM audit_log WHERE seq >= ?1", [seq])
+        .unwrap();
+    let out = epr(&tablet, &["check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = epr(&tablet, &["check", "--audit-head", &head]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "no longer holds entry {seq} as reported to the server"
+        )),
+        "{}",
+        text(&out)
+    );
     stop(server);
 }

@@ -123,6 +123,7 @@ async fn enrolment_end_to_end(backend: Backend) {
         .json(&PushRequest {
             items: vec![],
             verified_checkpoint: None,
+            device_audit_head: None,
         })
         .send()
         .await
@@ -203,6 +204,7 @@ async fn access_rule_matrix(backend: Backend) {
     let push_body = PushRequest {
         items: vec![item(&other.key, &e, 2)],
         verified_checkpoint: None,
+        device_audit_head: None,
     };
     let decision = serde_json::json!({"decision": "flagged", "comment": "audit", "revision": 1});
     for who in [Who::Nobody, Who::Revoked, Who::OtherDevice, Who::Supervisor] {
@@ -378,6 +380,7 @@ async fn bad_input_gets_json_4xx(backend: Backend) {
         .json(&PushRequest {
             items: vec![one; MAX_PUSH_ITEMS + 1],
             verified_checkpoint: None,
+            device_audit_head: None,
         })
         .send()
         .await
@@ -390,6 +393,7 @@ async fn bad_input_gets_json_4xx(backend: Backend) {
         .json(&PushRequest {
             items: vec![],
             verified_checkpoint: None,
+            device_audit_head: None,
         })
         .send()
         .await
@@ -402,6 +406,7 @@ async fn bad_input_gets_json_4xx(backend: Backend) {
         .json(&PushRequest {
             items: vec![],
             verified_checkpoint: None,
+            device_audit_head: None,
         })
         .send()
         .await
@@ -758,6 +763,7 @@ fn generated_push_bodies_never_get_a_5xx(backend: Backend) {
     let valid = serde_json::to_string(&PushRequest {
         items: vec![item(&dev.key, &e, 1)],
         verified_checkpoint: None,
+        device_audit_head: None,
     })
     .unwrap();
     let config = ProptestConfig {

@@ -266,6 +266,7 @@ async fn two_replicas_on_one_store_each_version_once(backend: Backend) {
                 let body = PushRequest {
                     items,
                     verified_checkpoint: None,
+                    device_audit_head: None,
                 };
                 let send = |base: String| {
                     http.post(format!("{base}/sync/push"))

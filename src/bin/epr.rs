@@ -69,8 +69,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check the store's integrity (SQLite, SQLCipher and the audit chain).
-    Check,
+    /// Check the store's integrity (SQLite, SQLCipher and the audit chain). With
+    /// `--audit-head SEQ:HASH` (an audit head the server logged for this tablet, from its
+    /// log's `device_audit_head` entries), also check the audit chain still holds it: a chain
+    /// cut short since then does not.
+    Check {
+        #[arg(long, value_name = "SEQ:HASH")]
+        audit_head: Vec<String>,
+    },
     /// Write a hospital handover document for one record: FHIR R4 bundle or PDF summary.
     Export {
         #[arg(long)]
@@ -315,10 +321,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Command::Check => {
+        Command::Check { audit_head } => {
             let store = unlock(&cli, &data_dir)?;
-            let problems = store.integrity_problems()?;
+            let mut problems = store.integrity_problems()?;
             let chain = store.audit_chain_break()?;
+            for head in audit_head {
+                let parsed = head
+                    .split_once(':')
+                    .and_then(|(seq, hash)| Some((seq.trim().parse::<i64>().ok()?, hash.trim())));
+                let Some((seq, hash)) = parsed else {
+                    return Err(anyhow!(
+                        "--audit-head must be SEQ:HASH, for example 42:9f2c…"
+                    ));
+                };
+                if !store.audit_holds(seq, hash)? {
+                    problems.push(format!(
+                        "the audit log no longer holds entry {seq} as reported to the server: entries were removed or rewritten"
+                    ));
+                }
+            }
             if problems.is_empty() && chain.is_none() {
                 println!("store is sound (SQLCipher {})", store.cipher_version()?);
             } else {

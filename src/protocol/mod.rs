@@ -107,6 +107,32 @@ pub struct PushRequest {
     /// so every tablet is a witness of the log it was shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_checkpoint: Option<LogState>,
+    /// The newest entry of the device's own audit chain; the server logs it, so a device
+    /// audit cut short afterwards is detectable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_audit_head: Option<AuditHead>,
+}
+
+/// A device audit chain's newest entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditHead {
+    pub seq: i64,
+    /// Hex, 64 digits.
+    pub hash: String,
+}
+
+impl AuditHead {
+    /// A sequence number from 1 and a 64-digit lower-case hex hash: anything else is not
+    /// logged.
+    pub fn is_well_formed(&self) -> bool {
+        self.seq >= 1
+            && self.hash.len() == 64
+            && self
+                .hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
 }
 
 /// A log size and root, as a device reports the checkpoint it verified.

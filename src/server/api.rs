@@ -545,9 +545,18 @@ async fn push(
         .into_iter()
         .map(|c| c.map(|v| valid.push(v)))
         .collect();
+    // A malformed audit head is not logged (and does not refuse the records with it).
+    let audit_head = req.device_audit_head.as_ref().and_then(|h| {
+        if h.is_well_formed() {
+            u64::try_from(h.seq).ok().map(|seq| (seq, h.hash.clone()))
+        } else {
+            tracing::warn!(device_id = %device.device_id, "a malformed device audit head was not logged");
+            None
+        }
+    });
     let pushed = state
         .storage()
-        .push_versions(&device, &valid, Utc::now())
+        .push_versions(&device, &valid, audit_head, Utc::now())
         .await?;
     let checkpoint = state.signed_checkpoint(&pushed.log).await?;
     if let Some(seen) = &req.verified_checkpoint {

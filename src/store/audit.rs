@@ -1,14 +1,83 @@
 //! The device audit log: who did what to which record, when. Hash-chained, no clinical text.
 //!
-//! Each entry's hash is SHA-256 over the previous entry's hash and this entry's fields, so
-//! deleting, reordering or editing an entry breaks [`verify_chain`].
+//! Each entry's hash covers the previous entry's hash and this entry's fields, so deleting,
+//! reordering or editing an entry breaks [`verify_chain`]. Entries are written in format 2:
+//! HMAC-SHA256 over the entry as canonical JSON, under a key derived from the store's database
+//! key, so no one without the store key can rebuild a chain after editing it. (Format 1,
+//! unkeyed SHA-256 over `|`-joined fields, is how stores made earlier began their chains; it
+//! still verifies, and never follows a format 2 entry.) The chain's head is reported to the
+//! server with each sync and logged there, so a device audit cut short afterwards no longer
+//! holds the head the server logged ([`super::Store::audit_holds`]).
 
 use crate::model::Revision;
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
-use crate::crypto::sha256_hex;
+use crate::crypto::{DatabaseKey, canonical_json, sha256_hex};
+
+/// The device schema version that records each entry's hash format.
+const KEYED_AUDIT_SCHEMA: i64 = 3;
+
+/// How entries are hashed: keyed (format 2) when the store has a database key.
+#[derive(Clone)]
+pub enum AuditMac {
+    /// Format 1 in a schema from before formats were recorded (a store still at an earlier
+    /// version, as tests of upgrades make).
+    Legacy,
+    /// Format 1, for a store without a key (the plain benchmark store).
+    Unkeyed,
+    Keyed(ring::hmac::Key),
+}
+
+impl AuditMac {
+    /// The MAC for a store opened with `key`: HMAC-SHA256 under HMAC-SHA256(store key,
+    /// "ambulance-epr/device-audit/v2"), so the audit key is never the database key itself.
+    pub fn for_store(key: Option<&DatabaseKey>) -> Self {
+        match key {
+            None => AuditMac::Unkeyed,
+            Some(k) => {
+                let root = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k.as_bytes());
+                let derived = ring::hmac::sign(&root, b"ambulance-epr/device-audit/v2");
+                AuditMac::Keyed(ring::hmac::Key::new(
+                    ring::hmac::HMAC_SHA256,
+                    derived.as_ref(),
+                ))
+            }
+        }
+    }
+
+    fn format(&self) -> i64 {
+        match self {
+            AuditMac::Legacy | AuditMac::Unkeyed => 1,
+            AuditMac::Keyed(_) => 2,
+        }
+    }
+}
+
+/// Format 2: HMAC over the entry's canonical JSON.
+#[allow(clippy::too_many_arguments)]
+fn entry_mac(
+    key: &ring::hmac::Key,
+    prev: &str,
+    seq: i64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    encounter_id: Option<&str>,
+    revision: Option<i64>,
+) -> String {
+    let v = serde_json::json!({
+        "prev": prev,
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "encounter_id": encounter_id,
+        "revision": revision,
+    });
+    hex::encode(ring::hmac::sign(key, &canonical_json(&v)).as_ref())
+}
 
 /// The hash the first entry chains from.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -88,6 +157,7 @@ fn entry_hash(
 /// Appends an entry inside the caller's transaction.
 pub fn append(
     conn: &Connection,
+    mac: &AuditMac,
     actor: &str,
     action: Action,
     encounter_id: Option<Uuid>,
@@ -104,12 +174,45 @@ pub fn append(
     let at = Utc::now().to_rfc3339();
     let id = encounter_id.map(|u| u.to_string());
     let rev = revision.map(Revision::to_i64);
-    let hash = entry_hash(&prev, seq, &at, actor, action.as_str(), id.as_deref(), rev);
+    let hash = match mac {
+        AuditMac::Legacy | AuditMac::Unkeyed => {
+            entry_hash(&prev, seq, &at, actor, action.as_str(), id.as_deref(), rev)
+        }
+        AuditMac::Keyed(k) => entry_mac(
+            k,
+            &prev,
+            seq,
+            &at,
+            actor,
+            action.as_str(),
+            id.as_deref(),
+            rev,
+        ),
+    };
+    if matches!(mac, AuditMac::Legacy) {
+        conn.prepare_cached(
+            "INSERT INTO audit_log (seq, at_utc, actor, action, encounter_id, revision, prev_hash, entry_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![seq, at, actor, action.as_str(), id, rev, prev, hash])?;
+        return Ok(());
+    }
     conn.prepare_cached(
-        "INSERT INTO audit_log (seq, at_utc, actor, action, encounter_id, revision, prev_hash, entry_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO audit_log (seq, at_utc, actor, action, encounter_id, revision, prev_hash,
+             entry_hash, hash_format)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![seq, at, actor, action.as_str(), id, rev, prev, hash])?;
+    .execute(params![
+        seq,
+        at,
+        actor,
+        action.as_str(),
+        id,
+        rev,
+        prev,
+        hash,
+        mac.format()
+    ])?;
     Ok(())
 }
 
@@ -125,11 +228,18 @@ pub struct AuditEntry {
 }
 
 /// Re-computes the chain; returns the sequence number of the first broken entry, if any.
-pub fn verify_chain(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, at_utc, actor, action, encounter_id, revision, prev_hash, entry_hash
-         FROM audit_log ORDER BY seq",
-    )?;
+/// A keyed entry without the key to check it, or an unkeyed entry after a keyed one, is a
+/// break.
+pub fn verify_chain(conn: &Connection, mac: &AuditMac) -> rusqlite::Result<Option<i64>> {
+    let mut stmt = conn.prepare(if matches!(mac, AuditMac::Legacy) {
+        "SELECT seq, at_utc, actor, action, encounter_id, revision, prev_hash, entry_hash, 1
+         FROM audit_log ORDER BY seq"
+    } else {
+        "SELECT seq, at_utc, actor, action, encounter_id, revision, prev_hash, entry_hash,
+             hash_format
+         FROM audit_log ORDER BY seq"
+    })?;
+    let mut highest_format = 1i64;
     let mut rows = stmt.query([])?;
     let mut prev = GENESIS_HASH.to_owned();
     let mut expected_seq = 1i64;
@@ -142,8 +252,33 @@ pub fn verify_chain(conn: &Connection) -> rusqlite::Result<Option<i64>> {
         let rev: Option<i64> = r.get(5)?;
         let stored_prev: String = r.get(6)?;
         let stored_hash: String = r.get(7)?;
-        let hash = entry_hash(&prev, seq, &at, &actor, &action, id.as_deref(), rev);
-        if seq != expected_seq || stored_prev != prev || stored_hash != hash {
+        let format: i64 = r.get(8)?;
+        let hash = match (format, mac) {
+            (1, _) if highest_format == 1 => Some(entry_hash(
+                &prev,
+                seq,
+                &at,
+                &actor,
+                &action,
+                id.as_deref(),
+                rev,
+            )),
+            (2, AuditMac::Keyed(k)) => {
+                highest_format = 2;
+                Some(entry_mac(
+                    k,
+                    &prev,
+                    seq,
+                    &at,
+                    &actor,
+                    &action,
+                    id.as_deref(),
+                    rev,
+                ))
+            }
+            _ => None,
+        };
+        if seq != expected_seq || stored_prev != prev || hash.as_deref() != Some(&stored_hash) {
             return Ok(Some(seq));
         }
         prev = stored_hash;
@@ -174,11 +309,105 @@ impl super::Store {
 
     /// Checks the whole audit chain; `None` when intact.
     pub fn audit_chain_break(&self) -> super::Result<Option<i64>> {
-        Ok(verify_chain(&self.conn)?)
+        Ok(verify_chain(&self.conn, &self.audit_mac())?)
+    }
+
+    /// The audit chain's newest entry: `(seq, hash)`, as reported to the server with each sync.
+    pub fn audit_head(&self) -> super::Result<Option<(i64, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Whether the audit chain still holds the entry `seq` with `hash` (a head this store
+    /// reported to the server): false when the log was cut short or rewritten since.
+    pub fn audit_holds(&self, seq: i64, hash: &str) -> super::Result<bool> {
+        let stored: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT entry_hash FROM audit_log WHERE seq = ?1",
+                params![seq],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(stored.as_deref() == Some(hash) && self.audit_chain_break()?.is_none())
+    }
+
+    /// The MAC new audit entries are written with (format 1 in a schema from before
+    /// formats were recorded).
+    pub(crate) fn audit_mac(&self) -> AuditMac {
+        match super::migrate::current_version(&self.conn) {
+            Ok(v) if v >= KEYED_AUDIT_SCHEMA => AuditMac::for_store(self.key.as_ref()),
+            _ => AuditMac::Legacy,
+        }
     }
 
     /// Records that a record was viewed or exported (reads are audited too).
     pub fn record_access(&mut self, action: Action, encounter_id: Uuid) -> super::Result<()> {
         self.audit(action, Some(encounter_id), None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate::migrate_to(&mut conn, super::super::migrate::latest_version())
+            .unwrap();
+        conn
+    }
+
+    fn keyed(byte: u8) -> AuditMac {
+        AuditMac::for_store(Some(&DatabaseKey::from_bytes([byte; 32])))
+    }
+
+    #[test]
+    fn a_keyed_chain_holds_only_under_its_key_and_breaks_when_edited() {
+        let conn = db();
+        // Entries from before the keyed format, then keyed ones.
+        append(
+            &conn,
+            &AuditMac::Unkeyed,
+            "crew",
+            Action::StoreCreated,
+            None,
+            None,
+        )
+        .unwrap();
+        for _ in 0..3 {
+            append(&conn, &keyed(7), "crew", Action::Unlocked, None, None).unwrap();
+        }
+        assert_eq!(verify_chain(&conn, &keyed(7)).unwrap(), None);
+        // Without the store's key the keyed entries cannot be checked (or rebuilt).
+        assert_eq!(verify_chain(&conn, &keyed(8)).unwrap(), Some(2));
+        assert_eq!(verify_chain(&conn, &AuditMac::Unkeyed).unwrap(), Some(2));
+
+        conn.execute("UPDATE audit_log SET actor = 'someone' WHERE seq = 3", [])
+            .unwrap();
+        assert_eq!(verify_chain(&conn, &keyed(7)).unwrap(), Some(3));
+    }
+
+    #[test]
+    fn an_unkeyed_entry_after_a_keyed_one_is_a_break() {
+        let conn = db();
+        append(&conn, &keyed(7), "crew", Action::StoreCreated, None, None).unwrap();
+        // Someone without the key appends an entry they can compute: format 1.
+        append(
+            &conn,
+            &AuditMac::Unkeyed,
+            "crew",
+            Action::Viewed,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(verify_chain(&conn, &keyed(7)).unwrap(), Some(2));
     }
 }

@@ -170,10 +170,12 @@ impl Store {
         clinician_name: &str,
         registration: &str,
     ) -> Result<SaveReceipt> {
+        let mac = self.audit_mac();
         let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         let writer = VersionWriter {
             user: &self.user,
             signing_key: self.signing_key.as_ref(),
+            mac,
         };
         let receipt = complete_in(&tx, &writer, encounter, clinician_name, registration)?;
         tx.commit()?;
@@ -192,10 +194,12 @@ impl Store {
         if reason.trim().is_empty() {
             return Err(StoreError::AmendmentNeedsReason);
         }
+        let mac = self.audit_mac();
         let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         let writer = VersionWriter {
             user: &self.user,
             signing_key: self.signing_key.as_ref(),
+            mac,
         };
         let receipt = match current_status(&tx, encounter.id)? {
             Some(s) if s.is_signed() => {
@@ -252,6 +256,7 @@ impl Store {
     /// Throws away an unsigned amendment in progress; the signed versions are untouched.
     /// Clearing it and its audit entry are one transaction.
     pub fn discard_amendment_draft(&mut self, id: Uuid) -> Result<()> {
+        let mac = self.audit_mac();
         let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         let present: Option<bool> = tx
             .query_row(
@@ -264,7 +269,14 @@ impl Store {
             return Ok(());
         }
         clear_amendment_draft(&tx, id)?;
-        audit::append(&tx, &self.user, Action::AmendmentDiscarded, Some(id), None)?;
+        audit::append(
+            &tx,
+            &mac,
+            &self.user,
+            Action::AmendmentDiscarded,
+            Some(id),
+            None,
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -275,10 +287,12 @@ impl Store {
         doc: &Encounter,
         amendment_reason: Option<&str>,
     ) -> Result<SaveReceipt> {
+        let mac = self.audit_mac();
         let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         let receipt = VersionWriter {
             user: &self.user,
             signing_key: self.signing_key.as_ref(),
+            mac,
         }
         .write(&tx, doc, amendment_reason)?;
         tx.commit()?;
@@ -515,6 +529,7 @@ impl Store {
 struct VersionWriter<'a> {
     user: &'a str,
     signing_key: Option<&'a DeviceSigningKey>,
+    mac: audit::AuditMac,
 }
 
 impl VersionWriter<'_> {
@@ -646,7 +661,7 @@ impl VersionWriter<'_> {
             RecordStatus::Completed => Action::Completed,
             RecordStatus::Amended => Action::Amended,
         };
-        audit::append(tx, user, action, Some(doc.id), Some(revision))?;
+        audit::append(tx, &self.mac, user, action, Some(doc.id), Some(revision))?;
         Ok(SaveReceipt {
             record_id: doc.id,
             revision,

@@ -7,6 +7,7 @@ use rusqlite::Connection;
 pub const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/device/0001_initial.sql"),
     include_str!("../../migrations/device/0002_sync_and_feedback.sql"),
+    include_str!("../../migrations/device/0003_keyed_audit.sql"),
 ];
 
 /// The schema version this build writes.

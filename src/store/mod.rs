@@ -697,8 +697,9 @@ impl Store {
         encounter_id: Option<uuid::Uuid>,
         revision: Option<Revision>,
     ) -> Result<()> {
+        let mac = self.audit_mac();
         let tx = self.conn.transaction()?;
-        audit::append(&tx, &self.user, action, encounter_id, revision)?;
+        audit::append(&tx, &mac, &self.user, action, encounter_id, revision)?;
         tx.commit()?;
         Ok(())
     }

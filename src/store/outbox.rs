@@ -148,6 +148,7 @@ impl Store {
     /// [`Store::acknowledge`] for a whole batch in one transaction.
     pub fn acknowledge_many(&mut self, acks: &[(Uuid, Revision)]) -> Result<()> {
         let user = self.user.clone();
+        let mac = self.audit_mac();
         let tx = rusqlite::Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         for (record_id, revision) in acks {
             let id = record_id.to_string();
@@ -169,6 +170,7 @@ impl Store {
             if removed > 0 {
                 audit::append(
                     &tx,
+                    &mac,
                     &user,
                     Action::Pushed,
                     Some(*record_id),
@@ -184,6 +186,7 @@ impl Store {
     /// record as needing attention. Other records keep draining.
     pub fn quarantine(&mut self, record_id: Uuid, revision: Revision, reason: &str) -> Result<()> {
         let user = self.user.clone();
+        let mac = self.audit_mac();
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE outbox SET quarantined_reason = ?3 WHERE encounter_id = ?1 AND revision = ?2",
@@ -195,6 +198,7 @@ impl Store {
         )?;
         audit::append(
             &tx,
+            &mac,
             &user,
             Action::Quarantined,
             Some(record_id),
@@ -248,6 +252,7 @@ impl Store {
     /// Decisions for records this device does not hold are kept in the history only.
     pub fn apply_feedback(&mut self, items: &[FeedbackEntry], next_cursor: i64) -> Result<usize> {
         let user = self.user.clone();
+        let mac = self.audit_mac();
         let tx = rusqlite::Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         let mut applied = 0;
         for f in items {
@@ -280,6 +285,7 @@ impl Store {
             )?;
             audit::append(
                 &tx,
+                &mac,
                 &user,
                 Action::FeedbackReceived,
                 Some(f.record_id),

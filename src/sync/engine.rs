@@ -55,11 +55,17 @@ struct RawPushRequest<'a> {
     items: Vec<RawPushItem<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verified_checkpoint: Option<crate::protocol::LogState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_audit_head: Option<crate::protocol::AuditHead>,
 }
 
 /// Serialises a batch as a push request, sending each stored document as its exact text, and
 /// the checkpoint this tablet last verified (the server checks it against its own log).
-fn request_body(batch: &[OutboxItem], verified: Option<&Checkpoint>) -> Result<Vec<u8>, SyncError> {
+fn request_body(
+    batch: &[OutboxItem],
+    verified: Option<&Checkpoint>,
+    device_audit_head: Option<crate::protocol::AuditHead>,
+) -> Result<Vec<u8>, SyncError> {
     let mut items = Vec::with_capacity(batch.len());
     for entry in batch {
         let document = serde_json::value::RawValue::from_string(entry.document.clone())
@@ -81,6 +87,7 @@ fn request_body(batch: &[OutboxItem], verified: Option<&Checkpoint>) -> Result<V
     serde_json::to_vec(&RawPushRequest {
         items,
         verified_checkpoint,
+        device_audit_head,
     })
     .map_err(|e| SyncError::Store(StoreError::from(e)))
 }
@@ -389,7 +396,11 @@ impl Engine {
                 None
             } else {
                 after = next.last().map(|b| b.position.clone());
-                let body = request_body(&next, self.log.as_ref())?;
+                let head = self
+                    .store
+                    .audit_head()?
+                    .map(|(seq, hash)| crate::protocol::AuditHead { seq, hash });
+                let body = request_body(&next, self.log.as_ref(), head)?;
                 let ids: Vec<Uuid> = next.iter().map(|b| b.record_id).collect();
                 self.store.mark_sending(&ids)?;
                 let client = client.clone();

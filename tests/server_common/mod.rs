@@ -444,6 +444,7 @@ pub async fn push(srv: &TestServer, token: &str, items: &[PushItem]) -> PushResp
         .json(&PushRequest {
             items: items.to_vec(),
             verified_checkpoint: None,
+            device_audit_head: None,
         })
         .send()
         .await

@@ -906,6 +906,7 @@ pub(crate) async fn push_versions<T: Tx>(
     tx: &mut T,
     device: &DeviceIdentity,
     items: &[NewVersion],
+    audit_head: Option<(u64, String)>,
     now: DateTime<Utc>,
 ) -> Result<PushStored, StorageError> {
     let now = to_micros(now);
@@ -953,11 +954,19 @@ pub(crate) async fn push_versions<T: Tx>(
             )
         })
         .collect();
-    let leaves: Vec<Leaf> = plan
+    let mut leaves: Vec<Leaf> = plan
         .stored
         .iter()
         .map(|v| version_leaf(device.device_id, v))
         .collect();
+    // After the versions, so their leaf indexes start at the first new leaf.
+    if let Some((seq, hash)) = audit_head {
+        leaves.push(Leaf::DeviceAuditHead {
+            device_id: device.device_id,
+            seq,
+            hash,
+        });
+    }
     let (first, log) = append_log(tx, &leaves).await?;
     append_audit(tx, &audit, now).await?;
     // Each stored or duplicate version's leaf: new ones in the order appended, earlier ones

@@ -797,12 +797,14 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Marks a device seen at `now`.
     async fn touch_device(&self, device_id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError>;
 
-    /// Stores a batch in one transaction, its stored versions appended to the log in the same
-    /// transaction; one outcome per item, in order.
+    /// Stores a batch in one transaction, its stored versions (and the device's audit head,
+    /// when it sent one) appended to the log in the same transaction; one outcome per item, in
+    /// order.
     async fn push_versions(
         &self,
         device: &DeviceIdentity,
         items: &[NewVersion],
+        audit_head: Option<(u64, String)>,
         now: DateTime<Utc>,
     ) -> Result<PushStored, StorageError>;
 

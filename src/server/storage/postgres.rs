@@ -1390,10 +1390,11 @@ impl Storage for PostgresStorage {
         &self,
         device: &DeviceIdentity,
         items: &[NewVersion],
+        audit_head: Option<(u64, String)>,
         now: DateTime<Utc>,
     ) -> Result<PushStored, StorageError> {
         in_tx!(self, TxKind::Write, |tx| core::push_versions(
-            &mut tx, device, items, now
+            &mut tx, device, items, audit_head, now
         ))
     }
 

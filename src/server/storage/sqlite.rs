@@ -1412,11 +1412,12 @@ impl Storage for SqliteStorage {
         &self,
         device: &DeviceIdentity,
         items: &[NewVersion],
+        audit_head: Option<(u64, String)>,
         now: DateTime<Utc>,
     ) -> Result<PushStored, StorageError> {
         let (device, items) = (device.clone(), items.to_vec());
         self.run(TxKind::Write, move |tx| {
-            complete(core::push_versions(tx, &device, &items, now))
+            complete(core::push_versions(tx, &device, &items, audit_head, now))
         })
         .await
     }
