@@ -705,6 +705,34 @@ mod tests {
     }
 
     #[test]
+    fn rotations_are_followed_only_when_each_is_signed_by_the_key_before_it() {
+        let (k1, k2, k3, forger) = (key(), key(), key(), key());
+        let public = |k: &DeviceSigningKey| LogPublicKey {
+            name: "o/log".into(),
+            key: k.public_key_bytes(),
+        };
+        let one_two = sign_rotation(&k1, "o/log", &public(&k2));
+        let two_three = sign_rotation(&k2, "o/log", &public(&k3));
+        // Two steps, given in any order.
+        let statements = vec![two_three.clone(), one_two.clone()];
+        assert_eq!(
+            follow_rotations(&public(&k1), &statements, &public(&k3)).unwrap(),
+            public(&k3)
+        );
+        // A statement naming the forger's key, signed by the forger: refused.
+        let forged = sign_rotation(&forger, "o/log", &public(&forger));
+        assert_eq!(
+            follow_rotations(&public(&k1), &[forged], &public(&forger)),
+            Err(IntegrityError::UnknownKey)
+        );
+        // A statement for another log's name does not count.
+        let elsewhere = sign_rotation(&k1, "other/log", &public(&k2));
+        assert!(follow_rotations(&public(&k1), &[elsewhere], &public(&k2)).is_err());
+        // Missing the middle step: refused.
+        assert!(follow_rotations(&public(&k1), &[two_three], &public(&k3)).is_err());
+    }
+
+    #[test]
     fn appended_tree_matches_the_leaf_only_root_and_proves() {
         let all = leaves(37);
         let mut hashes = HashMapReader::default();

@@ -582,12 +582,16 @@ impl Engine {
             }
         };
         let now = match open_checkpoint(&answer.checkpoint, &key) {
-            Err(IntegrityError::UnknownKey) => {
-                let key = self
-                    .follow_key_rotation(client, token, &key, &answer.log_key)
-                    .await?;
-                open_checkpoint(&answer.checkpoint, &key).map_err(|e| self.integrity_failed(e))?
-            }
+            Err(IntegrityError::UnknownKey) => match LogPublicKey::from_vkey(&answer.log_key) {
+                Ok(offered) if offered != key => {
+                    let key = self
+                        .follow_key_rotation(client, token, &key, offered)
+                        .await?;
+                    open_checkpoint(&answer.checkpoint, &key)
+                        .map_err(|e| self.integrity_failed(e))?
+                }
+                _ => return Err(self.integrity_failed(IntegrityError::UnknownKey)),
+            },
             other => other.map_err(|e| self.integrity_failed(e))?,
         };
         if let Some(before) = before {
@@ -607,10 +611,14 @@ impl Engine {
         client: &ApiClient,
         token: &str,
         pinned: &LogPublicKey,
-        offered: &str,
+        target: LogPublicKey,
     ) -> Result<LogPublicKey, SyncError> {
-        let target = LogPublicKey::from_vkey(offered).map_err(|e| self.integrity_failed(e))?;
-        let statements = client.log_key_rotations(token).await?.rotations;
+        // A server without rotations to show has none that could hand over to this key.
+        let statements = match client.log_key_rotations(token).await {
+            Ok(r) => r.rotations,
+            Err(RequestError::Refused { status: 404, .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
         let key =
             follow_rotations(pinned, &statements, &target).map_err(|e| self.integrity_failed(e))?;
         self.store
