@@ -408,7 +408,7 @@ pub async fn verify(
     expected: &[ExpectedCheckpoint],
     pack_dir: Option<&std::path::Path>,
 ) -> Result<VerifyReport, AdminError> {
-    use crate::transparency::{Checkpoint, Leaf, hash_b64, leaf_time, open_checkpoint};
+    use crate::transparency::{Checkpoint, hash_b64, leaf_time, open_checkpoint};
     let mut findings = Vec::new();
     let mut pack = pack_dir.map(Pack::create).transpose()?;
     let mut checkpoint_notes = Vec::new();
@@ -500,16 +500,7 @@ pub async fn verify(
                     v.record_id, v.revision
                 )),
                 Some((idx, leaf)) => {
-                    let expected_leaf = Leaf::Version {
-                        record_id: v.record_id,
-                        revision: v.revision.get(),
-                        status: v.status_text.clone(),
-                        content_sha256: v.content_sha256.clone(),
-                        signature: v.signature.clone(),
-                        device_id: v.device_id,
-                        saved_at_utc: leaf_time(v.saved_at_utc),
-                    };
-                    if *leaf != expected_leaf {
+                    if *leaf != v.leaf() {
                         findings.push(format!(
                             "record {} revision {}: the stored row differs from its logged entry (leaf {idx})",
                             v.record_id, v.revision

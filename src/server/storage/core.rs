@@ -443,17 +443,7 @@ pub(crate) async fn backfill_log<T: Tx>(tx: &mut T) -> Result<u64, StorageError>
         let page = tx.versions_after(after, 1000).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        for v in &page {
-            leaves.push(Leaf::Version {
-                record_id: v.record_id,
-                revision: v.revision.get(),
-                status: v.status_text.clone(),
-                content_sha256: v.content_sha256.clone(),
-                signature: v.signature.clone(),
-                device_id: v.device_id,
-                saved_at_utc: leaf_time(v.saved_at_utc),
-            });
-        }
+        leaves.extend(page.iter().map(StoredVersion::leaf));
     }
     leaves.extend(tx.all_decisions().await?.iter().map(decision_leaf));
     for d in &devices {

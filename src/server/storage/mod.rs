@@ -330,6 +330,21 @@ pub struct StoredVersion {
     pub public_key_b64: String,
 }
 
+impl StoredVersion {
+    /// The log leaf this version must have (as `push` appended it).
+    pub fn leaf(&self) -> crate::transparency::Leaf {
+        crate::transparency::Leaf::Version {
+            record_id: self.record_id,
+            revision: self.revision.get(),
+            status: self.status_text.clone(),
+            content_sha256: self.content_sha256.clone(),
+            signature: self.signature.clone(),
+            device_id: self.device_id,
+            saved_at_utc: crate::transparency::leaf_time(self.saved_at_utc),
+        }
+    }
+}
+
 /// Review list filter, already checked by the handler.
 #[derive(Debug, Clone, Default)]
 pub struct ReviewFilter {
