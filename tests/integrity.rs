@@ -746,3 +746,91 @@ fn a_device_audit_cut_short_after_a_sync_no_longer_holds_the_logged_head() {
     );
     stop(server);
 }
+
+#[test]
+fn a_database_from_before_the_log_is_logged_once_when_first_opened() {
+    use ambulance_epr::crypto::token_hash_hex;
+    use ambulance_epr::model::RecordStatus;
+    use ambulance_epr::protocol::PushItem;
+    use ambulance_epr::server::storage::{DeviceIdentity, NewDevice};
+    use ambulance_epr::server::{admin, ingest::check_item, open_storage};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", db_file(tmp.path()).display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let key = DeviceSigningKey::generate().unwrap();
+    let device_id = Uuid::now_v7();
+    rt.block_on(async {
+        let storage = open_storage(&url).await.unwrap();
+        let code = admin::create_enrolment_code(storage.as_ref(), "Old tablet")
+            .await
+            .unwrap();
+        storage
+            .enroll_device(
+                &NewDevice {
+                    code_hash: token_hash_hex(&admin::normalise_enrolment_code(&code.code)),
+                    device_id,
+                    public_key_b64: key.public_key_base64(),
+                    token_hash: token_hash_hex("old-token"),
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        let device = DeviceIdentity {
+            device_id,
+            device_name: "Old tablet".into(),
+            public_key_b64: key.public_key_base64(),
+            revoked: false,
+            last_seen_utc: None,
+        };
+        let items: Vec<_> = (0..3)
+            .map(|_| {
+                let mut e = ambulance_epr::demo::complete_encounter();
+                e.id = Uuid::now_v7();
+                e.status = RecordStatus::Completed;
+                let document = serde_json::to_value(&e).unwrap();
+                let sha = content_sha256_hex(&document);
+                let signature =
+                    key.sign_base64(&signing_payload(e.id, Revision::FIRST, "completed", &sha));
+                let item = PushItem {
+                    record_id: e.id,
+                    revision: Revision::FIRST,
+                    status: RecordStatus::Completed,
+                    document,
+                    content_sha256: sha,
+                    signature: Some(signature),
+                    saved_at_utc: chrono::Utc::now(),
+                };
+                check_item(&item, &device.public_key_b64).unwrap()
+            })
+            .collect();
+        storage
+            .push_versions(&device, &items, None, chrono::Utc::now())
+            .await
+            .unwrap();
+        admin::revoke_device(storage.as_ref(), device_id)
+            .await
+            .unwrap();
+    });
+    // As a database written before the log existed: no leaves, hashes or checkpoints.
+    let c = sql(tmp.path());
+    c.execute_batch("DELETE FROM log_leaves; DELETE FROM log_hashes; DELETE FROM log_checkpoints;")
+        .unwrap();
+    drop(c);
+
+    let signer = ambulance_epr::server::log_key::LogSigner::generate(Some("test/log")).unwrap();
+    for _ in 0..2 {
+        let report = rt.block_on(async {
+            let storage = open_storage(&url).await.unwrap();
+            admin::verify(storage.as_ref(), &signer.public(), &[], None)
+                .await
+                .unwrap()
+        });
+        assert!(report.is_clean(), "{:?}", report.log_findings);
+        assert_eq!(report.versions_checked, 3);
+        // The enrolment, three versions and the revocation, logged once however often the
+        // database is opened.
+        assert_eq!(report.log_size, 5);
+    }
+}

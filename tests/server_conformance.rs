@@ -234,6 +234,17 @@ async fn review_filters_and_decisions(srv: &TestServer) {
         .unwrap();
     assert_eq!(detail.versions.len(), 2);
     assert!(detail.versions.iter().all(|v| v.signature_valid));
+    // The reviewer's own check, from the proofs this backend built: every version is signed by
+    // the device's logged key and included in the log.
+    let checks =
+        ambulance_epr::review_client::proof::check_detail(&detail, &test_log_signer().public());
+    assert_eq!(checks.len(), 2);
+    assert!(
+        checks
+            .iter()
+            .all(ambulance_epr::review_client::proof::SignatureCheck::is_proved),
+        "{checks:?}"
+    );
     assert_eq!(detail.decisions.len(), 1);
     assert_eq!(detail.device_id, dev.id);
     assert_eq!(
