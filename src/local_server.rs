@@ -18,6 +18,11 @@ use crate::server::{self, ServerConfig, Storage, admin};
 /// File name of the demo server's database inside the app's data directory.
 pub const DEMO_DB_FILE: &str = "demo-server.db";
 
+/// The demo server's log signing key, beside its database (deleted with it).
+pub fn demo_key_path(data_dir: &Path) -> std::path::PathBuf {
+    server::log_key::key_path_beside(&data_dir.join(DEMO_DB_FILE))
+}
+
 /// Why the local server could not start or act.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalServerError {
@@ -66,13 +71,11 @@ impl LocalServer {
         db_key: &DatabaseKey,
     ) -> Result<Self, LocalServerError> {
         let port = if port == 0 { pick_port() } else { port };
-        let key_path = server::log_key::default_key_path(&format!(
-            "sqlite://{}",
-            data_dir.join(DEMO_DB_FILE).display()
-        ));
-        let (signer, _) =
-            server::log_key::LogSigner::load_or_create(&key_path, Some("ambulance-epr/demo-log"))
-                .map_err(|e| LocalServerError::Storage(e.to_string()))?;
+        let (signer, _) = server::log_key::LogSigner::load_or_create(
+            &demo_key_path(data_dir),
+            Some("ambulance-epr/demo-log"),
+        )
+        .map_err(|e| LocalServerError::Storage(e.to_string()))?;
         let storage: Arc<dyn Storage> = Arc::new(
             server::storage::sqlite::SqliteStorage::open_encrypted(
                 &data_dir.join(DEMO_DB_FILE),

@@ -129,6 +129,15 @@ async fn enrolment_end_to_end(backend: Backend) {
         .await
         .unwrap();
     expect_error(resp, 401, "device_revoked").await;
+    // The log's endpoints say the same to a revoked tablet, not "unknown session".
+    let resp = srv
+        .http
+        .get(srv.url("/log/checkpoint"))
+        .bearer_auth(&dev.token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 401, "device_revoked").await;
 }
 
 /// Tablets set up side by side with the same code, at the same moment: exactly one is

@@ -683,12 +683,13 @@ impl FromRequestParts<AppState> for LogReader {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?;
         let hash = token_hash_hex(token);
-        if let Some(d) = state.storage().device_by_token_hash(&hash).await?
-            && !d.revoked
-        {
-            return Ok(LogReader);
+        // A device token goes through the device check (so a revoked tablet hears that it is
+        // revoked); anything else must be a supervisor session.
+        if state.storage().device_by_token_hash(&hash).await?.is_some() {
+            DeviceAuth::from_request_parts(parts, state).await?;
+        } else {
+            SupervisorAuth::from_request_parts(parts, state).await?;
         }
-        SupervisorAuth::from_request_parts(parts, state).await?;
         Ok(LogReader)
     }
 }

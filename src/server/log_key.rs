@@ -231,13 +231,16 @@ pub fn install_successor(
 /// the working directory.
 pub fn default_key_path(database_url: &str) -> PathBuf {
     match database_url.strip_prefix("sqlite://") {
-        Some(path) if !path.is_empty() => {
-            let mut p = std::ffi::OsString::from(path);
-            p.push(".signing-key");
-            PathBuf::from(p)
-        }
+        Some(path) if !path.is_empty() => key_path_beside(Path::new(path)),
         _ => PathBuf::from("epr-server-signing-key.json"),
     }
+}
+
+/// The key file beside a SQLite database file: `server.db` → `server.db.signing-key`.
+pub fn key_path_beside(database_file: &Path) -> PathBuf {
+    let mut p = database_file.as_os_str().to_owned();
+    p.push(".signing-key");
+    PathBuf::from(p)
 }
 
 #[cfg(test)]

@@ -55,28 +55,49 @@ impl AuditMac {
     }
 }
 
-/// Format 2: HMAC over the entry's canonical JSON.
-#[allow(clippy::too_many_arguments)]
-fn entry_mac(
-    key: &ring::hmac::Key,
-    prev: &str,
+/// The fields an entry's hash covers.
+struct Chained<'a> {
+    prev: &'a str,
     seq: i64,
-    at: &str,
-    actor: &str,
-    action: &str,
-    encounter_id: Option<&str>,
+    at: &'a str,
+    actor: &'a str,
+    action: &'a str,
+    encounter_id: Option<&'a str>,
     revision: Option<i64>,
-) -> String {
-    let v = serde_json::json!({
-        "prev": prev,
-        "seq": seq,
-        "at": at,
-        "actor": actor,
-        "action": action,
-        "encounter_id": encounter_id,
-        "revision": revision,
-    });
-    hex::encode(ring::hmac::sign(key, &canonical_json(&v)).as_ref())
+}
+
+impl Chained<'_> {
+    /// Format 1 (`key` absent): SHA-256 over the `|`-joined fields. Format 2: HMAC-SHA256
+    /// under `key` over the entry's canonical JSON.
+    fn digest(&self, key: Option<&ring::hmac::Key>) -> String {
+        match key {
+            None => {
+                let line = format!(
+                    "{}|{}|{}|{}|{}|{}|{}",
+                    self.prev,
+                    self.seq,
+                    self.at,
+                    self.actor,
+                    self.action,
+                    self.encounter_id.unwrap_or(""),
+                    self.revision.map(|r| r.to_string()).unwrap_or_default()
+                );
+                sha256_hex(line.as_bytes())
+            }
+            Some(key) => {
+                let v = serde_json::json!({
+                    "prev": self.prev,
+                    "seq": self.seq,
+                    "at": self.at,
+                    "actor": self.actor,
+                    "action": self.action,
+                    "encounter_id": self.encounter_id,
+                    "revision": self.revision,
+                });
+                hex::encode(ring::hmac::sign(key, &canonical_json(&v)).as_ref())
+            }
+        }
+    }
 }
 
 /// The hash the first entry chains from.
@@ -137,23 +158,6 @@ impl Action {
     }
 }
 
-fn entry_hash(
-    prev: &str,
-    seq: i64,
-    at: &str,
-    actor: &str,
-    action: &str,
-    encounter_id: Option<&str>,
-    revision: Option<i64>,
-) -> String {
-    let line = format!(
-        "{prev}|{seq}|{at}|{actor}|{action}|{}|{}",
-        encounter_id.unwrap_or(""),
-        revision.map(|r| r.to_string()).unwrap_or_default()
-    );
-    sha256_hex(line.as_bytes())
-}
-
 /// Appends an entry inside the caller's transaction.
 pub fn append(
     conn: &Connection,
@@ -174,21 +178,20 @@ pub fn append(
     let at = Utc::now().to_rfc3339();
     let id = encounter_id.map(|u| u.to_string());
     let rev = revision.map(Revision::to_i64);
-    let hash = match mac {
-        AuditMac::Legacy | AuditMac::Unkeyed => {
-            entry_hash(&prev, seq, &at, actor, action.as_str(), id.as_deref(), rev)
-        }
-        AuditMac::Keyed(k) => entry_mac(
-            k,
-            &prev,
-            seq,
-            &at,
-            actor,
-            action.as_str(),
-            id.as_deref(),
-            rev,
-        ),
+    let key = match mac {
+        AuditMac::Legacy | AuditMac::Unkeyed => None,
+        AuditMac::Keyed(k) => Some(k),
     };
+    let hash = Chained {
+        prev: &prev,
+        seq,
+        at: &at,
+        actor,
+        action: action.as_str(),
+        encounter_id: id.as_deref(),
+        revision: rev,
+    }
+    .digest(key);
     if matches!(mac, AuditMac::Legacy) {
         conn.prepare_cached(
             "INSERT INTO audit_log (seq, at_utc, actor, action, encounter_id, revision, prev_hash, entry_hash)
@@ -253,28 +256,21 @@ pub fn verify_chain(conn: &Connection, mac: &AuditMac) -> rusqlite::Result<Optio
         let stored_prev: String = r.get(6)?;
         let stored_hash: String = r.get(7)?;
         let format: i64 = r.get(8)?;
+        let entry = Chained {
+            prev: &prev,
+            seq,
+            at: &at,
+            actor: &actor,
+            action: &action,
+            encounter_id: id.as_deref(),
+            revision: rev,
+        };
+        // Format 1 only before any keyed entry; format 2 only with the store's key.
         let hash = match (format, mac) {
-            (1, _) if highest_format == 1 => Some(entry_hash(
-                &prev,
-                seq,
-                &at,
-                &actor,
-                &action,
-                id.as_deref(),
-                rev,
-            )),
+            (1, _) if highest_format == 1 => Some(entry.digest(None)),
             (2, AuditMac::Keyed(k)) => {
                 highest_format = 2;
-                Some(entry_mac(
-                    k,
-                    &prev,
-                    seq,
-                    &at,
-                    &actor,
-                    &action,
-                    id.as_deref(),
-                    rev,
-                ))
+                Some(entry.digest(Some(k)))
             }
             _ => None,
         };

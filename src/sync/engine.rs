@@ -265,6 +265,8 @@ pub struct Engine {
     /// for their inclusion proofs before they leave the outbox.
     log: Option<Checkpoint>,
     unproven: Vec<Unproven>,
+    /// This tablet's id, read once per cycle (every version leaf names it).
+    device_id: Option<Uuid>,
 }
 
 /// Versions accepted before the engine stops to prove them (one checkpoint, one consistency
@@ -299,6 +301,7 @@ impl Engine {
             clock_skew_secs: None,
             log: None,
             unproven: Vec::new(),
+            device_id: None,
         }
     }
 
@@ -349,6 +352,10 @@ impl Engine {
             return Err(SyncError::Integrity(reason));
         }
         self.unproven.clear();
+        self.device_id = self
+            .store
+            .setting(DEVICE_ID)?
+            .and_then(|d| Uuid::parse_str(&d).ok());
         self.log = self.check_log(client, token).await?;
         let result = match self.push_all(client, token, &mut report).await {
             Ok(()) => self.prove_pushed(client, token, &mut report).await,
@@ -514,11 +521,7 @@ impl Engine {
 
     /// The log leaf the server must hold for a version this tablet pushed.
     fn version_leaf(&self, item: &OutboxItem) -> Result<Leaf, SyncError> {
-        let device_id = self
-            .store
-            .setting(DEVICE_ID)?
-            .and_then(|d| Uuid::parse_str(&d).ok())
-            .ok_or(SyncError::NotEnrolled)?;
+        let device_id = self.device_id.ok_or(SyncError::NotEnrolled)?;
         Ok(Leaf::Version {
             record_id: item.record_id,
             revision: item.revision.get(),

@@ -575,7 +575,7 @@ fn delete_demo_files(data_dir: &std::path::Path) -> Result<(), String> {
         doomed.extend([
             with_suffix(&demo_db, "-wal"),
             with_suffix(&demo_db, "-shm"),
-            with_suffix(&demo_db, ".signing-key"),
+            crate::local_server::demo_key_path(data_dir),
             demo_db,
         ]);
     }
