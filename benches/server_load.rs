@@ -76,6 +76,7 @@ fn device_bodies(
                         document,
                         content_sha256: sha,
                         signature: Some(sig),
+                        signer_user_id: None,
                         saved_at_utc: Utc::now(),
                     }
                 })
@@ -84,6 +85,7 @@ fn device_bodies(
                 items,
                 verified_checkpoint: None,
                 device_audit_head: None,
+                signers: Vec::new(),
             })
             .unwrap()
         })

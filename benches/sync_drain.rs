@@ -93,8 +93,15 @@ fn main() {
             document: serde_json::from_str(&o.document).unwrap(),
             content_sha256: o.content_sha256,
             signature: o.signature,
+            signer_user_id: o.signer_user_id,
             saved_at_utc: o.saved_at_utc,
         })
+        .collect();
+    let signers: Vec<ambulance_epr::protocol::SignerRegistration> = store
+        .unregistered_signers()
+        .unwrap()
+        .iter()
+        .map(|p| ambulance_epr::protocol::SignerRegistration::new(&p.identity, &p.proof))
         .collect();
     let signing_key = store.signing_key().unwrap();
     let direct = rt.block_on(async {
@@ -118,6 +125,7 @@ fn main() {
                         items: chunk.to_vec(),
                         verified_checkpoint: None,
                         device_audit_head: None,
+                        signers: signers.clone(),
                     },
                 )
                 .await

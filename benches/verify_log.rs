@@ -5,18 +5,19 @@
 //! proof sizes for a log of that size.
 //!
 //! Run with `cargo bench --bench verify_log`. Knobs: `EPR_BENCH_VERSIONS` (100000),
-//! `EPR_BENCH_BATCH_SIZE` (500). Without `--bench` in argv (as under `cargo test`) it returns
+//! `EPR_BENCH_BATCH_SIZE` (500), `EPR_BENCH_SIGNATURE_FORMAT` (2: each version signed by a
+//! clinician's registered key over the JCS payload; 1: by the device key, as older tablets). Without `--bench` in argv (as under `cargo test`) it returns
 //! at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
 
-use ambulance_epr::crypto::{DeviceSigningKey, content_sha256_hex, signing_payload};
+use ambulance_epr::crypto::{DeviceSigningKey, UserSigner, content_sha256_hex, signing_payload};
 use ambulance_epr::demo::synthetic_encounter;
 use ambulance_epr::model::{RecordStatus, Revision};
-use ambulance_epr::protocol::PushItem;
-use ambulance_epr::server::ingest::check_item;
+use ambulance_epr::protocol::{PushItem, SignerRegistration};
+use ambulance_epr::server::ingest::{PushKeys, check_item};
 use ambulance_epr::server::log_key::LogSigner;
 use ambulance_epr::server::storage::{DeviceIdentity, NewDevice};
 use ambulance_epr::server::{admin, open_storage};
@@ -37,11 +38,12 @@ fn main() {
     }
     let total = knob("EPR_BENCH_VERSIONS", 100_000);
     let batch_size = knob("EPR_BENCH_BATCH_SIZE", 500).max(1);
+    let format = knob("EPR_BENCH_SIGNATURE_FORMAT", 2);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(run(total, batch_size));
+    rt.block_on(run(total, batch_size, format));
 }
 
-async fn run(total: usize, batch_size: usize) {
+async fn run(total: usize, batch_size: usize, format: usize) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("server.db").display());
     let storage = open_storage(&url).await.unwrap();
@@ -74,6 +76,23 @@ async fn run(total: usize, batch_size: usize) {
         revoked: false,
         last_seen_utc: None,
     };
+    // The clinician who signs (format 2), registered and logged as a tablet's push would.
+    let clinician = UserSigner::generate("Bench Paramedic", uuid::Uuid::new_v4()).unwrap();
+    let registered = storage
+        .register_signers(
+            &device,
+            &[SignerRegistration::new(
+                clinician.identity(),
+                &clinician.registration_proof().unwrap(),
+            )],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let signers: std::collections::HashMap<_, _> = registered
+        .iter()
+        .map(|r| (r.identity.user_id, r.key()))
+        .collect();
 
     // Build and check every batch before the clock starts: the clock measures storage.
     let start = Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap();
@@ -89,8 +108,16 @@ async fn run(total: usize, batch_size: usize) {
                 e.status = RecordStatus::Completed;
                 let document = serde_json::to_value(&e).unwrap();
                 let sha = content_sha256_hex(&document);
-                let sig =
-                    key.sign_base64(&signing_payload(e.id, Revision::FIRST, "completed", &sha));
+                let saved = Utc::now();
+                let (sig, signer_user_id) = if format == 1 {
+                    let payload = signing_payload(e.id, Revision::FIRST, "completed", &sha);
+                    (key.sign_base64(&payload), None)
+                } else {
+                    let sig = clinician
+                        .sign_version(e.id, Revision::FIRST, "completed", &sha, saved)
+                        .unwrap();
+                    (sig, Some(clinician.user_id()))
+                };
                 let item = PushItem {
                     record_id: e.id,
                     revision: Revision::FIRST,
@@ -98,9 +125,17 @@ async fn run(total: usize, batch_size: usize) {
                     document,
                     content_sha256: sha,
                     signature: Some(sig),
-                    saved_at_utc: Utc::now(),
+                    signer_user_id,
+                    saved_at_utc: saved,
                 };
-                check_item(&item, &device.public_key_b64).unwrap()
+                check_item(
+                    &item,
+                    &PushKeys {
+                        device_public_key_b64: &device.public_key_b64,
+                        signers: &signers,
+                    },
+                )
+                .unwrap()
             })
             .collect();
         made += n;
@@ -138,10 +173,10 @@ async fn run(total: usize, batch_size: usize) {
         .consistency_proof(head.size / 2 + 1, head.size)
         .await
         .unwrap();
-    let leaf_bytes = storage.log_leaves(1, 2).await.unwrap()[0].data.len();
+    let leaf_bytes = storage.log_leaves(2, 3).await.unwrap()[0].data.len();
 
     println!(
-        "log of {} leaves ({} versions, batches of {batch_size}, SQLite)",
+        "log of {} leaves ({} versions signed in format {format}, batches of {batch_size}, SQLite)",
         head.size, total
     );
     println!(

@@ -89,6 +89,22 @@ pub enum Leaf {
         signature: Option<String>,
         device_id: Uuid,
         saved_at_utc: String,
+        /// The user whose own key signed (signature format 2); absent for format 1 and
+        /// drafts, so leaves from before per-user keys keep their bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signer_user_id: Option<Uuid>,
+    },
+    /// A user's own signing key, registered through `device_id` (the server's id of the
+    /// tablet); `tablet_id` is the tablet's own id, which format-2 signatures name. `proof`
+    /// is the key's signature over its registration statement.
+    SignerRegistered {
+        device_id: Uuid,
+        tablet_id: Uuid,
+        user_id: Uuid,
+        user_name: String,
+        public_key: String,
+        proof: String,
+        registered_at_utc: String,
     },
     /// A device enrolled with this public key (base64 Ed25519).
     DeviceEnrolled {
@@ -147,6 +163,7 @@ impl Leaf {
         match self {
             Leaf::Version { .. } => "version",
             Leaf::DeviceEnrolled { .. } => "device_enrolled",
+            Leaf::SignerRegistered { .. } => "signer_registered",
             Leaf::DeviceRevoked { .. } => "device_revoked",
             Leaf::KeyRotated { .. } => "key_rotated",
             Leaf::DeviceAuditHead { .. } => "device_audit_head",

@@ -28,6 +28,7 @@ fn fixed_meta(status: RecordStatus) -> VersionMeta {
             .with_ymd_and_hms(2026, 3, 1, 11, 21, 0)
             .single()
             .unwrap(),
+        signer: None,
     }
 }
 
@@ -421,23 +422,43 @@ fn epr_export_writes_both_formats_and_reports_an_unwritable_destination() {
     );
     let b: Value = serde_json::from_slice(&std::fs::read(&fhir_path).unwrap()).unwrap();
     assert_eq!(fhir_problems(&b), Vec::<String>::new());
-    // The device signature in the bundle verifies with the device key it names.
+    // The clinician's signature in the bundle verifies, over the version-2 payload, with the
+    // key and the facts the bundle names.
     let prov = find(&b, "Provenance")[0];
     let ext = prov["extension"].as_array().unwrap();
-    let get = |url: &str| ext.iter().find(|x| x["url"] == url).unwrap();
-    let hash = get("urn:ambulance-epr:content-sha256")["valueString"]
-        .as_str()
-        .unwrap();
-    let key = get("urn:ambulance-epr:device-public-key")["valueString"]
-        .as_str()
-        .unwrap();
-    let payload = ambulance_epr::crypto::signing_payload(e.id, Revision::FIRST, "completed", hash);
-    ambulance_epr::crypto::verify_signature(
-        key,
-        &payload,
-        prov["signature"][0]["data"].as_str().unwrap(),
-    )
-    .unwrap();
+    let get = |url: &str| {
+        ext.iter()
+            .find(|x| x["url"] == url)
+            .unwrap_or_else(|| panic!("{url} missing"))
+    };
+    let text = |url: &str| get(url)["valueString"].as_str().unwrap().to_owned();
+    assert_eq!(get("urn:ambulance-epr:signature-format")["valueInteger"], 2);
+    let saved = chrono::DateTime::parse_from_rfc3339(&text("urn:ambulance-epr:saved-at"))
+        .unwrap()
+        .with_timezone(&Utc);
+    let signed = ambulance_epr::crypto::SignedVersion {
+        record_id: e.id,
+        revision: Revision::FIRST,
+        status: "completed",
+        content_sha256: &text("urn:ambulance-epr:content-sha256"),
+        saved_at_utc: saved,
+        signature_b64: prov["signature"][0]["data"].as_str().unwrap(),
+    };
+    let key = text("urn:ambulance-epr:signer-public-key");
+    let holds = |user_id: uuid::Uuid, tablet_id: uuid::Uuid| {
+        signed
+            .verify(ambulance_epr::crypto::VersionKey::User {
+                user_id,
+                public_key_b64: &key,
+                tablet_id,
+            })
+            .is_ok()
+    };
+    let user = uuid::Uuid::parse_str(&text("urn:ambulance-epr:signer-user-id")).unwrap();
+    let tablet = uuid::Uuid::parse_str(&text("urn:ambulance-epr:device-id")).unwrap();
+    assert!(holds(user, tablet));
+    assert!(!holds(uuid::Uuid::new_v4(), tablet), "another signer");
+    assert!(!holds(user, uuid::Uuid::new_v4()), "another tablet");
 
     let pdf_path = dir.path().join("handover.pdf");
     let out = run(&[

@@ -4,7 +4,8 @@
 //!
 //! - a version row deleted: `verify --expect-checkpoint` names it; the log truncated too, to
 //!   hide it: the tablet's next `epr sync --once` exits 76 and keeps its queue;
-//! - a device's key replaced and a document re-signed with the new key: `verify` exits 1;
+//! - a device's key and the signing clinician's key replaced and a document re-signed with the
+//!   new key: `verify` exits 1;
 //! - the whole database rolled back to an earlier copy: the tablet notices the shorter log.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,7 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::{
-    DeviceSigningKey, KdfParams, canonical_json, content_sha256_hex, signing_payload,
+    DeviceSigningKey, KdfParams, VersionSignedFields, canonical_json, content_sha256_hex,
+    signed_time, signing_payload,
 };
 use ambulance_epr::model::Revision;
 use ambulance_epr::store::{Store, migrate};
@@ -193,8 +195,8 @@ fn a_deleted_version_is_named_and_a_truncated_log_stops_the_tablet() {
     let status = status_json(&tablet);
     assert_eq!(status["server_integrity"]["state"], "ok", "{status}");
     assert_eq!(status["pending_sync"], 0);
-    // Enrolment, three versions and the tablet's audit head.
-    assert_eq!(status["server_checkpoint"]["size"], 5, "{status}");
+    // Enrolment, the clinician's key registration, three versions and the tablet's audit head.
+    assert_eq!(status["server_checkpoint"]["size"], 6, "{status}");
 
     // The trust keeps a checkpoint elsewhere.
     let published = tmp.path().join("published.checkpoint");
@@ -229,14 +231,14 @@ fn a_deleted_version_is_named_and_a_truncated_log_stops_the_tablet() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
         report.contains(&format!(
-            "record {record} revision {revision}: in the log (leaf 3) but missing"
+            "record {record} revision {revision}: in the log (leaf 4) but missing"
         )),
         "{report}"
     );
 
     // They truncate the log too, to hide it, and the checkpoints kept in the database.
     let c = sql(tmp.path());
-    c.execute("DELETE FROM log_leaves WHERE idx >= 3", [])
+    c.execute("DELETE FROM log_leaves WHERE idx >= 4", [])
         .unwrap();
     c.execute("DELETE FROM log_checkpoints", []).unwrap();
     drop(c);
@@ -297,31 +299,70 @@ fn a_replaced_key_and_a_re_signed_document_fail_verify() {
     let out = epr_server(&db, &["verify"]);
     assert!(out.status.success(), "{}", text(&out));
 
-    // Swap the device's key and re-sign an altered document with the new one: the table's
-    // key and the row agree with each other, as the old `verify` required.
+    // Swap the device's key and the signing clinician's registered key, and re-sign an
+    // altered document with the new one: the tables' keys and the row agree with each other,
+    // as the old `verify` required.
     let forger = DeviceSigningKey::generate().unwrap();
     let c = sql(tmp.path());
-    let (device, record, revision, status, document): (String, String, i64, String, String) = c
+    let (device, record, revision, status, document, saved, signer, tablet): (
+        String,
+        String,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        String,
+    ) = c
         .query_row(
-            "SELECT device_id, record_id, revision, status, document FROM versions LIMIT 1",
+            "SELECT v.device_id, v.record_id, v.revision, v.status, v.document, v.saved_at_utc,
+                    v.signer_user_id, s.tablet_id
+             FROM versions v JOIN signers s
+               ON s.device_id = v.device_id AND s.user_id = v.signer_user_id
+             LIMIT 1",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            },
         )
         .unwrap();
     let mut doc: Value = serde_json::from_str(&document).unwrap();
     doc["notes"] = Value::String("altered after signing".into());
     let sha = content_sha256_hex(&doc);
     let record_id = Uuid::parse_str(&record).unwrap();
-    let signature = forger.sign_base64(&signing_payload(
+    let saved = chrono::DateTime::parse_from_rfc3339(&saved)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let payload = VersionSignedFields {
         record_id,
-        Revision::new(u64::try_from(revision).unwrap()).unwrap(),
-        &status,
-        &sha,
-    ));
+        revision: Revision::new(u64::try_from(revision).unwrap()).unwrap(),
+        status: &status,
+        content_sha256: &sha,
+        device_id: Uuid::parse_str(&tablet).unwrap(),
+        saved_at_utc: signed_time(saved),
+        signer_user_id: Uuid::parse_str(&signer).unwrap(),
+    }
+    .payload()
+    .unwrap();
+    let signature = forger.sign_base64(&payload);
     let canonical = String::from_utf8(canonical_json(&doc)).unwrap();
     c.execute(
         "UPDATE devices SET public_key = ?1 WHERE device_id = ?2",
         [&forger.public_key_base64(), &device],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE signers SET public_key = ?1 WHERE device_id = ?2 AND user_id = ?3",
+        [&forger.public_key_base64(), &device, &signer],
     )
     .unwrap();
     c.execute(
@@ -349,7 +390,13 @@ fn a_replaced_key_and_a_re_signed_document_fail_verify() {
     );
     assert!(
         report.contains(&format!(
-            "BAD record {record} revision {revision}: device signature does not verify"
+            "signer {signer} on device {device}: its key in the database differs from the key logged at registration"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "BAD record {record} revision {revision}: signature does not verify"
         )),
         "checked against the logged key, the forged signature fails: {report}"
     );
@@ -392,7 +439,10 @@ fn a_database_rolled_back_to_an_old_copy_is_noticed_by_the_tablet() {
     let out = sync_once(&tablet);
     assert!(out.status.success(), "{}", text(&out));
     let size = status_json(&tablet)["server_checkpoint"]["size"].clone();
-    assert_eq!(size, 7, "enrolment, four versions and two audit heads");
+    assert_eq!(
+        size, 8,
+        "enrolment, a key registration, four versions and two audit heads"
+    );
 
     // The database is restored from the copy (the key file is untouched).
     let url = server.url.clone();
@@ -533,8 +583,16 @@ mod independent {
         serde_json::to_string(s).unwrap()
     }
 
+    /// What the pack proved: versions checked, and how many of them a clinician's own key
+    /// signed (signature version 2).
+    #[derive(Debug, PartialEq, Eq)]
+    pub struct Checked {
+        pub versions: u64,
+        pub clinician_signed: u64,
+    }
+
     /// Checks the pack; `Err` names the first problem.
-    pub fn check(dir: &Path) -> Result<u64, String> {
+    pub fn check(dir: &Path) -> Result<Checked, String> {
         // The verifier key: NAME+KEYID+BASE64(0x01 || KEY).
         let vkey = std::fs::read_to_string(dir.join("log-key.txt")).map_err(|e| e.to_string())?;
         let mut parts = vkey.trim().splitn(3, '+');
@@ -592,11 +650,40 @@ mod independent {
             return Err("the leaves do not hash to the checkpoint's root".into());
         }
 
+        // Every clinician's key registration: its proof, over the registration statement
+        // (context line, then JCS of four strings) by the key it registers.
+        let mut registered = std::collections::HashMap::new();
+        for leaf in &leaves {
+            let l: serde_json::Value = serde_json::from_str(leaf).map_err(|e| e.to_string())?;
+            if l["kind"] != "signer_registered" {
+                continue;
+            }
+            let f = |k: &str| l[k].as_str().unwrap_or_default().to_owned();
+            let statement = format!(
+                "ambulance-epr/signer-registration/v1\n{{\"public_key\":{},\"tablet_id\":{},\"user_id\":{},\"user_name\":{}}}",
+                json_string(&f("public_key")),
+                json_string(&f("tablet_id")),
+                json_string(&f("user_id")),
+                json_string(&f("user_name")),
+            );
+            let key = B64
+                .decode(f("public_key"))
+                .map_err(|_| "signer key not base64")?;
+            let proof = B64.decode(f("proof")).map_err(|_| "proof not base64")?;
+            if !ed25519_ok(&key, statement.as_bytes(), &proof) {
+                return Err("a clinician's key registration proof does not verify".into());
+            }
+            registered.insert((f("device_id"), f("user_id")), (key, f("tablet_id")));
+        }
+
         // Every version: its leaf, written out by hand in canonical form, and its signature
-        // (version 1 payload) against the key logged at the device's enrolment.
+        // against the key logged for it: version 1, the device's enrolment key over the
+        // version-1 payload; version 2, the clinician's registered key over the version-2
+        // payload.
         let versions =
             std::fs::read_to_string(dir.join("versions.jsonl")).map_err(|e| e.to_string())?;
         let mut checked = 0;
+        let mut clinician_signed = 0;
         for line in versions.lines() {
             let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
             let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
@@ -604,8 +691,12 @@ mod independent {
                 Some(sig) => json_string(sig),
                 None => "null".to_owned(),
             };
+            let signer_field = match v["signer_user_id"].as_str() {
+                Some(u) => format!(",\"signer_user_id\":{}", json_string(u)),
+                None => String::new(),
+            };
             let expected_leaf = format!(
-                "{{\"content_sha256\":{},\"device_id\":{},\"kind\":\"version\",\"record_id\":{},\"revision\":{},\"saved_at_utc\":{},\"signature\":{},\"status\":{}}}",
+                "{{\"content_sha256\":{},\"device_id\":{},\"kind\":\"version\",\"record_id\":{},\"revision\":{},\"saved_at_utc\":{},\"signature\":{}{signer_field},\"status\":{}}}",
                 json_string(&s("content_sha256")),
                 json_string(&s("device_id")),
                 json_string(&s("record_id")),
@@ -630,7 +721,28 @@ mod independent {
             {
                 return Err("a version's key is not the one logged at enrolment".into());
             }
-            if s("status") != "draft" {
+            if let Some(user) = v["signer_user_id"].as_str() {
+                let (key, tablet) = registered
+                    .get(&(s("device_id"), user.to_owned()))
+                    .ok_or("a version's signer has no registration in the log")?;
+                let payload = format!(
+                    "ambulance-epr/version-signature/v2\n{{\"content_sha256\":{},\"device_id\":{},\"record_id\":{},\"revision\":{},\"saved_at_utc\":{},\"signer_user_id\":{},\"status\":{}}}",
+                    json_string(&s("content_sha256")),
+                    json_string(tablet),
+                    json_string(&s("record_id")),
+                    v["revision"],
+                    json_string(&s("saved_at_utc")),
+                    json_string(user),
+                    json_string(&s("status")),
+                );
+                let sig = B64
+                    .decode(v["signature"].as_str().ok_or("unsigned")?)
+                    .map_err(|_| "signature not base64")?;
+                if !ed25519_ok(key, payload.as_bytes(), &sig) {
+                    return Err("a clinician's signature does not verify".into());
+                }
+                clinician_signed += 1;
+            } else if s("status") != "draft" {
                 let payload = format!(
                     "{{\"content_sha256\":{},\"record_id\":{},\"revision\":{},\"status\":{}}}",
                     json_string(&s("content_sha256")),
@@ -650,7 +762,10 @@ mod independent {
             }
             checked += 1;
         }
-        Ok(checked)
+        Ok(Checked {
+            versions: checked,
+            clinician_signed,
+        })
     }
 }
 
@@ -668,7 +783,14 @@ fn the_evidence_pack_checks_out_with_an_independent_checker() {
     let pack = tmp.path().join("pack");
     let out = epr_server(&db, &["verify", "--report", pack.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(independent::check(&pack), Ok(5));
+    // Every version here was signed by the clinician's own key (signature version 2).
+    assert_eq!(
+        independent::check(&pack),
+        Ok(independent::Checked {
+            versions: 5,
+            clinician_signed: 5
+        })
+    );
     let summary = std::fs::read_to_string(pack.join("summary.txt")).unwrap();
     assert!(summary.contains("Result: no problem found."), "{summary}");
 
@@ -753,7 +875,11 @@ fn a_database_from_before_the_log_is_logged_once_when_first_opened() {
     use ambulance_epr::model::RecordStatus;
     use ambulance_epr::protocol::PushItem;
     use ambulance_epr::server::storage::{DeviceIdentity, NewDevice};
-    use ambulance_epr::server::{admin, ingest::check_item, open_storage};
+    use ambulance_epr::server::{
+        admin,
+        ingest::{PushKeys, check_item},
+        open_storage,
+    };
 
     let tmp = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", db_file(tmp.path()).display());
@@ -800,9 +926,17 @@ fn a_database_from_before_the_log_is_logged_once_when_first_opened() {
                     document,
                     content_sha256: sha,
                     signature: Some(signature),
+                    signer_user_id: None,
                     saved_at_utc: chrono::Utc::now(),
                 };
-                check_item(&item, &device.public_key_b64).unwrap()
+                check_item(
+                    &item,
+                    &PushKeys {
+                        device_public_key_b64: &device.public_key_b64,
+                        signers: &std::collections::HashMap::new(),
+                    },
+                )
+                .unwrap()
             })
             .collect();
         storage

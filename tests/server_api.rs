@@ -24,6 +24,7 @@ both_backends!(
     access_rule_matrix,
     bad_input_gets_json_4xx,
     bad_items_are_rejected_per_item_inside_a_200,
+    clinician_keys_are_registered_logged_and_hold_their_signatures,
     stalled_body_times_out_with_408,
     failed_logins_are_throttled,
 );
@@ -124,6 +125,7 @@ async fn enrolment_end_to_end(backend: Backend) {
             items: vec![],
             verified_checkpoint: None,
             device_audit_head: None,
+            signers: Vec::new(),
         })
         .send()
         .await
@@ -214,6 +216,7 @@ async fn access_rule_matrix(backend: Backend) {
         items: vec![item(&other.key, &e, 2)],
         verified_checkpoint: None,
         device_audit_head: None,
+        signers: Vec::new(),
     };
     let decision = serde_json::json!({"decision": "flagged", "comment": "audit", "revision": 1});
     for who in [Who::Nobody, Who::Revoked, Who::OtherDevice, Who::Supervisor] {
@@ -390,6 +393,7 @@ async fn bad_input_gets_json_4xx(backend: Backend) {
             items: vec![one; MAX_PUSH_ITEMS + 1],
             verified_checkpoint: None,
             device_audit_head: None,
+            signers: Vec::new(),
         })
         .send()
         .await
@@ -403,6 +407,7 @@ async fn bad_input_gets_json_4xx(backend: Backend) {
             items: vec![],
             verified_checkpoint: None,
             device_audit_head: None,
+            signers: Vec::new(),
         })
         .send()
         .await
@@ -416,6 +421,7 @@ async fn bad_input_gets_json_4xx(backend: Backend) {
             items: vec![],
             verified_checkpoint: None,
             device_audit_head: None,
+            signers: Vec::new(),
         })
         .send()
         .await
@@ -590,6 +596,178 @@ async fn bad_items_are_rejected_per_item_inside_a_200(backend: Backend) {
     }
     let stats = admin::stats(srv.storage.as_ref()).await.unwrap();
     assert_eq!(stats.versions, 1);
+}
+
+/// A push of `items` registering `signers`, answered with its status and body.
+async fn push_with_signers(
+    srv: &TestServer,
+    token: &str,
+    items: Vec<PushItem>,
+    signers: Vec<SignerRegistration>,
+) -> reqwest::Response {
+    srv.http
+        .post(srv.url("/sync/push"))
+        .bearer_auth(token)
+        .json(&PushRequest {
+            items,
+            verified_checkpoint: None,
+            device_audit_head: None,
+            signers,
+        })
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `e` signed in format 2 by `signer`.
+fn clinician_item(
+    signer: &ambulance_epr::crypto::UserSigner,
+    e: &ambulance_epr::model::Encounter,
+) -> PushItem {
+    let document = serde_json::to_value(e).unwrap();
+    let sha = ambulance_epr::crypto::content_sha256_hex(&document);
+    let at = Utc::now();
+    let revision = ambulance_epr::model::Revision::FIRST;
+    PushItem {
+        record_id: e.id,
+        revision,
+        status: e.status,
+        document,
+        signature: Some(
+            signer
+                .sign_version(e.id, revision, e.status.as_str(), &sha, at)
+                .unwrap(),
+        ),
+        content_sha256: sha,
+        signer_user_id: Some(signer.user_id()),
+        saved_at_utc: at,
+    }
+}
+
+async fn clinician_keys_are_registered_logged_and_hold_their_signatures(backend: Backend) {
+    use ambulance_epr::crypto::UserSigner;
+    let srv = start_on(backend).await;
+    let dev = enroll(&srv, "Clinicians").await;
+    let tablet = uuid::Uuid::new_v4();
+    let sam = UserSigner::generate("Sam Medic", tablet).unwrap();
+    let registration = SignerRegistration::new(sam.identity(), &sam.registration_proof().unwrap());
+
+    // Signed by a key not registered: refused per item, with its reason.
+    let first = encounter(RecordStatus::Completed);
+    let r: PushResponse = json_body(
+        push_with_signers(&srv, &dev.token, vec![clinician_item(&sam, &first)], vec![]).await,
+    )
+    .await;
+    assert_eq!(
+        outcomes(&r),
+        vec![(PushOutcome::Rejected, Some(RejectReason::BadSignature))]
+    );
+
+    // Registered in the same push: logged first, then the version holds, and a format-1
+    // version from the device's own key is still accepted beside it.
+    let before = srv.storage.log_head().await.unwrap().size;
+    let old_style = item(&dev.key, &encounter(RecordStatus::Completed), 1);
+    let r: PushResponse = json_body(
+        push_with_signers(
+            &srv,
+            &dev.token,
+            vec![clinician_item(&sam, &first), old_style],
+            vec![registration.clone()],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        outcomes(&r),
+        vec![(PushOutcome::Stored, None), (PushOutcome::Stored, None)]
+    );
+    let logged = srv.storage.log_leaves(before, before + 1).await.unwrap();
+    assert_eq!(logged[0].kind, "signer_registered");
+    let held = srv.storage.device_signers(dev.id).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].identity, *sam.identity());
+    assert_eq!(held[0].leaf_idx, before);
+
+    // Sent again (the tablet had not heard the answer): nothing new is logged.
+    let size = srv.storage.log_head().await.unwrap().size;
+    let r: PushResponse =
+        json_body(push_with_signers(&srv, &dev.token, vec![], vec![registration.clone()]).await)
+            .await;
+    assert!(r.results.is_empty());
+    assert_eq!(srv.storage.log_head().await.unwrap().size, size);
+
+    // The same user id with another key (its own proof in order): refused whole as a
+    // conflict, nothing stored.
+    let impostor = ambulance_epr::crypto::DeviceSigningKey::generate().unwrap();
+    let claimed = ambulance_epr::crypto::SignerIdentity {
+        public_key: impostor.public_key_base64(),
+        ..sam.identity().clone()
+    };
+    let proof = impostor.sign_base64(&claimed.registration_message().unwrap());
+    let resp = push_with_signers(
+        &srv,
+        &dev.token,
+        vec![],
+        vec![SignerRegistration::new(&claimed, &proof)],
+    )
+    .await;
+    expect_error(resp, 409, "signer_conflict").await;
+
+    // A proof by another key than the one registered: refused whole.
+    let mut forged = registration.clone();
+    forged.public_key = impostor.public_key_base64();
+    let resp = push_with_signers(&srv, &dev.token, vec![], vec![forged]).await;
+    expect_error(resp, 422, "invalid_signer").await;
+    assert_eq!(srv.storage.log_head().await.unwrap().size, size);
+
+    // Another device cannot use Sam's registration on this one.
+    let other = enroll(&srv, "Other tablet").await;
+    let second = encounter(RecordStatus::Completed);
+    let r: PushResponse = json_body(
+        push_with_signers(
+            &srv,
+            &other.token,
+            vec![clinician_item(&sam, &second)],
+            vec![],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        outcomes(&r),
+        vec![(PushOutcome::Rejected, Some(RejectReason::BadSignature))]
+    );
+
+    // Verify holds the stored versions to the keys as logged, and finds nothing wrong.
+    let report = admin::verify(
+        srv.storage.as_ref(),
+        &srv_log_key(&srv, &dev.token).await,
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(report.is_clean(), "{:?}", report.log_findings);
+    assert_eq!(report.versions_checked, 2);
+}
+
+async fn json_body<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> T {
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// The server's log key, as a tablet pins it at enrolment.
+async fn srv_log_key(srv: &TestServer, token: &str) -> ambulance_epr::transparency::LogPublicKey {
+    let body = json(
+        srv.http
+            .get(srv.url("/log/checkpoint"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    ambulance_epr::transparency::LogPublicKey::from_vkey(body["log_key"].as_str().unwrap()).unwrap()
 }
 
 async fn stalled_body_times_out_with_408(backend: Backend) {
@@ -773,6 +951,7 @@ fn generated_push_bodies_never_get_a_5xx(backend: Backend) {
         items: vec![item(&dev.key, &e, 1)],
         verified_checkpoint: None,
         device_audit_head: None,
+        signers: Vec::new(),
     })
     .unwrap();
     let config = ProptestConfig {

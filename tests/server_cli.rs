@@ -267,6 +267,7 @@ async fn two_replicas_on_one_store_each_version_once(backend: Backend) {
                     items,
                     verified_checkpoint: None,
                     device_audit_head: None,
+                    signers: Vec::new(),
                 };
                 let send = |base: String| {
                     http.post(format!("{base}/sync/push"))

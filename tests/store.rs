@@ -418,8 +418,10 @@ fn every_save_is_audited_in_an_unbroken_chain() {
 }
 
 #[test]
-fn signatures_verify_against_the_device_key() {
-    use ambulance_epr::crypto::{content_sha256_hex, signing_payload, verify_signature};
+fn signatures_verify_against_the_signing_users_key_not_the_devices() {
+    use ambulance_epr::crypto::{
+        SignedVersion, VersionKey, content_sha256_hex, signing_payload, verify_signature,
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut store = new_store(dir.path());
     let e = complete_encounter();
@@ -427,11 +429,34 @@ fn signatures_verify_against_the_device_key() {
     let item = store.outbox_batch(10, 1 << 20).unwrap().pop().unwrap();
     let doc: serde_json::Value = serde_json::from_str(&item.document).unwrap();
     assert_eq!(content_sha256_hex(&doc), item.content_sha256);
-    let payload = signing_payload(r.record_id, r.revision, "completed", &item.content_sha256);
-    let public = store.signing_key().unwrap().public_key_base64();
+    let signer = store.signer().unwrap().identity().clone();
+    assert_eq!(item.signer_user_id, Some(signer.user_id));
+    let signed = SignedVersion {
+        record_id: r.record_id,
+        revision: r.revision,
+        status: "completed",
+        content_sha256: &item.content_sha256,
+        saved_at_utc: item.saved_at_utc,
+        signature_b64: item.signature.as_deref().unwrap(),
+    };
     assert_eq!(
-        verify_signature(&public, &payload, item.signature.as_deref().unwrap()),
+        signed.verify(VersionKey::User {
+            user_id: signer.user_id,
+            public_key_b64: &signer.public_key,
+            tablet_id: store.tablet_id().unwrap(),
+        }),
         Ok(())
+    );
+    // Not the tablet's key, in either format.
+    let device = store.signing_key().unwrap().public_key_base64();
+    let v1 = signing_payload(r.record_id, r.revision, "completed", &item.content_sha256);
+    assert!(verify_signature(&device, &v1, item.signature.as_deref().unwrap()).is_err());
+    assert!(
+        signed
+            .verify(VersionKey::Device {
+                public_key_b64: &device
+            })
+            .is_err()
     );
 }
 
@@ -596,4 +621,186 @@ fn an_older_or_weaker_seal_is_upgraded_on_unlock_and_a_newer_keyring_is_refused(
     let err = Store::unlock(dir.path(), None, PASS).unwrap_err();
     assert!(err.to_string().contains("newer version"), "{err}");
     assert_eq!(std::fs::read(&kr_path).unwrap(), before);
+}
+
+/// A complete encounter with an id of its own.
+fn fresh_encounter() -> Encounter {
+    let mut e = complete_encounter();
+    e.id = uuid::Uuid::now_v7();
+    e
+}
+
+/// The signature of `record`'s version `revision`, checked as a reviewer would: format 2, by
+/// the key the store registered for the user it names.
+fn clinician_signature_holds(store: &Store, record: &Encounter, revision: Revision) -> String {
+    use ambulance_epr::crypto::{SignedVersion, VersionKey};
+    let info = store
+        .versions(record.id)
+        .unwrap()
+        .into_iter()
+        .find(|v| v.revision == revision)
+        .unwrap();
+    let user_id = info
+        .signer_user_id
+        .expect("signed by a clinician's own key");
+    let signer = store.signer_identity(user_id).unwrap().unwrap();
+    SignedVersion {
+        record_id: record.id,
+        revision,
+        status: info.status.as_str(),
+        content_sha256: &info.content_sha256,
+        saved_at_utc: info.saved_at_utc,
+        signature_b64: info.signature.as_deref().unwrap(),
+    }
+    .verify(VersionKey::User {
+        user_id,
+        public_key_b64: &signer.public_key,
+        tablet_id: signer.tablet_id,
+    })
+    .unwrap();
+    signer.user_name
+}
+
+#[test]
+fn each_user_signs_with_their_own_key_registered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let crew_id = store.signer().unwrap().user_id();
+    let first = fresh_encounter();
+    store.complete_and_sign(&first, "A Crew", "PA1").unwrap();
+    assert_eq!(
+        clinician_signature_holds(&store, &first, Revision::FIRST),
+        "crew"
+    );
+    store
+        .add_user(
+            "second",
+            "lantern copper heron vale",
+            KdfParams::FAST_FOR_TESTS,
+        )
+        .unwrap();
+    drop(store);
+
+    // The second user unlocks with their own secret and signs with their own key.
+    let mut second = Store::unlock_with_policy(
+        dir.path(),
+        Some("second"),
+        "lantern copper heron vale",
+        KdfParams::FAST_FOR_TESTS,
+    )
+    .unwrap();
+    let second_id = second.signer().unwrap().user_id();
+    assert_ne!(second_id, crew_id);
+    let other = fresh_encounter();
+    second.complete_and_sign(&other, "B Crew", "PA2").unwrap();
+    assert_eq!(
+        clinician_signature_holds(&second, &other, Revision::FIRST),
+        "second"
+    );
+
+    // Both keys wait to be registered, each with a proof that holds; once acknowledged,
+    // neither is sent again.
+    let pending = second.unregistered_signers().unwrap();
+    let ids: Vec<_> = pending.iter().map(|p| p.identity.user_id).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&crew_id) && ids.contains(&second_id));
+    assert!(pending.iter().all(|p| p.identity.check_proof(&p.proof)));
+    let tablet = second.tablet_id().unwrap();
+    assert!(pending.iter().all(|p| p.identity.tablet_id == tablet));
+    second.mark_signers_registered(&ids).unwrap();
+    assert!(second.unregistered_signers().unwrap().is_empty());
+    drop(second);
+
+    // The first user's key survives a passphrase change and comes back at the next unlock.
+    let mut crew =
+        Store::unlock_with_policy(dir.path(), Some("crew"), PASS, KdfParams::FAST_FOR_TESTS)
+            .unwrap();
+    assert_eq!(crew.signer().unwrap().user_id(), crew_id);
+    crew.change_passphrase("willow ember quartz harbour", KdfParams::FAST_FOR_TESTS)
+        .unwrap();
+    drop(crew);
+    let crew = Store::unlock_with_policy(
+        dir.path(),
+        Some("crew"),
+        "willow ember quartz harbour",
+        KdfParams::FAST_FOR_TESTS,
+    )
+    .unwrap();
+    assert_eq!(crew.signer().unwrap().user_id(), crew_id);
+}
+
+#[test]
+fn a_keyring_from_before_user_keys_gets_one_at_the_next_unlock() {
+    use ambulance_epr::store::keyring::{Keyring, KeyringUser};
+    let dir = tempfile::tempdir().unwrap();
+    drop(new_store(dir.path()));
+    // As an older app wrote it: format 2, no sealed signing key.
+    let path = ambulance_epr::store::keyring_path(dir.path());
+    let mut keyring = Keyring::load(&path).unwrap().unwrap();
+    keyring.format = 2;
+    keyring.users = keyring
+        .users
+        .into_iter()
+        .map(|u| KeyringUser { signer: None, ..u })
+        .collect();
+    keyring.save(&path).unwrap();
+
+    let mut store =
+        Store::unlock_with_policy(dir.path(), None, PASS, KdfParams::FAST_FOR_TESTS).unwrap();
+    let made = store.signer().unwrap().user_id();
+    let record = fresh_encounter();
+    store.complete_and_sign(&record, "A Crew", "PA1").unwrap();
+    clinician_signature_holds(&store, &record, Revision::FIRST);
+    drop(store);
+    let saved = Keyring::load(&path).unwrap().unwrap();
+    assert_eq!(saved.format, ambulance_epr::store::keyring::KEYRING_FORMAT);
+    assert!(saved.users[0].signer.is_some());
+    let again =
+        Store::unlock_with_policy(dir.path(), None, PASS, KdfParams::FAST_FOR_TESTS).unwrap();
+    assert_eq!(
+        again.signer().unwrap().user_id(),
+        made,
+        "the same key, kept"
+    );
+}
+
+#[test]
+fn without_the_users_key_open_signing_is_refused_and_the_draft_kept() {
+    use ambulance_epr::crypto::WrappedKey;
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(dir.path());
+    // What the quick PIN keeps in memory: the store key and the user's signing key, both
+    // sealed under the PIN with one key derivation.
+    let owner = "quick-pin:crew";
+    let (sealed_key, secret) = WrappedKey::wrap_with_secret(
+        store.database_key().unwrap(),
+        "97531",
+        KdfParams::FAST_FOR_TESTS,
+        owner,
+    )
+    .unwrap();
+    let sealed_signer = store.signer().unwrap().seal(&secret, owner).unwrap();
+    drop(store);
+
+    let (key, secret) = sealed_key.open("97531", owner).unwrap();
+    let signer = sealed_signer.open(&secret, owner).unwrap();
+    let mut store = Store::open_with_key(dir.path(), "crew", key, Some(signer)).unwrap();
+    let record = fresh_encounter();
+    store.complete_and_sign(&record, "A Crew", "PA1").unwrap();
+    clinician_signature_holds(&store, &record, Revision::FIRST);
+    drop(store);
+
+    // Opened with the store key alone, a record can still be drafted but not signed.
+    let (key, _) = sealed_key.open("97531", owner).unwrap();
+    let mut store = Store::open_with_key(dir.path(), "crew", key, None).unwrap();
+    let mut draft = fresh_encounter();
+    draft.notes = "kept while unsigned".into();
+    store.save_draft(&draft).unwrap();
+    assert!(matches!(
+        store.complete_and_sign(&draft, "A Crew", "PA1"),
+        Err(StoreError::SignerUnavailable)
+    ));
+    let kept = store.version(draft.id, Revision::FIRST).unwrap();
+    assert_eq!(kept.notes, "kept while unsigned");
+    assert_eq!(kept.status, RecordStatus::Draft);
 }

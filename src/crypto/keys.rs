@@ -143,10 +143,52 @@ fn wrap_aad_v2(owner: &str, kdf: KdfParams) -> Vec<u8> {
     .into_bytes()
 }
 
-fn sealing_key(passphrase: &str, salt: &[u8], kdf: KdfParams) -> Result<LessSafeKey, KeyError> {
+/// A second key derived from the same Argon2id run that opens a user's database key: it seals
+/// that user's own signing key (see [`super::signer`]), so unlocking opens both with one
+/// key derivation. Wiped from memory when dropped.
+pub struct UnlockSecret(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for UnlockSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnlockSecret(..)")
+    }
+}
+
+impl UnlockSecret {
+    /// HKDF-SHA256 of the Argon2id output, with its own label: the AES key that seals the
+    /// database key and this secret are independent, and neither reveals the other.
+    fn derive(kek: &[u8; 32]) -> Result<Self, KeyError> {
+        use ring::hkdf::{HKDF_SHA256, Salt};
+        let prk = Salt::new(HKDF_SHA256, b"ambulance-epr unlock secret v1").extract(kek);
+        let mut out = Zeroizing::new([0u8; 32]);
+        prk.expand(&[b"user signing key seal"], HKDF_SHA256)
+            .and_then(|okm| okm.fill(out.as_mut()))
+            .map_err(|_| KeyError::Malformed)?;
+        Ok(Self(out))
+    }
+
+    /// The 32 secret bytes (an AES-256-GCM key).
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A secret from raw bytes, for tests of the sealing alone.
+    #[doc(hidden)]
+    pub fn from_bytes_for_tests(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+}
+
+/// The AES key that seals the database key, and the [`UnlockSecret`] beside it, from one
+/// Argon2id run.
+fn sealing_key(
+    passphrase: &str,
+    salt: &[u8],
+    kdf: KdfParams,
+) -> Result<(LessSafeKey, UnlockSecret), KeyError> {
     let kek = argon2id(passphrase.as_bytes(), salt, kdf)?;
     let unbound = UnboundKey::new(&AES_256_GCM, kek.as_slice()).map_err(|_| KeyError::Malformed)?;
-    Ok(LessSafeKey::new(unbound))
+    Ok((LessSafeKey::new(unbound), UnlockSecret::derive(&kek)?))
 }
 
 impl WrappedKey {
@@ -162,6 +204,17 @@ impl WrappedKey {
         kdf: KdfParams,
         owner: &str,
     ) -> Result<Self, KeyError> {
+        Ok(Self::wrap_with_secret(key, passphrase, kdf, owner)?.0)
+    }
+
+    /// [`WrappedKey::wrap`], also returning the [`UnlockSecret`] the same passphrase opens
+    /// (to seal the user's signing key beside it).
+    pub fn wrap_with_secret(
+        key: &DatabaseKey,
+        passphrase: &str,
+        kdf: KdfParams,
+        owner: &str,
+    ) -> Result<(Self, UnlockSecret), KeyError> {
         Self::seal(key, passphrase, kdf, WRAP_FORMAT, &wrap_aad_v2(owner, kdf))
     }
 
@@ -172,7 +225,7 @@ impl WrappedKey {
         passphrase: &str,
         kdf: KdfParams,
     ) -> Result<Self, KeyError> {
-        Self::seal(key, passphrase, kdf, 1, WRAP_AAD_V1)
+        Ok(Self::seal(key, passphrase, kdf, 1, WRAP_AAD_V1)?.0)
     }
 
     fn seal(
@@ -181,10 +234,10 @@ impl WrappedKey {
         kdf: KdfParams,
         format: u32,
         aad: &[u8],
-    ) -> Result<Self, KeyError> {
+    ) -> Result<(Self, UnlockSecret), KeyError> {
         let salt: [u8; 16] = random_bytes()?;
         let nonce: [u8; 12] = random_bytes()?;
-        let sealing = sealing_key(passphrase, &salt, kdf)?;
+        let (sealing, secret) = sealing_key(passphrase, &salt, kdf)?;
         let mut buf = Zeroizing::new(key.as_bytes().to_vec());
         sealing
             .seal_in_place_append_tag(
@@ -193,18 +246,31 @@ impl WrappedKey {
                 &mut *buf,
             )
             .map_err(|_| KeyError::Malformed)?;
-        Ok(Self {
-            format,
-            kdf,
-            salt_hex: hex::encode(salt),
-            nonce_hex: hex::encode(nonce),
-            sealed_hex: hex::encode(&*buf),
-        })
+        Ok((
+            Self {
+                format,
+                kdf,
+                salt_hex: hex::encode(salt),
+                nonce_hex: hex::encode(nonce),
+                sealed_hex: hex::encode(&*buf),
+            },
+            secret,
+        ))
     }
 
     /// Recovers the database key sealed for `owner`; a wrong passphrase (or owner, or altered
     /// parameters) fails GCM authentication. An unknown format is refused before any work.
     pub fn unwrap_key(&self, passphrase: &str, owner: &str) -> Result<DatabaseKey, KeyError> {
+        Ok(self.open(passphrase, owner)?.0)
+    }
+
+    /// [`WrappedKey::unwrap_key`], also returning the [`UnlockSecret`] that opens the user's
+    /// sealed signing key: one key derivation for both.
+    pub fn open(
+        &self,
+        passphrase: &str,
+        owner: &str,
+    ) -> Result<(DatabaseKey, UnlockSecret), KeyError> {
         let aad = match self.format {
             1 => WRAP_AAD_V1.to_vec(),
             2 => wrap_aad_v2(owner, self.kdf),
@@ -217,7 +283,7 @@ impl WrappedKey {
             .ok_or(KeyError::Malformed)?;
         let mut sealed =
             Zeroizing::new(hex::decode(&self.sealed_hex).map_err(|_| KeyError::Malformed)?);
-        let opening = sealing_key(passphrase, &salt, self.kdf)?;
+        let (opening, secret) = sealing_key(passphrase, &salt, self.kdf)?;
         let plain = opening
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
@@ -226,7 +292,7 @@ impl WrappedKey {
             )
             .map_err(|_| KeyError::WrongPassphrase)?;
         let bytes: [u8; 32] = plain.try_into().map_err(|_| KeyError::Malformed)?;
-        Ok(DatabaseKey(Zeroizing::new(bytes)))
+        Ok((DatabaseKey(Zeroizing::new(bytes)), secret))
     }
 
     /// True when this seal should be redone on the next unlock: an older format, or KDF
@@ -327,6 +393,24 @@ mod tests {
         let new = WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS, "alex").unwrap();
         assert!(!new.needs_rewrap(KdfParams::FAST_FOR_TESTS));
         assert!(new.needs_rewrap(KdfParams::INTERACTIVE));
+    }
+
+    #[test]
+    fn the_unlock_secret_comes_with_the_key_and_differs_per_seal() {
+        let key = DatabaseKey::generate().unwrap();
+        let (w, made) =
+            WrappedKey::wrap_with_secret(&key, "1234", KdfParams::FAST_FOR_TESTS, "alex").unwrap();
+        let (opened, secret) = w.open("1234", "alex").unwrap();
+        assert_eq!(opened.as_bytes(), key.as_bytes());
+        assert_eq!(secret.as_bytes(), made.as_bytes());
+        assert_ne!(secret.as_bytes(), key.as_bytes());
+        let (_, other) =
+            WrappedKey::wrap_with_secret(&key, "1234", KdfParams::FAST_FOR_TESTS, "alex").unwrap();
+        assert_ne!(
+            other.as_bytes(),
+            secret.as_bytes(),
+            "a fresh salt gives a fresh secret"
+        );
     }
 
     #[test]

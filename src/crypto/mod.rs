@@ -1,7 +1,8 @@
 //! Keys, wrapping, signing and hashing.
 //!
 //! Owns: the device store's random 256-bit database key and its per-user wrapping under
-//! Argon2id (PIN or passphrase) with AES-256-GCM; the device's Ed25519 signing key; the
+//! Argon2id (PIN or passphrase) with AES-256-GCM; the device's Ed25519 signing key and each
+//! user's own signing key sealed beside their database key; the
 //! canonical serialisation and SHA-256 content hash that signatures cover; password hashing
 //! for server accounts and token hashing. Uses `ring`, `argon2` and `zeroize` only, never
 //! touches disk or the network: callers decide where wrapped keys live.
@@ -10,12 +11,17 @@
 pub mod canonical;
 pub mod keys;
 pub mod secret;
+pub mod signer;
 pub mod signing;
 pub mod strength;
 
 pub use canonical::{canonical_json, content_sha256_hex, signing_payload};
-pub use keys::{DatabaseKey, KdfParams, KeyError, WrappedKey};
+pub use keys::{DatabaseKey, KdfParams, KeyError, UnlockSecret, WrappedKey};
 pub use secret::SecretText;
+pub use signer::{
+    SealedSigner, SignedVersion, SignerIdentity, UserSigner, VersionKey, VersionSignedFields,
+    signed_time,
+};
 pub use signing::{DeviceSigningKey, SignatureError, verify_signature};
 pub use strength::{WeakSecret, check_secret};
 

@@ -300,10 +300,24 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
                 { "url": "urn:ambulance-epr:signature-algorithm", "valueString": "Ed25519" },
             ],
         });
-        if let Some(key) = &meta.device_public_key
-            && let Some(ext) = prov["extension"].as_array_mut()
-        {
-            ext.push(json!({ "url": "urn:ambulance-epr:device-public-key", "valueString": key }));
+        if let Some(ext) = prov["extension"].as_array_mut() {
+            match &meta.signer {
+                // Format 2: the clinician's own key signed; a reader checks with it.
+                Some(signer) => {
+                    ext.push(
+                        json!({ "url": "urn:ambulance-epr:signature-format", "valueInteger": 2 }),
+                    );
+                    ext.push(json!({ "url": "urn:ambulance-epr:signer-user-id", "valueString": signer.user_id.to_string() }));
+                    ext.push(json!({ "url": "urn:ambulance-epr:signer-public-key", "valueString": signer.public_key }));
+                    ext.push(json!({ "url": "urn:ambulance-epr:device-id", "valueString": signer.tablet_id.to_string() }));
+                    ext.push(json!({ "url": "urn:ambulance-epr:saved-at", "valueString": crate::crypto::signed_time(meta.saved_at_utc) }));
+                }
+                None => {
+                    if let Some(key) = &meta.device_public_key {
+                        ext.push(json!({ "url": "urn:ambulance-epr:device-public-key", "valueString": key }));
+                    }
+                }
+            }
         }
         entries.push((ids.url("provenance"), prov));
     }
@@ -622,6 +636,7 @@ mod tests {
                 .with_ymd_and_hms(2026, 3, 1, 11, 20, 0)
                 .single()
                 .unwrap(),
+            signer: None,
         }
     }
 

@@ -128,6 +128,7 @@ mod tests {
             signature: None,
             device_public_key: None,
             saved_at_utc: chrono::Utc::now(),
+            signer: None,
         }
     }
 

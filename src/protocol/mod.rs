@@ -91,11 +91,58 @@ pub struct PushItem {
     pub document: serde_json::Value,
     /// Hex SHA-256 of the document's canonical JSON.
     pub content_sha256: String,
-    /// Base64 Ed25519 signature over [`crate::crypto::signing_payload`]; required for signed
-    /// statuses, absent for drafts.
+    /// Base64 Ed25519 signature; required for signed statuses, absent for drafts. With
+    /// `signer_user_id` it is format 2, by that user's registered key over
+    /// [`crate::crypto::VersionSignedFields`]; without, format 1, by the device's key over
+    /// [`crate::crypto::signing_payload`].
     #[serde(default)]
     pub signature: Option<String>,
+    /// The user (registered through this device) whose own key signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer_user_id: Option<Uuid>,
     pub saved_at_utc: DateTime<Utc>,
+}
+
+/// Most signer registrations in one push.
+pub const MAX_PUSH_SIGNERS: usize = 64;
+
+/// A user's own signing key, registered with the server through their tablet (a log leaf).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerRegistration {
+    pub user_id: Uuid,
+    /// The user's name on the tablet (staff, never patient data).
+    pub user_name: String,
+    /// Base64 Ed25519 public key.
+    pub public_key: String,
+    /// The tablet's own id, as format-2 signatures name it.
+    pub tablet_id: Uuid,
+    /// Base64 signature by the user's key over
+    /// [`crate::crypto::SignerIdentity::registration_message`] (proof of possession).
+    pub proof: String,
+}
+
+impl SignerRegistration {
+    /// The registration of `identity` with its proof.
+    pub fn new(identity: &crate::crypto::SignerIdentity, proof: &str) -> Self {
+        Self {
+            user_id: identity.user_id,
+            user_name: identity.user_name.clone(),
+            public_key: identity.public_key.clone(),
+            tablet_id: identity.tablet_id,
+            proof: proof.to_owned(),
+        }
+    }
+
+    /// The identity it registers.
+    pub fn identity(&self) -> crate::crypto::SignerIdentity {
+        crate::crypto::SignerIdentity {
+            user_id: self.user_id,
+            user_name: self.user_name.clone(),
+            public_key: self.public_key.clone(),
+            tablet_id: self.tablet_id,
+        }
+    }
 }
 
 /// `POST /api/v1/sync/push`
@@ -111,6 +158,10 @@ pub struct PushRequest {
     /// audit cut short afterwards is detectable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_audit_head: Option<AuditHead>,
+    /// Users' signing keys not yet acknowledged: sent with every push until one succeeds, and
+    /// registered (logged) before the push's items are checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<SignerRegistration>,
 }
 
 /// A device audit chain's newest entry.
@@ -403,6 +454,10 @@ pub struct ReviewVersion {
     pub signature_valid: bool,
     pub saved_at_utc: DateTime<Utc>,
     pub received_at_utc: DateTime<Utc>,
+    /// The clinician whose own key signed (format 2); their registration is in
+    /// [`ReviewProof::signers`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer_user_id: Option<Uuid>,
 }
 
 /// A stored decision.
@@ -445,6 +500,17 @@ pub struct ReviewProof {
     pub enrolment_proof: Vec<String>,
     /// One per version, in the same order as `versions`.
     pub versions: Vec<VersionProof>,
+    /// The registration leaf of each clinician key that signed a version (format 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<LeafProof>,
+}
+
+/// A leaf of the log (its exact JSON text), its index and its inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeafProof {
+    pub leaf: String,
+    pub leaf_index: u64,
+    pub proof: Vec<String>,
 }
 
 /// One version's place in the log.

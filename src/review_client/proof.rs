@@ -1,10 +1,15 @@
 //! The supervisor app's own check of a record, so a reviewer does not take the server's word
-//! (`signature_valid`) for it: every version's content hash, its device signature against the
-//! device key **as logged at enrolment**, and the inclusion of that enrolment and of each
-//! version in the server's log, under a checkpoint signed by the log key this computer pinned
-//! for that server. Pure: the review service runs it off the UI thread.
+//! (`signature_valid`) for it: every version's content hash, its signature against the key
+//! **as logged** (the signing clinician's at registration, or for older versions the device's
+//! at enrolment), and the inclusion of that enrolment, those registrations and each version in
+//! the server's log, under a checkpoint signed by the log key this computer pinned for that
+//! server. Pure: the review service runs it off the UI thread.
 
-use crate::crypto::{content_sha256_hex, signing_payload, verify_signature};
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use crate::crypto::{SignedVersion, VersionKey, content_sha256_hex};
 use crate::protocol::ReviewDetail;
 use crate::transparency::{
     IntegrityError, Leaf, LogPublicKey, check_inclusion, leaf_hash, leaf_time, open_checkpoint,
@@ -14,10 +19,13 @@ use crate::transparency::{
 /// What this computer could prove about one version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignatureCheck {
-    /// Hash, signature (by the key logged at the device's enrolment) and log inclusion hold.
+    /// Hash, signature (by the key logged for its signer) and log inclusion hold.
     Proved {
-        /// First 16 hex digits of SHA-256 of the device key that signed.
+        /// First 16 hex digits of SHA-256 of the key that signed.
         key_fingerprint: String,
+        /// The clinician whose own key signed, by the name their registration logged; `None`
+        /// for a version signed with the device's key (format 1).
+        signer: Option<String>,
         /// The size of the checkpoint the proofs were checked against.
         log_size: u64,
     },
@@ -86,6 +94,32 @@ pub fn check_detail(detail: &ReviewDetail, pinned: &LogPublicKey) -> Vec<Signatu
         );
     }
     let fingerprint = key_fingerprint(&public_key);
+    // The clinicians' keys, as logged when registered through this device.
+    let mut signers: HashMap<Uuid, (String, Uuid, String)> = HashMap::new();
+    for registration in &proof.signers {
+        let Ok(Leaf::SignerRegistered {
+            device_id,
+            tablet_id,
+            user_id,
+            user_name,
+            public_key,
+            ..
+        }) = Leaf::decode(registration.leaf.as_bytes())
+        else {
+            continue;
+        };
+        let included = parse_proof(&registration.proof).and_then(|p| {
+            check_inclusion(
+                &p,
+                &checkpoint,
+                registration.leaf_index,
+                leaf_hash(registration.leaf.as_bytes()),
+            )
+        });
+        if device_id == detail.device_id && included.is_ok() {
+            signers.insert(user_id, (public_key, tablet_id, user_name));
+        }
+    }
     detail
         .versions
         .iter()
@@ -98,16 +132,48 @@ pub fn check_detail(detail: &ReviewDetail, pinned: &LogPublicKey) -> Vec<Signatu
             let Some(signature) = v.signature.as_deref() else {
                 return SignatureCheck::NotProved("this version is not signed".into());
             };
-            let payload = signing_payload(
-                detail.record_id,
-                v.revision,
-                v.status.as_str(),
-                &v.content_sha256,
-            );
-            if verify_signature(&public_key, &payload, signature).is_err() {
-                return SignatureCheck::NotProved(
-                    "the signature does not verify with the device's logged key".into(),
-                );
+            let (key, signer, fingerprint) = match v.signer_user_id {
+                None => (
+                    VersionKey::Device {
+                        public_key_b64: &public_key,
+                    },
+                    None,
+                    fingerprint.clone(),
+                ),
+                Some(user_id) => match signers.get(&user_id) {
+                    Some((key, tablet_id, name)) => (
+                        VersionKey::User {
+                            user_id,
+                            public_key_b64: key,
+                            tablet_id: *tablet_id,
+                        },
+                        Some(name.clone()),
+                        key_fingerprint(key),
+                    ),
+                    None => {
+                        return SignatureCheck::NotProved(
+                            "the signing clinician's key is not proved to be registered in the server's log".into(),
+                        );
+                    }
+                },
+            };
+            let signed = SignedVersion {
+                record_id: detail.record_id,
+                revision: v.revision,
+                status: v.status.as_str(),
+                content_sha256: &v.content_sha256,
+                saved_at_utc: v.saved_at_utc,
+                signature_b64: signature,
+            };
+            if signed.verify(key).is_err() {
+                return SignatureCheck::NotProved(match key {
+                    VersionKey::Device { .. } => {
+                        "the signature does not verify with the device's logged key".into()
+                    }
+                    VersionKey::User { .. } => {
+                        "the signature does not verify with the clinician's logged key".into()
+                    }
+                });
             }
             let Some(place) = proof.versions.iter().find(|p| p.revision == v.revision) else {
                 return SignatureCheck::NotProved(
@@ -122,13 +188,15 @@ pub fn check_detail(detail: &ReviewDetail, pinned: &LogPublicKey) -> Vec<Signatu
                 signature: v.signature.clone(),
                 device_id: detail.device_id,
                 saved_at_utc: leaf_time(v.saved_at_utc),
+                signer_user_id: v.signer_user_id,
             };
             let included = parse_proof(&place.proof).and_then(|p| {
                 check_inclusion(&p, &checkpoint, place.leaf_index, leaf_hash(&leaf.encode()))
             });
             match included {
                 Ok(()) => SignatureCheck::Proved {
-                    key_fingerprint: fingerprint.clone(),
+                    key_fingerprint: fingerprint,
+                    signer,
                     log_size: checkpoint.size,
                 },
                 Err(IntegrityError::NotIncluded) => SignatureCheck::NotProved(
@@ -142,20 +210,23 @@ pub fn check_detail(detail: &ReviewDetail, pinned: &LogPublicKey) -> Vec<Signatu
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::crypto::DeviceSigningKey;
+    use crate::crypto::{DeviceSigningKey, UserSigner, signing_payload};
     use crate::model::{RecordStatus, Revision};
-    use crate::protocol::{ReviewProof, ReviewVersion, VersionProof};
+    use crate::protocol::{LeafProof, ReviewProof, ReviewVersion, VersionProof};
     use crate::transparency::{
         Checkpoint, HashMapReader, append, hash_b64, prove_inclusion, sign_checkpoint,
     };
     use chrono::Utc;
-    use uuid::Uuid;
 
     /// A record of two signed versions, logged after the device's enrolment (and some other
-    /// leaves), with the proof a server would send.
+    /// leaves), with the proof a server would send: the first signed with the device's key
+    /// (format 1, as before per-user keys), the second by a clinician's own key (format 2)
+    /// registered through the device.
     fn logged_detail(device: &DeviceSigningKey, log: &DeviceSigningKey) -> ReviewDetail {
         let device_id = Uuid::now_v7();
+        let clinician = UserSigner::generate("Sam Medic", Uuid::new_v4()).unwrap();
         let mut e = crate::demo::complete_encounter();
         let record_id = e.id;
         let mut leaves = vec![
@@ -169,6 +240,15 @@ mod tests {
                 public_key: device.public_key_base64(),
                 enrolled_at_utc: leaf_time(Utc::now()),
             },
+            Leaf::SignerRegistered {
+                device_id,
+                tablet_id: clinician.identity().tablet_id,
+                user_id: clinician.user_id(),
+                user_name: clinician.identity().user_name.clone(),
+                public_key: clinician.identity().public_key.clone(),
+                proof: clinician.registration_proof().unwrap(),
+                registered_at_utc: leaf_time(Utc::now()),
+            },
         ];
         let mut versions = Vec::new();
         for (n, status) in [(1u64, RecordStatus::Completed), (2, RecordStatus::Amended)] {
@@ -177,9 +257,16 @@ mod tests {
             let document = serde_json::to_value(&e).unwrap();
             let sha = content_sha256_hex(&document);
             let revision = Revision::new(n).unwrap();
-            let signature =
-                device.sign_base64(&signing_payload(record_id, revision, status.as_str(), &sha));
             let saved = Utc::now();
+            let (signature, signer_user_id) = if n == 1 {
+                let payload = signing_payload(record_id, revision, status.as_str(), &sha);
+                (device.sign_base64(&payload), None)
+            } else {
+                let sig = clinician
+                    .sign_version(record_id, revision, status.as_str(), &sha, saved)
+                    .unwrap();
+                (sig, Some(clinician.user_id()))
+            };
             leaves.push(Leaf::Version {
                 record_id,
                 revision: n,
@@ -188,6 +275,7 @@ mod tests {
                 signature: Some(signature.clone()),
                 device_id,
                 saved_at_utc: leaf_time(saved),
+                signer_user_id,
             });
             versions.push(ReviewVersion {
                 revision,
@@ -198,6 +286,7 @@ mod tests {
                 signature_valid: true,
                 saved_at_utc: saved,
                 received_at_utc: saved,
+                signer_user_id,
             });
         }
         let encoded: Vec<Vec<u8>> = leaves.iter().map(Leaf::encode).collect();
@@ -232,10 +321,15 @@ mod tests {
                     .enumerate()
                     .map(|(i, v)| VersionProof {
                         revision: v.revision,
-                        leaf_index: 2 + i as u64,
-                        proof: proof_of(2 + i as u64),
+                        leaf_index: 3 + i as u64,
+                        proof: proof_of(3 + i as u64),
                     })
                     .collect(),
+                signers: vec![LeafProof {
+                    leaf: String::from_utf8(encoded[2].clone()).unwrap(),
+                    leaf_index: 2,
+                    proof: proof_of(2),
+                }],
             }),
             versions,
             decisions: vec![],
@@ -257,6 +351,14 @@ mod tests {
         let checks = check_detail(&detail, &pinned(&log));
         assert_eq!(checks.len(), 2);
         assert!(checks.iter().all(SignatureCheck::is_proved), "{checks:?}");
+        // The first by the device's key, the second by the clinician, named as logged.
+        assert!(matches!(
+            &checks[0],
+            SignatureCheck::Proved { signer: None, .. }
+        ));
+        assert!(
+            matches!(&checks[1], SignatureCheck::Proved { signer: Some(name), .. } if name == "Sam Medic")
+        );
 
         // Another log key: nothing is proved, whatever the server says of itself.
         let other = DeviceSigningKey::generate().unwrap();
@@ -270,7 +372,7 @@ mod tests {
         // logged enrolment still names the old key.
         let forger = DeviceSigningKey::generate().unwrap();
         let mut forged = detail.clone();
-        let v = &mut forged.versions[1];
+        let v = &mut forged.versions[0];
         v.document["notes"] = serde_json::Value::String("altered".into());
         v.content_sha256 = content_sha256_hex(&v.document);
         v.signature = Some(forger.sign_base64(&signing_payload(
@@ -280,18 +382,52 @@ mod tests {
             &v.content_sha256,
         )));
         let checks = check_detail(&forged, &pinned(&log));
-        assert!(checks[0].is_proved());
+        assert!(checks[1].is_proved());
         assert_eq!(
-            checks[1],
+            checks[0],
             SignatureCheck::NotProved(
                 "the signature does not verify with the device's logged key".into()
             )
         );
 
+        // The clinician's version altered and signed by another clinician's key under the
+        // same user id: the registration logged names the real key.
+        let impostor = UserSigner::generate("Sam Medic", Uuid::new_v4()).unwrap();
+        let mut forged = detail.clone();
+        let v = &mut forged.versions[1];
+        v.document["notes"] = serde_json::Value::String("altered".into());
+        v.content_sha256 = content_sha256_hex(&v.document);
+        v.signature = Some(
+            impostor
+                .sign_version(
+                    forged.record_id,
+                    v.revision,
+                    v.status.as_str(),
+                    &v.content_sha256,
+                    v.saved_at_utc,
+                )
+                .unwrap(),
+        );
+        assert_eq!(
+            check_detail(&forged, &pinned(&log))[1],
+            SignatureCheck::NotProved(
+                "the signature does not verify with the clinician's logged key".into()
+            )
+        );
+
+        // The clinician's registration withheld: their version is not proved.
+        let mut unregistered = detail.clone();
+        if let Some(p) = unregistered.proof.as_mut() {
+            p.signers.clear();
+        }
+        let checks = check_detail(&unregistered, &pinned(&log));
+        assert!(checks[0].is_proved());
+        assert!(!checks[1].is_proved());
+
         // A version the log does not hold (its proof points at another leaf).
         let mut moved = detail.clone();
         if let Some(p) = moved.proof.as_mut() {
-            p.versions[0].leaf_index = 3;
+            p.versions[0].leaf_index = 4;
         }
         assert!(!check_detail(&moved, &pinned(&log))[0].is_proved());
 

@@ -318,7 +318,12 @@ struct LeafWalk {
     versions: std::collections::HashMap<(Uuid, u64), (u64, crate::transparency::Leaf)>,
     /// Logged enrolment key by device.
     device_keys: std::collections::HashMap<Uuid, String>,
+    /// Logged user signing keys by (device, user), with their leaf index.
+    signer_keys: LoggedSigners,
 }
+
+/// Users' signing keys as logged, by (device, user): the key and its leaf index.
+type LoggedSigners = std::collections::HashMap<(Uuid, Uuid), (super::storage::SignerKey, u64)>;
 
 /// Reads every leaf, recomputing the tree from the leaf bytes alone (no stored interior hash
 /// is trusted) and noting the root at each size in `sizes`.
@@ -377,6 +382,45 @@ async fn walk_leaves(
                     ..
                 }) => {
                     walk.device_keys.entry(device_id).or_insert(public_key);
+                }
+                Ok(Leaf::SignerRegistered {
+                    device_id,
+                    tablet_id,
+                    user_id,
+                    user_name,
+                    public_key,
+                    proof,
+                    ..
+                }) => {
+                    let identity = crate::crypto::SignerIdentity {
+                        user_id,
+                        user_name,
+                        public_key,
+                        tablet_id,
+                    };
+                    if !identity.check_proof(&proof) {
+                        findings.push(format!(
+                            "log: leaf {} registers a signing key for user {user_id} whose proof of possession does not verify",
+                            row.idx
+                        ));
+                    }
+                    let key = super::storage::SignerKey {
+                        public_key_b64: identity.public_key,
+                        tablet_id,
+                        user_name: identity.user_name,
+                    };
+                    if let Some((first, _)) = walk.signer_keys.get(&(device_id, user_id))
+                        && *first != key
+                    {
+                        findings.push(format!(
+                            "log: leaf {} registers user {user_id} on device {device_id} again with a different key",
+                            row.idx
+                        ));
+                    } else {
+                        walk.signer_keys
+                            .entry((device_id, user_id))
+                            .or_insert((key, row.idx));
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => findings.push(format!("log: leaf {} cannot be read", row.idx)),
@@ -465,12 +509,27 @@ pub async fn verify(
         }
     }
 
+    // Users' signing keys: each row must be the registration logged.
+    for s in storage.all_signers().await? {
+        match walk.signer_keys.get(&(s.device_id, s.identity.user_id)) {
+            None => findings.push(format!(
+                "signer {} on device {}: registered in the database but not in the log",
+                s.identity.user_id, s.device_id
+            )),
+            Some((k, _)) if *k != s.key() => findings.push(format!(
+                "signer {} on device {}: its key in the database differs from the key logged at registration",
+                s.identity.user_id, s.device_id
+            )),
+            Some(_) => {}
+        }
+    }
+
     // Versions: each row against its leaf and the logged key.
     let mut after = 0i64;
     let mut checked = 0u64;
     let mut bad = Vec::new();
     let mut seen: std::collections::HashSet<(Uuid, u64)> = std::collections::HashSet::new();
-    let device_keys = std::sync::Arc::new(walk.device_keys.clone());
+    let logged_keys = std::sync::Arc::new((walk.device_keys.clone(), walk.signer_keys.clone()));
     let mut checking: Option<tokio::task::JoinHandle<Vec<BadVersion>>> = None;
     loop {
         let page = storage.versions_after(after, 500).await?;
@@ -491,6 +550,14 @@ pub async fn verify(
                     "saved_at_utc": leaf_time(v.saved_at_utc),
                     "logged_device_key": walk.device_keys.get(&v.device_id),
                     "leaf_index": walk.versions.get(&key).map(|(i, _)| *i),
+                    "signature_format": if v.signer_user_id.is_some() { 2 } else { 1 },
+                    "signer_user_id": v.signer_user_id,
+                    "logged_signer_key": v.signer_user_id
+                        .and_then(|u| walk.signer_keys.get(&(v.device_id, u)))
+                        .map(|(k, _)| &k.public_key_b64),
+                    "signer_tablet_id": v.signer_user_id
+                        .and_then(|u| walk.signer_keys.get(&(v.device_id, u)))
+                        .map(|(k, _)| k.tablet_id),
                 });
                 Pack::line(&mut p.versions, &line.to_string())?;
             }
@@ -510,8 +577,8 @@ pub async fn verify(
             }
         }
         // Re-check this page on the blocking pool while the next page is read.
-        let keys = std::sync::Arc::clone(&device_keys);
-        let task = tokio::task::spawn_blocking(move || recheck_page(page, &keys));
+        let keys = std::sync::Arc::clone(&logged_keys);
+        let task = tokio::task::spawn_blocking(move || recheck_page(page, &keys.0, &keys.1));
         if let Some(previous) = checking.replace(task) {
             bad.extend(
                 previous
@@ -588,7 +655,8 @@ fn pack_summary(r: &VerifyReport, key: &crate::transparency::LogPublicKey) -> St
         "Integrity report for log {} (key fingerprint {}), written {}.\n\n\
          The log holds {} entries; recomputed from the entries alone its root is {}.\n\
          It was checked against {} signed checkpoint(s). {} record version(s) were checked \
-         against their logged entries and the device keys as logged at enrolment; the audit \
+         against their logged entries and the keys as logged (the device's at enrolment for \
+         format-1 signatures, the signing clinician's at registration for format 2); the audit \
          chain holds {} entries.\n\n",
         key.name,
         key.fingerprint(),
@@ -630,10 +698,16 @@ fn pack_summary(r: &VerifyReport, key: &crate::transparency::LogPublicKey) -> St
 fn recheck_page(
     mut page: Vec<super::storage::StoredVersion>,
     logged_keys: &std::collections::HashMap<Uuid, String>,
+    logged_signers: &LoggedSigners,
 ) -> Vec<BadVersion> {
     for v in &mut page {
-        // The key that counts is the one logged at enrolment, not the table's.
+        // The keys that count are the ones logged at enrolment and registration, not the
+        // tables'.
         v.public_key_b64 = logged_keys.get(&v.device_id).cloned().unwrap_or_default();
+        v.signer = v
+            .signer_user_id
+            .and_then(|u| logged_signers.get(&(v.device_id, u)))
+            .map(|(k, _)| k.clone());
     }
     let check = |v: &super::storage::StoredVersion| {
         recheck_stored(v).err().map(|p: StoredProblem| BadVersion {

@@ -28,13 +28,14 @@ use uuid::Uuid;
 use super::ServerConfig;
 use super::admin::normalise_enrolment_code;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, json_rejection};
-use super::ingest::{Rejection, check_item, recheck_stored};
+use super::ingest::{PushKeys, Rejection, check_item, recheck_stored};
 use super::limits::{ClientAddr, Limits, client_address};
 use super::log_key::LogSigner;
 use super::storage::{
     Actor, AuditAction, AuditEvent, DecideOutcome, DeviceIdentity, EnrolOutcome,
     LAST_USED_RESOLUTION_SECS, LockoutPolicy, LogHead, LoginReservation, NewDecision, NewDevice,
-    ReviewFilter, Role, SessionIdentity, SessionScope, Storage, StoreOutcome,
+    ReviewFilter, Role, SessionIdentity, SessionScope, SignerKey, Storage, StorageError,
+    StoreOutcome,
 };
 use crate::crypto::{new_token, token_hash_hex, verify_password};
 use crate::protocol::{
@@ -530,11 +531,16 @@ async fn push(
             format!("a push may carry at most {MAX_PUSH_ITEMS} items"),
         ));
     }
+    let signers = register_signers(&state, &device, &req.signers).await?;
     let public_key = device.public_key_b64.clone();
     let items = req.items;
     let (items, checked) = tokio::task::spawn_blocking(move || {
+        let keys = PushKeys {
+            device_public_key_b64: &public_key,
+            signers: &signers,
+        };
         let checked: Vec<Result<_, Rejection>> =
-            items.iter().map(|i| check_item(i, &public_key)).collect();
+            items.iter().map(|i| check_item(i, &keys)).collect();
         (items, checked)
     })
     .await
@@ -633,6 +639,78 @@ async fn push(
         results,
         checkpoint: Some(checkpoint),
     }))
+}
+
+/// Registers the users' signing keys a push carries (each proof checked first, then logged)
+/// and returns every key registered through this device, by user id: what the push's
+/// format-2 signatures are checked with.
+async fn register_signers(
+    state: &AppState,
+    device: &DeviceIdentity,
+    offered: &[crate::protocol::SignerRegistration],
+) -> Result<std::collections::HashMap<Uuid, SignerKey>, ApiError> {
+    if offered.len() > crate::protocol::MAX_PUSH_SIGNERS {
+        return Err(ApiError::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_signers",
+            format!(
+                "a push may register at most {} signing keys",
+                crate::protocol::MAX_PUSH_SIGNERS
+            ),
+        ));
+    }
+    let mut held: std::collections::HashMap<Uuid, SignerKey> = state
+        .storage()
+        .device_signers(device.device_id)
+        .await?
+        .into_iter()
+        .map(|r| (r.identity.user_id, r.key()))
+        .collect();
+    let new: Vec<crate::protocol::SignerRegistration> = offered
+        .iter()
+        .filter(|s| {
+            held.get(&s.user_id)
+                .is_none_or(|k| k.public_key_b64 != s.public_key || k.tablet_id != s.tablet_id)
+        })
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        return Ok(held);
+    }
+    for s in &new {
+        let well_formed = s.user_name.trim().len() == s.user_name.len()
+            && !s.user_name.is_empty()
+            && s.user_name.chars().count() <= 100
+            && base64::engine::general_purpose::STANDARD
+                .decode(&s.public_key)
+                .is_ok_and(|k| k.len() == 32);
+        if !well_formed || !s.identity().check_proof(&s.proof) {
+            return Err(ApiError::client(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_signer",
+                "a signing key registration is malformed or its proof does not verify",
+            ));
+        }
+    }
+    let rows = match state
+        .storage()
+        .register_signers(device, &new, Utc::now())
+        .await
+    {
+        Err(StorageError::SignerConflict) => {
+            return Err(ApiError::client(
+                StatusCode::CONFLICT,
+                "signer_conflict",
+                "a user id in this push is already registered with a different key",
+            ));
+        }
+        other => other?,
+    };
+    for row in rows {
+        tracing::info!(device_id = %device.device_id, user_id = %row.identity.user_id, leaf = row.leaf_idx, "signing key registered");
+        held.insert(row.identity.user_id, row.key());
+    }
+    Ok(held)
 }
 
 /// A device's report of the checkpoint it last verified, checked against this server's own
@@ -1027,6 +1105,7 @@ async fn review_detail(
             signature_valid: recheck_stored(v).is_ok(),
             saved_at_utc: v.saved_at_utc,
             received_at_utc: v.received_at_utc,
+            signer_user_id: v.signer_user_id,
         })
         .collect();
     let keys: Vec<(Uuid, Revision)> = detail
@@ -1034,9 +1113,16 @@ async fn review_detail(
         .iter()
         .map(|v| (detail.record_id, v.revision))
         .collect();
+    let mut signer_ids: Vec<Uuid> = detail
+        .versions
+        .iter()
+        .filter_map(|v| v.signer_user_id)
+        .collect();
+    signer_ids.sort_unstable();
+    signer_ids.dedup();
     let proof = match state
         .storage()
-        .review_proof(detail.device_id, &keys)
+        .review_proof(detail.device_id, &keys, &signer_ids)
         .await?
     {
         Some(parts) => Some(ReviewProof {
@@ -1055,6 +1141,15 @@ async fn review_detail(
                 .map(|(revision, leaf_index, proof)| VersionProof {
                     revision,
                     leaf_index,
+                    proof: proof.iter().map(transparency::hash_b64).collect(),
+                })
+                .collect(),
+            signers: parts
+                .signers
+                .into_iter()
+                .map(|(leaf, proof)| crate::protocol::LeafProof {
+                    leaf: leaf.data,
+                    leaf_index: leaf.idx,
                     proof: proof.iter().map(transparency::hash_b64).collect(),
                 })
                 .collect(),
@@ -1119,6 +1214,15 @@ async fn review_fhir(
         signature: version.signature.clone(),
         device_public_key: Some(version.public_key_b64.clone()),
         saved_at_utc: version.saved_at_utc,
+        signer: match (version.signer_user_id, &version.signer) {
+            (Some(user_id), Some(k)) => Some(crate::crypto::SignerIdentity {
+                user_id,
+                user_name: k.user_name.clone(),
+                public_key: k.public_key_b64.clone(),
+                tablet_id: k.tablet_id,
+            }),
+            _ => None,
+        },
     };
     tracing::info!(user = %session.username, %record_id, revision = %version.revision, "fhir export");
     Ok(Json(crate::export::fhir::bundle(

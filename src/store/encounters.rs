@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Action};
 use super::{Result, Store, StoreError, revision_from_sql};
-use crate::crypto::{DeviceSigningKey, content_sha256_hex, signing_payload};
+use crate::crypto::{UserSigner, content_sha256_hex};
 use crate::model::{
     Decision, Encounter, News2, RecordStatus, Revision, SignOff, VersionMeta, missing_items,
 };
@@ -127,6 +127,9 @@ pub struct VersionInfo {
     pub amendment_reason: Option<String>,
     pub saved_at_utc: DateTime<Utc>,
     pub saved_by: String,
+    /// The user whose own key signed this version (signature format 2); `None` for drafts and
+    /// for versions signed with the tablet's key (format 1).
+    pub signer_user_id: Option<Uuid>,
 }
 
 pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>> {
@@ -174,7 +177,7 @@ impl Store {
         let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         let writer = VersionWriter {
             user: &self.user,
-            signing_key: self.signing_key.as_ref(),
+            signer: self.signer.as_ref(),
             mac,
         };
         let receipt = complete_in(&tx, &writer, encounter, clinician_name, registration)?;
@@ -198,7 +201,7 @@ impl Store {
         let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         let writer = VersionWriter {
             user: &self.user,
-            signing_key: self.signing_key.as_ref(),
+            signer: self.signer.as_ref(),
             mac,
         };
         let receipt = match current_status(&tx, encounter.id)? {
@@ -291,7 +294,7 @@ impl Store {
         let tx = Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         let receipt = VersionWriter {
             user: &self.user,
-            signing_key: self.signing_key.as_ref(),
+            signer: self.signer.as_ref(),
             mac,
         }
         .write(&tx, doc, amendment_reason)?;
@@ -341,7 +344,8 @@ impl Store {
     /// Every version of a record, oldest first (metadata only).
     pub fn versions(&self, id: Uuid) -> Result<Vec<VersionInfo>> {
         let mut stmt = self.conn.prepare(
-            "SELECT revision, status, content_sha256, signature, amendment_reason, saved_at_utc, saved_by
+            "SELECT revision, status, content_sha256, signature, amendment_reason, saved_at_utc, saved_by,
+                    signer_user_id
              FROM encounter_versions WHERE encounter_id = ?1 ORDER BY revision",
         )?;
         let rows = stmt.query_map(params![id.to_string()], |r| {
@@ -353,11 +357,12 @@ impl Store {
                 r.get::<_, Option<String>>(4)?,
                 r.get::<_, String>(5)?,
                 r.get::<_, String>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (rev, status, hash, sig, reason, at, by) = row?;
+            let (rev, status, hash, sig, reason, at, by, signer) = row?;
             out.push(VersionInfo {
                 revision: revision_from_sql(rev)?,
                 status: parse_status(&status)?,
@@ -366,6 +371,12 @@ impl Store {
                 amendment_reason: reason,
                 saved_at_utc: parse_time(&at)?,
                 saved_by: by,
+                signer_user_id: signer
+                    .map(|s| {
+                        Uuid::parse_str(&s)
+                            .map_err(|_| StoreError::malformed("a stored signer id is malformed"))
+                    })
+                    .transpose()?,
             });
         }
         Ok(out)
@@ -385,6 +396,10 @@ impl Store {
         }
         .ok_or(StoreError::NotFound)?;
         let doc = self.version(id, info.revision)?;
+        let signer = match info.signer_user_id {
+            Some(user_id) => self.signer_identity(user_id)?,
+            None => None,
+        };
         let meta = VersionMeta {
             revision: info.revision,
             status: info.status,
@@ -392,8 +407,31 @@ impl Store {
             signature: info.signature,
             device_public_key: self.signing_key().ok().map(|k| k.public_key_base64()),
             saved_at_utc: info.saved_at_utc,
+            signer,
         };
         Ok((doc, meta))
+    }
+
+    /// A signer's public identity as registered on this tablet.
+    pub fn signer_identity(&self, user_id: Uuid) -> Result<Option<crate::crypto::SignerIdentity>> {
+        let row: Option<(String, String, String)> = self
+            .conn
+            .query_row(
+                "SELECT user_name, public_key, tablet_id FROM signers WHERE user_id = ?1",
+                params![user_id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        row.map(|(user_name, public_key, tablet)| {
+            Ok(crate::crypto::SignerIdentity {
+                user_id,
+                user_name,
+                public_key,
+                tablet_id: Uuid::parse_str(&tablet)
+                    .map_err(|_| StoreError::malformed("a stored tablet id is malformed"))?,
+            })
+        })
+        .transpose()
     }
 
     /// Lists records newest first, filtered on indexed columns only.
@@ -524,11 +562,11 @@ impl Store {
     }
 }
 
-/// What a version write needs from the store besides the transaction: who saves and the key
+/// What a version write needs from the store besides the transaction: who saves and their key
 /// that signs. Split from [`Store`] so an operation can hold the transaction and this at once.
 struct VersionWriter<'a> {
     user: &'a str,
-    signing_key: Option<&'a DeviceSigningKey>,
+    signer: Option<&'a UserSigner>,
     mac: audit::AuditMac,
 }
 
@@ -544,7 +582,8 @@ impl VersionWriter<'_> {
         let value = serde_json::to_value(doc)?;
         let document = serde_json::to_string(&value)?;
         let content_sha256 = content_sha256_hex(&value);
-        let now = Utc::now();
+        // Microseconds: the precision the server keeps and a format-2 signature covers.
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
         let now_text = now.to_rfc3339();
         let id_text = doc.id.to_string();
         let latest = doc.latest_news2();
@@ -577,14 +616,14 @@ impl VersionWriter<'_> {
                 .ok_or_else(|| StoreError::malformed("a stored revision is out of range"))?,
             None => Revision::FIRST,
         };
-        let signature = if doc.status.is_signed() {
-            let payload = signing_payload(doc.id, revision, doc.status.as_str(), &content_sha256);
-            let key = self
-                .signing_key
-                .ok_or_else(|| StoreError::malformed("device signing key missing"))?;
-            Some(key.sign_base64(&payload))
+        // Signed by the clinician's own key (signature format 2), never the tablet's.
+        let (signature, signer_user_id) = if doc.status.is_signed() {
+            let signer = self.signer.ok_or(StoreError::SignerUnavailable)?;
+            let signature =
+                signer.sign_version(doc.id, revision, doc.status.as_str(), &content_sha256, now)?;
+            (Some(signature), Some(signer.user_id().to_string()))
         } else {
-            None
+            (None, None)
         };
         tx.execute(
             "INSERT INTO encounters (id, revision, status, incident_number, incident_number_lower,
@@ -628,8 +667,8 @@ impl VersionWriter<'_> {
         )?;
         tx.execute(
             "INSERT INTO encounter_versions (encounter_id, revision, status, document, content_sha256,
-                 signature, amendment_reason, saved_at_utc, saved_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 signature, amendment_reason, saved_at_utc, saved_by, signer_user_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 id_text,
                 revision,
@@ -639,7 +678,8 @@ impl VersionWriter<'_> {
                 signature,
                 amendment_reason,
                 now_text,
-                user
+                user,
+                signer_user_id
             ],
         )?;
         // Coalesce: any unsent draft entry is superseded by this save. Signed entries stay.

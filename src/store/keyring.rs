@@ -1,4 +1,5 @@
-//! The keyring file: each user's wrapped database key and failed-unlock counter.
+//! The keyring file: each user's wrapped database key, their own signing key sealed beside it,
+//! and their failed-unlock counter.
 //!
 //! It sits beside the store as `keyring.json` because the store itself cannot be read before
 //! it is unlocked. It holds no patient data and no usable key: only keys sealed under each
@@ -11,10 +12,11 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::WrappedKey;
+use crate::crypto::{SealedSigner, WrappedKey};
 
 /// The keyring format this app writes; a higher one is refused (written by a newer app).
-pub const KEYRING_FORMAT: u32 = 2;
+/// Format 3 added each user's sealed signing key: an older app would drop it on saving.
+pub const KEYRING_FORMAT: u32 = 3;
 
 /// Failed attempts allowed before each further attempt must wait.
 pub const FREE_ATTEMPTS: u32 = 3;
@@ -30,6 +32,10 @@ pub struct KeyringUser {
     pub failed_attempts: u32,
     #[serde(default)]
     pub locked_until_utc: Option<DateTime<Utc>>,
+    /// The user's own signing key, sealed under the same unlock secret as `wrapped`. Absent
+    /// in keyrings from before per-user signatures: made at the user's next passphrase unlock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<SealedSigner>,
 }
 
 impl KeyringUser {
@@ -151,6 +157,7 @@ mod tests {
             wrapped: WrappedKey::wrap(&key, "1234", KdfParams::FAST_FOR_TESTS, "x").unwrap(),
             failed_attempts: 0,
             locked_until_utc: None,
+            signer: None,
         }
     }
 

@@ -25,13 +25,13 @@ use chrono::Utc;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use zeroize::Zeroizing;
 
-use crate::crypto::{DatabaseKey, DeviceSigningKey, KdfParams, KeyError, WrappedKey};
+use crate::crypto::{DatabaseKey, DeviceSigningKey, KdfParams, KeyError, UserSigner, WrappedKey};
 use keyring::{Keyring, KeyringError, KeyringUser};
 
 pub use encounters::{
     EncounterSummary, ListFilter, SaveReceipt, StatusCounts, SyncState, VersionInfo,
 };
-pub use outbox::{FeedbackEntry, OutboxItem, OutboxPosition};
+pub use outbox::{FeedbackEntry, OutboxItem, OutboxPosition, PendingSigner};
 
 /// File name of the encrypted store inside the data directory.
 pub const STORE_FILE: &str = "epr.db";
@@ -95,6 +95,11 @@ pub enum StoreError {
     /// A request reached the store worker while no one had unlocked the store.
     #[error("the store is locked")]
     Locked,
+    /// A version was to be signed while the user's own signing key is not open.
+    #[error(
+        "your signing key is not open on this tablet: lock it and unlock with your passphrase, then sign again (the record is kept as it was)"
+    )]
+    SignerUnavailable,
     #[error(transparent)]
     Keyring(#[from] KeyringError),
     #[error("key error: {0}")]
@@ -223,6 +228,52 @@ pub(crate) fn revision_from_sql(stored: i64) -> Result<Revision> {
 /// Result alias for this room.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Device setting: the tablet's own id, made with its store.
+pub const TABLET_ID: &str = "device_uuid";
+
+/// The schema version that keeps users' signing keys (the `signers` table).
+const SIGNERS_SCHEMA: i64 = 4;
+
+/// The tablet's own id; made now for a store that never kept one.
+fn tablet_id_from(conn: &Connection) -> Result<uuid::Uuid> {
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT value FROM device_settings WHERE key = ?1",
+            params![TABLET_ID],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(text) = stored {
+        return uuid::Uuid::parse_str(&text)
+            .map_err(|_| StoreError::malformed("the tablet id is damaged"));
+    }
+    let id = uuid::Uuid::new_v4();
+    conn.execute(
+        "INSERT INTO device_settings (key, value) VALUES (?1, ?2)",
+        params![TABLET_ID, id.to_string()],
+    )?;
+    Ok(id)
+}
+
+/// Keeps a user's signer registration (public key and proof) in the store, to be sent to the
+/// server with each push until it is logged there.
+fn record_signer(conn: &Connection, signer: &UserSigner) -> Result<()> {
+    let identity = signer.identity();
+    conn.execute(
+        "INSERT OR IGNORE INTO signers (user_id, user_name, public_key, tablet_id, proof, created_at_utc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            identity.user_id.to_string(),
+            identity.user_name,
+            identity.public_key,
+            identity.tablet_id.to_string(),
+            signer.registration_proof()?,
+            Utc::now().to_rfc3339(),
+        ],
+    )?;
+    Ok(())
+}
+
 /// An unlocked store: one connection, the key that opened it, and who is using it.
 pub struct Store {
     conn: Connection,
@@ -230,6 +281,8 @@ pub struct Store {
     key: Option<DatabaseKey>,
     user: String,
     signing_key: Option<DeviceSigningKey>,
+    /// The unlocked user's own signing key: what signs their completed records.
+    signer: Option<UserSigner>,
 }
 
 impl std::fmt::Debug for Store {
@@ -348,19 +401,34 @@ impl Store {
                 source,
             })?;
         let key = DatabaseKey::generate()?;
-        let wrapped = WrappedKey::wrap(&key, passphrase, kdf, user)?;
+        let (wrapped, secret) = WrappedKey::wrap_with_secret(&key, passphrase, kdf, user)?;
         let mut conn = open_connection(&db, Some(&key), true)?;
         migrate::migrate_to(&mut conn, schema_version)?;
         let signing = DeviceSigningKey::generate()?;
+        let tablet_id = uuid::Uuid::new_v4();
         conn.execute(
-            "INSERT INTO device_settings (key, value) VALUES ('signing_key_pkcs8', ?1), ('device_uuid', ?2)",
-            params![hex::encode(signing.pkcs8()), uuid::Uuid::new_v4().to_string()],
+            "INSERT INTO device_settings (key, value) VALUES ('signing_key_pkcs8', ?1), (?2, ?3)",
+            params![
+                hex::encode(signing.pkcs8()),
+                TABLET_ID,
+                tablet_id.to_string()
+            ],
         )?;
+        // A store made at an older schema (tests of upgrades) gets its user's key when it is
+        // first unlocked at the current one, as a real older store does.
+        let signer = if schema_version >= SIGNERS_SCHEMA {
+            let signer = UserSigner::generate(user, tablet_id)?;
+            record_signer(&conn, &signer)?;
+            Some(signer)
+        } else {
+            None
+        };
         Keyring::new(KeyringUser {
             name: user.to_owned(),
             wrapped,
             failed_attempts: 0,
             locked_until_utc: None,
+            signer: signer.as_ref().map(|s| s.seal(&secret, user)).transpose()?,
         })
         .save(&kr)?;
         let mut store = Self {
@@ -369,6 +437,7 @@ impl Store {
             key: Some(key),
             user: user.to_owned(),
             signing_key: Some(signing),
+            signer,
         };
         store.audit(audit::Action::StoreCreated, None, None)?;
         Ok(store)
@@ -414,7 +483,7 @@ impl Store {
         if let Some(wait_secs) = entry.wait_secs(now) {
             return Err(StoreError::RateLimited { wait_secs });
         }
-        let key = match entry.wrapped.unwrap_key(passphrase, &name) {
+        let (key, mut secret) = match entry.wrapped.open(passphrase, &name) {
             Ok(k) => k,
             Err(KeyError::WrongPassphrase) => {
                 entry.record_failure(now);
@@ -423,6 +492,17 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
+        // The user's own signing key opens with the same secret. One that will not open (the
+        // entry damaged or edited) is replaced below by a new key: signatures made with the
+        // old one keep verifying against its logged registration.
+        let mut signer = match entry.signer.as_ref().map(|s| s.open(&secret, &name)) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "a user's sealed signing key did not open; a new one is made");
+                None
+            }
+            None => None,
+        };
         let rewrap = entry.wrapped.needs_rewrap(policy);
         if rewrap {
             let stronger = KdfParams {
@@ -430,7 +510,14 @@ impl Store {
                 iterations: entry.wrapped.kdf.iterations.max(policy.iterations),
                 parallelism: entry.wrapped.kdf.parallelism.max(policy.parallelism),
             };
-            entry.wrapped = WrappedKey::wrap(&key, passphrase, stronger, &name)?;
+            let (wrapped, new_secret) =
+                WrappedKey::wrap_with_secret(&key, passphrase, stronger, &name)?;
+            entry.wrapped = wrapped;
+            secret = new_secret;
+            entry.signer = signer
+                .as_ref()
+                .map(|s| s.seal(&secret, &name))
+                .transpose()?;
         }
         if entry.failed_attempts > 0 || rewrap {
             entry.record_success();
@@ -439,12 +526,25 @@ impl Store {
         }
         let mut conn = open_connection(&db, Some(&key), false)?;
         migrate::migrate_to(&mut conn, migrate::latest_version())?;
+        if signer.is_none() {
+            let made = UserSigner::generate(&name, tablet_id_from(&conn)?)?;
+            record_signer(&conn, &made)?;
+            if let Some(entry) = keyring.user_mut(&name) {
+                entry.signer = Some(made.seal(&secret, &name)?);
+                entry.record_success();
+            }
+            keyring.format = keyring::KEYRING_FORMAT;
+            keyring.save(&kr_path)?;
+            signer = Some(made);
+        }
+        drop(secret);
         let mut store = Self {
             conn,
             data_dir: data_dir.to_owned(),
             key: Some(key),
             user: name,
             signing_key: None,
+            signer,
         };
         store.signing_key = Some(store.load_signing_key()?);
         store.audit(audit::Action::Unlocked, None, None)?;
@@ -452,8 +552,14 @@ impl Store {
     }
 
     /// Opens the store with a key already recovered (the crew's in-memory quick PIN after an
-    /// idle lock), for a user the keyring names. No key derivation from the passphrase.
-    pub fn open_with_key(data_dir: &Path, user: &str, key: DatabaseKey) -> Result<Self> {
+    /// idle lock), for a user the keyring names, with that user's signing key if it was kept
+    /// beside the key. No key derivation from the passphrase.
+    pub fn open_with_key(
+        data_dir: &Path,
+        user: &str,
+        key: DatabaseKey,
+        signer: Option<UserSigner>,
+    ) -> Result<Self> {
         let keyring = match Keyring::load(&keyring_path(data_dir))? {
             Some(k) => k,
             None => return Err(StoreError::KeyringMissing(data_dir.to_owned())),
@@ -468,6 +574,7 @@ impl Store {
             key: Some(key),
             user: user.to_owned(),
             signing_key: None,
+            signer,
         };
         store.signing_key = Some(store.load_signing_key()?);
         store.audit(audit::Action::UnlockedWithPin, None, None)?;
@@ -493,6 +600,11 @@ impl Store {
                 .map(|k| DatabaseKey::from_bytes(*k.as_bytes())),
             user: self.user.clone(),
             signing_key: Some(signing),
+            signer: self
+                .signer
+                .as_ref()
+                .map(UserSigner::try_clone)
+                .transpose()?,
         })
     }
 
@@ -507,12 +619,15 @@ impl Store {
             "INSERT INTO device_settings (key, value) VALUES ('signing_key_pkcs8', ?1)",
             params![hex::encode(signing.pkcs8())],
         )?;
+        let signer = UserSigner::generate("benchmark", tablet_id_from(&conn)?)?;
+        record_signer(&conn, &signer)?;
         Ok(Self {
             conn,
             data_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
             key: None,
             user: "benchmark".into(),
             signing_key: Some(signing),
+            signer: Some(signer),
         })
     }
 
@@ -543,6 +658,17 @@ impl Store {
             .ok_or_else(|| StoreError::malformed("device signing key missing"))
     }
 
+    /// The unlocked user's own signing key, if open (to keep beside a quick PIN).
+    pub fn signer(&self) -> Option<&UserSigner> {
+        self.signer.as_ref()
+    }
+
+    /// The tablet's own id, made with its store: version signatures (format 2) and signer
+    /// registrations name it.
+    pub fn tablet_id(&self) -> Result<uuid::Uuid> {
+        tablet_id_from(&self.conn)
+    }
+
     /// The user who unlocked this store; recorded as the actor in the audit log.
     pub fn user(&self) -> &str {
         &self.user
@@ -564,11 +690,15 @@ impl Store {
             return Err(StoreError::UserExists(name.to_owned()));
         }
         let key = self.key.as_ref().ok_or(StoreError::NotEncrypted)?;
+        let (wrapped, secret) = WrappedKey::wrap_with_secret(key, passphrase, kdf, name)?;
+        let signer = UserSigner::generate(name, tablet_id_from(&self.conn)?)?;
+        record_signer(&self.conn, &signer)?;
         keyring.users.push(KeyringUser {
             name: name.to_owned(),
-            wrapped: WrappedKey::wrap(key, passphrase, kdf, name)?,
+            wrapped,
             failed_attempts: 0,
             locked_until_utc: None,
+            signer: Some(signer.seal(&secret, name)?),
         });
         keyring.save(&kr_path)?;
         self.audit(audit::Action::UserAdded, None, None)?;
@@ -584,12 +714,20 @@ impl Store {
         let mut keyring = Keyring::load(&kr_path)?
             .ok_or_else(|| StoreError::KeyringMissing(self.data_dir.clone()))?;
         let key = self.key.as_ref().ok_or(StoreError::NotEncrypted)?;
-        let wrapped = WrappedKey::wrap(key, new_passphrase, kdf, &self.user)?;
+        let (wrapped, secret) = WrappedKey::wrap_with_secret(key, new_passphrase, kdf, &self.user)?;
+        // The signing key is sealed again under the new secret (without it open, the entry
+        // is cleared and a new key made at the next passphrase unlock).
+        let signer = self
+            .signer
+            .as_ref()
+            .map(|s| s.seal(&secret, &self.user))
+            .transpose()?;
         let user = self.user.clone();
         let entry = keyring
             .user_mut(&user)
             .ok_or(StoreError::UnknownUser(user))?;
         entry.wrapped = wrapped;
+        entry.signer = signer;
         entry.record_success();
         keyring.save(&kr_path)?;
         self.audit(audit::Action::PassphraseChanged, None, None)?;

@@ -25,6 +25,8 @@ pub struct OutboxItem {
     pub document: String,
     pub content_sha256: String,
     pub signature: Option<String>,
+    /// The user whose own key signed (signature format 2).
+    pub signer_user_id: Option<Uuid>,
     pub saved_at_utc: DateTime<Utc>,
     /// Where this entry sits in the queue, for reading the entries after it.
     pub position: OutboxPosition,
@@ -55,7 +57,64 @@ const FEEDBACK_CURSOR: &str = "feedback_cursor";
 /// Setting key of the last successful sync.
 const LAST_SYNC: &str = "last_sync_utc";
 
+/// A user's signing key registration, as sent to the server until it has logged it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSigner {
+    pub identity: crate::crypto::SignerIdentity,
+    /// Base64 signature by the user's key over its registration statement.
+    pub proof: String,
+}
+
 impl Store {
+    /// Users' signing keys the server has not yet acknowledged, oldest first.
+    pub fn unregistered_signers(&self) -> Result<Vec<PendingSigner>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT user_id, user_name, public_key, tablet_id, proof FROM signers
+             WHERE registered_at_utc IS NULL ORDER BY created_at_utc, user_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (user_id, user_name, public_key, tablet_id, proof) = row?;
+            let parse = |text: &str| {
+                Uuid::parse_str(text)
+                    .map_err(|_| StoreError::malformed("a stored signer is malformed"))
+            };
+            out.push(PendingSigner {
+                identity: crate::crypto::SignerIdentity {
+                    user_id: parse(&user_id)?,
+                    user_name,
+                    public_key,
+                    tablet_id: parse(&tablet_id)?,
+                },
+                proof,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Notes that the server logged these signers' registrations.
+    pub fn mark_signers_registered(&mut self, user_ids: &[Uuid]) -> Result<()> {
+        let now = Utc::now().to_rfc3339();
+        let tx = self.conn.transaction()?;
+        for id in user_ids {
+            tx.prepare_cached(
+                "UPDATE signers SET registered_at_utc = ?2 WHERE user_id = ?1 AND registered_at_utc IS NULL",
+            )?
+            .execute(params![id.to_string(), now])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The oldest pending (not quarantined) outbox entries, at most `max_items` and, after the
     /// first, at most `max_bytes` of documents.
     pub fn outbox_batch(&self, max_items: usize, max_bytes: usize) -> Result<Vec<OutboxItem>> {
@@ -76,7 +135,7 @@ impl Store {
         };
         let mut stmt = self.conn.prepare_cached(
             "SELECT o.encounter_id, o.revision, v.status, v.document, v.content_sha256, v.signature,
-                    v.saved_at_utc, o.enqueued_at_utc
+                    v.saved_at_utc, o.enqueued_at_utc, v.signer_user_id
              FROM outbox o
              JOIN encounter_versions v ON v.encounter_id = o.encounter_id AND v.revision = o.revision
              WHERE o.quarantined_reason IS NULL
@@ -107,6 +166,13 @@ impl Store {
                 document,
                 content_sha256: r.get(4)?,
                 signature: r.get(5)?,
+                signer_user_id: r
+                    .get::<_, Option<String>>(8)?
+                    .map(|s| {
+                        Uuid::parse_str(&s)
+                            .map_err(|_| StoreError::malformed("a stored signer id is malformed"))
+                    })
+                    .transpose()?,
                 saved_at_utc: parse_time(&at)?,
                 position: OutboxPosition {
                     enqueued_at_utc: r.get(7)?,

@@ -46,6 +46,8 @@ struct RawPushItem<'a> {
     document: Box<serde_json::value::RawValue>,
     content_sha256: &'a str,
     signature: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signer_user_id: Option<Uuid>,
     saved_at_utc: chrono::DateTime<Utc>,
 }
 
@@ -57,6 +59,8 @@ struct RawPushRequest<'a> {
     verified_checkpoint: Option<crate::protocol::LogState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     device_audit_head: Option<crate::protocol::AuditHead>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    signers: &'a [crate::protocol::SignerRegistration],
 }
 
 /// Serialises a batch as a push request, sending each stored document as its exact text, and
@@ -65,6 +69,7 @@ fn request_body(
     batch: &[OutboxItem],
     verified: Option<&Checkpoint>,
     device_audit_head: Option<crate::protocol::AuditHead>,
+    signers: &[crate::protocol::SignerRegistration],
 ) -> Result<Vec<u8>, SyncError> {
     let mut items = Vec::with_capacity(batch.len());
     for entry in batch {
@@ -77,6 +82,7 @@ fn request_body(
             document,
             content_sha256: &entry.content_sha256,
             signature: entry.signature.as_deref(),
+            signer_user_id: entry.signer_user_id,
             saved_at_utc: entry.saved_at_utc,
         });
     }
@@ -88,6 +94,7 @@ fn request_body(
         items,
         verified_checkpoint,
         device_audit_head,
+        signers,
     })
     .map_err(|e| SyncError::Store(StoreError::from(e)))
 }
@@ -393,6 +400,14 @@ impl Engine {
         let max_rounds = 2 * self.store.status_counts()?.pending_sync as usize + 32;
         let mut after: Option<OutboxPosition> = None;
         let mut in_flight: Option<InFlight> = None;
+        // Users' keys the server has not logged yet go with every push until one is answered:
+        // the server registers them before it checks the items they signed.
+        let mut signers: Vec<crate::protocol::SignerRegistration> = self
+            .store
+            .unregistered_signers()?
+            .iter()
+            .map(|p| crate::protocol::SignerRegistration::new(&p.identity, &p.proof))
+            .collect();
         for _ in 0..max_rounds {
             let next = self.store.outbox_batch_after(
                 after.as_ref(),
@@ -407,7 +422,7 @@ impl Engine {
                     .store
                     .audit_head()?
                     .map(|(seq, hash)| crate::protocol::AuditHead { seq, hash });
-                let body = request_body(&next, self.log.as_ref(), head)?;
+                let body = request_body(&next, self.log.as_ref(), head, &signers)?;
                 let ids: Vec<Uuid> = next.iter().map(|b| b.record_id).collect();
                 self.store.mark_sending(&ids)?;
                 let client = client.clone();
@@ -429,7 +444,14 @@ impl Engine {
             });
             in_flight = sent;
             let response = match answer {
-                Ok(r) => r,
+                Ok(r) => {
+                    if !signers.is_empty() {
+                        let ids: Vec<Uuid> = signers.iter().map(|s| s.user_id).collect();
+                        self.store.mark_signers_registered(&ids)?;
+                        signers.clear();
+                    }
+                    r
+                }
                 Err(RequestError::Refused { status, message }) => {
                     // The batch as a whole was refused (too large, or one item breaks it):
                     // isolate the culprit by sending one at a time from the start of the
@@ -530,6 +552,7 @@ impl Engine {
             signature: item.signature.clone(),
             device_id,
             saved_at_utc: leaf_time(item.saved_at_utc),
+            signer_user_id: item.signer_user_id,
         })
     }
 

@@ -75,6 +75,12 @@ pub enum StoreProblem {
     /// The tablet was locked while a request was on its way.
     #[error("the tablet is locked: unlock it and try again")]
     Locked,
+    /// The user's own signing key is not open: signing needs a passphrase unlock. The record
+    /// is kept as it was.
+    #[error(
+        "your signing key is not open on this tablet: lock it and unlock with your passphrase, then sign again (the record is kept as it was)"
+    )]
+    SignerUnavailable,
     /// The data directory cannot be created; the sentence names the folder and the
     /// operating system's reason only.
     #[error("{0}")]
@@ -108,6 +114,7 @@ impl StoreProblem {
             | StoreProblem::Immutable
             | StoreProblem::NeedsReason
             | StoreProblem::Incomplete(_)
+            | StoreProblem::SignerUnavailable
             | StoreProblem::Locked => tracing::info!(error = %error, "store request refused"),
             StoreProblem::ReadOnly | StoreProblem::DiskFull | StoreProblem::StorageFailed => {
                 tracing::warn!(error = %error, "store storage failure")
@@ -148,6 +155,7 @@ impl StoreProblem {
             StoreError::Incomplete(labels) => StoreProblem::Incomplete(labels.clone()),
             StoreError::Document(_) => StoreProblem::RecordDamaged,
             StoreError::Locked => StoreProblem::Locked,
+            StoreError::SignerUnavailable => StoreProblem::SignerUnavailable,
             StoreError::DataDir { .. } => StoreProblem::DataDir(error.to_string()),
             StoreError::WeakPassphrase(_) => StoreProblem::Setup(error.to_string()),
             StoreError::KeyringMissing(_) | StoreError::Keyring(_) | StoreError::NotEncrypted => {

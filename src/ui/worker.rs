@@ -279,6 +279,8 @@ pub fn is_quick_pin(pin: &str) -> bool {
 struct QuickPin {
     user: String,
     sealed: WrappedKey,
+    /// The user's own signing key, sealed under the same PIN.
+    signer: Option<crate::crypto::SealedSigner>,
     wrong: u32,
 }
 
@@ -329,16 +331,25 @@ fn seal_quick_pin(store: &Store, pin: &str, kdf: KdfParams) -> Option<QuickPin> 
         return None;
     }
     let owner = format!("quick-pin:{}", store.user());
-    match store
+    let sealed = store
         .database_key()
         .map_err(StoreProblem::report)
         .and_then(|key| {
-            WrappedKey::wrap(key, pin, kdf, &owner)
-                .map_err(|e| StoreProblem::report(StoreError::Key(e)))
-        }) {
-        Ok(sealed) => Some(QuickPin {
+            let seal = || -> Result<_, crate::crypto::KeyError> {
+                let (sealed, secret) = WrappedKey::wrap_with_secret(key, pin, kdf, &owner)?;
+                let signer = store
+                    .signer()
+                    .map(|s| s.seal(&secret, &owner))
+                    .transpose()?;
+                Ok((sealed, signer))
+            };
+            seal().map_err(|e| StoreProblem::report(StoreError::Key(e)))
+        });
+    match sealed {
+        Ok((sealed, signer)) => Some(QuickPin {
             user: store.user().to_owned(),
             sealed,
+            signer,
             wrong: 0,
         }),
         Err(e) => {
@@ -415,8 +426,9 @@ fn handle(
             let Some(quick) = state.quick_pin.as_mut().filter(|q| q.user == user) else {
                 return StoreReply::PinRefused { attempts_left: 0 };
             };
-            let key = match quick.sealed.unwrap_key(&pin, &format!("quick-pin:{user}")) {
-                Ok(key) => key,
+            let owner = format!("quick-pin:{user}");
+            let (key, secret) = match quick.sealed.open(&pin, &owner) {
+                Ok(opened) => opened,
                 Err(_) => {
                     quick.wrong += 1;
                     let attempts_left = QUICK_PIN_ATTEMPTS.saturating_sub(quick.wrong);
@@ -428,7 +440,12 @@ fn handle(
             };
             quick.wrong = 0;
             drop(pin);
-            let result = Store::open_with_key(data_dir, &user, key);
+            let signer = quick
+                .signer
+                .as_ref()
+                .and_then(|s| s.open(&secret, &owner).ok());
+            drop(secret);
+            let result = Store::open_with_key(data_dir, &user, key, signer);
             opened(store, false, result, start.elapsed(), true)
         }
         StoreRequest::Lock => {

@@ -432,6 +432,7 @@ pub fn item(key: &DeviceSigningKey, e: &Encounter, revision: u64) -> PushItem {
         document,
         content_sha256: sha,
         signature,
+        signer_user_id: None,
         saved_at_utc: Utc::now(),
     }
 }
@@ -445,6 +446,7 @@ pub async fn push(srv: &TestServer, token: &str, items: &[PushItem]) -> PushResp
             items: items.to_vec(),
             verified_checkpoint: None,
             device_audit_head: None,
+            signers: Vec::new(),
         })
         .send()
         .await

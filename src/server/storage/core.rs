@@ -285,6 +285,9 @@ pub(crate) trait Tx {
     ) -> Result<Option<LogLeafRow>, StorageError>;
     /// Leaves with `start <= idx < end`, in order.
     async fn log_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError>;
+    /// Signing keys registered through `device_id`, or through every device.
+    async fn signers(&mut self, device_id: Option<Uuid>) -> Result<Vec<SignerRow>, StorageError>;
+    async fn insert_signer(&mut self, row: &SignerRow) -> Result<(), StorageError>;
     /// Keeps a signed checkpoint (a second one of the same size is ignored).
     async fn insert_checkpoint(
         &mut self,
@@ -406,6 +409,7 @@ pub(crate) fn version_leaf(device_id: Uuid, v: &NewVersion) -> Leaf {
         signature: v.signature.clone(),
         device_id,
         saved_at_utc: leaf_time(v.saved_at_utc),
+        signer_user_id: v.signer_user_id,
     }
 }
 
@@ -482,13 +486,67 @@ pub(crate) async fn add_key_rotation<T: Tx>(
     Ok(())
 }
 
+/// Registers users' signing keys through `device` (proofs checked by the handler), each as a
+/// log leaf in this transaction. See [`Storage::register_signers`].
+pub(crate) async fn register_signers<T: Tx>(
+    tx: &mut T,
+    device: &DeviceIdentity,
+    signers: &[crate::protocol::SignerRegistration],
+    now: DateTime<Utc>,
+) -> Result<Vec<SignerRow>, StorageError> {
+    tx.lock_for_ordering().await?;
+    let held: HashMap<Uuid, SignerRow> = tx
+        .signers(Some(device.device_id))
+        .await?
+        .into_iter()
+        .map(|r| (r.identity.user_id, r))
+        .collect();
+    let mut out = Vec::with_capacity(signers.len());
+    let mut new_rows: Vec<SignerRow> = Vec::new();
+    for s in signers {
+        let identity = s.identity();
+        if let Some(row) = held
+            .get(&s.user_id)
+            .or_else(|| new_rows.iter().find(|r| r.identity.user_id == s.user_id))
+        {
+            if row.identity.public_key != identity.public_key
+                || row.identity.tablet_id != identity.tablet_id
+            {
+                return Err(StorageError::SignerConflict);
+            }
+            out.push(row.clone());
+            continue;
+        }
+        let row = SignerRow {
+            device_id: device.device_id,
+            identity,
+            proof: s.proof.clone(),
+            leaf_idx: 0,
+            registered_at_utc: to_micros(now),
+        };
+        new_rows.push(row);
+    }
+    if !new_rows.is_empty() {
+        let leaves: Vec<Leaf> = new_rows.iter().map(SignerRow::leaf).collect();
+        let (first, _) = append_log(tx, &leaves).await?;
+        for (row, idx) in new_rows.iter_mut().zip(first..) {
+            row.leaf_idx = idx;
+            tx.insert_signer(row).await?;
+        }
+        out.extend(new_rows);
+    }
+    Ok(out)
+}
+
 /// What a reviewer needs to check a record's signatures without trusting the server: the
-/// log's head, the device's enrolment leaf, each version's leaf index, and inclusion proofs
-/// for all of them in the tree at that head. `None` if some piece is not logged.
+/// log's head, the device's enrolment leaf, each version's leaf index, each signing user's
+/// registration leaf, and inclusion proofs for all of them in the tree at that head. `None`
+/// if some piece is not logged.
 pub(crate) async fn review_proof<T: Tx>(
     tx: &mut T,
     device_id: Uuid,
     versions: &[(Uuid, Revision)],
+    signer_ids: &[Uuid],
 ) -> Result<Option<ReviewProofParts>, StorageError> {
     let head = log_head(tx).await?;
     let Some(enrolment) = tx.device_enrolment_leaf(device_id).await? else {
@@ -506,22 +564,42 @@ pub(crate) async fn review_proof<T: Tx>(
         };
         version_leaves.push((key.1, idx));
     }
+    let registered: HashMap<Uuid, u64> = tx
+        .signers(Some(device_id))
+        .await?
+        .into_iter()
+        .map(|r| (r.identity.user_id, r.leaf_idx))
+        .collect();
+    let mut signer_leaves = Vec::with_capacity(signer_ids.len());
+    for id in signer_ids {
+        let Some(&idx) = registered.get(id) else {
+            return Ok(None);
+        };
+        let Some(leaf) = tx.log_leaves(idx, idx + 1).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        signer_leaves.push(leaf);
+    }
     let mut indexes = vec![enrolment.idx];
     indexes.extend(version_leaves.iter().map(|(_, i)| *i));
+    indexes.extend(signer_leaves.iter().map(|l| l.idx));
     if indexes.iter().any(|&i| i >= head.size) {
         return Ok(None);
     }
     let mut proofs = inclusion_proofs(tx, head.size, &indexes).await?.into_iter();
     let enrolment_proof = proofs.next().unwrap_or_default();
+    let versions = version_leaves
+        .into_iter()
+        .zip(proofs.by_ref())
+        .map(|((revision, idx), proof)| (revision, idx, proof))
+        .collect();
+    let signers = signer_leaves.into_iter().zip(proofs).collect();
     Ok(Some(ReviewProofParts {
         head,
         enrolment,
         enrolment_proof,
-        versions: version_leaves
-            .into_iter()
-            .zip(proofs)
-            .map(|((revision, idx), proof)| (revision, idx, proof))
-            .collect(),
+        versions,
+        signers,
     }))
 }
 
@@ -1171,6 +1249,7 @@ mod tests {
             document_canonical: "{}".into(),
             content_sha256: sha.into(),
             signature: None,
+            signer_user_id: None,
             saved_at_utc: Utc::now(),
             incident_number: String::new(),
             patient_name: String::new(),

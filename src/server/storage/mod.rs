@@ -43,6 +43,9 @@ pub enum StorageError {
     Corrupt(String),
     #[error("a username with that name already exists")]
     UserExists,
+    /// A device registered a user id already held with a different key.
+    #[error("this user id is already registered with a different key")]
+    SignerConflict,
     #[error("the database file cannot be created: {0}")]
     File(String),
     #[error("background task failed: {0}")]
@@ -250,6 +253,8 @@ pub struct NewVersion {
     pub document_canonical: String,
     pub content_sha256: String,
     pub signature: Option<String>,
+    /// The user whose registered key made the signature (format 2).
+    pub signer_user_id: Option<Uuid>,
     pub saved_at_utc: DateTime<Utc>,
     /// Review columns, derived from the document.
     pub incident_number: String,
@@ -300,6 +305,8 @@ pub struct ReviewProofParts {
     pub enrolment_proof: Vec<crate::transparency::LogHash>,
     /// Per version: revision, leaf index, inclusion proof.
     pub versions: Vec<(Revision, u64, Vec<crate::transparency::LogHash>)>,
+    /// Per signing user asked for: their registration leaf and its inclusion proof.
+    pub signers: Vec<(LogLeafRow, Vec<crate::transparency::LogHash>)>,
 }
 
 /// What storage did with one [`NewVersion`].
@@ -328,6 +335,54 @@ pub struct StoredVersion {
     pub received_at_utc: DateTime<Utc>,
     pub device_id: Uuid,
     pub public_key_b64: String,
+    /// Format 2: the user whose key signed, and that key's registration as this server holds
+    /// it (`verify` replaces it with the registration as logged).
+    pub signer_user_id: Option<Uuid>,
+    pub signer: Option<SignerKey>,
+}
+
+/// A user's registered signing key: what checks a format-2 signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerKey {
+    pub public_key_b64: String,
+    /// The tablet's own id, which format-2 signatures name.
+    pub tablet_id: Uuid,
+    pub user_name: String,
+}
+
+/// A user's signing key registered through a device, and its log leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerRow {
+    pub device_id: Uuid,
+    pub identity: crate::crypto::SignerIdentity,
+    /// Base64 proof of possession (checked before it is stored).
+    pub proof: String,
+    pub leaf_idx: u64,
+    pub registered_at_utc: DateTime<Utc>,
+}
+
+impl SignerRow {
+    /// The log leaf this registration is (or must be) logged as.
+    pub fn leaf(&self) -> crate::transparency::Leaf {
+        crate::transparency::Leaf::SignerRegistered {
+            device_id: self.device_id,
+            tablet_id: self.identity.tablet_id,
+            user_id: self.identity.user_id,
+            user_name: self.identity.user_name.clone(),
+            public_key: self.identity.public_key.clone(),
+            proof: self.proof.clone(),
+            registered_at_utc: crate::transparency::leaf_time(self.registered_at_utc),
+        }
+    }
+
+    /// The key that checks this user's format-2 signatures.
+    pub fn key(&self) -> SignerKey {
+        SignerKey {
+            public_key_b64: self.identity.public_key.clone(),
+            tablet_id: self.identity.tablet_id,
+            user_name: self.identity.user_name.clone(),
+        }
+    }
 }
 
 impl StoredVersion {
@@ -341,6 +396,7 @@ impl StoredVersion {
             signature: self.signature.clone(),
             device_id: self.device_id,
             saved_at_utc: crate::transparency::leaf_time(self.saved_at_utc),
+            signer_user_id: self.signer_user_id,
         }
     }
 }
@@ -823,6 +879,23 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<PushStored, StorageError>;
 
+    /// The signing keys users registered through `device_id`.
+    async fn device_signers(&self, device_id: Uuid) -> Result<Vec<SignerRow>, StorageError>;
+
+    /// Every registered signing key (for `verify`).
+    async fn all_signers(&self) -> Result<Vec<SignerRow>, StorageError>;
+
+    /// Registers users' signing keys (proofs already checked) through `device`, each logged
+    /// in the same transaction; one already registered with the same key is left as it is.
+    /// Returns every one's row. A user id registered with a different key is refused
+    /// ([`StorageError::SignerConflict`]) and nothing is stored.
+    async fn register_signers(
+        &self,
+        device: &DeviceIdentity,
+        signers: &[crate::protocol::SignerRegistration],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SignerRow>, StorageError>;
+
     /// The log's size and root now.
     async fn log_head(&self) -> Result<LogHead, StorageError>;
 
@@ -850,6 +923,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         &self,
         device_id: Uuid,
         versions: &[(Uuid, Revision)],
+        signers: &[Uuid],
     ) -> Result<Option<ReviewProofParts>, StorageError>;
 
     /// Keeps a checkpoint this server signed.

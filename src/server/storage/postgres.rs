@@ -46,6 +46,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "transparency_log",
         include_str!("../../../migrations/server/postgres/0003_transparency_log.sql"),
     ),
+    (
+        4,
+        "user_signers",
+        include_str!("../../../migrations/server/postgres/0004_user_signers.sql"),
+    ),
 ];
 
 /// Serialises ordered steps within one schema (see the module comment).
@@ -236,7 +241,30 @@ fn unzip_revisions(pairs: &[(Uuid, Revision)]) -> (Vec<Uuid>, Vec<i64>) {
 }
 
 const VERSION_COLUMNS: &str = "v.seq, v.record_id, v.revision, v.status, v.document, v.content_sha256, \
-     v.signature, v.saved_at_utc, v.received_at_utc, v.device_id, d.public_key";
+     v.signature, v.saved_at_utc, v.received_at_utc, v.device_id, d.public_key, \
+     v.signer_user_id, s.public_key, s.tablet_id, s.user_name";
+
+/// The signer registration a version names, joined beside its device.
+const SIGNER_JOIN: &str =
+    "LEFT JOIN signers s ON s.device_id = v.device_id AND s.user_id = v.signer_user_id";
+
+const SIGNER_COLUMNS: &str =
+    "device_id, user_id, tablet_id, user_name, public_key, proof, leaf_idx, registered_at_utc";
+
+fn signer_row(r: &Row) -> Result<SignerRow, StorageError> {
+    Ok(SignerRow {
+        device_id: r.try_get(0)?,
+        identity: crate::crypto::SignerIdentity {
+            user_id: r.try_get(1)?,
+            tablet_id: r.try_get(2)?,
+            user_name: r.try_get(3)?,
+            public_key: r.try_get(4)?,
+        },
+        proof: r.try_get(5)?,
+        leaf_idx: log_index_col(r.try_get(6)?)?,
+        registered_at_utc: r.try_get(7)?,
+    })
+}
 
 fn stored_version(r: &Row) -> Result<StoredVersion, StorageError> {
     let status_text: String = r.try_get(3)?;
@@ -253,6 +281,19 @@ fn stored_version(r: &Row) -> Result<StoredVersion, StorageError> {
         received_at_utc: r.try_get(8)?,
         device_id: r.try_get(9)?,
         public_key_b64: r.try_get::<_, Option<String>>(10)?.unwrap_or_default(),
+        signer_user_id: r.try_get(11)?,
+        signer: match (
+            r.try_get::<_, Option<String>>(12)?,
+            r.try_get::<_, Option<Uuid>>(13)?,
+            r.try_get::<_, Option<String>>(14)?,
+        ) {
+            (Some(public_key_b64), Some(tablet_id), Some(user_name)) => Some(SignerKey {
+                public_key_b64,
+                tablet_id,
+                user_name,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -686,13 +727,14 @@ impl Tx for PgTx {
         let signatures: Vec<Option<&str>> =
             versions.iter().map(|v| v.signature.as_deref()).collect();
         let saved: Vec<DateTime<Utc>> = versions.iter().map(|v| v.saved_at_utc).collect();
+        let signers: Vec<Option<Uuid>> = versions.iter().map(|v| v.signer_user_id).collect();
         self.execute(
             "INSERT INTO versions (record_id, revision, status, document, content_sha256,
-                 signature, device_id, saved_at_utc, received_at_utc)
-             SELECT id, rev, st, doc, sha, sig, $8, saved, $9
+                 signature, device_id, saved_at_utc, received_at_utc, signer_user_id)
+             SELECT id, rev, st, doc, sha, sig, $8, saved, $9, signer
              FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                         $6::text[], $7::timestamptz[])
-                  WITH ORDINALITY AS t(id, rev, st, doc, sha, sig, saved, n)
+                         $6::text[], $7::timestamptz[], $10::uuid[])
+                  WITH ORDINALITY AS t(id, rev, st, doc, sha, sig, saved, signer, n)
              ORDER BY n",
             &[
                 &ids,
@@ -704,6 +746,7 @@ impl Tx for PgTx {
                 &saved,
                 &device_id,
                 &received_at_utc,
+                &signers,
             ],
         )
         .await?;
@@ -871,7 +914,7 @@ impl Tx for PgTx {
         record_id: Uuid,
     ) -> Result<Vec<StoredVersion>, StorageError> {
         let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM versions v JOIN devices d ON d.device_id = v.device_id
+            "SELECT {VERSION_COLUMNS} FROM versions v JOIN devices d ON d.device_id = v.device_id {SIGNER_JOIN}
              WHERE v.record_id = $1 AND v.status <> 'draft' ORDER BY v.revision"
         );
         let rows = self.query(&sql, &[&record_id]).await?;
@@ -957,7 +1000,7 @@ impl Tx for PgTx {
         limit: u32,
     ) -> Result<Vec<StoredVersion>, StorageError> {
         let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM versions v LEFT JOIN devices d ON d.device_id = v.device_id
+            "SELECT {VERSION_COLUMNS} FROM versions v LEFT JOIN devices d ON d.device_id = v.device_id {SIGNER_JOIN}
              WHERE v.seq > $1 ORDER BY v.seq LIMIT $2"
         );
         let rows = self.query(&sql, &[&after_seq, &i64::from(limit)]).await?;
@@ -1111,6 +1154,39 @@ impl Tx for PgTx {
             revision: None,
             data: r.try_get(2)?,
         }))
+    }
+
+    async fn signers(&mut self, device_id: Option<Uuid>) -> Result<Vec<SignerRow>, StorageError> {
+        let sql = format!(
+            "SELECT {SIGNER_COLUMNS} FROM signers
+             WHERE $1::uuid IS NULL OR device_id = $1 ORDER BY leaf_idx"
+        );
+        self.query(&sql, &[&device_id])
+            .await?
+            .iter()
+            .map(signer_row)
+            .collect()
+    }
+
+    async fn insert_signer(&mut self, row: &SignerRow) -> Result<(), StorageError> {
+        let sql = format!(
+            "INSERT INTO signers ({SIGNER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        );
+        self.execute(
+            &sql,
+            &[
+                &row.device_id,
+                &row.identity.user_id,
+                &row.identity.tablet_id,
+                &row.identity.user_name,
+                &row.identity.public_key,
+                &row.proof,
+                &log_index_value(row.leaf_idx)?,
+                &row.registered_at_utc,
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn log_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError> {
@@ -1430,9 +1506,29 @@ impl Storage for PostgresStorage {
         &self,
         device_id: Uuid,
         versions: &[(Uuid, Revision)],
+        signers: &[Uuid],
     ) -> Result<Option<ReviewProofParts>, StorageError> {
         in_tx!(self, TxKind::Read, |tx| core::review_proof(
-            &mut tx, device_id, versions
+            &mut tx, device_id, versions, signers
+        ))
+    }
+
+    async fn device_signers(&self, device_id: Uuid) -> Result<Vec<SignerRow>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.signers(Some(device_id)))
+    }
+
+    async fn all_signers(&self) -> Result<Vec<SignerRow>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.signers(None))
+    }
+
+    async fn register_signers(
+        &self,
+        device: &DeviceIdentity,
+        signers: &[crate::protocol::SignerRegistration],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SignerRow>, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::register_signers(
+            &mut tx, device, signers, now
         ))
     }
 

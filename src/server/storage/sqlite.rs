@@ -41,6 +41,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "transparency_log",
         include_str!("../../../migrations/server/sqlite/0003_transparency_log.sql"),
     ),
+    (
+        4,
+        "user_signers",
+        include_str!("../../../migrations/server/sqlite/0004_user_signers.sql"),
+    ),
 ];
 
 /// The SQLite implementation of [`Storage`].
@@ -227,7 +232,30 @@ fn open_once(
 }
 
 const VERSION_COLUMNS: &str = "v.seq, v.record_id, v.revision, v.status, v.document, v.content_sha256, \
-     v.signature, v.saved_at_utc, v.received_at_utc, v.device_id, d.public_key";
+     v.signature, v.saved_at_utc, v.received_at_utc, v.device_id, d.public_key, \
+     v.signer_user_id, s.public_key, s.tablet_id, s.user_name";
+
+/// The signer registration a version names, joined beside its device.
+const SIGNER_JOIN: &str =
+    "LEFT JOIN signers s ON s.device_id = v.device_id AND s.user_id = v.signer_user_id";
+
+const SIGNER_COLUMNS: &str =
+    "device_id, user_id, tablet_id, user_name, public_key, proof, leaf_idx, registered_at_utc";
+
+fn signer_row(r: &Row<'_>) -> Result<SignerRow, StorageError> {
+    Ok(SignerRow {
+        device_id: uuid_col(&r.get::<_, String>(0)?)?,
+        identity: crate::crypto::SignerIdentity {
+            user_id: uuid_col(&r.get::<_, String>(1)?)?,
+            tablet_id: uuid_col(&r.get::<_, String>(2)?)?,
+            user_name: r.get(3)?,
+            public_key: r.get(4)?,
+        },
+        proof: r.get(5)?,
+        leaf_idx: log_index_col(r.get(6)?)?,
+        registered_at_utc: parse_utc(&r.get::<_, String>(7)?)?,
+    })
+}
 
 fn stored_version(r: &Row<'_>) -> Result<StoredVersion, StorageError> {
     let status_text: String = r.get(3)?;
@@ -244,6 +272,23 @@ fn stored_version(r: &Row<'_>) -> Result<StoredVersion, StorageError> {
         received_at_utc: parse_utc(&r.get::<_, String>(8)?)?,
         device_id: uuid_col(&r.get::<_, String>(9)?)?,
         public_key_b64: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+        signer_user_id: r
+            .get::<_, Option<String>>(11)?
+            .as_deref()
+            .map(uuid_col)
+            .transpose()?,
+        signer: match (
+            r.get::<_, Option<String>>(12)?,
+            r.get::<_, Option<String>>(13)?,
+            r.get::<_, Option<String>>(14)?,
+        ) {
+            (Some(public_key_b64), Some(tablet), Some(user_name)) => Some(SignerKey {
+                public_key_b64,
+                tablet_id: uuid_col(&tablet)?,
+                user_name,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -705,8 +750,9 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<(), StorageError> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO versions (record_id, revision, status, document, content_sha256,
-                 signature, device_id, saved_at_utc, received_at_utc)
-             VALUES (:record_id, :revision, :status, :document, :sha, :sig, :device_id, :saved, :received)",
+                 signature, device_id, saved_at_utc, received_at_utc, signer_user_id)
+             VALUES (:record_id, :revision, :status, :document, :sha, :sig, :device_id, :saved,
+                     :received, :signer)",
         )?;
         let (device_id, received) = (device_id.to_string(), utc_text(received_at_utc));
         for v in versions {
@@ -720,6 +766,7 @@ impl Tx for SqliteTx<'_> {
                 ":device_id": device_id,
                 ":saved": utc_text(v.saved_at_utc),
                 ":received": received,
+                ":signer": v.signer_user_id.map(|u| u.to_string()),
             })?;
         }
         Ok(())
@@ -870,7 +917,7 @@ impl Tx for SqliteTx<'_> {
         record_id: Uuid,
     ) -> Result<Vec<StoredVersion>, StorageError> {
         let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM versions v JOIN devices d ON d.device_id = v.device_id
+            "SELECT {VERSION_COLUMNS} FROM versions v JOIN devices d ON d.device_id = v.device_id {SIGNER_JOIN}
              WHERE v.record_id = ?1 AND v.status <> 'draft' ORDER BY v.revision"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -960,7 +1007,7 @@ impl Tx for SqliteTx<'_> {
         limit: u32,
     ) -> Result<Vec<StoredVersion>, StorageError> {
         let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM versions v LEFT JOIN devices d ON d.device_id = v.device_id
+            "SELECT {VERSION_COLUMNS} FROM versions v LEFT JOIN devices d ON d.device_id = v.device_id {SIGNER_JOIN}
              WHERE v.seq > ?1 ORDER BY v.seq LIMIT ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -1093,6 +1140,35 @@ impl Tx for SqliteTx<'_> {
             })
         })?;
         Ok(rows.into_iter().next())
+    }
+
+    async fn signers(&mut self, device_id: Option<Uuid>) -> Result<Vec<SignerRow>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SIGNER_COLUMNS} FROM signers
+             WHERE ?1 IS NULL OR device_id = ?1 ORDER BY leaf_idx"
+        ))?;
+        collect(
+            stmt.query(params![device_id.map(|d| d.to_string())])?,
+            signer_row,
+        )
+    }
+
+    async fn insert_signer(&mut self, row: &SignerRow) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO signers ({SIGNER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))?
+            .execute(params![
+                row.device_id.to_string(),
+                row.identity.user_id.to_string(),
+                row.identity.tablet_id.to_string(),
+                row.identity.user_name,
+                row.identity.public_key,
+                row.proof,
+                log_index_value(row.leaf_idx)?,
+                utc_text(row.registered_at_utc),
+            ])?;
+        Ok(())
     }
 
     async fn log_leaves(&mut self, start: u64, end: u64) -> Result<Vec<LogLeafRow>, StorageError> {
@@ -1459,10 +1535,36 @@ impl Storage for SqliteStorage {
         &self,
         device_id: Uuid,
         versions: &[(Uuid, Revision)],
+        signers: &[Uuid],
     ) -> Result<Option<ReviewProofParts>, StorageError> {
-        let versions = versions.to_vec();
+        let (versions, signers) = (versions.to_vec(), signers.to_vec());
         self.run(TxKind::Read, move |tx| {
-            complete(core::review_proof(tx, device_id, &versions))
+            complete(core::review_proof(tx, device_id, &versions, &signers))
+        })
+        .await
+    }
+
+    async fn device_signers(&self, device_id: Uuid) -> Result<Vec<SignerRow>, StorageError> {
+        self.run(TxKind::Read, move |tx| {
+            complete(tx.signers(Some(device_id)))
+        })
+        .await
+    }
+
+    async fn all_signers(&self) -> Result<Vec<SignerRow>, StorageError> {
+        self.run(TxKind::Read, move |tx| complete(tx.signers(None)))
+            .await
+    }
+
+    async fn register_signers(
+        &self,
+        device: &DeviceIdentity,
+        signers: &[crate::protocol::SignerRegistration],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SignerRow>, StorageError> {
+        let (device, signers) = (device.clone(), signers.to_vec());
+        self.run(TxKind::Write, move |tx| {
+            complete(core::register_signers(tx, &device, &signers, now))
         })
         .await
     }

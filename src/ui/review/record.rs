@@ -185,12 +185,21 @@ fn signature_badge(ui: &mut Ui, check: &SignatureCheck) {
     match check {
         SignatureCheck::Proved {
             key_fingerprint,
+            signer,
             log_size,
         } => {
+            let by = match signer {
+                Some(name) => format!(
+                    "signed by {name}'s own key, logged when it was registered through the \
+                     tablet (fingerprint {key_fingerprint})"
+                ),
+                None => format!(
+                    "signed by the device key logged when the tablet enrolled (fingerprint \
+                     {key_fingerprint}); this version predates per-clinician signatures"
+                ),
+            };
             badge(ui, "Signature checked here", theme::good_badge()).on_hover_text(format!(
-                "Checked on this computer: signed by the device key logged when the tablet \
-                 enrolled (fingerprint {key_fingerprint}), and in the server's log of \
-                 {log_size} entries"
+                "Checked on this computer: {by}, and in the server's log of {log_size} entries"
             ));
         }
         SignatureCheck::NotProved(reason) => {
@@ -318,7 +327,14 @@ fn top_ui(
             signature_badge(ui, &v.check);
             match &v.check {
                 SignatureCheck::Proved {
-                    key_fingerprint, ..
+                    key_fingerprint,
+                    signer: Some(name),
+                    ..
+                } => ui.label(format!("signed by {name}, key {key_fingerprint}")),
+                SignatureCheck::Proved {
+                    key_fingerprint,
+                    signer: None,
+                    ..
                 } => ui.label(format!("device key {key_fingerprint}")),
                 SignatureCheck::NotProved(reason) => {
                     ui.label(RichText::new(reason).color(ui.visuals().warn_fg_color))
