@@ -467,6 +467,35 @@ fn a_database_rolled_back_to_an_old_copy_is_noticed_by_the_tablet() {
     let status = status_json(&tablet);
     assert_eq!(status["server_integrity"]["state"], "failed", "{status}");
     assert_eq!(status["pending_sync"], 1);
+
+    // Ops revokes the old enrolment and enrols the tablet again: the clinician's key is
+    // registered again through the new enrolment (the one logged in the restored copy names
+    // the old device), and the queued record goes through, signature and all.
+    let old_device = Store::unlock(&tablet, Some("crew"), PASS)
+        .unwrap()
+        .setting("device_id")
+        .unwrap()
+        .unwrap();
+    let out = epr_server(&db, &["revoke-device", &old_device]);
+    assert!(out.status.success(), "{}", text(&out));
+    {
+        let store = Store::unlock(&tablet, Some("crew"), PASS).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(ambulance_epr::sync::enroll(
+            &store,
+            &server.url,
+            &enrolment_code(&db, "Tablet 1 again"),
+        ))
+        .unwrap();
+    }
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = status_json(&tablet);
+    assert_eq!(status["server_integrity"]["state"], "ok", "{status}");
+    assert_eq!(status["pending_sync"], 0, "{status}");
+    assert_eq!(status["quarantined"], 0, "{status}");
+    let out = epr_server(&db, &["verify"]);
+    assert!(out.status.success(), "{}", text(&out));
     stop(server);
 }
 

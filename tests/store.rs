@@ -709,6 +709,10 @@ fn each_user_signs_with_their_own_key_registered_once() {
     assert!(pending.iter().all(|p| p.identity.tablet_id == tablet));
     second.mark_signers_registered(&ids).unwrap();
     assert!(second.unregistered_signers().unwrap().is_empty());
+    // A new enrolment must hear of them all again.
+    second.forget_signer_registrations().unwrap();
+    assert_eq!(second.unregistered_signers().unwrap().len(), 2);
+    second.mark_signers_registered(&ids).unwrap();
     drop(second);
 
     // The first user's key survives a passphrase change and comes back at the next unlock.

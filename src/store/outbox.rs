@@ -101,6 +101,15 @@ impl Store {
         Ok(out)
     }
 
+    /// Marks every signer unregistered, so each is registered again through a new enrolment.
+    pub fn forget_signer_registrations(&self) -> Result<()> {
+        self.conn.execute(
+            "UPDATE signers SET registered_at_utc = NULL WHERE registered_at_utc IS NOT NULL",
+            [],
+        )?;
+        Ok(())
+    }
+
     /// Notes that the server logged these signers' registrations.
     pub fn mark_signers_registered(&mut self, user_ids: &[Uuid]) -> Result<()> {
         let now = Utc::now().to_rfc3339();

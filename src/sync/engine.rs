@@ -256,6 +256,9 @@ pub fn remember_enrolment(
     store.set_setting(DEVICE_ID, &response.device_id.to_string())?;
     store.set_setting(DEVICE_TOKEN, &response.device_token)?;
     super::integrity::start_fresh(store, response.log_key.as_deref())?;
+    // Users' keys are registered through a device: a new enrolment (this server again after a
+    // reset, or another one) must hear of every one of them.
+    store.forget_signer_registrations()?;
     Ok(response.device_id)
 }
 
@@ -406,6 +409,7 @@ impl Engine {
             .store
             .unregistered_signers()?
             .iter()
+            .take(crate::protocol::MAX_PUSH_SIGNERS)
             .map(|p| crate::protocol::SignerRegistration::new(&p.identity, &p.proof))
             .collect();
         for _ in 0..max_rounds {
