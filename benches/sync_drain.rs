@@ -97,12 +97,7 @@ fn main() {
             saved_at_utc: o.saved_at_utc,
         })
         .collect();
-    let signers: Vec<ambulance_epr::protocol::SignerRegistration> = store
-        .unregistered_signers()
-        .unwrap()
-        .iter()
-        .map(|p| ambulance_epr::protocol::SignerRegistration::new(&p.identity, &p.proof))
-        .collect();
+    let pending_signers = store.unregistered_signers().unwrap();
     let signing_key = store.signing_key().unwrap();
     let direct = rt.block_on(async {
         let (url, storage, stop) = start_server(dir.path(), "direct.db").await;
@@ -111,12 +106,37 @@ fn main() {
             .unwrap()
             .code;
         let client = ApiClient::new(&url, Duration::from_secs(60)).unwrap();
-        let token = client
+        let enrolled = client
             .enroll(&EnrollRequest::signed(&code, signing_key))
             .await
-            .unwrap()
-            .device_token;
+            .unwrap();
+        let token = enrolled.device_token;
+        // The clinician's key, registered as the engine would before its first batch.
+        let signers: Vec<ambulance_epr::protocol::SignerRegistration> = pending_signers
+            .iter()
+            .map(|p| {
+                let endorsement = signing_key
+                    .sign_base64(&p.identity.endorsement_message(enrolled.device_id).unwrap());
+                ambulance_epr::protocol::SignerRegistration::new(
+                    &p.identity,
+                    &p.proof,
+                    &endorsement,
+                )
+            })
+            .collect();
         let t = Instant::now();
+        client
+            .push(
+                &token,
+                &PushRequest {
+                    items: Vec::new(),
+                    verified_checkpoint: None,
+                    device_audit_head: None,
+                    signers,
+                },
+            )
+            .await
+            .unwrap();
         for chunk in items.chunks(200) {
             let r = client
                 .push(
@@ -125,7 +145,7 @@ fn main() {
                         items: chunk.to_vec(),
                         verified_checkpoint: None,
                         device_audit_head: None,
-                        signers: signers.clone(),
+                        signers: Vec::new(),
                     },
                 )
                 .await

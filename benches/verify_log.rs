@@ -84,6 +84,7 @@ async fn run(total: usize, batch_size: usize, format: usize) {
             &[SignerRegistration::new(
                 clinician.identity(),
                 &clinician.registration_proof().unwrap(),
+                &key.sign_base64(&clinician.identity().endorsement_message(device_id).unwrap()),
             )],
             Utc::now(),
         )

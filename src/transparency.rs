@@ -96,7 +96,8 @@ pub enum Leaf {
     },
     /// A user's own signing key, registered through `device_id` (the server's id of the
     /// tablet); `tablet_id` is the tablet's own id, which format-2 signatures name. `proof`
-    /// is the key's signature over its registration statement.
+    /// is the key's signature over its registration statement, `device_endorsement` the
+    /// tablet's over its endorsement.
     SignerRegistered {
         device_id: Uuid,
         tablet_id: Uuid,
@@ -104,6 +105,9 @@ pub enum Leaf {
         user_name: String,
         public_key: String,
         proof: String,
+        /// The tablet's endorsement, by its enrolled key (see
+        /// [`crate::crypto::SignerIdentity::endorsement_message`]).
+        device_endorsement: String,
         registered_at_utc: String,
     },
     /// A device enrolled with this public key (base64 Ed25519).

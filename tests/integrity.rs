@@ -499,6 +499,40 @@ fn a_database_rolled_back_to_an_old_copy_is_noticed_by_the_tablet() {
     stop(server);
 }
 
+#[test]
+fn a_server_that_lost_a_clinicians_key_hears_it_again_and_nothing_is_quarantined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_file(tmp.path()).display());
+    let server = serve(&db);
+    let tablet = tmp.path().join("tablet");
+    enrolled_tablet(&tablet, &server.url, &enrolment_code(&db, "Tablet 1"));
+    add_records(&tablet, 1, 8);
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The server's table of registered keys loses its row (a restore gone wrong, say).
+    sql(tmp.path()).execute("DELETE FROM signers", []).unwrap();
+    add_records(&tablet, 1, 9);
+    let out = sync_once(&tablet);
+    let status = status_json(&tablet);
+    assert_eq!(
+        status["pending_sync"],
+        1,
+        "kept queued: {status} {}",
+        text(&out)
+    );
+    assert_eq!(status["quarantined"], 0, "nothing quarantined: {status}");
+
+    // The next sync registers the key again and the record goes through.
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = status_json(&tablet);
+    assert_eq!(status["pending_sync"], 0, "{status}");
+    assert_eq!(status["quarantined"], 0, "{status}");
+    assert_eq!(server_versions(tmp.path()), 2);
+    stop(server);
+}
+
 fn pinned_key(tablet: &Path) -> String {
     Store::unlock(tablet, Some("crew"), PASS)
         .unwrap()
@@ -680,10 +714,21 @@ mod independent {
         }
 
         // Every clinician's key registration: its proof, over the registration statement
-        // (context line, then JCS of four strings) by the key it registers.
+        // (context line, then JCS of four strings) by the key it registers, and the device's
+        // endorsement (the same with the device id) by the key its enrolment logged.
+        let mut enrolled = std::collections::HashMap::new();
         let mut registered = std::collections::HashMap::new();
         for leaf in &leaves {
             let l: serde_json::Value = serde_json::from_str(leaf).map_err(|e| e.to_string())?;
+            if l["kind"] == "device_enrolled" {
+                let key = B64
+                    .decode(l["public_key"].as_str().unwrap_or_default())
+                    .map_err(|_| "device key not base64")?;
+                enrolled
+                    .entry(l["device_id"].as_str().unwrap_or_default().to_owned())
+                    .or_insert(key);
+                continue;
+            }
             if l["kind"] != "signer_registered" {
                 continue;
             }
@@ -701,6 +746,23 @@ mod independent {
             let proof = B64.decode(f("proof")).map_err(|_| "proof not base64")?;
             if !ed25519_ok(&key, statement.as_bytes(), &proof) {
                 return Err("a clinician's key registration proof does not verify".into());
+            }
+            let endorsement_statement = format!(
+                "ambulance-epr/signer-endorsement/v1\n{{\"device_id\":{},\"public_key\":{},\"tablet_id\":{},\"user_id\":{},\"user_name\":{}}}",
+                json_string(&f("device_id")),
+                json_string(&f("public_key")),
+                json_string(&f("tablet_id")),
+                json_string(&f("user_id")),
+                json_string(&f("user_name")),
+            );
+            let device_key = enrolled
+                .get(&f("device_id"))
+                .ok_or("a clinician's key is registered through a device never enrolled")?;
+            let endorsement = B64
+                .decode(f("device_endorsement"))
+                .map_err(|_| "endorsement not base64")?;
+            if !ed25519_ok(device_key, endorsement_statement.as_bytes(), &endorsement) {
+                return Err("a clinician's key registration is not endorsed by its device".into());
             }
             registered.insert((f("device_id"), f("user_id")), (key, f("tablet_id")));
         }

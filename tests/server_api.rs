@@ -573,10 +573,31 @@ async fn bad_items_are_rejected_per_item_inside_a_200(backend: Backend) {
     schema.document = serde_json::json!({"id": "nope"});
     let mut wrong_id = item(&dev.key, &encounter(RecordStatus::Draft), 1);
     wrong_id.record_id = uuid::Uuid::now_v7();
+    // Hashed and signed properly, but carrying a field this server does not know.
+    let mut unknown_field = encounter(RecordStatus::Completed);
+    unknown_field.notes = "with an extra field".into();
+    let mut unknown_field = item(&dev.key, &unknown_field, 1);
+    unknown_field.document["patient"]["blood_group"] = "O+".into();
+    unknown_field.content_sha256 =
+        ambulance_epr::crypto::content_sha256_hex(&unknown_field.document);
+    unknown_field.signature = Some(dev.key.sign_base64(&ambulance_epr::crypto::signing_payload(
+        unknown_field.record_id,
+        unknown_field.revision,
+        "completed",
+        &unknown_field.content_sha256,
+    )));
     let r = push(
         &srv,
         &dev.token,
-        &[good, bad_sig, no_sig, bad_hash, schema, wrong_id],
+        &[
+            good,
+            bad_sig,
+            no_sig,
+            bad_hash,
+            schema,
+            wrong_id,
+            unknown_field,
+        ],
     )
     .await;
     assert_eq!(
@@ -588,7 +609,14 @@ async fn bad_items_are_rejected_per_item_inside_a_200(backend: Backend) {
             (PushOutcome::Rejected, Some(RejectReason::BadHash)),
             (PushOutcome::Rejected, Some(RejectReason::Schema)),
             (PushOutcome::Rejected, Some(RejectReason::Schema)),
+            (PushOutcome::Rejected, Some(RejectReason::Schema)),
         ]
+    );
+    assert!(
+        r.results[6]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("does not know"))
     );
     for res in &r.results[1..] {
         let m = res.message.as_deref().unwrap();
@@ -650,9 +678,19 @@ async fn clinician_keys_are_registered_logged_and_hold_their_signatures(backend:
     let dev = enroll(&srv, "Clinicians").await;
     let tablet = uuid::Uuid::new_v4();
     let sam = UserSigner::generate("Sam Medic", tablet).unwrap();
-    let registration = SignerRegistration::new(sam.identity(), &sam.registration_proof().unwrap());
+    let endorse = |key: &ambulance_epr::crypto::DeviceSigningKey,
+                   identity: &ambulance_epr::crypto::SignerIdentity,
+                   device: uuid::Uuid| {
+        key.sign_base64(&identity.endorsement_message(device).unwrap())
+    };
+    let registration = SignerRegistration::new(
+        sam.identity(),
+        &sam.registration_proof().unwrap(),
+        &endorse(&dev.key, sam.identity(), dev.id),
+    );
 
-    // Signed by a key not registered: refused per item, with its reason.
+    // Signed by a key not registered: refused per item, with a reason the tablet acts on (it
+    // registers the key again and keeps the version queued).
     let first = encounter(RecordStatus::Completed);
     let r: PushResponse = json_body(
         push_with_signers(&srv, &dev.token, vec![clinician_item(&sam, &first)], vec![]).await,
@@ -660,8 +698,18 @@ async fn clinician_keys_are_registered_logged_and_hold_their_signatures(backend:
     .await;
     assert_eq!(
         outcomes(&r),
-        vec![(PushOutcome::Rejected, Some(RejectReason::BadSignature))]
+        vec![(PushOutcome::Rejected, Some(RejectReason::UnknownSigner))]
     );
+
+    // Not endorsed by this device's own key (the server, or another tablet, putting a key
+    // in its name): refused whole, nothing logged.
+    let before = srv.storage.log_head().await.unwrap().size;
+    let stranger = ambulance_epr::crypto::DeviceSigningKey::generate().unwrap();
+    let mut unendorsed = registration.clone();
+    unendorsed.device_endorsement = endorse(&stranger, sam.identity(), dev.id);
+    let resp = push_with_signers(&srv, &dev.token, vec![], vec![unendorsed]).await;
+    expect_error(resp, 422, "invalid_signer").await;
+    assert_eq!(srv.storage.log_head().await.unwrap().size, before);
 
     // Registered in the same push: logged first, then the version holds, and a format-1
     // version from the device's own key is still accepted beside it.
@@ -708,7 +756,27 @@ async fn clinician_keys_are_registered_logged_and_hold_their_signatures(backend:
         &srv,
         &dev.token,
         vec![],
-        vec![SignerRegistration::new(&claimed, &proof)],
+        vec![SignerRegistration::new(
+            &claimed,
+            &proof,
+            &endorse(&dev.key, &claimed, dev.id),
+        )],
+    )
+    .await;
+    expect_error(resp, 409, "signer_conflict").await;
+
+    // A second user naming another tablet through this device: refused as a conflict too
+    // (one device is one tablet).
+    let elsewhere = UserSigner::generate("Alex Medic", uuid::Uuid::new_v4()).unwrap();
+    let resp = push_with_signers(
+        &srv,
+        &dev.token,
+        vec![],
+        vec![SignerRegistration::new(
+            elsewhere.identity(),
+            &elsewhere.registration_proof().unwrap(),
+            &endorse(&dev.key, elsewhere.identity(), dev.id),
+        )],
     )
     .await;
     expect_error(resp, 409, "signer_conflict").await;
@@ -735,7 +803,7 @@ async fn clinician_keys_are_registered_logged_and_hold_their_signatures(backend:
     .await;
     assert_eq!(
         outcomes(&r),
-        vec![(PushOutcome::Rejected, Some(RejectReason::BadSignature))]
+        vec![(PushOutcome::Rejected, Some(RejectReason::UnknownSigner))]
     );
 
     // Verify holds the stored versions to the keys as logged, and finds nothing wrong.

@@ -137,6 +137,15 @@ fn tablet(dir: &std::path::Path, url: &str, log: &DeviceSigningKey) -> (Store, U
         key: log.public_key_bytes(),
     };
     store.set_setting(LOG_KEY, &key.to_vkey()).unwrap();
+    // The clinician's key counts as registered: these scripted servers answer record pushes
+    // only (registration is tested against the real server).
+    let ids: Vec<Uuid> = store
+        .unregistered_signers()
+        .unwrap()
+        .iter()
+        .map(|p| p.identity.user_id)
+        .collect();
+    store.mark_signers_registered(&ids).unwrap();
     let mut e = complete_encounter();
     e.id = Uuid::now_v7();
     store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap();

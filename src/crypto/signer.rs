@@ -28,6 +28,9 @@ pub const VERSION_SIGNATURE_V2: &str = "ambulance-epr/version-signature/v2";
 /// The context line of a signer registration statement.
 pub const SIGNER_REGISTRATION_V1: &str = "ambulance-epr/signer-registration/v1";
 
+/// The context line of a tablet's endorsement of a signer registration.
+pub const SIGNER_ENDORSEMENT_V1: &str = "ambulance-epr/signer-endorsement/v1";
+
 /// The format [`SealedSigner::seal`] writes.
 pub const SEALED_SIGNER_FORMAT: u32 = 1;
 
@@ -91,6 +94,37 @@ impl SignerIdentity {
     pub fn check_proof(&self, proof_b64: &str) -> bool {
         self.registration_message()
             .is_ok_and(|m| super::verify_signature(&self.public_key, &m, proof_b64).is_ok())
+    }
+
+    /// The bytes a tablet's own (enrolled) key signs to vouch that this user is registered
+    /// through it as server device `device_id`: neither another tablet nor the server can
+    /// register a key in a tablet's name.
+    pub fn endorsement_message(&self, device_id: Uuid) -> Result<Vec<u8>, KeyError> {
+        #[derive(Serialize)]
+        struct Endorsed<'a> {
+            device_id: Uuid,
+            #[serde(flatten)]
+            identity: &'a SignerIdentity,
+        }
+        domain_separated(
+            SIGNER_ENDORSEMENT_V1,
+            &Endorsed {
+                device_id,
+                identity: self,
+            },
+        )
+    }
+
+    /// Checks a tablet's endorsement (base64 signature by its enrolled key).
+    pub fn check_endorsement(
+        &self,
+        device_id: Uuid,
+        device_public_key_b64: &str,
+        endorsement_b64: &str,
+    ) -> bool {
+        self.endorsement_message(device_id).is_ok_and(|m| {
+            super::verify_signature(device_public_key_b64, &m, endorsement_b64).is_ok()
+        })
     }
 }
 
@@ -351,6 +385,36 @@ mod tests {
         other_name.user_name = "Someone Else".into();
         assert!(!other_name.check_proof(&proof));
         assert!(!signer.identity().check_proof("not base64!"));
+    }
+
+    #[test]
+    fn the_endorsement_binds_the_registration_to_one_enrolled_device() {
+        let tablet_key = DeviceSigningKey::generate().unwrap();
+        let signer = UserSigner::generate("Sam Medic", Uuid::new_v4()).unwrap();
+        let device_id = Uuid::new_v4();
+        let message = signer.identity().endorsement_message(device_id).unwrap();
+        let text = String::from_utf8(message.clone()).unwrap();
+        assert!(text.starts_with("ambulance-epr/signer-endorsement/v1\n{\"device_id\":"));
+        assert!(text.ends_with("\"user_name\":\"Sam Medic\"}"));
+        let endorsement = tablet_key.sign_base64(&message);
+        let key = tablet_key.public_key_base64();
+        assert!(
+            signer
+                .identity()
+                .check_endorsement(device_id, &key, &endorsement)
+        );
+        // Through another device, or vouched for by another key: refused.
+        assert!(
+            !signer
+                .identity()
+                .check_endorsement(Uuid::new_v4(), &key, &endorsement)
+        );
+        let other = DeviceSigningKey::generate().unwrap().public_key_base64();
+        assert!(
+            !signer
+                .identity()
+                .check_endorsement(device_id, &other, &endorsement)
+        );
     }
 
     #[test]

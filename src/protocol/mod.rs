@@ -120,17 +120,26 @@ pub struct SignerRegistration {
     /// Base64 signature by the user's key over
     /// [`crate::crypto::SignerIdentity::registration_message`] (proof of possession).
     pub proof: String,
+    /// Base64 signature by the device's enrolled key over
+    /// [`crate::crypto::SignerIdentity::endorsement_message`] for the device's server id: the
+    /// tablet vouches for its user.
+    pub device_endorsement: String,
 }
 
 impl SignerRegistration {
-    /// The registration of `identity` with its proof.
-    pub fn new(identity: &crate::crypto::SignerIdentity, proof: &str) -> Self {
+    /// The registration of `identity` with its proof and the device's endorsement.
+    pub fn new(
+        identity: &crate::crypto::SignerIdentity,
+        proof: &str,
+        device_endorsement: &str,
+    ) -> Self {
         Self {
             user_id: identity.user_id,
             user_name: identity.user_name.clone(),
             public_key: identity.public_key.clone(),
             tablet_id: identity.tablet_id,
             proof: proof.to_owned(),
+            device_endorsement: device_endorsement.to_owned(),
         }
     }
 
@@ -271,6 +280,9 @@ pub enum RejectReason {
     Schema,
     /// The record belongs to another device.
     NotOwner,
+    /// Signed by a user whose key is not registered through this device: the tablet
+    /// registers it again and keeps the version queued.
+    UnknownSigner,
 }
 
 /// The server's answer for one item, in the order of the request.

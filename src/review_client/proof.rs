@@ -94,7 +94,9 @@ pub fn check_detail(detail: &ReviewDetail, pinned: &LogPublicKey) -> Vec<Signatu
         );
     }
     let fingerprint = key_fingerprint(&public_key);
-    // The clinicians' keys, as logged when registered through this device.
+    // The clinicians' keys, as logged when registered through this device: each with its
+    // own proof of possession and the device's endorsement by the key logged at enrolment, so
+    // neither the server nor another tablet can have put a key in this device's name.
     let mut signers: HashMap<Uuid, (String, Uuid, String)> = HashMap::new();
     for registration in &proof.signers {
         let Ok(Leaf::SignerRegistered {
@@ -102,12 +104,25 @@ pub fn check_detail(detail: &ReviewDetail, pinned: &LogPublicKey) -> Vec<Signatu
             tablet_id,
             user_id,
             user_name,
-            public_key,
+            public_key: signer_key,
+            proof: possession,
+            device_endorsement,
             ..
         }) = Leaf::decode(registration.leaf.as_bytes())
         else {
             continue;
         };
+        let identity = crate::crypto::SignerIdentity {
+            user_id,
+            user_name,
+            public_key: signer_key,
+            tablet_id,
+        };
+        if !identity.check_proof(&possession)
+            || !identity.check_endorsement(device_id, &public_key, &device_endorsement)
+        {
+            continue;
+        }
         let included = parse_proof(&registration.proof).and_then(|p| {
             check_inclusion(
                 &p,
@@ -117,7 +132,10 @@ pub fn check_detail(detail: &ReviewDetail, pinned: &LogPublicKey) -> Vec<Signatu
             )
         });
         if device_id == detail.device_id && included.is_ok() {
-            signers.insert(user_id, (public_key, tablet_id, user_name));
+            // The first registration of a user stands, as for `verify`.
+            signers
+                .entry(user_id)
+                .or_insert((identity.public_key, tablet_id, identity.user_name));
         }
     }
     detail
@@ -225,6 +243,16 @@ mod tests {
     /// (format 1, as before per-user keys), the second by a clinician's own key (format 2)
     /// registered through the device.
     fn logged_detail(device: &DeviceSigningKey, log: &DeviceSigningKey) -> ReviewDetail {
+        logged_detail_endorsed_by(device, device, log)
+    }
+
+    /// [`logged_detail`], with the clinician's registration vouched for by `endorser` (the
+    /// device's own key, or one the server made up).
+    fn logged_detail_endorsed_by(
+        device: &DeviceSigningKey,
+        endorser: &DeviceSigningKey,
+        log: &DeviceSigningKey,
+    ) -> ReviewDetail {
         let device_id = Uuid::now_v7();
         let clinician = UserSigner::generate("Sam Medic", Uuid::new_v4()).unwrap();
         let mut e = crate::demo::complete_encounter();
@@ -247,6 +275,8 @@ mod tests {
                 user_name: clinician.identity().user_name.clone(),
                 public_key: clinician.identity().public_key.clone(),
                 proof: clinician.registration_proof().unwrap(),
+                device_endorsement: endorser
+                    .sign_base64(&clinician.identity().endorsement_message(device_id).unwrap()),
                 registered_at_utc: leaf_time(Utc::now()),
             },
         ];
@@ -414,6 +444,16 @@ mod tests {
                 "the signature does not verify with the clinician's logged key".into()
             )
         );
+
+        // A registration the server logged with a key of its own, which the device never
+        // endorsed: the clinician's version is not proved, the device's still is.
+        let server_made = DeviceSigningKey::generate().unwrap();
+        let checks = check_detail(
+            &logged_detail_endorsed_by(&device, &server_made, &log),
+            &pinned(&log),
+        );
+        assert!(checks[0].is_proved());
+        assert!(!checks[1].is_proved());
 
         // The clinician's registration withheld: their version is not proved.
         let mut unregistered = detail.clone();

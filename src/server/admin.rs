@@ -322,8 +322,10 @@ struct LeafWalk {
     signer_keys: LoggedSigners,
 }
 
-/// Users' signing keys as logged, by (device, user): the key and its leaf index.
-type LoggedSigners = std::collections::HashMap<(Uuid, Uuid), (super::storage::SignerKey, u64)>;
+/// Users' signing keys as logged, by (device, user): the key, its leaf index and the leaf's
+/// bytes.
+type LoggedSigners =
+    std::collections::HashMap<(Uuid, Uuid), (super::storage::SignerKey, u64, String)>;
 
 /// Reads every leaf, recomputing the tree from the leaf bytes alone (no stored interior hash
 /// is trusted) and noting the root at each size in `sizes`.
@@ -390,6 +392,7 @@ async fn walk_leaves(
                     user_name,
                     public_key,
                     proof,
+                    device_endorsement,
                     ..
                 }) => {
                     let identity = crate::crypto::SignerIdentity {
@@ -404,12 +407,22 @@ async fn walk_leaves(
                             row.idx
                         ));
                     }
+                    // Vouched for by the device's key as logged at its (earlier) enrolment.
+                    let endorsed = walk.device_keys.get(&device_id).is_some_and(|k| {
+                        identity.check_endorsement(device_id, k, &device_endorsement)
+                    });
+                    if !endorsed {
+                        findings.push(format!(
+                            "log: leaf {} registers a signing key for user {user_id} that device {device_id} did not endorse with its enrolled key",
+                            row.idx
+                        ));
+                    }
                     let key = super::storage::SignerKey {
                         public_key_b64: identity.public_key,
                         tablet_id,
                         user_name: identity.user_name,
                     };
-                    if let Some((first, _)) = walk.signer_keys.get(&(device_id, user_id))
+                    if let Some((first, _, _)) = walk.signer_keys.get(&(device_id, user_id))
                         && *first != key
                     {
                         findings.push(format!(
@@ -417,9 +430,11 @@ async fn walk_leaves(
                             row.idx
                         ));
                     } else {
-                        walk.signer_keys
-                            .entry((device_id, user_id))
-                            .or_insert((key, row.idx));
+                        walk.signer_keys.entry((device_id, user_id)).or_insert((
+                            key,
+                            row.idx,
+                            row.data.clone(),
+                        ));
                     }
                 }
                 Ok(_) => {}
@@ -516,10 +531,16 @@ pub async fn verify(
                 "signer {} on device {}: registered in the database but not in the log",
                 s.identity.user_id, s.device_id
             )),
-            Some((k, _)) if *k != s.key() => findings.push(format!(
+            Some((k, _, _)) if *k != s.key() => findings.push(format!(
                 "signer {} on device {}: its key in the database differs from the key logged at registration",
                 s.identity.user_id, s.device_id
             )),
+            Some((_, idx, data)) if *idx != s.leaf_idx || s.leaf().encode() != data.as_bytes() => {
+                findings.push(format!(
+                    "signer {} on device {}: its row in the database differs from its logged registration (leaf {idx})",
+                    s.identity.user_id, s.device_id
+                ))
+            }
             Some(_) => {}
         }
     }
@@ -554,10 +575,10 @@ pub async fn verify(
                     "signer_user_id": v.signer_user_id,
                     "logged_signer_key": v.signer_user_id
                         .and_then(|u| walk.signer_keys.get(&(v.device_id, u)))
-                        .map(|(k, _)| &k.public_key_b64),
+                        .map(|(k, _, _)| &k.public_key_b64),
                     "signer_tablet_id": v.signer_user_id
                         .and_then(|u| walk.signer_keys.get(&(v.device_id, u)))
-                        .map(|(k, _)| k.tablet_id),
+                        .map(|(k, _, _)| k.tablet_id),
                 });
                 Pack::line(&mut p.versions, &line.to_string())?;
             }
@@ -707,7 +728,7 @@ fn recheck_page(
         v.signer = v
             .signer_user_id
             .and_then(|u| logged_signers.get(&(v.device_id, u)))
-            .map(|(k, _)| k.clone());
+            .map(|(k, _, _)| k.clone());
     }
     let check = |v: &super::storage::StoredVersion| {
         recheck_stored(v).err().map(|p: StoredProblem| BadVersion {

@@ -687,11 +687,19 @@ async fn register_signers(
             && base64::engine::general_purpose::STANDARD
                 .decode(&s.public_key)
                 .is_ok_and(|k| k.len() == 32);
-        if !well_formed || !s.identity().check_proof(&s.proof) {
+        let identity = s.identity();
+        if !well_formed
+            || !identity.check_proof(&s.proof)
+            || !identity.check_endorsement(
+                device.device_id,
+                &device.public_key_b64,
+                &s.device_endorsement,
+            )
+        {
             return Err(ApiError::client(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_signer",
-                "a signing key registration is malformed or its proof does not verify",
+                "a signing key registration is malformed, or its proof or this device's endorsement does not verify",
             ));
         }
     }
@@ -704,7 +712,7 @@ async fn register_signers(
             return Err(ApiError::client(
                 StatusCode::CONFLICT,
                 "signer_conflict",
-                "a user id in this push is already registered with a different key",
+                "a user id in this push is already registered with a different key, or names another tablet than this device's users",
             ));
         }
         other => other?,

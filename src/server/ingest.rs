@@ -132,7 +132,7 @@ pub fn check_item(item: &PushItem, keys: &PushKeys<'_>) -> Result<NewVersion, Re
         };
         let Some(key) = keys.key_for(item.signer_user_id) else {
             return Err(reject(
-                RejectReason::BadSignature,
+                RejectReason::UnknownSigner,
                 "the signing user's key is not registered through this device",
             ));
         };
@@ -333,7 +333,7 @@ mod tests {
 
         // Not registered through this device: refused, with its reason.
         let refused = check(&item, &pk).unwrap_err();
-        assert_eq!(refused.reason, RejectReason::BadSignature);
+        assert_eq!(refused.reason, RejectReason::UnknownSigner);
         assert!(refused.message.contains("not registered"));
 
         // Another clinician's key claiming this one's id: refused.

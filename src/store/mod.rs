@@ -526,6 +526,11 @@ impl Store {
         }
         let mut conn = open_connection(&db, Some(&key), false)?;
         migrate::migrate_to(&mut conn, migrate::latest_version())?;
+        // Kept in the store on every unlock (a no-op when it is): a store restored from a copy
+        // older than the keyring still sends this key for registration.
+        if let Some(s) = &signer {
+            record_signer(&conn, s)?;
+        }
         if signer.is_none() {
             let made = UserSigner::generate(&name, tablet_id_from(&conn)?)?;
             record_signer(&conn, &made)?;
@@ -700,6 +705,7 @@ impl Store {
             locked_until_utc: None,
             signer: Some(signer.seal(&secret, name)?),
         });
+        keyring.format = keyring::KEYRING_FORMAT;
         keyring.save(&kr_path)?;
         self.audit(audit::Action::UserAdded, None, None)?;
         Ok(())
@@ -729,6 +735,7 @@ impl Store {
         entry.wrapped = wrapped;
         entry.signer = signer;
         entry.record_success();
+        keyring.format = keyring::KEYRING_FORMAT;
         keyring.save(&kr_path)?;
         self.audit(audit::Action::PassphraseChanged, None, None)?;
         Ok(())

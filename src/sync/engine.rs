@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::client::{ApiClient, RequestError};
 use super::status::{ProblemKind, SyncCommand, SyncHandle, SyncProblem, SyncStatus};
 use crate::model::{RecordStatus, Revision};
-use crate::protocol::{EnrollRequest, InclusionRequest, PushOutcome};
+use crate::protocol::{EnrollRequest, InclusionRequest, PushOutcome, RejectReason};
 use crate::store::{FeedbackEntry, OutboxItem, OutboxPosition, Store, StoreError};
 use crate::transparency::{
     Checkpoint, IntegrityError, Leaf, LogHash, LogPublicKey, check_consistency, check_inclusion,
@@ -59,8 +59,6 @@ struct RawPushRequest<'a> {
     verified_checkpoint: Option<crate::protocol::LogState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     device_audit_head: Option<crate::protocol::AuditHead>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    signers: &'a [crate::protocol::SignerRegistration],
 }
 
 /// Serialises a batch as a push request, sending each stored document as its exact text, and
@@ -69,7 +67,6 @@ fn request_body(
     batch: &[OutboxItem],
     verified: Option<&Checkpoint>,
     device_audit_head: Option<crate::protocol::AuditHead>,
-    signers: &[crate::protocol::SignerRegistration],
 ) -> Result<Vec<u8>, SyncError> {
     let mut items = Vec::with_capacity(batch.len());
     for entry in batch {
@@ -94,7 +91,6 @@ fn request_body(
         items,
         verified_checkpoint,
         device_audit_head,
-        signers,
     })
     .map_err(|e| SyncError::Store(StoreError::from(e)))
 }
@@ -252,13 +248,14 @@ pub fn remember_enrolment(
     server_url: &str,
     response: &crate::protocol::EnrollResponse,
 ) -> Result<Uuid, SyncError> {
+    // Users' keys are registered through a device: a new enrolment (this server again after a
+    // reset, or another one) must hear of every one of them. First, so a stop part-way leaves
+    // them to be registered again rather than wrongly taken as known.
+    store.forget_signer_registrations()?;
     store.set_setting(SERVER_URL, server_url.trim_end_matches('/'))?;
     store.set_setting(DEVICE_ID, &response.device_id.to_string())?;
     store.set_setting(DEVICE_TOKEN, &response.device_token)?;
     super::integrity::start_fresh(store, response.log_key.as_deref())?;
-    // Users' keys are registered through a device: a new enrolment (this server again after a
-    // reset, or another one) must hear of every one of them.
-    store.forget_signer_registrations()?;
     Ok(response.device_id)
 }
 
@@ -403,15 +400,7 @@ impl Engine {
         let max_rounds = 2 * self.store.status_counts()?.pending_sync as usize + 32;
         let mut after: Option<OutboxPosition> = None;
         let mut in_flight: Option<InFlight> = None;
-        // Users' keys the server has not logged yet go with every push until one is answered:
-        // the server registers them before it checks the items they signed.
-        let mut signers: Vec<crate::protocol::SignerRegistration> = self
-            .store
-            .unregistered_signers()?
-            .iter()
-            .take(crate::protocol::MAX_PUSH_SIGNERS)
-            .map(|p| crate::protocol::SignerRegistration::new(&p.identity, &p.proof))
-            .collect();
+        self.register_signers(client, token).await?;
         for _ in 0..max_rounds {
             let next = self.store.outbox_batch_after(
                 after.as_ref(),
@@ -426,7 +415,7 @@ impl Engine {
                     .store
                     .audit_head()?
                     .map(|(seq, hash)| crate::protocol::AuditHead { seq, hash });
-                let body = request_body(&next, self.log.as_ref(), head, &signers)?;
+                let body = request_body(&next, self.log.as_ref(), head)?;
                 let ids: Vec<Uuid> = next.iter().map(|b| b.record_id).collect();
                 self.store.mark_sending(&ids)?;
                 let client = client.clone();
@@ -448,14 +437,7 @@ impl Engine {
             });
             in_flight = sent;
             let response = match answer {
-                Ok(r) => {
-                    if !signers.is_empty() {
-                        let ids: Vec<Uuid> = signers.iter().map(|s| s.user_id).collect();
-                        self.store.mark_signers_registered(&ids)?;
-                        signers.clear();
-                    }
-                    r
-                }
+                Ok(r) => r,
                 Err(RequestError::Refused { status, message }) => {
                     // The batch as a whole was refused (too large, or one item breaks it):
                     // isolate the culprit by sending one at a time from the start of the
@@ -478,7 +460,19 @@ impl Engine {
                     return Err(e.into());
                 }
             };
-            self.apply_answer(&batch, &response, report)?;
+            if self.apply_answer(&batch, &response, report)? {
+                // The server does not know a clinician key this tablet thought registered
+                // (a restored server, say): register every key again at the next cycle; the
+                // versions it signed stay queued, nothing is quarantined.
+                tracing::warn!(
+                    "the server does not know a clinician's signing key; it is registered again at the next sync"
+                );
+                self.store.forget_signer_registrations()?;
+                if let Some((_, h)) = in_flight.take() {
+                    h.abort();
+                }
+                return Ok(());
+            }
             // Prove as the drain goes, so a fault late in a long drain does not send every
             // version of it again.
             if self.unproven.len() >= PROVE_EVERY_VERSIONS
@@ -499,14 +493,52 @@ impl Engine {
         Ok(())
     }
 
+    /// Registers every clinician key the server has not acknowledged, each with its proof of
+    /// possession and this tablet's endorsement, in requests of their own before any record
+    /// goes. A refusal ends the cycle and quarantines nothing: the records wait.
+    async fn register_signers(&mut self, client: &ApiClient, token: &str) -> Result<(), SyncError> {
+        let pending = self.store.unregistered_signers()?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let device_id = self.device_id.ok_or(SyncError::NotEnrolled)?;
+        for chunk in pending.chunks(crate::protocol::MAX_PUSH_SIGNERS) {
+            let mut signers = Vec::with_capacity(chunk.len());
+            for p in chunk {
+                let message = p
+                    .identity
+                    .endorsement_message(device_id)
+                    .map_err(|e| SyncError::Store(StoreError::Key(e)))?;
+                let endorsement = self.store.signing_key()?.sign_base64(&message);
+                signers.push(crate::protocol::SignerRegistration::new(
+                    &p.identity,
+                    &p.proof,
+                    &endorsement,
+                ));
+            }
+            let request = crate::protocol::PushRequest {
+                items: Vec::new(),
+                verified_checkpoint: None,
+                device_audit_head: None,
+                signers,
+            };
+            client.push(token, &request).await?;
+            let ids: Vec<Uuid> = chunk.iter().map(|p| p.identity.user_id).collect();
+            self.store.mark_signers_registered(&ids)?;
+        }
+        Ok(())
+    }
+
     /// Applies the server's per-item answers for one batch: acknowledge what it committed,
-    /// quarantine what it refused; entries it did not mention stay queued.
+    /// quarantine what it refused; entries it did not mention stay queued. True when the
+    /// server named a clinician key it does not know (those versions stay queued too).
     fn apply_answer(
         &mut self,
         batch: &[OutboxItem],
         response: &crate::protocol::PushResponse,
         report: &mut CycleReport,
-    ) -> Result<(), SyncError> {
+    ) -> Result<bool, SyncError> {
+        let mut unknown_signer = false;
         let mut acks = Vec::new();
         for result in &response.results {
             let Some(item) = batch
@@ -528,6 +560,11 @@ impl Engine {
                 PushOutcome::Stored | PushOutcome::Duplicate | PushOutcome::Stale => {
                     acks.push((result.record_id, result.revision));
                 }
+                PushOutcome::Rejected
+                    if result.reject_reason == Some(RejectReason::UnknownSigner) =>
+                {
+                    unknown_signer = true;
+                }
                 PushOutcome::Rejected => {
                     let reason = match (&result.reject_reason, &result.message) {
                         (_, Some(m)) => m.clone(),
@@ -542,7 +579,7 @@ impl Engine {
         }
         report.pushed += acks.len() as u64;
         self.store.acknowledge_many(&acks)?;
-        Ok(())
+        Ok(unknown_signer)
     }
 
     /// The log leaf the server must hold for a version this tablet pushed.

@@ -501,10 +501,15 @@ pub(crate) async fn register_signers<T: Tx>(
         .into_iter()
         .map(|r| (r.identity.user_id, r))
         .collect();
+    // One device is one tablet: every user registered through it names the same tablet id.
+    let mut tablet = held.values().next().map(|r| r.identity.tablet_id);
     let mut out = Vec::with_capacity(signers.len());
     let mut new_rows: Vec<SignerRow> = Vec::new();
     for s in signers {
         let identity = s.identity();
+        if *tablet.get_or_insert(identity.tablet_id) != identity.tablet_id {
+            return Err(StorageError::SignerConflict);
+        }
         if let Some(row) = held
             .get(&s.user_id)
             .or_else(|| new_rows.iter().find(|r| r.identity.user_id == s.user_id))
@@ -521,6 +526,7 @@ pub(crate) async fn register_signers<T: Tx>(
             device_id: device.device_id,
             identity,
             proof: s.proof.clone(),
+            device_endorsement: s.device_endorsement.clone(),
             leaf_idx: 0,
             registered_at_utc: to_micros(now),
         };

@@ -44,7 +44,9 @@ pub enum StorageError {
     #[error("a username with that name already exists")]
     UserExists,
     /// A device registered a user id already held with a different key.
-    #[error("this user id is already registered with a different key")]
+    #[error(
+        "this user id is already registered with a different key, or the tablet id differs from the one this device's users name"
+    )]
     SignerConflict,
     #[error("the database file cannot be created: {0}")]
     File(String),
@@ -357,6 +359,8 @@ pub struct SignerRow {
     pub identity: crate::crypto::SignerIdentity,
     /// Base64 proof of possession (checked before it is stored).
     pub proof: String,
+    /// Base64 endorsement by the device's enrolled key (checked before it is stored).
+    pub device_endorsement: String,
     pub leaf_idx: u64,
     pub registered_at_utc: DateTime<Utc>,
 }
@@ -371,6 +375,7 @@ impl SignerRow {
             user_name: self.identity.user_name.clone(),
             public_key: self.identity.public_key.clone(),
             proof: self.proof.clone(),
+            device_endorsement: self.device_endorsement.clone(),
             registered_at_utc: crate::transparency::leaf_time(self.registered_at_utc),
         }
     }
@@ -885,9 +890,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Every registered signing key (for `verify`).
     async fn all_signers(&self) -> Result<Vec<SignerRow>, StorageError>;
 
-    /// Registers users' signing keys (proofs already checked) through `device`, each logged
-    /// in the same transaction; one already registered with the same key is left as it is.
-    /// Returns every one's row. A user id registered with a different key is refused
+    /// Registers users' signing keys (proofs and endorsements already checked) through
+    /// `device`, each logged in the same transaction; one already registered with the same key
+    /// is left as it is. Returns every one's row. A user id registered with a different key,
+    /// or a tablet id other than the one this device's users already name, is refused
     /// ([`StorageError::SignerConflict`]) and nothing is stored.
     async fn register_signers(
         &self,

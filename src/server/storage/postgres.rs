@@ -248,8 +248,8 @@ const VERSION_COLUMNS: &str = "v.seq, v.record_id, v.revision, v.status, v.docum
 const SIGNER_JOIN: &str =
     "LEFT JOIN signers s ON s.device_id = v.device_id AND s.user_id = v.signer_user_id";
 
-const SIGNER_COLUMNS: &str =
-    "device_id, user_id, tablet_id, user_name, public_key, proof, leaf_idx, registered_at_utc";
+const SIGNER_COLUMNS: &str = "device_id, user_id, tablet_id, user_name, public_key, proof, \
+     device_endorsement, leaf_idx, registered_at_utc";
 
 fn signer_row(r: &Row) -> Result<SignerRow, StorageError> {
     Ok(SignerRow {
@@ -261,8 +261,9 @@ fn signer_row(r: &Row) -> Result<SignerRow, StorageError> {
             public_key: r.try_get(4)?,
         },
         proof: r.try_get(5)?,
-        leaf_idx: log_index_col(r.try_get(6)?)?,
-        registered_at_utc: r.try_get(7)?,
+        device_endorsement: r.try_get(6)?,
+        leaf_idx: log_index_col(r.try_get(7)?)?,
+        registered_at_utc: r.try_get(8)?,
     })
 }
 
@@ -1170,7 +1171,7 @@ impl Tx for PgTx {
 
     async fn insert_signer(&mut self, row: &SignerRow) -> Result<(), StorageError> {
         let sql = format!(
-            "INSERT INTO signers ({SIGNER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO signers ({SIGNER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         );
         self.execute(
             &sql,
@@ -1181,6 +1182,7 @@ impl Tx for PgTx {
                 &row.identity.user_name,
                 &row.identity.public_key,
                 &row.proof,
+                &row.device_endorsement,
                 &log_index_value(row.leaf_idx)?,
                 &row.registered_at_utc,
             ],

@@ -239,8 +239,8 @@ const VERSION_COLUMNS: &str = "v.seq, v.record_id, v.revision, v.status, v.docum
 const SIGNER_JOIN: &str =
     "LEFT JOIN signers s ON s.device_id = v.device_id AND s.user_id = v.signer_user_id";
 
-const SIGNER_COLUMNS: &str =
-    "device_id, user_id, tablet_id, user_name, public_key, proof, leaf_idx, registered_at_utc";
+const SIGNER_COLUMNS: &str = "device_id, user_id, tablet_id, user_name, public_key, proof, \
+     device_endorsement, leaf_idx, registered_at_utc";
 
 fn signer_row(r: &Row<'_>) -> Result<SignerRow, StorageError> {
     Ok(SignerRow {
@@ -252,8 +252,9 @@ fn signer_row(r: &Row<'_>) -> Result<SignerRow, StorageError> {
             public_key: r.get(4)?,
         },
         proof: r.get(5)?,
-        leaf_idx: log_index_col(r.get(6)?)?,
-        registered_at_utc: parse_utc(&r.get::<_, String>(7)?)?,
+        device_endorsement: r.get(6)?,
+        leaf_idx: log_index_col(r.get(7)?)?,
+        registered_at_utc: parse_utc(&r.get::<_, String>(8)?)?,
     })
 }
 
@@ -1156,7 +1157,7 @@ impl Tx for SqliteTx<'_> {
     async fn insert_signer(&mut self, row: &SignerRow) -> Result<(), StorageError> {
         self.conn
             .prepare_cached(&format!(
-                "INSERT INTO signers ({SIGNER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                "INSERT INTO signers ({SIGNER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             ))?
             .execute(params![
                 row.device_id.to_string(),
@@ -1165,6 +1166,7 @@ impl Tx for SqliteTx<'_> {
                 row.identity.user_name,
                 row.identity.public_key,
                 row.proof,
+                row.device_endorsement,
                 log_index_value(row.leaf_idx)?,
                 utc_text(row.registered_at_utc),
             ])?;

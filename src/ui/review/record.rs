@@ -195,7 +195,7 @@ fn signature_badge(ui: &mut Ui, check: &SignatureCheck) {
                 ),
                 None => format!(
                     "signed by the device key logged when the tablet enrolled (fingerprint \
-                     {key_fingerprint}); this version predates per-clinician signatures"
+                     {key_fingerprint}): signature version 1, which names no clinician"
                 ),
             };
             badge(ui, "Signature checked here", theme::good_badge()).on_hover_text(format!(
