@@ -4,7 +4,9 @@
 //! (in a fresh schema), side by side.
 //!
 //! Run with `cargo bench --bench server_load`. Knobs: `EPR_BENCH_DEVICES` (50),
-//! `EPR_BENCH_BATCHES` per device (10), `EPR_BENCH_BATCH_SIZE` (100). Without `--bench` in
+//! `EPR_BENCH_BATCHES` per device (10), `EPR_BENCH_BATCH_SIZE` (100),
+//! `EPR_BENCH_SIGNATURE_FORMAT` (2: each device's clinician registers a key and signs with it;
+//! 1: signed by the device key, as older tablets). Without `--bench` in
 //! argv (as under `cargo test`) it returns at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,11 +14,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ambulance_epr::crypto::{DeviceSigningKey, content_sha256_hex, signing_payload};
+use ambulance_epr::crypto::{DeviceSigningKey, UserSigner, content_sha256_hex, signing_payload};
 use ambulance_epr::demo::synthetic_encounter;
 use ambulance_epr::model::{RecordStatus, Revision};
 use ambulance_epr::protocol::{
     EnrollRequest, EnrollResponse, PushItem, PushOutcome, PushRequest, PushResponse,
+    SignerRegistration,
 };
 use ambulance_epr::server::{self, ServerConfig, Storage, admin};
 use chrono::{TimeZone, Utc};
@@ -49,8 +52,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Signed push bodies for one device, serialised ahead of time so the clock measures the
 /// server, not the client.
+/// With `clinician`, each version is signed by that clinician's registered key (signature
+/// version 2); without, by the device key (version 1).
 fn device_bodies(
     key: &DeviceSigningKey,
+    clinician: Option<&UserSigner>,
     device: usize,
     batches: usize,
     batch_size: usize,
@@ -67,8 +73,23 @@ fn device_bodies(
                     e.status = RecordStatus::Completed;
                     let document = serde_json::to_value(&e).unwrap();
                     let sha = content_sha256_hex(&document);
-                    let sig =
-                        key.sign_base64(&signing_payload(e.id, Revision::FIRST, "completed", &sha));
+                    let saved = Utc::now();
+                    let (sig, signer_user_id) = match clinician {
+                        Some(c) => (
+                            c.sign_version(e.id, Revision::FIRST, "completed", &sha, saved)
+                                .unwrap(),
+                            Some(c.user_id()),
+                        ),
+                        None => (
+                            key.sign_base64(&signing_payload(
+                                e.id,
+                                Revision::FIRST,
+                                "completed",
+                                &sha,
+                            )),
+                            None,
+                        ),
+                    };
                     PushItem {
                         record_id: e.id,
                         revision: Revision::FIRST,
@@ -76,8 +97,8 @@ fn device_bodies(
                         document,
                         content_sha256: sha,
                         signature: Some(sig),
-                        signer_user_id: None,
-                        saved_at_utc: Utc::now(),
+                        signer_user_id,
+                        saved_at_utc: saved,
                     }
                 })
                 .collect();
@@ -102,6 +123,7 @@ async fn run(
     let devices = knob("EPR_BENCH_DEVICES", 50);
     let batches = knob("EPR_BENCH_BATCHES", 10);
     let batch_size = knob("EPR_BENCH_BATCH_SIZE", 100);
+    let signature_format = knob("EPR_BENCH_SIGNATURE_FORMAT", 2);
     let interval = offered_records_per_sec
         .map(|rate| Duration::from_secs_f64((devices * batch_size) as f64 / rate as f64));
 
@@ -146,10 +168,39 @@ async fn run(
             .json()
             .await
             .unwrap();
-        let bodies =
-            tokio::task::spawn_blocking(move || device_bodies(&key, d, batches, batch_size))
+        // Format 2: the device's clinician registers their key first, as a tablet does.
+        let clinician = if signature_format == 2 {
+            let c = UserSigner::generate(&format!("Bench Paramedic {d}"), uuid::Uuid::new_v4())
+                .unwrap();
+            let endorsement =
+                key.sign_base64(&c.identity().endorsement_message(r.device_id).unwrap());
+            let registration = SignerRegistration::new(
+                c.identity(),
+                &c.registration_proof().unwrap(),
+                &endorsement,
+            );
+            let resp = http
+                .post(format!("{base}/sync/push"))
+                .bearer_auth(&r.device_token)
+                .json(&PushRequest {
+                    items: Vec::new(),
+                    verified_checkpoint: None,
+                    device_audit_head: None,
+                    signers: vec![registration],
+                })
+                .send()
                 .await
                 .unwrap();
+            assert_eq!(resp.status(), 200);
+            Some(c)
+        } else {
+            None
+        };
+        let bodies = tokio::task::spawn_blocking(move || {
+            device_bodies(&key, clinician.as_ref(), d, batches, batch_size)
+        })
+        .await
+        .unwrap();
         prepared.push((r.device_token, bodies));
     }
 

@@ -179,6 +179,19 @@ impl UnlockSecret {
     }
 }
 
+/// A seal's nonce and sealed bytes (key plus GCM tag) from their hex, in a wiping buffer.
+pub(crate) fn sealed_parts(
+    nonce_hex: &str,
+    sealed_hex: &str,
+) -> Result<([u8; 12], Zeroizing<Vec<u8>>), KeyError> {
+    let nonce: [u8; 12] = hex::decode(nonce_hex)
+        .ok()
+        .and_then(|n| n.try_into().ok())
+        .ok_or(KeyError::Malformed)?;
+    let sealed = Zeroizing::new(hex::decode(sealed_hex).map_err(|_| KeyError::Malformed)?);
+    Ok((nonce, sealed))
+}
+
 /// The AES key that seals the database key, and the [`UnlockSecret`] beside it, from one
 /// Argon2id run.
 fn sealing_key(
@@ -277,12 +290,7 @@ impl WrappedKey {
             other => return Err(KeyError::UnknownFormat(other)),
         };
         let salt = hex::decode(&self.salt_hex).map_err(|_| KeyError::Malformed)?;
-        let nonce: [u8; 12] = hex::decode(&self.nonce_hex)
-            .ok()
-            .and_then(|n| n.try_into().ok())
-            .ok_or(KeyError::Malformed)?;
-        let mut sealed =
-            Zeroizing::new(hex::decode(&self.sealed_hex).map_err(|_| KeyError::Malformed)?);
+        let (nonce, mut sealed) = sealed_parts(&self.nonce_hex, &self.sealed_hex)?;
         let (opening, secret) = sealing_key(passphrase, &salt, self.kdf)?;
         let plain = opening
             .open_in_place(

@@ -254,12 +254,7 @@ impl SealedSigner {
         if self.format != SEALED_SIGNER_FORMAT {
             return Err(KeyError::UnknownFormat(self.format));
         }
-        let nonce: [u8; 12] = hex::decode(&self.nonce_hex)
-            .ok()
-            .and_then(|n| n.try_into().ok())
-            .ok_or(KeyError::Malformed)?;
-        let mut sealed =
-            Zeroizing::new(hex::decode(&self.sealed_hex).map_err(|_| KeyError::Malformed)?);
+        let (nonce, mut sealed) = super::keys::sealed_parts(&self.nonce_hex, &self.sealed_hex)?;
         let aad = sealed_signer_aad(owner, &self.identity);
         let plain = cipher(secret)?
             .open_in_place(

@@ -167,8 +167,9 @@ pub struct PushRequest {
     /// audit cut short afterwards is detectable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_audit_head: Option<AuditHead>,
-    /// Users' signing keys not yet acknowledged: sent with every push until one succeeds, and
-    /// registered (logged) before the push's items are checked.
+    /// Users' signing keys not yet acknowledged, each with its proof and the device's
+    /// endorsement: the tablet sends them in a push of their own (no items) before any record,
+    /// and the server registers (logs) them before it checks any item.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signers: Vec<SignerRegistration>,
 }

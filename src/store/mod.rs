@@ -256,7 +256,7 @@ fn tablet_id_from(conn: &Connection) -> Result<uuid::Uuid> {
 }
 
 /// Keeps a user's signer registration (public key and proof) in the store, to be sent to the
-/// server with each push until it is logged there.
+/// server (before any record is pushed) until it is logged there.
 fn record_signer(conn: &Connection, signer: &UserSigner) -> Result<()> {
     let identity = signer.identity();
     conn.execute(

@@ -343,6 +343,21 @@ pub struct StoredVersion {
     pub signer: Option<SignerKey>,
 }
 
+// SQL text both backends share (the same schema, the same column order).
+
+/// A stored version's columns, with its device's key and its signer's registration.
+pub(crate) const VERSION_COLUMNS: &str = "v.seq, v.record_id, v.revision, v.status, v.document, \
+     v.content_sha256, v.signature, v.saved_at_utc, v.received_at_utc, v.device_id, d.public_key, \
+     v.signer_user_id, s.public_key, s.tablet_id, s.user_name";
+
+/// The signer registration a version names, joined beside its device.
+pub(crate) const SIGNER_JOIN: &str =
+    "LEFT JOIN signers s ON s.device_id = v.device_id AND s.user_id = v.signer_user_id";
+
+/// A signer registration's columns, in [`SignerRow`] order.
+pub(crate) const SIGNER_COLUMNS: &str = "device_id, user_id, tablet_id, user_name, public_key, \
+     proof, device_endorsement, leaf_idx, registered_at_utc";
+
 /// A user's registered signing key: what checks a format-2 signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignerKey {

@@ -231,17 +231,6 @@ fn open_once(
     Ok(conn)
 }
 
-const VERSION_COLUMNS: &str = "v.seq, v.record_id, v.revision, v.status, v.document, v.content_sha256, \
-     v.signature, v.saved_at_utc, v.received_at_utc, v.device_id, d.public_key, \
-     v.signer_user_id, s.public_key, s.tablet_id, s.user_name";
-
-/// The signer registration a version names, joined beside its device.
-const SIGNER_JOIN: &str =
-    "LEFT JOIN signers s ON s.device_id = v.device_id AND s.user_id = v.signer_user_id";
-
-const SIGNER_COLUMNS: &str = "device_id, user_id, tablet_id, user_name, public_key, proof, \
-     device_endorsement, leaf_idx, registered_at_utc";
-
 fn signer_row(r: &Row<'_>) -> Result<SignerRow, StorageError> {
     Ok(SignerRow {
         device_id: uuid_col(&r.get::<_, String>(0)?)?,
