@@ -1,5 +1,5 @@
 //! The sync engine against a scripted server on loopback: error classes, backoff,
-//! credentials, quarantine and the in-flight edit. The real server is exercised in
+//! credentials, quarantine, the in-flight edit and a refused clinician key registration. The real server is exercised in
 //! `sync_server.rs`; here the server's answers are chosen by the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,7 +15,7 @@ use ambulance_epr::protocol::{
     FeedbackResponse, PushItemResult, PushOutcome, PushRequest, PushResponse, RejectReason,
 };
 use ambulance_epr::store::{Store, SyncState, migrate};
-use ambulance_epr::sync::engine::{DEVICE_TOKEN, SERVER_URL};
+use ambulance_epr::sync::engine::{DEVICE_ID, DEVICE_TOKEN, SERVER_URL};
 use ambulance_epr::sync::{Engine, ProblemKind, SyncCommand, SyncConfig, SyncStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -315,4 +315,37 @@ async fn an_edit_during_an_in_flight_push_is_not_marked_synced_by_the_late_ack()
         pushes[0].contains(&(e.id, first.revision)),
         "the first push carried the old revision"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_registration_ends_the_sync_and_quarantines_nothing() {
+    let script: Shared = Arc::default();
+    // The server refuses the registration (an older server, say), then accepts everything.
+    script.lock().unwrap().statuses = VecDeque::from([422]);
+    let url = start_mock(script.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ids) = store_with(dir.path(), &url, 3);
+    store
+        .set_setting(DEVICE_ID, &Uuid::now_v7().to_string())
+        .unwrap();
+    store.forget_signer_registrations().unwrap();
+    let mut engine = Engine::new(store.open_another().unwrap(), fast_config());
+    assert!(engine.run_cycle().await.is_err());
+    let counts = store.status_counts().unwrap();
+    assert_eq!(counts.quarantined, 0, "nothing quarantined");
+    assert_eq!(counts.pending_sync, 3, "every record still queued");
+    assert_eq!(store.unregistered_signers().unwrap().len(), 1);
+    assert_eq!(
+        script.lock().unwrap().pushes,
+        vec![Vec::<(Uuid, Revision)>::new()],
+        "the only push was the registration, with no records in it"
+    );
+
+    // The next sync registers the key, then the records go.
+    let report = engine.run_cycle().await.unwrap();
+    assert_eq!(report.pending, 0);
+    assert!(store.unregistered_signers().unwrap().is_empty());
+    for id in ids {
+        assert_eq!(store.summary(id).unwrap().sync_state, SyncState::Synced);
+    }
 }
