@@ -639,3 +639,88 @@ fn open(store: &mut Store, id: Uuid) -> Result<RecordBundle, StoreError> {
         encounter,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn state() -> WorkerState {
+        WorkerState {
+            store: None,
+            quick_pin: None,
+            kdf: KdfParams::FAST_FOR_TESTS,
+        }
+    }
+
+    fn signed(dir: &std::path::Path, state: &mut WorkerState) -> Result<SaveReceipt, StoreProblem> {
+        let mut e = crate::demo::complete_encounter();
+        e.id = Uuid::now_v7();
+        match handle(
+            dir,
+            state,
+            StoreRequest::Sign {
+                encounter: Box::new(e),
+                clinician_name: "A. Paramedic".into(),
+                registration: "PA1".into(),
+            },
+        ) {
+            StoreReply::Signed { result, .. } => result,
+            _ => panic!("a sign request answers Signed"),
+        }
+    }
+
+    /// At 3 a.m. after the idle lock, the quick PIN must bring back the clinician's own
+    /// signing key with the store key: a record completed then is signed, by them.
+    #[test]
+    fn after_the_idle_lock_the_quick_pin_still_signs_as_the_same_clinician() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = state();
+        let passphrase = "heron pebble maple drift";
+        handle(
+            dir.path(),
+            &mut state,
+            StoreRequest::Create {
+                user: "crew".into(),
+                passphrase: passphrase.into(),
+            },
+        );
+        handle(dir.path(), &mut state, StoreRequest::Lock);
+        handle(
+            dir.path(),
+            &mut state,
+            StoreRequest::Unlock {
+                user: "crew".into(),
+                passphrase: passphrase.into(),
+                quick_pin: Some("97531".into()),
+            },
+        );
+        let clinician = state.store.as_ref().unwrap().signer().unwrap().user_id();
+        signed(dir.path(), &mut state).unwrap();
+
+        handle(dir.path(), &mut state, StoreRequest::Lock);
+        assert!(matches!(
+            handle(
+                dir.path(),
+                &mut state,
+                StoreRequest::UnlockWithPin {
+                    user: "crew".into(),
+                    pin: "97531".into(),
+                },
+            ),
+            StoreReply::Opened { result: Ok(_), .. }
+        ));
+        assert_eq!(
+            state.store.as_ref().unwrap().signer().map(|s| s.user_id()),
+            Some(clinician)
+        );
+        let receipt = signed(dir.path(), &mut state).unwrap();
+        let versions = state
+            .store
+            .as_ref()
+            .unwrap()
+            .versions(receipt.record_id)
+            .unwrap();
+        assert_eq!(versions[0].signer_user_id, Some(clinician));
+    }
+}
