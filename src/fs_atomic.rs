@@ -1,6 +1,7 @@
 //! Whole-file replacement for the small JSON files kept beside the store (the keyring, the
 //! display preferences and the review server's address), and whole-file creation that never
-//! replaces anything, for handover documents ([`write_new`]).
+//! replaces anything, for handover documents ([`write_new`]) and files another writer fills
+//! (a server backup: [`NewFile::prepare`]).
 //!
 //! Owns one way of writing such a file so that a crash, a kill or a flat battery at any moment
 //! leaves either the old file or the new one, never a torn mix: the bytes go to a temporary
@@ -77,6 +78,77 @@ fn place(
 /// refuses atomically when the name is taken; then the directory is fsynced.)
 pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     place(path, bytes, |tmp, path| fs::hard_link(tmp, path))
+}
+
+/// A file filled by someone else (SQLite's `VACUUM INTO`, say) under a temporary name beside
+/// its final one, then published whole or not at all: [`PendingFile::publish`] never replaces
+/// a file already at the final name. Dropped unpublished, the temporary file is removed.
+pub struct PendingFile {
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl PendingFile {
+    /// An empty owner-only temporary file beside `path`, to be filled and then published.
+    /// Refused at once if `path` is already taken (it would be refused at publishing anyway).
+    pub fn prepare(path: &Path) -> io::Result<PendingFile> {
+        if path.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file is already there",
+            ));
+        }
+        let file_name = path.file_name().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the path names no file to write",
+            )
+        })?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = dir.join(temporary_name(file_name));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        options.open(&tmp)?;
+        Ok(PendingFile {
+            tmp,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The temporary file to fill.
+    pub fn temporary_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Fsyncs the filled file and links it to its final name (refused, with
+    /// [`io::ErrorKind::AlreadyExists`], if that name was taken meanwhile), then fsyncs the
+    /// directory.
+    pub fn publish(self) -> io::Result<()> {
+        OpenOptions::new().write(true).open(&self.tmp)?.sync_all()?;
+        fs::hard_link(&self.tmp, &self.path)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Err(e) = sync_directory(dir)
+        {
+            tracing::warn!(error = %e, "a file was written but its directory could not be fsynced");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        // Best effort: the temporary name is ours; after publishing, the final name keeps the
+        // data.
+        let _ = fs::remove_file(&self.tmp);
+    }
 }
 
 /// Creates an empty file readable and writable by its owner only (0600 on Unix), unless a

@@ -533,6 +533,73 @@ fn a_server_that_lost_a_clinicians_key_hears_it_again_and_nothing_is_quarantined
     stop(server);
 }
 
+#[test]
+fn an_online_backup_is_whole_private_never_replaces_and_verifies_once_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_file(tmp.path()).display());
+    let server = serve(&db);
+    let tablet = tmp.path().join("tablet");
+    enrolled_tablet(&tablet, &server.url, &enrolment_code(&db, "Tablet 1"));
+    add_records(&tablet, 3, 12);
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Taken while the server serves.
+    let backup = tmp.path().join("backups").join("epr-backup.db");
+    std::fs::create_dir(backup.parent().unwrap()).unwrap();
+    let out = epr_server(&db, &["backup", "--out", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "records are readable by the owner only"
+        );
+    }
+    let taken = std::fs::read(&backup).unwrap();
+
+    // Never replaces a file, and leaves nothing behind when refused.
+    let out = epr_server(&db, &["backup", "--out", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+    assert_eq!(std::fs::read(&backup).unwrap(), taken);
+    let nowhere = tmp.path().join("no-such-dir").join("b.db");
+    let out = epr_server(&db, &["backup", "--out", nowhere.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("nothing was written"), "{}", text(&out));
+    let names: Vec<_> = std::fs::read_dir(backup.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+
+    // Restored, it verifies against the log key and holds every record.
+    let vkey = String::from_utf8_lossy(&epr_server(&db, &["key", "--public"]).stdout)
+        .trim()
+        .to_owned();
+    stop(server);
+    let restored = format!("sqlite://{}", backup.display());
+    let out = epr_server(
+        &restored,
+        &[
+            "verify",
+            "--log-key",
+            &vkey,
+            "--signing-key",
+            "/nonexistent/key",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 versions verified"),
+        "{}",
+        text(&out)
+    );
+}
+
 fn pinned_key(tablet: &Path) -> String {
     Store::unlock(tablet, Some("crew"), PASS)
         .unwrap()

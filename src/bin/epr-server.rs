@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::server::log_key::{self, LogSigner};
-use ambulance_epr::server::{self, ServerConfig, TlsFiles, admin};
+use ambulance_epr::server::{self, ServerConfig, Storage, TlsFiles, admin};
 use ambulance_epr::transparency::LogPublicKey;
 
 #[derive(Parser)]
@@ -107,6 +107,15 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         key: KeyArg,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Write a consistent copy of a SQLite database, taken while it serves, to a new file
+    /// (never replacing one). The log signing key is not in it: back that up apart. For
+    /// PostgreSQL use pg_dump (README, "Backups"). Restore by serving the copy, then run verify
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
         #[command(flatten)]
         db: DbArg,
     },
@@ -501,6 +510,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ambulance_epr::fs_atomic::write_bytes(&out, note.as_bytes())
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!("checkpoint written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { out, db } => {
+            let storage = open(&db).await?;
+            storage.backup_to(&out).await.with_context(|| {
+                format!("backup to {} failed; nothing was written", out.display())
+            })?;
+            println!(
+                "backup written to {} (the log signing key is not in it: keep that apart)",
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {

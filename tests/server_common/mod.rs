@@ -97,7 +97,8 @@ pub fn under_ci() -> bool {
         .unwrap_or(false)
 }
 
-fn postgres_base_url() -> Option<String> {
+/// `EPR_TEST_POSTGRES_URL`, when set.
+pub fn postgres_base_url() -> Option<String> {
     std::env::var(POSTGRES_URL_VAR)
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -197,6 +198,11 @@ impl TestDb {
             dir,
             postgres_schema,
         }
+    }
+
+    /// The PostgreSQL schema this database is, for the PostgreSQL backend.
+    pub fn postgres_schema(&self) -> Option<&str> {
+        self.postgres_schema.as_deref()
     }
 
     /// Opens the server storage (migrations applied) and checks it is the backend asked for.

@@ -43,6 +43,9 @@ pub enum StorageError {
     Corrupt(String),
     #[error("a username with that name already exists")]
     UserExists,
+    /// What this backend leaves to another tool, in words naming that tool.
+    #[error("{0}")]
+    NotSupported(&'static str),
     /// A device registered a user id already held with a different key.
     #[error(
         "this user id is already registered with a different key, or the tablet id differs from the one this device's users name"
@@ -898,6 +901,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         audit_head: Option<(u64, String)>,
         now: DateTime<Utc>,
     ) -> Result<PushStored, StorageError>;
+
+    /// Writes a consistent copy of the whole database, taken while it serves, to the new file
+    /// `out` (never replacing one; owner-only; whole or not at all). SQLite only: a PostgreSQL
+    /// database is backed up with `pg_dump` (README, "Backups").
+    async fn backup_to(&self, out: &std::path::Path) -> Result<(), StorageError>;
 
     /// The signing keys users registered through `device_id`.
     async fn device_signers(&self, device_id: Uuid) -> Result<Vec<SignerRow>, StorageError>;

@@ -1504,6 +1504,12 @@ impl Storage for PostgresStorage {
         ))
     }
 
+    async fn backup_to(&self, _out: &std::path::Path) -> Result<(), StorageError> {
+        Err(StorageError::NotSupported(
+            "a PostgreSQL database is backed up with pg_dump (README, \"Backups\"), not by epr-server backup",
+        ))
+    }
+
     async fn device_signers(&self, device_id: Uuid) -> Result<Vec<SignerRow>, StorageError> {
         in_tx!(self, TxKind::Read, |tx| tx.signers(Some(device_id)))
     }

@@ -1535,6 +1535,36 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    async fn backup_to(&self, out: &Path) -> Result<(), StorageError> {
+        let out = out.to_owned();
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let file_error = |e: std::io::Error| {
+                StorageError::File(match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => format!(
+                        "{} already exists; give a new file name (a backup never replaces a file)",
+                        out.display()
+                    ),
+                    _ => format!("{}: {e}", out.display()),
+                })
+            };
+            let pending = crate::fs_atomic::PendingFile::prepare(&out).map_err(file_error)?;
+            let tmp = pending.temporary_path().to_str().ok_or_else(|| {
+                StorageError::File(format!("{} is not a UTF-8 path", out.display()))
+            })?;
+            let guard = conn
+                .lock()
+                .map_err(|_| StorageError::Task("database lock poisoned".into()))?;
+            // One read transaction: a consistent copy while pushes go on (they wait for the
+            // connection meanwhile), written compactly into the empty owner-only file.
+            guard.execute("VACUUM INTO ?1", params![tmp])?;
+            drop(guard);
+            pending.publish().map_err(file_error)
+        })
+        .await
+        .map_err(|e| StorageError::Task(e.to_string()))?
+    }
+
     async fn device_signers(&self, device_id: Uuid) -> Result<Vec<SignerRow>, StorageError> {
         self.run(TxKind::Read, move |tx| {
             complete(tx.signers(Some(device_id)))
