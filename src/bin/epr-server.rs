@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::server::log_key::{self, LogSigner};
-use ambulance_epr::server::{self, ServerConfig, Storage, TlsFiles, admin};
+use ambulance_epr::server::{self, ServerConfig, TlsFiles, admin};
 use ambulance_epr::transparency::LogPublicKey;
 
 #[derive(Parser)]
