@@ -14,6 +14,8 @@
 //! - [`transparency`]: the server's append-only log as server and tablets both see it: leaves,
 //!   RFC 6962 hashing, signed checkpoints, inclusion and consistency proofs; no I/O.
 //! - [`export`]: hospital handover documents (FHIR R4 bundle, PDF) from one record version.
+//! - [`bulk_export`]: the trust's export of everything (FHIR NDJSON and a manifest) into a new
+//!   directory, whole or not at all, for the tablet and the server alike.
 //! - `sync` (feature `app`): the background sync engine, outbox drain, feedback pull and
 //!   status events.
 //! - `review_client` (feature `app`): the supervisor's HTTP client for the review API.
@@ -24,6 +26,7 @@
 //! - `local_server` (features `app` and `server`): the in-process server behind "Try it on
 //!   this computer".
 
+pub mod bulk_export;
 pub mod crypto;
 pub mod demo;
 pub mod export;

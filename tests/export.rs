@@ -532,3 +532,96 @@ fn epr_export_writes_both_formats_and_reports_an_unwritable_destination() {
         "each export is audited"
     );
 }
+
+#[test]
+fn epr_export_all_writes_every_signed_record_as_ndjson_with_no_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let passphrase = "saffron timber quiver meadow";
+    let mut store = Store::create_with(
+        dir.path(),
+        "crew",
+        passphrase,
+        KdfParams::FAST_FOR_TESTS,
+        migrate::latest_version(),
+    )
+    .unwrap();
+    // A few hundred signed records, one of them amended, and drafts that must not go.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(21);
+    let start = Utc::now();
+    let mut signed = Vec::new();
+    for i in 0..300 {
+        let e = ambulance_epr::demo::synthetic_encounter(&mut rng, start, i);
+        store
+            .complete_and_sign(&e, "A. Paramedic", "PA000001")
+            .unwrap();
+        signed.push(e);
+    }
+    let mut amended = signed[7].clone();
+    amended.notes = "amended after review".into();
+    store
+        .amend(&amended, "added a note", "A. Paramedic", "PA000001")
+        .unwrap();
+    for i in 300..305 {
+        let e = ambulance_epr::demo::synthetic_encounter(&mut rng, start, i);
+        store.save_draft(&e).unwrap();
+    }
+    drop(store);
+
+    let out = dir.path().join("export");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_epr"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("EPR_PASSPHRASE", passphrase)
+            .output()
+            .unwrap()
+    };
+    let args = [
+        "export",
+        "--all",
+        "--format",
+        "fhir-ndjson",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = run(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let lines = std::fs::read_to_string(out.join("Bundle.ndjson")).unwrap();
+    let bundles: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(bundles.len(), 300, "every signed record once, no drafts");
+    for b in &bundles {
+        assert_eq!(fhir_problems(b), Vec::<String>::new());
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["output"][0]["count"], 300);
+    assert_eq!(manifest["output"][0]["url"], "Bundle.ndjson");
+    // The amended record goes at its amended revision.
+    let amended_bundle = bundles
+        .iter()
+        .find(|b| {
+            find(b, "Provenance").iter().any(|p| {
+                p["extension"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x["url"] == "urn:ambulance-epr:revision" && x["valueInteger"] == 2)
+            })
+        })
+        .expect("the amended record, at revision 2");
+    assert!(amended_bundle.to_string().contains("amended after review"));
+
+    // A second export into the same directory is refused and changes nothing.
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("Bundle.ndjson")).unwrap(),
+        lines
+    );
+}

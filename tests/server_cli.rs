@@ -265,6 +265,71 @@ async fn admin_commands_serve_and_verify(backend: Backend) {
         stdout(&out)
     );
 
+    // The trust's own export: one document Bundle per signed record, counts matching stats,
+    // and a manifest naming a checkpoint signed with the log key.
+    let export = dir.join("export");
+    let export_args = [
+        "export",
+        "--format",
+        "fhir-ndjson",
+        "--out",
+        export.to_str().unwrap(),
+    ];
+    let out = epr_server(&export_args, &db);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = std::fs::read_to_string(export.join("Bundle.ndjson")).unwrap();
+    let bundles: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(bundles.len(), stats["completed"].as_u64().unwrap() as usize);
+    for b in &bundles {
+        assert_eq!(b["resourceType"], "Bundle");
+        assert_eq!(b["type"], "document");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(export.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["output"][0]["count"], 3);
+    let vkey = stdout(&epr_server(&["key", "--public"], &db))
+        .trim()
+        .to_owned();
+    let log_key = ambulance_epr::transparency::LogPublicKey::from_vkey(&vkey).unwrap();
+    ambulance_epr::transparency::open_checkpoint(
+        manifest["checkpoint"].as_str().unwrap(),
+        &log_key,
+    )
+    .unwrap();
+    // Never into a directory holding anything; --since leaves older records out.
+    let out = epr_server(&export_args, &db);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    let later = dir.join("export-later");
+    let out = epr_server(
+        &[
+            "export",
+            "--format",
+            "fhir-ndjson",
+            "--out",
+            later.to_str().unwrap(),
+            "--since",
+            "2999-01-01T00:00:00Z",
+        ],
+        &db,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(later.join("Bundle.ndjson")).unwrap(),
+        ""
+    );
+
     // Someone edits a signed document directly in the database.
     let victim = completed[1].id;
     let n = test_db

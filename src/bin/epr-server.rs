@@ -25,6 +25,13 @@ struct Cli {
     command: Command,
 }
 
+/// Bulk export formats.
+#[derive(Clone, Copy, ValueEnum)]
+enum BulkFormat {
+    /// FHIR Bulk Data style: Bundle.ndjson and manifest.json.
+    FhirNdjson,
+}
+
 #[derive(clap::Args, Clone)]
 struct DbArg {
     /// `sqlite://PATH` or `postgres://...`.
@@ -116,6 +123,22 @@ enum Command {
     Backup {
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Write every record's latest signed version as FHIR document Bundles, one per line of
+    /// DIR/Bundle.ndjson, with DIR/manifest.json (time, count, the log's signed checkpoint).
+    /// DIR must be new or empty
+    Export {
+        #[arg(long, value_enum)]
+        format: BulkFormat,
+        #[arg(long)]
+        out: PathBuf,
+        /// Only records whose latest signed version was saved at or after this time (RFC 3339)
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        key: KeyArg,
         #[command(flatten)]
         db: DbArg,
     },
@@ -510,6 +533,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ambulance_epr::fs_atomic::write_bytes(&out, note.as_bytes())
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!("checkpoint written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
+            format: BulkFormat::FhirNdjson,
+            out,
+            since,
+            key,
+            db,
+        } => {
+            let signer = LogSigner::load(&key.path(&db))
+                .context("export needs the log signing key, to name the checkpoint it matches")?;
+            let storage = open(&db).await?;
+            let checkpoint = admin::current_checkpoint(storage.as_ref(), &signer).await?;
+            let summary =
+                admin::export_ndjson(storage.as_ref(), &out, since, Some(&checkpoint)).await?;
+            println!(
+                "exported {} records to {} (log size {} at the time)",
+                summary.bundles,
+                out.display(),
+                summary.log_size
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup { out, db } => {

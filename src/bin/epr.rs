@@ -31,6 +31,8 @@ struct Cli {
 enum ExportFormat {
     Fhir,
     Pdf,
+    /// With `--all`: every record's latest signed version, FHIR Bulk Data style.
+    FhirNdjson,
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,10 +79,14 @@ enum Command {
         #[arg(long, value_name = "SEQ:HASH")]
         audit_head: Vec<String>,
     },
-    /// Write a hospital handover document for one record: FHIR R4 bundle or PDF summary.
+    /// Write a hospital handover document for one record (`--id`: FHIR R4 bundle or PDF
+    /// summary), or with `--all --format fhir-ndjson` every record's latest signed version
+    /// into a new or empty directory (Bundle.ndjson and manifest.json), with no server.
     Export {
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        id: Option<uuid::Uuid>,
         #[arg(long)]
-        id: uuid::Uuid,
+        all: bool,
         #[arg(long, value_enum)]
         format: ExportFormat,
         #[arg(long)]
@@ -353,16 +359,47 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Export {
-            id,
+            id: None,
+            all: true,
+            format,
+            out,
+            revision: _,
+        } => {
+            if !matches!(format, ExportFormat::FhirNdjson) {
+                return Err(anyhow!("--all writes --format fhir-ndjson"));
+            }
+            let mut store = unlock(&cli, &data_dir)?;
+            let mut export = ambulance_epr::bulk_export::BulkExport::create(out)?;
+            let now = chrono::Utc::now();
+            let latest = store.latest_signed_revisions()?;
+            for (record_id, revision) in &latest {
+                let (doc, meta) = store.version_for_export(*record_id, Some(*revision))?;
+                export.add(&doc, &meta, now)?;
+            }
+            let count = export.finish(now, None)?;
+            for (record_id, _) in &latest {
+                store.record_access(ambulance_epr::store::audit::Action::Exported, *record_id)?;
+            }
+            println!("exported {count} records to {}", out.display());
+        }
+        Command::Export { id: None, .. } => {
+            return Err(anyhow!("give --id for one record, or --all"));
+        }
+        Command::Export {
+            id: Some(id),
             format,
             out,
             revision,
+            ..
         } => {
             let mut store = unlock(&cli, &data_dir)?;
             let (doc, meta) = store.version_for_export(*id, *revision)?;
             let format = match format {
                 ExportFormat::Fhir => ambulance_epr::export::Format::Fhir,
                 ExportFormat::Pdf => ambulance_epr::export::Format::Pdf,
+                ExportFormat::FhirNdjson => {
+                    return Err(anyhow!("fhir-ndjson exports every record: use --all"));
+                }
             };
             let bytes = ambulance_epr::export::document(format, &doc, &meta, chrono::Utc::now())?;
             // Never over another file (another patient's handover, or an earlier export).

@@ -36,7 +36,7 @@ pub enum AdminError {
     InvalidDeviceName,
     #[error("password hashing failed: {0}")]
     Hashing(String),
-    #[error("cannot write the evidence pack: {0}")]
+    #[error("cannot write the evidence pack or export: {0}")]
     Pack(String),
 }
 
@@ -761,6 +761,81 @@ fn recheck_page(
             })
             .collect()
     })
+}
+
+/// What `export` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportSummary {
+    pub bundles: u64,
+    pub log_size: u64,
+}
+
+/// Writes every record's latest signed version (saved at or after `since`, when given) as a
+/// FHIR document Bundle, one per line, into the new or empty directory `dir`, with a manifest
+/// naming the log's checkpoint `checkpoint` (see [`crate::bulk_export`]). Two passes over the
+/// versions: the first finds each record's latest signed revision, the second writes those,
+/// so memory holds ids, never documents. Audited.
+pub async fn export_ndjson(
+    storage: &dyn Storage,
+    dir: &std::path::Path,
+    since: Option<DateTime<Utc>>,
+    checkpoint: Option<&str>,
+) -> Result<ExportSummary, AdminError> {
+    use crate::bulk_export::BulkExport;
+    let fail = |e: crate::bulk_export::BulkExportError| AdminError::Pack(e.to_string());
+    let mut export = BulkExport::create(dir).map_err(fail)?;
+    let log_size = storage.log_head().await?.size;
+    let signed = |v: &super::storage::StoredVersion| v.status.is_some_and(|s| s.is_signed());
+
+    let mut latest: std::collections::HashMap<Uuid, Revision> = std::collections::HashMap::new();
+    let mut after = 0i64;
+    loop {
+        let page = storage.versions_after(after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for v in page.iter().filter(|v| signed(v)) {
+            let entry = latest.entry(v.record_id).or_insert(v.revision);
+            *entry = (*entry).max(v.revision);
+        }
+    }
+
+    let now = Utc::now();
+    let mut after = 0i64;
+    loop {
+        let page = storage.versions_after(after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for v in &page {
+            let wanted = signed(v)
+                && latest.get(&v.record_id) == Some(&v.revision)
+                && since.is_none_or(|t| v.saved_at_utc >= t);
+            if !wanted {
+                continue;
+            }
+            let encounter: crate::model::Encounter =
+                serde_json::from_str(&v.document).map_err(|_| {
+                    AdminError::Pack(format!(
+                        "record {} revision {} cannot be read; run verify",
+                        v.record_id, v.revision
+                    ))
+                })?;
+            export
+                .add(&encounter, &v.version_meta(), now)
+                .map_err(fail)?;
+        }
+    }
+    let bundles = export.finish(now, checkpoint).map_err(fail)?;
+    storage
+        .append_audit(
+            &[AuditEvent::new(
+                &Actor::Admin,
+                AuditAction::Exported,
+                format!("bundles={bundles} log_size={log_size}"),
+            )],
+            Utc::now(),
+        )
+        .await?;
+    Ok(ExportSummary { bundles, log_size })
 }
 
 /// The log's current checkpoint, signed and kept (for `epr-server checkpoint --out`).

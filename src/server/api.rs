@@ -1216,25 +1216,7 @@ async fn review_fhir(
     .ok_or_else(not_found)?;
     let encounter: crate::model::Encounter = serde_json::from_str(&version.document)
         .map_err(|_| ApiError::Internal("a stored record could not be read".to_owned()))?;
-    let meta = crate::model::VersionMeta {
-        revision: version.revision,
-        status: version
-            .status
-            .unwrap_or(crate::model::RecordStatus::Completed),
-        content_sha256: version.content_sha256.clone(),
-        signature: version.signature.clone(),
-        device_public_key: Some(version.public_key_b64.clone()),
-        saved_at_utc: version.saved_at_utc,
-        signer: match (version.signer_user_id, &version.signer) {
-            (Some(user_id), Some(k)) => Some(crate::crypto::SignerIdentity {
-                user_id,
-                user_name: k.user_name.clone(),
-                public_key: k.public_key_b64.clone(),
-                tablet_id: k.tablet_id,
-            }),
-            _ => None,
-        },
-    };
+    let meta = version.version_meta();
     tracing::info!(user = %session.username, %record_id, revision = %version.revision, "fhir export");
     Ok(Json(crate::export::fhir::bundle(
         &encounter,

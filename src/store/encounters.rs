@@ -412,6 +412,25 @@ impl Store {
         Ok((doc, meta))
     }
 
+    /// Every record with a signed version, and its latest signed revision, by record id.
+    pub fn latest_signed_revisions(&self) -> Result<Vec<(Uuid, Revision)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT encounter_id, max(revision) FROM encounter_versions
+             WHERE status != 'draft' GROUP BY encounter_id ORDER BY encounter_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, revision) = row?;
+            out.push((
+                Uuid::parse_str(&id)
+                    .map_err(|_| StoreError::malformed("a stored id is malformed"))?,
+                revision_from_sql(revision)?,
+            ));
+        }
+        Ok(out)
+    }
+
     /// A signer's public identity as registered on this tablet.
     pub fn signer_identity(&self, user_id: Uuid) -> Result<Option<crate::crypto::SignerIdentity>> {
         let row: Option<(String, String, String)> = self

@@ -409,6 +409,28 @@ impl SignerRow {
 }
 
 impl StoredVersion {
+    /// What an export of this version carries besides the document: its hash, signature and
+    /// the key that checks it (the clinician's registration for format 2).
+    pub fn version_meta(&self) -> crate::model::VersionMeta {
+        crate::model::VersionMeta {
+            revision: self.revision,
+            status: self.status.unwrap_or(crate::model::RecordStatus::Completed),
+            content_sha256: self.content_sha256.clone(),
+            signature: self.signature.clone(),
+            device_public_key: Some(self.public_key_b64.clone()),
+            saved_at_utc: self.saved_at_utc,
+            signer: match (self.signer_user_id, &self.signer) {
+                (Some(user_id), Some(k)) => Some(crate::crypto::SignerIdentity {
+                    user_id,
+                    user_name: k.user_name.clone(),
+                    public_key: k.public_key_b64.clone(),
+                    tablet_id: k.tablet_id,
+                }),
+                _ => None,
+            },
+        }
+    }
+
     /// The log leaf this version must have (as `push` appended it).
     pub fn leaf(&self) -> crate::transparency::Leaf {
         crate::transparency::Leaf::Version {
@@ -569,6 +591,8 @@ pub enum AuditAction {
     UserDisabled,
     UserEnabled,
     PasswordReset,
+    /// `epr-server export` wrote every record's latest signed version out.
+    Exported,
 }
 
 impl AuditAction {
@@ -594,6 +618,7 @@ impl AuditAction {
             AuditAction::UserDisabled => "user_disabled",
             AuditAction::UserEnabled => "user_enabled",
             AuditAction::PasswordReset => "password_reset",
+            AuditAction::Exported => "exported",
         }
     }
 }
