@@ -600,6 +600,58 @@ fn an_online_backup_is_whole_private_never_replaces_and_verifies_once_restored()
     );
 }
 
+#[test]
+fn the_trust_exports_every_signed_record_from_the_server_as_ndjson() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_file(tmp.path()).display());
+    let server = serve(&db);
+    let tablet = tmp.path().join("tablet");
+    enrolled_tablet(&tablet, &server.url, &enrolment_code(&db, "Tablet 1"));
+    let ids = add_records(&tablet, 300, 31);
+    let out = sync_once(&tablet);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let dir = tmp.path().join("export");
+    let out = epr_server(
+        &db,
+        &[
+            "export",
+            "--format",
+            "fhir-ndjson",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stats: Value =
+        serde_json::from_slice(&epr_server(&db, &["stats", "--json"]).stdout).unwrap();
+    let lines = std::fs::read_to_string(dir.join("Bundle.ndjson")).unwrap();
+    let mut exported = std::collections::HashSet::new();
+    for line in lines.lines() {
+        let b: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(b["resourceType"], "Bundle");
+        assert_eq!(b["type"], "document");
+        let first = &b["entry"][0]["resource"];
+        assert_eq!(
+            first["resourceType"], "Composition",
+            "a document starts with its Composition"
+        );
+        let encounter = b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["resource"]["resourceType"] == "Encounter")
+            .expect("an Encounter entry");
+        exported.insert(encounter["resource"]["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(exported.len() as u64, stats["completed"].as_u64().unwrap());
+    assert_eq!(exported.len(), ids.len(), "each signed record once");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["output"][0]["count"], 300);
+    stop(server);
+}
+
 fn pinned_key(tablet: &Path) -> String {
     Store::unlock(tablet, Some("crew"), PASS)
         .unwrap()
