@@ -5,11 +5,12 @@
 //!
 //! Owns the export directory: it must be new or empty (an export never mixes with, or
 //! replaces, anything); the bundles go to a temporary owner-only file that becomes
-//! `Bundle.ndjson` only when complete, and the manifest is written last, so a directory with a
-//! manifest holds a whole export and an interrupted one leaves no `Bundle.ndjson` at all. Used
+//! `Bundle.ndjson` only when complete ([`crate::fs_atomic::PendingFile`]), and the manifest is
+//! written last, so a directory with a manifest holds a whole export and an interrupted one
+//! leaves no `Bundle.ndjson` at all. Used
 //! by `epr export --all` on a tablet and `epr-server export`; what to export is theirs.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,6 @@ use crate::model::Encounter;
 pub const BUNDLE_FILE: &str = "Bundle.ndjson";
 /// The manifest's file name.
 pub const MANIFEST_FILE: &str = "manifest.json";
-const PARTIAL_FILE: &str = ".Bundle.ndjson.partial";
 
 /// Why an export could not be written. Messages name the directory, never a record.
 #[derive(Debug, thiserror::Error)]
@@ -35,13 +35,12 @@ pub enum BulkExportError {
     Io { path: PathBuf, source: io::Error },
 }
 
-/// An export being written. Dropped before [`BulkExport::finish`], it removes what it wrote.
+/// An export being written. Dropped before [`BulkExport::finish`], it leaves nothing.
 pub struct BulkExport {
     dir: PathBuf,
-    partial: PathBuf,
-    out: Option<BufWriter<File>>,
+    pending: crate::fs_atomic::PendingFile,
+    out: BufWriter<File>,
     count: u64,
-    finished: bool,
 }
 
 impl BulkExport {
@@ -56,21 +55,17 @@ impl BulkExport {
         if fs::read_dir(dir).map_err(io_error)?.next().is_some() {
             return Err(BulkExportError::NotEmpty(dir.to_owned()));
         }
-        let partial = dir.join(PARTIAL_FILE);
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(&partial).map_err(io_error)?;
+        let pending =
+            crate::fs_atomic::PendingFile::prepare(&dir.join(BUNDLE_FILE)).map_err(io_error)?;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(pending.temporary_path())
+            .map_err(io_error)?;
         Ok(Self {
             dir: dir.to_owned(),
-            partial,
-            out: Some(BufWriter::new(file)),
+            pending,
+            out: BufWriter::new(file),
             count: 0,
-            finished: false,
         })
     }
 
@@ -89,12 +84,9 @@ impl BulkExport {
         generated_at: DateTime<Utc>,
     ) -> Result<(), BulkExportError> {
         let bundle = crate::export::fhir::bundle(encounter, meta, generated_at);
-        let Some(out) = self.out.as_mut() else {
-            return Err(self.io_error(io::Error::other("the export was already finished")));
-        };
-        let written = serde_json::to_writer(&mut *out, &bundle)
+        let written = serde_json::to_writer(&mut self.out, &bundle)
             .map_err(io::Error::from)
-            .and_then(|()| out.write_all(b"\n"));
+            .and_then(|()| self.out.write_all(b"\n"));
         written.map_err(|e| self.io_error(e))?;
         self.count += 1;
         Ok(())
@@ -109,18 +101,21 @@ impl BulkExport {
     /// (with `checkpoint`, the server log's signed checkpoint, when there is one). Returns the
     /// number of bundles.
     pub fn finish(
-        mut self,
+        self,
         transaction_time: DateTime<Utc>,
         checkpoint: Option<&str>,
     ) -> Result<u64, BulkExportError> {
-        let Some(out) = self.out.take() else {
-            return Err(self.io_error(io::Error::other("the export was already finished")));
+        let io_error = |source| BulkExportError::Io {
+            path: self.dir.clone(),
+            source,
         };
-        let file = out.into_inner().map_err(|e| e.into_error());
-        let synced = file.and_then(|f| f.sync_all());
-        synced.map_err(|e| self.io_error(e))?;
+        // Flushed and closed here; `publish` fsyncs the file and gives it its name.
+        self.out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|_| self.pending.publish())
+            .map_err(io_error)?;
         let bundles = self.dir.join(BUNDLE_FILE);
-        fs::rename(&self.partial, &bundles).map_err(|e| self.io_error(e))?;
         let manifest = serde_json::json!({
             "transactionTime": transaction_time.to_rfc3339_opts(SecondsFormat::Secs, true),
             "requiresAccessToken": false,
@@ -128,24 +123,13 @@ impl BulkExport {
             "error": [],
             "checkpoint": checkpoint,
         });
-        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| self.io_error(e.into()))?;
+        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| io_error(e.into()))?;
         if let Err(e) = crate::fs_atomic::write_new(&self.dir.join(MANIFEST_FILE), &text) {
             // Without its manifest the export is not whole: take the bundles away again.
             let _ = fs::remove_file(&bundles);
-            return Err(self.io_error(e));
+            return Err(io_error(e));
         }
-        self.finished = true;
         Ok(self.count)
-    }
-}
-
-impl Drop for BulkExport {
-    fn drop(&mut self) {
-        if !self.finished {
-            drop(self.out.take());
-            // Best effort: the partial file is ours and useless on its own.
-            let _ = fs::remove_file(&self.partial);
-        }
     }
 }
 

@@ -13,9 +13,7 @@
 //! May use std, serde, serde_json and tracing only. Never knows what the file means, never
 //! logs its contents or its path, and never creates directories: the caller decides where files may live.
 
-#[cfg(unix)]
-use std::fs::File;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,17 +46,7 @@ fn place(
     bytes: &[u8],
     put: impl FnOnce(&Path, &Path) -> io::Result<()>,
 ) -> io::Result<()> {
-    let file_name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path names no file to write",
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(temporary_name(file_name));
+    let (dir, tmp) = beside(path)?;
     let placed = write_and_sync(&tmp, bytes).and_then(|()| put(&tmp, path));
     // Best effort: the temporary file is ours, and leaving it would only clutter the directory.
     let _ = fs::remove_file(&tmp);
@@ -98,25 +86,8 @@ impl PendingFile {
                 "a file is already there",
             ));
         }
-        let file_name = path.file_name().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the path names no file to write",
-            )
-        })?;
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let tmp = dir.join(temporary_name(file_name));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        options.open(&tmp)?;
+        let (_, tmp) = beside(path)?;
+        create_new_private(&tmp)?;
         Ok(PendingFile {
             tmp,
             path: path.to_owned(),
@@ -155,14 +126,7 @@ impl Drop for PendingFile {
 /// file is already there (then it is left exactly as it is). Databases are created this way
 /// before SQLite opens them: SQLite gives their `-wal` and `-shm` files the same mode.
 pub fn create_private_file(path: &Path) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(path) {
+    match create_new_private(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
@@ -220,7 +184,9 @@ fn temporary_name(file_name: &std::ffi::OsStr) -> std::ffi::OsString {
     name
 }
 
-fn write_and_sync(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+/// A new file, readable and writable by its owner only (0600 on Unix) from its creation;
+/// [`io::ErrorKind::AlreadyExists`] if the name is taken.
+pub fn create_new_private(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -228,7 +194,28 @@ fn write_and_sync(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(tmp)?;
+    options.open(path)
+}
+
+/// The directory `path` is in, and a temporary name beside it (same file system, so a rename
+/// or a hard link to `path` is atomic).
+fn beside(path: &Path) -> io::Result<(PathBuf, PathBuf)> {
+    let file_name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path names no file to write",
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = dir.join(temporary_name(file_name));
+    Ok((dir, tmp))
+}
+
+fn write_and_sync(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = create_new_private(tmp)?;
     file.write_all(bytes)?;
     file.sync_all()
 }

@@ -97,7 +97,7 @@ pub fn check_detail(detail: &ReviewDetail, pinned: &LogPublicKey) -> Vec<Signatu
     // The clinicians' keys, as logged when registered through this device: each with its
     // own proof of possession and the device's endorsement by the key logged at enrolment, so
     // neither the server nor another tablet can have put a key in this device's name.
-    let mut signers: HashMap<Uuid, (String, Uuid, String)> = HashMap::new();
+    let mut signers: HashMap<Uuid, crate::crypto::SignerIdentity> = HashMap::new();
     for registration in &proof.signers {
         let Ok(Leaf::SignerRegistered {
             device_id,
@@ -133,9 +133,7 @@ pub fn check_detail(detail: &ReviewDetail, pinned: &LogPublicKey) -> Vec<Signatu
         });
         if device_id == detail.device_id && included.is_ok() {
             // The first registration of a user stands, as for `verify`.
-            signers
-                .entry(user_id)
-                .or_insert((identity.public_key, tablet_id, identity.user_name));
+            signers.entry(user_id).or_insert(identity);
         }
     }
     detail
@@ -159,14 +157,14 @@ pub fn check_detail(detail: &ReviewDetail, pinned: &LogPublicKey) -> Vec<Signatu
                     fingerprint.clone(),
                 ),
                 Some(user_id) => match signers.get(&user_id) {
-                    Some((key, tablet_id, name)) => (
+                    Some(signer) => (
                         VersionKey::User {
                             user_id,
-                            public_key_b64: key,
-                            tablet_id: *tablet_id,
+                            public_key_b64: &signer.public_key,
+                            tablet_id: signer.tablet_id,
                         },
-                        Some(name.clone()),
-                        key_fingerprint(key),
+                        Some(signer.user_name.clone()),
+                        key_fingerprint(&signer.public_key),
                     ),
                     None => {
                         return SignatureCheck::NotProved(

@@ -370,6 +370,22 @@ pub struct SignerKey {
     pub user_name: String,
 }
 
+impl SignerKey {
+    /// The joined `s.public_key, s.tablet_id, s.user_name` columns of a version row: a key
+    /// only when the version names a registered signer.
+    pub(crate) fn from_join(
+        public_key_b64: Option<String>,
+        tablet_id: Option<Uuid>,
+        user_name: Option<String>,
+    ) -> Option<Self> {
+        Some(Self {
+            public_key_b64: public_key_b64?,
+            tablet_id: tablet_id?,
+            user_name: user_name?,
+        })
+    }
+}
+
 /// A user's signing key registered through a device, and its log leaf.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignerRow {

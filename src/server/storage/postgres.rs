@@ -272,18 +272,7 @@ fn stored_version(r: &Row) -> Result<StoredVersion, StorageError> {
         device_id: r.try_get(9)?,
         public_key_b64: r.try_get::<_, Option<String>>(10)?.unwrap_or_default(),
         signer_user_id: r.try_get(11)?,
-        signer: match (
-            r.try_get::<_, Option<String>>(12)?,
-            r.try_get::<_, Option<Uuid>>(13)?,
-            r.try_get::<_, Option<String>>(14)?,
-        ) {
-            (Some(public_key_b64), Some(tablet_id), Some(user_name)) => Some(SignerKey {
-                public_key_b64,
-                tablet_id,
-                user_name,
-            }),
-            _ => None,
-        },
+        signer: SignerKey::from_join(r.try_get(12)?, r.try_get(13)?, r.try_get(14)?),
     })
 }
 

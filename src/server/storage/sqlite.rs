@@ -267,18 +267,14 @@ fn stored_version(r: &Row<'_>) -> Result<StoredVersion, StorageError> {
             .as_deref()
             .map(uuid_col)
             .transpose()?,
-        signer: match (
-            r.get::<_, Option<String>>(12)?,
-            r.get::<_, Option<String>>(13)?,
-            r.get::<_, Option<String>>(14)?,
-        ) {
-            (Some(public_key_b64), Some(tablet), Some(user_name)) => Some(SignerKey {
-                public_key_b64,
-                tablet_id: uuid_col(&tablet)?,
-                user_name,
-            }),
-            _ => None,
-        },
+        signer: SignerKey::from_join(
+            r.get(12)?,
+            r.get::<_, Option<String>>(13)?
+                .as_deref()
+                .map(uuid_col)
+                .transpose()?,
+            r.get(14)?,
+        ),
     })
 }
 
