@@ -7,6 +7,9 @@
 //! - a device's key and the signing clinician's key replaced and a document re-signed with the
 //!   new key: `verify` exits 1;
 //! - the whole database rolled back to an earlier copy: the tablet notices the shorter log.
+//!
+//! And the trust's side of recovery: backups, the bulk export, and tablets retired (after
+//! sending everything) or revoked (keeping what they had not sent).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -1177,4 +1180,131 @@ fn a_database_from_before_the_log_is_logged_once_when_first_opened() {
         // database is opened.
         assert_eq!(report.log_size, 5);
     }
+}
+
+/// `list-devices --json`, as rows.
+fn list_devices(db: &str) -> Vec<Value> {
+    let out = epr_server(db, &["list-devices", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn device_named<'a>(devices: &'a [Value], name: &str) -> &'a Value {
+    devices
+        .iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("no device {name}"))
+}
+
+#[test]
+fn a_retired_tablet_sends_everything_first_and_a_revoked_one_keeps_what_it_has_not_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_file(tmp.path()).display());
+    let server = serve(&db);
+    let old = tmp.path().join("old");
+    let lost = tmp.path().join("lost");
+    enrolled_tablet(&old, &server.url, &enrolment_code(&db, "Tablet old"));
+    enrolled_tablet(&lost, &server.url, &enrolment_code(&db, "Tablet lost"));
+    add_records(&old, 2, 1);
+    add_records(&lost, 1, 2);
+    for tablet in [&old, &lost] {
+        let out = sync_once(tablet);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    // Each sync reports what the tablet holds.
+    let devices = list_devices(&db);
+    for name in ["Tablet old", "Tablet lost"] {
+        let d = device_named(&devices, name);
+        assert_eq!(d["pending"], 0, "{d}");
+        assert!(d["oldest_pending_utc"].is_null(), "{d}");
+        assert!(d["last_seen_utc"].is_string(), "{d}");
+        assert_eq!(d["app_version"], env!("CARGO_PKG_VERSION"), "{d}");
+        assert_eq!(d["state"], "active", "{d}");
+        assert_eq!(d["unsent_over_24h"], false, "{d}");
+    }
+    assert_eq!(device_named(&devices, "Tablet old")["held_versions"], 2);
+    let status = status_json(&old);
+    assert_eq!(status["held_versions"], 2, "{status}");
+    assert!(status["oldest_unacknowledged_utc"].is_null(), "{status}");
+    assert_eq!(status["retention_days"], 30, "{status}");
+
+    // Retire the old tablet while it holds three records the server has not seen.
+    add_records(&old, 3, 3);
+    let status = status_json(&old);
+    assert!(status["oldest_unacknowledged_utc"].is_string(), "{status}");
+    let old_id = device_named(&devices, "Tablet old")["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = epr_server(&db, &["retire-device", &old_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        device_named(&list_devices(&db), "Tablet old")["state"],
+        "retiring"
+    );
+    let out = sync_once(&old);
+    assert!(
+        out.status.success(),
+        "the retiring tablet drains: {}",
+        text(&out)
+    );
+    assert_eq!(
+        server_versions(tmp.path()),
+        6,
+        "all five of its records and the other's"
+    );
+    let devices = list_devices(&db);
+    let retired = device_named(&devices, "Tablet old");
+    assert_eq!(retired["state"], "retired", "{retired}");
+    assert_eq!(retired["pending"], 0);
+    assert_eq!(retired["held_versions"], 5);
+    let status = status_json(&old);
+    assert_eq!(status["tablet_state"], "retired", "{status}");
+    assert_eq!(status["pending_sync"], 0);
+    let out = sync_once(&old);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("retired"), "{}", text(&out));
+    let mut store = Store::unlock(&old, Some("crew"), PASS).unwrap();
+    let mut fresh = ambulance_epr::demo::complete_encounter();
+    fresh.id = Uuid::now_v7();
+    assert!(matches!(
+        store.save_draft(&fresh),
+        Err(ambulance_epr::store::StoreError::TabletRetiring)
+    ));
+    drop(store);
+    let out = epr_server(&db, &["retire-device", &old_id]);
+    assert!(!out.status.success(), "already retired");
+
+    // Revoke the lost tablet: refused at once, and what it had not sent stays on it.
+    add_records(&lost, 2, 4);
+    let lost_id = device_named(&devices, "Tablet lost")["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = epr_server(&db, &["revoke-device", &lost_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    for _ in 0..2 {
+        let out = sync_once(&lost);
+        assert!(!out.status.success());
+        assert!(
+            text(&out).contains("2 unsent record version(s) stay on this tablet"),
+            "{}",
+            text(&out)
+        );
+        let status = status_json(&lost);
+        assert_eq!(status["pending_sync"], 2, "{status}");
+        assert_eq!(status["held_versions"], 3, "{status}");
+        assert!(status["oldest_unacknowledged_utc"].is_string(), "{status}");
+    }
+    assert_eq!(
+        server_versions(tmp.path()),
+        6,
+        "nothing from the revoked tablet"
+    );
+    assert_eq!(
+        device_named(&list_devices(&db), "Tablet lost")["state"],
+        "revoked"
+    );
+    let out = epr_server(&db, &["verify"]);
+    assert!(out.status.success(), "{}", text(&out));
 }

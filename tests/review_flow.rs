@@ -544,3 +544,53 @@ fn an_idle_supervisor_is_signed_out_and_the_comment_is_kept() {
         Some(comment)
     );
 }
+
+#[test]
+fn the_tablets_page_shows_what_each_tablet_has_not_sent_and_marks_a_day_old_record() {
+    let rt = runtime();
+    let srv = start_server(&rt, 3600);
+    let crew = crew_tablet(&rt, &srv);
+    let mut sup = harness(tempfile::tempdir().unwrap().path());
+    supervisor_signs_in(&mut sup, &srv);
+    click_button(&mut sup, "Tablets");
+    assert_eq!(screen(&sup), "review tablets");
+    sup.get_by_label("Tablet 7");
+    sup.get_by_label("Nothing unsent");
+    sup.get_by_label(env!("CARGO_PKG_VERSION"));
+    assert!(
+        sup.query_by_label_contains("over 24 hours").is_none()
+            && sup.query_by_label_contains("held a record").is_none(),
+        "nothing is overdue"
+    );
+
+    // The tablet then reports two versions waiting since yesterday (as one out of coverage
+    // would on its next contact).
+    let token = crew
+        .store
+        .setting(ambulance_epr::sync::engine::DEVICE_TOKEN)
+        .unwrap()
+        .unwrap();
+    let report = serde_json::json!({
+        "pending": 2,
+        "oldest_pending_utc": chrono::Utc::now() - chrono::Duration::hours(30),
+        "held_versions": 9,
+        "app_version": "9.9.9",
+    });
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/sync/report", srv.base_url))
+            .bearer_auth(token.as_str())
+            .json(&report)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+    click_button(&mut sup, "Refresh");
+    sup.get_by_label("2 unsent · over 24 hours");
+    sup.get_by_label("1 tablet has held a record for more than 24 hours");
+    sup.get_by_label("9.9.9");
+    click_button(&mut sup, "Back to the queue");
+    assert_eq!(screen(&sup), "review queue");
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ambulance_epr::model::RecordStatus;
 use ambulance_epr::protocol::*;
-use ambulance_epr::server::admin;
+use ambulance_epr::server::{ServerConfig, admin};
 use chrono::Utc;
 use proptest::prelude::*;
 use server_common::*;
@@ -27,6 +27,7 @@ both_backends!(
     clinician_keys_are_registered_logged_and_hold_their_signatures,
     stalled_body_times_out_with_408,
     failed_logins_are_throttled,
+    tablets_report_what_they_hold_and_retirement_waits_for_nothing_unsent,
 );
 both_backends!(blocking: generated_push_bodies_never_get_a_5xx);
 
@@ -1051,4 +1052,222 @@ fn generated_push_bodies_never_get_a_5xx(backend: Backend) {
         }
     });
     drop(srv);
+}
+
+/// Each tablet reports what it still holds; supervisors see it, with anything unsent for more
+/// than a day marked; a retiring tablet is told so until it reports nothing unsent, and is
+/// then retired and refused. Malformed reports are refused and change nothing.
+async fn tablets_report_what_they_hold_and_retirement_waits_for_nothing_unsent(backend: Backend) {
+    let config = ServerConfig {
+        device_retention_days: 45,
+        ..test_config()
+    };
+    let srv = start_on_with(backend, config).await;
+    let old = enroll(&srv, "Tablet old").await;
+    let spare = enroll(&srv, "Tablet spare").await;
+    let sup = supervisor(&srv, "sup.tablets").await;
+    let tablets = || async {
+        let resp = srv
+            .http
+            .get(srv.url("/review/tablets"))
+            .bearer_auth(&sup)
+            .send()
+            .await
+            .unwrap();
+        let answer: TabletsResponse = resp.json().await.unwrap();
+        answer.tablets
+    };
+    let before = tablets().await;
+    assert_eq!(before.len(), 2);
+    assert!(before.iter().all(|t| t.state == "active"
+        && t.pending.is_none()
+        && t.reported_at_utc.is_none()
+        && !t.unsent_over_24h));
+
+    let report = |device: &Device, body: serde_json::Value| {
+        srv.http
+            .post(srv.url("/sync/report"))
+            .bearer_auth(&device.token)
+            .json(&body)
+            .send()
+    };
+    let held_since = Utc::now() - chrono::Duration::hours(30);
+    let r = report(
+        &old,
+        serde_json::json!({
+            "pending": 3, "oldest_pending_utc": held_since, "held_versions": 10,
+            "app_version": "1.2.3", "verified_tree_size": 7
+        }),
+    )
+    .await
+    .unwrap();
+    let answer: DeviceReportResponse = serde_json::from_value(json(r).await).unwrap();
+    assert_eq!(answer.state, DeviceState::Active);
+    assert_eq!(
+        answer.retention_days, 45,
+        "the trust's window reaches the tablet"
+    );
+    let r = report(
+        &spare,
+        serde_json::json!({"pending": 0, "held_versions": 0, "app_version": "1.2.4"}),
+    )
+    .await
+    .unwrap();
+    json(r).await;
+
+    for (body, why) in [
+        (
+            serde_json::json!({"pending": 0, "held_versions": 0, "app_version": ""}),
+            "an empty app version",
+        ),
+        (
+            serde_json::json!({"pending": 0, "held_versions": 0, "app_version": "x".repeat(65)}),
+            "a long app version",
+        ),
+        (
+            serde_json::json!({"pending": 0, "held_versions": 0, "app_version": "1\n2"}),
+            "a control character",
+        ),
+        (
+            serde_json::json!({"pending": 0, "oldest_pending_utc": held_since,
+                               "held_versions": 0, "app_version": "1"}),
+            "an oldest time with nothing pending",
+        ),
+        (
+            serde_json::json!({"pending": u64::MAX, "held_versions": 0, "app_version": "1"}),
+            "a count out of range",
+        ),
+    ] {
+        let r = report(&old, body).await.unwrap();
+        assert_eq!(r.status(), 422, "{why}");
+    }
+    let r = report(
+        &old,
+        serde_json::json!({"pending": 0, "held_versions": 0, "app_version": "1", "patient": "x"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 422, "unknown fields are refused");
+    let r = srv
+        .http
+        .post(srv.url("/sync/report"))
+        .json(&serde_json::json!({"pending": 0, "held_versions": 0, "app_version": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a report needs a device token");
+    let r = srv
+        .http
+        .get(srv.url("/review/tablets"))
+        .bearer_auth(&old.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status() == 401 || r.status() == 403,
+        "a device cannot read the tablets"
+    );
+
+    let now = tablets().await;
+    let old_row = now.iter().find(|t| t.device_id == old.id).unwrap();
+    assert_eq!(
+        old_row.pending,
+        Some(3),
+        "the refused reports changed nothing"
+    );
+    assert_eq!(old_row.held_versions, Some(10));
+    assert_eq!(old_row.app_version.as_deref(), Some("1.2.3"));
+    assert_eq!(old_row.verified_tree_size, Some(7));
+    assert!(old_row.unsent_over_24h, "30 hours unsent is marked");
+    assert!(old_row.last_seen_utc.is_some());
+    let spare_row = now.iter().find(|t| t.device_id == spare.id).unwrap();
+    assert_eq!(spare_row.pending, Some(0));
+    assert!(!spare_row.unsent_over_24h);
+
+    // Retire: the tablet keeps syncing while it still holds something.
+    assert!(
+        admin::retire_device(srv.storage.as_ref(), old.id)
+            .await
+            .unwrap()
+    );
+    let r = report(
+        &old,
+        serde_json::json!({"pending": 1, "oldest_pending_utc": held_since,
+                           "held_versions": 12, "app_version": "1.2.3"}),
+    )
+    .await
+    .unwrap();
+    let answer: DeviceReportResponse = serde_json::from_value(json(r).await).unwrap();
+    assert_eq!(answer.state, DeviceState::Retiring);
+    let pushed = push(
+        &srv,
+        &old.token,
+        &[item(&old.key, &encounter(RecordStatus::Completed), 1)],
+    )
+    .await;
+    assert_eq!(
+        pushed.results[0].outcome,
+        PushOutcome::Stored,
+        "a retiring tablet still pushes"
+    );
+    assert_eq!(
+        tablets()
+            .await
+            .iter()
+            .find(|t| t.device_id == old.id)
+            .unwrap()
+            .state,
+        "retiring"
+    );
+    let r = report(
+        &old,
+        serde_json::json!({"pending": 0, "held_versions": 13, "app_version": "1.2.3"}),
+    )
+    .await
+    .unwrap();
+    let answer: DeviceReportResponse = serde_json::from_value(json(r).await).unwrap();
+    assert_eq!(
+        answer.state,
+        DeviceState::Retired,
+        "nothing unsent: retired"
+    );
+    let r = report(
+        &old,
+        serde_json::json!({"pending": 0, "held_versions": 13, "app_version": "1.2.3"}),
+    )
+    .await
+    .unwrap();
+    expect_error(r, 401, "device_revoked").await;
+    let retired = tablets().await;
+    let old_row = retired.iter().find(|t| t.device_id == old.id).unwrap();
+    assert_eq!(old_row.state, "retired");
+    assert_eq!(old_row.pending, Some(0));
+    assert!(matches!(
+        admin::retire_device(srv.storage.as_ref(), old.id).await,
+        Err(admin::AdminError::Storage(
+            ambulance_epr::server::storage::StorageError::DeviceNotActive
+        ))
+    ));
+    assert!(
+        !admin::retire_device(srv.storage.as_ref(), uuid::Uuid::now_v7())
+            .await
+            .unwrap(),
+        "an unknown device"
+    );
+    assert!(
+        admin::revoke_device(srv.storage.as_ref(), spare.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        admin::retire_device(srv.storage.as_ref(), spare.id)
+            .await
+            .is_err(),
+        "a revoked tablet cannot be retired"
+    );
+    let listed = admin::device_listing(srv.storage.as_ref(), Utc::now())
+        .await
+        .unwrap();
+    let states: Vec<&str> = listed.iter().map(|d| d.state).collect();
+    assert_eq!(states, ["retired", "revoked"]);
 }

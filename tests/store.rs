@@ -6,6 +6,7 @@ use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::demo::complete_encounter;
 use ambulance_epr::model::{Decision, Encounter, RecordStatus, Revision};
 use ambulance_epr::store::{ListFilter, Store, StoreError, SyncState, migrate, store_path};
+use proptest::prelude::*;
 
 const PASS: &str = "correct horse 1234";
 
@@ -807,4 +808,263 @@ fn without_the_users_key_open_signing_is_refused_and_the_draft_kept() {
     let kept = store.version(draft.id, Revision::FIRST).unwrap();
     assert_eq!(kept.notes, "kept while unsigned");
     assert_eq!(kept.status, RecordStatus::Draft);
+}
+
+/// A signed record of its own (fresh id) on `store`.
+fn sign_new(store: &mut Store) -> (uuid::Uuid, Revision) {
+    let mut e = complete_encounter();
+    e.id = uuid::Uuid::now_v7();
+    let r = store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap();
+    (r.record_id, r.revision)
+}
+
+#[test]
+fn a_signed_version_can_be_deleted_only_once_the_server_proved_it_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let delete = |store: &Store, id: uuid::Uuid| {
+        store.execute_batch_for_tests(&format!(
+            "DELETE FROM encounter_versions WHERE encounter_id = '{id}'"
+        ))
+    };
+    let (queued, _) = sign_new(&mut store);
+    assert!(delete(&store, queued).is_err(), "queued: kept");
+    let (unproved, rev) = sign_new(&mut store);
+    store.acknowledge_many(&[(unproved, rev)]).unwrap();
+    assert!(
+        delete(&store, unproved).is_err(),
+        "acknowledged but never proved in a verified checkpoint: kept"
+    );
+    let (proved, rev) = sign_new(&mut store);
+    store.acknowledge_proved(&[(proved, rev)], 12).unwrap();
+    let (at, size) = store.acknowledgement_of(proved, rev).unwrap().unwrap();
+    assert_eq!(size, Some(12));
+    assert!(at <= chrono::Utc::now());
+    // The acknowledgement is written once; the content never changes.
+    assert!(
+        store
+            .execute_batch_for_tests(&format!(
+                "UPDATE encounter_versions SET acknowledged_at_utc = '2020-01-01T00:00:00.000000Z'
+                 WHERE encounter_id = '{proved}'"
+            ))
+            .is_err()
+    );
+    assert!(
+        store
+            .execute_batch_for_tests(&format!(
+                "UPDATE encounter_versions SET document = '{{}}' WHERE encounter_id = '{proved}'"
+            ))
+            .is_err()
+    );
+    // A later proof of a version acknowledged before is recorded.
+    store.acknowledge_proved(&[(unproved, rev)], 13).unwrap();
+    assert_eq!(
+        store.acknowledgement_of(unproved, rev).unwrap().unwrap().1,
+        Some(13)
+    );
+    assert!(delete(&store, proved).is_ok(), "proved: may go");
+}
+
+#[test]
+fn a_retiring_tablet_takes_no_new_record_but_finishes_the_ones_open() {
+    use ambulance_epr::store::TabletState;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let mut open = complete_encounter();
+    store.save_draft(&open).unwrap();
+    store.set_tablet_state(TabletState::Retiring).unwrap();
+    let mut fresh = complete_encounter();
+    fresh.id = uuid::Uuid::now_v7();
+    assert!(matches!(
+        store.save_draft(&fresh),
+        Err(StoreError::TabletRetiring)
+    ));
+    assert!(matches!(
+        store.complete_and_sign(&fresh, "A. Paramedic", "PA1"),
+        Err(StoreError::TabletRetiring)
+    ));
+    assert!(
+        store.summary(fresh.id).is_err(),
+        "nothing of it was written"
+    );
+    open.notes = "finished while the tablet is being retired".into();
+    store.save_draft(&open).unwrap();
+    store
+        .complete_and_sign(&open, "A. Paramedic", "PA1")
+        .unwrap();
+    store.set_tablet_state(TabletState::Active).unwrap();
+    store.save_draft(&fresh).unwrap();
+}
+
+#[test]
+fn holdings_count_signed_versions_and_date_the_oldest_unacknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    let empty = store.holdings().unwrap();
+    assert_eq!((empty.held_versions, empty.pending), (0, 0));
+    assert!(empty.oldest_unacknowledged_utc.is_none());
+    let (first, rev) = sign_new(&mut store);
+    let first_saved = store.versions(first).unwrap()[0].saved_at_utc;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    sign_new(&mut store);
+    let held = store.holdings().unwrap();
+    assert_eq!((held.held_versions, held.pending), (2, 2));
+    assert_eq!(held.oldest_unacknowledged_utc, Some(first_saved));
+    store.acknowledge_proved(&[(first, rev)], 3).unwrap();
+    let held = store.holdings().unwrap();
+    assert_eq!((held.held_versions, held.pending), (2, 1));
+    assert!(held.oldest_unacknowledged_utc.unwrap() > first_saved);
+}
+
+#[test]
+fn versions_acknowledged_before_retention_existed_are_kept_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store =
+        Store::create_with(dir.path(), "crew", PASS, KdfParams::FAST_FOR_TESTS, 4).unwrap();
+    let mut e = complete_encounter();
+    e.id = uuid::Uuid::now_v7();
+    let acked = store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap();
+    e.id = uuid::Uuid::now_v7();
+    let queued = store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap();
+    // Acknowledged the way schema 4 did: the outbox entry removed.
+    store
+        .execute_batch_for_tests(&format!(
+            "DELETE FROM outbox WHERE encounter_id = '{}'",
+            acked.record_id
+        ))
+        .unwrap();
+    drop(store);
+    let mut store = Store::unlock(dir.path(), None, PASS).unwrap();
+    assert_eq!(store.schema_version().unwrap(), migrate::latest_version());
+    let (_, size) = store
+        .acknowledgement_of(acked.record_id, acked.revision)
+        .unwrap()
+        .expect("counted as acknowledged");
+    assert_eq!(size, None, "never proved");
+    assert!(
+        store
+            .acknowledgement_of(queued.record_id, queued.revision)
+            .unwrap()
+            .is_none()
+    );
+    let far = chrono::Utc::now() + chrono::Duration::days(3650);
+    let purged = store.purge_expired(far, chrono::Duration::days(1)).unwrap();
+    assert_eq!(purged.records, 0);
+    assert_eq!(store.holdings().unwrap().held_versions, 2);
+}
+
+/// What one record in the retention property test went through.
+#[derive(Debug, Clone)]
+struct HeldRecord {
+    /// Signed versions: 1 (completed) or 2 (and an amendment).
+    versions: u8,
+    /// Per version: 0 queued, 1 acknowledged without proof, 2 acknowledged and proved.
+    acks: [u8; 2],
+    quarantined: bool,
+    amending: bool,
+    returned: bool,
+}
+
+fn held_record() -> impl Strategy<Value = HeldRecord> {
+    (
+        1u8..=2,
+        0u8..=2,
+        0u8..=2,
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(versions, a, b, quarantined, amending, returned)| HeldRecord {
+                versions,
+                acks: [a, b],
+                quarantined,
+                amending,
+                returned,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// Whatever was acknowledged, proved, refused, amended or returned, and however far the
+    /// clock has moved, a purge never removes a version the server has not acknowledged and
+    /// proved, never removes a record in part, and does remove every record wholly proved
+    /// before the window with nothing left to do on it.
+    #[test]
+    fn retention_never_drops_an_unacknowledged_version(
+        records in proptest::collection::vec(held_record(), 1..7),
+        days_later in prop::sample::select(vec![0i64, 10, 40, 100]),
+        window_days in prop::sample::select(vec![5i64, 30, 60]),
+    ) {
+        use ambulance_epr::store::FeedbackEntry;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = new_store(dir.path());
+        let mut expected_gone = Vec::new();
+        let mut expected_kept = Vec::new();
+        let mut feedback = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let mut e = complete_encounter();
+            e.id = uuid::Uuid::now_v7();
+            let mut revs = vec![store.complete_and_sign(&e, "A. Paramedic", "PA1").unwrap().revision];
+            if r.versions == 2 {
+                e.notes = format!("amended {i}");
+                revs.push(store.amend(&e, "a correction", "A. Paramedic", "PA1").unwrap().revision);
+            }
+            let mut all_proved = true;
+            for (rev, ack) in revs.iter().zip(r.acks) {
+                match ack {
+                    1 => store.acknowledge_many(&[(e.id, *rev)]).unwrap(),
+                    2 => store.acknowledge_proved(&[(e.id, *rev)], 100).unwrap(),
+                    _ => {}
+                }
+                all_proved &= ack == 2;
+            }
+            let last = *revs.last().unwrap();
+            let mut holds_back = false;
+            if r.quarantined && r.acks[revs.len() - 1] == 0 {
+                store.quarantine(e.id, last, "refused in the test").unwrap();
+            }
+            if r.amending {
+                e.notes = format!("being amended {i}");
+                store.save_amendment_draft(&e).unwrap();
+                holds_back = true;
+            }
+            if r.returned {
+                feedback.push(FeedbackEntry {
+                    cursor: i as i64 + 1,
+                    record_id: e.id,
+                    revision: last,
+                    decision: Decision::Returned,
+                    comment: "please add the times".into(),
+                    decided_by: "sup".into(),
+                    decided_at_utc: chrono::Utc::now(),
+                });
+                holds_back = true;
+            }
+            let versions: Vec<_> = store.versions(e.id).unwrap();
+            if all_proved && !holds_back && days_later > window_days {
+                expected_gone.push(e.id);
+            } else {
+                expected_kept.push((e.id, versions));
+            }
+        }
+        store.apply_feedback(&feedback, feedback.len() as i64).unwrap();
+        let now = chrono::Utc::now() + chrono::Duration::days(days_later);
+        let purged = store.purge_expired(now, chrono::Duration::days(window_days)).unwrap();
+        prop_assert_eq!(purged.records, expected_gone.len() as u64);
+        for id in &expected_gone {
+            prop_assert!(store.summary(*id).is_err());
+            prop_assert!(store.versions(*id).unwrap().is_empty());
+        }
+        for (id, versions) in &expected_kept {
+            prop_assert_eq!(&store.versions(*id).unwrap(), versions, "kept whole");
+            prop_assert!(store.summary(*id).is_ok());
+        }
+        // Every version still waiting is still here.
+        let held = store.holdings().unwrap();
+        prop_assert_eq!(held.pending, store.status_counts().unwrap().pending_sync
+            + store.status_counts().unwrap().quarantined);
+    }
 }

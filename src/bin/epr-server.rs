@@ -88,6 +88,11 @@ enum Command {
         /// The log's name in every checkpoint, used only when a new key is created.
         #[arg(long)]
         log_origin: Option<String>,
+        /// Days a record stays on a tablet after the server acknowledged it and proved it is
+        /// in the log (1 to 3650); sent to every tablet at each sync.
+        #[arg(long, env = "EPR_DEVICE_RETENTION_DAYS", default_value_t = ambulance_epr::store::DEFAULT_RETENTION_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=3650))]
+        device_retention_days: u32,
     },
     /// The log signing key: `--public` prints the verifier key (NAME+KEYID+KEY) for the trust
     /// to keep and publish; creates the key if there is none yet.
@@ -200,7 +205,15 @@ enum Command {
         #[command(flatten)]
         db: DbArg,
     },
-    /// Revoke a device: its token stops working at once.
+    /// Retire a tablet: it sends everything it holds at its next syncs, takes no new
+    /// records and tells the crew; once it reports nothing left to send it is refused.
+    RetireDevice {
+        device_id: Uuid,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke a device (lost or stolen): its token stops working at once. Records it has not
+    /// sent stay on it.
     RevokeDevice {
         device_id: Uuid,
         #[command(flatten)]
@@ -336,6 +349,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             behind_tls_proxy,
             key,
             log_origin,
+            device_retention_days,
         } => {
             let tls = match (tls_cert, tls_key) {
                 (Some(cert_pem), Some(key_pem)) => Some(TlsFiles { cert_pem, key_pem }),
@@ -347,6 +361,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tls,
                 behind_tls_proxy,
                 log_signer: Some(std::sync::Arc::new(signer)),
+                device_retention_days,
                 ..ServerConfig::default()
             };
             server::check_listen_address(listen, &config)?;
@@ -438,25 +453,66 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::ListDevices { json, db } => {
             let storage = open(&db).await?;
-            let devices = admin::list_devices(storage.as_ref()).await?;
+            let devices = admin::device_listing(storage.as_ref(), chrono::Utc::now()).await?;
             if json {
                 println!("{}", serde_json::to_string(&devices)?);
             } else {
-                for d in &devices {
+                let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                    t.map_or_else(
+                        || "never".to_owned(),
+                        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+                    )
+                };
+                for listed in &devices {
+                    let d = &listed.device;
+                    let unsent = match (d.pending, d.oldest_pending_utc) {
+                        (None, _) => "not reported".to_owned(),
+                        (Some(0), _) => "nothing unsent".to_owned(),
+                        (Some(n), oldest) => format!(
+                            "{n} unsent since {}{}",
+                            when(oldest),
+                            if listed.unsent_over_24h {
+                                " (OVER 24 HOURS)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    };
                     println!(
-                        "{}\t{}\tenrolled {}\tlast seen {}\t{}",
+                        "{}\t{}\tenrolled {}\tlast seen {}\t{}\t{}\tapp {}",
                         d.device_id,
                         d.name,
                         d.enrolled_at_utc.format("%Y-%m-%d %H:%M UTC"),
-                        d.last_seen_utc.map_or_else(
-                            || "never".to_owned(),
-                            |t| t.format("%Y-%m-%d %H:%M UTC").to_string()
-                        ),
-                        if d.revoked { "revoked" } else { "active" }
+                        when(d.last_seen_utc),
+                        listed.state,
+                        unsent,
+                        d.app_version.as_deref().unwrap_or("unknown"),
                     );
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::RetireDevice { device_id, db } => {
+            let storage = open(&db).await?;
+            match admin::retire_device(storage.as_ref(), device_id).await {
+                Ok(true) => {
+                    println!(
+                        "retiring device {device_id}: it sends what it holds at its next syncs and takes no new records; list-devices shows it retired once nothing is left on it"
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(false) => {
+                    eprintln!("epr-server: no device {device_id}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(admin::AdminError::Storage(
+                    ambulance_epr::server::storage::StorageError::DeviceNotActive,
+                )) => {
+                    eprintln!("epr-server: device {device_id} is already revoked or retired");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         Command::RevokeDevice { device_id, db } => {
             let storage = open(&db).await?;

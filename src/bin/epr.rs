@@ -256,8 +256,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = unlock(&cli, &data_dir)?;
             let c = store.status_counts()?;
             let last = store.last_sync()?;
+            let held = store.holdings()?;
             if *json {
                 let v = serde_json::json!({
+                    "held_versions": held.held_versions,
+                    "oldest_unacknowledged_utc": held.oldest_unacknowledged_utc,
+                    "retention_days": store.retention_days()?,
+                    "tablet_state": store.tablet_state()?,
                     "encounters": c.encounters,
                     "drafts": c.drafts,
                     "completed": c.completed,
@@ -278,6 +283,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 match last {
                     Some(t) => println!("last sync {t}"),
                     None => println!("never synced"),
+                }
+                match held.oldest_unacknowledged_utc {
+                    Some(t) => println!(
+                        "{} signed versions held; oldest unacknowledged saved {t}",
+                        held.held_versions
+                    ),
+                    None => println!(
+                        "{} signed versions held; all acknowledged by the server",
+                        held.held_versions
+                    ),
+                }
+                match store.tablet_state()? {
+                    ambulance_epr::store::TabletState::Active => {}
+                    ambulance_epr::store::TabletState::Retiring => println!(
+                        "this tablet is being retired: it sends what it holds and takes no new records"
+                    ),
+                    ambulance_epr::store::TabletState::Retired => {
+                        println!("this tablet has been retired: hand it in")
+                    }
                 }
                 if let ambulance_epr::sync::integrity::ServerIntegrity::Failed { reason } =
                     ambulance_epr::sync::integrity::integrity(&store)?
@@ -469,6 +493,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "quarantined": report.quarantined,
                     "feedback": report.feedback,
                     "reachable": report.reachable,
+                    "purged": report.purged,
                     "error": error.as_ref().map(|e| e.to_string()),
                 });
                 println!("{v}");
@@ -503,6 +528,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Some(e) => {
                     eprintln!("error: {e}");
+                    if e.kind() == ambulance_epr::sync::ProblemKind::Credentials
+                        && report.pending > 0
+                    {
+                        eprintln!(
+                            "{} unsent record version(s) stay on this tablet: tell control",
+                            report.pending
+                        );
+                    }
                     ExitCode::FAILURE
                 }
                 None if report.quarantined > 0 => {

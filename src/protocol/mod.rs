@@ -553,6 +553,77 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// `POST /api/v1/sync/report`: what the tablet still holds, sent after every sync's push so
+/// the trust can see, per tablet, what has not reached the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceReport {
+    /// Outbox entries not yet acknowledged (quarantined ones included).
+    pub pending: u64,
+    /// When the oldest of them was saved.
+    #[serde(default)]
+    pub oldest_pending_utc: Option<DateTime<Utc>>,
+    /// Signed versions on the tablet, acknowledged or not.
+    pub held_versions: u64,
+    /// The app's version, at most [`MAX_APP_VERSION_CHARS`] printable ASCII characters.
+    pub app_version: String,
+    /// Size of the latest server checkpoint the tablet verified.
+    #[serde(default)]
+    pub verified_tree_size: Option<u64>,
+}
+
+/// Longest app version a report may carry.
+pub const MAX_APP_VERSION_CHARS: usize = 64;
+
+/// Where a tablet is in its working life, as the server tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    /// In service.
+    Active,
+    /// `retire-device` was run: send everything held, take no new records.
+    Retiring,
+    /// Retired: everything it held reached the server; the server refuses it from now on.
+    Retired,
+}
+
+/// Answer to [`DeviceReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceReportResponse {
+    pub state: DeviceState,
+    /// The trust's retention window: how many days a record the server has acknowledged and
+    /// proved stays on the tablet.
+    pub retention_days: u32,
+}
+
+/// One tablet as supervisors see it (`GET /api/v1/review/tablets`) and `list-devices --json`
+/// shows it: what it last reported still holding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TabletStatus {
+    pub device_id: Uuid,
+    pub name: String,
+    /// `active`, `retiring`, `retired` or `revoked`.
+    pub state: String,
+    pub enrolled_at_utc: DateTime<Utc>,
+    pub last_seen_utc: Option<DateTime<Utc>>,
+    /// When it last reported; the counts below are as of then (`None`: never reported).
+    pub reported_at_utc: Option<DateTime<Utc>>,
+    pub pending: Option<u64>,
+    pub oldest_pending_utc: Option<DateTime<Utc>>,
+    pub held_versions: Option<u64>,
+    pub app_version: Option<String>,
+    pub verified_tree_size: Option<u64>,
+    /// A record has waited on it for more than 24 hours.
+    pub unsent_over_24h: bool,
+}
+
+/// Answer to `GET /api/v1/review/tablets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TabletsResponse {
+    pub tablets: Vec<TabletStatus>,
+    pub at_utc: DateTime<Utc>,
+}
+
 /// `GET /api/v1/health`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {

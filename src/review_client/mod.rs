@@ -211,6 +211,21 @@ impl ReviewClient {
         Self::read(response).await
     }
 
+    /// Every tablet with what it last reported still holding.
+    pub async fn tablets(
+        &self,
+        token: &str,
+    ) -> Result<crate::protocol::TabletsResponse, ReviewError> {
+        let response = self
+            .http
+            .get(self.url("/review/tablets"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| Self::network_error(&e))?;
+        Self::read(response).await
+    }
+
     /// Every signed version of one record and every decision on it.
     pub async fn detail(&self, token: &str, record_id: Uuid) -> Result<ReviewDetail, ReviewError> {
         let response = self

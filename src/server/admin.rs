@@ -200,6 +200,40 @@ pub async fn list_devices(storage: &dyn Storage) -> Result<Vec<DeviceSummary>, A
     Ok(storage.list_devices().await?)
 }
 
+/// A device as `list-devices --json` shows it: the stored row, its state and whether a
+/// record has waited on it for more than a day.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceListing {
+    #[serde(flatten)]
+    pub device: DeviceSummary,
+    pub state: &'static str,
+    pub unsent_over_24h: bool,
+}
+
+/// Every device with its state at `now`.
+pub async fn device_listing(
+    storage: &dyn Storage,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<DeviceListing>, AdminError> {
+    Ok(storage
+        .list_devices()
+        .await?
+        .into_iter()
+        .map(|device| DeviceListing {
+            state: device.state(),
+            unsent_over_24h: device.unsent_too_long(now),
+            device,
+        })
+        .collect())
+}
+
+/// Starts a tablet's retirement: it sends everything it holds, takes no new records, and is
+/// refused once it reports nothing left to send. False if unknown; a revoked or retired
+/// device is refused.
+pub async fn retire_device(storage: &dyn Storage, device_id: Uuid) -> Result<bool, AdminError> {
+    Ok(storage.retire_device(device_id, Utc::now()).await?)
+}
+
 /// Revokes a device: its token stops working at once; its records stay. False if unknown.
 pub async fn revoke_device(storage: &dyn Storage, device_id: Uuid) -> Result<bool, AdminError> {
     Ok(storage.revoke_device(device_id, Utc::now()).await?)

@@ -39,11 +39,12 @@ use super::storage::{
 };
 use crate::crypto::{new_token, token_hash_hex, verify_password};
 use crate::protocol::{
-    API_PREFIX, CheckpointResponse, ConsistencyResponse, Decision, DecisionRequest, EnrollRequest,
-    EnrollResponse, FeedbackResponse, Health, InclusionRequest, InclusionResponse,
-    KeyRotationsResponse, LeavesResponse, LogState, LoginRequest, LoginResponse,
-    MAX_PUSH_BODY_BYTES, MAX_PUSH_ITEMS, PushItemResult, PushOutcome, PushRequest, PushResponse,
-    RejectReason, ReviewDetail, ReviewList, ReviewProof, ReviewQuery, ReviewVersion, VersionProof,
+    API_PREFIX, CheckpointResponse, ConsistencyResponse, Decision, DecisionRequest, DeviceReport,
+    DeviceReportResponse, EnrollRequest, EnrollResponse, FeedbackResponse, Health,
+    InclusionRequest, InclusionResponse, KeyRotationsResponse, LeavesResponse, LogState,
+    LoginRequest, LoginResponse, MAX_APP_VERSION_CHARS, MAX_PUSH_BODY_BYTES, MAX_PUSH_ITEMS,
+    PushItemResult, PushOutcome, PushRequest, PushResponse, RejectReason, ReviewDetail, ReviewList,
+    ReviewProof, ReviewQuery, ReviewVersion, TabletsResponse, VersionProof,
 };
 use crate::transparency::{self, Checkpoint};
 
@@ -239,9 +240,11 @@ pub fn router(state: AppState) -> Router {
             post(push).layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES)),
         )
         .route(&p("/sync/feedback"), get(feedback))
+        .route(&p("/sync/report"), post(device_report))
         .route(&p("/auth/login"), post(login))
         .route(&p("/auth/logout"), post(logout))
         .route(&p("/review/encounters"), get(review_list))
+        .route(&p("/review/tablets"), get(review_tablets))
         .route(&p("/review/encounters/{id}"), get(review_detail))
         .route(&p("/review/encounters/{id}/decision"), post(decide))
         .route(&p("/review/encounters/{id}/fhir"), get(review_fhir))
@@ -925,6 +928,62 @@ async fn feedback(
     Ok(Json(FeedbackResponse { items, next_cursor }))
 }
 
+/// A tablet reports what it still holds; the answer says whether it is retiring and the
+/// trust's retention window.
+async fn device_report(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+    ApiJson(report): ApiJson<DeviceReport>,
+) -> Result<Json<DeviceReportResponse>, ApiError> {
+    let now = Utc::now();
+    let version_ok = !report.app_version.is_empty()
+        && report.app_version.len() <= MAX_APP_VERSION_CHARS
+        && report
+            .app_version
+            .bytes()
+            .all(|b| b.is_ascii_graphic() || b == b' ');
+    if !version_ok {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_report",
+            format!("app_version must be 1 to {MAX_APP_VERSION_CHARS} printable ASCII characters"),
+        ));
+    }
+    let too_big = |n: u64| i64::try_from(n).is_err();
+    if too_big(report.pending)
+        || too_big(report.held_versions)
+        || report.verified_tree_size.is_some_and(too_big)
+    {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_report",
+            "a count in the report is out of range",
+        ));
+    }
+    if report.pending == 0 && report.oldest_pending_utc.is_some() {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_report",
+            "oldest_pending_utc is given with nothing pending",
+        ));
+    }
+    let state_now = state
+        .storage()
+        .device_report(device.device_id, &report, now)
+        .await?;
+    tracing::info!(
+        device_id = %device.device_id,
+        pending = report.pending,
+        held_versions = report.held_versions,
+        state = ?state_now,
+        "device report"
+    );
+    Ok(Json(DeviceReportResponse {
+        state: state_now,
+        retention_days: state.config().device_retention_days,
+    }))
+}
+
 fn invalid_credentials() -> ApiError {
     ApiError::client(
         StatusCode::UNAUTHORIZED,
@@ -1044,6 +1103,26 @@ async fn logout(
 
 fn bad_query(message: &str) -> ApiError {
     ApiError::client(StatusCode::BAD_REQUEST, "bad_query", message)
+}
+
+/// Every tablet with what it last reported holding, for the supervisors' Tablets view.
+async fn review_tablets(
+    State(state): State<AppState>,
+    SupervisorAuth(session, _): SupervisorAuth,
+) -> Result<Json<TabletsResponse>, ApiError> {
+    let now = Utc::now();
+    let tablets: Vec<_> = state
+        .storage()
+        .list_devices()
+        .await?
+        .iter()
+        .map(|d| d.tablet_status(now))
+        .collect();
+    tracing::info!(user = %session.username, tablets = tablets.len(), "tablets read");
+    Ok(Json(TabletsResponse {
+        tablets,
+        at_utc: now,
+    }))
 }
 
 async fn review_list(

@@ -93,6 +93,10 @@ pub struct ServerConfig {
     /// warning is logged), which tablets that pinned an earlier key will refuse: the binary
     /// always gives one from its key file.
     pub log_signer: Option<Arc<log_key::LogSigner>>,
+    /// The trust's retention window, sent to tablets with every report answer: days a record
+    /// the server has acknowledged and proved stays on the tablet
+    /// (`crate::store::retention::RETENTION_DAYS_RANGE`).
+    pub device_retention_days: u32,
 }
 
 impl Default for ServerConfig {
@@ -114,6 +118,7 @@ impl Default for ServerConfig {
             behind_tls_proxy: false,
             shutdown_grace_secs: 30,
             log_signer: None,
+            device_retention_days: crate::store::DEFAULT_RETENTION_DAYS,
         }
     }
 }

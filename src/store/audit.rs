@@ -129,6 +129,9 @@ pub enum Action {
     InterventionRemoved,
     /// The server failed to prove its log (sync stopped; records kept on the tablet).
     ServerIntegrityFailed,
+    /// A record the server had acknowledged and proved left the tablet at the end of the
+    /// trust's retention window.
+    Purged,
 }
 
 impl Action {
@@ -154,6 +157,7 @@ impl Action {
             Action::DrugRemoved => "drug_removed",
             Action::InterventionRemoved => "intervention_removed",
             Action::ServerIntegrityFailed => "server_integrity_failed",
+            Action::Purged => "purged",
         }
     }
 }

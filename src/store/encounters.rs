@@ -623,6 +623,9 @@ impl VersionWriter<'_> {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
+        if previous.is_none() && super::retention::tablet_state_in(tx)?.refuses_new_records() {
+            return Err(StoreError::TabletRetiring);
+        }
         if let Some((_, status)) = &previous
             && parse_status(status)?.is_signed()
             && !doc.status.is_signed()

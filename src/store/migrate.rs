@@ -9,6 +9,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/device/0002_sync_and_feedback.sql"),
     include_str!("../../migrations/device/0003_keyed_audit.sql"),
     include_str!("../../migrations/device/0004_user_signers.sql"),
+    include_str!("../../migrations/device/0005_retention.sql"),
 ];
 
 /// The schema version this build writes.

@@ -17,6 +17,7 @@ pub mod encounters;
 pub mod keyring;
 pub mod migrate;
 pub mod outbox;
+pub mod retention;
 
 use crate::model::Revision;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub use encounters::{
     EncounterSummary, ListFilter, SaveReceipt, StatusCounts, SyncState, VersionInfo,
 };
 pub use outbox::{FeedbackEntry, OutboxItem, OutboxPosition, PendingSigner};
+pub use retention::{DEFAULT_RETENTION_DAYS, Holdings, PurgeReport, TabletState};
 
 /// File name of the encrypted store inside the data directory.
 pub const STORE_FILE: &str = "epr.db";
@@ -58,6 +60,10 @@ pub enum StoreError {
     UserExists(String),
     #[error("wrong passphrase or PIN")]
     WrongPassphrase,
+    #[error(
+        "this tablet is being retired and takes no new records: start the record on another tablet"
+    )]
+    TabletRetiring,
     #[error("that passphrase is not strong enough: {0}")]
     WeakPassphrase(crate::crypto::WeakSecret),
     #[error("too many wrong attempts: try again in {wait_secs} s")]

@@ -220,16 +220,39 @@ impl Store {
         self.acknowledge_many(&[(record_id, revision)])
     }
 
-    /// [`Store::acknowledge`] for a whole batch in one transaction.
+    /// [`Store::acknowledge`] for a whole batch in one transaction. The versions count as
+    /// acknowledged but not proved: retention keeps them for good (see
+    /// [`Store::acknowledge_proved`]).
     pub fn acknowledge_many(&mut self, acks: &[(Uuid, Revision)]) -> Result<()> {
+        self.acknowledge_in(acks, None)
+    }
+
+    /// Acknowledges versions whose inclusion the tablet has checked against a checkpoint it
+    /// verified, of `tree_size` leaves: from now on retention may purge them once the trust's
+    /// window has passed.
+    pub fn acknowledge_proved(&mut self, acks: &[(Uuid, Revision)], tree_size: u64) -> Result<()> {
+        self.acknowledge_in(acks, Some(tree_size))
+    }
+
+    fn acknowledge_in(&mut self, acks: &[(Uuid, Revision)], proved_in: Option<u64>) -> Result<()> {
         let user = self.user.clone();
         let mac = self.audit_mac();
+        let now = super::retention::time_text(Utc::now());
+        let proved_in = proved_in.and_then(|n| i64::try_from(n).ok());
         let tx = rusqlite::Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         for (record_id, revision) in acks {
             let id = record_id.to_string();
             let removed = tx
                 .prepare_cached("DELETE FROM outbox WHERE encounter_id = ?1 AND revision = ?2")?
                 .execute(params![id, *revision])?;
+            tx.prepare_cached(
+                "UPDATE encounter_versions
+                 SET acknowledged_at_utc = coalesce(acknowledged_at_utc, ?3),
+                     proved_in_tree_size = coalesce(proved_in_tree_size, ?4)
+                 WHERE encounter_id = ?1 AND revision = ?2 AND status != 'draft'
+                   AND (acknowledged_at_utc IS NULL OR (proved_in_tree_size IS NULL AND ?4 IS NOT NULL))",
+            )?
+            .execute(params![id, *revision, now, proved_in])?;
             let (remaining, quarantined): (i64, i64) = tx
                 .prepare_cached("SELECT count(*), count(quarantined_reason) FROM outbox WHERE encounter_id = ?1")?
                 .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;

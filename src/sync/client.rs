@@ -7,8 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::protocol::{
-    API_PREFIX, CheckpointResponse, ConsistencyResponse, EnrollRequest, EnrollResponse, ErrorBody,
-    FeedbackResponse, InclusionRequest, InclusionResponse, KeyRotationsResponse, PushResponse,
+    API_PREFIX, CheckpointResponse, ConsistencyResponse, DeviceReport, DeviceReportResponse,
+    EnrollRequest, EnrollResponse, ErrorBody, FeedbackResponse, InclusionRequest,
+    InclusionResponse, KeyRotationsResponse, PushResponse,
 };
 
 /// Why a request failed, sorted by what the engine should do about it.
@@ -234,6 +235,25 @@ impl ApiClient {
                 .query(&[("since", since)]),
         )
         .await
+    }
+
+    /// Reports what the tablet still holds; `None` from a server that does not take reports
+    /// (404).
+    pub async fn device_report(
+        &self,
+        token: &str,
+        report: &DeviceReport,
+    ) -> Result<Option<DeviceReportResponse>, RequestError> {
+        let request = self
+            .http
+            .post(self.url("/sync/report"))
+            .bearer_auth(token)
+            .json(report);
+        match self.send(request).await {
+            Ok(r) => Ok(Some(r)),
+            Err(RequestError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The server log's current signed checkpoint; `None` from a server without a log (404).

@@ -22,8 +22,10 @@ use uuid::Uuid;
 use super::client::{ApiClient, RequestError};
 use super::status::{ProblemKind, SyncCommand, SyncHandle, SyncProblem, SyncStatus};
 use crate::model::{RecordStatus, Revision};
-use crate::protocol::{EnrollRequest, InclusionRequest, PushOutcome, RejectReason};
-use crate::store::{FeedbackEntry, OutboxItem, OutboxPosition, Store, StoreError};
+use crate::protocol::{
+    DeviceReport, DeviceState, EnrollRequest, InclusionRequest, PushOutcome, RejectReason,
+};
+use crate::store::{FeedbackEntry, OutboxItem, OutboxPosition, Store, StoreError, TabletState};
 use crate::transparency::{
     Checkpoint, IntegrityError, Leaf, LogHash, LogPublicKey, check_consistency, check_inclusion,
     follow_rotations, leaf_hash, leaf_time, open_checkpoint, parse_proof,
@@ -142,6 +144,11 @@ pub enum SyncError {
         "the server could not prove it kept every record ({0}); records stay on this tablet: tell control"
     )]
     Integrity(String),
+    /// The trust retired this tablet once everything it held had reached the server.
+    #[error(
+        "this tablet has been retired: everything it held when it was retired reached the server; it no longer syncs"
+    )]
+    Retired,
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error("local store: {0}")]
@@ -160,9 +167,10 @@ impl SyncError {
                 ProblemKind::Credentials
             }
             SyncError::Request(RequestError::Refused { .. }) => ProblemKind::Record,
-            SyncError::NotEnrolled | SyncError::DemoStore | SyncError::EnrolledStore => {
-                ProblemKind::Credentials
-            }
+            SyncError::NotEnrolled
+            | SyncError::DemoStore
+            | SyncError::EnrolledStore
+            | SyncError::Retired => ProblemKind::Credentials,
             SyncError::Integrity(_) => ProblemKind::Integrity,
             SyncError::Store(_) | SyncError::Thread(_) => ProblemKind::Local,
         }
@@ -184,6 +192,8 @@ pub struct CycleReport {
     pub quarantined: u64,
     /// Whether the server was reached.
     pub reachable: bool,
+    /// Records that left the tablet at the end of the retention window.
+    pub purged: u64,
 }
 
 /// Enrols this device: sends its public key, with proof that it holds the private key, and
@@ -252,6 +262,8 @@ pub fn remember_enrolment(
     // reset, or another one) must hear of every one of them. First, so a stop part-way leaves
     // them to be registered again rather than wrongly taken as known.
     store.forget_signer_registrations()?;
+    // A tablet retired by one enrolment and enrolled again is back in service.
+    store.set_tablet_state(TabletState::Active)?;
     store.set_setting(SERVER_URL, server_url.trim_end_matches('/'))?;
     store.set_setting(DEVICE_ID, &response.device_id.to_string())?;
     store.set_setting(DEVICE_TOKEN, &response.device_token)?;
@@ -358,6 +370,9 @@ impl Engine {
         if let Some(reason) = self.store.setting(super::integrity::INTEGRITY_FAILURE)? {
             return Err(SyncError::Integrity(reason));
         }
+        if self.store.tablet_state()? == TabletState::Retired {
+            return Err(SyncError::Retired);
+        }
         self.unproven.clear();
         self.device_id = self
             .store
@@ -375,6 +390,8 @@ impl Engine {
         result?;
         report.reachable = true;
         report.feedback = self.pull_feedback(client, token).await?;
+        self.report_holdings(client, token).await?;
+        report.purged = self.retire_expired()?;
         self.store.set_last_sync(Utc::now())?;
         let counts = self.store.status_counts()?;
         report.pending = counts.pending_sync;
@@ -771,16 +788,72 @@ impl Engine {
         }
         self.store
             .set_setting(super::integrity::LOG_CHECKPOINT, &answer.checkpoint)?;
+        let proved_in = now.size;
         self.log = Some(now);
         let acks: Vec<(Uuid, Revision)> = self
             .unproven
             .iter()
             .map(|u| (u.record_id, u.revision))
             .collect();
-        self.store.acknowledge_many(&acks)?;
+        self.store.acknowledge_proved(&acks, proved_in)?;
         report.pushed += acks.len() as u64;
         self.unproven.clear();
         Ok(())
+    }
+
+    /// Tells the server what this tablet still holds, and keeps what it answers: the trust's
+    /// retention window and whether the tablet is being retired. A server too old to take
+    /// reports, or one that cannot take this report now, changes nothing: sync goes on.
+    async fn report_holdings(&mut self, client: &ApiClient, token: &str) -> Result<(), SyncError> {
+        let held = self.store.holdings()?;
+        let report = DeviceReport {
+            pending: held.pending,
+            oldest_pending_utc: held.oldest_unacknowledged_utc,
+            held_versions: held.held_versions,
+            app_version: env!("CARGO_PKG_VERSION").to_owned(),
+            verified_tree_size: self.log.as_ref().map(|l| l.size),
+        };
+        // The report only informs: records were pushed and proved already, so a report that
+        // fails is tried again at the next sync rather than failing this one.
+        let answer = match client.device_report(token, &report).await {
+            Ok(Some(answer)) => answer,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the holdings report did not reach the server");
+                return Ok(());
+            }
+        };
+        if crate::store::retention::RETENTION_DAYS_RANGE.contains(&answer.retention_days) {
+            self.store.set_retention_days(answer.retention_days)?;
+        } else {
+            tracing::warn!(
+                days = answer.retention_days,
+                "the server's retention window is out of range; the tablet keeps its own"
+            );
+        }
+        self.store.set_tablet_state(match answer.state {
+            DeviceState::Active => TabletState::Active,
+            DeviceState::Retiring => TabletState::Retiring,
+            DeviceState::Retired => TabletState::Retired,
+        })?;
+        Ok(())
+    }
+
+    /// Removes records the server proved it holds, once the trust's window has passed.
+    fn retire_expired(&mut self) -> Result<u64, SyncError> {
+        let days = self.store.retention_days()?;
+        let purged = self
+            .store
+            .purge_expired(Utc::now(), chrono::Duration::days(i64::from(days)))?;
+        if purged.records > 0 {
+            tracing::info!(
+                records = purged.records,
+                versions = purged.versions,
+                days,
+                "records past the retention window left the tablet"
+            );
+        }
+        Ok(purged.records)
     }
 
     async fn pull_feedback(&mut self, client: &ApiClient, token: &str) -> Result<u64, SyncError> {
@@ -830,6 +903,7 @@ impl Engine {
                 .ok()
                 .flatten()
                 .is_some(),
+            tablet_state: self.store.tablet_state().unwrap_or_default(),
             ..SyncStatus::default()
         }
     }
@@ -907,7 +981,8 @@ impl Engine {
             let previous_problem = status.last_problem.clone();
             status = self.base_status();
             if let Ok(report) = &outcome {
-                changes += report.pushed + report.feedback + report.newly_quarantined;
+                changes +=
+                    report.pushed + report.feedback + report.newly_quarantined + report.purged;
             }
             status.changes = changes;
             match outcome {
@@ -933,10 +1008,17 @@ impl Engine {
                     let kind = e.kind();
                     // The banner already says what an integrity failure means; the problem
                     // line gives the reason.
-                    let message = match &e {
+                    let mut message = match &e {
                         SyncError::Integrity(reason) => reason.clone(),
                         other => other.to_string(),
                     };
+                    // A revoked (or retired) tablet keeps what it has not sent, and says so.
+                    if kind == ProblemKind::Credentials && status.queued > 0 {
+                        message = format!(
+                            "{message}. {} unsent record version(s) stay on this tablet: tell control",
+                            status.queued
+                        );
+                    }
                     status.last_problem = Some(SyncProblem {
                         kind,
                         message,

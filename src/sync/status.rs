@@ -60,6 +60,8 @@ pub struct SyncStatus {
     pub clock_skew_secs: Option<i64>,
     /// The server failed its integrity check (kept until the tablet is enrolled again).
     pub server_integrity_failed: bool,
+    /// Retiring (sending what it holds, no new records) or retired, as the server said.
+    pub tablet_state: crate::store::TabletState,
 }
 
 /// What the crew read when the server fails its integrity check.
@@ -124,6 +126,15 @@ impl SyncStatus {
             }
         };
         let mut parts = vec![state.to_owned()];
+        match self.tablet_state {
+            crate::store::TabletState::Active => {}
+            crate::store::TabletState::Retiring => {
+                parts.push("tablet being retired: no new records".to_owned());
+            }
+            crate::store::TabletState::Retired => {
+                parts.push("tablet retired: hand it in".to_owned());
+            }
+        }
         if self.sending {
             parts.push("sending".to_owned());
         }

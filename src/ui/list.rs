@@ -76,6 +76,8 @@ pub const FIRST_PAGE_ROWS: u32 = 60;
 /// more digits also asks the store, and its matches are merged in when they arrive.
 #[derive(Debug, Default)]
 pub struct ListState {
+    /// Retiring or retired: "New record" is refused with the reason.
+    pub tablet_state: crate::store::TabletState,
     pub search: String,
     pub chip: ListChip,
     /// Every summary held, newest first.
@@ -280,16 +282,36 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         ui.heading("Patient records");
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            let may_start = !state.tablet_state.refuses_new_records();
             if ui
-                .add(egui::Button::new(
-                    RichText::new("New record").strong().size(21.0),
-                ))
+                .add_enabled(
+                    may_start,
+                    egui::Button::new(RichText::new("New record").strong().size(21.0)),
+                )
                 .clicked()
             {
                 out.push(Command::NewRecord);
             }
         });
     });
+    match state.tablet_state {
+        crate::store::TabletState::Active => {}
+        crate::store::TabletState::Retiring => {
+            error_text(
+                ui,
+                "This tablet is being retired. It is sending the records it holds and takes no \
+                 new records: start new records on another tablet. Records already open can \
+                 still be finished.",
+            );
+        }
+        crate::store::TabletState::Retired => {
+            error_text(
+                ui,
+                "This tablet has been retired and no longer syncs. Start new records on another \
+                 tablet and hand this one in.",
+            );
+        }
+    }
     ui.horizontal(|ui| {
         let label = ui.label("Search");
         let field = ui

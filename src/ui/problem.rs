@@ -64,6 +64,11 @@ pub enum StoreProblem {
     /// An amendment was signed without a reason.
     #[error("an amendment needs a reason")]
     NeedsReason,
+    /// The tablet is being retired: no new record may start on it.
+    #[error(
+        "this tablet is being retired and takes no new records: start the record on another tablet"
+    )]
+    TabletRetiring,
     /// Signing refused: these items (field labels, not their values) are missing.
     #[error("the record is not complete: {}", .0.join(", "))]
     Incomplete(Vec<String>),
@@ -113,6 +118,7 @@ impl StoreProblem {
             | StoreProblem::RecordNotFound
             | StoreProblem::Immutable
             | StoreProblem::NeedsReason
+            | StoreProblem::TabletRetiring
             | StoreProblem::Incomplete(_)
             | StoreProblem::SignerUnavailable
             | StoreProblem::Locked => tracing::info!(error = %error, "store request refused"),
@@ -152,6 +158,7 @@ impl StoreProblem {
             StoreError::NotFound => StoreProblem::RecordNotFound,
             StoreError::Immutable => StoreProblem::Immutable,
             StoreError::AmendmentNeedsReason => StoreProblem::NeedsReason,
+            StoreError::TabletRetiring => StoreProblem::TabletRetiring,
             StoreError::Incomplete(labels) => StoreProblem::Incomplete(labels.clone()),
             StoreError::Document(_) => StoreProblem::RecordDamaged,
             StoreError::Locked => StoreProblem::Locked,

@@ -105,6 +105,29 @@ pub(crate) trait Tx {
         &mut self,
         token_hash: &str,
     ) -> Result<Option<DeviceIdentity>, StorageError>;
+    /// Keeps a tablet's latest report of what it holds.
+    async fn record_device_report(
+        &mut self,
+        device_id: Uuid,
+        report: &crate::protocol::DeviceReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+    /// A device's retirement and revocation, or `None` if there is no such device.
+    async fn device_lifecycle(
+        &mut self,
+        device_id: Uuid,
+    ) -> Result<Option<DeviceLifecycle>, StorageError>;
+    async fn mark_device_retiring(
+        &mut self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+    /// Sets the retirement time and the revocation time (unless one is set).
+    async fn mark_device_retired(
+        &mut self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
     /// Sets the revocation time unless one is set; false if there is no such device.
     async fn mark_device_revoked(
         &mut self,
@@ -770,6 +793,80 @@ pub(crate) async fn revoke_device<T: Tx>(
         format!("device={device_id}"),
     );
     append_audit(tx, &[event], now).await?;
+    Ok(true)
+}
+
+/// Where a device is in its working life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeviceLifecycle {
+    pub retiring: bool,
+    pub retired: bool,
+    pub revoked: bool,
+}
+
+/// Keeps a tablet's report; retires a retiring tablet that reports nothing left to send
+/// (logged as a revocation, so the log shows it is refused from then on).
+pub(crate) async fn device_report<T: Tx>(
+    tx: &mut T,
+    device_id: Uuid,
+    report: &crate::protocol::DeviceReport,
+    now: DateTime<Utc>,
+) -> Result<crate::protocol::DeviceState, StorageError> {
+    use crate::protocol::DeviceState;
+    tx.record_device_report(device_id, report, now).await?;
+    let Some(life) = tx.device_lifecycle(device_id).await? else {
+        return Err(StorageError::Corrupt(
+            "a reporting device is missing".into(),
+        ));
+    };
+    if life.retired {
+        return Ok(DeviceState::Retired);
+    }
+    if !life.retiring {
+        return Ok(DeviceState::Active);
+    }
+    if report.pending > 0 || life.revoked {
+        return Ok(DeviceState::Retiring);
+    }
+    tx.mark_device_retired(device_id, now).await?;
+    append_log(
+        tx,
+        &[Leaf::DeviceRevoked {
+            device_id,
+            revoked_at_utc: leaf_time(to_micros(now)),
+        }],
+    )
+    .await?;
+    let event = AuditEvent::new(
+        &Actor::Device(device_id),
+        AuditAction::DeviceRetired,
+        format!("device={device_id} held_versions={}", report.held_versions),
+    );
+    append_audit(tx, &[event], now).await?;
+    Ok(DeviceState::Retired)
+}
+
+/// Starts a tablet's retirement: it keeps syncing until it reports nothing left to send.
+pub(crate) async fn retire_device<T: Tx>(
+    tx: &mut T,
+    device_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    let Some(life) = tx.device_lifecycle(device_id).await? else {
+        return Ok(false);
+    };
+    if life.revoked || life.retired {
+        return Err(StorageError::DeviceNotActive);
+    }
+    if !life.retiring {
+        tx.mark_device_retiring(device_id, now).await?;
+        let event = AuditEvent::new(
+            &Actor::Admin,
+            AuditAction::DeviceRetiring,
+            format!("device={device_id}"),
+        );
+        append_audit(tx, &[event], now).await?;
+    }
     Ok(true)
 }
 

@@ -53,6 +53,9 @@ pub enum StorageError {
     SignerConflict,
     #[error("the database file cannot be created: {0}")]
     File(String),
+    /// Retiring a device already revoked or retired.
+    #[error("this device is already revoked or retired")]
+    DeviceNotActive,
     #[error("background task failed: {0}")]
     Task(String),
     #[error("migration {version} failed: {source}")]
@@ -106,6 +109,62 @@ pub struct DeviceSummary {
     pub last_seen_utc: Option<DateTime<Utc>>,
     pub revoked: bool,
     pub revoked_at_utc: Option<DateTime<Utc>>,
+    /// What the tablet last reported (each sync): versions not yet acknowledged, when the
+    /// oldest of them was saved, signed versions it holds, its app version and the size of
+    /// the checkpoint it verified. `None` until it first reports.
+    pub pending: Option<u64>,
+    pub oldest_pending_utc: Option<DateTime<Utc>>,
+    pub held_versions: Option<u64>,
+    pub app_version: Option<String>,
+    pub verified_tree_size: Option<u64>,
+    pub reported_at_utc: Option<DateTime<Utc>>,
+    /// `retire-device` was run at this time.
+    pub retiring_at_utc: Option<DateTime<Utc>>,
+    /// The retiring tablet reported nothing left to send and was retired.
+    pub retired_at_utc: Option<DateTime<Utc>>,
+}
+
+/// How long a record may wait on a tablet before `list-devices` and the supervisors' Tablets
+/// view mark it.
+pub const UNSENT_WARNING_HOURS: i64 = 24;
+
+impl DeviceSummary {
+    /// `active`, `retiring`, `retired` or `revoked`.
+    pub fn state(&self) -> &'static str {
+        match (self.retired_at_utc, self.revoked, self.retiring_at_utc) {
+            (Some(_), _, _) => "retired",
+            (None, true, _) => "revoked",
+            (None, false, Some(_)) => "retiring",
+            (None, false, None) => "active",
+        }
+    }
+
+    /// As supervisors and `list-devices --json` see it at `now`.
+    pub fn tablet_status(&self, now: DateTime<Utc>) -> crate::protocol::TabletStatus {
+        crate::protocol::TabletStatus {
+            device_id: self.device_id,
+            name: self.name.clone(),
+            state: self.state().to_owned(),
+            enrolled_at_utc: self.enrolled_at_utc,
+            last_seen_utc: self.last_seen_utc,
+            reported_at_utc: self.reported_at_utc,
+            pending: self.pending,
+            oldest_pending_utc: self.oldest_pending_utc,
+            held_versions: self.held_versions,
+            app_version: self.app_version.clone(),
+            verified_tree_size: self.verified_tree_size,
+            unsent_over_24h: self.unsent_too_long(now),
+        }
+    }
+
+    /// True when the tablet last reported a record unsent for more than
+    /// [`UNSENT_WARNING_HOURS`] at `now`.
+    pub fn unsent_too_long(&self, now: DateTime<Utc>) -> bool {
+        self.pending.unwrap_or(0) > 0
+            && self
+                .oldest_pending_utc
+                .is_some_and(|t| now - t > chrono::Duration::hours(UNSENT_WARNING_HOURS))
+    }
 }
 
 /// An account as `list-users` shows it (never its password hash).
@@ -609,6 +668,10 @@ pub enum AuditAction {
     PasswordReset,
     /// `epr-server export` wrote every record's latest signed version out.
     Exported,
+    /// `epr-server retire-device` started a tablet's retirement.
+    DeviceRetiring,
+    /// A retiring tablet reported nothing left to send and was retired (refused from then).
+    DeviceRetired,
 }
 
 impl AuditAction {
@@ -635,6 +698,8 @@ impl AuditAction {
             AuditAction::UserEnabled => "user_enabled",
             AuditAction::PasswordReset => "password_reset",
             AuditAction::Exported => "exported",
+            AuditAction::DeviceRetiring => "device_retiring",
+            AuditAction::DeviceRetired => "device_retired",
         }
     }
 }
@@ -931,6 +996,23 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Marks a device seen at `now`.
     async fn touch_device(&self, device_id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError>;
+
+    /// Keeps what a tablet reported holding; a retiring tablet that holds nothing unsent is
+    /// retired (and refused from then on) in the same transaction. Returns its state.
+    async fn device_report(
+        &self,
+        device_id: Uuid,
+        report: &crate::protocol::DeviceReport,
+        now: DateTime<Utc>,
+    ) -> Result<crate::protocol::DeviceState, StorageError>;
+
+    /// Starts a tablet's retirement; false if there is no such device. A revoked or retired
+    /// device is refused with [`StorageError::DeviceNotActive`].
+    async fn retire_device(
+        &self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
 
     /// Stores a batch in one transaction, its stored versions (and the device's audit head,
     /// when it sent one) appended to the log in the same transaction; one outcome per item, in

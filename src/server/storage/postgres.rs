@@ -51,6 +51,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "user_signers",
         include_str!("../../../migrations/server/postgres/0004_user_signers.sql"),
     ),
+    (
+        5,
+        "device_reports",
+        include_str!("../../../migrations/server/postgres/0005_device_reports.sql"),
+    ),
 ];
 
 /// Serialises ordered steps within one schema (see the module comment).
@@ -418,8 +423,11 @@ impl Tx for PgTx {
 
     async fn list_devices(&mut self) -> Result<Vec<DeviceSummary>, StorageError> {
         let sql =
-            "SELECT device_id, name, enrolled_at_utc, last_seen_utc, revoked_at_utc, public_key
+            "SELECT device_id, name, enrolled_at_utc, last_seen_utc, revoked_at_utc, public_key,
+                    pending, oldest_pending_utc, held_versions, app_version, verified_tree_size,
+                    reported_at_utc, retiring_at_utc, retired_at_utc
                    FROM devices ORDER BY enrolled_at_utc, device_id";
+        let count = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
         self.query(sql, &[])
             .await?
             .iter()
@@ -433,9 +441,95 @@ impl Tx for PgTx {
                     last_seen_utc: r.try_get(3)?,
                     revoked: revoked_at_utc.is_some(),
                     revoked_at_utc,
+                    pending: count(r.try_get(6)?),
+                    oldest_pending_utc: r.try_get(7)?,
+                    held_versions: count(r.try_get(8)?),
+                    app_version: r.try_get(9)?,
+                    verified_tree_size: count(r.try_get(10)?),
+                    reported_at_utc: r.try_get(11)?,
+                    retiring_at_utc: r.try_get(12)?,
+                    retired_at_utc: r.try_get(13)?,
                 })
             })
             .collect()
+    }
+
+    async fn record_device_report(
+        &mut self,
+        device_id: Uuid,
+        report: &crate::protocol::DeviceReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let (pending, held) = (signed(report.pending), signed(report.held_versions));
+        let verified = report.verified_tree_size.map(signed);
+        self.execute(
+            "UPDATE devices SET pending = $2, oldest_pending_utc = $3, held_versions = $4,
+                    app_version = $5, verified_tree_size = $6, reported_at_utc = $7,
+                    last_seen_utc = $7
+             WHERE device_id = $1",
+            &[
+                &device_id,
+                &pending,
+                &report.oldest_pending_utc,
+                &held,
+                &report.app_version,
+                &verified,
+                &now,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn device_lifecycle(
+        &mut self,
+        device_id: Uuid,
+    ) -> Result<Option<core::DeviceLifecycle>, StorageError> {
+        let row = self
+            .query_opt(
+                "SELECT retiring_at_utc IS NOT NULL, retired_at_utc IS NOT NULL,
+                        revoked_at_utc IS NOT NULL
+                 FROM devices WHERE device_id = $1",
+                &[&device_id],
+            )
+            .await?;
+        row.map(|r| {
+            Ok(core::DeviceLifecycle {
+                retiring: r.try_get(0)?,
+                retired: r.try_get(1)?,
+                revoked: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn mark_device_retiring(
+        &mut self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "UPDATE devices SET retiring_at_utc = coalesce(retiring_at_utc, $2) WHERE device_id = $1",
+            &[&device_id, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_device_retired(
+        &mut self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "UPDATE devices SET retired_at_utc = coalesce(retired_at_utc, $2),
+                    revoked_at_utc = coalesce(revoked_at_utc, $2)
+             WHERE device_id = $1",
+            &[&device_id, &now],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn mark_device_revoked(
@@ -1431,6 +1525,27 @@ impl Storage for PostgresStorage {
 
     async fn touch_device(&self, device_id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError> {
         in_tx!(self, TxKind::Write, |tx| tx.touch_device(device_id, now))
+    }
+
+    async fn device_report(
+        &self,
+        device_id: Uuid,
+        report: &crate::protocol::DeviceReport,
+        now: DateTime<Utc>,
+    ) -> Result<crate::protocol::DeviceState, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::device_report(
+            &mut tx, device_id, report, now
+        ))
+    }
+
+    async fn retire_device(
+        &self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::retire_device(
+            &mut tx, device_id, now
+        ))
     }
 
     async fn session_by_token_hash(

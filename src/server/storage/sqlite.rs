@@ -46,6 +46,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "user_signers",
         include_str!("../../../migrations/server/sqlite/0004_user_signers.sql"),
     ),
+    (
+        5,
+        "device_reports",
+        include_str!("../../../migrations/server/sqlite/0005_device_reports.sql"),
+    ),
 ];
 
 /// The SQLite implementation of [`Storage`].
@@ -432,9 +437,12 @@ impl Tx for SqliteTx<'_> {
 
     async fn list_devices(&mut self) -> Result<Vec<DeviceSummary>, StorageError> {
         let mut stmt = self.conn.prepare(
-            "SELECT device_id, name, enrolled_at_utc, last_seen_utc, revoked_at_utc, public_key
+            "SELECT device_id, name, enrolled_at_utc, last_seen_utc, revoked_at_utc, public_key,
+                    pending, oldest_pending_utc, held_versions, app_version, verified_tree_size,
+                    reported_at_utc, retiring_at_utc, retired_at_utc
              FROM devices ORDER BY enrolled_at_utc, device_id",
         )?;
+        let count = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
         collect(stmt.query([])?, |r| {
             let revoked_at_utc = opt_utc(r.get(4)?)?;
             Ok(DeviceSummary {
@@ -445,8 +453,89 @@ impl Tx for SqliteTx<'_> {
                 last_seen_utc: opt_utc(r.get(3)?)?,
                 revoked: revoked_at_utc.is_some(),
                 revoked_at_utc,
+                pending: count(r.get(6)?),
+                oldest_pending_utc: opt_utc(r.get(7)?)?,
+                held_versions: count(r.get(8)?),
+                app_version: r.get(9)?,
+                verified_tree_size: count(r.get(10)?),
+                reported_at_utc: opt_utc(r.get(11)?)?,
+                retiring_at_utc: opt_utc(r.get(12)?)?,
+                retired_at_utc: opt_utc(r.get(13)?)?,
             })
         })
+    }
+
+    async fn record_device_report(
+        &mut self,
+        device_id: Uuid,
+        report: &crate::protocol::DeviceReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.conn.execute(
+            "UPDATE devices SET pending = ?2, oldest_pending_utc = ?3, held_versions = ?4,
+                    app_version = ?5, verified_tree_size = ?6, reported_at_utc = ?7,
+                    last_seen_utc = ?7
+             WHERE device_id = ?1",
+            params![
+                device_id.to_string(),
+                signed(report.pending),
+                report.oldest_pending_utc.map(utc_text),
+                signed(report.held_versions),
+                report.app_version,
+                report.verified_tree_size.map(signed),
+                utc_text(now),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn device_lifecycle(
+        &mut self,
+        device_id: Uuid,
+    ) -> Result<Option<core::DeviceLifecycle>, StorageError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT retiring_at_utc IS NOT NULL, retired_at_utc IS NOT NULL,
+                        revoked_at_utc IS NOT NULL
+                 FROM devices WHERE device_id = ?1",
+                params![device_id.to_string()],
+                |r| {
+                    Ok(core::DeviceLifecycle {
+                        retiring: r.get(0)?,
+                        retired: r.get(1)?,
+                        revoked: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    async fn mark_device_retiring(
+        &mut self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.conn.execute(
+            "UPDATE devices SET retiring_at_utc = coalesce(retiring_at_utc, ?2) WHERE device_id = ?1",
+            params![device_id.to_string(), utc_text(now)],
+        )?;
+        Ok(())
+    }
+
+    async fn mark_device_retired(
+        &mut self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.conn.execute(
+            "UPDATE devices SET retired_at_utc = coalesce(retired_at_utc, ?2),
+                    revoked_at_utc = coalesce(revoked_at_utc, ?2)
+             WHERE device_id = ?1",
+            params![device_id.to_string(), utc_text(now)],
+        )?;
+        Ok(())
     }
 
     async fn mark_device_revoked(
@@ -1467,6 +1556,30 @@ impl Storage for SqliteStorage {
     async fn touch_device(&self, device_id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError> {
         self.run(TxKind::Write, move |tx| {
             complete(tx.touch_device(device_id, now))
+        })
+        .await
+    }
+
+    async fn device_report(
+        &self,
+        device_id: Uuid,
+        report: &crate::protocol::DeviceReport,
+        now: DateTime<Utc>,
+    ) -> Result<crate::protocol::DeviceState, StorageError> {
+        let report = report.clone();
+        self.run(TxKind::Write, move |tx| {
+            complete(core::device_report(tx, device_id, &report, now))
+        })
+        .await
+    }
+
+    async fn retire_device(
+        &self,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        self.run(TxKind::Write, move |tx| {
+            complete(core::retire_device(tx, device_id, now))
         })
         .await
     }

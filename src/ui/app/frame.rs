@@ -149,6 +149,11 @@ impl EprApp {
                         }
                     });
                 }
+                self.list.tablet_state = self
+                    .sync
+                    .as_ref()
+                    .map(|s| s.status().tablet_state)
+                    .unwrap_or_default();
                 list::records_ui(ui, &mut self.list, &mut commands);
                 if self.timings.list_drawn_at.is_none() && !self.list.all.is_empty() {
                     self.timings.list_drawn_at = Some(Instant::now());

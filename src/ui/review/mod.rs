@@ -18,6 +18,7 @@ pub mod record;
 pub mod service;
 pub mod settings;
 pub mod signin;
+pub mod tablets;
 
 use std::path::Path;
 
@@ -38,6 +39,8 @@ pub enum ReviewPage {
     SignIn,
     Queue,
     Record,
+    /// Every tablet and what it has not sent yet.
+    Tablets,
 }
 
 /// What the review pages ask for. Its `Debug` never shows a password or a comment.
@@ -61,6 +64,8 @@ pub enum ReviewCommand {
     ShowVersion(usize),
     /// Decide on the version shown, with the comment typed in the record view.
     Decide(Decision),
+    /// Open (or reload) the Tablets page.
+    ShowTablets,
 }
 
 impl std::fmt::Debug for ReviewCommand {
@@ -75,6 +80,7 @@ impl std::fmt::Debug for ReviewCommand {
             ReviewCommand::BackToQueue => f.write_str("BackToQueue"),
             ReviewCommand::ShowVersion(i) => write!(f, "ShowVersion({i})"),
             ReviewCommand::Decide(d) => write!(f, "Decide({})", d.as_str()),
+            ReviewCommand::ShowTablets => f.write_str("ShowTablets"),
         }
     }
 }
@@ -99,6 +105,7 @@ struct Pending {
     list: Option<u64>,
     detail: Option<u64>,
     decide: Option<u64>,
+    tablets: Option<u64>,
 }
 
 /// Everything the review pages show. Memory only.
@@ -111,6 +118,7 @@ pub struct ReviewScreen {
     pub username: Option<String>,
     pub queue: QueueState,
     pub record: Option<Box<RecordView>>,
+    pub tablets: tablets::TabletsView,
     /// A problem on the queue or record page, in words.
     pub error: Option<String>,
     /// The request to send again with "Retry" (only for "cannot reach the server").
@@ -133,6 +141,7 @@ impl ReviewScreen {
             username: None,
             queue: QueueState::default(),
             record: None,
+            tablets: tablets::TabletsView::default(),
             error: None,
             retry: None,
             resume: None,
@@ -156,6 +165,7 @@ impl ReviewScreen {
             ReviewPage::SignIn => "review sign-in",
             ReviewPage::Queue => "review queue",
             ReviewPage::Record => "review record",
+            ReviewPage::Tablets => "review tablets",
         }
     }
 
@@ -227,6 +237,10 @@ impl ReviewScreen {
                             self.pending.list = Some(seq);
                         }
                         ReviewRequest::Detail(_) => self.pending.detail = Some(seq),
+                        ReviewRequest::Tablets => {
+                            self.tablets.loading = true;
+                            self.pending.tablets = Some(seq);
+                        }
                         ReviewRequest::Decide { .. } => {
                             if let Some(r) = &mut self.record {
                                 r.deciding = true;
@@ -255,6 +269,12 @@ impl ReviewScreen {
                 self.error = None;
                 self.page = ReviewPage::Queue;
                 self.load_queue();
+            }
+            ReviewCommand::ShowTablets => {
+                self.error = None;
+                self.page = ReviewPage::Tablets;
+                self.tablets.loading = true;
+                self.pending.tablets = Some(self.send(ReviewRequest::Tablets));
             }
             ReviewCommand::ShowVersion(i) => {
                 if let Some(r) = &mut self.record
@@ -389,6 +409,17 @@ impl ReviewScreen {
                     }
                 }
             }
+            ReviewReply::Tablets { seq, result } => {
+                if self.pending.tablets != Some(seq) {
+                    return;
+                }
+                self.pending.tablets = None;
+                self.tablets.loading = false;
+                match result {
+                    Ok(answer) => self.tablets.answer = Some(answer),
+                    Err(e) => self.failed(e, ReviewRequest::Tablets),
+                }
+            }
             ReviewReply::Decided {
                 seq,
                 record_id,
@@ -483,6 +514,7 @@ impl ReviewScreen {
         }
         self.queue.list = None;
         self.queue.loading = false;
+        self.tablets = tablets::TabletsView::default();
         self.queue.opening = None;
         self.pending = Pending::default();
         self.error = None;
@@ -517,6 +549,9 @@ pub fn review_ui(ui: &mut egui::Ui, screen: &mut ReviewScreen, out: &mut Vec<Rev
             busy,
             out,
         ),
+        ReviewPage::Tablets => {
+            tablets::tablets_ui(ui, &screen.tablets, screen.error.as_deref(), can_retry, out)
+        }
         ReviewPage::Record => match &mut screen.record {
             Some(r) => record::record_ui(ui, r, screen.error.as_deref(), can_retry, out),
             None => {

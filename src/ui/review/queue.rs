@@ -173,6 +173,13 @@ pub fn queue_ui(
             if ui.button("Refresh").clicked() {
                 out.push(ReviewCommand::GoToPage(state.page));
             }
+            if ui
+                .button("Tablets")
+                .on_hover_text("What each tablet has not sent to the server yet")
+                .clicked()
+            {
+                out.push(ReviewCommand::ShowTablets);
+            }
             if busy {
                 ui.spinner();
             }

@@ -31,6 +31,8 @@ pub enum ReviewRequest {
     List(ReviewQuery),
     /// One record's versions and decisions.
     Detail(Uuid),
+    /// Every tablet and what it still holds.
+    Tablets,
     /// A decision on a record.
     Decide {
         record_id: Uuid,
@@ -47,6 +49,7 @@ impl std::fmt::Debug for ReviewRequest {
             ReviewRequest::SignIn { .. } => "SignIn(..)",
             ReviewRequest::List(_) => "List(..)",
             ReviewRequest::Detail(_) => "Detail(..)",
+            ReviewRequest::Tablets => "Tablets",
             ReviewRequest::Decide { .. } => "Decide(..)",
             ReviewRequest::SignOut => "SignOut",
         })
@@ -67,6 +70,10 @@ pub enum ReviewReply {
     Detail {
         seq: u64,
         result: Result<Box<CheckedDetail>, ReviewError>,
+    },
+    Tablets {
+        seq: u64,
+        result: Result<crate::protocol::TabletsResponse, ReviewError>,
     },
     Decided {
         seq: u64,
@@ -209,6 +216,14 @@ async fn handle(
             };
             forget_on_401(session, &result);
             ReviewReply::Detail { seq, result }
+        }
+        ReviewRequest::Tablets => {
+            let result = match session.as_ref() {
+                Some(s) => s.client.tablets(&s.token).await,
+                None => Err(not_signed_in()),
+            };
+            forget_on_401(session, &result);
+            ReviewReply::Tablets { seq, result }
         }
         ReviewRequest::Decide { record_id, request } => {
             let result = match session.as_ref() {
