@@ -82,8 +82,13 @@ pub fn status_bar_ui(ui: &mut Ui, view: &StatusView, out: &mut Vec<Command>) {
             None => "Never synced".to_owned(),
         });
         if let Some(p) = view.engine.as_ref().and_then(|s| s.last_problem.as_ref()) {
+            let retired = view
+                .engine
+                .as_ref()
+                .is_some_and(|s| s.tablet_state == crate::store::TabletState::Retired);
             let prefix = match p.kind {
                 ProblemKind::Transient => "Will retry",
+                ProblemKind::Credentials if retired => "Retired",
                 ProblemKind::Credentials => "Sign-in refused",
                 ProblemKind::Record => "Record refused",
                 ProblemKind::Local => "Problem",
