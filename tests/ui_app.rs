@@ -1206,3 +1206,41 @@ fn a_quick_pin_unlocks_after_the_idle_lock_until_five_wrong_tries_or_a_restart()
     h.get_by_label("Passphrase");
     assert!(h.query_by_label("Quick PIN").is_none());
 }
+
+#[test]
+fn a_retiring_tablet_tells_the_crew_and_offers_no_new_record() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fast_store(dir.path()));
+    let mut h = harness(dir.path());
+    let (sync_tx, _sync_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (status_tx, status_rx) = tokio::sync::watch::channel(SyncStatus {
+        enrolled: true,
+        reachable: Some(true),
+        tablet_state: ambulance_epr::store::TabletState::Retiring,
+        ..SyncStatus::default()
+    });
+    h.state_mut()
+        .attach_sync(SyncHandle::new(sync_tx, status_rx));
+    unlock(&mut h);
+    h.get_by_label_contains("This tablet is being retired");
+    h.get_by_label_contains("tablet being retired: no new records");
+    let new_record = h.get_by_role_and_label(Role::Button, "New record");
+    assert!(new_record.accesskit_node().is_disabled(), "no new record");
+    new_record.click();
+    settle(&mut h);
+    assert_eq!(screen(&h), "records", "a click on it does nothing");
+
+    // Back in service (enrolled again): the button works.
+    status_tx.send_replace(SyncStatus {
+        enrolled: true,
+        reachable: Some(true),
+        ..SyncStatus::default()
+    });
+    settle(&mut h);
+    assert!(
+        h.query_by_label_contains("This tablet is being retired")
+            .is_none()
+    );
+    click_button(&mut h, "New record");
+    assert_eq!(screen(&h), "editor");
+}

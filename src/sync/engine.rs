@@ -920,6 +920,13 @@ impl Engine {
             status_tx.send_replace(s);
             notify();
         };
+        // Records past the retention window leave at start too, so a tablet that stays out of
+        // coverage does not keep them for longer than the trust allows.
+        if self.store.setting(SERVER_URL).ok().flatten().is_some()
+            && let Err(e) = self.retire_expired()
+        {
+            tracing::warn!(error = %e, "the retention purge did not run");
+        }
         let mut status = self.base_status();
         let mut changes: u64 = 0;
         publish(status.clone());
