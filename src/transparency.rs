@@ -68,6 +68,10 @@ pub enum IntegrityError {
     MalformedProof(&'static str),
     #[error("a log key is malformed: {0}")]
     MalformedKey(&'static str),
+    #[error(
+        "the server was rebuilt from an older checkpoint ({previous} entries) than this tablet verified ({before}): records it accepted since would be lost; the trust must rebuild it from its latest checkpoint"
+    )]
+    RebuiltFromOlder { before: u64, previous: u64 },
 }
 
 /// Formats a time the way leaves carry it: RFC 3339, UTC, microseconds, `Z`.
@@ -142,6 +146,15 @@ pub enum Leaf {
         decided_by: String,
         decided_at_utc: String,
     },
+    /// The first leaf of a log rebuilt from its tablets (`epr-server serve --recover`): the
+    /// earlier log's last checkpoint the trust kept, by size, root (base64) and the SHA-256
+    /// (hex) of its signed note.
+    Recovery {
+        previous_size: u64,
+        previous_root: String,
+        previous_checkpoint_sha256: String,
+        recovered_at_utc: String,
+    },
 }
 
 impl Leaf {
@@ -172,8 +185,20 @@ impl Leaf {
             Leaf::KeyRotated { .. } => "key_rotated",
             Leaf::DeviceAuditHead { .. } => "device_audit_head",
             Leaf::Decision { .. } => "decision",
+            Leaf::Recovery { .. } => "recovery",
         }
     }
+}
+
+/// What a tablet signs, with its enrolled key, to take its place again in a log rebuilt from
+/// its tablets: the log's name, the server's id of the tablet and the hash (hex) of the
+/// rebuilt log's `recovery` leaf, so the statement opens that one rebuilt log only.
+pub fn recovery_statement(origin: &str, device_id: Uuid, recovery_leaf: &LogHash) -> Vec<u8> {
+    format!(
+        "ambulance-epr/device-recovery/v1\n{origin}\n{device_id}\n{}\n",
+        hash_hex(recovery_leaf)
+    )
+    .into_bytes()
 }
 
 /// RFC 6962 leaf hash: SHA-256 of 0x00 then the leaf bytes.

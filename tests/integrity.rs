@@ -1308,3 +1308,259 @@ fn a_retired_tablet_sends_everything_first_and_a_revoked_one_keeps_what_it_has_n
     let out = epr_server(&db, &["verify"]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// `serve` with extra arguments that must fail before it listens: its error output.
+fn serve_refuses(db: &str, extra: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_epr-server"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", db])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success());
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve --recover did not refuse");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn recovery_report(db: &str) -> Value {
+    let out = epr_server(db, &["recovery-report", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn device_id_of(tablet: &Path) -> String {
+    Store::unlock(tablet, Some("crew"), PASS)
+        .unwrap()
+        .setting("device_id")
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_lost_server_is_rebuilt_from_its_tablets_and_the_report_names_the_one_not_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_file(tmp.path()).display());
+    let server = serve(&db);
+    let tablets: Vec<PathBuf> = (1..=3)
+        .map(|i| tmp.path().join(format!("tablet{i}")))
+        .collect();
+    for (i, t) in tablets.iter().enumerate() {
+        enrolled_tablet(
+            t,
+            &server.url,
+            &enrolment_code(&db, &format!("Tablet {}", i + 1)),
+        );
+        add_records(t, 2 + i as u32, 10 + i as u64);
+        let out = sync_once(t);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    // The trust keeps a checkpoint and the log's entries elsewhere, then one more tablet
+    // joins and syncs: it has seen more of the log than the trust kept.
+    let early = tmp.path().join("early.checkpoint");
+    let early_entries = tmp.path().join("early.entries");
+    let out = epr_server(
+        &db,
+        &[
+            "checkpoint",
+            "--out",
+            early.to_str().unwrap(),
+            "--leaves-out",
+            early_entries.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    add_records(&tablets[0], 1, 20);
+    let out = sync_once(&tablets[0]);
+    assert!(out.status.success(), "{}", text(&out));
+    let kept = tmp.path().join("kept.checkpoint");
+    let entries = tmp.path().join("kept.entries");
+    let out = epr_server(
+        &db,
+        &[
+            "checkpoint",
+            "--out",
+            kept.to_str().unwrap(),
+            "--leaves-out",
+            entries.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let late = tmp.path().join("late");
+    enrolled_tablet(&late, &server.url, &enrolment_code(&db, "Tablet late"));
+    add_records(&late, 1, 30);
+    let out = sync_once(&late);
+    assert!(out.status.success(), "{}", text(&out));
+    let versions_kept = 2 + 3 + 4 + 1;
+    assert_eq!(server_versions(tmp.path()), versions_kept + 1);
+
+    // The database is lost; the key file survives.
+    let url = server.url.clone();
+    stop(server);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db_file(tmp.path()).into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+    assert!(tmp.path().join("server.db.signing-key").exists());
+
+    // Entries that are not the checkpoint's log are refused, and nothing is started.
+    let text_entries = std::fs::read_to_string(&entries).unwrap();
+    let short = tmp.path().join("short.entries");
+    let lines: Vec<&str> = text_entries.lines().collect();
+    std::fs::write(&short, lines[..lines.len() - 1].join("\n")).unwrap();
+    let err = serve_refuses(
+        &db,
+        &[
+            "--recover",
+            "--expect-checkpoint",
+            kept.to_str().unwrap(),
+            "--log-entries",
+            short.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("the checkpoint covers"), "{err}");
+    let edited = tmp.path().join("edited.entries");
+    std::fs::write(
+        &edited,
+        text_entries.replacen("\"revision\":1", "\"revision\":9", 1),
+    )
+    .unwrap();
+    let err = serve_refuses(
+        &db,
+        &[
+            "--recover",
+            "--expect-checkpoint",
+            kept.to_str().unwrap(),
+            "--log-entries",
+            edited.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("do not hash to the expected checkpoint"),
+        "{err}"
+    );
+
+    // Rebuilt from the kept checkpoint, at the same address.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_epr-server"))
+        .args([
+            "serve",
+            "--listen",
+            url.trim_start_matches("http://"),
+            "--database",
+            &db,
+        ])
+        .args(["--recover", "--expect-checkpoint", kept.to_str().unwrap()])
+        .args(["--log-entries", entries.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on "), "{line:?}");
+    let server = Serve { child, url };
+    // Rebuilt once: not again from another checkpoint.
+    let err = serve_refuses(
+        &db,
+        &[
+            "--recover",
+            "--expect-checkpoint",
+            early.to_str().unwrap(),
+            "--log-entries",
+            early_entries.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("already rebuilt from another checkpoint"),
+        "{err}"
+    );
+
+    // Two tablets come back on their own at their next sync; the third stays away.
+    for t in &tablets[..2] {
+        let out = sync_once(t);
+        assert!(out.status.success(), "{}", text(&out));
+        let status = status_json(t);
+        assert_eq!(status["server_integrity"]["state"], "ok", "{status}");
+        assert_eq!(status["pending_sync"], 0, "{status}");
+        assert_eq!(status["quarantined"], 0, "{status}");
+    }
+    let report = recovery_report(&db);
+    assert_eq!(report["complete"], false, "{report}");
+    assert_eq!(report["versions"]["expected"], versions_kept, "{report}");
+    assert_eq!(report["versions"]["back"], versions_kept - 4, "{report}");
+    let missing = report["devices_missing"].as_array().unwrap();
+    assert_eq!(missing.len(), 1, "{report}");
+    assert_eq!(missing[0]["device_id"], device_id_of(&tablets[2]).as_str());
+    assert_eq!(missing[0]["versions"]["expected"], 4, "{report}");
+    let back: Vec<&str> = report["devices_reported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        back,
+        ["Tablet 1", "Tablet 2"],
+        "they come back under their names"
+    );
+
+    // The third comes back: everything the kept checkpoint covered is back.
+    let out = sync_once(&tablets[2]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = recovery_report(&db);
+    assert_eq!(report["complete"], true, "{report}");
+    assert_eq!(report["versions"]["back"], versions_kept, "{report}");
+    assert_eq!(report["enrolments"]["back"], 3, "{report}");
+    assert!(report["devices_missing"].as_array().unwrap().is_empty());
+    assert_eq!(server_versions(tmp.path()), versions_kept);
+    let out = epr_server(
+        &db,
+        &[
+            "verify",
+            "--expect-checkpoint",
+            kept.to_str().unwrap(),
+            "--expect-checkpoint",
+            early.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The tablet that saw more of the log than the trust kept refuses the rebuilt server:
+    // its record would be lost, and it stays on the tablet.
+    let out = sync_once(&late);
+    assert_eq!(out.status.code(), Some(76), "{}", text(&out));
+    let status = status_json(&late);
+    assert!(
+        status["server_integrity"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("older checkpoint"),
+        "{status}"
+    );
+    assert_eq!(status["held_versions"], 1, "{status}");
+
+    // Life goes on: a new record from a returned tablet syncs as before.
+    add_records(&tablets[1], 1, 40);
+    let out = sync_once(&tablets[1]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(server_versions(tmp.path()), versions_kept + 1);
+    let out = epr_server(&db, &["verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+    stop(server);
+}

@@ -28,6 +28,7 @@ both_backends!(
     stalled_body_times_out_with_408,
     failed_logins_are_throttled,
     tablets_report_what_they_hold_and_retirement_waits_for_nothing_unsent,
+    a_rebuilt_server_takes_back_only_the_tablets_its_lost_log_enrolled,
 );
 both_backends!(blocking: generated_push_bodies_never_get_a_5xx);
 
@@ -1270,4 +1271,153 @@ async fn tablets_report_what_they_hold_and_retirement_waits_for_nothing_unsent(b
         .unwrap();
     let states: Vec<&str> = listed.iter().map(|d| d.state).collect();
     assert_eq!(states, ["retired", "revoked"]);
+}
+
+/// A server rebuilt from the lost log's checkpoint and entries: it shows returning tablets
+/// what they must check, and takes back a tablet only with a signature by the key the lost log
+/// enrolled for it, never one the lost log revoked or never knew; the version a tablet sends
+/// back is the lost log's leaf again, which the report counts.
+async fn a_rebuilt_server_takes_back_only_the_tablets_its_lost_log_enrolled(backend: Backend) {
+    use ambulance_epr::transparency::{Leaf, leaf_hash, recovery_statement};
+    let lost = start_on(backend).await;
+    let signer = test_log_signer();
+    let kept = enroll(&lost, "Tablet kept").await;
+    let revoked = enroll(&lost, "Tablet revoked").await;
+    let e = encounter(RecordStatus::Completed);
+    let version = item(&kept.key, &e, 1);
+    let answer = push(&lost, &kept.token, std::slice::from_ref(&version)).await;
+    assert_eq!(answer.results[0].outcome, PushOutcome::Stored);
+    admin::revoke_device(lost.storage.as_ref(), revoked.id)
+        .await
+        .unwrap();
+    let note = admin::current_checkpoint(lost.storage.as_ref(), &signer)
+        .await
+        .unwrap();
+    let size = ambulance_epr::transparency::open_checkpoint(&note, &signer.public())
+        .unwrap()
+        .size;
+    let entries = admin::log_leaves_text(lost.storage.as_ref(), size)
+        .await
+        .unwrap();
+
+    // Not a rebuilt server: nothing to show, no one to take back.
+    let resp = lost.http.get(lost.url("/recovery")).send().await.unwrap();
+    expect_error(resp, 404, "not_recovered").await;
+
+    let db = TestDb::fresh(backend).await;
+    let storage = db.open().await;
+    let expected = admin::begin_recovery(storage.as_ref(), &signer, &note, &entries)
+        .await
+        .unwrap();
+    assert_eq!(expected, size);
+    // The same checkpoint again changes nothing; another is refused.
+    admin::begin_recovery(storage.as_ref(), &signer, &note, &entries)
+        .await
+        .unwrap();
+    let err = admin::begin_recovery(storage.as_ref(), &signer, "another checkpoint", "")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, admin::AdminError::RecoveredFromAnother),
+        "{err}"
+    );
+    let srv = start(storage, Some(db)).await;
+
+    let info: RecoveryInfo = serde_json::from_value(
+        json(
+            srv.http
+                .get(srv.url("/recovery?verified_size=2"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(info.previous_checkpoint, note);
+    assert!(
+        !info.previous_consistency.is_empty(),
+        "2 entries to {size} needs a proof"
+    );
+    assert!(matches!(
+        Leaf::decode(info.recovery_leaf.as_bytes()).unwrap(),
+        Leaf::Recovery { previous_size, .. } if previous_size == size
+    ));
+    let recover =
+        |device: &Device, key: &ambulance_epr::crypto::DeviceSigningKey, id: uuid::Uuid| {
+            let statement = recovery_statement(
+                signer.origin(),
+                id,
+                &leaf_hash(info.recovery_leaf.as_bytes()),
+            );
+            srv.http
+                .post(srv.url("/devices/recover"))
+                .json(&RecoverRequest {
+                    device_id: id,
+                    public_key: device.key.public_key_base64(),
+                    signature: key.sign_base64(&statement),
+                    device_name: Some("Tablet kept".into()),
+                })
+                .send()
+        };
+    // Another key, a device the lost log revoked, a device it never knew: refused.
+    let stranger = ambulance_epr::crypto::DeviceSigningKey::generate().unwrap();
+    expect_error(
+        recover(&kept, &stranger, kept.id).await.unwrap(),
+        403,
+        "invalid_proof",
+    )
+    .await;
+    expect_error(
+        recover(&revoked, &revoked.key, revoked.id).await.unwrap(),
+        403,
+        "device_revoked",
+    )
+    .await;
+    expect_error(
+        recover(&kept, &kept.key, uuid::Uuid::now_v7())
+            .await
+            .unwrap(),
+        403,
+        "device_not_in_lost_log",
+    )
+    .await;
+    let back: EnrollResponse =
+        serde_json::from_value(json(recover(&kept, &kept.key, kept.id).await.unwrap()).await)
+            .unwrap();
+    assert_eq!(back.device_id, kept.id);
+    assert_ne!(back.device_token, kept.token);
+    let report = ambulance_epr::server::recovery::report_for(srv.storage.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.versions.expected, 1);
+    assert_eq!(report.versions.back, 0);
+    assert_eq!(
+        report.enrolments.back, 1,
+        "the same enrolment leaf, byte for byte"
+    );
+    assert!(
+        report.devices_missing.is_empty(),
+        "the revoked one is not missed"
+    );
+
+    // The version comes back with its original signature: the lost log's leaf again.
+    let answer = push(&srv, &back.device_token, &[version]).await;
+    assert_eq!(answer.results[0].outcome, PushOutcome::Stored);
+    let report = ambulance_epr::server::recovery::report_for(srv.storage.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.versions.back, 1);
+    assert!(report.complete);
+    // The old token died with the lost database.
+    let resp = srv
+        .http
+        .get(srv.url("/sync/feedback?cursor=0"))
+        .bearer_auth(&kept.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
 }

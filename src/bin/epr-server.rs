@@ -93,6 +93,19 @@ enum Command {
         #[arg(long, env = "EPR_DEVICE_RETENTION_DAYS", default_value_t = ambulance_epr::store::DEFAULT_RETENTION_DAYS,
               value_parser = clap::value_parser!(u32).range(1..=3650))]
         device_retention_days: u32,
+        /// Rebuild a lost server from its tablets: on an empty database, with the lost
+        /// server's key file, start a log whose first entry names --expect-checkpoint. The
+        /// tablets take their places again and send back every signed version they hold at
+        /// their next sync. See `recovery-report`.
+        #[arg(long, requires_all = ["expect_checkpoint", "log_entries"])]
+        recover: bool,
+        /// With --recover: the lost log's last checkpoint the trust kept (`checkpoint --out`).
+        #[arg(long, requires = "recover")]
+        expect_checkpoint: Option<PathBuf>,
+        /// With --recover: the lost log's entries saved with it (`checkpoint --leaves-out`, or
+        /// an evidence pack's leaves.jsonl).
+        #[arg(long, requires = "recover")]
+        log_entries: Option<PathBuf>,
     },
     /// The log signing key: `--public` prints the verifier key (NAME+KEYID+KEY) for the trust
     /// to keep and publish; creates the key if there is none yet.
@@ -117,8 +130,21 @@ enum Command {
     Checkpoint {
         #[arg(long)]
         out: PathBuf,
+        /// Also write the log's entries up to that checkpoint (one per line; no patient data:
+        /// ids, hashes, signatures, usernames), which `serve --recover` needs to rebuild the
+        /// server from its tablets.
+        #[arg(long)]
+        leaves_out: Option<PathBuf>,
         #[command(flatten)]
         key: KeyArg,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// How much of the lost log a server rebuilt with `serve --recover` holds again, which
+    /// tablets have come back and which enrolled tablets have not.
+    RecoveryReport {
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: DbArg,
     },
@@ -350,13 +376,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             key,
             log_origin,
             device_retention_days,
+            recover,
+            expect_checkpoint,
+            log_entries,
         } => {
             let tls = match (tls_cert, tls_key) {
                 (Some(cert_pem), Some(key_pem)) => Some(TlsFiles { cert_pem, key_pem }),
                 _ => None,
             };
-            let signer = load_or_create_key(&key.path(&db), log_origin.as_deref())?;
+            let signer = if recover {
+                // The lost server's key, never a new one: tablets pinned it.
+                LogSigner::load(&key.path(&db))
+                    .context("--recover needs the lost server's log signing key file")?
+            } else {
+                load_or_create_key(&key.path(&db), log_origin.as_deref())?
+            };
             tracing::info!(log_key = %signer.public().to_vkey(), "log signing key");
+            if let (true, Some(checkpoint), Some(entries)) =
+                (recover, &expect_checkpoint, &log_entries)
+            {
+                let note = std::fs::read_to_string(checkpoint)
+                    .with_context(|| format!("cannot read {}", checkpoint.display()))?;
+                let leaves = std::fs::read_to_string(entries)
+                    .with_context(|| format!("cannot read {}", entries.display()))?;
+                let storage = open(&db).await?;
+                let n = admin::begin_recovery(storage.as_ref(), &signer, &note, &leaves).await?;
+                eprintln!(
+                    "rebuilding from a log of {n} entries: tablets send back what they hold at their next sync; see `epr-server recovery-report`"
+                );
+            }
             let config = ServerConfig {
                 tls,
                 behind_tls_proxy,
@@ -581,14 +629,79 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Checkpoint { out, key, db } => {
+        Command::Checkpoint {
+            out,
+            leaves_out,
+            key,
+            db,
+        } => {
             let path = key.path(&db);
             let signer = LogSigner::load(&path).context("checkpoint needs the log signing key")?;
             let storage = open(&db).await?;
             let note = admin::current_checkpoint(storage.as_ref(), &signer).await?;
+            if let Some(leaves_path) = &leaves_out {
+                let size = ambulance_epr::transparency::open_checkpoint(&note, &signer.public())
+                    .context("the checkpoint just signed does not open")?
+                    .size;
+                let leaves = admin::log_leaves_text(storage.as_ref(), size).await?;
+                ambulance_epr::fs_atomic::write_bytes(leaves_path, leaves.as_bytes())
+                    .with_context(|| format!("cannot write {}", leaves_path.display()))?;
+                println!("log entries written to {}", leaves_path.display());
+            }
             ambulance_epr::fs_atomic::write_bytes(&out, note.as_bytes())
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!("checkpoint written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RecoveryReport { json, db } => {
+            let storage = open(&db).await?;
+            let Some(report) =
+                ambulance_epr::server::recovery::report_for(storage.as_ref()).await?
+            else {
+                anyhow::bail!("this server was not rebuilt with `serve --recover`");
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "rebuilt {} from a log of {} entries; {} back",
+                report.recovered_at_utc.format("%Y-%m-%d %H:%M UTC"),
+                report.expected_entries,
+                report.entries_back
+            );
+            println!(
+                "versions: {} of {} back; decisions: {} of {} back",
+                report.versions.back,
+                report.versions.expected,
+                report.decisions.back,
+                report.decisions.expected
+            );
+            for d in &report.devices_reported {
+                println!(
+                    "back      {}  {}  {} of {} versions",
+                    d.device_id,
+                    d.name.as_deref().unwrap_or(""),
+                    d.versions.back,
+                    d.versions.expected
+                );
+            }
+            for d in &report.devices_missing {
+                println!(
+                    "NOT BACK  {}  {} of its {} versions are not back",
+                    d.device_id,
+                    d.versions.expected - d.versions.back,
+                    d.versions.expected
+                );
+            }
+            println!(
+                "{}",
+                if report.complete {
+                    "complete: every version is back and every enrolled tablet has come back"
+                } else {
+                    "not complete"
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {

@@ -214,6 +214,39 @@ pub struct CheckpointResponse {
     pub log_key: String,
 }
 
+/// `GET /api/v1/recovery?verified_size=M` (no credentials; 404 from a server that was not
+/// rebuilt): what a tablet checks before it takes its place in a log rebuilt from the tablets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryInfo {
+    /// The rebuilt log's checkpoint (signed note).
+    pub checkpoint: String,
+    /// The rebuilt log's first leaf (its exact text): a `recovery` leaf.
+    pub recovery_leaf: String,
+    /// Its inclusion proof (index 0) in `checkpoint`, base64 hashes.
+    pub recovery_leaf_proof: Vec<String>,
+    /// The lost log's last checkpoint the trust kept (signed note), which the leaf names.
+    pub previous_checkpoint: String,
+    /// Inside the lost log: the consistency proof from `verified_size` entries to
+    /// `previous_checkpoint` (empty when they are the same size, or none was asked).
+    pub previous_consistency: Vec<String>,
+}
+
+/// `POST /api/v1/devices/recover`: a tablet enrolled in the lost log takes its place in the
+/// rebuilt one, proving it holds the key the lost log enrolled (see
+/// [`crate::transparency::recovery_statement`]). Answered with an [`EnrollResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverRequest {
+    pub device_id: Uuid,
+    /// Base64 Ed25519 public key: the one its `device_enrolled` leaf names.
+    pub public_key: String,
+    /// Base64 signature over the recovery statement.
+    pub signature: String,
+    /// The name it was enrolled under, for the device list.
+    #[serde(default)]
+    pub device_name: Option<String>,
+}
+
 /// `GET /api/v1/log/key-rotations`: every rotation statement, oldest first (signed notes,
 /// each by the key it replaces).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

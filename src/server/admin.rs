@@ -38,6 +38,16 @@ pub enum AdminError {
     Hashing(String),
     #[error("cannot write the evidence pack or export: {0}")]
     Pack(String),
+    #[error("cannot rebuild from that checkpoint: {0}")]
+    Recovery(#[from] super::recovery::RecoveryError),
+    #[error(
+        "--recover needs an empty database (this one already holds devices or log entries): give a new database, keeping the key file"
+    )]
+    RecoveryNeedsEmptyDatabase,
+    #[error(
+        "this database was already rebuilt from another checkpoint; it cannot be rebuilt again from a different one"
+    )]
+    RecoveredFromAnother,
 }
 
 pub use super::storage::Role;
@@ -529,7 +539,45 @@ pub async fn verify(
     }
     let sizes: Vec<u64> = checkpoints.iter().map(|(_, c)| c.size).collect();
     let walk = walk_leaves(storage, &sizes, &mut findings, pack.as_mut()).await?;
+    // A server rebuilt from its tablets holds the lost log's entries as kept at recovery: a
+    // checkpoint of the lost log is held to those, and the rebuilt log's first leaf must name
+    // the checkpoint they were checked against.
+    let previous = match storage.recovery().await? {
+        None => None,
+        Some(record) => match super::recovery::PreviousLog::from_record(record) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                findings.push(format!("log: the recovery record is damaged: {e}"));
+                None
+            }
+        },
+    };
+    if let Some(p) = &previous {
+        let first = storage.log_leaves(0, 1).await?;
+        let names_it = first.first().is_some_and(|l| {
+            matches!(
+                crate::transparency::Leaf::decode(l.data.as_bytes()),
+                Ok(crate::transparency::Leaf::Recovery { previous_size, previous_root, previous_checkpoint_sha256, .. })
+                    if previous_size == p.checkpoint().size
+                        && previous_root == hash_b64(&p.checkpoint().root)
+                        && previous_checkpoint_sha256 == crate::crypto::sha256_hex(p.checkpoint_note().as_bytes())
+            )
+        });
+        if !names_it {
+            findings.push(
+                "log: the first entry does not name the checkpoint this server was rebuilt from"
+                    .to_owned(),
+            );
+        }
+    }
     for (label, c) in &checkpoints {
+        let in_lost_log = previous
+            .as_ref()
+            .and_then(|p| p.root_at(c.size))
+            .is_some_and(|root| root == c.root);
+        if in_lost_log && walk.roots_at.get(&c.size) != Some(&c.root) {
+            continue;
+        }
         match walk.roots_at.get(&c.size) {
             None => findings.push(format!(
                 "log: {label} covers {} entries but the log now holds {}: entries were removed",
@@ -873,6 +921,50 @@ pub async fn export_ndjson(
 }
 
 /// The log's current checkpoint, signed and kept (for `epr-server checkpoint --out`).
+/// Starts a log rebuilt from the tablets (`serve --recover`) on an empty database: checks the
+/// lost log's entries against its checkpoint (signed by `signer`'s key), keeps both, and logs
+/// the `recovery` leaf. Run again with the same checkpoint on a database it already rebuilt,
+/// it changes nothing (a restarted server). Returns the number of entries the lost log had.
+pub async fn begin_recovery(
+    storage: &dyn Storage,
+    signer: &super::log_key::LogSigner,
+    checkpoint_note: &str,
+    leaves_text: &str,
+) -> Result<u64, AdminError> {
+    if let Some(existing) = storage.recovery().await? {
+        return if existing.expected_checkpoint == checkpoint_note {
+            Ok(existing.leaves.len() as u64)
+        } else {
+            Err(AdminError::RecoveredFromAnother)
+        };
+    }
+    let now = Utc::now();
+    let previous =
+        super::recovery::PreviousLog::check(checkpoint_note, leaves_text, &signer.public(), now)?;
+    let leaf = previous.recovery_leaf(now);
+    if !storage.begin_recovery(previous.record(), &leaf).await? {
+        return Err(AdminError::RecoveryNeedsEmptyDatabase);
+    }
+    Ok(previous.checkpoint().size)
+}
+
+/// The log's entries `0..size`, one leaf text per line: what the trust keeps beside a
+/// checkpoint of that size, so a lost server can be rebuilt (`serve --recover`).
+pub async fn log_leaves_text(storage: &dyn Storage, size: u64) -> Result<String, AdminError> {
+    let mut out = String::new();
+    let page = crate::transparency::MAX_LEAVES_PER_ANSWER;
+    let mut start = 0;
+    while start < size {
+        let end = (start + page).min(size);
+        for leaf in storage.log_leaves(start, end).await? {
+            out.push_str(&leaf.data);
+            out.push('\n');
+        }
+        start = end;
+    }
+    Ok(out)
+}
+
 pub async fn current_checkpoint(
     storage: &dyn Storage,
     signer: &super::log_key::LogSigner,

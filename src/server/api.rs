@@ -76,6 +76,9 @@ struct StateInner {
     /// check and does not reveal which usernames exist.
     dummy_password_hash: String,
     limits: Limits,
+    /// A server rebuilt from its tablets: the lost log, and the hash of the rebuilt log's
+    /// first (`recovery`) leaf, which returning tablets sign.
+    recovered: Option<(Arc<super::recovery::PreviousLog>, transparency::LogHash)>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -111,6 +114,19 @@ impl AppState {
                 Arc::new(LogSigner::generate(None).map_err(|e| ApiError::Internal(e.to_string()))?)
             }
         };
+        let recovered = match storage.recovery().await? {
+            None => None,
+            Some(record) => {
+                let previous = super::recovery::PreviousLog::from_record(record)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                let first = storage.log_leaves(0, 1).await?;
+                let leaf = first.first().ok_or_else(|| {
+                    ApiError::Internal("a rebuilt log has no recovery leaf".into())
+                })?;
+                let hash = transparency::leaf_hash(leaf.data.as_bytes());
+                Some((Arc::new(previous), hash))
+            }
+        };
         Ok(Self {
             inner: Arc::new(StateInner {
                 storage,
@@ -119,6 +135,7 @@ impl AppState {
                 last_kept_checkpoint: std::sync::Mutex::new((0, None)),
                 dummy_password_hash,
                 limits,
+                recovered,
             }),
         })
     }
@@ -235,6 +252,8 @@ pub fn router(state: AppState) -> Router {
     let p = |path: &str| format!("{API_PREFIX}{path}");
     Router::new()
         .route(&p("/devices/enroll"), post(enroll))
+        .route(&p("/devices/recover"), post(recover_device))
+        .route(&p("/recovery"), get(recovery_info))
         .route(
             &p("/sync/push"),
             post(push).layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES)),
@@ -518,6 +537,139 @@ async fn enroll(
             "key_already_enrolled",
             "this device's key is already enrolled as another device; ask your administrator to revoke that one first",
         ),
+    }
+}
+
+/// The answer for a server that was not rebuilt from its tablets.
+fn not_recovered() -> ApiError {
+    ApiError::client(
+        StatusCode::NOT_FOUND,
+        "not_recovered",
+        "this server was not rebuilt from its tablets",
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoveryQuery {
+    /// The size of the last checkpoint of the lost log the tablet verified.
+    #[serde(default)]
+    verified_size: u64,
+}
+
+/// What a tablet checks before it takes its place in a rebuilt log (no credentials: the
+/// tablet's token died with the lost database, and nothing here is private).
+async fn recovery_info(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<RecoveryQuery>,
+) -> Result<Json<crate::protocol::RecoveryInfo>, ApiError> {
+    let Some((previous, _)) = &state.inner.recovered else {
+        return Err(not_recovered());
+    };
+    let head = state.storage().log_head().await?;
+    let checkpoint = state.signed_checkpoint(&head).await?;
+    let first = state.storage().log_leaves(0, 1).await?;
+    let leaf = first
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("a rebuilt log has no recovery leaf".into()))?;
+    let proof = state.storage().inclusion_proofs(head.size, &[0]).await?;
+    let previous_consistency = previous
+        .consistency_from(q.verified_size)
+        .unwrap_or_default();
+    Ok(Json(crate::protocol::RecoveryInfo {
+        checkpoint,
+        recovery_leaf: leaf.data,
+        recovery_leaf_proof: proof
+            .first()
+            .map(|p| p.iter().map(transparency::hash_b64).collect())
+            .unwrap_or_default(),
+        previous_checkpoint: previous.checkpoint_note().to_owned(),
+        previous_consistency: previous_consistency
+            .iter()
+            .map(transparency::hash_b64)
+            .collect(),
+    }))
+}
+
+/// Longest device name a returning tablet may give, in characters.
+const MAX_DEVICE_NAME_CHARS: usize = 100;
+
+/// A tablet enrolled in the lost log takes its place in the rebuilt one: it must hold the key
+/// the lost log enrolled for its id, and not have been revoked there.
+async fn recover_device(
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientAddr>,
+    ApiJson(req): ApiJson<crate::protocol::RecoverRequest>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    state.limits().check_auth_rate(&client)?;
+    let Some((previous, recovery_leaf)) = &state.inner.recovered else {
+        return Err(not_recovered());
+    };
+    let refuse = |code: &'static str, msg: &str| {
+        tracing::info!(outcome = code, client = %client, "recovery refused");
+        ApiError::client(StatusCode::FORBIDDEN, code, msg)
+    };
+    let Some(known) = previous.device(req.device_id) else {
+        return Err(refuse(
+            "device_not_in_lost_log",
+            "this tablet was not enrolled in the log this server was rebuilt from; enrol it with a new code",
+        ));
+    };
+    if known.revoked {
+        return Err(refuse(
+            "device_revoked",
+            "this tablet was revoked before the server was rebuilt; ask your administrator to enrol it again",
+        ));
+    }
+    let public_key = req.public_key.trim();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(public_key)
+        .unwrap_or_default();
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(req.signature.trim())
+        .unwrap_or_default();
+    let statement =
+        transparency::recovery_statement(state.log().origin(), req.device_id, recovery_leaf);
+    if public_key != known.public_key
+        || ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key)
+            .verify(&statement, &signature)
+            .is_err()
+    {
+        return Err(refuse(
+            "invalid_proof",
+            "the signature is not by the key this tablet was enrolled with",
+        ));
+    }
+    let token = new_token().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let name = req
+        .device_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !n.chars().any(char::is_control))
+        .map(|n| n.chars().take(MAX_DEVICE_NAME_CHARS).collect::<String>())
+        .unwrap_or_else(|| "Tablet (restored)".to_owned());
+    let device = super::storage::RestoredDevice {
+        device_id: req.device_id,
+        public_key_b64: known.public_key.clone(),
+        enrolled_at_utc: known.enrolled_at_utc.clone(),
+        token_hash: token_hash_hex(&token),
+        name: name.clone(),
+    };
+    match state.storage().restore_device(&device, Utc::now()).await? {
+        super::storage::RestoreOutcome::Restored => {
+            tracing::info!(device_id = %req.device_id, "device restored");
+            Ok(Json(EnrollResponse {
+                device_id: req.device_id,
+                device_token: token,
+                device_name: name,
+                log_key: Some(state.log().public().to_vkey()),
+            }))
+        }
+        super::storage::RestoreOutcome::NotActive => Err(refuse(
+            "device_revoked",
+            "this tablet has been revoked; ask your administrator to enrol it again",
+        )),
     }
 }
 

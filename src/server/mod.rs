@@ -34,6 +34,7 @@ pub mod error;
 pub mod ingest;
 pub mod limits;
 pub mod log_key;
+pub mod recovery;
 pub mod storage;
 
 use std::future::Future;

@@ -209,6 +209,44 @@ impl Store {
         Ok(report)
     }
 
+    /// The server was rebuilt from its tablets and took this tablet back: in one transaction,
+    /// queues every signed version still held to be sent again (with its original signature
+    /// and times; revisions in order), marks every clinician's key to be registered again, and
+    /// keeps `settings` (the new token, the rebuilt log's checkpoint, which rebuilt log this
+    /// is). Returns how many versions were queued.
+    pub fn rejoin_rebuilt_log(&mut self, settings: &[(&str, &str)]) -> Result<u64> {
+        let now = time_text(Utc::now());
+        let tx = rusqlite::Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
+        let queued = tx.execute(
+            "INSERT INTO outbox (encounter_id, revision, kind, enqueued_at_utc)
+             SELECT v.encounter_id, v.revision, 'signed', ?1 FROM encounter_versions v
+             WHERE v.status != 'draft'
+               AND NOT EXISTS (SELECT 1 FROM outbox o
+                               WHERE o.encounter_id = v.encounter_id AND o.revision = v.revision)
+             ORDER BY v.encounter_id, v.revision",
+            params![now],
+        )?;
+        tx.execute(
+            "UPDATE encounters SET sync_state = 'queued'
+             WHERE sync_state = 'synced'
+               AND EXISTS (SELECT 1 FROM outbox o WHERE o.encounter_id = encounters.id)",
+            [],
+        )?;
+        tx.execute(
+            "UPDATE signers SET registered_at_utc = NULL WHERE registered_at_utc IS NOT NULL",
+            [],
+        )?;
+        for (key, value) in settings {
+            tx.execute(
+                "INSERT INTO device_settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(queued as u64)
+    }
+
     /// When the server acknowledged this version and the size of the checkpoint that proved
     /// it, as stored (`None` while it waits).
     pub fn acknowledgement_of(

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::protocol::{
     API_PREFIX, CheckpointResponse, ConsistencyResponse, DeviceReport, DeviceReportResponse,
     EnrollRequest, EnrollResponse, ErrorBody, FeedbackResponse, InclusionRequest,
-    InclusionResponse, KeyRotationsResponse, PushResponse,
+    InclusionResponse, KeyRotationsResponse, PushResponse, RecoverRequest, RecoveryInfo,
 };
 
 /// Why a request failed, sorted by what the engine should do about it.
@@ -283,6 +283,29 @@ impl ApiClient {
                 .bearer_auth(token),
         )
         .await
+    }
+
+    /// What a server rebuilt from its tablets shows a returning tablet (no credentials);
+    /// `None` from a server that was not rebuilt (404).
+    pub async fn recovery_info(
+        &self,
+        verified_size: u64,
+    ) -> Result<Option<RecoveryInfo>, RequestError> {
+        let request = self
+            .http
+            .get(self.url("/recovery"))
+            .query(&[("verified_size", verified_size)]);
+        match self.send(request).await {
+            Ok(r) => Ok(Some(r)),
+            Err(RequestError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes this tablet's place again in a server rebuilt from its tablets.
+    pub async fn recover(&self, request: &RecoverRequest) -> Result<EnrollResponse, RequestError> {
+        self.send(self.http.post(self.url("/devices/recover")).json(request))
+            .await
     }
 
     /// The consistency proof from the log's first `old_size` leaves to its first `size`.

@@ -37,6 +37,10 @@ pub const SERVER_URL: &str = "server_url";
 pub const DEVICE_ID: &str = "device_id";
 /// The bearer token the server issued at enrolment (kept only inside the encrypted store).
 pub const DEVICE_TOKEN: &str = "device_token";
+/// The name the administrator gave this tablet at enrolment (sent back to a rebuilt server).
+pub const DEVICE_NAME: &str = "device_name";
+/// The hash (hex) of the `recovery` leaf of the rebuilt log this tablet rejoined, if any.
+pub const REJOINED_LOG: &str = "rejoined_rebuilt_log";
 
 /// A [`crate::protocol::PushItem`] as sent: the stored document goes out as the exact JSON
 /// text that was hashed and signed, without a parse and re-serialise per item.
@@ -267,6 +271,8 @@ pub fn remember_enrolment(
     store.set_setting(SERVER_URL, server_url.trim_end_matches('/'))?;
     store.set_setting(DEVICE_ID, &response.device_id.to_string())?;
     store.set_setting(DEVICE_TOKEN, &response.device_token)?;
+    store.set_setting(DEVICE_NAME, &response.device_name)?;
+    store.delete_setting(REJOINED_LOG)?;
     super::integrity::start_fresh(store, response.log_key.as_deref())?;
     Ok(response.device_id)
 }
@@ -347,7 +353,22 @@ impl Engine {
     /// are quarantined and do not stop the cycle.
     pub async fn run_cycle(&mut self) -> Result<CycleReport, SyncError> {
         let (client, token) = self.client()?;
-        let outcome = self.cycle_with(&client, &token).await;
+        let mut outcome = self.cycle_with(&client, &token).await;
+        // A refused token may mean the server was rebuilt from its tablets (its database, and
+        // every token, lost): take this tablet's place in it again and go on.
+        if matches!(
+            outcome,
+            Err(SyncError::Request(RequestError::Credentials(401)))
+        ) {
+            match self.rejoin_rebuilt_server(&client).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    let (_, token) = self.client()?;
+                    outcome = self.cycle_with(&client, &token).await;
+                }
+                Err(e) => outcome = Err(e),
+            }
+        }
         // Any answer, even a refusal, says what time the server thinks it is.
         if let Some(skew) = client.clock_skew_secs() {
             self.clock_skew_secs = Some(skew);
@@ -391,7 +412,7 @@ impl Engine {
         report.reachable = true;
         report.feedback = self.pull_feedback(client, token).await?;
         self.report_holdings(client, token).await?;
-        report.purged = self.retire_expired()?;
+        report.purged = self.purge_expired_records()?;
         self.store.set_last_sync(Utc::now())?;
         let counts = self.store.status_counts()?;
         report.pending = counts.pending_sync;
@@ -711,6 +732,101 @@ impl Engine {
         Ok(key)
     }
 
+    /// After a refused token: if the server was rebuilt from its tablets (`serve --recover`),
+    /// checks the rebuilt log with the pinned key (its checkpoint; its first leaf, included in
+    /// it, naming a checkpoint of the lost log signed by the same key; that checkpoint
+    /// extending the last one this tablet verified), proves with this tablet's enrolled key
+    /// that it is the tablet the lost log enrolled, and queues every signed version it still
+    /// holds to be sent again. False when the server was not rebuilt (the refusal stands).
+    /// A rebuilt log that fails a check is an integrity failure like any other.
+    async fn rejoin_rebuilt_server(&mut self, client: &ApiClient) -> Result<bool, SyncError> {
+        let Some(key) = super::integrity::pinned_key(&self.store)? else {
+            return Ok(false);
+        };
+        let Some(device_id) = self
+            .store
+            .setting(DEVICE_ID)?
+            .and_then(|d| Uuid::parse_str(&d).ok())
+        else {
+            return Ok(false);
+        };
+        let before = super::integrity::verified_checkpoint(&self.store)?;
+        let verified_size = before.as_ref().map_or(0, |c| c.size);
+        let Some(info) = client.recovery_info(verified_size).await? else {
+            return Ok(false);
+        };
+        let recovery_leaf = leaf_hash(info.recovery_leaf.as_bytes());
+        let recovery_hex = crate::transparency::hash_hex(&recovery_leaf);
+        if self.store.setting(REJOINED_LOG)?.as_deref() == Some(recovery_hex.as_str()) {
+            // Already back in this rebuilt log: the refusal is the server's word on this tablet.
+            return Ok(false);
+        }
+        let now = open_checkpoint(&info.checkpoint, &key).map_err(|e| self.integrity_failed(e))?;
+        let proof = parse_proof(&info.recovery_leaf_proof).map_err(|e| self.integrity_failed(e))?;
+        check_inclusion(&proof, &now, 0, recovery_leaf).map_err(|e| self.integrity_failed(e))?;
+        let Ok(Leaf::Recovery {
+            previous_size,
+            previous_root,
+            previous_checkpoint_sha256,
+            ..
+        }) = Leaf::decode(info.recovery_leaf.as_bytes())
+        else {
+            return Err(self.integrity_failed(IntegrityError::MalformedProof(
+                "the rebuilt log does not start with a recovery entry",
+            )));
+        };
+        let previous = open_checkpoint(&info.previous_checkpoint, &key)
+            .map_err(|e| self.integrity_failed(e))?;
+        if previous.size != previous_size
+            || crate::transparency::hash_b64(&previous.root) != previous_root
+            || crate::crypto::sha256_hex(info.previous_checkpoint.as_bytes())
+                != previous_checkpoint_sha256
+        {
+            return Err(self.integrity_failed(IntegrityError::MalformedProof(
+                "the rebuilt log names another checkpoint than the one it shows",
+            )));
+        }
+        if let Some(before) = &before {
+            if before.size > previous.size {
+                return Err(self.integrity_failed(IntegrityError::RebuiltFromOlder {
+                    before: before.size,
+                    previous: previous.size,
+                }));
+            }
+            let proof =
+                parse_proof(&info.previous_consistency).map_err(|e| self.integrity_failed(e))?;
+            check_consistency(&proof, before, &previous).map_err(|e| self.integrity_failed(e))?;
+        }
+        let signing_key = self.store.signing_key()?;
+        let request = crate::protocol::RecoverRequest {
+            device_id,
+            public_key: signing_key.public_key_base64(),
+            signature: signing_key.sign_base64(&crate::transparency::recovery_statement(
+                &key.name,
+                device_id,
+                &recovery_leaf,
+            )),
+            device_name: self.store.setting(DEVICE_NAME)?,
+        };
+        let response = client.recover(&request).await?;
+        if response.device_id != device_id {
+            return Err(SyncError::Request(RequestError::Refused {
+                status: 200,
+                message: "the rebuilt server answered for another tablet".to_owned(),
+            }));
+        }
+        let requeued = self.store.rejoin_rebuilt_log(&[
+            (DEVICE_TOKEN, response.device_token.as_str()),
+            (super::integrity::LOG_CHECKPOINT, info.checkpoint.as_str()),
+            (REJOINED_LOG, recovery_hex.as_str()),
+        ])?;
+        tracing::warn!(
+            requeued,
+            "the server was rebuilt from its tablets: this tablet took its place again and sends back every signed record it holds"
+        );
+        Ok(true)
+    }
+
     /// Checks that `now` extends `before` with a consistency proof from the server.
     async fn check_extends(
         &mut self,
@@ -840,7 +956,7 @@ impl Engine {
     }
 
     /// Removes records the server proved it holds, once the trust's window has passed.
-    fn retire_expired(&mut self) -> Result<u64, SyncError> {
+    fn purge_expired_records(&mut self) -> Result<u64, SyncError> {
         let days = self.store.retention_days()?;
         let purged = self
             .store
@@ -923,7 +1039,7 @@ impl Engine {
         // Records past the retention window leave at start too, so a tablet that stays out of
         // coverage does not keep them for longer than the trust allows.
         if self.store.setting(SERVER_URL).ok().flatten().is_some()
-            && let Err(e) = self.retire_expired()
+            && let Err(e) = self.purge_expired_records()
         {
             tracing::warn!(error = %e, "the retention purge did not run");
         }

@@ -128,6 +128,15 @@ pub(crate) trait Tx {
         device_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(), StorageError>;
+    /// Replaces a device's token (a tablet back at a rebuilt server).
+    async fn set_device_token(
+        &mut self,
+        device_id: Uuid,
+        token_hash: &str,
+    ) -> Result<(), StorageError>;
+    /// Keeps the lost log a rebuilt server started from.
+    async fn insert_recovery(&mut self, record: &RecoveryRecord) -> Result<(), StorageError>;
+    async fn recovery(&mut self) -> Result<Option<RecoveryRecord>, StorageError>;
     /// Sets the revocation time unless one is set; false if there is no such device.
     async fn mark_device_revoked(
         &mut self,
@@ -779,6 +788,23 @@ pub(crate) async fn revoke_device<T: Tx>(
     if !tx.mark_device_revoked(device_id, now).await? {
         return Ok(false);
     }
+    let event = AuditEvent::new(
+        &Actor::Admin,
+        AuditAction::DeviceRevoked,
+        format!("device={device_id}"),
+    );
+    log_revocation(tx, device_id, event, now).await?;
+    Ok(true)
+}
+
+/// Logs a device's revocation (a `device_revoked` leaf) and audits why, in the caller's
+/// transaction.
+async fn log_revocation<T: Tx>(
+    tx: &mut T,
+    device_id: Uuid,
+    event: AuditEvent,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
     append_log(
         tx,
         &[Leaf::DeviceRevoked {
@@ -787,13 +813,8 @@ pub(crate) async fn revoke_device<T: Tx>(
         }],
     )
     .await?;
-    let event = AuditEvent::new(
-        &Actor::Admin,
-        AuditAction::DeviceRevoked,
-        format!("device={device_id}"),
-    );
     append_audit(tx, &[event], now).await?;
-    Ok(true)
+    Ok(())
 }
 
 /// Where a device is in its working life.
@@ -829,21 +850,68 @@ pub(crate) async fn device_report<T: Tx>(
         return Ok(DeviceState::Retiring);
     }
     tx.mark_device_retired(device_id, now).await?;
-    append_log(
-        tx,
-        &[Leaf::DeviceRevoked {
-            device_id,
-            revoked_at_utc: leaf_time(to_micros(now)),
-        }],
-    )
-    .await?;
     let event = AuditEvent::new(
         &Actor::Device(device_id),
         AuditAction::DeviceRetired,
         format!("device={device_id} held_versions={}", report.held_versions),
     );
-    append_audit(tx, &[event], now).await?;
+    log_revocation(tx, device_id, event, now).await?;
     Ok(DeviceState::Retired)
+}
+
+/// Starts a log rebuilt from the tablets (see [`Storage::begin_recovery`]).
+pub(crate) async fn begin_recovery<T: Tx>(
+    tx: &mut T,
+    record: &RecoveryRecord,
+    first_leaf: &Leaf,
+) -> Result<bool, StorageError> {
+    tx.lock_for_ordering().await?;
+    if tx.log_size().await? > 0 || !tx.list_devices().await?.is_empty() {
+        return Ok(false);
+    }
+    tx.insert_recovery(record).await?;
+    append_log(tx, std::slice::from_ref(first_leaf)).await?;
+    let event = AuditEvent::new(
+        &Actor::Admin,
+        AuditAction::RecoveryStarted,
+        format!("expected_entries={}", record.leaves.len()),
+    );
+    append_audit(tx, &[event], record.recovered_at_utc).await?;
+    Ok(true)
+}
+
+/// Takes back a tablet (see [`Storage::restore_device`]).
+pub(crate) async fn restore_device<T: Tx>(
+    tx: &mut T,
+    d: &RestoredDevice,
+    now: DateTime<Utc>,
+) -> Result<RestoreOutcome, StorageError> {
+    tx.lock_for_ordering().await?;
+    match tx.device_lifecycle(d.device_id).await? {
+        Some(life) if life.revoked || life.retired => return Ok(RestoreOutcome::NotActive),
+        Some(_) => tx.set_device_token(d.device_id, &d.token_hash).await?,
+        None => {
+            let device = NewDevice {
+                code_hash: String::new(),
+                device_id: d.device_id,
+                public_key_b64: d.public_key_b64.clone(),
+                token_hash: d.token_hash.clone(),
+            };
+            tx.insert_device(&device, &d.name, now).await?;
+            append_log(
+                tx,
+                &[Leaf::DeviceEnrolled {
+                    device_id: d.device_id,
+                    public_key: d.public_key_b64.clone(),
+                    enrolled_at_utc: d.enrolled_at_utc.clone(),
+                }],
+            )
+            .await?;
+        }
+    }
+    let event = AuditEvent::new(&Actor::Device(d.device_id), AuditAction::DeviceRestored, "");
+    append_audit(tx, &[event], now).await?;
+    Ok(RestoreOutcome::Restored)
 }
 
 /// Starts a tablet's retirement: it keeps syncing until it reports nothing left to send.

@@ -292,6 +292,36 @@ pub struct NewDevice {
     pub token_hash: String,
 }
 
+/// A tablet taking its place again in a log rebuilt from the tablets: the id, key and
+/// enrolment time its `device_enrolled` leaf had in the lost log, and a new token.
+#[derive(Debug, Clone)]
+pub struct RestoredDevice {
+    pub device_id: Uuid,
+    pub public_key_b64: String,
+    /// As the lost log's leaf had it (leaf time text), so the new leaf is the same leaf.
+    pub enrolled_at_utc: String,
+    pub token_hash: String,
+    pub name: String,
+}
+
+/// What became of a tablet's return to a rebuilt server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreOutcome {
+    /// Back (again, after a lost answer: a new token replaces the last).
+    Restored,
+    /// Revoked or retired since the rebuild: refused.
+    NotActive,
+}
+
+/// What a rebuilt server keeps of the lost log: its last checkpoint the trust kept (a signed
+/// note) and its entries, one leaf text each.
+#[derive(Debug, Clone)]
+pub struct RecoveryRecord {
+    pub expected_checkpoint: String,
+    pub leaves: Vec<String>,
+    pub recovered_at_utc: DateTime<Utc>,
+}
+
 /// Result of consuming an enrolment code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrolOutcome {
@@ -672,6 +702,10 @@ pub enum AuditAction {
     DeviceRetiring,
     /// A retiring tablet reported nothing left to send and was retired (refused from then).
     DeviceRetired,
+    /// `serve --recover` started a log rebuilt from the tablets.
+    RecoveryStarted,
+    /// A tablet proved, with its enrolled key, that it was enrolled in the lost log.
+    DeviceRestored,
 }
 
 impl AuditAction {
@@ -700,6 +734,8 @@ impl AuditAction {
             AuditAction::Exported => "exported",
             AuditAction::DeviceRetiring => "device_retiring",
             AuditAction::DeviceRetired => "device_retired",
+            AuditAction::RecoveryStarted => "recovery_started",
+            AuditAction::DeviceRestored => "device_restored",
         }
     }
 }
@@ -1017,6 +1053,26 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Stores a batch in one transaction, its stored versions (and the device's audit head,
     /// when it sent one) appended to the log in the same transaction; one outcome per item, in
     /// order.
+    /// Starts a log rebuilt from the tablets on an empty database: keeps the lost log's
+    /// checkpoint and entries and logs `recovery` as the first leaf. False (nothing written)
+    /// if the database holds any device or log entry.
+    async fn begin_recovery(
+        &self,
+        record: &RecoveryRecord,
+        first_leaf: &crate::transparency::Leaf,
+    ) -> Result<bool, StorageError>;
+
+    /// The lost log this server was rebuilt from, if it was.
+    async fn recovery(&self) -> Result<Option<RecoveryRecord>, StorageError>;
+
+    /// Takes back a tablet that proved its enrolment in the lost log: its device row with a
+    /// new token, and (the first time) its enrolment leaf as the lost log had it.
+    async fn restore_device(
+        &self,
+        device: &RestoredDevice,
+        now: DateTime<Utc>,
+    ) -> Result<RestoreOutcome, StorageError>;
+
     async fn push_versions(
         &self,
         device: &DeviceIdentity,

@@ -56,6 +56,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "device_reports",
         include_str!("../../../migrations/server/postgres/0005_device_reports.sql"),
     ),
+    (
+        6,
+        "recovery",
+        include_str!("../../../migrations/server/postgres/0006_recovery.sql"),
+    ),
 ];
 
 /// Serialises ordered steps within one schema (see the module comment).
@@ -530,6 +535,65 @@ impl Tx for PgTx {
         )
         .await?;
         Ok(())
+    }
+
+    async fn set_device_token(
+        &mut self,
+        device_id: Uuid,
+        token_hash: &str,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "UPDATE devices SET token_hash = $2 WHERE device_id = $1",
+            &[&device_id, &token_hash],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_recovery(&mut self, record: &RecoveryRecord) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO recovery (id, expected_checkpoint, recovered_at_utc) VALUES (1, $1, $2)",
+            &[&record.expected_checkpoint, &record.recovered_at_utc],
+        )
+        .await?;
+        // A few round trips for a log of any size.
+        for (n, chunk) in record.leaves.chunks(5000).enumerate() {
+            let first = n * 5000;
+            let idx: Vec<i64> = (first..first + chunk.len())
+                .map(|i| i64::try_from(i).unwrap_or(i64::MAX))
+                .collect();
+            let data: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            self.execute(
+                "INSERT INTO recovery_leaves (leaf_index, data)
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[])",
+                &[&idx, &data],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn recovery(&mut self) -> Result<Option<RecoveryRecord>, StorageError> {
+        let Some(head) = self
+            .query_opt(
+                "SELECT expected_checkpoint, recovered_at_utc FROM recovery WHERE id = 1",
+                &[],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let leaves = self
+            .query("SELECT data FROM recovery_leaves ORDER BY leaf_index", &[])
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect::<Result<Vec<String>, StorageError>>()?;
+        Ok(Some(RecoveryRecord {
+            expected_checkpoint: head.try_get(0)?,
+            leaves,
+            recovered_at_utc: head.try_get(1)?,
+        }))
     }
 
     async fn mark_device_revoked(
@@ -1660,6 +1724,30 @@ impl Storage for PostgresStorage {
 
     async fn key_rotations(&self) -> Result<Vec<String>, StorageError> {
         in_tx!(self, TxKind::Read, |tx| tx.key_rotations())
+    }
+
+    async fn begin_recovery(
+        &self,
+        record: &RecoveryRecord,
+        first_leaf: &crate::transparency::Leaf,
+    ) -> Result<bool, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::begin_recovery(
+            &mut tx, record, first_leaf
+        ))
+    }
+
+    async fn recovery(&self) -> Result<Option<RecoveryRecord>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.recovery())
+    }
+
+    async fn restore_device(
+        &self,
+        device: &RestoredDevice,
+        now: DateTime<Utc>,
+    ) -> Result<RestoreOutcome, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::restore_device(
+            &mut tx, device, now
+        ))
     }
 
     async fn feedback_since(

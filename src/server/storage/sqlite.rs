@@ -51,6 +51,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "device_reports",
         include_str!("../../../migrations/server/sqlite/0005_device_reports.sql"),
     ),
+    (
+        6,
+        "recovery",
+        include_str!("../../../migrations/server/sqlite/0006_recovery.sql"),
+    ),
 ];
 
 /// The SQLite implementation of [`Storage`].
@@ -536,6 +541,58 @@ impl Tx for SqliteTx<'_> {
             params![device_id.to_string(), utc_text(now)],
         )?;
         Ok(())
+    }
+
+    async fn set_device_token(
+        &mut self,
+        device_id: Uuid,
+        token_hash: &str,
+    ) -> Result<(), StorageError> {
+        self.conn.execute(
+            "UPDATE devices SET token_hash = ?2 WHERE device_id = ?1",
+            params![device_id.to_string(), token_hash],
+        )?;
+        Ok(())
+    }
+
+    async fn insert_recovery(&mut self, record: &RecoveryRecord) -> Result<(), StorageError> {
+        self.conn.execute(
+            "INSERT INTO recovery (id, expected_checkpoint, recovered_at_utc) VALUES (1, ?1, ?2)",
+            params![
+                record.expected_checkpoint,
+                utc_text(record.recovered_at_utc)
+            ],
+        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO recovery_leaves (leaf_index, data) VALUES (?1, ?2)")?;
+        for (i, leaf) in record.leaves.iter().enumerate() {
+            stmt.execute(params![i64::try_from(i).unwrap_or(i64::MAX), leaf])?;
+        }
+        Ok(())
+    }
+
+    async fn recovery(&mut self) -> Result<Option<RecoveryRecord>, StorageError> {
+        let head: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT expected_checkpoint, recovered_at_utc FROM recovery WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((expected_checkpoint, at)) = head else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT data FROM recovery_leaves ORDER BY leaf_index")?;
+        let leaves = collect(stmt.query([])?, |r| Ok(r.get(0)?))?;
+        Ok(Some(RecoveryRecord {
+            expected_checkpoint,
+            leaves,
+            recovered_at_utc: parse_utc(&at)?,
+        }))
     }
 
     async fn mark_device_revoked(
@@ -1580,6 +1637,35 @@ impl Storage for SqliteStorage {
     ) -> Result<bool, StorageError> {
         self.run(TxKind::Write, move |tx| {
             complete(core::retire_device(tx, device_id, now))
+        })
+        .await
+    }
+
+    async fn begin_recovery(
+        &self,
+        record: &RecoveryRecord,
+        first_leaf: &crate::transparency::Leaf,
+    ) -> Result<bool, StorageError> {
+        let (record, leaf) = (record.clone(), first_leaf.clone());
+        self.run(TxKind::Write, move |tx| {
+            complete(core::begin_recovery(tx, &record, &leaf))
+        })
+        .await
+    }
+
+    async fn recovery(&self) -> Result<Option<RecoveryRecord>, StorageError> {
+        self.run(TxKind::Read, move |tx| complete(tx.recovery()))
+            .await
+    }
+
+    async fn restore_device(
+        &self,
+        device: &RestoredDevice,
+        now: DateTime<Utc>,
+    ) -> Result<RestoreOutcome, StorageError> {
+        let d = device.clone();
+        self.run(TxKind::Write, move |tx| {
+            complete(core::restore_device(tx, &d, now))
         })
         .await
     }

@@ -534,6 +534,36 @@ impl ReviewScreen {
     }
 }
 
+/// A page's problem in words, with "Retry" when the request can be sent again.
+fn error_with_retry(
+    ui: &mut egui::Ui,
+    error: Option<&str>,
+    can_retry: bool,
+    out: &mut Vec<ReviewCommand>,
+) {
+    if let Some(e) = error {
+        ui.horizontal_wrapped(|ui| {
+            crate::ui::widgets::error_text(ui, e);
+            if can_retry && ui.button("Retry").clicked() {
+                out.push(ReviewCommand::Retry);
+            }
+        });
+    }
+}
+
+/// What a page shows before its first answer: "Loading…" while asked, else "has not loaded".
+fn not_loaded(ui: &mut egui::Ui, loading: bool, loading_text: &str, not_loaded_text: &str) {
+    ui.add_space(24.0);
+    ui.label(
+        egui::RichText::new(if loading {
+            loading_text
+        } else {
+            not_loaded_text
+        })
+        .size(22.0),
+    );
+}
+
 /// The review pages: sign-in, queue or record.
 pub fn review_ui(ui: &mut egui::Ui, screen: &mut ReviewScreen, out: &mut Vec<ReviewCommand>) {
     let busy = screen.busy();

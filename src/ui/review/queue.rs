@@ -189,24 +189,14 @@ pub fn queue_ui(
     if let Some(e) = &state.filter_error {
         error_text(ui, e);
     }
-    if let Some(e) = error {
-        ui.horizontal_wrapped(|ui| {
-            error_text(ui, e);
-            if can_retry && ui.button("Retry").clicked() {
-                out.push(ReviewCommand::Retry);
-            }
-        });
-    }
+    super::error_with_retry(ui, error, can_retry, out);
     ui.separator();
     let Some(list) = &state.list else {
-        ui.add_space(24.0);
-        ui.label(
-            RichText::new(if state.loading {
-                "Loading the queue…"
-            } else {
-                "The queue has not loaded."
-            })
-            .size(22.0),
+        super::not_loaded(
+            ui,
+            state.loading,
+            "Loading the queue…",
+            "The queue has not loaded.",
         );
         return;
     };

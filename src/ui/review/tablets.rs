@@ -61,24 +61,14 @@ pub fn tablets_ui(
         "What each tablet said it had not yet sent to the server, as of its last sync. A record \
          waiting for more than 24 hours is marked: find the tablet and get it online.",
     );
-    if let Some(e) = error {
-        ui.horizontal_wrapped(|ui| {
-            error_text(ui, e);
-            if can_retry && ui.button("Retry").clicked() {
-                out.push(ReviewCommand::Retry);
-            }
-        });
-    }
+    super::error_with_retry(ui, error, can_retry, out);
     ui.separator();
     let Some(answer) = &view.answer else {
-        ui.add_space(24.0);
-        ui.label(
-            RichText::new(if view.loading {
-                "Loading the tablets…"
-            } else {
-                "The tablets have not loaded."
-            })
-            .size(22.0),
+        super::not_loaded(
+            ui,
+            view.loading,
+            "Loading the tablets…",
+            "The tablets have not loaded.",
         );
         return;
     };
