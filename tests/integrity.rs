@@ -1357,13 +1357,56 @@ fn a_lost_server_is_rebuilt_from_its_tablets_and_the_report_names_the_one_not_ba
     let tablets: Vec<PathBuf> = (1..=3)
         .map(|i| tmp.path().join(format!("tablet{i}")))
         .collect();
+    let mut records = Vec::new();
     for (i, t) in tablets.iter().enumerate() {
         enrolled_tablet(
             t,
             &server.url,
             &enrolment_code(&db, &format!("Tablet {}", i + 1)),
         );
-        add_records(t, 2 + i as u32, 10 + i as u64);
+        records.push(add_records(t, 2 + i as u32, 10 + i as u64));
+        let out = sync_once(t);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    // A supervisor decides on a record of the first tablet and one of the third, and the
+    // decisions reach them.
+    let out = Command::new(env!("CARGO_BIN_EXE_epr-server"))
+        .args([
+            "add-user",
+            "--username",
+            "sup.rebuild",
+            "--role",
+            "supervisor",
+        ])
+        .args(["--database", &db])
+        .env("EPR_PASSWORD", "kestrel harbour lantern 42")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use ambulance_epr::protocol::{Decision, DecisionRequest};
+        let review = ambulance_epr::review_client::ReviewClient::new(&server.url).unwrap();
+        let session = review
+            .login("sup.rebuild", "kestrel harbour lantern 42")
+            .await
+            .unwrap();
+        for (record, decision, comment) in [
+            (records[0][0], Decision::Approved, ""),
+            (records[2][1], Decision::Flagged, "audit the drug timings"),
+        ] {
+            let request = DecisionRequest {
+                decision,
+                comment: comment.to_owned(),
+                revision: Revision::new(1).unwrap(),
+            };
+            review
+                .decide(&session.token, record, &request)
+                .await
+                .unwrap();
+        }
+    });
+    for t in [&tablets[0], &tablets[2]] {
         let out = sync_once(t);
         assert!(out.status.success(), "{}", text(&out));
     }
@@ -1527,6 +1570,14 @@ fn a_lost_server_is_rebuilt_from_its_tablets_and_the_report_names_the_one_not_ba
     assert_eq!(report["complete"], true, "{report}");
     assert_eq!(report["versions"]["back"], versions_kept, "{report}");
     assert_eq!(report["enrolments"]["back"], 3, "{report}");
+    assert_eq!(report["decisions"]["expected"], 2, "{report}");
+    assert_eq!(report["decisions"]["back"], 2, "{report}");
+    // Each tablet holds each decision once, though the rebuilt server sent it again.
+    let store = Store::unlock(&tablets[2], Some("crew"), PASS).unwrap();
+    let held = store.feedback_for(records[2][1]).unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].comment, "audit the drug timings");
+    drop(store);
     assert!(report["devices_missing"].as_array().unwrap().is_empty());
     assert_eq!(server_versions(tmp.path()), versions_kept);
     let out = epr_server(

@@ -1290,6 +1290,22 @@ async fn a_rebuilt_server_takes_back_only_the_tablets_its_lost_log_enrolled(back
     admin::revoke_device(lost.storage.as_ref(), revoked.id)
         .await
         .unwrap();
+    let sup = supervisor(&lost, "sup.lost").await;
+    let decided: DecisionRecord = serde_json::from_value(
+        json(
+            lost.http
+                .post(lost.url(&format!("/review/encounters/{}/decision", e.id)))
+                .bearer_auth(&sup)
+                .json(
+                    &serde_json::json!({"decision": "flagged", "comment": "audit", "revision": 1}),
+                )
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    )
+    .unwrap();
     let note = admin::current_checkpoint(lost.storage.as_ref(), &signer)
         .await
         .unwrap();
@@ -1410,6 +1426,42 @@ async fn a_rebuilt_server_takes_back_only_the_tablets_its_lost_log_enrolled(back
         .unwrap()
         .unwrap();
     assert_eq!(report.versions.back, 1);
+    assert!(!report.complete, "the decision is not back yet");
+    // The decision comes back with its author and time; one the lost log never held does
+    // not, and a second copy is a duplicate.
+    let forged = DecisionRecord {
+        decided_by: "someone.else".into(),
+        ..decided.clone()
+    };
+    let restore = |decisions: Vec<DecisionRecord>| {
+        srv.http
+            .post(srv.url("/recovery/decisions"))
+            .bearer_auth(&back.device_token)
+            .json(&RestoreDecisionsRequest { decisions })
+            .send()
+    };
+    let answer: RestoreDecisionsResponse = serde_json::from_value(
+        json(
+            restore(vec![forged, decided.clone(), decided.clone()])
+                .await
+                .unwrap(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        answer.results,
+        [
+            DecisionRestore::NotInLostLog,
+            DecisionRestore::Restored,
+            DecisionRestore::Duplicate
+        ]
+    );
+    let report = ambulance_epr::server::recovery::report_for(srv.storage.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.decisions.back, 1);
     assert!(report.complete);
     // The old token died with the lost database.
     let resp = srv

@@ -247,6 +247,37 @@ pub struct RecoverRequest {
     pub device_name: Option<String>,
 }
 
+/// `POST /api/v1/recovery/decisions` (device token, on a rebuilt server): supervisor
+/// decisions the tablet received from the lost server, oldest first, at most
+/// [`MAX_RESTORED_DECISIONS`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreDecisionsRequest {
+    pub decisions: Vec<DecisionRecord>,
+}
+
+/// Most decisions in one [`RestoreDecisionsRequest`].
+pub const MAX_RESTORED_DECISIONS: usize = 500;
+
+/// What became of one restored decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionRestore {
+    Restored,
+    /// Already restored (by an earlier answer that was lost).
+    Duplicate,
+    /// The lost log has no such decision: refused.
+    NotInLostLog,
+    /// The signed version it decides on is not back (or not this tablet's).
+    RecordNotFound,
+}
+
+/// Answer to [`RestoreDecisionsRequest`], one result per decision in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreDecisionsResponse {
+    pub results: Vec<DecisionRestore>,
+}
+
 /// `GET /api/v1/log/key-rotations`: every rotation statement, oldest first (signed notes,
 /// each by the key it replaces).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

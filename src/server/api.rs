@@ -254,6 +254,7 @@ pub fn router(state: AppState) -> Router {
         .route(&p("/devices/enroll"), post(enroll))
         .route(&p("/devices/recover"), post(recover_device))
         .route(&p("/recovery"), get(recovery_info))
+        .route(&p("/recovery/decisions"), post(restore_decisions))
         .route(
             &p("/sync/push"),
             post(push).layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES)),
@@ -671,6 +672,56 @@ async fn recover_device(
             "this tablet has been revoked; ask your administrator to enrol it again",
         )),
     }
+}
+
+/// A returning tablet sends back the supervisor decisions it received from the lost server.
+/// Each is taken only if the lost log holds its leaf (so a tablet cannot make one up), and
+/// only on a signed version of the tablet's own record that is back.
+async fn restore_decisions(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+    ApiJson(req): ApiJson<crate::protocol::RestoreDecisionsRequest>,
+) -> Result<Json<crate::protocol::RestoreDecisionsResponse>, ApiError> {
+    use crate::protocol::DecisionRestore;
+    let Some((previous, _)) = &state.inner.recovered else {
+        return Err(not_recovered());
+    };
+    if req.decisions.len() > crate::protocol::MAX_RESTORED_DECISIONS {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_items",
+            format!(
+                "at most {} decisions per request",
+                crate::protocol::MAX_RESTORED_DECISIONS
+            ),
+        ));
+    }
+    let mut results = vec![DecisionRestore::NotInLostLog; req.decisions.len()];
+    let mut known = Vec::new();
+    let mut known_at = Vec::new();
+    for (i, d) in req.decisions.iter().enumerate() {
+        let leaf = super::storage::decision_leaf_of(d);
+        if previous.holds(&transparency::leaf_hash(&leaf.encode())) {
+            known.push(d.clone());
+            known_at.push(i);
+        }
+    }
+    let outcomes = state
+        .storage()
+        .restore_decisions(device.device_id, &known, Utc::now())
+        .await?;
+    for (i, outcome) in known_at.into_iter().zip(outcomes) {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = outcome;
+        }
+    }
+    tracing::info!(
+        device_id = %device.device_id,
+        restored = results.iter().filter(|r| **r == DecisionRestore::Restored).count(),
+        refused = results.iter().filter(|r| **r == DecisionRestore::NotInLostLog).count(),
+        "decisions restored"
+    );
+    Ok(Json(crate::protocol::RestoreDecisionsResponse { results }))
 }
 
 async fn push(

@@ -13,8 +13,9 @@
 //! A tablet comes back by signing [`crate::transparency::recovery_statement`] with the key it
 //! enrolled with: the lost log's `device_enrolled` leaf names that key, so no enrolment code is
 //! needed and no one else can take its place. A tablet revoked in the lost log stays refused.
-//! It then sends every signed version it still holds, and the leaves they make are the leaves
-//! the lost log had (same fields, same bytes), which is how the report counts them back.
+//! It then sends every signed version it still holds, and the supervisor decisions it received
+//! (each taken only if the lost log holds its leaf); the leaves they make are the leaves the
+//! lost log had (same fields, same bytes), which is how the report counts them back.
 
 use std::collections::{HashMap, HashSet};
 
@@ -75,6 +76,7 @@ pub struct PreviousLog {
     leaf_hashes: Vec<LogHash>,
     /// Every stored subtree hash of the lost tree, for consistency proofs.
     hashes: HashMapReader,
+    leaf_set: HashSet<[u8; 32]>,
     devices: HashMap<Uuid, PreviousDevice>,
 }
 
@@ -160,11 +162,13 @@ impl PreviousLog {
         }
         let mut hashes = HashMapReader(HashMap::new());
         crate::transparency::append(0, &leaf_hashes, &mut hashes)?;
+        let leaf_set = leaf_hashes.iter().map(|h| h.0).collect();
         Ok(Self {
             record,
             checkpoint,
             leaf_hashes,
             hashes,
+            leaf_set,
             devices,
         })
     }
@@ -194,6 +198,11 @@ impl PreviousLog {
             ),
             recovered_at_utc: leaf_time(now),
         }
+    }
+
+    /// Whether the lost log holds this leaf (by its hash).
+    pub fn holds(&self, leaf: &LogHash) -> bool {
+        self.leaf_set.contains(&leaf.0)
     }
 
     /// The tablet as the lost log had it.
@@ -263,7 +272,7 @@ pub struct RecoveryReport {
     /// Tablets back, and the lost log's tablets that have not come back.
     pub devices_reported: Vec<ReportDevice>,
     pub devices_missing: Vec<ReportDevice>,
-    /// Every version is back and every enrolled tablet has come back.
+    /// Every version and decision is back and every enrolled tablet has come back.
     pub complete: bool,
 }
 
@@ -323,7 +332,9 @@ pub fn report(
             devices_missing.push(line);
         }
     }
-    let complete = versions.back == versions.expected && devices_missing.is_empty();
+    let complete = versions.back == versions.expected
+        && decisions.back == decisions.expected
+        && devices_missing.is_empty();
     RecoveryReport {
         recovered_at_utc: previous.record.recovered_at_utc,
         expected_entries: previous.checkpoint.size,

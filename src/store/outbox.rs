@@ -53,7 +53,7 @@ pub struct FeedbackEntry {
 }
 
 /// Setting key of the feedback cursor.
-const FEEDBACK_CURSOR: &str = "feedback_cursor";
+pub(super) const FEEDBACK_CURSOR: &str = "feedback_cursor";
 /// Setting key of the last successful sync.
 const LAST_SYNC: &str = "last_sync_utc";
 
@@ -354,9 +354,14 @@ impl Store {
         let tx = rusqlite::Transaction::new(&mut self.conn, TransactionBehavior::Immediate)?;
         let mut applied = 0;
         for f in items {
+            // A decision already held (from a server since rebuilt, which sends it again under
+            // a new cursor) is not taken twice.
             let inserted = tx.execute(
                 "INSERT OR IGNORE INTO feedback (cursor, encounter_id, revision, decision, comment, decided_by, decided_at_utc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                 WHERE NOT EXISTS (SELECT 1 FROM feedback
+                                   WHERE encounter_id = ?2 AND revision = ?3 AND decision = ?4
+                                     AND comment = ?5 AND decided_by = ?6 AND decided_at_utc = ?7)",
                 params![
                     f.cursor,
                     f.record_id.to_string(),
@@ -405,6 +410,24 @@ impl Store {
             .setting(FEEDBACK_CURSOR)?
             .and_then(|s| s.parse().ok())
             .unwrap_or(0))
+    }
+
+    /// Every decision received, in the order received.
+    pub fn all_feedback(&self) -> Result<Vec<FeedbackEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT encounter_id FROM feedback ORDER BY encounter_id")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        let mut out = Vec::new();
+        for id in ids {
+            let id = Uuid::parse_str(&id)
+                .map_err(|_| StoreError::malformed("a stored id is malformed"))?;
+            out.extend(self.feedback_for(id)?);
+        }
+        out.sort_by_key(|f| f.cursor);
+        Ok(out)
     }
 
     /// Every decision received for a record, oldest first.

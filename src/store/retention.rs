@@ -236,6 +236,22 @@ impl Store {
             "UPDATE signers SET registered_at_utc = NULL WHERE registered_at_utc IS NOT NULL",
             [],
         )?;
+        // The rebuilt server numbers its decisions afresh: the lost server's cursors move below
+        // every cursor held (keeping their order), and feedback is read from the start again.
+        let (lowest, highest): (i64, i64) = tx.query_row(
+            "SELECT coalesce(min(cursor), 0), coalesce(max(cursor), 0) FROM feedback",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        tx.execute(
+            "UPDATE feedback SET cursor = cursor + ?1 WHERE cursor > 0",
+            params![lowest.min(0) - highest - 1],
+        )?;
+        tx.execute(
+            "INSERT INTO device_settings (key, value) VALUES (?1, '0')
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![super::outbox::FEEDBACK_CURSOR],
+        )?;
         for (key, value) in settings {
             tx.execute(
                 "INSERT INTO device_settings (key, value) VALUES (?1, ?2)

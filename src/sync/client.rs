@@ -10,6 +10,7 @@ use crate::protocol::{
     API_PREFIX, CheckpointResponse, ConsistencyResponse, DeviceReport, DeviceReportResponse,
     EnrollRequest, EnrollResponse, ErrorBody, FeedbackResponse, InclusionRequest,
     InclusionResponse, KeyRotationsResponse, PushResponse, RecoverRequest, RecoveryInfo,
+    RestoreDecisionsRequest, RestoreDecisionsResponse,
 };
 
 /// Why a request failed, sorted by what the engine should do about it.
@@ -306,6 +307,21 @@ impl ApiClient {
     pub async fn recover(&self, request: &RecoverRequest) -> Result<EnrollResponse, RequestError> {
         self.send(self.http.post(self.url("/devices/recover")).json(request))
             .await
+    }
+
+    /// Sends back decisions received from a server since rebuilt.
+    pub async fn restore_decisions(
+        &self,
+        token: &str,
+        request: &RestoreDecisionsRequest,
+    ) -> Result<RestoreDecisionsResponse, RequestError> {
+        self.send(
+            self.http
+                .post(self.url("/recovery/decisions"))
+                .bearer_auth(token)
+                .json(request),
+        )
+        .await
     }
 
     /// The consistency proof from the log's first `old_size` leaves to its first `size`.

@@ -41,6 +41,9 @@ pub const DEVICE_TOKEN: &str = "device_token";
 pub const DEVICE_NAME: &str = "device_name";
 /// The hash (hex) of the `recovery` leaf of the rebuilt log this tablet rejoined, if any.
 pub const REJOINED_LOG: &str = "rejoined_rebuilt_log";
+/// Set when this tablet rejoined a rebuilt server, until it has sent back the supervisor
+/// decisions it holds.
+const DECISIONS_TO_RESTORE: &str = "decisions_to_restore";
 
 /// A [`crate::protocol::PushItem`] as sent: the stored document goes out as the exact JSON
 /// text that was hashed and signed, without a parse and re-serialise per item.
@@ -410,6 +413,9 @@ impl Engine {
         self.store.release_sending()?;
         result?;
         report.reachable = true;
+        if self.store.setting(DECISIONS_TO_RESTORE)?.is_some() {
+            self.restore_decisions(client, token).await?;
+        }
         report.feedback = self.pull_feedback(client, token).await?;
         self.report_holdings(client, token).await?;
         report.purged = self.purge_expired_records()?;
@@ -819,12 +825,67 @@ impl Engine {
             (DEVICE_TOKEN, response.device_token.as_str()),
             (super::integrity::LOG_CHECKPOINT, info.checkpoint.as_str()),
             (REJOINED_LOG, recovery_hex.as_str()),
+            (DECISIONS_TO_RESTORE, "yes"),
         ])?;
         tracing::warn!(
             requeued,
             "the server was rebuilt from its tablets: this tablet took its place again and sends back every signed record it holds"
         );
         Ok(true)
+    }
+
+    /// After rejoining a rebuilt server and sending back its versions: sends back every
+    /// supervisor decision this tablet received from the lost server, oldest first. The
+    /// server takes only those its lost log holds; one it refuses is left (the lost log's
+    /// entries still prove what was decided). Done once.
+    async fn restore_decisions(
+        &mut self,
+        client: &ApiClient,
+        token: &str,
+    ) -> Result<(), SyncError> {
+        let held = self.store.all_feedback()?;
+        let mut refused = 0usize;
+        for chunk in held.chunks(crate::protocol::MAX_RESTORED_DECISIONS) {
+            let request = crate::protocol::RestoreDecisionsRequest {
+                decisions: chunk
+                    .iter()
+                    .map(|f| crate::protocol::DecisionRecord {
+                        record_id: f.record_id,
+                        revision: f.revision,
+                        decision: f.decision,
+                        comment: f.comment.clone(),
+                        decided_by: f.decided_by.clone(),
+                        decided_at_utc: f.decided_at_utc,
+                    })
+                    .collect(),
+            };
+            match client.restore_decisions(token, &request).await {
+                Ok(answer) => {
+                    refused += answer
+                        .results
+                        .iter()
+                        .filter(|r| {
+                            !matches!(
+                                r,
+                                crate::protocol::DecisionRestore::Restored
+                                    | crate::protocol::DecisionRestore::Duplicate
+                            )
+                        })
+                        .count();
+                }
+                // A server that does not take decisions back: nothing more to do.
+                Err(RequestError::Refused { status: 404, .. }) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if refused > 0 {
+            tracing::warn!(
+                refused,
+                "the rebuilt server did not take back some decisions"
+            );
+        }
+        self.store.delete_setting(DECISIONS_TO_RESTORE)?;
+        Ok(())
     }
 
     /// Checks that `now` extends `before` with a consistency proof from the server.

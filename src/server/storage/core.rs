@@ -914,6 +914,55 @@ pub(crate) async fn restore_device<T: Tx>(
     Ok(RestoreOutcome::Restored)
 }
 
+/// Takes back decisions (see [`Storage::restore_decisions`]), in the order given.
+pub(crate) async fn restore_decisions<T: Tx>(
+    tx: &mut T,
+    device_id: Uuid,
+    decisions: &[DecisionRecord],
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::protocol::DecisionRestore>, StorageError> {
+    use crate::protocol::DecisionRestore;
+    let mut out = Vec::with_capacity(decisions.len());
+    for d in decisions {
+        let owner = tx.decision_head(d.record_id).await?;
+        if !matches!(owner, Some((owner, Some(_))) if owner == device_id)
+            || !tx.is_signed_version(d.record_id, d.revision).await?
+        {
+            out.push(DecisionRestore::RecordNotFound);
+            continue;
+        }
+        let record = DecisionRecord {
+            decided_at_utc: to_micros(d.decided_at_utc),
+            ..d.clone()
+        };
+        if tx.decisions_on(d.record_id).await?.contains(&record) {
+            out.push(DecisionRestore::Duplicate);
+            continue;
+        }
+        tx.lock_for_ordering().await?;
+        let new = NewDecision {
+            record_id: record.record_id,
+            revision: record.revision,
+            decision: record.decision,
+            comment: record.comment.clone(),
+            decided_by: record.decided_by.clone(),
+        };
+        tx.insert_decision(&new, device_id, record.decided_at_utc)
+            .await?;
+        append_log(tx, &[decision_leaf(&record)]).await?;
+        let event = AuditEvent::on_record(
+            &Actor::Device(device_id),
+            AuditAction::DecisionRestored,
+            record.record_id,
+            Some(record.revision),
+            format!("decision={}", record.decision.as_str()),
+        );
+        append_audit(tx, &[event], now).await?;
+        out.push(DecisionRestore::Restored);
+    }
+    Ok(out)
+}
+
 /// Starts a tablet's retirement: it keeps syncing until it reports nothing left to send.
 pub(crate) async fn retire_device<T: Tx>(
     tx: &mut T,

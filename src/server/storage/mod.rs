@@ -66,6 +66,14 @@ pub enum StorageError {
     },
 }
 
+/// The leaf a decision is logged as (its comment by hash only).
+pub fn decision_leaf_of(d: &crate::protocol::DecisionRecord) -> crate::transparency::Leaf {
+    core::decision_leaf(&crate::protocol::DecisionRecord {
+        decided_at_utc: to_micros(d.decided_at_utc),
+        ..d.clone()
+    })
+}
+
 /// Opens the database named by `url` (`sqlite://PATH`, `sqlite::memory:` or `postgres://...`)
 /// and applies pending migrations. One call per process; the result is shared by all requests.
 pub async fn open_storage(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
@@ -706,6 +714,8 @@ pub enum AuditAction {
     RecoveryStarted,
     /// A tablet proved, with its enrolled key, that it was enrolled in the lost log.
     DeviceRestored,
+    /// A tablet sent back a supervisor decision the lost log held.
+    DecisionRestored,
 }
 
 impl AuditAction {
@@ -736,6 +746,7 @@ impl AuditAction {
             AuditAction::DeviceRetired => "device_retired",
             AuditAction::RecoveryStarted => "recovery_started",
             AuditAction::DeviceRestored => "device_restored",
+            AuditAction::DecisionRestored => "decision_restored",
         }
     }
 }
@@ -1072,6 +1083,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         device: &RestoredDevice,
         now: DateTime<Utc>,
     ) -> Result<RestoreOutcome, StorageError>;
+
+    /// Takes back decisions a returning tablet received from the lost server (each already
+    /// found in the lost log by the caller): stored with their original time and author, and
+    /// logged as the lost log logged them.
+    async fn restore_decisions(
+        &self,
+        device_id: Uuid,
+        decisions: &[crate::protocol::DecisionRecord],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::protocol::DecisionRestore>, StorageError>;
 
     async fn push_versions(
         &self,

@@ -1740,6 +1740,17 @@ impl Storage for PostgresStorage {
         in_tx!(self, TxKind::Read, |tx| tx.recovery())
     }
 
+    async fn restore_decisions(
+        &self,
+        device_id: Uuid,
+        decisions: &[DecisionRecord],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::protocol::DecisionRestore>, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::restore_decisions(
+            &mut tx, device_id, decisions, now
+        ))
+    }
+
     async fn restore_device(
         &self,
         device: &RestoredDevice,

@@ -1670,6 +1670,19 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    async fn restore_decisions(
+        &self,
+        device_id: Uuid,
+        decisions: &[DecisionRecord],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::protocol::DecisionRestore>, StorageError> {
+        let decisions = decisions.to_vec();
+        self.run(TxKind::Write, move |tx| {
+            complete(core::restore_decisions(tx, device_id, &decisions, now))
+        })
+        .await
+    }
+
     async fn push_versions(
         &self,
         device: &DeviceIdentity,
