@@ -952,15 +952,9 @@ pub async fn begin_recovery(
 /// checkpoint of that size, so a lost server can be rebuilt (`serve --recover`).
 pub async fn log_leaves_text(storage: &dyn Storage, size: u64) -> Result<String, AdminError> {
     let mut out = String::new();
-    let page = crate::transparency::MAX_LEAVES_PER_ANSWER;
-    let mut start = 0;
-    while start < size {
-        let end = (start + page).min(size);
-        for leaf in storage.log_leaves(start, end).await? {
-            out.push_str(&leaf.data);
-            out.push('\n');
-        }
-        start = end;
+    for leaf in super::recovery::leaf_texts(storage, size).await? {
+        out.push_str(&leaf);
+        out.push('\n');
     }
     Ok(out)
 }

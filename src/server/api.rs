@@ -76,9 +76,17 @@ struct StateInner {
     /// check and does not reveal which usernames exist.
     dummy_password_hash: String,
     limits: Limits,
-    /// A server rebuilt from its tablets: the lost log, and the hash of the rebuilt log's
-    /// first (`recovery`) leaf, which returning tablets sign.
-    recovered: Option<(Arc<super::recovery::PreviousLog>, transparency::LogHash)>,
+    /// A server rebuilt from its tablets: the lost log, and the rebuilt log's first
+    /// (`recovery`) leaf, whose hash returning tablets sign.
+    recovered: Option<Recovered>,
+}
+
+/// What a rebuilt server keeps in memory for returning tablets.
+struct Recovered {
+    previous: super::recovery::PreviousLog,
+    /// Leaf 0's text and hash.
+    leaf: String,
+    leaf_hash: transparency::LogHash,
 }
 
 impl std::fmt::Debug for AppState {
@@ -120,11 +128,14 @@ impl AppState {
                 let previous = super::recovery::PreviousLog::from_record(record)
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
                 let first = storage.log_leaves(0, 1).await?;
-                let leaf = first.first().ok_or_else(|| {
+                let leaf = first.into_iter().next().ok_or_else(|| {
                     ApiError::Internal("a rebuilt log has no recovery leaf".into())
                 })?;
-                let hash = transparency::leaf_hash(leaf.data.as_bytes());
-                Some((Arc::new(previous), hash))
+                Some(Recovered {
+                    previous,
+                    leaf_hash: transparency::leaf_hash(leaf.data.as_bytes()),
+                    leaf: leaf.data,
+                })
             }
         };
         Ok(Self {
@@ -564,23 +575,18 @@ async fn recovery_info(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<RecoveryQuery>,
 ) -> Result<Json<crate::protocol::RecoveryInfo>, ApiError> {
-    let Some((previous, _)) = &state.inner.recovered else {
+    let Some(Recovered { previous, leaf, .. }) = &state.inner.recovered else {
         return Err(not_recovered());
     };
     let head = state.storage().log_head().await?;
     let checkpoint = state.signed_checkpoint(&head).await?;
-    let first = state.storage().log_leaves(0, 1).await?;
-    let leaf = first
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::Internal("a rebuilt log has no recovery leaf".into()))?;
     let proof = state.storage().inclusion_proofs(head.size, &[0]).await?;
     let previous_consistency = previous
         .consistency_from(q.verified_size)
         .unwrap_or_default();
     Ok(Json(crate::protocol::RecoveryInfo {
         checkpoint,
-        recovery_leaf: leaf.data,
+        recovery_leaf: leaf.clone(),
         recovery_leaf_proof: proof
             .first()
             .map(|p| p.iter().map(transparency::hash_b64).collect())
@@ -604,7 +610,12 @@ async fn recover_device(
     ApiJson(req): ApiJson<crate::protocol::RecoverRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
     state.limits().check_auth_rate(&client)?;
-    let Some((previous, recovery_leaf)) = &state.inner.recovered else {
+    let Some(Recovered {
+        previous,
+        leaf_hash: recovery_leaf,
+        ..
+    }) = &state.inner.recovered
+    else {
         return Err(not_recovered());
     };
     let refuse = |code: &'static str, msg: &str| {
@@ -683,7 +694,7 @@ async fn restore_decisions(
     ApiJson(req): ApiJson<crate::protocol::RestoreDecisionsRequest>,
 ) -> Result<Json<crate::protocol::RestoreDecisionsResponse>, ApiError> {
     use crate::protocol::DecisionRestore;
-    let Some((previous, _)) = &state.inner.recovered else {
+    let Some(Recovered { previous, .. }) = &state.inner.recovered else {
         return Err(not_recovered());
     };
     if req.decisions.len() > crate::protocol::MAX_RESTORED_DECISIONS {

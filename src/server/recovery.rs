@@ -356,7 +356,14 @@ pub async fn report_for(storage: &dyn Storage) -> Result<Option<RecoveryReport>,
     };
     let previous = PreviousLog::from_record(record)?;
     let size = storage.log_head().await?.size;
-    let mut leaves = Vec::new();
+    let leaves = leaf_texts(storage, size).await?;
+    let devices = storage.list_devices().await?;
+    Ok(Some(report(&previous, &leaves, &devices)))
+}
+
+/// The log's leaf texts `0..size`, read a page at a time.
+pub async fn leaf_texts(storage: &dyn Storage, size: u64) -> Result<Vec<String>, StorageError> {
+    let mut leaves = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     let page = crate::transparency::MAX_LEAVES_PER_ANSWER;
     let mut start = 0;
     while start < size {
@@ -370,8 +377,7 @@ pub async fn report_for(storage: &dyn Storage) -> Result<Option<RecoveryReport>,
         );
         start = end;
     }
-    let devices = storage.list_devices().await?;
-    Ok(Some(report(&previous, &leaves, &devices)))
+    Ok(leaves)
 }
 
 /// Why the report could not be made.
