@@ -263,8 +263,11 @@ impl Store {
             } else {
                 "queued"
             };
-            tx.prepare_cached("UPDATE encounters SET sync_state = ?2 WHERE id = ?1")?
-                .execute(params![id, state])?;
+            // Only a change of state rewrites the row (it carries the whole document).
+            tx.prepare_cached(
+                "UPDATE encounters SET sync_state = ?2 WHERE id = ?1 AND sync_state IS NOT ?2",
+            )?
+            .execute(params![id, state])?;
             if removed > 0 {
                 audit::append(
                     &tx,

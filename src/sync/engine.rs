@@ -299,7 +299,7 @@ pub struct Engine {
 
 /// Versions accepted before the engine stops to prove them (one checkpoint, one consistency
 /// proof and one inclusion request per this many).
-const PROVE_EVERY_VERSIONS: usize = 500;
+const PROVE_EVERY_VERSIONS: usize = 1000;
 
 /// A version the server said it holds, not yet proved to be in its log.
 #[derive(Debug, Clone)]
