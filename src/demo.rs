@@ -237,10 +237,47 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
                 .to_owned(),
         }
     } else {
-        Outcome::Referred {
-            to: "GP out of hours".to_owned(),
+        // Each kind of non-conveyance in turn, with its section filled in.
+        match serial % 4 {
+            0 => Outcome::Referred {
+                to: "GP out of hours".to_owned(),
+            },
+            1 => Outcome::NotConveyed {
+                reason: "Treated at scene".to_owned(),
+            },
+            2 => Outcome::Declined,
+            _ => Outcome::Referred {
+                to: "Urgent community response".to_owned(),
+            },
         }
     });
+    if let Some(outcome) = e.outcome.as_ref().filter(|o| o.is_non_conveyance()) {
+        let mut section = whole_non_conveyance(outcome);
+        section.signature.name = e.patient.display_name();
+        section.signature.signed_at_utc = Some(left);
+        if serial % 4 == 3 {
+            // A patient who lacks capacity for the decision, left in a carer's care.
+            section.capacity = non_conveyance::CapacityAssessment {
+                impairment: Some(true),
+                can_understand: Some(false),
+                can_retain: Some(false),
+                can_weigh: Some(false),
+                can_communicate: Some(true),
+                best_interests: "Known dementia; settled at home with carer present; urgent \
+                                 community response to visit within two hours"
+                    .to_owned(),
+            };
+            section.consent = Some(non_conveyance::Consent::LacksCapacity);
+            section.referral_service =
+                Some(non_conveyance::ReferralService::UrgentCommunityResponse);
+            section.referral_reference = format!("UCR-{:05}", 10_000 + serial);
+            section.worsening_advice_to = Some(non_conveyance::AdviceGivenTo::Carer);
+            section.signature = non_conveyance::DrawnSignature::default();
+            section.no_signature_reason =
+                "Patient lacks capacity; carer declined to sign".to_owned();
+        }
+        e.non_conveyance = Some(section);
+    }
     e.pre_alert.eta_utc = Some(left + Duration::minutes(15));
     e.notes = "Synthetic demonstration record.".to_owned();
     e.crew = vec![
@@ -297,6 +334,47 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
         _ => {}
     }
     e
+}
+
+/// A whole non-conveyance section for `outcome`, signable as it is: a patient with capacity,
+/// risks and worsening advice recorded, signed by the patient; a referral to the service the
+/// outcome names (or the GP).
+pub fn whole_non_conveyance(outcome: &Outcome) -> NonConveyance {
+    use non_conveyance::*;
+    let mut section = NonConveyance::for_outcome(outcome);
+    if section.decision.is_none() {
+        section.decision = Some(NonConveyanceDecision::SeeAndTreat);
+    }
+    section.capacity.impairment = Some(false);
+    section.consent = Some(match section.decision {
+        Some(NonConveyanceDecision::RefusedAgainstAdvice) => Consent::Refused,
+        _ => Consent::Given,
+    });
+    section.risks_explained =
+        "Risks of not attending hospital explained, including deterioration and death".to_owned();
+    section.worsening_advice_to = Some(AdviceGivenTo::Patient);
+    section.worsening_advice =
+        "Call 999 if symptoms return or worsen; see GP within 48 hours".to_owned();
+    if section.decision == Some(NonConveyanceDecision::Referral) {
+        section.referral_service = Some(match outcome {
+            Outcome::Referred { to } if to.to_lowercase().contains("community") => {
+                ReferralService::UrgentCommunityResponse
+            }
+            _ => ReferralService::Gp,
+        });
+        section.referral_reference = "REF-2048".to_owned();
+    }
+    section.signature.signatory = Some(Signatory::Patient);
+    section.signature.name = "Demo Patient".to_owned();
+    // A short, plausible scrawl.
+    let scrawl: Vec<(f32, f32)> = (0..40u8)
+        .map(|i| {
+            let t = f32::from(i) / 39.0;
+            (0.1 + 0.8 * t, 0.5 + 0.25 * (t * 18.0).sin() * (1.0 - t))
+        })
+        .collect();
+    section.signature.add_stroke(&scrawl);
+    section
 }
 
 fn fixed_time(h: u32, m: u32) -> DateTime<Utc> {

@@ -625,3 +625,145 @@ fn epr_export_all_writes_every_signed_record_as_ndjson_with_no_server() {
         lines
     );
 }
+
+/// A refusal by a patient who was first thought to lack capacity and then found to have it,
+/// and a patient who lacks capacity, referred in their best interests.
+fn non_conveyed(lacks_capacity: bool) -> ambulance_epr::model::Encounter {
+    use ambulance_epr::model::Outcome;
+    use ambulance_epr::model::non_conveyance::*;
+    let mut e = complete_encounter();
+    let outcome = if lacks_capacity {
+        Outcome::Referred {
+            to: "Urgent community response".into(),
+        }
+    } else {
+        Outcome::Declined
+    };
+    let mut n = ambulance_epr::demo::whole_non_conveyance(&outcome);
+    if lacks_capacity {
+        n.capacity = CapacityAssessment {
+            impairment: Some(true),
+            can_understand: Some(false),
+            can_retain: Some(true),
+            can_weigh: Some(false),
+            can_communicate: Some(true),
+            best_interests: "Stays home with carer; community team to visit".into(),
+        };
+        n.consent = Some(Consent::LacksCapacity);
+        n.referral_reference = "UCR-4411".into();
+        n.signature = DrawnSignature::default();
+        n.no_signature_reason = "Patient lacks capacity; carer declined".into();
+    }
+    e.outcome = Some(outcome);
+    e.non_conveyance = Some(n);
+    assert_eq!(ambulance_epr::model::missing_items(&e), vec![]);
+    e
+}
+
+#[test]
+fn a_non_conveyance_prints_its_decision_capacity_advice_and_signature() {
+    let e = non_conveyed(false);
+    let bytes = pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap();
+    let text = squash(&pdf_text(&bytes));
+    for expected in [
+        "Non-conveyance",
+        "Decision: Refused against advice",
+        "Mental capacity: Has capacity for this decision (impairment of mind or brain: no)",
+        "Consent: Refused advice",
+        "Risks explained: Risks of not attending hospital explained",
+        "Worsening advice to patient: Call 999 if symptoms return or worsen",
+        "Signed by the patient (Demo Patient)",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in {text}");
+    }
+
+    let e = non_conveyed(true);
+    let bytes = pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap();
+    let text = squash(&pdf_text(&bytes));
+    for expected in [
+        "Decision: Referral",
+        "Mental capacity: Lacks capacity for this decision (impairment of mind or brain: yes)",
+        "Understand: no; retain: yes; use or weigh: no; communicate: yes",
+        "Best interests: Stays home with carer; community team to visit",
+        "Consent: Cannot consent (lacks capacity)",
+        "Referred to: Urgent community response (reference UCR-4411)",
+        "Not signed: Patient lacks capacity; carer declined",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in {text}");
+    }
+    // A conveyed record has no such section.
+    let bytes = pdf::render(
+        &complete_encounter(),
+        &fixed_meta(RecordStatus::Completed),
+        Utc::now(),
+    )
+    .unwrap();
+    assert!(!pdf_text(&bytes).contains("Non-conveyance"));
+}
+
+#[test]
+fn a_non_conveyance_is_one_observation_in_the_fhir_document_and_a_section_of_it() {
+    let e = non_conveyed(true);
+    let b = fhir::bundle(&e, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    let observation = find(&b, "Observation")
+        .into_iter()
+        .find(|o| o["code"]["text"] == "Non-conveyance assessment")
+        .expect("the non-conveyance observation");
+    assert_eq!(observation["valueCodeableConcept"]["text"], "Referral");
+    assert_eq!(observation["category"][0]["coding"][0]["code"], "survey");
+    let component = |name: &str| {
+        observation["component"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["code"]["text"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no component {name}"))
+    };
+    assert_eq!(
+        component("Mental capacity")["valueCodeableConcept"]["text"],
+        "Lacks capacity for this decision"
+    );
+    assert_eq!(
+        component("Impairment of mind or brain")["valueBoolean"],
+        true
+    );
+    assert_eq!(
+        component("Can use or weigh it to make the decision")["valueBoolean"],
+        false
+    );
+    assert_eq!(
+        component("Referred to")["valueString"],
+        "Urgent community response"
+    );
+    assert_eq!(component("Referral reference")["valueString"], "UCR-4411");
+    let composition = &b["entry"][0]["resource"];
+    let section = composition["section"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["title"] == "Non-conveyance")
+        .expect("a Non-conveyance section");
+    assert_eq!(
+        section["entry"][0]["reference"],
+        format!("urn:uuid:{}", observation["id"].as_str().unwrap())
+    );
+    assert!(
+        section["text"]["div"]
+            .as_str()
+            .unwrap()
+            .contains("Best interests: Stays home with carer")
+    );
+    // Conveyed: none.
+    let b = fhir::bundle(
+        &complete_encounter(),
+        &fixed_meta(RecordStatus::Completed),
+        Utc::now(),
+    );
+    assert!(
+        find(&b, "Observation")
+            .iter()
+            .all(|o| o["code"]["text"] != "Non-conveyance assessment")
+    );
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ambulance_epr::crypto::KdfParams;
 use ambulance_epr::demo::complete_encounter;
+use ambulance_epr::model::non_conveyance::{AdviceGivenTo, Consent, NonConveyanceDecision};
 use ambulance_epr::model::{Decision, Milestone, RecordStatus};
 use ambulance_epr::store::{FeedbackEntry, Store, migrate, store_path};
 use ambulance_epr::sync::{SyncCommand, SyncHandle, SyncStatus};
@@ -494,6 +495,138 @@ fn completing_with_something_missing_jumps_to_it_then_signs() {
     // Read-only now (still on the same section): the field cannot be edited.
     assert_eq!(h.state().editor().unwrap().section, Section::Patient);
     assert!(h.get_by_label("Given name").accesskit_node().is_disabled());
+}
+
+#[test]
+fn a_non_conveyance_is_signed_only_with_its_capacity_assessment_and_the_rest_of_its_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Outcome and destination");
+    click_button(&mut h, "Declined conveyance");
+    // A refusal starts as one; the rest waits for the crew.
+    let section = h
+        .state()
+        .editor()
+        .unwrap()
+        .doc
+        .non_conveyance
+        .clone()
+        .unwrap();
+    assert_eq!(
+        section.decision,
+        Some(NonConveyanceDecision::RefusedAgainstAdvice)
+    );
+
+    click(&mut h, "Complete and sign…");
+    h.get_by_label("Not ready to sign");
+    for missing in [
+        "Mental capacity assessment",
+        "Consent",
+        "Risks explained",
+        "Worsening advice and to whom",
+        "Patient's or witness's signature and name, or why none",
+    ] {
+        h.get_by_role_and_label(Role::Button, missing);
+    }
+    click_button(&mut h, "Mental capacity assessment");
+    assert!(
+        h.get_by_label("Impairment of mind or brain: yes")
+            .is_focused(),
+        "the assessment's first question has the focus"
+    );
+    // An impairment, and unable to weigh the information: lacks capacity, so cannot refuse.
+    tap_in_view(&mut h, "Impairment of mind or brain: yes");
+    tap_in_view(
+        &mut h,
+        "Can understand the information about the decision: yes",
+    );
+    tap_in_view(&mut h, "Can retain that information: yes");
+    tap_in_view(&mut h, "Can use or weigh it to make the decision: no");
+    h.get_by_label("Lacks capacity for this decision");
+    tap_in_view(&mut h, "Consent: refused advice");
+    let labels: Vec<&str> = ambulance_epr::model::missing_items(&h.state().editor().unwrap().doc)
+        .iter()
+        .map(|m| m.label)
+        .collect();
+    assert!(
+        labels.contains(
+            &"A patient who lacks capacity cannot refuse: decide in their best interests"
+        ) && labels.contains(&"Consent cannot be given or refused by a patient who lacks capacity")
+            && labels.contains(&"Best-interests decision (patient lacks capacity)"),
+        "{labels:?}"
+    );
+    // On reflection she can weigh it: capacity, and her refusal stands.
+    tap_in_view(&mut h, "Can use or weigh it to make the decision: yes");
+    tap_in_view(&mut h, "Can communicate the decision: yes");
+    h.get_by_label("Has capacity for this decision");
+    tap_in_view(&mut h, "+ Risk of deterioration");
+    tap_in_view(&mut h, "Worsening advice given to: relative");
+    tap_in_view(&mut h, "+ Call 999 if symptoms return or worsen");
+    h.get_by_label("No signature because").scroll_to_me();
+    settle(&mut h);
+    type_into(&mut h, "No signature because", "Declined to sign");
+    settle(&mut h);
+
+    click(&mut h, "Complete and sign…");
+    h.get_by_label("Complete and sign");
+    type_into(&mut h, "Registration (HCPC or staff number)", "PA123456");
+    click_button(&mut h, "Sign record");
+    settle(&mut h);
+    let ed = h.state().editor().unwrap();
+    assert_eq!(ed.mode, EditMode::Signed);
+    let section = ed.doc.non_conveyance.clone().unwrap();
+    assert_eq!(section.capacity.can_weigh, Some(true));
+    assert_eq!(section.consent, Some(Consent::Refused));
+    assert_eq!(section.risks_explained, "Risk of deterioration");
+    assert_eq!(section.worsening_advice_to, Some(AdviceGivenTo::Relative));
+    assert_eq!(section.no_signature_reason, "Declined to sign");
+    // Signed: the section is read-only.
+    assert!(
+        h.get_by_label("Impairment of mind or brain: yes")
+            .accesskit_node()
+            .is_disabled()
+    );
+}
+
+#[test]
+fn switching_outcome_away_and_back_keeps_what_was_typed_in_the_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Outcome and destination");
+    click_button(&mut h, "Not conveyed");
+    tap_in_view(&mut h, "Decision: see and treat");
+    tap_in_view(&mut h, "Impairment of mind or brain: no");
+    h.get_by_label("Conveyed to hospital").scroll_to_me();
+    settle(&mut h);
+    click_button(&mut h, "Conveyed to hospital");
+    assert!(h.state().editor().unwrap().doc.non_conveyance.is_none());
+    assert!(
+        h.query_by_label("Impairment of mind or brain: no")
+            .is_none()
+    );
+    click_button(&mut h, "Not conveyed");
+    let section = h
+        .state()
+        .editor()
+        .unwrap()
+        .doc
+        .non_conveyance
+        .clone()
+        .unwrap();
+    assert_eq!(section.decision, Some(NonConveyanceDecision::SeeAndTreat));
+    assert_eq!(section.capacity.impairment, Some(false));
 }
 
 #[test]

@@ -270,6 +270,20 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
     }
     section_entries.push(("Procedures", proc_refs));
 
+    // Non-conveyance: the decision, capacity, consent, advice, referral and signature, as
+    // one Observation whose parts are components. None of these has a code the record can
+    // be sure of, so each carries its meaning as text.
+    let mut non_conveyance_refs = Vec::new();
+    if let Some(section) = e
+        .non_conveyance
+        .as_ref()
+        .filter(|_| e.outcome.as_ref().is_some_and(Outcome::is_non_conveyance))
+    {
+        let observation = non_conveyance_observation(&ids, e, section, obs_status);
+        entries.push((ids.url("non-conveyance"), observation));
+        non_conveyance_refs.push(ids.reference("non-conveyance"));
+    }
+
     // Provenance with the device signature (signed versions only).
     if let (false, Some(signature)) = (draft, &meta.signature) {
         let recorded = e
@@ -366,6 +380,21 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
     if let Some(outcome) = &e.outcome {
         sections.push(json!({ "title": "Outcome", "text": narrative(&outcome.summary()) }));
     }
+    if !non_conveyance_refs.is_empty()
+        && let Some(section) = &e.non_conveyance
+    {
+        let when = |at: DateTime<Utc>| {
+            format!(
+                "{} ({zone})",
+                at.with_timezone(&offset).format("%d/%m/%Y %H:%M")
+            )
+        };
+        sections.push(json!({
+            "title": "Non-conveyance",
+            "text": narrative(&section.summary_lines(when).join("\n")),
+            "entry": non_conveyance_refs,
+        }));
+    }
     let title = if draft {
         format!("{DRAFT_MARK}: ambulance patient care record")
     } else {
@@ -414,6 +443,95 @@ fn narrative(text: &str) -> Value {
 }
 
 /// Adds the Observations of one set to `entries`; returns the references for the section.
+/// The non-conveyance section as one Observation: the decision as its value, the rest as
+/// components (a yes/no as a boolean, a choice as text, what was said as a string).
+fn non_conveyance_observation(
+    ids: &Ids,
+    e: &Encounter,
+    n: &crate::model::NonConveyance,
+    status: &str,
+) -> Value {
+    use crate::model::non_conveyance::Ability;
+    let text = |t: &str| json!({ "text": t });
+    let mut components = Vec::new();
+    let mut choice = |name: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            components.push(json!({ "code": text(name), "valueCodeableConcept": text(v) }));
+        }
+    };
+    choice("Mental capacity", Some(n.capacity.finding().label()));
+    choice("Consent", n.consent.map(|c| c.label()));
+    choice(
+        "Worsening advice given to",
+        n.worsening_advice_to.map(|a| a.label()),
+    );
+    choice(
+        "Signed by",
+        n.signature
+            .signatory
+            .filter(|_| n.signature.is_drawn())
+            .map(|s| s.label()),
+    );
+    let mut flag = |name: &str, value: Option<bool>| {
+        if let Some(v) = value {
+            components.push(json!({ "code": text(name), "valueBoolean": v }));
+        }
+    };
+    flag("Impairment of mind or brain", n.capacity.impairment);
+    if n.capacity.impairment == Some(true) {
+        for a in Ability::ALL {
+            flag(a.question(), n.capacity.ability(a));
+        }
+    }
+    let referral = n.referral_service_text();
+    let signatory_name = if n.signature.is_drawn() {
+        n.signature.name.as_str()
+    } else {
+        ""
+    };
+    for (name, value) in [
+        (
+            "Best-interests decision",
+            n.capacity.best_interests.as_str(),
+        ),
+        ("Risks explained", n.risks_explained.as_str()),
+        ("Worsening advice", n.worsening_advice.as_str()),
+        ("Referred to", referral.as_deref().unwrap_or("")),
+        ("Referral reference", n.referral_reference.as_str()),
+        ("Name of signatory", signatory_name),
+        ("No signature because", n.no_signature_reason.as_str()),
+    ] {
+        if !value.trim().is_empty() {
+            components.push(json!({ "code": text(name), "valueString": value.trim() }));
+        }
+    }
+    let at = n
+        .signature
+        .signed_at_utc
+        .or_else(|| e.sign_off.as_ref().map(|s| s.signed_at_utc))
+        .unwrap_or(e.created_at_utc);
+    let mut observation = json!({
+        "resourceType": "Observation",
+        "id": ids.id("non-conveyance").to_string(),
+        "status": status,
+        "category": [{ "coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "survey",
+            "display": "Survey"
+        }]}],
+        "code": text("Non-conveyance assessment"),
+        "subject": ids.reference("patient"),
+        "encounter": ids.reference("encounter"),
+        "effectiveDateTime": time(at),
+        "performer": [ids.reference("practitioner")],
+        "component": components,
+    });
+    if let Some(d) = n.decision {
+        observation["valueCodeableConcept"] = text(d.label());
+    }
+    observation
+}
+
 fn observation_set(
     ids: &Ids,
     e: &Encounter,

@@ -226,6 +226,68 @@ impl Writer {
         self.y_pt += 2.0;
     }
 
+    /// A signature drawn on the tablet, as lines in a box `width_pt` wide (its strokes are
+    /// in the pad's coordinates, 0..=SIGNATURE_SCALE across and down, 3 wide to 1 high).
+    fn signature(&mut self, strokes: &[Vec<[u16; 2]>], width_pt: f32) {
+        let height_pt = width_pt / 3.0;
+        self.ensure(height_pt + 6.0);
+        self.y_pt += 3.0;
+        let top = Self::page_height_pt() - self.y_pt;
+        let x0 = Self::left_pt();
+        let scale = f32::from(crate::model::non_conveyance::SIGNATURE_SCALE);
+        let at = |p: [u16; 2]| Point {
+            x: Pt(x0 + f32::from(p[0]) / scale * width_pt),
+            y: Pt(top - f32::from(p[1]) / scale * height_pt),
+        };
+        let ops = self.ops();
+        ops.push(Op::SetOutlineThickness { pt: Pt(0.8) });
+        ops.push(Op::SetOutlineColor {
+            col: Color::Greyscale(Greyscale {
+                percent: 0.0,
+                icc_profile: None,
+            }),
+        });
+        for stroke in strokes.iter().filter(|s| s.len() > 1) {
+            ops.push(Op::DrawLine {
+                line: Line {
+                    points: stroke
+                        .iter()
+                        .map(|&p| LinePoint {
+                            p: at(p),
+                            bezier: false,
+                        })
+                        .collect(),
+                    is_closed: false,
+                },
+            });
+        }
+        // The line signed above.
+        let base = top - height_pt;
+        ops.push(Op::SetOutlineThickness { pt: Pt(0.4) });
+        ops.push(Op::DrawLine {
+            line: Line {
+                points: vec![
+                    LinePoint {
+                        p: Point {
+                            x: Pt(x0),
+                            y: Pt(base),
+                        },
+                        bezier: false,
+                    },
+                    LinePoint {
+                        p: Point {
+                            x: Pt(x0 + width_pt),
+                            y: Pt(base),
+                        },
+                        bezier: false,
+                    },
+                ],
+                is_closed: false,
+            },
+        });
+        self.y_pt += height_pt + 3.0;
+    }
+
     /// One bold line of text inside a drawn box across the page.
     fn boxed_line(&mut self, text: &str) {
         let size = 11.0;
@@ -695,6 +757,37 @@ fn render_zoned(
         .map(|o| o.summary())
         .unwrap_or_else(|| "Not recorded".into());
     w.paragraph(left, width, 9.5, false, &outcome);
+    if let Some(section) = e
+        .non_conveyance
+        .as_ref()
+        .filter(|_| e.outcome.as_ref().is_some_and(|o| o.is_non_conveyance()))
+    {
+        w.heading("Non-conveyance");
+        let when = |at: DateTime<Utc>| {
+            format!(
+                "{} {zone}",
+                at.with_timezone(&offset).format("%d/%m/%Y %H:%M")
+            )
+        };
+        let mut lines = section.summary_lines(when);
+        // The last line says who signed (or why no one did): it stays on the page with the
+        // signature drawn under it.
+        let signed_line = lines.pop();
+        for line in &lines {
+            w.paragraph(left, width, 9.5, false, line);
+        }
+        let signature_width_pt = mm_to_pt(75.0);
+        if section.signature.is_drawn() {
+            w.ensure(9.5 * 1.3 + signature_width_pt / 3.0 + 12.0);
+        }
+        if let Some(line) = signed_line {
+            w.paragraph(left, width, 9.5, false, &line);
+        }
+        if section.signature.is_drawn() {
+            w.signature(&section.signature.strokes, signature_width_pt);
+            w.y_pt += 4.0;
+        }
+    }
     if !e.notes.trim().is_empty() {
         w.paragraph(
             left,

@@ -5,6 +5,7 @@
 
 use super::encounter::{Encounter, Milestone, Outcome};
 use super::news2::News2;
+use super::non_conveyance::{NonConveyance, NonConveyanceItem};
 
 /// A place in the record the editor can jump to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,6 +20,8 @@ pub enum Field {
     Allergies,
     Observations,
     Outcome,
+    /// A part of the non-conveyance section.
+    NonConveyance(NonConveyanceItem),
     Crew,
     SignOffClinician,
 }
@@ -118,6 +121,13 @@ pub fn missing_items(e: &Encounter) -> Vec<MissingItem> {
         }
         Some(_) => {}
     }
+    if e.outcome.as_ref().is_some_and(Outcome::is_non_conveyance) {
+        let empty = NonConveyance::default();
+        let section = e.non_conveyance.as_ref().unwrap_or(&empty);
+        for (item, label) in section.missing() {
+            need(false, Field::NonConveyance(item), label);
+        }
+    }
     need(!e.crew.is_empty(), Field::Crew, "Crew members");
     need(
         e.sign_off
@@ -173,6 +183,37 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].field, Field::Outcome);
         assert_eq!(m[0].label, "Destination hospital");
+    }
+
+    #[test]
+    fn a_non_conveyance_without_a_capacity_assessment_cannot_be_signed() {
+        for outcome in [
+            Outcome::NotConveyed {
+                reason: "Treated at home".into(),
+            },
+            Outcome::Referred { to: "GP".into() },
+            Outcome::Declined,
+        ] {
+            let mut e = complete_encounter();
+            e.outcome = Some(outcome.clone());
+            let labels: Vec<_> = missing_items(&e).iter().map(|m| m.label).collect();
+            assert!(labels.contains(&"Mental capacity assessment"), "{labels:?}");
+            let mut section = crate::demo::whole_non_conveyance(&outcome);
+            e.non_conveyance = Some(section.clone());
+            assert_eq!(missing_items(&e), vec![], "{outcome:?}");
+            section.capacity = Default::default();
+            e.non_conveyance = Some(section);
+            let missing = missing_items(&e);
+            assert_eq!(missing.len(), 1);
+            assert_eq!(
+                missing[0].field,
+                Field::NonConveyance(NonConveyanceItem::Capacity)
+            );
+        }
+        // Conveyed: the section is not asked for.
+        let e = complete_encounter();
+        assert!(e.non_conveyance.is_none());
+        assert_eq!(missing_items(&e), vec![]);
     }
 
     #[test]

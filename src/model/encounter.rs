@@ -436,6 +436,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// True when the patient stays where they are: not conveyed, referred elsewhere, or
+    /// refusing conveyance. Such a record needs its non-conveyance section at sign-off.
+    pub fn is_non_conveyance(&self) -> bool {
+        matches!(
+            self,
+            Outcome::NotConveyed { .. } | Outcome::Referred { .. } | Outcome::Declined
+        )
+    }
+
     /// A one-line summary.
     pub fn summary(&self) -> String {
         match self {
@@ -504,6 +513,11 @@ pub struct Encounter {
     pub drugs: Vec<DrugGiven>,
     #[serde(default)]
     pub outcome: Option<Outcome>,
+    /// Why the patient was not conveyed, their capacity, consent, advice and signature:
+    /// required at sign-off when the outcome leaves the patient at home
+    /// ([`Outcome::is_non_conveyance`]). Absent from records made before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub non_conveyance: Option<super::NonConveyance>,
     #[serde(default)]
     pub pre_alert: PreAlert,
     #[serde(default)]
@@ -532,6 +546,7 @@ impl Encounter {
             interventions: Vec::new(),
             drugs: Vec::new(),
             outcome: None,
+            non_conveyance: None,
             pre_alert: PreAlert::default(),
             notes: String::new(),
             crew: Vec::new(),

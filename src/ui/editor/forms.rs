@@ -229,6 +229,11 @@ pub struct Forms {
     pub removing: Option<Removal>,
     /// Removals confirmed this frame, for the editor to audit.
     pub removed: Vec<crate::store::audit::Action>,
+    /// A non-conveyance section set aside when the crew chose an outcome that does not need
+    /// it, given back if they choose one that does.
+    pub parked_non_conveyance: Option<crate::model::NonConveyance>,
+    /// The signature stroke being drawn, as fractions of the pad (kept on lifting the finger).
+    pub signature_stroke: Vec<(f32, f32)>,
 }
 
 /// Something recorded that the crew asked to remove, as it was when they asked.

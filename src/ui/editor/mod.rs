@@ -7,6 +7,7 @@
 //! sends the save to the store worker. Signed records are drawn read-only.
 
 pub mod forms;
+pub mod non_conveyance;
 pub mod observations;
 pub mod sections;
 
@@ -78,7 +79,7 @@ impl Section {
             Field::PatientName | Field::PatientAge | Field::PatientSex => Section::Patient,
             Field::PresentingComplaint | Field::Allergies => Section::History,
             Field::Observations => Section::Observations,
-            Field::Outcome => Section::Outcome,
+            Field::Outcome | Field::NonConveyance(_) => Section::Outcome,
             Field::Crew => Section::Crew,
             Field::SignOffClinician => Section::SignOff,
         }

@@ -818,6 +818,7 @@ pub fn outcome_ui(
         }
         _ => {}
     }
+    changed |= super::non_conveyance::non_conveyance_ui(ui, doc, forms, jump);
     ui.separator();
     ui.label(RichText::new("Pre-alert").strong());
     ui.horizontal(|ui| {
