@@ -200,6 +200,7 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
         }
         .to_owned(),
         safeguarding: Safeguarding::default(),
+        advance_decisions: AdvanceDecisions::default(),
     };
     let severity: f64 = rng.random_range(0.0..1.0);
     let oxygen = severity > 0.6;
@@ -324,6 +325,21 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
                 }
             }
         }
+        5 => {
+            // An older patient with a DNACPR decision the crew saw.
+            e.patient.date_of_birth = (start - Duration::days(88 * 365 + 200)).date_naive().into();
+            e.history.advance_decisions = advance_decisions::AdvanceDecisions {
+                status: Some(advance_decisions::AdvanceStatus::Seen),
+                document: Some(advance_decisions::AdvanceDocument::Respect),
+                cpr: Some(advance_decisions::CprRecommendation::DoNotAttemptCpr),
+                location: "Care home file".to_owned(),
+                recommendation: "Ward-based care; not for intensive care".to_owned(),
+                ..Default::default()
+            };
+        }
+        0 => {
+            e.history.advance_decisions.status = Some(advance_decisions::AdvanceStatus::NoneKnown);
+        }
         9 => {
             e.patient.sex = Some(Sex::Female);
             e.patient.date_of_birth = (start - Duration::days(29 * 365 + 40)).date_naive().into();
@@ -418,6 +434,7 @@ pub fn complete_encounter() -> Encounter {
         medications: "Ramipril".into(),
         allergies: "NKDA".into(),
         safeguarding: Safeguarding::default(),
+        advance_decisions: AdvanceDecisions::default(),
     };
     let mut first = ObservationSet::empty(at(10, 15));
     first.resp_rate_per_min = RespRatePerMin::new(22).ok();

@@ -767,3 +767,58 @@ fn a_non_conveyance_is_one_observation_in_the_fhir_document_and_a_section_of_it(
             .all(|o| o["code"]["text"] != "Non-conveyance assessment")
     );
 }
+
+#[test]
+fn an_advance_decision_is_said_at_handover_printed_and_coded_as_seen_or_not() {
+    use ambulance_epr::model::advance_decisions::*;
+    let mut e = complete_encounter();
+    e.history.advance_decisions = AdvanceDecisions {
+        status: Some(AdvanceStatus::Seen),
+        document: Some(AdvanceDocument::Dnacpr),
+        cpr: Some(CprRecommendation::DoNotAttemptCpr),
+        location: "Care home file".into(),
+        recommendation: "Comfort care".into(),
+        ..AdvanceDecisions::default()
+    };
+    assert_eq!(ambulance_epr::model::missing_items(&e), vec![]);
+    let said = "DNACPR seen (Care home file): NOT for CPR; Comfort care";
+    let information = atmist(&e)
+        .into_iter()
+        .find(|l| l.heading == "Injuries or information")
+        .unwrap();
+    assert!(information.text.contains(said), "{}", information.text);
+    let bytes = pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap();
+    assert!(squash(&pdf_text(&bytes)).contains(said));
+    let b = fhir::bundle(&e, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    let observation = find(&b, "Observation")
+        .into_iter()
+        .find(|o| o["code"]["text"] == "Advance decisions (DNACPR, ReSPECT)")
+        .expect("the advance decisions observation");
+    assert_eq!(observation["valueString"], said);
+    let sections = b["entry"][0]["resource"]["section"].as_array().unwrap();
+    assert!(sections.iter().any(|s| s["title"] == "Advance decisions"));
+
+    // Only told of: the handover says it was not seen.
+    e.history.advance_decisions.status = Some(AdvanceStatus::ReportedNotSeen);
+    let information = atmist(&e)
+        .into_iter()
+        .find(|l| l.heading == "Injuries or information")
+        .unwrap();
+    assert!(
+        information
+            .text
+            .contains("DNACPR reported, NOT SEEN (Care home file)"),
+        "{}",
+        information.text
+    );
+
+    // Not asked: no section, so nothing reads as "none known".
+    let b = fhir::bundle(
+        &complete_encounter(),
+        &fixed_meta(RecordStatus::Completed),
+        Utc::now(),
+    );
+    let sections = b["entry"][0]["resource"]["section"].as_array().unwrap();
+    assert!(!sections.iter().any(|s| s["title"] == "Advance decisions"));
+}

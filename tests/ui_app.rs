@@ -595,6 +595,43 @@ fn a_non_conveyance_is_signed_only_with_its_capacity_assessment_and_the_rest_of_
 }
 
 #[test]
+fn an_advance_decision_seen_asks_for_its_details_and_reaches_the_handover() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Complaint and history");
+    tap_in_view(&mut h, "Advance decision document: seen");
+    click(&mut h, "Complete and sign…");
+    h.get_by_label("Not ready to sign");
+    click_button(&mut h, "Advance decision: CPR recommendation");
+    assert_eq!(h.state().editor().unwrap().section, Section::History);
+    tap_in_view(&mut h, "Document type: respect");
+    tap_in_view(&mut h, "CPR: not for cpr");
+    h.get_by_label("Where it is kept").scroll_to_me();
+    settle(&mut h);
+    type_into(&mut h, "Where it is kept", "Kitchen drawer");
+    h.get_by_label("Its recommendation").scroll_to_me();
+    settle(&mut h);
+    type_into(&mut h, "Its recommendation", "Symptom control at home");
+    settle(&mut h);
+    let doc = &h.state().editor().unwrap().doc;
+    let missing = ambulance_epr::model::missing_items(doc);
+    assert!(
+        missing
+            .iter()
+            .all(|m| m.field != ambulance_epr::model::Field::AdvanceDecisions),
+        "{missing:?}"
+    );
+    click(&mut h, "Handover (ATMIST)");
+    h.get_by_label_contains("ReSPECT seen (Kitchen drawer): NOT for CPR; Symptom control at home");
+}
+
+#[test]
 fn switching_outcome_away_and_back_keeps_what_was_typed_in_the_section() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = fast_store(dir.path());

@@ -283,6 +283,17 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         entries.push((ids.url("non-conveyance"), observation));
         non_conveyance_refs.push(ids.reference("non-conveyance"));
     }
+    // Advance decisions (DNACPR, ReSPECT, ...), when the crew recorded any: one Observation,
+    // its parts as components, in the history's section.
+    let mut advance_refs = Vec::new();
+    if let Some(observation) = advance_decisions_observation(&ids, e, obs_status) {
+        entries.push((ids.url("advance-decisions"), observation));
+        advance_refs.push(ids.reference("advance-decisions"));
+    }
+    // Left out when not asked: an empty section would read as "none known".
+    if !advance_refs.is_empty() {
+        section_entries.push(("Advance decisions", advance_refs));
+    }
 
     // Provenance with the device signature (signed versions only).
     if let (false, Some(signature)) = (draft, &meta.signature) {
@@ -443,6 +454,51 @@ fn narrative(text: &str) -> Value {
 }
 
 /// Adds the Observations of one set to `entries`; returns the references for the section.
+/// The advance decisions as one Observation (`None` when nothing was recorded): the summary
+/// line as its value, each part as a component with its meaning as text.
+fn advance_decisions_observation(ids: &Ids, e: &Encounter, status: &str) -> Option<Value> {
+    let a = &e.history.advance_decisions;
+    let summary = a.summary()?;
+    let text = |t: &str| json!({ "text": t });
+    let mut components = Vec::new();
+    if let Some(s) = a.status {
+        components.push(
+            json!({ "code": text("Document seen"), "valueCodeableConcept": text(s.label()) }),
+        );
+    }
+    if let Some(d) = a.document_text() {
+        components.push(json!({ "code": text("Document type"), "valueCodeableConcept": text(&d) }));
+    }
+    if let Some(c) = a.cpr {
+        components.push(json!({ "code": text("CPR"), "valueCodeableConcept": text(c.label()) }));
+    }
+    for (name, value) in [
+        ("Where it is kept", a.location.trim()),
+        ("Recommendation", a.recommendation.trim()),
+    ] {
+        if !value.is_empty() {
+            components.push(json!({ "code": text(name), "valueString": value }));
+        }
+    }
+    Some(json!({
+        "resourceType": "Observation",
+        "id": ids.id("advance-decisions").to_string(),
+        "status": status,
+        "category": [{ "coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "survey",
+            "display": "Survey"
+        }]}],
+        "code": text("Advance decisions (DNACPR, ReSPECT)"),
+        "subject": ids.reference("patient"),
+        "encounter": ids.reference("encounter"),
+        "effectiveDateTime": time(e.created_at_utc),
+        "performer": [ids.reference("practitioner")],
+        "valueString": summary,
+        "component": components,
+    }))
+}
+
 /// The non-conveyance section as one Observation: the decision as its value, the rest as
 /// components (a yes/no as a boolean, a choice as text, what was said as a string).
 fn non_conveyance_observation(

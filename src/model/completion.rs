@@ -18,6 +18,7 @@ pub enum Field {
     PatientSex,
     PresentingComplaint,
     Allergies,
+    AdvanceDecisions,
     Observations,
     Outcome,
     /// A part of the non-conveyance section.
@@ -84,6 +85,9 @@ pub fn missing_items(e: &Encounter) -> Vec<MissingItem> {
         Field::Allergies,
         "Allergies (or NKDA)",
     );
+    for label in e.history.advance_decisions.missing() {
+        need(false, Field::AdvanceDecisions, label);
+    }
     need(
         !e.observations.is_empty(),
         Field::Observations,
@@ -213,6 +217,24 @@ mod tests {
         // Conveyed: the section is not asked for.
         let e = complete_encounter();
         assert!(e.non_conveyance.is_none());
+        assert_eq!(missing_items(&e), vec![]);
+    }
+
+    #[test]
+    fn an_advance_decision_said_to_exist_needs_its_details_at_sign_off() {
+        use crate::model::advance_decisions::AdvanceStatus;
+        let mut e = complete_encounter();
+        e.history.advance_decisions.status = Some(AdvanceStatus::ReportedNotSeen);
+        let m = missing_items(&e);
+        assert_eq!(
+            m.iter().map(|m| m.label).collect::<Vec<_>>(),
+            [
+                "Advance decision: document type",
+                "Advance decision: where it is kept"
+            ]
+        );
+        assert!(m.iter().all(|m| m.field == Field::AdvanceDecisions));
+        e.history.advance_decisions.status = Some(AdvanceStatus::NoneKnown);
         assert_eq!(missing_items(&e), vec![]);
     }
 

@@ -398,6 +398,9 @@ pub struct History {
     pub allergies: String,
     #[serde(default)]
     pub safeguarding: Safeguarding,
+    /// DNACPR, ReSPECT or other advance decisions; absent from the document until answered.
+    #[serde(default, skip_serializing_if = "super::AdvanceDecisions::is_empty")]
+    pub advance_decisions: super::AdvanceDecisions,
 }
 
 /// A procedure performed (cannulation, splint, airway...).

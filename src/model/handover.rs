@@ -178,6 +178,9 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
         AllergyStatus::Unknown => "allergy status unknown".to_owned(),
         AllergyStatus::Recorded(text) => format!("ALLERGIES {text}"),
     });
+    if let Some(advance) = e.history.advance_decisions.summary() {
+        info.push(advance);
+    }
     if e.history.safeguarding.concern_raised {
         info.push("safeguarding concern raised".to_owned());
     }

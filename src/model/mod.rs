@@ -5,6 +5,7 @@
 //! so every clinical rule can be tested in isolation and reused by the app, the server and
 //! exports alike. Clinical facts come from `CLINICAL.md`; tests are written from it.
 
+pub mod advance_decisions;
 pub mod allergy;
 pub mod clock_time;
 pub mod completion;
@@ -19,6 +20,7 @@ pub mod review;
 pub mod revision;
 pub mod version;
 
+pub use advance_decisions::AdvanceDecisions;
 pub use allergy::AllergyStatus;
 pub use completion::{Field, MissingItem, missing_items};
 pub use dose::{DoseError, DoseUnit, parse_dose};

@@ -6,6 +6,7 @@
 //! bookkeeping. It marks the document edited; the app decides when to save (debounced) and
 //! sends the save to the store worker. Signed records are drawn read-only.
 
+pub mod advance;
 pub mod forms;
 pub mod non_conveyance;
 pub mod observations;
@@ -77,7 +78,9 @@ impl Section {
         match field {
             Field::IncidentNumber | Field::CallSign | Field::Time(_) => Section::Incident,
             Field::PatientName | Field::PatientAge | Field::PatientSex => Section::Patient,
-            Field::PresentingComplaint | Field::Allergies => Section::History,
+            Field::PresentingComplaint | Field::Allergies | Field::AdvanceDecisions => {
+                Section::History
+            }
             Field::Observations => Section::Observations,
             Field::Outcome | Field::NonConveyance(_) => Section::Outcome,
             Field::Crew => Section::Crew,

@@ -88,7 +88,7 @@ pub fn non_conveyance_ui(
 /// A row of choices for an optional value under a label; tapping the chosen one again leaves
 /// it chosen. Each choice is named "{group}: {choice}" for screen readers (several groups
 /// offer "Patient").
-fn pick<T: Copy + PartialEq>(
+pub(super) fn pick<T: Copy + PartialEq>(
     ui: &mut Ui,
     group: &str,
     value: &mut Option<T>,

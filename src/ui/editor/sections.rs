@@ -401,6 +401,9 @@ pub fn history_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) ->
         }
     });
     ui.add_space(6.0);
+    changed |= super::advance::advance_decisions_ui(ui, doc, jump);
+    let h = &mut doc.history;
+    ui.add_space(6.0);
     changed |= ui
         .checkbox(
             &mut h.safeguarding.concern_raised,
