@@ -106,9 +106,22 @@ fn init_demo_status_list_show() {
     // and says how many did; the demo data has such rechecks.
     let mut saw_partial_recheck = false;
     let (mut saw_child, mut saw_pregnancy, mut saw_scale2) = (false, false, false);
+    let (mut saw_non_conveyance, mut saw_advance_decision) = (false, false);
     for row in rows {
         let id = row["id"].as_str().unwrap();
         let doc = json(&epr(dir.path(), PASS, &["show", "--id", id, "--json"]));
+        // Every record that leaves the patient at home carries its non-conveyance section,
+        // and no conveyed one does.
+        let kind = doc["outcome"]["kind"].as_str().unwrap_or("");
+        let left_at_home = matches!(kind, "not_conveyed" | "referred" | "declined");
+        assert_eq!(doc["non_conveyance"].is_object(), left_at_home, "{kind}");
+        if left_at_home {
+            let section = &doc["non_conveyance"];
+            assert!(section["decision"].is_string());
+            assert!(section["capacity"]["impairment"].is_boolean());
+            saw_non_conveyance = true;
+        }
+        saw_advance_decision |= doc["history"]["advance_decisions"]["status"] == "seen";
         let mut sets: Vec<&serde_json::Value> =
             doc["observations"].as_array().unwrap().iter().collect();
         sets.sort_by_key(|s| s["taken_at_utc"].as_str().unwrap().to_owned());
@@ -145,6 +158,14 @@ fn init_demo_status_list_show() {
         "the demo data includes a partial recheck"
     );
     assert!(saw_child, "the demo data includes a child");
+    assert!(
+        saw_non_conveyance,
+        "the demo data includes a patient not conveyed"
+    );
+    assert!(
+        saw_advance_decision,
+        "the demo data includes an advance decision seen"
+    );
     assert!(saw_pregnancy, "the demo data includes a pregnant woman");
     assert!(
         saw_scale2,
