@@ -293,6 +293,7 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
             registration: String::new(),
         },
     ];
+    add_presentation(&mut e, serial, at_patient, left);
     // The cases every clinical rule needs to be seen in the demo, by serial number, so any
     // ten records in a row show each of them (and the rest of the record stays as drawn):
     // a glucose-only recheck after the last set (the current NEWS2 stays that of the latest
@@ -350,6 +351,102 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
         _ => {}
     }
     e
+}
+
+/// The presentation the complaint suggests, with its sections whole: a 12-lead ECG for chest
+/// pain (a STEMI for the primary PCI pathway on every third), the stroke assessment for
+/// stroke symptoms (witnessed onset or last known well in turn, and a blood glucose in the
+/// first set). Serials ending in 6 are chest pains and in 8 strokes. Uses no randomness, so
+/// the rest of the record is as drawn.
+fn add_presentation(
+    e: &mut Encounter,
+    serial: u32,
+    at_patient: DateTime<Utc>,
+    left: DateTime<Utc>,
+) {
+    use crate::model::ecg::{Ecg12Lead, EcgRhythm};
+    use crate::model::stroke::{Finding, OnsetKind, StrokeAssessment, StrokePathway};
+    // Any ten records in a row hold a chest pain and a stroke.
+    let forced = match serial % 10 {
+        6 => COMPLAINTS.first(),
+        8 => COMPLAINTS.iter().find(|(c, _)| *c == "Stroke symptoms"),
+        _ => None,
+    };
+    if let Some((complaint, history)) = forced {
+        e.history.presenting_complaint = (*complaint).to_owned();
+        e.history.history_of_complaint = (*history).to_owned();
+    }
+    let presentation = match e.history.presenting_complaint.as_str() {
+        "Central chest pain" => Presentation::ChestPain,
+        "Shortness of breath" => Presentation::BreathingDifficulty,
+        "Fall" => Presentation::Fall,
+        "Stroke symptoms" => Presentation::Stroke,
+        "Road traffic collision" => Presentation::Trauma,
+        "Sepsis query" => Presentation::Sepsis,
+        _ => Presentation::Other,
+    };
+    e.assessment.set(presentation, true);
+    let conveyed = matches!(e.outcome, Some(Outcome::ConveyedTo { .. }));
+    match presentation {
+        Presentation::ChestPain => {
+            let stemi = serial.is_multiple_of(3);
+            e.assessment.ecgs.push(Ecg12Lead {
+                taken_utc: Some(at_patient + Duration::minutes(4)),
+                rhythm: Some(if stemi {
+                    EcgRhythm::SinusRhythm
+                } else {
+                    EcgRhythm::SinusTachycardia
+                }),
+                stemi: Some(stemi),
+                transmitted: Some(stemi),
+                transmitted_to: if stemi {
+                    "Cath lab, Sample Royal Infirmary".to_owned()
+                } else {
+                    String::new()
+                },
+                ppci: stemi.then_some(conveyed),
+                ..Ecg12Lead::default()
+            });
+        }
+        Presentation::Stroke => {
+            let witnessed = serial.is_multiple_of(2);
+            let onset = e
+                .incident
+                .times
+                .get(Milestone::CallConnected)
+                .unwrap_or(at_patient)
+                - Duration::minutes(if witnessed { 35 } else { 150 });
+            e.assessment.stroke = Some(StrokeAssessment {
+                face: Some(Finding::Abnormal),
+                arms: Some(Finding::Abnormal),
+                speech: Some(if witnessed {
+                    Finding::Abnormal
+                } else {
+                    Finding::Normal
+                }),
+                balance: witnessed.then_some(Finding::Normal),
+                eyes: witnessed.then_some(Finding::Normal),
+                onset: Some(if witnessed {
+                    OnsetKind::Witnessed
+                } else {
+                    OnsetKind::LastKnownWell
+                }),
+                onset_utc: Some(onset),
+                pathway: Some(if conveyed {
+                    StrokePathway::HyperacuteStrokeUnit
+                } else {
+                    StrokePathway::NotOnPathway
+                }),
+                pre_alert_utc: conveyed.then_some(left - Duration::minutes(3)),
+            });
+            if let Some(first) = e.observations.first_mut()
+                && first.glucose_mmol_per_l.is_none()
+            {
+                first.glucose_mmol_per_l = GlucoseMmolPerL::new(6.4).ok();
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A whole non-conveyance section for `outcome`, signable as it is: a patient with capacity,

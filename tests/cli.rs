@@ -107,6 +107,7 @@ fn init_demo_status_list_show() {
     let mut saw_partial_recheck = false;
     let (mut saw_child, mut saw_pregnancy, mut saw_scale2) = (false, false, false);
     let (mut saw_non_conveyance, mut saw_advance_decision) = (false, false);
+    let (mut saw_stroke, mut saw_ecg) = (false, false);
     for row in rows {
         let id = row["id"].as_str().unwrap();
         let doc = json(&epr(dir.path(), PASS, &["show", "--id", id, "--json"]));
@@ -122,6 +123,22 @@ fn init_demo_status_list_show() {
             saw_non_conveyance = true;
         }
         saw_advance_decision |= doc["history"]["advance_decisions"]["status"] == "seen";
+        // A stroke carries its onset; a chest pain its ECG.
+        let presentations = &doc["assessment"]["presentations"];
+        if presentations
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == "stroke"))
+        {
+            assert!(doc["assessment"]["stroke"]["onset_utc"].is_string());
+            saw_stroke = true;
+        }
+        if presentations
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == "chest_pain"))
+        {
+            assert!(doc["assessment"]["ecgs"][0]["rhythm"].is_string());
+            saw_ecg = true;
+        }
         let mut sets: Vec<&serde_json::Value> =
             doc["observations"].as_array().unwrap().iter().collect();
         sets.sort_by_key(|s| s["taken_at_utc"].as_str().unwrap().to_owned());
@@ -158,6 +175,8 @@ fn init_demo_status_list_show() {
         "the demo data includes a partial recheck"
     );
     assert!(saw_child, "the demo data includes a child");
+    assert!(saw_stroke, "the demo data includes a stroke");
+    assert!(saw_ecg, "the demo data includes a chest pain with its ECG");
     assert!(
         saw_non_conveyance,
         "the demo data includes a patient not conveyed"

@@ -822,3 +822,161 @@ fn an_advance_decision_is_said_at_handover_printed_and_coded_as_seen_or_not() {
     let sections = b["entry"][0]["resource"]["section"].as_array().unwrap();
     assert!(!sections.iter().any(|s| s["title"] == "Advance decisions"));
 }
+
+/// The reference record as a stroke: BE-FAST positive, last known well at 08:30 UTC, taken
+/// to a hyperacute stroke unit pre-alerted at 10:44, with a 12-lead ECG in atrial
+/// fibrillation.
+fn stroke_record() -> ambulance_epr::model::Encounter {
+    use ambulance_epr::model::Presentation;
+    use ambulance_epr::model::ecg::{Ecg12Lead, EcgRhythm};
+    use ambulance_epr::model::stroke::*;
+    let mut e = complete_encounter();
+    let at = |h, m| Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap();
+    e.history.presenting_complaint = "Left arm weakness and slurred speech".into();
+    e.assessment.set(Presentation::Stroke, true);
+    e.assessment.stroke = Some(StrokeAssessment {
+        balance: Some(Finding::Normal),
+        eyes: Some(Finding::Normal),
+        face: Some(Finding::Abnormal),
+        arms: Some(Finding::Abnormal),
+        speech: Some(Finding::Abnormal),
+        onset: Some(OnsetKind::LastKnownWell),
+        onset_utc: Some(at(8, 30)),
+        pathway: Some(StrokePathway::HyperacuteStrokeUnit),
+        pre_alert_utc: Some(at(10, 44)),
+    });
+    e.assessment.ecgs.push(Ecg12Lead {
+        taken_utc: Some(at(10, 16)),
+        rhythm: Some(EcgRhythm::AtrialFibrillation),
+        stemi: Some(false),
+        transmitted: Some(false),
+        ..Ecg12Lead::default()
+    });
+    e
+}
+
+#[test]
+fn a_stroke_says_its_onset_as_t_prints_its_findings_and_codes_its_ecg() {
+    let e = stroke_record();
+    assert_eq!(
+        e.incident.times.call_connected_utc.map(|t| t.date_naive()),
+        Some(chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
+        "the reference record's day"
+    );
+    assert_eq!(ambulance_epr::model::missing_items(&e), vec![]);
+    let lines = atmist(&e);
+    let time = lines.iter().find(|l| l.letter == "T").unwrap();
+    assert_eq!(time.text, "Last known well 08:30; Call connected 10:00");
+    let signs = lines.iter().find(|l| l.heading == "Signs").unwrap();
+    assert!(
+        signs.text.contains(
+            "BE-FAST positive: face, arm, speech; 12-lead at 10:16: atrial fibrillation, no STEMI"
+        ),
+        "{}",
+        signs.text
+    );
+
+    let bytes = pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap();
+    let text = squash(&pdf_text(&bytes));
+    for said in [
+        "Stroke / TIA",
+        "BE-FAST positive: face, arm, speech",
+        "Last known well 08:30",
+        "Pathway: Hyperacute stroke unit, pre-alerted 10:44",
+        "12-lead at 10:16: atrial fibrillation, no STEMI",
+    ] {
+        assert!(text.contains(said), "the PDF says {said:?}");
+    }
+
+    let b = fhir::bundle(&e, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    let observations = find(&b, "Observation");
+    let ecg = observations
+        .iter()
+        .find(|o| o["code"]["coding"][0]["code"] == "268400002")
+        .expect("the ECG coded as a 12-lead ECG (SNOMED CT)");
+    assert_eq!(ecg["code"]["coding"][0]["system"], "http://snomed.info/sct");
+    assert_eq!(ecg["valueCodeableConcept"]["coding"][0]["code"], "49436004");
+    assert_eq!(ecg["effectiveDateTime"], "2026-03-01T10:16:00Z");
+    assert!(
+        ecg["component"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"]["text"] == "STEMI criteria met" && c["valueBoolean"] == false)
+    );
+    let stroke = observations
+        .iter()
+        .find(|o| o["code"]["text"] == "Stroke assessment (BE-FAST)")
+        .expect("the stroke observation");
+    assert_eq!(stroke["valueString"], "BE-FAST positive: face, arm, speech");
+    assert!(
+        stroke["component"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"]["text"] == "Last known well"
+                && c["valueDateTime"] == "2026-03-01T08:30:00Z")
+    );
+    let sections = b["entry"][0]["resource"]["section"].as_array().unwrap();
+    let section = sections
+        .iter()
+        .find(|s| s["title"] == "Presentation and assessments")
+        .expect("the presentation section");
+    assert_eq!(section["entry"].as_array().map(Vec::len), Some(2));
+    assert!(
+        section["text"]["div"]
+            .as_str()
+            .unwrap()
+            .contains("Presentation: Stroke / TIA")
+    );
+
+    // Without a presentation picked there is no such section and T is the call.
+    let b = fhir::bundle(
+        &complete_encounter(),
+        &fixed_meta(RecordStatus::Completed),
+        Utc::now(),
+    );
+    let sections = b["entry"][0]["resource"]["section"].as_array().unwrap();
+    assert!(
+        !sections
+            .iter()
+            .any(|s| s["title"] == "Presentation and assessments")
+    );
+}
+
+#[test]
+fn stroke_and_chest_pain_cannot_be_signed_without_their_items() {
+    use ambulance_epr::model::{AssessmentPart, Field, Presentation, missing_items};
+    let mut e = stroke_record();
+    let stroke = e.assessment.stroke.as_mut().unwrap();
+    stroke.onset_utc = None;
+    stroke.pre_alert_utc = None;
+    for o in &mut e.observations {
+        o.glucose_mmol_per_l = None;
+    }
+    let missing: Vec<_> = missing_items(&e)
+        .into_iter()
+        .filter(|m| m.field == Field::Assessment(AssessmentPart::Stroke))
+        .map(|m| m.label)
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            "Stroke: onset or last-known-well time",
+            "Stroke: blood glucose (in an observation set)",
+            "Stroke: time the stroke unit was pre-alerted",
+        ]
+    );
+
+    let mut e = complete_encounter();
+    e.assessment.set(Presentation::ChestPain, true);
+    let labels: Vec<_> = missing_items(&e).into_iter().map(|m| m.label).collect();
+    assert_eq!(labels, ["Chest pain: a 12-lead ECG, or why none was taken"]);
+    e.assessment.ecg_not_done_reason = "Patient declined".into();
+    assert_eq!(missing_items(&e), vec![]);
+    let text = squash(&pdf_text(
+        &pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap(),
+    ));
+    assert!(text.contains("Not taken: Patient declined"));
+}

@@ -1414,3 +1414,75 @@ fn a_retiring_tablet_tells_the_crew_and_offers_no_new_record() {
     click_button(&mut h, "New record");
     assert_eq!(screen(&h), "editor");
 }
+
+#[test]
+fn picking_stroke_brings_its_section_and_an_ecg_reaches_the_handover() {
+    use ambulance_epr::model::stroke::{Finding, OnsetKind};
+    use ambulance_epr::model::{AssessmentPart, Field};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Presentation, stroke, ECG");
+    assert!(
+        h.query_by_label("Face: abnormal").is_none(),
+        "stroke not picked yet"
+    );
+    tap_in_view(&mut h, "Presentation: stroke / tia");
+    click(&mut h, "Complete and sign…");
+    h.get_by_label("Not ready to sign");
+    click_button(&mut h, "Stroke: face");
+    assert_eq!(h.state().editor().unwrap().section, Section::Assessment);
+    tap_in_view(&mut h, "Face: abnormal");
+    tap_in_view(&mut h, "Arms: abnormal");
+    tap_in_view(&mut h, "Speech: normal");
+    tap_in_view(&mut h, "Onset: witnessed onset");
+    tap_in_view(&mut h, "Onset time now");
+    tap_in_view(&mut h, "Stroke pathway: emergency department");
+    settle(&mut h);
+    let doc = &h.state().editor().unwrap().doc;
+    let stroke = doc.assessment.stroke().unwrap();
+    assert_eq!(stroke.face, Some(Finding::Abnormal));
+    assert_eq!(stroke.onset, Some(OnsetKind::Witnessed));
+    assert!(stroke.onset_utc.is_some());
+    let missing = ambulance_epr::model::missing_items(doc);
+    assert!(
+        missing
+            .iter()
+            .all(|m| m.field != Field::Assessment(AssessmentPart::Stroke)),
+        "{missing:?}"
+    );
+
+    // Unpicked, the section leaves the record; picked again, it comes back as it was.
+    tap_in_view(&mut h, "Presentation: stroke / tia");
+    assert!(h.state().editor().unwrap().doc.assessment.stroke.is_none());
+    assert!(h.query_by_label("Face: abnormal").is_none());
+    tap_in_view(&mut h, "Presentation: stroke / tia");
+    settle(&mut h);
+    let stroke = h.state().editor().unwrap().doc.assessment.stroke.clone();
+    assert_eq!(stroke.and_then(|s| s.arms), Some(Finding::Abnormal));
+
+    tap_in_view(&mut h, "Add 12-lead ECG");
+    tap_in_view(&mut h, "ECG taken now");
+    tap_in_view(&mut h, "Rhythm: atrial fibrillation");
+    tap_in_view(&mut h, "STEMI criteria met: no");
+    tap_in_view(&mut h, "Transmitted: no");
+    settle(&mut h);
+    let doc = &h.state().editor().unwrap().doc;
+    let missing = ambulance_epr::model::missing_items(doc);
+    assert!(
+        missing
+            .iter()
+            .all(|m| !matches!(m.field, Field::Assessment(_))),
+        "{missing:?}"
+    );
+    assert_eq!(doc.assessment.ecgs.len(), 1);
+    click(&mut h, "Handover (ATMIST)");
+    h.get_by_label_contains("FAST positive: face, arm");
+    h.get_by_label_contains("atrial fibrillation, no STEMI");
+    h.get_by_label_contains("Onset ");
+}

@@ -295,6 +295,25 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         section_entries.push(("Advance decisions", advance_refs));
     }
 
+    // The stroke assessment and each 12-lead ECG, as Observations in their own section
+    // (with the presentations in its narrative).
+    let mut assessment_refs = Vec::new();
+    if let Some(stroke) = e.assessment.stroke() {
+        entries.push((
+            ids.url("stroke"),
+            stroke_observation(&ids, e, stroke, obs_status),
+        ));
+        assessment_refs.push(ids.reference("stroke"));
+    }
+    for (i, ecg) in e.assessment.ecgs.iter().enumerate() {
+        let name = format!("ecg-{i}");
+        entries.push((
+            ids.url(&name),
+            ecg_observation(&ids, e, &name, ecg, obs_status),
+        ));
+        assessment_refs.push(ids.reference(&name));
+    }
+
     // Provenance with the device signature (signed versions only).
     if let (false, Some(signature)) = (draft, &meta.signature) {
         let recorded = e
@@ -385,6 +404,38 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
             sections.push(json!({ "title": title, "entry": refs }));
         }
     }
+    if !e.assessment.is_empty() {
+        let clock = |at: DateTime<Utc>| {
+            format!(
+                "{} ({zone})",
+                at.with_timezone(&offset).format("%d/%m/%Y %H:%M")
+            )
+        };
+        let mut lines = Vec::new();
+        if let Some(p) = e.assessment.presentations_text() {
+            lines.push(format!("Presentation: {p}"));
+        }
+        if let Some(stroke) = e.assessment.stroke() {
+            lines.extend(stroke.summary_lines(clock));
+        }
+        for ecg in &e.assessment.ecgs {
+            lines.push(ecg.summary(clock));
+        }
+        if e.assessment.ecgs.is_empty() && !e.assessment.ecg_not_done_reason.trim().is_empty() {
+            lines.push(format!(
+                "12-lead ECG not taken: {}",
+                e.assessment.ecg_not_done_reason.trim()
+            ));
+        }
+        let mut section = json!({
+            "title": "Presentation and assessments",
+            "text": narrative(&lines.join("\n")),
+        });
+        if !assessment_refs.is_empty() {
+            section["entry"] = json!(assessment_refs);
+        }
+        sections.push(section);
+    }
     if !e.notes.trim().is_empty() {
         sections.push(json!({ "title": "Clinical notes", "text": narrative(e.notes.trim()) }));
     }
@@ -454,6 +505,106 @@ fn narrative(text: &str) -> Value {
 }
 
 /// Adds the Observations of one set to `entries`; returns the references for the section.
+/// The stroke assessment as one Observation: the BE-FAST summary as its value, each finding,
+/// the onset (or last-known-well) time, the pathway and the pre-alert as components. None of
+/// these has a code the record can be sure of, so each carries its meaning as text.
+fn stroke_observation(
+    ids: &Ids,
+    e: &Encounter,
+    s: &crate::model::stroke::StrokeAssessment,
+    status: &str,
+) -> Value {
+    use crate::model::stroke::BeFast;
+    let text = |t: &str| json!({ "text": t });
+    let mut components = Vec::new();
+    for item in BeFast::ALL {
+        if let Some(f) = s.finding(item) {
+            components.push(
+                json!({ "code": text(item.label()), "valueCodeableConcept": text(f.label()) }),
+            );
+        }
+    }
+    if let (Some(kind), Some(at)) = (s.onset, s.onset_utc) {
+        components.push(json!({ "code": text(kind.label()), "valueDateTime": time(at) }));
+    }
+    if let Some(p) = s.pathway {
+        components.push(
+            json!({ "code": text("Stroke pathway"), "valueCodeableConcept": text(p.label()) }),
+        );
+    }
+    if let Some(at) = s.pre_alert_utc {
+        components
+            .push(json!({ "code": text("Stroke unit pre-alerted"), "valueDateTime": time(at) }));
+    }
+    json!({
+        "resourceType": "Observation",
+        "id": ids.id("stroke").to_string(),
+        "status": status,
+        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
+        "code": text("Stroke assessment (BE-FAST)"),
+        "subject": ids.reference("patient"),
+        "encounter": ids.reference("encounter"),
+        "effectiveDateTime": time(
+            e.incident
+                .times
+                .get(crate::model::Milestone::AtPatient)
+                .unwrap_or(e.created_at_utc),
+        ),
+        "performer": [ids.reference("practitioner")],
+        "valueString": s.findings_text(),
+        "component": components,
+    })
+}
+
+/// One 12-lead ECG as an Observation coded as SNOMED CT's 12-lead ECG, its rhythm as the
+/// value (with a SNOMED CT code where one is known), the STEMI reading, transmission and PPCI
+/// decision as components.
+fn ecg_observation(
+    ids: &Ids,
+    e: &Encounter,
+    name: &str,
+    ecg: &crate::model::ecg::Ecg12Lead,
+    status: &str,
+) -> Value {
+    let text = |t: &str| json!({ "text": t });
+    let mut components = Vec::new();
+    let mut flag = |label: &str, value: Option<bool>| {
+        if let Some(v) = value {
+            components.push(json!({ "code": text(label), "valueBoolean": v }));
+        }
+    };
+    flag("STEMI criteria met", ecg.stemi);
+    flag("Transmitted", ecg.transmitted);
+    flag("Primary PCI pathway", ecg.ppci);
+    if ecg.transmitted == Some(true) && !ecg.transmitted_to.trim().is_empty() {
+        components.push(
+            json!({ "code": text("Transmitted to"), "valueString": ecg.transmitted_to.trim() }),
+        );
+    }
+    let rhythm = ecg
+        .rhythm_text()
+        .unwrap_or_else(|| "Not recorded".to_owned());
+    let value = match ecg.rhythm.and_then(|r| r.snomed()) {
+        Some((code, display)) => {
+            json!({ "coding": [{ "system": SNOMED, "code": code, "display": display }], "text": rhythm })
+        }
+        None => text(&rhythm),
+    };
+    json!({
+        "resourceType": "Observation",
+        "id": ids.id(name).to_string(),
+        "status": status,
+        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "procedure", "display": "Procedure" }] }],
+        "code": { "coding": [{ "system": SNOMED, "code": crate::model::ecg::SNOMED_12_LEAD_ECG, "display": "12-Lead ECG" }], "text": "12-lead ECG" },
+        "subject": ids.reference("patient"),
+        "encounter": ids.reference("encounter"),
+        "effectiveDateTime": time(ecg.taken_utc.unwrap_or(e.created_at_utc)),
+        "performer": [ids.reference("practitioner")],
+        "valueCodeableConcept": value,
+        "component": components,
+    })
+}
+
 /// The advance decisions as one Observation (`None` when nothing was recorded): the summary
 /// line as its value, each part as a component with its meaning as text.
 fn advance_decisions_observation(ids: &Ids, e: &Encounter, status: &str) -> Option<Value> {

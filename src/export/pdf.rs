@@ -650,6 +650,27 @@ fn render_zoned(
         w.paragraph(left, width, 10.0, false, &text);
     }
 
+    if let Some(presentations) = e.assessment.presentations_text() {
+        w.heading("Presentation");
+        w.paragraph(left, width, 9.5, false, &presentations);
+    }
+    if let Some(stroke) = e.assessment.stroke() {
+        w.heading("Stroke / TIA");
+        for line in stroke.summary_lines(clock) {
+            w.paragraph(left, width, 9.5, false, &line);
+        }
+    }
+    if !e.assessment.ecgs.is_empty() || !e.assessment.ecg_not_done_reason.trim().is_empty() {
+        w.heading("12-lead ECG");
+        for ecg in &e.assessment.ecgs {
+            w.paragraph(left, width, 9.5, false, &ecg.summary(clock));
+        }
+        if e.assessment.ecgs.is_empty() {
+            let text = format!("Not taken: {}", e.assessment.ecg_not_done_reason.trim());
+            w.paragraph(left, width, 9.5, false, &text);
+        }
+    }
+
     w.heading("Observations");
     let headers = [
         "Time", "RR", "SpO2", "Air/O2", "BP", "HR", "Temp", "ACVPU", "GCS", "BM", "Pain", "NEWS2",

@@ -3,6 +3,7 @@
 //! It lists every missing mandatory item by name, each with a [`Field`] the UI can jump to.
 //! It never blocks saving a draft: it is only consulted at sign-off.
 
+use super::assessment::AssessmentPart;
 use super::encounter::{Encounter, Milestone, Outcome};
 use super::news2::News2;
 use super::non_conveyance::{NonConveyance, NonConveyanceItem};
@@ -19,6 +20,8 @@ pub enum Field {
     PresentingComplaint,
     Allergies,
     AdvanceDecisions,
+    /// A part of the presentations' assessments (stroke, 12-lead ECG).
+    Assessment(AssessmentPart),
     Observations,
     Outcome,
     /// A part of the non-conveyance section.
@@ -87,6 +90,13 @@ pub fn missing_items(e: &Encounter) -> Vec<MissingItem> {
     );
     for label in e.history.advance_decisions.missing() {
         need(false, Field::AdvanceDecisions, label);
+    }
+    let glucose_measured = e
+        .observations
+        .iter()
+        .any(|o| o.glucose_mmol_per_l.is_some());
+    for (part, label) in e.assessment.missing(glucose_measured) {
+        need(false, Field::Assessment(part), label);
     }
     need(
         !e.observations.is_empty(),

@@ -506,6 +506,10 @@ pub struct Encounter {
     pub patient: Patient,
     #[serde(default)]
     pub history: History,
+    /// The presentations picked and the sections they bring (stroke, 12-lead ECGs). Absent
+    /// from records that have none.
+    #[serde(default, skip_serializing_if = "super::Assessment::is_empty")]
+    pub assessment: super::Assessment,
     #[serde(default)]
     pub spo2_scale: Spo2Scale,
     #[serde(default)]
@@ -544,6 +548,7 @@ impl Encounter {
             incident: Incident::default(),
             patient: Patient::default(),
             history: History::default(),
+            assessment: super::Assessment::default(),
             spo2_scale: Spo2Scale::Scale1,
             observations: Vec::new(),
             interventions: Vec::new(),

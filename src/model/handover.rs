@@ -154,10 +154,15 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
         .map(|s| s.label().to_lowercase())
         .unwrap_or_else(|| "sex not recorded".to_owned());
 
-    let time = match e.incident.times.first_recorded() {
+    let mut time = match e.incident.times.first_recorded() {
         Some((m, at)) => format!("{} {}", m.label(), clock(at)),
         None => "not recorded".to_owned(),
     };
+    // A stroke's clock starts at its onset (or when the patient was last known well), not
+    // at the call: the receiving team decides on thrombolysis from it, so it is said first.
+    if let Some(onset) = e.assessment.stroke().and_then(|s| s.onset_text(clock)) {
+        time = format!("{onset}; {time}");
+    }
 
     let mechanism = or_not_recorded(&e.history.presenting_complaint);
 
@@ -187,7 +192,13 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     // Never empty: the allergy line is always said, even when it is "not recorded".
     let information = info.join("; ");
 
-    let signs = signs_line(e, &clock);
+    let mut signs = signs_line(e, &clock);
+    if let Some(stroke) = e.assessment.stroke() {
+        signs.push_str(&format!("; {}", stroke.findings_text()));
+    }
+    for ecg in &e.assessment.ecgs {
+        signs.push_str(&format!("; {}", ecg.summary(clock)));
+    }
 
     let mut treatment: Vec<(DateTime<Utc>, String)> = Vec::new();
     for d in &e.drugs {

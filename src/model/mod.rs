@@ -7,9 +7,11 @@
 
 pub mod advance_decisions;
 pub mod allergy;
+pub mod assessment;
 pub mod clock_time;
 pub mod completion;
 pub mod dose;
+pub mod ecg;
 pub mod encounter;
 pub mod handover;
 pub mod news2;
@@ -18,10 +20,12 @@ pub mod non_conveyance;
 pub mod observations;
 pub mod review;
 pub mod revision;
+pub mod stroke;
 pub mod version;
 
 pub use advance_decisions::AdvanceDecisions;
 pub use allergy::AllergyStatus;
+pub use assessment::{Assessment, AssessmentPart, Presentation};
 pub use completion::{Field, MissingItem, missing_items};
 pub use dose::{DoseError, DoseUnit, parse_dose};
 pub use encounter::*;

@@ -232,6 +232,14 @@ pub struct Forms {
     /// A non-conveyance section set aside when the crew chose an outcome that does not need
     /// it, given back if they choose one that does.
     pub parked_non_conveyance: Option<crate::model::NonConveyance>,
+    /// A stroke section set aside when the crew unpicked stroke, given back if they pick it
+    /// again.
+    pub parked_stroke: Option<crate::model::stroke::StrokeAssessment>,
+    /// The stroke onset (or last-known-well) time and the stroke-unit pre-alert, as typed.
+    pub stroke_onset: TimeText,
+    pub stroke_pre_alert: TimeText,
+    /// One per 12-lead ECG, same order.
+    pub ecg_times: Vec<TimeText>,
     /// The signature stroke being drawn, as fractions of the pad (kept on lifting the finger).
     pub signature_stroke: Vec<(f32, f32)>,
 }
@@ -268,6 +276,18 @@ impl Forms {
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
             eta: TimeText::from_time(e.pre_alert.eta_utc),
+            stroke_onset: TimeText::from_time(
+                e.assessment.stroke.as_ref().and_then(|s| s.onset_utc),
+            ),
+            stroke_pre_alert: TimeText::from_time(
+                e.assessment.stroke.as_ref().and_then(|s| s.pre_alert_utc),
+            ),
+            ecg_times: e
+                .assessment
+                .ecgs
+                .iter()
+                .map(|g| TimeText::from_time(g.taken_utc))
+                .collect(),
             gestation_weeks: match e.patient.pregnancy {
                 Some(crate::model::Pregnancy::Pregnant {
                     gestation_weeks: Some(w),

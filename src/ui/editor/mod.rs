@@ -7,6 +7,7 @@
 //! sends the save to the store worker. Signed records are drawn read-only.
 
 pub mod advance;
+pub mod assessment;
 pub mod forms;
 pub mod non_conveyance;
 pub mod observations;
@@ -33,6 +34,7 @@ pub enum Section {
     Incident,
     Patient,
     History,
+    Assessment,
     Observations,
     Treatment,
     Outcome,
@@ -44,10 +46,11 @@ pub enum Section {
 
 impl Section {
     /// Every section in side-list order.
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 11] = [
         Section::Incident,
         Section::Patient,
         Section::History,
+        Section::Assessment,
         Section::Observations,
         Section::Treatment,
         Section::Outcome,
@@ -63,6 +66,7 @@ impl Section {
             Section::Incident => "Incident and times",
             Section::Patient => "Patient",
             Section::History => "Complaint and history",
+            Section::Assessment => "Presentation, stroke, ECG",
             Section::Observations => "Observations",
             Section::Treatment => "Interventions and drugs",
             Section::Outcome => "Outcome and destination",
@@ -81,6 +85,7 @@ impl Section {
             Field::PresentingComplaint | Field::Allergies | Field::AdvanceDecisions => {
                 Section::History
             }
+            Field::Assessment(_) => Section::Assessment,
             Field::Observations => Section::Observations,
             Field::Outcome | Field::NonConveyance(_) => Section::Outcome,
             Field::Crew => Section::Crew,
@@ -788,6 +793,8 @@ pub fn editor_ui(ui: &mut Ui, state: &mut EditorState, now: Instant, out: &mut V
         .exact_size(230.0)
         .show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
+                // Every section, sign-off included, fits an 800-pixel-high screen unscrolled.
+                ui.spacing_mut().item_spacing.y = 4.0;
                 let missing: Vec<Section> = if state.mode == EditMode::Draft {
                     state
                         .missing_before_signing()
@@ -802,10 +809,10 @@ pub fn editor_ui(ui: &mut Ui, state: &mut EditorState, now: Instant, out: &mut V
                     if state.section == s {
                         text = text.strong();
                     }
-                    let r = ui.add(
-                        egui::Button::selectable(state.section == s, text)
-                            .min_size(egui::vec2(ui.available_width(), 48.0)),
-                    );
+                    let r = ui
+                        .add(egui::Button::selectable(state.section == s, text).min_size(
+                            egui::vec2(ui.available_width(), theme::TOUCH_TARGET_POINTS),
+                        ));
                     if missing.contains(&s) {
                         r.clone()
                             .on_hover_text("Something needed for signing is missing here");
@@ -860,6 +867,7 @@ fn section_body_ui(ui: &mut Ui, state: &mut EditorState, now: Instant, out: &mut
                 Section::Incident => sections::incident_ui(ui, doc, forms, jump),
                 Section::Patient => sections::patient_ui(ui, doc, forms, jump),
                 Section::History => sections::history_ui(ui, doc, jump),
+                Section::Assessment => assessment::assessment_ui(ui, doc, forms, jump),
                 Section::Observations => {
                     observations::observations_ui(ui, doc, obs, jump, editable, &user)
                 }

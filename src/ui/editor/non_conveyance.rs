@@ -121,7 +121,11 @@ pub(super) fn pick<T: Copy + PartialEq>(
 
 /// Yes / No for one question, named after it: the question, then the two answers (one row
 /// of a two-column grid). Returns whether the answer changed and the "Yes" button.
-fn yes_no(ui: &mut Ui, question: &str, value: &mut Option<bool>) -> (bool, egui::Response) {
+pub(super) fn yes_no(
+    ui: &mut Ui,
+    question: &str,
+    value: &mut Option<bool>,
+) -> (bool, egui::Response) {
     let mut changed = false;
     ui.label(question);
     let inner = ui.horizontal(|ui| {

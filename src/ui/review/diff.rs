@@ -38,15 +38,17 @@ impl FieldChange {
 }
 
 /// The record's top-level fields in the order its sections are shown; any others follow.
-const SECTION_ORDER: [&str; 11] = [
+const SECTION_ORDER: [&str; 13] = [
     "incident",
     "patient",
     "history",
+    "assessment",
     "spo2_scale",
     "observations",
     "interventions",
     "drugs",
     "outcome",
+    "non_conveyance",
     "pre_alert",
     "notes",
     "crew",

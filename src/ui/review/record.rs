@@ -403,6 +403,9 @@ fn section_body_ui(ui: &mut Ui, view: &mut RecordView) {
             Section::History => {
                 sections::history_ui(ui, doc, jump);
             }
+            Section::Assessment => {
+                crate::ui::editor::assessment::assessment_ui(ui, doc, forms, jump);
+            }
             Section::Observations => {
                 observations::observations_ui(ui, doc, obs, jump, false, "");
             }

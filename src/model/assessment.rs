@@ -1,0 +1,204 @@
+//! The record's presentations and the structured assessments they bring ([`Assessment`]).
+//!
+//! The crew pick one or more presentations ("Stroke / TIA", "Chest pain / ACS", ...); each
+//! may add its own section and its own sign-off checks, and an unpicked one stays out of the
+//! way. Today the stroke section and the 12-lead ECG ride on them: picking "Stroke / TIA"
+//! asks for BE-FAST, onset and pathway; picking "Chest pain / ACS" asks for a 12-lead ECG (or
+//! why none was taken). A 12-lead ECG may be recorded on any record.
+
+use serde::{Deserialize, Serialize};
+
+use super::ecg::Ecg12Lead;
+use super::stroke::StrokeAssessment;
+
+/// What the patient presents with; a record may have several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presentation {
+    CardiacArrest,
+    ChestPain,
+    Stroke,
+    BreathingDifficulty,
+    Sepsis,
+    Fall,
+    Trauma,
+    MentalHealth,
+    Maternity,
+    Paediatric,
+    Other,
+}
+
+impl Presentation {
+    pub const ALL: [Presentation; 11] = [
+        Presentation::CardiacArrest,
+        Presentation::ChestPain,
+        Presentation::Stroke,
+        Presentation::BreathingDifficulty,
+        Presentation::Sepsis,
+        Presentation::Fall,
+        Presentation::Trauma,
+        Presentation::MentalHealth,
+        Presentation::Maternity,
+        Presentation::Paediatric,
+        Presentation::Other,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Presentation::CardiacArrest => "Cardiac arrest",
+            Presentation::ChestPain => "Chest pain / ACS",
+            Presentation::Stroke => "Stroke / TIA",
+            Presentation::BreathingDifficulty => "Breathing difficulty",
+            Presentation::Sepsis => "Sepsis / infection",
+            Presentation::Fall => "Fall",
+            Presentation::Trauma => "Trauma",
+            Presentation::MentalHealth => "Mental health",
+            Presentation::Maternity => "Maternity",
+            Presentation::Paediatric => "Paediatric",
+            Presentation::Other => "Other",
+        }
+    }
+}
+
+/// The presentations picked and the sections they brought. Empty (and absent from the
+/// document) on a record that has none, such as every record made before presentations
+/// existed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    /// In the order of [`Presentation::ALL`], each at most once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub presentations: Vec<Presentation>,
+    /// Present while [`Presentation::Stroke`] is picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stroke: Option<StrokeAssessment>,
+    /// Every 12-lead ECG, in the order recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ecgs: Vec<Ecg12Lead>,
+    /// Why no 12-lead ECG was taken for chest pain (refused, no equipment, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ecg_not_done_reason: String,
+}
+
+impl Assessment {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn has(&self, p: Presentation) -> bool {
+        self.presentations.contains(&p)
+    }
+
+    /// Picks or unpicks `p`, keeping the list in [`Presentation::ALL`] order.
+    pub fn set(&mut self, p: Presentation, picked: bool) {
+        self.presentations.retain(|x| *x != p);
+        if picked {
+            self.presentations.push(p);
+            self.presentations.sort();
+        }
+    }
+
+    /// The stroke section when stroke is a presentation.
+    pub fn stroke(&self) -> Option<&StrokeAssessment> {
+        self.stroke
+            .as_ref()
+            .filter(|_| self.has(Presentation::Stroke))
+    }
+
+    /// The presentations as words ("Chest pain / ACS, Stroke / TIA").
+    pub fn presentations_text(&self) -> Option<String> {
+        if self.presentations.is_empty() {
+            return None;
+        }
+        Some(
+            self.presentations
+                .iter()
+                .map(|p| p.label())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    }
+
+    /// What the picked presentations still need before sign-off, as (part, label) so
+    /// the editor can jump to the right place. `glucose_measured` says whether any
+    /// observation set has a blood glucose.
+    pub fn missing(&self, glucose_measured: bool) -> Vec<(AssessmentPart, &'static str)> {
+        let mut out = Vec::new();
+        if self.has(Presentation::Stroke) {
+            let empty = StrokeAssessment::default();
+            let stroke = self.stroke.as_ref().unwrap_or(&empty);
+            for label in stroke.missing(glucose_measured) {
+                out.push((AssessmentPart::Stroke, label));
+            }
+        }
+        if self.has(Presentation::ChestPain)
+            && self.ecgs.is_empty()
+            && self.ecg_not_done_reason.trim().is_empty()
+        {
+            out.push((
+                AssessmentPart::Ecg,
+                "Chest pain: a 12-lead ECG, or why none was taken",
+            ));
+        }
+        for ecg in &self.ecgs {
+            for label in ecg.missing() {
+                if !out.iter().any(|(_, l)| *l == label) {
+                    out.push((AssessmentPart::Ecg, label));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The part of the assessment a missing item belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AssessmentPart {
+    Presentations,
+    Stroke,
+    Ecg,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presentations_stay_in_order_and_unique() {
+        let mut a = Assessment::default();
+        a.set(Presentation::Stroke, true);
+        a.set(Presentation::ChestPain, true);
+        a.set(Presentation::Stroke, true);
+        assert_eq!(
+            a.presentations,
+            [Presentation::ChestPain, Presentation::Stroke]
+        );
+        a.set(Presentation::ChestPain, false);
+        assert_eq!(a.presentations, [Presentation::Stroke]);
+        assert_eq!(a.presentations_text().as_deref(), Some("Stroke / TIA"));
+    }
+
+    #[test]
+    fn chest_pain_needs_an_ecg_or_a_reason_and_stroke_its_section() {
+        let mut a = Assessment::default();
+        assert!(a.missing(false).is_empty(), "nothing picked, nothing asked");
+        a.set(Presentation::ChestPain, true);
+        assert_eq!(
+            a.missing(true),
+            [(
+                AssessmentPart::Ecg,
+                "Chest pain: a 12-lead ECG, or why none was taken"
+            )]
+        );
+        a.ecg_not_done_reason = "Patient declined".into();
+        assert!(a.missing(true).is_empty());
+        a.set(Presentation::Stroke, true);
+        let m = a.missing(true);
+        assert!(m.iter().all(|(part, _)| *part == AssessmentPart::Stroke));
+        assert!(m.iter().any(|(_, l)| *l == "Stroke: face"));
+        // A stroke section kept after stroke was unpicked asks for nothing and is not shown.
+        a.stroke = Some(StrokeAssessment::default());
+        a.set(Presentation::Stroke, false);
+        assert!(a.missing(true).is_empty());
+        assert!(a.stroke().is_none());
+    }
+}

@@ -1,0 +1,360 @@
+//! The "Presentation" section: the presentations the crew pick, then the sections they bring.
+//! Stroke / TIA adds BE-FAST, the onset or last-known-well time, the pathway and the
+//! stroke-unit pre-alert; a 12-lead ECG can be added on any record and is asked for on chest
+//! pain.
+//!
+//! A stroke section filled in and then unpicked is set aside in the editor's forms (not the
+//! record) and given back if stroke is picked again, like the non-conveyance section.
+
+use chrono::{DateTime, Utc};
+use egui::{RichText, TextEdit, Ui};
+
+use super::forms::{Forms, TimeText, now_utc};
+use super::non_conveyance::{pick, yes_no};
+use super::sections::time_problem_ui;
+use super::{jump_here, name_widget};
+use crate::model::assessment::{AssessmentPart, Presentation};
+use crate::model::clock_time::Expect;
+use crate::model::ecg::{Ecg12Lead, EcgRhythm};
+use crate::model::stroke::{BeFast, Finding, OnsetKind, StrokeAssessment, StrokePathway};
+use crate::model::{Encounter, Field};
+use crate::ui::widgets::{choice, text_field, warning_text};
+
+const STROKE: Field = Field::Assessment(AssessmentPart::Stroke);
+const ECG: Field = Field::Assessment(AssessmentPart::Ecg);
+
+/// Quick picks for why no ECG was taken.
+const NO_ECG_PICKS: [&str; 2] = ["Patient declined", "Equipment unavailable"];
+
+/// Returns true when the document changed.
+pub fn assessment_ui(
+    ui: &mut Ui,
+    doc: &mut Encounter,
+    forms: &mut Forms,
+    jump: &mut Option<Field>,
+) -> bool {
+    let mut changed = presentations_ui(ui, doc, jump);
+    changed |= keep_stroke_section(ui, doc, forms);
+    if doc.assessment.stroke().is_some() {
+        ui.separator();
+        ui.label(RichText::new("Stroke / TIA").heading());
+        let glucose = doc
+            .observations
+            .iter()
+            .any(|o| o.glucose_mmol_per_l.is_some());
+        if let Some(stroke) = doc.assessment.stroke.as_mut() {
+            changed |= stroke_ui(ui, stroke, forms, jump, glucose);
+        }
+    }
+    ui.separator();
+    changed |= ecgs_ui(ui, doc, forms, jump);
+    changed
+}
+
+fn presentations_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) -> bool {
+    let mut changed = false;
+    ui.label(RichText::new("Presentation (pick all that apply)").strong());
+    ui.horizontal_wrapped(|ui| {
+        for (i, p) in Presentation::ALL.into_iter().enumerate() {
+            let picked = doc.assessment.has(p);
+            let r = choice(ui, picked, p.label());
+            name_widget(
+                &r,
+                egui::Role::Button,
+                &format!("Presentation: {}", p.label().to_lowercase()),
+            );
+            if i == 0 {
+                jump_here(&r, jump, Field::Assessment(AssessmentPart::Presentations));
+            }
+            if r.clicked() {
+                doc.assessment.set(p, !picked);
+                changed = true;
+            }
+        }
+    });
+    changed
+}
+
+/// Gives the stroke section to a record with stroke picked, and sets it aside when stroke is
+/// unpicked. Read-only views change nothing.
+fn keep_stroke_section(ui: &Ui, doc: &mut Encounter, forms: &mut Forms) -> bool {
+    if !ui.is_enabled() {
+        return false;
+    }
+    let a = &mut doc.assessment;
+    match (a.has(Presentation::Stroke), a.stroke.is_some()) {
+        (true, false) => {
+            a.stroke = Some(forms.parked_stroke.take().unwrap_or_default());
+            true
+        }
+        (false, true) => {
+            forms.parked_stroke = a.stroke.take();
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A time with "Now" and "Clear", typed on the 24-hour clock; `name` is its accessible name.
+/// Returns true when the stored time changed.
+fn time_row(
+    ui: &mut Ui,
+    name: &str,
+    buffer: &mut TimeText,
+    value: &mut Option<DateTime<Utc>>,
+    jump: &mut Option<Field>,
+    field: Field,
+) -> bool {
+    let before = *value;
+    let label = ui.label(name);
+    ui.horizontal(|ui| {
+        let r = ui
+            .add(TextEdit::singleline(&mut buffer.text).desired_width(90.0))
+            .labelled_by(label.id);
+        jump_here(&r, jump, field);
+        if r.changed() {
+            buffer.apply(now_utc(), Expect::Past, value);
+        }
+        if ui.is_enabled() {
+            let now = ui.button("Now");
+            name_widget(&now, egui::Role::Button, &format!("{name} now"));
+            if now.clicked() {
+                *value = Some(now_utc());
+                *buffer = TimeText::from_time(*value);
+            }
+            if value.is_some() {
+                let clear = ui.button("Clear");
+                name_widget(
+                    &clear,
+                    egui::Role::Button,
+                    &format!("Clear {}", name.to_lowercase()),
+                );
+                if clear.clicked() {
+                    *value = None;
+                    *buffer = TimeText::default();
+                }
+            }
+        }
+        if let Some(e) = buffer.error
+            && time_problem_ui(ui, &e, &mut buffer.text)
+        {
+            buffer.apply(now_utc(), Expect::Past, value);
+        }
+    });
+    ui.end_row();
+    *value != before
+}
+
+fn stroke_ui(
+    ui: &mut Ui,
+    s: &mut StrokeAssessment,
+    forms: &mut Forms,
+    jump: &mut Option<Field>,
+    glucose_measured: bool,
+) -> bool {
+    let mut changed = false;
+    ui.label("BE-FAST: face, arms and speech always; balance and eyes when assessed");
+    egui::Grid::new("befast-grid")
+        .num_columns(2)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            for item in BeFast::ALL {
+                ui.label(item.label());
+                ui.horizontal(|ui| {
+                    let value = s.finding_mut(item);
+                    for f in Finding::ALL {
+                        let r = choice(ui, *value == Some(f), f.label());
+                        name_widget(
+                            &r,
+                            egui::Role::Button,
+                            &format!("{}: {}", item.label(), f.label().to_lowercase()),
+                        );
+                        if item == BeFast::Face && f == Finding::Normal {
+                            jump_here(&r, jump, STROKE);
+                        }
+                        if r.clicked() && *value != Some(f) {
+                            *value = Some(f);
+                            changed = true;
+                        }
+                    }
+                });
+                ui.end_row();
+            }
+        });
+    ui.add_space(6.0);
+    changed |= pick(
+        ui,
+        "Onset",
+        &mut s.onset,
+        &OnsetKind::ALL,
+        OnsetKind::label,
+        jump,
+        STROKE,
+    );
+    let name = match s.onset {
+        Some(OnsetKind::LastKnownWell) => "Last known well",
+        _ => "Onset time",
+    };
+    egui::Grid::new("stroke-times")
+        .num_columns(2)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            changed |= time_row(
+                ui,
+                name,
+                &mut forms.stroke_onset,
+                &mut s.onset_utc,
+                jump,
+                STROKE,
+            );
+        });
+    if !glucose_measured {
+        warning_text(
+            ui,
+            "No blood glucose recorded yet: hypoglycaemia can look like a stroke. Add one under Observations.",
+        );
+    }
+    ui.add_space(6.0);
+    changed |= pick(
+        ui,
+        "Stroke pathway",
+        &mut s.pathway,
+        &StrokePathway::ALL,
+        StrokePathway::label,
+        jump,
+        STROKE,
+    );
+    if s.pathway == Some(StrokePathway::HyperacuteStrokeUnit) {
+        egui::Grid::new("stroke-pre-alert")
+            .num_columns(2)
+            .spacing([12.0, 8.0])
+            .show(ui, |ui| {
+                changed |= time_row(
+                    ui,
+                    "Stroke unit pre-alerted",
+                    &mut forms.stroke_pre_alert,
+                    &mut s.pre_alert_utc,
+                    jump,
+                    STROKE,
+                );
+            });
+    }
+    changed
+}
+
+fn ecgs_ui(ui: &mut Ui, doc: &mut Encounter, forms: &mut Forms, jump: &mut Option<Field>) -> bool {
+    let mut changed = false;
+    ui.label(RichText::new("12-lead ECG").heading());
+    let a = &mut doc.assessment;
+    forms.ecg_times.resize_with(a.ecgs.len(), TimeText::default);
+    let mut remove = None;
+    let count = a.ecgs.len();
+    for (i, (ecg, time)) in a
+        .ecgs
+        .iter_mut()
+        .zip(forms.ecg_times.iter_mut())
+        .enumerate()
+    {
+        let title = if count > 1 {
+            format!("ECG {}", i + 1)
+        } else {
+            "ECG".to_owned()
+        };
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(&title).strong());
+                if ui.is_enabled() {
+                    let r = ui.button("Remove");
+                    name_widget(&r, egui::Role::Button, &format!("Remove {title}"));
+                    if r.clicked() {
+                        remove = Some(i);
+                    }
+                }
+            });
+            changed |= ecg_ui(ui, i, ecg, time, jump);
+        });
+    }
+    if let Some(i) = remove {
+        a.ecgs.remove(i);
+        forms.ecg_times.remove(i);
+        changed = true;
+    }
+    if ui.is_enabled() {
+        let r = ui.button("Add 12-lead ECG");
+        if a.ecgs.is_empty() {
+            jump_here(&r, jump, ECG);
+        }
+        if r.clicked() {
+            a.ecgs.push(Ecg12Lead::default());
+            forms.ecg_times.push(TimeText::default());
+            changed = true;
+        }
+    }
+    if a.has(Presentation::ChestPain) && a.ecgs.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            changed |= text_field(
+                ui,
+                "No ECG taken because",
+                &mut a.ecg_not_done_reason,
+                300.0,
+            )
+            .changed();
+            for p in NO_ECG_PICKS {
+                if ui.is_enabled() && ui.button(p).clicked() {
+                    a.ecg_not_done_reason = p.to_owned();
+                    changed = true;
+                }
+            }
+        });
+    }
+    changed
+}
+
+fn ecg_ui(
+    ui: &mut Ui,
+    index: usize,
+    ecg: &mut Ecg12Lead,
+    time: &mut TimeText,
+    jump: &mut Option<Field>,
+) -> bool {
+    let mut changed = false;
+    if time.text.is_empty() && time.error.is_none() && ecg.taken_utc.is_some() {
+        *time = TimeText::from_time(ecg.taken_utc);
+    }
+    egui::Grid::new(("ecg-time", index))
+        .num_columns(2)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            changed |= time_row(ui, "ECG taken", time, &mut ecg.taken_utc, jump, ECG);
+        });
+    changed |= pick(
+        ui,
+        "Rhythm",
+        &mut ecg.rhythm,
+        &EcgRhythm::ALL,
+        EcgRhythm::label,
+        jump,
+        ECG,
+    );
+    if ecg.rhythm == Some(EcgRhythm::Other) {
+        changed |= text_field(ui, "Rhythm (other)", &mut ecg.rhythm_other, 260.0).changed();
+    }
+    egui::Grid::new(("ecg-grid", index))
+        .num_columns(2)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            changed |= yes_no(ui, "STEMI criteria met", &mut ecg.stemi).0;
+            changed |= yes_no(ui, "Transmitted", &mut ecg.transmitted).0;
+            if ecg.stemi == Some(true) {
+                changed |= yes_no(ui, "Primary PCI pathway", &mut ecg.ppci).0;
+            }
+        });
+    if ecg.transmitted == Some(true) {
+        changed |= text_field(ui, "Transmitted to", &mut ecg.transmitted_to, 300.0).changed();
+    }
+    if ecg.stemi == Some(true) && ecg.ppci.is_none() {
+        warning_text(ui, "STEMI: say whether the patient is on the PPCI pathway");
+    }
+    changed
+}
