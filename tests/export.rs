@@ -881,9 +881,9 @@ fn a_stroke_says_its_onset_as_t_prints_its_findings_and_codes_its_ecg() {
     for said in [
         "Stroke / TIA",
         "BE-FAST positive: face, arm, speech",
-        "Last known well 08:30",
-        "Pathway: Hyperacute stroke unit, pre-alerted 10:44",
-        "12-lead at 10:16: atrial fibrillation, no STEMI",
+        "Last known well 01/03 08:30",
+        "Pathway: Hyperacute stroke unit, pre-alerted 01/03 10:44",
+        "12-lead at 01/03 10:16: atrial fibrillation, no STEMI",
     ] {
         assert!(text.contains(said), "the PDF says {said:?}");
     }

@@ -1427,7 +1427,7 @@ fn picking_stroke_brings_its_section_and_an_ecg_reaches_the_handover() {
     unlock(&mut h);
     h.get_by_label_contains("INC-000123").click();
     settle(&mut h);
-    click(&mut h, "Presentation, stroke, ECG");
+    click(&mut h, "Presentation and ECG");
     assert!(
         h.query_by_label("Face: abnormal").is_none(),
         "stroke not picked yet"

@@ -654,16 +654,18 @@ fn render_zoned(
         w.heading("Presentation");
         w.paragraph(left, width, 9.5, false, &presentations);
     }
+    // With the day: a patient last known well before midnight is not read as this evening.
+    let day_clock = |at: DateTime<Utc>| at.with_timezone(&offset).format("%d/%m %H:%M").to_string();
     if let Some(stroke) = e.assessment.stroke() {
         w.heading("Stroke / TIA");
-        for line in stroke.summary_lines(clock) {
+        for line in stroke.summary_lines(day_clock) {
             w.paragraph(left, width, 9.5, false, &line);
         }
     }
     if !e.assessment.ecgs.is_empty() || !e.assessment.ecg_not_done_reason.trim().is_empty() {
         w.heading("12-lead ECG");
         for ecg in &e.assessment.ecgs {
-            w.paragraph(left, width, 9.5, false, &ecg.summary(clock));
+            w.paragraph(left, width, 9.5, false, &ecg.summary(day_clock));
         }
         if e.assessment.ecgs.is_empty() {
             let text = format!("Not taken: {}", e.assessment.ecg_not_done_reason.trim());

@@ -66,7 +66,7 @@ impl Section {
             Section::Incident => "Incident and times",
             Section::Patient => "Patient",
             Section::History => "Complaint and history",
-            Section::Assessment => "Presentation, stroke, ECG",
+            Section::Assessment => "Presentation and ECG",
             Section::Observations => "Observations",
             Section::Treatment => "Interventions and drugs",
             Section::Outcome => "Outcome and destination",
