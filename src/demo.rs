@@ -356,7 +356,7 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
 /// The presentation the complaint suggests, with its sections whole: a 12-lead ECG for chest
 /// pain (a STEMI for the primary PCI pathway on every third), the stroke assessment for
 /// stroke symptoms (witnessed onset or last known well in turn, and a blood glucose in the
-/// first set). Serials ending in 6 are chest pains and in 8 strokes. Uses no randomness, so
+/// first set). Serials ending in 4 are cardiac arrests, in 6 chest pains and in 8 strokes. Uses no randomness, so
 /// the rest of the record is as drawn.
 fn add_presentation(
     e: &mut Encounter,
@@ -375,6 +375,10 @@ fn add_presentation(
     if let Some((complaint, history)) = forced {
         e.history.presenting_complaint = (*complaint).to_owned();
         e.history.history_of_complaint = (*history).to_owned();
+    }
+    if serial % 10 == 4 {
+        add_arrest(e, serial, at_patient);
+        return;
     }
     let presentation = match e.history.presenting_complaint.as_str() {
         "Central chest pain" => Presentation::ChestPain,
@@ -447,6 +451,76 @@ fn add_presentation(
         }
         _ => {}
     }
+}
+
+/// A cardiac arrest, in turn a bystander-witnessed VF arrest with ROSC conveyed to hospital,
+/// and an unwitnessed asystolic arrest where resuscitation was stopped and death verified.
+fn add_arrest(e: &mut Encounter, serial: u32, at_patient: DateTime<Utc>) {
+    use crate::model::arrest::*;
+    let rosc = serial % 20 == 4;
+    let collapse = e
+        .incident
+        .times
+        .get(Milestone::CallConnected)
+        .unwrap_or(at_patient)
+        - Duration::minutes(if rosc { 2 } else { 12 });
+    e.history.presenting_complaint = "Cardiac arrest".to_owned();
+    e.history.history_of_complaint = if rosc {
+        "Collapsed while shopping; bystander CPR and public AED before crew arrival"
+    } else {
+        "Found collapsed at home by relative; last seen well an hour before"
+    }
+    .to_owned();
+    e.assessment.set(Presentation::CardiacArrest, true);
+    let mut shocks = Vec::new();
+    if rosc {
+        for (minutes, energy_joules) in [(2, 150), (4, 150), (6, 200)] {
+            shocks.push(Shock {
+                at_utc: at_patient + Duration::minutes(minutes),
+                energy_joules,
+            });
+        }
+    }
+    e.assessment.arrest = Some(CardiacArrest {
+        witnessed: Some(if rosc {
+            Witness::Bystander
+        } else {
+            Witness::Unwitnessed
+        }),
+        bystander_cpr: Some(rosc),
+        collapse_utc: Some(collapse),
+        cpr_started_utc: Some(if rosc {
+            collapse + Duration::minutes(1)
+        } else {
+            at_patient + Duration::minutes(1)
+        }),
+        first_rhythm: Some(if rosc {
+            ArrestRhythm::Vf
+        } else {
+            ArrestRhythm::Asystole
+        }),
+        shocks,
+        airway: Some(if rosc {
+            ArrestAirway::Supraglottic
+        } else {
+            ArrestAirway::Intubated
+        }),
+        end: Some(if rosc {
+            ArrestEnd::Rosc
+        } else {
+            ArrestEnd::ResuscitationStopped
+        }),
+        rosc_utc: rosc.then_some(at_patient + Duration::minutes(9)),
+        death_verified_utc: (!rosc).then_some(at_patient + Duration::minutes(24)),
+    });
+    e.non_conveyance = None;
+    e.outcome = Some(if rosc {
+        Outcome::ConveyedTo {
+            hospital: "Sample Royal Infirmary".to_owned(),
+        }
+    } else {
+        Outcome::Deceased
+    });
 }
 
 /// A whole non-conveyance section for `outcome`, signable as it is: a patient with capacity,

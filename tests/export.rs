@@ -980,3 +980,88 @@ fn stroke_and_chest_pain_cannot_be_signed_without_their_items() {
     ));
     assert!(text.contains("Not taken: Patient declined"));
 }
+
+#[test]
+fn an_arrest_says_its_collapse_first_lists_its_shocks_and_prints_its_outcome() {
+    use ambulance_epr::model::arrest::*;
+    use ambulance_epr::model::{AssessmentPart, Field, Presentation, missing_items};
+    let at = |h, m| Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap();
+    let mut e = complete_encounter();
+    e.history.presenting_complaint = "Cardiac arrest".into();
+    e.assessment.set(Presentation::CardiacArrest, true);
+    let missing: Vec<_> = missing_items(&e)
+        .into_iter()
+        .filter(|m| m.field == Field::Assessment(AssessmentPart::Arrest))
+        .map(|m| m.label)
+        .collect();
+    assert!(
+        missing.contains(&"Cardiac arrest: first rhythm"),
+        "{missing:?}"
+    );
+    assert!(missing.contains(&"Cardiac arrest: time of collapse"));
+    e.assessment.arrest = Some(CardiacArrest {
+        witnessed: Some(Witness::Bystander),
+        bystander_cpr: Some(true),
+        collapse_utc: Some(at(9, 57)),
+        cpr_started_utc: Some(at(9, 58)),
+        first_rhythm: Some(ArrestRhythm::Vf),
+        shocks: vec![
+            Shock {
+                at_utc: at(10, 15),
+                energy_joules: 150,
+            },
+            Shock {
+                at_utc: at(10, 17),
+                energy_joules: 200,
+            },
+        ],
+        airway: Some(ArrestAirway::Supraglottic),
+        end: Some(ArrestEnd::Rosc),
+        rosc_utc: Some(at(10, 22)),
+        death_verified_utc: None,
+    });
+    assert_eq!(missing_items(&e), vec![]);
+    let summary = "Cardiac arrest at 09:57, bystander witnessed, bystander CPR, first rhythm VF, \
+                   2 shocks, supraglottic airway, ROSC 10:22";
+    let lines = atmist(&e);
+    assert_eq!(
+        lines[1].text, "Collapse 09:57; Call connected 10:00",
+        "T says the collapse first"
+    );
+    let signs = lines.iter().find(|l| l.heading == "Signs").unwrap();
+    assert!(signs.text.starts_with(summary), "{}", signs.text);
+    let treatment = lines.iter().find(|l| l.heading == "Treatment").unwrap();
+    assert!(
+        treatment
+            .text
+            .contains("Shock 150 J at 10:15; 12-lead ECG at 10:16; Shock 200 J at 10:17"),
+        "in time order: {}",
+        treatment.text
+    );
+
+    let text = squash(&pdf_text(
+        &pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap(),
+    ));
+    assert!(text.contains("Cardiac arrest at 01/03 09:57, bystander witnessed"));
+    assert!(text.contains("ROSC 01/03 10:22"));
+    assert!(text.contains("Shock 200 J at 01/03 10:17"));
+
+    let b = fhir::bundle(&e, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    let observation = find(&b, "Observation")
+        .into_iter()
+        .find(|o| o["code"]["text"] == "Cardiac arrest (Utstein core)")
+        .expect("the arrest observation");
+    let components = observation["component"].as_array().unwrap();
+    assert!(
+        components
+            .iter()
+            .any(|c| c["code"]["text"] == "ROSC" && c["valueDateTime"] == "2026-03-01T10:22:00Z")
+    );
+    let shocks: Vec<_> = components
+        .iter()
+        .filter_map(|c| c["valueQuantity"]["value"].as_f64())
+        .collect();
+    assert_eq!(shocks, [150.0, 200.0]);
+    assert_eq!(observation["effectiveDateTime"], "2026-03-01T09:57:00Z");
+}

@@ -1486,3 +1486,55 @@ fn picking_stroke_brings_its_section_and_an_ecg_reaches_the_handover() {
     h.get_by_label_contains("atrial fibrillation, no STEMI");
     h.get_by_label_contains("Onset ");
 }
+
+#[test]
+fn an_arrest_is_recorded_with_one_tap_shocks_and_reaches_the_handover() {
+    use ambulance_epr::model::arrest::ArrestEnd;
+    use ambulance_epr::model::{AssessmentPart, Field};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Presentation and ECG");
+    tap_in_view(&mut h, "Presentation: cardiac arrest");
+    tap_in_view(&mut h, "Witnessed: bystander witnessed");
+    tap_in_view(&mut h, "Bystander CPR: yes");
+    tap_in_view(&mut h, "Arrest ended: rosc");
+    for time in ["Collapse now", "CPR started now", "ROSC now"] {
+        tap_in_view(&mut h, time);
+    }
+    tap_in_view(&mut h, "First rhythm: vf");
+    tap_in_view(&mut h, "Shock 150 J now");
+    tap_in_view(&mut h, "Shock 200 J now");
+    tap_in_view(&mut h, "Airway: supraglottic airway");
+    settle(&mut h);
+    let doc = &h.state().editor().unwrap().doc;
+    let arrest = doc.assessment.arrest().unwrap();
+    assert_eq!(arrest.end, Some(ArrestEnd::Rosc));
+    assert_eq!(
+        arrest
+            .shocks
+            .iter()
+            .map(|s| s.energy_joules)
+            .collect::<Vec<_>>(),
+        [150, 200]
+    );
+    let missing = ambulance_epr::model::missing_items(doc);
+    assert!(
+        missing
+            .iter()
+            .all(|m| m.field != Field::Assessment(AssessmentPart::Arrest)),
+        "{missing:?}"
+    );
+    // Life extinct: CPR and rhythm are no longer asked, death verification is.
+    tap_in_view(&mut h, "Arrest ended: life extinct (no resuscitation)");
+    assert!(h.query_by_label("First rhythm: vf").is_none());
+    h.get_by_label("Death verified now");
+    tap_in_view(&mut h, "Arrest ended: rosc");
+    click(&mut h, "Handover (ATMIST)");
+    h.get_by_label_contains("first rhythm VF, 2 shocks, supraglottic airway, ROSC");
+}

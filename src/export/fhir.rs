@@ -298,6 +298,13 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
     // The stroke assessment and each 12-lead ECG, as Observations in their own section
     // (with the presentations in its narrative).
     let mut assessment_refs = Vec::new();
+    if let Some(arrest) = e.assessment.arrest() {
+        entries.push((
+            ids.url("cardiac-arrest"),
+            arrest_observation(&ids, e, arrest, obs_status),
+        ));
+        assessment_refs.push(ids.reference("cardiac-arrest"));
+    }
     if let Some(stroke) = e.assessment.stroke() {
         entries.push((
             ids.url("stroke"),
@@ -415,6 +422,10 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         if let Some(p) = e.assessment.presentations_text() {
             lines.push(format!("Presentation: {p}"));
         }
+        if let Some(arrest) = e.assessment.arrest() {
+            lines.push(arrest.summary(clock));
+            lines.extend(arrest.shock_lines(clock).into_iter().map(|(_, l)| l));
+        }
         if let Some(stroke) = e.assessment.stroke() {
             lines.extend(stroke.summary_lines(clock));
         }
@@ -505,6 +516,58 @@ fn narrative(text: &str) -> Value {
 }
 
 /// Adds the Observations of one set to `entries`; returns the references for the section.
+/// The cardiac arrest as one Observation: its summary as the value, the witness, bystander
+/// CPR, first rhythm, airway, how it ended, each time and each shock as components (the
+/// shock's energy in joules, UCUM "J").
+fn arrest_observation(
+    ids: &Ids,
+    e: &Encounter,
+    a: &crate::model::arrest::CardiacArrest,
+    status: &str,
+) -> Value {
+    use crate::model::arrest::ArrestTime;
+    let text = |t: &str| json!({ "text": t });
+    let mut components = Vec::new();
+    let mut choice = |name: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            components.push(json!({ "code": text(name), "valueCodeableConcept": text(v) }));
+        }
+    };
+    choice("Witnessed", a.witnessed.map(|w| w.label()));
+    choice("First rhythm", a.first_rhythm.map(|r| r.label()));
+    choice("Airway", a.airway.map(|r| r.label()));
+    choice("Arrest ended", a.end.map(|r| r.label()));
+    if let Some(b) = a.bystander_cpr {
+        components.push(json!({ "code": text("Bystander CPR"), "valueBoolean": b }));
+    }
+    for t in ArrestTime::ALL {
+        if let Some(at) = a.time(t) {
+            components.push(json!({ "code": text(t.label()), "valueDateTime": time(at) }));
+        }
+    }
+    for shock in &a.shocks {
+        components.push(json!({
+            "code": text(&format!("Shock at {}", time(shock.at_utc))),
+            "valueQuantity": quantity(f64::from(shock.energy_joules), "J"),
+        }));
+    }
+    let (offset, zone) = super::uk_time_zone(e.created_at_utc);
+    let clock = |at: DateTime<Utc>| format!("{} {zone}", at.with_timezone(&offset).format("%H:%M"));
+    json!({
+        "resourceType": "Observation",
+        "id": ids.id("cardiac-arrest").to_string(),
+        "status": status,
+        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
+        "code": text("Cardiac arrest (Utstein core)"),
+        "subject": ids.reference("patient"),
+        "encounter": ids.reference("encounter"),
+        "effectiveDateTime": time(a.collapse_utc.unwrap_or(e.created_at_utc)),
+        "performer": [ids.reference("practitioner")],
+        "valueString": a.summary(clock),
+        "component": components,
+    })
+}
+
 /// The stroke assessment as one Observation: the BE-FAST summary as its value, each finding,
 /// the onset (or last-known-well) time, the pathway and the pre-alert as components. None of
 /// these has a code the record can be sure of, so each carries its meaning as text.

@@ -656,6 +656,16 @@ fn render_zoned(
     }
     // With the day: a patient last known well before midnight is not read as this evening.
     let day_clock = |at: DateTime<Utc>| at.with_timezone(&offset).format("%d/%m %H:%M").to_string();
+    if let Some(arrest) = e.assessment.arrest() {
+        w.heading("Cardiac arrest");
+        w.paragraph(left, width, 9.5, false, &arrest.summary(day_clock));
+        for (_, line) in arrest.shock_lines(day_clock) {
+            w.paragraph(left, width, 9.5, false, &line);
+        }
+        for warning in arrest.time_warnings() {
+            w.paragraph(left, width, 9.5, true, &format!("Times: {warning}"));
+        }
+    }
     if let Some(stroke) = e.assessment.stroke() {
         w.heading("Stroke / TIA");
         for line in stroke.summary_lines(day_clock) {

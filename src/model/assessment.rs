@@ -2,12 +2,14 @@
 //!
 //! The crew pick one or more presentations ("Stroke / TIA", "Chest pain / ACS", ...); each
 //! may add its own section and its own sign-off checks, and an unpicked one stays out of the
-//! way. Today the stroke section and the 12-lead ECG ride on them: picking "Stroke / TIA"
-//! asks for BE-FAST, onset and pathway; picking "Chest pain / ACS" asks for a 12-lead ECG (or
-//! why none was taken). A 12-lead ECG may be recorded on any record.
+//! way. Today the arrest and stroke sections and the 12-lead ECG ride on them: picking
+//! "Cardiac arrest" asks for the Utstein core; "Stroke / TIA" for BE-FAST, onset and pathway;
+//! "Chest pain / ACS" for a 12-lead ECG (or why none was taken). A 12-lead ECG may be
+//! recorded on any record.
 
 use serde::{Deserialize, Serialize};
 
+use super::arrest::CardiacArrest;
 use super::ecg::Ecg12Lead;
 use super::stroke::StrokeAssessment;
 
@@ -68,6 +70,9 @@ pub struct Assessment {
     /// In the order of [`Presentation::ALL`], each at most once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub presentations: Vec<Presentation>,
+    /// Present while [`Presentation::CardiacArrest`] is picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrest: Option<CardiacArrest>,
     /// Present while [`Presentation::Stroke`] is picked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stroke: Option<StrokeAssessment>,
@@ -104,6 +109,13 @@ impl Assessment {
             .filter(|_| self.has(Presentation::Stroke))
     }
 
+    /// The arrest section when cardiac arrest is a presentation.
+    pub fn arrest(&self) -> Option<&CardiacArrest> {
+        self.arrest
+            .as_ref()
+            .filter(|_| self.has(Presentation::CardiacArrest))
+    }
+
     /// The presentations as words ("Chest pain / ACS, Stroke / TIA").
     pub fn presentations_text(&self) -> Option<String> {
         if self.presentations.is_empty() {
@@ -123,6 +135,13 @@ impl Assessment {
     /// observation set has a blood glucose.
     pub fn missing(&self, glucose_measured: bool) -> Vec<(AssessmentPart, &'static str)> {
         let mut out = Vec::new();
+        if self.has(Presentation::CardiacArrest) {
+            let empty = CardiacArrest::default();
+            let arrest = self.arrest.as_ref().unwrap_or(&empty);
+            for label in arrest.missing() {
+                out.push((AssessmentPart::Arrest, label));
+            }
+        }
         if self.has(Presentation::Stroke) {
             let empty = StrokeAssessment::default();
             let stroke = self.stroke.as_ref().unwrap_or(&empty);
@@ -154,6 +173,7 @@ impl Assessment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AssessmentPart {
     Presentations,
+    Arrest,
     Stroke,
     Ecg,
 }

@@ -163,6 +163,10 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     if let Some(onset) = e.assessment.stroke().and_then(|s| s.onset_text(clock)) {
         time = format!("{onset}; {time}");
     }
+    // So does an arrest's, at the collapse.
+    if let Some(collapse) = e.assessment.arrest().and_then(|a| a.collapse_utc) {
+        time = format!("Collapse {}; {time}", clock(collapse));
+    }
 
     let mechanism = or_not_recorded(&e.history.presenting_complaint);
 
@@ -193,6 +197,10 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     let information = info.join("; ");
 
     let mut signs = signs_line(e, &clock);
+    if let Some(arrest) = e.assessment.arrest() {
+        // The arrest first: it is what the team waiting needs before any number.
+        signs = format!("{}; {signs}", arrest.summary(clock));
+    }
     if let Some(stroke) = e.assessment.stroke() {
         signs.push_str(&format!("; {}", stroke.findings_text()));
     }
@@ -215,6 +223,9 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     }
     for i in &e.interventions {
         treatment.push((i.at_utc, format!("{} at {}", i.what, clock(i.at_utc))));
+    }
+    if let Some(arrest) = e.assessment.arrest() {
+        treatment.extend(arrest.shock_lines(clock));
     }
     treatment.sort_by_key(|(t, _)| *t);
     let treatment = if treatment.is_empty() {

@@ -7,6 +7,7 @@
 
 pub mod advance_decisions;
 pub mod allergy;
+pub mod arrest;
 pub mod assessment;
 pub mod clock_time;
 pub mod completion;

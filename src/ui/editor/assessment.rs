@@ -1,9 +1,10 @@
 //! The "Presentation" section: the presentations the crew pick, then the sections they bring.
-//! Stroke / TIA adds BE-FAST, the onset or last-known-well time, the pathway and the
+//! Cardiac arrest adds the Utstein core (witness, bystander CPR, times, first rhythm, shocks
+//! with one tap each, airway, how it ended); Stroke / TIA adds BE-FAST, the onset or last-known-well time, the pathway and the
 //! stroke-unit pre-alert; a 12-lead ECG can be added on any record and is asked for on chest
 //! pain.
 //!
-//! A stroke section filled in and then unpicked is set aside in the editor's forms (not the
+//! An arrest or stroke section filled in and then unpicked is set aside in the editor's forms (not the
 //! record) and given back if stroke is picked again, like the non-conveyance section.
 
 use chrono::{DateTime, Utc};
@@ -13,6 +14,9 @@ use super::forms::{Forms, TimeText, now_utc};
 use super::non_conveyance::{pick, yes_no};
 use super::sections::time_problem_ui;
 use super::{jump_here, name_widget};
+use crate::model::arrest::{
+    ArrestAirway, ArrestEnd, ArrestRhythm, ArrestTime, CardiacArrest, Shock, Witness,
+};
 use crate::model::assessment::{AssessmentPart, Presentation};
 use crate::model::clock_time::Expect;
 use crate::model::ecg::{Ecg12Lead, EcgRhythm};
@@ -20,7 +24,11 @@ use crate::model::stroke::{BeFast, Finding, OnsetKind, StrokeAssessment, StrokeP
 use crate::model::{Encounter, Field};
 use crate::ui::widgets::{choice, text_field, warning_text};
 
+const ARREST: Field = Field::Assessment(AssessmentPart::Arrest);
 const STROKE: Field = Field::Assessment(AssessmentPart::Stroke);
+
+/// The energies offered as one-tap shocks, in joules.
+const SHOCK_ENERGIES_J: [u16; 3] = [150, 200, 360];
 const ECG: Field = Field::Assessment(AssessmentPart::Ecg);
 
 /// Quick picks for why no ECG was taken.
@@ -34,7 +42,14 @@ pub fn assessment_ui(
     jump: &mut Option<Field>,
 ) -> bool {
     let mut changed = presentations_ui(ui, doc, jump);
-    changed |= keep_stroke_section(ui, doc, forms);
+    changed |= keep_sections(ui, doc, forms);
+    if doc.assessment.arrest().is_some() {
+        ui.separator();
+        ui.label(RichText::new("Cardiac arrest").heading());
+        if let Some(arrest) = doc.assessment.arrest.as_mut() {
+            changed |= arrest_ui(ui, arrest, forms, jump);
+        }
+    }
     if doc.assessment.stroke().is_some() {
         ui.separator();
         ui.label(RichText::new("Stroke / TIA").heading());
@@ -75,24 +90,154 @@ fn presentations_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) 
     changed
 }
 
-/// Gives the stroke section to a record with stroke picked, and sets it aside when stroke is
-/// unpicked. Read-only views change nothing.
-fn keep_stroke_section(ui: &Ui, doc: &mut Encounter, forms: &mut Forms) -> bool {
+/// Gives the arrest and stroke sections to a record with them picked, and sets them aside
+/// when unpicked. Read-only views change nothing.
+fn keep_sections(ui: &Ui, doc: &mut Encounter, forms: &mut Forms) -> bool {
     if !ui.is_enabled() {
         return false;
     }
     let a = &mut doc.assessment;
-    match (a.has(Presentation::Stroke), a.stroke.is_some()) {
+    let mut changed = keep(
+        a.presentations.contains(&Presentation::Stroke),
+        &mut a.stroke,
+        &mut forms.parked_stroke,
+    );
+    changed |= keep(
+        a.presentations.contains(&Presentation::CardiacArrest),
+        &mut a.arrest,
+        &mut forms.parked_arrest,
+    );
+    changed
+}
+
+/// Moves a section between the record and the parking place as `picked` says.
+fn keep<T: Default>(picked: bool, section: &mut Option<T>, parked: &mut Option<T>) -> bool {
+    match (picked, section.is_some()) {
         (true, false) => {
-            a.stroke = Some(forms.parked_stroke.take().unwrap_or_default());
+            *section = Some(parked.take().unwrap_or_default());
             true
         }
         (false, true) => {
-            forms.parked_stroke = a.stroke.take();
+            *parked = section.take();
             true
         }
         _ => false,
     }
+}
+
+fn arrest_ui(
+    ui: &mut Ui,
+    a: &mut CardiacArrest,
+    forms: &mut Forms,
+    jump: &mut Option<Field>,
+) -> bool {
+    let mut changed = pick(
+        ui,
+        "Witnessed",
+        &mut a.witnessed,
+        &Witness::ALL,
+        Witness::label,
+        jump,
+        ARREST,
+    );
+    if a.witnessed != Some(Witness::Crew) {
+        egui::Grid::new("arrest-bystander")
+            .num_columns(2)
+            .spacing([12.0, 8.0])
+            .show(ui, |ui| {
+                changed |= yes_no(ui, "Bystander CPR", &mut a.bystander_cpr).0;
+            });
+    }
+    changed |= pick(
+        ui,
+        "Arrest ended",
+        &mut a.end,
+        &ArrestEnd::ALL,
+        ArrestEnd::label,
+        jump,
+        ARREST,
+    );
+    forms
+        .arrest_times
+        .resize_with(ArrestTime::ALL.len(), TimeText::default);
+    let asked = a.times_asked();
+    egui::Grid::new("arrest-times")
+        .num_columns(2)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            for (t, buffer) in ArrestTime::ALL.iter().zip(forms.arrest_times.iter_mut()) {
+                if asked.contains(t) || a.time(*t).is_some() {
+                    changed |= time_row(ui, t.label(), buffer, a.time_mut(*t), jump, ARREST);
+                }
+            }
+        });
+    for w in a.time_warnings() {
+        warning_text(ui, &w);
+    }
+    if a.resuscitation_attempted() {
+        changed |= pick(
+            ui,
+            "First rhythm",
+            &mut a.first_rhythm,
+            &ArrestRhythm::ALL,
+            ArrestRhythm::label,
+            jump,
+            ARREST,
+        );
+        changed |= shocks_ui(ui, a);
+        changed |= pick(
+            ui,
+            "Airway",
+            &mut a.airway,
+            &ArrestAirway::ALL,
+            ArrestAirway::label,
+            jump,
+            ARREST,
+        );
+    }
+    changed
+}
+
+/// The shocks given, each with its time and energy; one tap records a shock now.
+fn shocks_ui(ui: &mut Ui, a: &mut CardiacArrest) -> bool {
+    let mut changed = false;
+    ui.label(format!("Shocks ({})", a.shocks.len()));
+    let mut remove = None;
+    for (i, shock) in a.shocks.iter().enumerate() {
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "{}. {} J at {}",
+                i + 1,
+                shock.energy_joules,
+                super::forms::clock_local(shock.at_utc)
+            ));
+            if ui.is_enabled() {
+                let r = ui.small_button("Remove");
+                name_widget(&r, egui::Role::Button, &format!("Remove shock {}", i + 1));
+                if r.clicked() {
+                    remove = Some(i);
+                }
+            }
+        });
+    }
+    if let Some(i) = remove {
+        a.shocks.remove(i);
+        changed = true;
+    }
+    if ui.is_enabled() {
+        ui.horizontal_wrapped(|ui| {
+            for energy in SHOCK_ENERGIES_J {
+                if ui.button(format!("Shock {energy} J now")).clicked() {
+                    a.shocks.push(Shock {
+                        at_utc: now_utc(),
+                        energy_joules: energy,
+                    });
+                    changed = true;
+                }
+            }
+        });
+    }
+    changed
 }
 
 /// A time with "Now" and "Clear", typed on the 24-hour clock; `name` is its accessible name.

@@ -235,6 +235,10 @@ pub struct Forms {
     /// A stroke section set aside when the crew unpicked stroke, given back if they pick it
     /// again.
     pub parked_stroke: Option<crate::model::stroke::StrokeAssessment>,
+    /// An arrest section set aside when the crew unpicked cardiac arrest.
+    pub parked_arrest: Option<crate::model::arrest::CardiacArrest>,
+    /// One per [`crate::model::arrest::ArrestTime::ALL`] entry, same order.
+    pub arrest_times: Vec<TimeText>,
     /// The stroke onset (or last-known-well) time and the stroke-unit pre-alert, as typed.
     pub stroke_onset: TimeText,
     pub stroke_pre_alert: TimeText,
@@ -276,6 +280,10 @@ impl Forms {
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
             eta: TimeText::from_time(e.pre_alert.eta_utc),
+            arrest_times: crate::model::arrest::ArrestTime::ALL
+                .iter()
+                .map(|t| TimeText::from_time(e.assessment.arrest.as_ref().and_then(|a| a.time(*t))))
+                .collect(),
             stroke_onset: TimeText::from_time(
                 e.assessment.stroke.as_ref().and_then(|s| s.onset_utc),
             ),
