@@ -212,7 +212,7 @@ fn shocks_ui(ui: &mut Ui, a: &mut CardiacArrest) -> bool {
                 super::forms::clock_local(shock.at_utc)
             ));
             if ui.is_enabled() {
-                let r = ui.small_button("Remove");
+                let r = ui.button("Remove");
                 name_widget(&r, egui::Role::Button, &format!("Remove shock {}", i + 1));
                 if r.clicked() {
                     remove = Some(i);
