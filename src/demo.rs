@@ -356,7 +356,9 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
 /// The presentation the complaint suggests, with its sections whole: a 12-lead ECG for chest
 /// pain (a STEMI for the primary PCI pathway on every third), the stroke assessment for
 /// stroke symptoms (witnessed onset or last known well in turn, and a blood glucose in the
-/// first set). Serials ending in 4 are cardiac arrests, in 6 chest pains and in 8 strokes. Uses no randomness, so
+/// first set), a sepsis screen with the red flags the observations show, and a fall with its
+/// frailty. Serials ending in 1 are falls, in 2 sepsis, in 4 cardiac arrests, in 6 chest
+/// pains and in 8 strokes. Uses no randomness, so
 /// the rest of the record is as drawn.
 fn add_presentation(
     e: &mut Encounter,
@@ -367,9 +369,12 @@ fn add_presentation(
     use crate::model::ecg::{Ecg12Lead, EcgRhythm};
     use crate::model::stroke::{Finding, OnsetKind, StrokeAssessment, StrokePathway};
     // Any ten records in a row hold a chest pain and a stroke.
+    let named = |name: &str| COMPLAINTS.iter().find(|(c, _)| *c == name);
     let forced = match serial % 10 {
+        1 => named("Fall"),
+        2 => named("Sepsis query"),
         6 => COMPLAINTS.first(),
-        8 => COMPLAINTS.iter().find(|(c, _)| *c == "Stroke symptoms"),
+        8 => named("Stroke symptoms"),
         _ => None,
     };
     if let Some((complaint, history)) = forced {
@@ -448,6 +453,55 @@ fn add_presentation(
             {
                 first.glucose_mmol_per_l = GlucoseMmolPerL::new(6.4).ok();
             }
+        }
+        Presentation::Sepsis => {
+            use crate::model::sepsis::*;
+            let mut screen = SepsisScreen {
+                screened_utc: e.observations_by_time().first().map(|o| o.taken_at_utc),
+                source: Some(if serial.is_multiple_of(2) {
+                    SepsisSource::Urine
+                } else {
+                    SepsisSource::Chest
+                }),
+                ..SepsisScreen::default()
+            };
+            for flag in screen.flags_suggested(e) {
+                screen.set_flag(flag, true);
+            }
+            screen.no_red_flags = screen.red_flags.is_empty();
+            screen.pathway = Some(match (screen.no_red_flags, conveyed) {
+                (false, _) => SepsisPathway::RedFlagPreAlert,
+                (true, true) => SepsisPathway::ConveyForAssessment,
+                (true, false) => SepsisPathway::NotSepsis,
+            });
+            if !screen.no_red_flags {
+                screen.pre_alert_utc = Some(left - Duration::minutes(2));
+            }
+            e.assessment.sepsis = Some(screen);
+        }
+        Presentation::Fall => {
+            use crate::model::falls::*;
+            let long_lie = serial.is_multiple_of(3);
+            e.assessment.fall = Some(FallAssessment {
+                frailty_scale: Some(if long_lie { 6 } else { 4 }),
+                time_on_floor: Some(if long_lie {
+                    TimeOnFloor::OneHourOrMore
+                } else {
+                    TimeOnFloor::UnderOneHour
+                }),
+                head_injury: Some(long_lie),
+                anticoagulated: Some(serial.is_multiple_of(2)),
+                mobility: Some(if conveyed {
+                    Mobility::UnableToWeightBear
+                } else {
+                    Mobility::AsBefore
+                }),
+                referral: Some(if conveyed {
+                    FallsReferral::NoneNeeded
+                } else {
+                    FallsReferral::FallsTeam
+                }),
+            });
         }
         _ => {}
     }

@@ -108,6 +108,7 @@ fn init_demo_status_list_show() {
     let (mut saw_child, mut saw_pregnancy, mut saw_scale2) = (false, false, false);
     let (mut saw_non_conveyance, mut saw_advance_decision) = (false, false);
     let (mut saw_stroke, mut saw_ecg, mut saw_arrest) = (false, false, false);
+    let (mut saw_sepsis, mut saw_fall) = (false, false);
     for row in rows {
         let id = row["id"].as_str().unwrap();
         let doc = json(&epr(dir.path(), PASS, &["show", "--id", id, "--json"]));
@@ -132,6 +133,8 @@ fn init_demo_status_list_show() {
             assert!(doc["assessment"]["stroke"]["onset_utc"].is_string());
             saw_stroke = true;
         }
+        saw_sepsis |= doc["assessment"]["sepsis"]["pathway"].is_string();
+        saw_fall |= doc["assessment"]["fall"]["frailty_scale"].is_u64();
         if presentations
             .as_array()
             .is_some_and(|p| p.iter().any(|p| p == "cardiac_arrest"))
@@ -184,6 +187,8 @@ fn init_demo_status_list_show() {
     assert!(saw_child, "the demo data includes a child");
     assert!(saw_stroke, "the demo data includes a stroke");
     assert!(saw_arrest, "the demo data includes a cardiac arrest");
+    assert!(saw_sepsis, "the demo data includes a sepsis screen");
+    assert!(saw_fall, "the demo data includes a fall");
     assert!(saw_ecg, "the demo data includes a chest pain with its ECG");
     assert!(
         saw_non_conveyance,

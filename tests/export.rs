@@ -1065,3 +1065,79 @@ fn an_arrest_says_its_collapse_first_lists_its_shocks_and_prints_its_outcome() {
     assert_eq!(shocks, [150.0, 200.0]);
     assert_eq!(observation["effectiveDateTime"], "2026-03-01T09:57:00Z");
 }
+
+#[test]
+fn a_sepsis_screen_and_a_fall_are_said_at_handover_printed_and_in_the_fhir_document() {
+    use ambulance_epr::model::falls::*;
+    use ambulance_epr::model::sepsis::*;
+    use ambulance_epr::model::{AssessmentPart, Field, Presentation, missing_items};
+    let at = |h, m| Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap();
+    let mut e = complete_encounter();
+    e.assessment.set(Presentation::Sepsis, true);
+    e.assessment.set(Presentation::Fall, true);
+    let parts: HashSet<_> = missing_items(&e).into_iter().map(|m| m.field).collect();
+    assert!(parts.contains(&Field::Assessment(AssessmentPart::Sepsis)));
+    assert!(parts.contains(&Field::Assessment(AssessmentPart::Fall)));
+    let mut screen = SepsisScreen {
+        screened_utc: Some(at(10, 20)),
+        source: Some(SepsisSource::Chest),
+        pathway: Some(SepsisPathway::RedFlagPreAlert),
+        pre_alert_utc: Some(at(10, 40)),
+        ..SepsisScreen::default()
+    };
+    screen.set_flag(RedFlag::AlteredMentalState, true);
+    e.assessment.sepsis = Some(screen);
+    e.assessment.fall = Some(FallAssessment {
+        frailty_scale: Some(6),
+        time_on_floor: Some(TimeOnFloor::OneHourOrMore),
+        head_injury: Some(true),
+        anticoagulated: Some(true),
+        mobility: Some(Mobility::UnableToWeightBear),
+        referral: Some(FallsReferral::NoneNeeded),
+    });
+    assert_eq!(missing_items(&e), vec![]);
+    let news2 = e.news2_for(&e.observations[0]).total().unwrap();
+    let sepsis = format!(
+        "Sepsis screen 10:20; source chest; NEWS2 {news2} at screening; RED FLAGS: new altered \
+         mental state; pre-alerted 10:40"
+    );
+    let fall = "Fall: CFS 6 (living with moderate frailty), LONG LIE (an hour or more), HEAD \
+                INJURY ON ANTICOAGULANT, unable to weight-bear";
+    let lines = atmist(&e);
+    let signs = lines.iter().find(|l| l.heading == "Signs").unwrap();
+    assert!(signs.text.ends_with(&sepsis), "{}", signs.text);
+    let information = lines
+        .iter()
+        .find(|l| l.heading == "Injuries or information")
+        .unwrap();
+    assert!(information.text.starts_with(fall), "{}", information.text);
+
+    let text = squash(&pdf_text(
+        &pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap(),
+    ));
+    assert!(text.contains("Sepsis screen 01/03 10:20; source chest"));
+    assert!(text.contains(fall));
+
+    let b = fhir::bundle(&e, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    let observations = find(&b, "Observation");
+    let screen = observations
+        .iter()
+        .find(|o| o["code"]["text"] == "Sepsis screen")
+        .expect("the sepsis observation");
+    assert_eq!(screen["effectiveDateTime"], "2026-03-01T10:20:00Z");
+    assert!(screen["component"].as_array().unwrap().iter().any(|c| {
+        c["code"]["text"] == "NEWS2 at screening" && c["valueInteger"] == u64::from(news2)
+    }));
+    let fall = observations
+        .iter()
+        .find(|o| o["code"]["text"] == "Fall and frailty assessment")
+        .expect("the fall observation");
+    assert!(
+        fall["component"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| { c["code"]["text"] == "Clinical Frailty Scale" && c["valueInteger"] == 6 })
+    );
+}

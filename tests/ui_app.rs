@@ -1538,3 +1538,52 @@ fn an_arrest_is_recorded_with_one_tap_shocks_and_reaches_the_handover() {
     click(&mut h, "Handover (ATMIST)");
     h.get_by_label_contains("first rhythm VF, 2 shocks, supraglottic airway, ROSC");
 }
+
+#[test]
+fn a_sepsis_screen_points_out_the_red_flags_the_observations_show() {
+    use ambulance_epr::model::sepsis::RedFlag;
+    use ambulance_epr::model::{AssessmentPart, Field};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    let mut e = complete_encounter();
+    e.observations[0].pulse_bpm = ambulance_epr::model::PulseBpm::new(134).ok();
+    store.save_draft(&e).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Presentation and ECG");
+    tap_in_view(&mut h, "Presentation: sepsis / infection");
+    h.get_by_label_contains("The observations show: heart rate above 130");
+    tap_in_view(&mut h, "Screened now");
+    tap_in_view(&mut h, "Suspected source: urine");
+    tap_in_view(&mut h, "Red flag: heart rate above 130");
+    tap_in_view(&mut h, "Sepsis pathway: sepsis not likely");
+    settle(&mut h);
+    let doc = &h.state().editor().unwrap().doc;
+    assert_eq!(
+        doc.assessment.sepsis().unwrap().red_flags,
+        [RedFlag::HeartRateOver130]
+    );
+    let sepsis_missing: Vec<_> = ambulance_epr::model::missing_items(doc)
+        .into_iter()
+        .filter(|m| m.field == Field::Assessment(AssessmentPart::Sepsis))
+        .map(|m| m.label)
+        .collect();
+    assert_eq!(
+        sepsis_missing,
+        ["Sepsis: red flags found, so not \"sepsis not likely\""]
+    );
+    tap_in_view(&mut h, "Sepsis pathway: red flag sepsis: pre-alert");
+    tap_in_view(&mut h, "Department pre-alerted now");
+    settle(&mut h);
+    let doc = &h.state().editor().unwrap().doc;
+    assert!(
+        ambulance_epr::model::missing_items(doc)
+            .iter()
+            .all(|m| m.field != Field::Assessment(AssessmentPart::Sepsis))
+    );
+    click(&mut h, "Handover (ATMIST)");
+    h.get_by_label_contains("RED FLAGS: heart rate above 130");
+}

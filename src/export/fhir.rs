@@ -312,6 +312,17 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         ));
         assessment_refs.push(ids.reference("stroke"));
     }
+    if let Some(sepsis) = e.assessment.sepsis() {
+        entries.push((
+            ids.url("sepsis-screen"),
+            sepsis_observation(&ids, e, sepsis, obs_status),
+        ));
+        assessment_refs.push(ids.reference("sepsis-screen"));
+    }
+    if let Some(fall) = e.assessment.fall() {
+        entries.push((ids.url("fall"), fall_observation(&ids, e, fall, obs_status)));
+        assessment_refs.push(ids.reference("fall"));
+    }
     for (i, ecg) in e.assessment.ecgs.iter().enumerate() {
         let name = format!("ecg-{i}");
         entries.push((
@@ -428,6 +439,12 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         }
         if let Some(stroke) = e.assessment.stroke() {
             lines.extend(stroke.summary_lines(clock));
+        }
+        if let Some(sepsis) = e.assessment.sepsis() {
+            lines.push(sepsis.summary(e, clock));
+        }
+        if let Some(fall) = e.assessment.fall() {
+            lines.push(fall.summary());
         }
         for ecg in &e.assessment.ecgs {
             lines.push(ecg.summary(clock));
@@ -564,6 +581,106 @@ fn arrest_observation(
         "effectiveDateTime": time(a.collapse_utc.unwrap_or(e.created_at_utc)),
         "performer": [ids.reference("practitioner")],
         "valueString": a.summary(clock),
+        "component": components,
+    })
+}
+
+/// The sepsis screen as one Observation, effective at the screening: its summary as the
+/// value, the source, each red flag, the NEWS2 at screening and the pathway as components.
+fn sepsis_observation(
+    ids: &Ids,
+    e: &Encounter,
+    s: &crate::model::sepsis::SepsisScreen,
+    status: &str,
+) -> Value {
+    let text = |t: &str| json!({ "text": t });
+    let mut components = Vec::new();
+    if let Some(source) = s.source {
+        components.push(
+            json!({ "code": text("Suspected source"), "valueCodeableConcept": text(source.label()) }),
+        );
+    }
+    for flag in &s.red_flags {
+        components.push(json!({ "code": text(flag.label()), "valueBoolean": true }));
+    }
+    if s.no_red_flags {
+        components
+            .push(json!({ "code": text("Red flags"), "valueCodeableConcept": text("None found") }));
+    }
+    if let Some((score, _)) = s.news2_at_screening(e) {
+        components.push(json!({ "code": text("NEWS2 at screening"), "valueInteger": score }));
+    }
+    if let Some(p) = s.pathway {
+        components.push(
+            json!({ "code": text("Sepsis pathway"), "valueCodeableConcept": text(p.label()) }),
+        );
+    }
+    if let Some(at) = s.pre_alert_utc {
+        components
+            .push(json!({ "code": text("Department pre-alerted"), "valueDateTime": time(at) }));
+    }
+    let (offset, zone) = super::uk_time_zone(e.created_at_utc);
+    let clock = |at: DateTime<Utc>| format!("{} {zone}", at.with_timezone(&offset).format("%H:%M"));
+    json!({
+        "resourceType": "Observation",
+        "id": ids.id("sepsis-screen").to_string(),
+        "status": status,
+        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
+        "code": text("Sepsis screen"),
+        "subject": ids.reference("patient"),
+        "encounter": ids.reference("encounter"),
+        "effectiveDateTime": time(s.screened_utc.unwrap_or(e.created_at_utc)),
+        "performer": [ids.reference("practitioner")],
+        "valueString": s.summary(e, clock),
+        "component": components,
+    })
+}
+
+/// The falls section as one Observation: its summary as the value, the Clinical Frailty
+/// Scale as an integer component, the rest as text or booleans.
+fn fall_observation(
+    ids: &Ids,
+    e: &Encounter,
+    f: &crate::model::falls::FallAssessment,
+    status: &str,
+) -> Value {
+    let text = |t: &str| json!({ "text": t });
+    let mut components = Vec::new();
+    if let Some(level) = f.frailty_scale {
+        components.push(json!({ "code": text("Clinical Frailty Scale"), "valueInteger": level }));
+    }
+    let mut choice = |name: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            components.push(json!({ "code": text(name), "valueCodeableConcept": text(v) }));
+        }
+    };
+    choice("Time on the floor", f.time_on_floor.map(|t| t.label()));
+    choice("Mobility", f.mobility.map(|m| m.label()));
+    choice("Falls referral", f.referral.map(|r| r.label()));
+    for (name, value) in [
+        ("Head injury", f.head_injury),
+        ("On an anticoagulant", f.anticoagulated),
+    ] {
+        if let Some(v) = value {
+            components.push(json!({ "code": text(name), "valueBoolean": v }));
+        }
+    }
+    json!({
+        "resourceType": "Observation",
+        "id": ids.id("fall").to_string(),
+        "status": status,
+        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
+        "code": text("Fall and frailty assessment"),
+        "subject": ids.reference("patient"),
+        "encounter": ids.reference("encounter"),
+        "effectiveDateTime": time(
+            e.incident
+                .times
+                .get(crate::model::Milestone::AtPatient)
+                .unwrap_or(e.created_at_utc),
+        ),
+        "performer": [ids.reference("practitioner")],
+        "valueString": f.summary(),
         "component": components,
     })
 }

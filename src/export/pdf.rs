@@ -666,6 +666,14 @@ fn render_zoned(
             w.paragraph(left, width, 9.5, true, &format!("Times: {warning}"));
         }
     }
+    if let Some(sepsis) = e.assessment.sepsis() {
+        w.heading("Sepsis screen");
+        w.paragraph(left, width, 9.5, false, &sepsis.summary(e, day_clock));
+    }
+    if let Some(fall) = e.assessment.fall() {
+        w.heading("Fall and frailty");
+        w.paragraph(left, width, 9.5, false, &fall.summary());
+    }
     if let Some(stroke) = e.assessment.stroke() {
         w.heading("Stroke / TIA");
         for line in stroke.summary_lines(day_clock) {

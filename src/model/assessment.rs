@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::arrest::CardiacArrest;
 use super::ecg::Ecg12Lead;
+use super::falls::FallAssessment;
+use super::sepsis::SepsisScreen;
 use super::stroke::StrokeAssessment;
 
 /// What the patient presents with; a record may have several.
@@ -76,6 +78,12 @@ pub struct Assessment {
     /// Present while [`Presentation::Stroke`] is picked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stroke: Option<StrokeAssessment>,
+    /// Present while [`Presentation::Sepsis`] is picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sepsis: Option<SepsisScreen>,
+    /// Present while [`Presentation::Fall`] is picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fall: Option<FallAssessment>,
     /// Every 12-lead ECG, in the order recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ecgs: Vec<Ecg12Lead>,
@@ -116,6 +124,18 @@ impl Assessment {
             .filter(|_| self.has(Presentation::CardiacArrest))
     }
 
+    /// The sepsis screen when sepsis is a presentation.
+    pub fn sepsis(&self) -> Option<&SepsisScreen> {
+        self.sepsis
+            .as_ref()
+            .filter(|_| self.has(Presentation::Sepsis))
+    }
+
+    /// The falls section when a fall is a presentation.
+    pub fn fall(&self) -> Option<&FallAssessment> {
+        self.fall.as_ref().filter(|_| self.has(Presentation::Fall))
+    }
+
     /// The presentations as words ("Chest pain / ACS, Stroke / TIA").
     pub fn presentations_text(&self) -> Option<String> {
         if self.presentations.is_empty() {
@@ -149,6 +169,20 @@ impl Assessment {
                 out.push((AssessmentPart::Stroke, label));
             }
         }
+        if self.has(Presentation::Sepsis) {
+            let empty = SepsisScreen::default();
+            let sepsis = self.sepsis.as_ref().unwrap_or(&empty);
+            for label in sepsis.missing() {
+                out.push((AssessmentPart::Sepsis, label));
+            }
+        }
+        if self.has(Presentation::Fall) {
+            let empty = FallAssessment::default();
+            let fall = self.fall.as_ref().unwrap_or(&empty);
+            for label in fall.missing() {
+                out.push((AssessmentPart::Fall, label));
+            }
+        }
         if self.has(Presentation::ChestPain)
             && self.ecgs.is_empty()
             && self.ecg_not_done_reason.trim().is_empty()
@@ -175,6 +209,8 @@ pub enum AssessmentPart {
     Presentations,
     Arrest,
     Stroke,
+    Sepsis,
+    Fall,
     Ecg,
 }
 

@@ -171,6 +171,10 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     let mechanism = or_not_recorded(&e.history.presenting_complaint);
 
     let mut info = Vec::new();
+    // A fall's frailty, long lie and anticoagulated head injury come before the history.
+    if let Some(fall) = e.assessment.fall() {
+        info.push(fall.summary());
+    }
     if !e.history.history_of_complaint.trim().is_empty() {
         info.push(e.history.history_of_complaint.trim().to_owned());
     }
@@ -203,6 +207,9 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     }
     if let Some(stroke) = e.assessment.stroke() {
         signs.push_str(&format!("; {}", stroke.findings_text()));
+    }
+    if let Some(sepsis) = e.assessment.sepsis() {
+        signs.push_str(&format!("; {}", sepsis.summary(e, clock)));
     }
     for ecg in &e.assessment.ecgs {
         signs.push_str(&format!("; {}", ecg.summary(clock)));

@@ -14,6 +14,7 @@ pub mod completion;
 pub mod dose;
 pub mod ecg;
 pub mod encounter;
+pub mod falls;
 pub mod handover;
 pub mod news2;
 pub mod nhs_number;
@@ -21,6 +22,7 @@ pub mod non_conveyance;
 pub mod observations;
 pub mod review;
 pub mod revision;
+pub mod sepsis;
 pub mod stroke;
 pub mod version;
 

@@ -20,12 +20,19 @@ use crate::model::arrest::{
 use crate::model::assessment::{AssessmentPart, Presentation};
 use crate::model::clock_time::Expect;
 use crate::model::ecg::{Ecg12Lead, EcgRhythm};
+use crate::model::falls::{FallAssessment, FallsReferral, Mobility, TimeOnFloor};
+use crate::model::sepsis::{RedFlag, SepsisPathway, SepsisScreen, SepsisSource};
 use crate::model::stroke::{BeFast, Finding, OnsetKind, StrokeAssessment, StrokePathway};
 use crate::model::{Encounter, Field};
 use crate::ui::widgets::{choice, text_field, warning_text};
 
 const ARREST: Field = Field::Assessment(AssessmentPart::Arrest);
 const STROKE: Field = Field::Assessment(AssessmentPart::Stroke);
+const SEPSIS: Field = Field::Assessment(AssessmentPart::Sepsis);
+const FALL: Field = Field::Assessment(AssessmentPart::Fall);
+
+/// The Clinical Frailty Scale's levels as the buttons show them.
+const CFS_LEVELS: [u8; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 /// The energies offered as one-tap shocks, in joules.
 const SHOCK_ENERGIES_J: [u16; 3] = [150, 200, 360];
@@ -61,8 +68,183 @@ pub fn assessment_ui(
             changed |= stroke_ui(ui, stroke, forms, jump, glucose);
         }
     }
+    if doc.assessment.sepsis().is_some() {
+        ui.separator();
+        ui.label(RichText::new("Sepsis screen").heading());
+        // What the observations say, read before the screen is borrowed to be edited.
+        let (news2, suggested) = doc
+            .assessment
+            .sepsis
+            .as_ref()
+            .map(|s| (s.news2_at_screening(doc), s.flags_suggested(doc)))
+            .unwrap_or_default();
+        if let Some(sepsis) = doc.assessment.sepsis.as_mut() {
+            changed |= sepsis_ui(ui, sepsis, forms, jump, news2, &suggested);
+        }
+    }
+    if doc.assessment.fall().is_some() {
+        ui.separator();
+        ui.label(RichText::new("Fall and frailty").heading());
+        if let Some(fall) = doc.assessment.fall.as_mut() {
+            changed |= fall_ui(ui, fall, jump);
+        }
+    }
     ui.separator();
     changed |= ecgs_ui(ui, doc, forms, jump);
+    changed
+}
+
+fn sepsis_ui(
+    ui: &mut Ui,
+    s: &mut SepsisScreen,
+    forms: &mut Forms,
+    jump: &mut Option<Field>,
+    news2: Option<(u8, DateTime<Utc>)>,
+    suggested: &[RedFlag],
+) -> bool {
+    let mut changed = false;
+    egui::Grid::new("sepsis-screened")
+        .num_columns(2)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            changed |= time_row(
+                ui,
+                "Screened",
+                &mut forms.sepsis_screened,
+                &mut s.screened_utc,
+                jump,
+                SEPSIS,
+            );
+        });
+    match news2 {
+        Some((score, at)) => ui.label(format!(
+            "NEWS2 at screening: {score} (set at {})",
+            super::forms::clock_local(at)
+        )),
+        None => ui.label("NEWS2 at screening: no complete observation set before it"),
+    };
+    changed |= pick(
+        ui,
+        "Suspected source",
+        &mut s.source,
+        &SepsisSource::ALL,
+        SepsisSource::label,
+        jump,
+        SEPSIS,
+    );
+    ui.label("Red flags (NICE high-risk criteria)");
+    ui.horizontal_wrapped(|ui| {
+        for flag in RedFlag::ALL {
+            let on = s.red_flags.contains(&flag);
+            let r = choice(ui, on, flag.label());
+            name_widget(
+                &r,
+                egui::Role::Button,
+                &format!("Red flag: {}", flag.label().to_lowercase()),
+            );
+            if r.clicked() {
+                s.set_flag(flag, !on);
+                changed = true;
+            }
+        }
+        let r = choice(ui, s.no_red_flags, "None");
+        name_widget(&r, egui::Role::Button, "Red flag: none");
+        if r.clicked() && !s.no_red_flags {
+            s.no_red_flags = true;
+            s.red_flags.clear();
+            changed = true;
+        }
+    });
+    if !suggested.is_empty() {
+        let names: Vec<String> = suggested.iter().map(|f| f.label().to_lowercase()).collect();
+        warning_text(ui, &format!("The observations show: {}", names.join(", ")));
+    }
+    changed |= pick(
+        ui,
+        "Sepsis pathway",
+        &mut s.pathway,
+        &SepsisPathway::ALL,
+        SepsisPathway::label,
+        jump,
+        SEPSIS,
+    );
+    if s.pathway == Some(SepsisPathway::RedFlagPreAlert) {
+        egui::Grid::new("sepsis-pre-alert")
+            .num_columns(2)
+            .spacing([12.0, 8.0])
+            .show(ui, |ui| {
+                changed |= time_row(
+                    ui,
+                    "Department pre-alerted",
+                    &mut forms.sepsis_pre_alert,
+                    &mut s.pre_alert_utc,
+                    jump,
+                    SEPSIS,
+                );
+            });
+    }
+    changed
+}
+
+fn fall_ui(ui: &mut Ui, f: &mut FallAssessment, jump: &mut Option<Field>) -> bool {
+    const NUMBERS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    let mut changed = pick(
+        ui,
+        "Clinical Frailty Scale",
+        &mut f.frailty_scale,
+        &CFS_LEVELS,
+        |level| {
+            NUMBERS
+                .get(usize::from(level).saturating_sub(1))
+                .copied()
+                .unwrap_or("?")
+        },
+        jump,
+        FALL,
+    );
+    if let Some(name) = f.frailty_label() {
+        ui.label(RichText::new(name).weak());
+    }
+    changed |= pick(
+        ui,
+        "Time on the floor",
+        &mut f.time_on_floor,
+        &TimeOnFloor::ALL,
+        TimeOnFloor::label,
+        jump,
+        FALL,
+    );
+    egui::Grid::new("fall-head")
+        .num_columns(2)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            changed |= yes_no(ui, "Head injury", &mut f.head_injury).0;
+            changed |= yes_no(ui, "On an anticoagulant", &mut f.anticoagulated).0;
+        });
+    if f.anticoagulated_head_injury() {
+        warning_text(
+            ui,
+            "Head injury on an anticoagulant: said first in the handover; needs imaging",
+        );
+    }
+    changed |= pick(
+        ui,
+        "Mobility",
+        &mut f.mobility,
+        &Mobility::ALL,
+        Mobility::label,
+        jump,
+        FALL,
+    );
+    changed |= pick(
+        ui,
+        "Falls referral",
+        &mut f.referral,
+        &FallsReferral::ALL,
+        FallsReferral::label,
+        jump,
+        FALL,
+    );
     changed
 }
 
@@ -90,7 +272,7 @@ fn presentations_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) 
     changed
 }
 
-/// Gives the arrest and stroke sections to a record with them picked, and sets them aside
+/// Gives the arrest, stroke, sepsis and falls sections to a record with them picked, and sets them aside
 /// when unpicked. Read-only views change nothing.
 fn keep_sections(ui: &Ui, doc: &mut Encounter, forms: &mut Forms) -> bool {
     if !ui.is_enabled() {
@@ -106,6 +288,16 @@ fn keep_sections(ui: &Ui, doc: &mut Encounter, forms: &mut Forms) -> bool {
         a.presentations.contains(&Presentation::CardiacArrest),
         &mut a.arrest,
         &mut forms.parked_arrest,
+    );
+    changed |= keep(
+        a.presentations.contains(&Presentation::Sepsis),
+        &mut a.sepsis,
+        &mut forms.parked_sepsis,
+    );
+    changed |= keep(
+        a.presentations.contains(&Presentation::Fall),
+        &mut a.fall,
+        &mut forms.parked_fall,
     );
     changed
 }

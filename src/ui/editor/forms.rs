@@ -239,6 +239,12 @@ pub struct Forms {
     pub parked_arrest: Option<crate::model::arrest::CardiacArrest>,
     /// One per [`crate::model::arrest::ArrestTime::ALL`] entry, same order.
     pub arrest_times: Vec<TimeText>,
+    /// Sepsis and falls sections set aside when unpicked.
+    pub parked_sepsis: Option<crate::model::sepsis::SepsisScreen>,
+    pub parked_fall: Option<crate::model::falls::FallAssessment>,
+    /// The sepsis screening and pre-alert times, as typed.
+    pub sepsis_screened: TimeText,
+    pub sepsis_pre_alert: TimeText,
     /// The stroke onset (or last-known-well) time and the stroke-unit pre-alert, as typed.
     pub stroke_onset: TimeText,
     pub stroke_pre_alert: TimeText,
@@ -284,6 +290,12 @@ impl Forms {
                 .iter()
                 .map(|t| TimeText::from_time(e.assessment.arrest.as_ref().and_then(|a| a.time(*t))))
                 .collect(),
+            sepsis_screened: TimeText::from_time(
+                e.assessment.sepsis.as_ref().and_then(|s| s.screened_utc),
+            ),
+            sepsis_pre_alert: TimeText::from_time(
+                e.assessment.sepsis.as_ref().and_then(|s| s.pre_alert_utc),
+            ),
             stroke_onset: TimeText::from_time(
                 e.assessment.stroke.as_ref().and_then(|s| s.onset_utc),
             ),
