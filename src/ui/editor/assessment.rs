@@ -617,6 +617,9 @@ fn ecgs_ui(ui: &mut Ui, doc: &mut Encounter, forms: &mut Forms, jump: &mut Optio
         forms.ecg_times.remove(i);
         changed = true;
     }
+    if a.ecgs.is_empty() && !ui.is_enabled() {
+        ui.label("None recorded");
+    }
     if ui.is_enabled() {
         let r = ui.button("Add 12-lead ECG");
         if a.ecgs.is_empty() {
