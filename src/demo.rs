@@ -357,7 +357,7 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
 /// pain (a STEMI for the primary PCI pathway on every third), the stroke assessment for
 /// stroke symptoms (witnessed onset or last known well in turn, and a blood glucose in the
 /// first set), a sepsis screen with the red flags the observations show, and a fall with its
-/// frailty. Serials ending in 1 are falls, in 2 sepsis, in 4 cardiac arrests, in 6 chest
+/// frailty, injuries for a road collision. Serials ending in 0 are road collisions, in 1 falls, in 2 sepsis, in 4 cardiac arrests, in 6 chest
 /// pains and in 8 strokes. Uses no randomness, so
 /// the rest of the record is as drawn.
 fn add_presentation(
@@ -371,6 +371,7 @@ fn add_presentation(
     // Any ten records in a row hold a chest pain and a stroke.
     let named = |name: &str| COMPLAINTS.iter().find(|(c, _)| *c == name);
     let forced = match serial % 10 {
+        0 => named("Road traffic collision"),
         1 => named("Fall"),
         2 => named("Sepsis query"),
         6 => COMPLAINTS.first(),
@@ -478,6 +479,36 @@ fn add_presentation(
                 screen.pre_alert_utc = Some(left - Duration::minutes(2));
             }
             e.assessment.sepsis = Some(screen);
+        }
+        Presentation::Trauma => {
+            use crate::model::trauma::*;
+            let serious = serial.is_multiple_of(2);
+            let mut trauma = TraumaAssessment {
+                mechanism: Some(Mechanism::VehicleOccupant),
+                mechanism_details: "Restrained driver, low-speed impact".to_owned(),
+                catastrophic_haemorrhage: Some(false),
+                triage: Some(if serious {
+                    TraumaTriage::MajorTraumaCentre
+                } else {
+                    TraumaTriage::TraumaUnit
+                }),
+                ..TraumaAssessment::default()
+            };
+            trauma.add_injury(Injury {
+                region: BodyRegion::Neck,
+                kind: InjuryKind::Tenderness,
+            });
+            if serious {
+                trauma.add_injury(Injury {
+                    region: BodyRegion::Chest,
+                    kind: InjuryKind::Bruising,
+                });
+                trauma.add_injury(Injury {
+                    region: BodyRegion::LeftLeg,
+                    kind: InjuryKind::SuspectedFracture,
+                });
+            }
+            e.assessment.trauma = Some(trauma);
         }
         Presentation::Fall => {
             use crate::model::falls::*;

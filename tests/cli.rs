@@ -108,7 +108,7 @@ fn init_demo_status_list_show() {
     let (mut saw_child, mut saw_pregnancy, mut saw_scale2) = (false, false, false);
     let (mut saw_non_conveyance, mut saw_advance_decision) = (false, false);
     let (mut saw_stroke, mut saw_ecg, mut saw_arrest) = (false, false, false);
-    let (mut saw_sepsis, mut saw_fall) = (false, false);
+    let (mut saw_sepsis, mut saw_fall, mut saw_trauma) = (false, false, false);
     for row in rows {
         let id = row["id"].as_str().unwrap();
         let doc = json(&epr(dir.path(), PASS, &["show", "--id", id, "--json"]));
@@ -135,6 +135,7 @@ fn init_demo_status_list_show() {
         }
         saw_sepsis |= doc["assessment"]["sepsis"]["pathway"].is_string();
         saw_fall |= doc["assessment"]["fall"]["frailty_scale"].is_u64();
+        saw_trauma |= doc["assessment"]["trauma"]["injuries"][0]["region"].is_string();
         if presentations
             .as_array()
             .is_some_and(|p| p.iter().any(|p| p == "cardiac_arrest"))
@@ -189,6 +190,7 @@ fn init_demo_status_list_show() {
     assert!(saw_arrest, "the demo data includes a cardiac arrest");
     assert!(saw_sepsis, "the demo data includes a sepsis screen");
     assert!(saw_fall, "the demo data includes a fall");
+    assert!(saw_trauma, "the demo data includes injuries");
     assert!(saw_ecg, "the demo data includes a chest pain with its ECG");
     assert!(
         saw_non_conveyance,

@@ -1141,3 +1141,71 @@ fn a_sepsis_screen_and_a_fall_are_said_at_handover_printed_and_in_the_fhir_docum
             .any(|c| { c["code"]["text"] == "Clinical Frailty Scale" && c["valueInteger"] == 6 })
     );
 }
+
+#[test]
+fn trauma_says_its_mechanism_and_haemorrhage_first_and_its_tourniquet_time() {
+    use ambulance_epr::model::trauma::*;
+    use ambulance_epr::model::{AssessmentPart, Field, Presentation, missing_items};
+    let at = |h, m| Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap();
+    let mut e = complete_encounter();
+    e.history.presenting_complaint = "Stab wound".into();
+    e.assessment.set(Presentation::Trauma, true);
+    assert!(
+        missing_items(&e)
+            .iter()
+            .any(|m| m.field == Field::Assessment(AssessmentPart::Trauma))
+    );
+    let mut trauma = TraumaAssessment {
+        mechanism: Some(Mechanism::Stabbing),
+        mechanism_details: "Single wound".into(),
+        catastrophic_haemorrhage: Some(true),
+        haemorrhage_control: Some(HaemorrhageControl::Tourniquet),
+        tourniquet_utc: Some(at(10, 14)),
+        triage: Some(TraumaTriage::MajorTraumaCentre),
+        ..TraumaAssessment::default()
+    };
+    trauma.add_injury(Injury {
+        region: BodyRegion::LeftLeg,
+        kind: InjuryKind::Penetrating,
+    });
+    e.assessment.trauma = Some(trauma);
+    assert_eq!(missing_items(&e), vec![]);
+    let lines = atmist(&e);
+    assert_eq!(lines[2].text, "Stabbing: Single wound; Stab wound");
+    assert!(
+        lines[3].text.starts_with(
+            "CATASTROPHIC HAEMORRHAGE, tourniquet on at 10:14; injuries: Left leg: penetrating \
+             wound; Triage positive: major trauma centre"
+        ),
+        "{}",
+        lines[3].text
+    );
+    let treatment = lines.iter().find(|l| l.heading == "Treatment").unwrap();
+    assert!(
+        treatment
+            .text
+            .starts_with("Tourniquet at 10:14; 12-lead ECG at 10:16"),
+        "{}",
+        treatment.text
+    );
+    let text = squash(&pdf_text(
+        &pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap(),
+    ));
+    assert!(text.contains("Mechanism: Stabbing: Single wound"));
+    assert!(text.contains("tourniquet on at 01/03 10:14"));
+    let b = fhir::bundle(&e, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    let observation = find(&b, "Observation")
+        .into_iter()
+        .find(|o| o["code"]["text"] == "Trauma assessment")
+        .expect("the trauma observation");
+    let components = observation["component"].as_array().unwrap();
+    assert!(components.iter().any(|c| c["code"]["text"] == "Left leg"
+        && c["valueCodeableConcept"]["text"] == "Penetrating wound"));
+    assert!(
+        components
+            .iter()
+            .any(|c| c["code"]["text"] == "Tourniquet on"
+                && c["valueDateTime"] == "2026-03-01T10:14:00Z")
+    );
+}

@@ -1587,3 +1587,56 @@ fn a_sepsis_screen_points_out_the_red_flags_the_observations_show() {
     click(&mut h, "Handover (ATMIST)");
     h.get_by_label_contains("RED FLAGS: heart rate above 130");
 }
+
+#[test]
+fn injuries_are_added_by_region_and_type_and_a_tourniquet_asks_for_its_time() {
+    use ambulance_epr::model::trauma::{BodyRegion, InjuryKind};
+    use ambulance_epr::model::{AssessmentPart, Field};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Presentation and ECG");
+    tap_in_view(&mut h, "Presentation: trauma");
+    tap_in_view(&mut h, "Mechanism: pedestrian struck");
+    tap_in_view(&mut h, "Injury region: right leg");
+    tap_in_view(&mut h, "Injury type: suspected fracture");
+    tap_in_view(&mut h, "Add injury");
+    tap_in_view(&mut h, "Catastrophic haemorrhage: yes");
+    tap_in_view(&mut h, "Haemorrhage control: tourniquet");
+    settle(&mut h);
+    let labels: Vec<_> = ambulance_epr::model::missing_items(&h.state().editor().unwrap().doc)
+        .into_iter()
+        .filter(|m| m.field == Field::Assessment(AssessmentPart::Trauma))
+        .map(|m| m.label)
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "Trauma: tourniquet time",
+            "Trauma: major trauma triage result"
+        ]
+    );
+    tap_in_view(&mut h, "Tourniquet on now");
+    tap_in_view(
+        &mut h,
+        "Major trauma triage: triage positive: major trauma centre",
+    );
+    settle(&mut h);
+    let doc = &h.state().editor().unwrap().doc;
+    let trauma = doc.assessment.trauma().unwrap();
+    assert_eq!(trauma.injuries.len(), 1);
+    assert_eq!(trauma.injuries[0].region, BodyRegion::RightLeg);
+    assert_eq!(trauma.injuries[0].kind, InjuryKind::SuspectedFracture);
+    assert!(
+        ambulance_epr::model::missing_items(doc)
+            .iter()
+            .all(|m| m.field != Field::Assessment(AssessmentPart::Trauma))
+    );
+    click(&mut h, "Handover (ATMIST)");
+    h.get_by_label_contains("CATASTROPHIC HAEMORRHAGE, tourniquet on at");
+}

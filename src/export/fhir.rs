@@ -312,6 +312,13 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         ));
         assessment_refs.push(ids.reference("stroke"));
     }
+    if let Some(trauma) = e.assessment.trauma() {
+        entries.push((
+            ids.url("trauma"),
+            trauma_observation(&ids, e, trauma, obs_status),
+        ));
+        assessment_refs.push(ids.reference("trauma"));
+    }
     if let Some(sepsis) = e.assessment.sepsis() {
         entries.push((
             ids.url("sepsis-screen"),
@@ -439,6 +446,12 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         }
         if let Some(stroke) = e.assessment.stroke() {
             lines.extend(stroke.summary_lines(clock));
+        }
+        if let Some(trauma) = e.assessment.trauma() {
+            if let Some(m) = trauma.mechanism_text() {
+                lines.push(format!("Mechanism: {m}"));
+            }
+            lines.push(trauma.injuries_text(clock));
         }
         if let Some(sepsis) = e.assessment.sepsis() {
             lines.push(sepsis.summary(e, clock));
@@ -581,6 +594,66 @@ fn arrest_observation(
         "effectiveDateTime": time(a.collapse_utc.unwrap_or(e.created_at_utc)),
         "performer": [ids.reference("practitioner")],
         "valueString": a.summary(clock),
+        "component": components,
+    })
+}
+
+/// The trauma section as one Observation: the mechanism as its value, each injury ("Left
+/// leg" with "Suspected fracture"), the haemorrhage, its control, the tourniquet time and the
+/// triage result as components.
+fn trauma_observation(
+    ids: &Ids,
+    e: &Encounter,
+    t: &crate::model::trauma::TraumaAssessment,
+    status: &str,
+) -> Value {
+    let text = |s: &str| json!({ "text": s });
+    let mut components = Vec::new();
+    for injury in &t.injuries {
+        components.push(json!({
+            "code": text(injury.region.label()),
+            "valueCodeableConcept": text(injury.kind.label()),
+        }));
+    }
+    if t.no_injuries_found {
+        components
+            .push(json!({ "code": text("Injuries"), "valueCodeableConcept": text("None found") }));
+    }
+    if let Some(h) = t.catastrophic_haemorrhage {
+        components.push(json!({ "code": text("Catastrophic haemorrhage"), "valueBoolean": h }));
+    }
+    if let Some(c) = t
+        .haemorrhage_control
+        .filter(|_| t.catastrophic_haemorrhage == Some(true))
+    {
+        components.push(
+            json!({ "code": text("Haemorrhage control"), "valueCodeableConcept": text(c.label()) }),
+        );
+    }
+    if let Some(at) = t.tourniquet_utc {
+        components.push(json!({ "code": text("Tourniquet on"), "valueDateTime": time(at) }));
+    }
+    if let Some(r) = t.triage {
+        components.push(
+            json!({ "code": text("Major trauma triage"), "valueCodeableConcept": text(r.label()) }),
+        );
+    }
+    json!({
+        "resourceType": "Observation",
+        "id": ids.id("trauma").to_string(),
+        "status": status,
+        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
+        "code": text("Trauma assessment"),
+        "subject": ids.reference("patient"),
+        "encounter": ids.reference("encounter"),
+        "effectiveDateTime": time(
+            e.incident
+                .times
+                .get(crate::model::Milestone::AtPatient)
+                .unwrap_or(e.created_at_utc),
+        ),
+        "performer": [ids.reference("practitioner")],
+        "valueString": t.mechanism_text().unwrap_or_else(|| "Mechanism not recorded".to_owned()),
         "component": components,
     })
 }

@@ -666,6 +666,16 @@ fn render_zoned(
             w.paragraph(left, width, 9.5, true, &format!("Times: {warning}"));
         }
     }
+    if let Some(trauma) = e.assessment.trauma() {
+        w.heading("Trauma");
+        if let Some(m) = trauma.mechanism_text() {
+            w.paragraph(left, width, 9.5, false, &format!("Mechanism: {m}"));
+        }
+        let injuries = trauma.injuries_text(day_clock);
+        if !injuries.is_empty() {
+            w.paragraph(left, width, 9.5, false, &injuries);
+        }
+    }
     if let Some(sepsis) = e.assessment.sepsis() {
         w.heading("Sepsis screen");
         w.paragraph(left, width, 9.5, false, &sepsis.summary(e, day_clock));

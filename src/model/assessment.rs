@@ -14,6 +14,7 @@ use super::ecg::Ecg12Lead;
 use super::falls::FallAssessment;
 use super::sepsis::SepsisScreen;
 use super::stroke::StrokeAssessment;
+use super::trauma::TraumaAssessment;
 
 /// What the patient presents with; a record may have several.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -84,6 +85,9 @@ pub struct Assessment {
     /// Present while [`Presentation::Fall`] is picked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fall: Option<FallAssessment>,
+    /// Present while [`Presentation::Trauma`] is picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trauma: Option<TraumaAssessment>,
     /// Every 12-lead ECG, in the order recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ecgs: Vec<Ecg12Lead>,
@@ -136,6 +140,13 @@ impl Assessment {
         self.fall.as_ref().filter(|_| self.has(Presentation::Fall))
     }
 
+    /// The trauma section when trauma is a presentation.
+    pub fn trauma(&self) -> Option<&TraumaAssessment> {
+        self.trauma
+            .as_ref()
+            .filter(|_| self.has(Presentation::Trauma))
+    }
+
     /// The presentations as words ("Chest pain / ACS, Stroke / TIA").
     pub fn presentations_text(&self) -> Option<String> {
         if self.presentations.is_empty() {
@@ -183,6 +194,13 @@ impl Assessment {
                 out.push((AssessmentPart::Fall, label));
             }
         }
+        if self.has(Presentation::Trauma) {
+            let empty = TraumaAssessment::default();
+            let trauma = self.trauma.as_ref().unwrap_or(&empty);
+            for label in trauma.missing() {
+                out.push((AssessmentPart::Trauma, label));
+            }
+        }
         if self.has(Presentation::ChestPain)
             && self.ecgs.is_empty()
             && self.ecg_not_done_reason.trim().is_empty()
@@ -211,6 +229,7 @@ pub enum AssessmentPart {
     Stroke,
     Sepsis,
     Fall,
+    Trauma,
     Ecg,
 }
 

@@ -168,10 +168,20 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
         time = format!("Collapse {}; {time}", clock(collapse));
     }
 
-    let mechanism = or_not_recorded(&e.history.presenting_complaint);
+    let mut mechanism = or_not_recorded(&e.history.presenting_complaint);
+    if let Some(m) = e.assessment.trauma().and_then(|t| t.mechanism_text()) {
+        mechanism = format!("{m}; {mechanism}");
+    }
 
     let mut info = Vec::new();
-    // A fall's frailty, long lie and anticoagulated head injury come before the history.
+    // Injuries (catastrophic haemorrhage first), and a fall's frailty, long lie and
+    // anticoagulated head injury, come before the history.
+    if let Some(trauma) = e.assessment.trauma() {
+        let injuries = trauma.injuries_text(clock);
+        if !injuries.is_empty() {
+            info.push(injuries);
+        }
+    }
     if let Some(fall) = e.assessment.fall() {
         info.push(fall.summary());
     }
@@ -233,6 +243,9 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     }
     if let Some(arrest) = e.assessment.arrest() {
         treatment.extend(arrest.shock_lines(clock));
+    }
+    if let Some(at) = e.assessment.trauma().and_then(|t| t.tourniquet_utc) {
+        treatment.push((at, format!("Tourniquet at {}", clock(at))));
     }
     treatment.sort_by_key(|(t, _)| *t);
     let treatment = if treatment.is_empty() {

@@ -24,6 +24,7 @@ pub mod review;
 pub mod revision;
 pub mod sepsis;
 pub mod stroke;
+pub mod trauma;
 pub mod version;
 
 pub use advance_decisions::AdvanceDecisions;

@@ -23,6 +23,9 @@ use crate::model::ecg::{Ecg12Lead, EcgRhythm};
 use crate::model::falls::{FallAssessment, FallsReferral, Mobility, TimeOnFloor};
 use crate::model::sepsis::{RedFlag, SepsisPathway, SepsisScreen, SepsisSource};
 use crate::model::stroke::{BeFast, Finding, OnsetKind, StrokeAssessment, StrokePathway};
+use crate::model::trauma::{
+    BodyRegion, HaemorrhageControl, Injury, InjuryKind, Mechanism, TraumaAssessment, TraumaTriage,
+};
 use crate::model::{Encounter, Field};
 use crate::ui::widgets::{choice, text_field, warning_text};
 
@@ -30,6 +33,7 @@ const ARREST: Field = Field::Assessment(AssessmentPart::Arrest);
 const STROKE: Field = Field::Assessment(AssessmentPart::Stroke);
 const SEPSIS: Field = Field::Assessment(AssessmentPart::Sepsis);
 const FALL: Field = Field::Assessment(AssessmentPart::Fall);
+const TRAUMA: Field = Field::Assessment(AssessmentPart::Trauma);
 
 /// The Clinical Frailty Scale's levels as the buttons show them.
 const CFS_LEVELS: [u8; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
@@ -66,6 +70,13 @@ pub fn assessment_ui(
             .any(|o| o.glucose_mmol_per_l.is_some());
         if let Some(stroke) = doc.assessment.stroke.as_mut() {
             changed |= stroke_ui(ui, stroke, forms, jump, glucose);
+        }
+    }
+    if doc.assessment.trauma().is_some() {
+        ui.separator();
+        ui.label(RichText::new("Trauma").heading());
+        if let Some(trauma) = doc.assessment.trauma.as_mut() {
+            changed |= trauma_ui(ui, trauma, forms, jump);
         }
     }
     if doc.assessment.sepsis().is_some() {
@@ -186,6 +197,138 @@ fn sepsis_ui(
     changed
 }
 
+fn trauma_ui(
+    ui: &mut Ui,
+    t: &mut TraumaAssessment,
+    forms: &mut Forms,
+    jump: &mut Option<Field>,
+) -> bool {
+    let mut changed = pick(
+        ui,
+        "Mechanism",
+        &mut t.mechanism,
+        &Mechanism::ALL,
+        Mechanism::label,
+        jump,
+        TRAUMA,
+    );
+    changed |= text_field(ui, "Mechanism details", &mut t.mechanism_details, 420.0).changed();
+    ui.add_space(6.0);
+    ui.label(RichText::new("Injuries").strong());
+    let mut remove = None;
+    for (i, injury) in t.injuries.iter().enumerate() {
+        ui.horizontal(|ui| {
+            ui.label(format!("{}. {}", i + 1, injury.text()));
+            if ui.is_enabled() {
+                let r = ui.button("Remove");
+                name_widget(&r, egui::Role::Button, &format!("Remove injury {}", i + 1));
+                if r.clicked() {
+                    remove = Some(i);
+                }
+            }
+        });
+    }
+    if let Some(i) = remove {
+        t.injuries.remove(i);
+        changed = true;
+    }
+    if ui.is_enabled() {
+        // Region, then kind, then "Add": the pair is added together.
+        pick(
+            ui,
+            "Injury region",
+            &mut forms.injury_region,
+            &BodyRegion::ALL,
+            BodyRegion::label,
+            jump,
+            TRAUMA,
+        );
+        pick(
+            ui,
+            "Injury type",
+            &mut forms.injury_kind,
+            &InjuryKind::ALL,
+            InjuryKind::label,
+            jump,
+            TRAUMA,
+        );
+        ui.horizontal(|ui| {
+            let ready = forms.injury_region.zip(forms.injury_kind);
+            if ui
+                .add_enabled(ready.is_some(), egui::Button::new("Add injury"))
+                .clicked()
+                && let Some((region, kind)) = ready
+            {
+                t.add_injury(Injury { region, kind });
+                forms.injury_region = None;
+                forms.injury_kind = None;
+                changed = true;
+            }
+            if t.injuries.is_empty() {
+                let r = choice(ui, t.no_injuries_found, "No injuries found");
+                if r.clicked() && !t.no_injuries_found {
+                    t.no_injuries_found = true;
+                    changed = true;
+                }
+            }
+        });
+    } else if t.injuries.is_empty() {
+        ui.label(if t.no_injuries_found {
+            "No injuries found"
+        } else {
+            "None recorded"
+        });
+    }
+    ui.add_space(6.0);
+    egui::Grid::new("trauma-haemorrhage")
+        .num_columns(2)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            changed |= yes_no(
+                ui,
+                "Catastrophic haemorrhage",
+                &mut t.catastrophic_haemorrhage,
+            )
+            .0;
+        });
+    if t.catastrophic_haemorrhage == Some(true) {
+        changed |= pick(
+            ui,
+            "Haemorrhage control",
+            &mut t.haemorrhage_control,
+            &HaemorrhageControl::ALL,
+            HaemorrhageControl::label,
+            jump,
+            TRAUMA,
+        );
+        if t.haemorrhage_control == Some(HaemorrhageControl::Tourniquet) {
+            egui::Grid::new("tourniquet-time")
+                .num_columns(2)
+                .spacing([12.0, 8.0])
+                .show(ui, |ui| {
+                    changed |= time_row(
+                        ui,
+                        "Tourniquet on",
+                        &mut forms.tourniquet,
+                        &mut t.tourniquet_utc,
+                        jump,
+                        TRAUMA,
+                    );
+                });
+        }
+    }
+    changed |= pick(
+        ui,
+        "Major trauma triage",
+        &mut t.triage,
+        &TraumaTriage::ALL,
+        TraumaTriage::label,
+        jump,
+        TRAUMA,
+    );
+    changed
+}
+
 fn fall_ui(ui: &mut Ui, f: &mut FallAssessment, jump: &mut Option<Field>) -> bool {
     const NUMBERS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
     let mut changed = pick(
@@ -272,7 +415,7 @@ fn presentations_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) 
     changed
 }
 
-/// Gives the arrest, stroke, sepsis and falls sections to a record with them picked, and sets them aside
+/// Gives the arrest, stroke, sepsis, falls and trauma sections to a record with them picked, and sets them aside
 /// when unpicked. Read-only views change nothing.
 fn keep_sections(ui: &Ui, doc: &mut Encounter, forms: &mut Forms) -> bool {
     if !ui.is_enabled() {
@@ -298,6 +441,11 @@ fn keep_sections(ui: &Ui, doc: &mut Encounter, forms: &mut Forms) -> bool {
         a.presentations.contains(&Presentation::Fall),
         &mut a.fall,
         &mut forms.parked_fall,
+    );
+    changed |= keep(
+        a.presentations.contains(&Presentation::Trauma),
+        &mut a.trauma,
+        &mut forms.parked_trauma,
     );
     changed
 }

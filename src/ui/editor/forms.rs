@@ -242,6 +242,13 @@ pub struct Forms {
     /// Sepsis and falls sections set aside when unpicked.
     pub parked_sepsis: Option<crate::model::sepsis::SepsisScreen>,
     pub parked_fall: Option<crate::model::falls::FallAssessment>,
+    /// A trauma section set aside when unpicked.
+    pub parked_trauma: Option<crate::model::trauma::TraumaAssessment>,
+    /// The tourniquet time, as typed.
+    pub tourniquet: TimeText,
+    /// The injury being picked: its region and kind, added together.
+    pub injury_region: Option<crate::model::trauma::BodyRegion>,
+    pub injury_kind: Option<crate::model::trauma::InjuryKind>,
     /// The sepsis screening and pre-alert times, as typed.
     pub sepsis_screened: TimeText,
     pub sepsis_pre_alert: TimeText,
@@ -290,6 +297,9 @@ impl Forms {
                 .iter()
                 .map(|t| TimeText::from_time(e.assessment.arrest.as_ref().and_then(|a| a.time(*t))))
                 .collect(),
+            tourniquet: TimeText::from_time(
+                e.assessment.trauma.as_ref().and_then(|t| t.tourniquet_utc),
+            ),
             sepsis_screened: TimeText::from_time(
                 e.assessment.sepsis.as_ref().and_then(|s| s.screened_utc),
             ),
