@@ -310,6 +310,19 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
     }
     match serial % 10 {
         3 => {
+            if serial % 20 == 13 {
+                use crate::model::safeguarding::*;
+                e.history.safeguarding = Safeguarding {
+                    concern_raised: true,
+                    details: "Home cold, little food; child unkempt".to_owned(),
+                    subject: Some(Subject::Child),
+                    category: Some(Category::Neglect),
+                    referred_to: "Trust safeguarding line".to_owned(),
+                    reference: format!("SG-{:05}", serial % 100_000),
+                    consent: Some(ReferralConsent::Given),
+                    no_consent_reason: String::new(),
+                };
+            }
             let age_years: i64 = rng.random_range(1..=15);
             e.patient.date_of_birth = (start - Duration::days(age_years * 365 + 100))
                 .date_naive()

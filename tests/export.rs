@@ -1209,3 +1209,39 @@ fn trauma_says_its_mechanism_and_haemorrhage_first_and_its_tourniquet_time() {
                 && c["valueDateTime"] == "2026-03-01T10:14:00Z")
     );
 }
+
+#[test]
+fn a_safeguarding_referral_is_printed_but_only_its_fact_is_said_at_handover() {
+    use ambulance_epr::model::safeguarding::*;
+    let mut e = complete_encounter();
+    e.history.safeguarding = Safeguarding {
+        concern_raised: true,
+        details: "Bruises of different ages".into(),
+        subject: Some(Subject::Adult),
+        category: Some(Category::DomesticAbuse),
+        referred_to: "Police".into(),
+        reference: "SG-0042".into(),
+        consent: Some(ReferralConsent::Given),
+        no_consent_reason: String::new(),
+    };
+    assert_eq!(ambulance_epr::model::missing_items(&e), vec![]);
+    let information = atmist(&e)
+        .into_iter()
+        .find(|l| l.heading == "Injuries or information")
+        .unwrap();
+    assert!(
+        information
+            .text
+            .ends_with("safeguarding concern raised and referred"),
+        "{}",
+        information.text
+    );
+    assert!(!information.text.contains("domestic"));
+    let text = squash(&pdf_text(
+        &pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap(),
+    ));
+    assert!(text.contains(
+        "Safeguarding concern (adult, domestic abuse): referred to Police, ref SG-0042, consent given"
+    ));
+    assert!(text.contains("Bruises of different ages"));
+}

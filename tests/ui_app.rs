@@ -1640,3 +1640,53 @@ fn injuries_are_added_by_region_and_type_and_a_tourniquet_asks_for_its_time() {
     click(&mut h, "Handover (ATMIST)");
     h.get_by_label_contains("CATASTROPHIC HAEMORRHAGE, tourniquet on at");
 }
+
+#[test]
+fn a_safeguarding_concern_asks_for_its_referral_and_consent_before_signing() {
+    use ambulance_epr::model::Field;
+    use ambulance_epr::model::safeguarding::{Category, ReferralConsent, Subject};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Complaint and history");
+    tap_in_view(&mut h, "Safeguarding concern raised");
+    click(&mut h, "Complete and sign…");
+    h.get_by_label("Not ready to sign");
+    click_button(&mut h, "Safeguarding: referral reference");
+    assert_eq!(h.state().editor().unwrap().section, Section::History);
+    tap_in_view(&mut h, "Concern about: adult");
+    tap_in_view(&mut h, "Category: self-neglect");
+    tap_in_view(&mut h, "Trust safeguarding line");
+    h.get_by_label("Referral reference").scroll_to_me();
+    settle(&mut h);
+    type_into(&mut h, "Referral reference", "SG-4411");
+    tap_in_view(&mut h, "Consent to referral: referred without consent");
+    settle(&mut h);
+    let labels: Vec<_> = ambulance_epr::model::missing_items(&h.state().editor().unwrap().doc)
+        .into_iter()
+        .filter(|m| m.field == Field::Safeguarding)
+        .map(|m| m.label)
+        .collect();
+    assert_eq!(labels, ["Safeguarding: why referred without consent"]);
+    tap_in_view(&mut h, "Consent to referral: consent given");
+    settle(&mut h);
+    let doc = &h.state().editor().unwrap().doc;
+    let s = &doc.history.safeguarding;
+    assert_eq!(s.subject, Some(Subject::Adult));
+    assert_eq!(s.category, Some(Category::SelfNeglect));
+    assert_eq!(s.referred_to, "Trust safeguarding line");
+    assert_eq!(s.reference, "SG-4411");
+    assert_eq!(s.consent, Some(ReferralConsent::Given));
+    assert!(
+        ambulance_epr::model::missing_items(doc)
+            .iter()
+            .all(|m| m.field != Field::Safeguarding)
+    );
+    click(&mut h, "Handover (ATMIST)");
+    h.get_by_label_contains("safeguarding concern raised and referred");
+}

@@ -650,6 +650,14 @@ fn render_zoned(
         w.paragraph(left, width, 10.0, false, &text);
     }
 
+    if let Some(summary) = e.history.safeguarding.summary() {
+        w.heading("Safeguarding");
+        w.paragraph(left, width, 9.5, false, &summary);
+        let details = e.history.safeguarding.details.trim();
+        if !details.is_empty() {
+            w.paragraph(left, width, 9.5, false, details);
+        }
+    }
     if let Some(presentations) = e.assessment.presentations_text() {
         w.heading("Presentation");
         w.paragraph(left, width, 9.5, false, &presentations);

@@ -20,6 +20,7 @@ pub enum Field {
     PresentingComplaint,
     Allergies,
     AdvanceDecisions,
+    Safeguarding,
     /// A part of the presentations' assessments (stroke, 12-lead ECG).
     Assessment(AssessmentPart),
     Observations,
@@ -90,6 +91,9 @@ pub fn missing_items(e: &Encounter) -> Vec<MissingItem> {
     );
     for label in e.history.advance_decisions.missing() {
         need(false, Field::AdvanceDecisions, label);
+    }
+    for label in e.history.safeguarding.missing() {
+        need(false, Field::Safeguarding, label);
     }
     let glucose_measured = e
         .observations

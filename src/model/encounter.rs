@@ -372,15 +372,6 @@ impl Patient {
     }
 }
 
-/// Safeguarding: whether a concern was raised, and what was done.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Safeguarding {
-    #[serde(default)]
-    pub concern_raised: bool,
-    #[serde(default)]
-    pub details: String,
-}
-
 /// Presenting complaint and history.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
@@ -397,7 +388,7 @@ pub struct History {
     #[serde(default)]
     pub allergies: String,
     #[serde(default)]
-    pub safeguarding: Safeguarding,
+    pub safeguarding: super::safeguarding::Safeguarding,
     /// DNACPR, ReSPECT or other advance decisions; absent from the document until answered.
     #[serde(default, skip_serializing_if = "super::AdvanceDecisions::is_empty")]
     pub advance_decisions: super::AdvanceDecisions,

@@ -204,8 +204,15 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     if let Some(advance) = e.history.advance_decisions.summary() {
         info.push(advance);
     }
+    // Said as a concern raised and referred, not its details: the handover is heard by
+    // everyone in the bay; the referral is on the record.
     if e.history.safeguarding.concern_raised {
-        info.push("safeguarding concern raised".to_owned());
+        let referred = if e.history.safeguarding.referred_to.trim().is_empty() {
+            ""
+        } else {
+            " and referred"
+        };
+        info.push(format!("safeguarding concern raised{referred}"));
     }
     // Never empty: the allergy line is always said, even when it is "not recorded".
     let information = info.join("; ");

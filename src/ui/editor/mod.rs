@@ -11,6 +11,7 @@ pub mod assessment;
 pub mod forms;
 pub mod non_conveyance;
 pub mod observations;
+pub mod safeguarding;
 pub mod sections;
 
 use std::time::{Duration, Instant};
@@ -82,9 +83,10 @@ impl Section {
         match field {
             Field::IncidentNumber | Field::CallSign | Field::Time(_) => Section::Incident,
             Field::PatientName | Field::PatientAge | Field::PatientSex => Section::Patient,
-            Field::PresentingComplaint | Field::Allergies | Field::AdvanceDecisions => {
-                Section::History
-            }
+            Field::PresentingComplaint
+            | Field::Allergies
+            | Field::AdvanceDecisions
+            | Field::Safeguarding => Section::History,
             Field::Assessment(_) => Section::Assessment,
             Field::Observations => Section::Observations,
             Field::Outcome | Field::NonConveyance(_) => Section::Outcome,

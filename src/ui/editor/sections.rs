@@ -402,23 +402,8 @@ pub fn history_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) ->
     });
     ui.add_space(6.0);
     changed |= super::advance::advance_decisions_ui(ui, doc, jump);
-    let h = &mut doc.history;
     ui.add_space(6.0);
-    changed |= ui
-        .checkbox(
-            &mut h.safeguarding.concern_raised,
-            "Safeguarding concern raised",
-        )
-        .changed();
-    if h.safeguarding.concern_raised {
-        changed |= text_area(
-            ui,
-            "Safeguarding details and referral",
-            &mut h.safeguarding.details,
-            3,
-        )
-        .changed();
-    }
+    changed |= super::safeguarding::safeguarding_ui(ui, doc, jump);
     changed
 }
 
