@@ -327,6 +327,16 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
             e.patient.date_of_birth = (start - Duration::days(age_years * 365 + 100))
                 .date_naive()
                 .into();
+            // Every child's record carries a weight; the youngest are weighed.
+            e.assessment.set(Presentation::Paediatric, true);
+            e.assessment.paediatric = Some(crate::model::paediatric::PaediatricAssessment {
+                weight_kg: Some((age_years as f64) * 2.0 + 8.0),
+                weight_method: Some(if age_years < 2 {
+                    crate::model::paediatric::WeightMethod::Measured
+                } else {
+                    crate::model::paediatric::WeightMethod::FromAge
+                }),
+            });
             e.history.past_medical_history = "Nil".to_owned();
             // The adult drugs above are not for children.
             e.drugs.clear();
@@ -359,6 +369,13 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
             e.patient.date_of_birth = (start - Duration::days(29 * 365 + 40)).date_naive().into();
             e.patient.pregnancy = Some(Pregnancy::Pregnant {
                 gestation_weeks: Some(rng.random_range(12..=40)),
+            });
+            e.assessment.set(Presentation::Maternity, true);
+            e.assessment.maternity = Some(crate::model::maternity::MaternityAssessment {
+                findings: vec![crate::model::maternity::MaternityFinding::AbdominalPain],
+                none_found: false,
+                contractions_per_10_min: None,
+                maternity_unit_contacted: Some(true),
             });
         }
         _ => {}

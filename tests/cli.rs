@@ -136,6 +136,12 @@ fn init_demo_status_list_show() {
         saw_sepsis |= doc["assessment"]["sepsis"]["pathway"].is_string();
         saw_fall |= doc["assessment"]["fall"]["frailty_scale"].is_u64();
         saw_trauma |= doc["assessment"]["trauma"]["injuries"][0]["region"].is_string();
+        if doc["patient"]["pregnancy"]["kind"] == "pregnant" {
+            assert!(
+                doc["assessment"]["maternity"].is_object(),
+                "a pregnancy's findings"
+            );
+        }
         if presentations
             .as_array()
             .is_some_and(|p| p.iter().any(|p| p == "cardiac_arrest"))

@@ -1245,3 +1245,80 @@ fn a_safeguarding_referral_is_printed_but_only_its_fact_is_said_at_handover() {
     ));
     assert!(text.contains("Bruises of different ages"));
 }
+
+#[test]
+fn a_childs_months_and_weight_and_a_pregnancys_findings_are_said_and_coded() {
+    use ambulance_epr::model::maternity::*;
+    use ambulance_epr::model::paediatric::*;
+    use ambulance_epr::model::{Pregnancy, Presentation, missing_items};
+    let mut child = complete_encounter();
+    // Fourteen months old when the record was made (1 March 2026).
+    child.patient.date_of_birth = chrono::NaiveDate::from_ymd_opt(2025, 1, 1);
+    child.assessment.set(Presentation::Paediatric, true);
+    let labels: Vec<_> = missing_items(&child).into_iter().map(|m| m.label).collect();
+    assert_eq!(
+        labels,
+        ["Paediatric: weight", "Paediatric: how the weight was found"]
+    );
+    child.assessment.paediatric = Some(PaediatricAssessment {
+        weight_kg: Some(10.5),
+        weight_method: Some(WeightMethod::Measured),
+    });
+    assert_eq!(missing_items(&child), vec![]);
+    assert_eq!(
+        atmist(&child)[0].text,
+        "14 months, male, 10.5 kg (measured)"
+    );
+    let text = squash(&pdf_text(
+        &pdf::render(&child, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap(),
+    ));
+    assert!(text.contains("Weight: 10.5 kg (measured)"));
+    let b = fhir::bundle(&child, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    let weight = find(&b, "Observation")
+        .into_iter()
+        .find(|o| o["code"]["coding"][0]["code"] == "29463-7")
+        .expect("the body weight, LOINC 29463-7");
+    assert_eq!(weight["valueQuantity"]["value"], 10.5);
+    assert_eq!(weight["valueQuantity"]["code"], "kg");
+
+    let mut mother = complete_encounter();
+    mother.patient.sex = Some(ambulance_epr::model::Sex::Female);
+    mother.assessment.set(Presentation::Maternity, true);
+    let mut m = MaternityAssessment {
+        maternity_unit_contacted: Some(true),
+        ..MaternityAssessment::default()
+    };
+    m.set(MaternityFinding::VaginalBleeding, true);
+    mother.assessment.maternity = Some(m);
+    let labels: Vec<_> = missing_items(&mother)
+        .into_iter()
+        .map(|m| m.label)
+        .collect();
+    assert_eq!(
+        labels,
+        ["Maternity: pregnant with gestation, or post-partum (under Patient)"]
+    );
+    mother.patient.pregnancy = Some(Pregnancy::Pregnant {
+        gestation_weeks: Some(30),
+    });
+    assert_eq!(missing_items(&mother), vec![]);
+    let information = atmist(&mother)
+        .into_iter()
+        .find(|l| l.heading == "Injuries or information")
+        .unwrap();
+    assert!(
+        information
+            .text
+            .starts_with("Maternity: vaginal bleeding; maternity unit contacted"),
+        "{}",
+        information.text
+    );
+    let b = fhir::bundle(&mother, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    assert!(
+        find(&b, "Observation")
+            .iter()
+            .any(|o| o["code"]["text"] == "Maternity assessment")
+    );
+}

@@ -1690,3 +1690,49 @@ fn a_safeguarding_concern_asks_for_its_referral_and_consent_before_signing() {
     click(&mut h, "Handover (ATMIST)");
     h.get_by_label_contains("safeguarding concern raised and referred");
 }
+
+#[test]
+fn a_childs_weight_typed_with_a_comma_is_refused_and_kept_out_of_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Presentation and ECG");
+    tap_in_view(&mut h, "Presentation: paediatric");
+    h.get_by_label("Weight (kg)").scroll_to_me();
+    settle(&mut h);
+    type_into(&mut h, "Weight (kg)", "12,5");
+    settle(&mut h);
+    h.get_by_label_contains("Type the weight in kilograms");
+    let p = h
+        .state()
+        .editor()
+        .unwrap()
+        .doc
+        .assessment
+        .paediatric
+        .clone();
+    assert_eq!(
+        p.and_then(|p| p.weight_kg),
+        None,
+        "nothing half-read is stored"
+    );
+    tap_in_view(&mut h, "Weight: measured");
+    settle(&mut h);
+    let p = h
+        .state()
+        .editor()
+        .unwrap()
+        .doc
+        .assessment
+        .paediatric
+        .clone();
+    assert_eq!(
+        p.and_then(|p| p.weight_method),
+        Some(ambulance_epr::model::paediatric::WeightMethod::Measured)
+    );
+}

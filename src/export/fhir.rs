@@ -319,6 +319,72 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         ));
         assessment_refs.push(ids.reference("trauma"));
     }
+    // A child's weight: the vital-signs body weight (LOINC 29463-7), how it was found as its
+    // method in words.
+    if let Some((kg, p)) = e
+        .assessment
+        .paediatric()
+        .and_then(|p| p.weight_kg.map(|kg| (kg, p)))
+    {
+        let mut weight = json!({
+            "resourceType": "Observation",
+            "id": ids.id("body-weight").to_string(),
+            "status": obs_status,
+            "category": vital_category(),
+            "code": loinc("29463-7", "Body weight"),
+            "subject": ids.reference("patient"),
+            "encounter": ids.reference("encounter"),
+            "effectiveDateTime": time(
+                e.incident
+                    .times
+                    .get(crate::model::Milestone::AtPatient)
+                    .unwrap_or(e.created_at_utc),
+            ),
+            "valueQuantity": quantity(kg, "kg"),
+        });
+        if let Some(m) = p.weight_method {
+            weight["method"] = json!({ "text": m.label() });
+        }
+        entries.push((ids.url("body-weight"), weight));
+        assessment_refs.push(ids.reference("body-weight"));
+    }
+    if let Some(m) = e.assessment.maternity() {
+        let text = |t: &str| json!({ "text": t });
+        let mut components: Vec<Value> = m
+            .findings
+            .iter()
+            .map(|f| json!({ "code": text(f.label()), "valueBoolean": true }))
+            .collect();
+        if let Some(n) = m.contractions_per_10_min {
+            components
+                .push(json!({ "code": text("Contractions in 10 minutes"), "valueInteger": n }));
+        }
+        if let Some(c) = m.maternity_unit_contacted {
+            components.push(json!({ "code": text("Maternity unit contacted"), "valueBoolean": c }));
+        }
+        entries.push((
+            ids.url("maternity"),
+            json!({
+                "resourceType": "Observation",
+                "id": ids.id("maternity").to_string(),
+                "status": obs_status,
+                "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
+                "code": text("Maternity assessment"),
+                "subject": ids.reference("patient"),
+                "encounter": ids.reference("encounter"),
+                "effectiveDateTime": time(
+                    e.incident
+                        .times
+                        .get(crate::model::Milestone::AtPatient)
+                        .unwrap_or(e.created_at_utc),
+                ),
+                "performer": [ids.reference("practitioner")],
+                "valueString": m.summary(),
+                "component": components,
+            }),
+        ));
+        assessment_refs.push(ids.reference("maternity"));
+    }
     if let Some(sepsis) = e.assessment.sepsis() {
         entries.push((
             ids.url("sepsis-screen"),
@@ -452,6 +518,12 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
                 lines.push(format!("Mechanism: {m}"));
             }
             lines.push(trauma.injuries_text(clock));
+        }
+        if let Some(w) = e.assessment.paediatric().and_then(|p| p.weight_text()) {
+            lines.push(format!("Weight: {w}"));
+        }
+        if let Some(m) = e.assessment.maternity() {
+            lines.push(m.summary());
         }
         if let Some(sepsis) = e.assessment.sepsis() {
             lines.push(sepsis.summary(e, clock));

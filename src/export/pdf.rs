@@ -684,6 +684,15 @@ fn render_zoned(
             w.paragraph(left, width, 9.5, false, &injuries);
         }
     }
+    if let Some(p) = e.assessment.paediatric() {
+        w.heading("Paediatric");
+        let weight = p.weight_text().unwrap_or_else(|| "not recorded".to_owned());
+        w.paragraph(left, width, 9.5, false, &format!("Weight: {weight}"));
+    }
+    if let Some(m) = e.assessment.maternity() {
+        w.heading("Maternity");
+        w.paragraph(left, width, 9.5, false, &m.summary());
+    }
     if let Some(sepsis) = e.assessment.sepsis() {
         w.heading("Sepsis screen");
         w.paragraph(left, width, 9.5, false, &sepsis.summary(e, day_clock));

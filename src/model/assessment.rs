@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::arrest::CardiacArrest;
 use super::ecg::Ecg12Lead;
+use super::encounter::Pregnancy;
 use super::falls::FallAssessment;
+use super::maternity::MaternityAssessment;
+use super::paediatric::PaediatricAssessment;
 use super::sepsis::SepsisScreen;
 use super::stroke::StrokeAssessment;
 use super::trauma::TraumaAssessment;
@@ -68,7 +71,7 @@ impl Presentation {
 /// The presentations picked and the sections they brought. Empty (and absent from the
 /// document) on a record that has none, such as every record made before presentations
 /// existed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Assessment {
     /// In the order of [`Presentation::ALL`], each at most once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -88,6 +91,12 @@ pub struct Assessment {
     /// Present while [`Presentation::Trauma`] is picked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trauma: Option<TraumaAssessment>,
+    /// Present while [`Presentation::Maternity`] is picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maternity: Option<MaternityAssessment>,
+    /// Present while [`Presentation::Paediatric`] is picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paediatric: Option<PaediatricAssessment>,
     /// Every 12-lead ECG, in the order recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ecgs: Vec<Ecg12Lead>,
@@ -147,6 +156,20 @@ impl Assessment {
             .filter(|_| self.has(Presentation::Trauma))
     }
 
+    /// The maternity section when maternity is a presentation.
+    pub fn maternity(&self) -> Option<&MaternityAssessment> {
+        self.maternity
+            .as_ref()
+            .filter(|_| self.has(Presentation::Maternity))
+    }
+
+    /// The paediatric section when paediatric is a presentation.
+    pub fn paediatric(&self) -> Option<&PaediatricAssessment> {
+        self.paediatric
+            .as_ref()
+            .filter(|_| self.has(Presentation::Paediatric))
+    }
+
     /// The presentations as words ("Chest pain / ACS, Stroke / TIA").
     pub fn presentations_text(&self) -> Option<String> {
         if self.presentations.is_empty() {
@@ -163,8 +186,12 @@ impl Assessment {
 
     /// What the picked presentations still need before sign-off, as (part, label) so
     /// the editor can jump to the right place. `glucose_measured` says whether any
-    /// observation set has a blood glucose.
-    pub fn missing(&self, glucose_measured: bool) -> Vec<(AssessmentPart, &'static str)> {
+    /// observation set has a blood glucose; `pregnancy` is the patient's.
+    pub fn missing(
+        &self,
+        glucose_measured: bool,
+        pregnancy: Option<Pregnancy>,
+    ) -> Vec<(AssessmentPart, &'static str)> {
         let mut out = Vec::new();
         if self.has(Presentation::CardiacArrest) {
             let empty = CardiacArrest::default();
@@ -201,6 +228,20 @@ impl Assessment {
                 out.push((AssessmentPart::Trauma, label));
             }
         }
+        if self.has(Presentation::Maternity) {
+            let empty = MaternityAssessment::default();
+            let maternity = self.maternity.as_ref().unwrap_or(&empty);
+            for label in maternity.missing(pregnancy) {
+                out.push((AssessmentPart::Maternity, label));
+            }
+        }
+        if self.has(Presentation::Paediatric) {
+            let empty = PaediatricAssessment::default();
+            let paediatric = self.paediatric.as_ref().unwrap_or(&empty);
+            for label in paediatric.missing() {
+                out.push((AssessmentPart::Paediatric, label));
+            }
+        }
         if self.has(Presentation::ChestPain)
             && self.ecgs.is_empty()
             && self.ecg_not_done_reason.trim().is_empty()
@@ -230,6 +271,8 @@ pub enum AssessmentPart {
     Sepsis,
     Fall,
     Trauma,
+    Maternity,
+    Paediatric,
     Ecg,
 }
 
@@ -255,25 +298,28 @@ mod tests {
     #[test]
     fn chest_pain_needs_an_ecg_or_a_reason_and_stroke_its_section() {
         let mut a = Assessment::default();
-        assert!(a.missing(false).is_empty(), "nothing picked, nothing asked");
+        assert!(
+            a.missing(false, None).is_empty(),
+            "nothing picked, nothing asked"
+        );
         a.set(Presentation::ChestPain, true);
         assert_eq!(
-            a.missing(true),
+            a.missing(true, None),
             [(
                 AssessmentPart::Ecg,
                 "Chest pain: a 12-lead ECG, or why none was taken"
             )]
         );
         a.ecg_not_done_reason = "Patient declined".into();
-        assert!(a.missing(true).is_empty());
+        assert!(a.missing(true, None).is_empty());
         a.set(Presentation::Stroke, true);
-        let m = a.missing(true);
+        let m = a.missing(true, None);
         assert!(m.iter().all(|(part, _)| *part == AssessmentPart::Stroke));
         assert!(m.iter().any(|(_, l)| *l == "Stroke: face"));
         // A stroke section kept after stroke was unpicked asks for nothing and is not shown.
         a.stroke = Some(StrokeAssessment::default());
         a.set(Presentation::Stroke, false);
-        assert!(a.missing(true).is_empty());
+        assert!(a.missing(true, None).is_empty());
         assert!(a.stroke().is_none());
     }
 }

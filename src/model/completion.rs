@@ -99,7 +99,7 @@ pub fn missing_items(e: &Encounter) -> Vec<MissingItem> {
         .observations
         .iter()
         .any(|o| o.glucose_mmol_per_l.is_some());
-    for (part, label) in e.assessment.missing(glucose_measured) {
+    for (part, label) in e.assessment.missing(glucose_measured, e.patient.pregnancy) {
         need(false, Field::Assessment(part), label);
     }
     need(

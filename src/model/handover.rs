@@ -143,7 +143,14 @@ pub fn atmist(e: &Encounter) -> Vec<HandoverLine> {
 /// in the room sees.
 pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     let clock = |at: DateTime<Utc>| clock_in(at, offset);
+    let months = e.patient.date_of_birth.and_then(|dob| {
+        super::paediatric::age_months_under_two(dob, e.created_at_utc.date_naive())
+    });
     let age = match (e.patient_age_years(), e.patient.date_of_birth) {
+        // Under two, years hide too much: "14 months".
+        (_, Some(_)) if months.is_some() => {
+            format!("{} months", months.unwrap_or_default())
+        }
         (Some(a), Some(_)) => format!("{a} years"),
         (Some(a), None) => format!("about {a} years"),
         (None, _) => "age unknown".to_owned(),
@@ -184,6 +191,9 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     }
     if let Some(fall) = e.assessment.fall() {
         info.push(fall.summary());
+    }
+    if let Some(maternity) = e.assessment.maternity() {
+        info.push(maternity.summary());
     }
     if !e.history.history_of_complaint.trim().is_empty() {
         info.push(e.history.history_of_complaint.trim().to_owned());
@@ -269,11 +279,18 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
         HandoverLine {
             letter: "A",
             heading: "Age and sex",
-            text: match e.patient.pregnancy {
-                Some(p @ (Pregnancy::Pregnant { .. } | Pregnancy::PostPartum)) => {
-                    format!("{age}, {sex}, {}", p.label().to_lowercase())
+            text: {
+                let mut a = match e.patient.pregnancy {
+                    Some(p @ (Pregnancy::Pregnant { .. } | Pregnancy::PostPartum)) => {
+                        format!("{age}, {sex}, {}", p.label().to_lowercase())
+                    }
+                    _ => format!("{age}, {sex}"),
+                };
+                // A child's weight is said with the age: every dose is worked out from it.
+                if let Some(w) = e.assessment.paediatric().and_then(|p| p.weight_text()) {
+                    a.push_str(&format!(", {w}"));
                 }
-                _ => format!("{age}, {sex}"),
+                a
             },
         },
         HandoverLine {

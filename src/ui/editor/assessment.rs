@@ -14,6 +14,7 @@ use super::forms::{Forms, TimeText, now_utc};
 use super::non_conveyance::{pick, yes_no};
 use super::sections::time_problem_ui;
 use super::{jump_here, name_widget};
+use crate::model::Pregnancy;
 use crate::model::arrest::{
     ArrestAirway, ArrestEnd, ArrestRhythm, ArrestTime, CardiacArrest, Shock, Witness,
 };
@@ -21,6 +22,10 @@ use crate::model::assessment::{AssessmentPart, Presentation};
 use crate::model::clock_time::Expect;
 use crate::model::ecg::{Ecg12Lead, EcgRhythm};
 use crate::model::falls::{FallAssessment, FallsReferral, Mobility, TimeOnFloor};
+use crate::model::maternity::{MaternityAssessment, MaternityFinding};
+use crate::model::paediatric::{
+    PaediatricAssessment, WeightMethod, age_months_under_two, parse_weight_kg,
+};
 use crate::model::sepsis::{RedFlag, SepsisPathway, SepsisScreen, SepsisSource};
 use crate::model::stroke::{BeFast, Finding, OnsetKind, StrokeAssessment, StrokePathway};
 use crate::model::trauma::{
@@ -34,6 +39,11 @@ const STROKE: Field = Field::Assessment(AssessmentPart::Stroke);
 const SEPSIS: Field = Field::Assessment(AssessmentPart::Sepsis);
 const FALL: Field = Field::Assessment(AssessmentPart::Fall);
 const TRAUMA: Field = Field::Assessment(AssessmentPart::Trauma);
+const MATERNITY: Field = Field::Assessment(AssessmentPart::Maternity);
+const PAEDIATRIC: Field = Field::Assessment(AssessmentPart::Paediatric);
+
+/// Contractions in ten minutes, as the buttons offer them.
+const CONTRACTION_COUNTS: [u8; 6] = [1, 2, 3, 4, 5, 6];
 
 /// The Clinical Frailty Scale's levels as the buttons show them.
 const CFS_LEVELS: [u8; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
@@ -77,6 +87,38 @@ pub fn assessment_ui(
         ui.label(RichText::new("Trauma").heading());
         if let Some(trauma) = doc.assessment.trauma.as_mut() {
             changed |= trauma_ui(ui, trauma, forms, jump);
+        }
+    }
+    if doc.assessment.paediatric().is_some() {
+        ui.separator();
+        ui.label(RichText::new("Paediatric").heading());
+        let months = doc
+            .patient
+            .date_of_birth
+            .and_then(|dob| age_months_under_two(dob, doc.created_at_utc.date_naive()));
+        if let Some(m) = months {
+            ui.label(format!("Age: {m} months"));
+        }
+        if let Some(p) = doc.assessment.paediatric.as_mut() {
+            changed |= paediatric_ui(ui, p, forms, jump);
+        }
+    }
+    if doc.assessment.maternity().is_some() {
+        ui.separator();
+        ui.label(RichText::new("Maternity").heading());
+        let pregnancy = doc.patient.pregnancy;
+        match pregnancy {
+            Some(Pregnancy::Pregnant {
+                gestation_weeks: Some(w),
+            }) => ui.label(format!("Pregnant, {w} weeks (from Patient)")),
+            Some(Pregnancy::PostPartum) => ui.label("Post-partum (from Patient)"),
+            _ => ui.label(
+                RichText::new("Record the pregnancy and its weeks under Patient")
+                    .color(ui.visuals().warn_fg_color),
+            ),
+        };
+        if let Some(m) = doc.assessment.maternity.as_mut() {
+            changed |= maternity_ui(ui, m, jump);
         }
     }
     if doc.assessment.sepsis().is_some() {
@@ -329,6 +371,110 @@ fn trauma_ui(
     changed
 }
 
+fn paediatric_ui(
+    ui: &mut Ui,
+    p: &mut PaediatricAssessment,
+    forms: &mut Forms,
+    jump: &mut Option<Field>,
+) -> bool {
+    let mut changed = false;
+    ui.horizontal(|ui| {
+        let r = text_field(ui, "Weight (kg)", &mut forms.weight_kg, 90.0);
+        jump_here(&r, jump, PAEDIATRIC);
+        if r.changed() {
+            let before = p.weight_kg;
+            if forms.weight_kg.trim().is_empty() {
+                p.weight_kg = None;
+                forms.weight_error = None;
+            } else {
+                match parse_weight_kg(&forms.weight_kg) {
+                    Ok(kg) => {
+                        p.weight_kg = Some(kg);
+                        forms.weight_error = None;
+                    }
+                    // The stored weight stays as it was until the typed one reads.
+                    Err(e) => forms.weight_error = Some(e),
+                }
+            }
+            changed |= p.weight_kg != before;
+        }
+        if let Some(e) = forms.weight_error {
+            crate::ui::widgets::error_text(ui, e.message());
+        }
+    });
+    changed |= pick(
+        ui,
+        "Weight",
+        &mut p.weight_method,
+        &WeightMethod::ALL,
+        WeightMethod::label,
+        jump,
+        PAEDIATRIC,
+    );
+    changed
+}
+
+fn maternity_ui(ui: &mut Ui, m: &mut MaternityAssessment, jump: &mut Option<Field>) -> bool {
+    let mut changed = false;
+    ui.label("Findings");
+    ui.horizontal_wrapped(|ui| {
+        for (i, f) in MaternityFinding::ALL.into_iter().enumerate() {
+            let on = m.findings.contains(&f);
+            let r = choice(ui, on, f.label());
+            name_widget(
+                &r,
+                egui::Role::Button,
+                &format!("Maternity finding: {}", f.label().to_lowercase()),
+            );
+            if i == 0 {
+                jump_here(&r, jump, MATERNITY);
+            }
+            if r.clicked() {
+                m.set(f, !on);
+                changed = true;
+            }
+        }
+        let r = choice(ui, m.none_found, "None");
+        name_widget(&r, egui::Role::Button, "Maternity finding: none");
+        if r.clicked() && !m.none_found {
+            m.findings.clear();
+            m.contractions_per_10_min = None;
+            m.none_found = true;
+            changed = true;
+        }
+    });
+    if m.findings.contains(&MaternityFinding::Contractions) {
+        changed |= pick(
+            ui,
+            "Contractions in 10 minutes",
+            &mut m.contractions_per_10_min,
+            &CONTRACTION_COUNTS,
+            |n| match n {
+                1 => "1",
+                2 => "2",
+                3 => "3",
+                4 => "4",
+                5 => "5",
+                _ => "6 or more",
+            },
+            jump,
+            MATERNITY,
+        );
+    }
+    egui::Grid::new("maternity-unit")
+        .num_columns(2)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            changed |= yes_no(
+                ui,
+                "Maternity unit contacted",
+                &mut m.maternity_unit_contacted,
+            )
+            .0;
+        });
+    changed
+}
+
 fn fall_ui(ui: &mut Ui, f: &mut FallAssessment, jump: &mut Option<Field>) -> bool {
     const NUMBERS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
     let mut changed = pick(
@@ -415,7 +561,7 @@ fn presentations_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) 
     changed
 }
 
-/// Gives the arrest, stroke, sepsis, falls and trauma sections to a record with them picked, and sets them aside
+/// Gives each presentation's section to a record with them picked, and sets them aside
 /// when unpicked. Read-only views change nothing.
 fn keep_sections(ui: &Ui, doc: &mut Encounter, forms: &mut Forms) -> bool {
     if !ui.is_enabled() {
@@ -446,6 +592,16 @@ fn keep_sections(ui: &Ui, doc: &mut Encounter, forms: &mut Forms) -> bool {
         a.presentations.contains(&Presentation::Trauma),
         &mut a.trauma,
         &mut forms.parked_trauma,
+    );
+    changed |= keep(
+        a.presentations.contains(&Presentation::Maternity),
+        &mut a.maternity,
+        &mut forms.parked_maternity,
+    );
+    changed |= keep(
+        a.presentations.contains(&Presentation::Paediatric),
+        &mut a.paediatric,
+        &mut forms.parked_paediatric,
     );
     changed
 }

@@ -249,6 +249,12 @@ pub struct Forms {
     /// The injury being picked: its region and kind, added together.
     pub injury_region: Option<crate::model::trauma::BodyRegion>,
     pub injury_kind: Option<crate::model::trauma::InjuryKind>,
+    /// Maternity and paediatric sections set aside when unpicked.
+    pub parked_maternity: Option<crate::model::maternity::MaternityAssessment>,
+    pub parked_paediatric: Option<crate::model::paediatric::PaediatricAssessment>,
+    /// The child's weight in kilograms, as typed, and why it was refused.
+    pub weight_kg: String,
+    pub weight_error: Option<crate::model::paediatric::WeightError>,
     /// The sepsis screening and pre-alert times, as typed.
     pub sepsis_screened: TimeText,
     pub sepsis_pre_alert: TimeText,
@@ -297,6 +303,13 @@ impl Forms {
                 .iter()
                 .map(|t| TimeText::from_time(e.assessment.arrest.as_ref().and_then(|a| a.time(*t))))
                 .collect(),
+            weight_kg: e
+                .assessment
+                .paediatric
+                .as_ref()
+                .and_then(|p| p.weight_kg)
+                .map(|kg| kg.to_string())
+                .unwrap_or_default(),
             tourniquet: TimeText::from_time(
                 e.assessment.trauma.as_ref().and_then(|t| t.tourniquet_utc),
             ),
