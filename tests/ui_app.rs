@@ -1721,7 +1721,7 @@ fn a_childs_weight_typed_with_a_comma_is_refused_and_kept_out_of_the_record() {
         None,
         "nothing half-read is stored"
     );
-    tap_in_view(&mut h, "Weight: measured");
+    tap_in_view(&mut h, "Weight found by: measured");
     settle(&mut h);
     let p = h
         .state()

@@ -404,7 +404,7 @@ fn paediatric_ui(
     });
     changed |= pick(
         ui,
-        "Weight",
+        "Weight found by",
         &mut p.weight_method,
         &WeightMethod::ALL,
         WeightMethod::label,
