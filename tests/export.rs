@@ -1322,3 +1322,29 @@ fn a_childs_months_and_weight_and_a_pregnancys_findings_are_said_and_coded() {
             .any(|o| o["code"]["text"] == "Maternity assessment")
     );
 }
+
+#[test]
+fn a_copied_observation_set_says_so_in_the_fhir_document_and_the_pdf() {
+    let mut e = complete_encounter();
+    let mut copied = e.observations[1].clone();
+    copied.taken_at_utc = Utc.with_ymd_and_hms(2026, 3, 1, 10, 40, 0).unwrap();
+    copied.copied_from_utc = Some(e.observations[1].taken_at_utc);
+    e.observations.push(copied);
+    let b = fhir::bundle(&e, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    let notes: Vec<_> = find(&b, "Observation")
+        .into_iter()
+        .filter(|o| o["effectiveDateTime"] == "2026-03-01T10:40:00Z")
+        .map(|o| o["note"][0]["text"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(!notes.is_empty());
+    assert!(
+        notes
+            .iter()
+            .all(|n| n.contains("copied from the set taken at 2026-03-01T10:30:00Z"))
+    );
+    let text = squash(&pdf_text(
+        &pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap(),
+    ));
+    assert!(text.contains("values copied from an earlier set"));
+}

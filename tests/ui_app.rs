@@ -1736,3 +1736,39 @@ fn a_childs_weight_typed_with_a_comma_is_refused_and_kept_out_of_the_record() {
         Some(ambulance_epr::model::paediatric::WeightMethod::Measured)
     );
 }
+
+#[test]
+fn same_as_last_set_fills_the_vital_signs_and_the_set_says_it_was_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Observations");
+    tap_in_view(&mut h, "Same as last set");
+    h.get_by_label_contains("Copied from the");
+    assert!(
+        h.query_by_label("Same as last set").is_none(),
+        "offered only for an empty row"
+    );
+    tap_in_view(&mut h, "Add observation set");
+    settle(&mut h);
+    let doc = &h.state().editor().unwrap().doc;
+    assert_eq!(doc.observations.len(), 3);
+    let sets = doc.observations_by_time();
+    let (earlier, copied) = (sets[1], sets[2]);
+    assert_eq!(copied.copied_from_utc, Some(earlier.taken_at_utc));
+    assert_eq!(copied.resp_rate_per_min, earlier.resp_rate_per_min);
+    assert_eq!(copied.gcs, earlier.gcs);
+    assert_eq!(
+        copied.glucose_mmol_per_l, None,
+        "glucose is measured afresh"
+    );
+    assert_eq!(copied.pain_score, None, "pain is asked afresh");
+    h.get_by_label_contains("(copied)");
+    click(&mut h, "Handover (ATMIST)");
+    h.get_by_label_contains("values copied from an earlier set");
+}

@@ -617,7 +617,6 @@ fn narrative(text: &str) -> Value {
     json!({ "status": "generated", "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{escaped}</div>") })
 }
 
-/// Adds the Observations of one set to `entries`; returns the references for the section.
 /// The cardiac arrest as one Observation: its summary as the value, the witness, bystander
 /// CPR, first rhythm, airway, how it ended, each time and each shock as components (the
 /// shock's energy in joules, UCUM "J").
@@ -1064,6 +1063,8 @@ fn non_conveyance_observation(
     observation
 }
 
+/// Adds the Observations of one set to `entries`; returns the references for the section.
+/// A set started from "Same as last set" carries a note saying so on each of them.
 fn observation_set(
     ids: &Ids,
     e: &Encounter,
@@ -1073,8 +1074,11 @@ fn observation_set(
     entries: &mut Vec<(String, Value)>,
 ) -> Vec<Value> {
     let at = time(set.taken_at_utc);
+    let copied = set.copied_from_utc.map(|from| {
+        json!([{ "text": format!("Values copied from the set taken at {} and checked by the crew", time(from)) }])
+    });
     let base = |name: &str, code: Value| {
-        json!({
+        let mut r = json!({
             "resourceType": "Observation",
             "id": ids.id(name).to_string(),
             "status": status,
@@ -1084,7 +1088,11 @@ fn observation_set(
             "encounter": ids.reference("encounter"),
             "effectiveDateTime": at,
             "performer": [ids.reference("practitioner")],
-        })
+        });
+        if let Some(note) = &copied {
+            r["note"] = note.clone();
+        }
+        r
     };
     let mut members = Vec::new();
     let mut add = |entries: &mut Vec<(String, Value)>, key: &str, resource: Value| {

@@ -71,6 +71,9 @@ pub fn observation_summary(o: &ObservationSet) -> String {
     if let Some(v) = o.pain_score {
         parts.push(format!("pain {}/10", v.get()));
     }
+    if o.copied_from_utc.is_some() && !parts.is_empty() {
+        parts.push("values copied from an earlier set".to_owned());
+    }
     if parts.is_empty() {
         "no values recorded".to_owned()
     } else {

@@ -528,6 +528,10 @@ pub struct ObservationSet {
     /// SpO2 scale 2, chosen for this set only (never for sets already taken).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spo2_scale2: Option<Scale2Choice>,
+    /// When the crew started this set from "Same as last set": the time of the set its values
+    /// were copied from. Every output says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from_utc: Option<DateTime<Utc>>,
 }
 
 /// The one indication for SpO2 scale 2 (RCP NEWS2).
@@ -578,6 +582,7 @@ impl ObservationSet {
             pain_score: None,
             unusual_values_confirmed: false,
             spo2_scale2: None,
+            copied_from_utc: None,
         }
     }
 

@@ -75,6 +75,8 @@ pub struct ObsEntry {
     /// SpO2 scale 2 chosen for this set, and the clinician who chose it.
     pub scale2: bool,
     pub scale2_by: String,
+    /// Set by "Same as last set": the time of the set the row's values were copied from.
+    pub copied_from: Option<DateTime<Utc>>,
     /// The set the crew asked to remove, waiting for them to confirm.
     pub removing: Option<ObservationSet>,
     /// Removals confirmed this frame, for the editor to audit.
@@ -282,6 +284,21 @@ impl ObsEntry {
         }
     }
 
+    /// A new row holding the vital signs of `set` (the seven NEWS2 inputs and the GCS), to be
+    /// checked against the patient: taken now, marked as copied from `set`. Glucose, pain and
+    /// SpO2 scale 2 are not copied: each is measured or chosen afresh.
+    pub fn same_as(set: &ObservationSet) -> Self {
+        let mut row = Self::for_correction(set);
+        row.time = String::new();
+        row.glucose = String::new();
+        row.pain = String::new();
+        row.scale2 = false;
+        row.scale2_by = String::new();
+        row.correcting = None;
+        row.copied_from = Some(set.taken_at_utc);
+        row
+    }
+
     /// True when something has been typed or chosen for a new set (not yet added).
     pub fn has_typed(&self) -> bool {
         let texts = [
@@ -326,6 +343,10 @@ pub fn try_add(doc: &mut Encounter, entry: &mut ObsEntry, confirmed: bool) -> bo
         return false;
     }
     let mut set = parsed.set;
+    // A copied set stays marked, also when corrected later.
+    set.copied_from_utc = entry
+        .copied_from
+        .or_else(|| entry.correcting.as_ref().and_then(|o| o.copied_from_utc));
     if set.is_empty() {
         entry.message = Some(NOTHING_ENTERED.to_owned());
         return false;
@@ -703,6 +724,15 @@ pub fn observations_ui(
                 });
             });
         }
+        if let Some(from) = entry.copied_from {
+            warning_text(
+                ui,
+                &format!(
+                    "Copied from the {} set: check every value against the patient now and change what differs. The set will say it was copied.",
+                    clock_local(from)
+                ),
+            );
+        }
         ui.horizontal(|ui| {
             let label = if entry.correcting.is_some() {
                 "Save corrected set"
@@ -718,6 +748,23 @@ pub fn observations_ui(
                 add = true;
             }
             if entry.correcting.is_some() && ui.button("Cancel correction").clicked() {
+                entry.clear_for_next();
+            }
+            let latest = doc.observations_by_time().last().map(|o| (*o).clone());
+            if let Some(latest) = latest
+                && entry.correcting.is_none()
+                && !entry.has_typed()
+                && ui
+                    .button("Same as last set")
+                    .on_hover_text("Fills the vital signs from the latest set, to check and change")
+                    .clicked()
+            {
+                *entry = ObsEntry {
+                    removed: std::mem::take(&mut entry.removed),
+                    ..ObsEntry::same_as(&latest)
+                };
+            }
+            if entry.copied_from.is_some() && ui.button("Clear copied values").clicked() {
                 entry.clear_for_next();
             }
             if let Some(m) = &entry.message {
@@ -848,8 +895,13 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, entry: &mut ObsEntry, editable: bo
                         };
                         let news = doc_ref.news2_for(o);
                         {
+                            let time = if o.copied_from_utc.is_some() {
+                                format!("{} (copied)", clock_local(o.taken_at_utc))
+                            } else {
+                                clock_local(o.taken_at_utc)
+                            };
                             let values = [
-                                clock_local(o.taken_at_utc),
+                                time,
                                 cell(o.resp_rate_per_min.map(|v| v.get().to_string())),
                                 cell(o.spo2_percent.map(|v| v.get().to_string())),
                                 cell(o.inspired.map(|v| match v {
