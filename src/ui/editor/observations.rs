@@ -750,7 +750,12 @@ pub fn observations_ui(
             if entry.correcting.is_some() && ui.button("Cancel correction").clicked() {
                 entry.clear_for_next();
             }
-            let latest = doc.observations_by_time().last().map(|o| (*o).clone());
+            // The latest complete set when there is one: a glucose-only recheck after it has
+            // no vital signs to copy.
+            let latest = match doc.current_news2() {
+                CurrentNews2::Scored(l) => Some(l.set),
+                _ => doc.observations_by_time().last().map(|o| (*o).clone()),
+            };
             if let Some(latest) = latest
                 && entry.correcting.is_none()
                 && !entry.has_typed()
