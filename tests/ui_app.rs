@@ -54,6 +54,23 @@ fn harness(dir: &Path) -> Harness<'static, EprApp> {
     harness_with(dir, config())
 }
 
+/// A new store holding `e` as a draft, unlocked, with `e` open in the editor (`e` is the
+/// reference record or one made from it: its incident number opens it). The directory is
+/// returned to live as long as the harness.
+fn open_draft(
+    e: &ambulance_epr::model::Encounter,
+) -> (tempfile::TempDir, Harness<'static, EprApp>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store.save_draft(e).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains(&e.incident.incident_number).click();
+    settle(&mut h);
+    (dir, h)
+}
+
 fn type_into(h: &mut Harness<'_, EprApp>, label: &str, text: &str) {
     let node = h.get_by_label(label);
     node.focus();
@@ -499,14 +516,7 @@ fn completing_with_something_missing_jumps_to_it_then_signs() {
 
 #[test]
 fn a_non_conveyance_is_signed_only_with_its_capacity_assessment_and_the_rest_of_its_section() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = fast_store(dir.path());
-    store.save_draft(&complete_encounter()).unwrap();
-    drop(store);
-    let mut h = harness(dir.path());
-    unlock(&mut h);
-    h.get_by_label_contains("INC-000123").click();
-    settle(&mut h);
+    let (_dir, mut h) = open_draft(&complete_encounter());
     click(&mut h, "Outcome and destination");
     click_button(&mut h, "Declined conveyance");
     // A refusal starts as one; the rest waits for the crew.
@@ -596,14 +606,7 @@ fn a_non_conveyance_is_signed_only_with_its_capacity_assessment_and_the_rest_of_
 
 #[test]
 fn an_advance_decision_seen_asks_for_its_details_and_reaches_the_handover() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = fast_store(dir.path());
-    store.save_draft(&complete_encounter()).unwrap();
-    drop(store);
-    let mut h = harness(dir.path());
-    unlock(&mut h);
-    h.get_by_label_contains("INC-000123").click();
-    settle(&mut h);
+    let (_dir, mut h) = open_draft(&complete_encounter());
     click(&mut h, "Complaint and history");
     tap_in_view(&mut h, "Advance decision document: seen");
     click(&mut h, "Complete and sign…");
@@ -633,14 +636,7 @@ fn an_advance_decision_seen_asks_for_its_details_and_reaches_the_handover() {
 
 #[test]
 fn switching_outcome_away_and_back_keeps_what_was_typed_in_the_section() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = fast_store(dir.path());
-    store.save_draft(&complete_encounter()).unwrap();
-    drop(store);
-    let mut h = harness(dir.path());
-    unlock(&mut h);
-    h.get_by_label_contains("INC-000123").click();
-    settle(&mut h);
+    let (_dir, mut h) = open_draft(&complete_encounter());
     click(&mut h, "Outcome and destination");
     click_button(&mut h, "Not conveyed");
     tap_in_view(&mut h, "Decision: see and treat");
@@ -718,14 +714,7 @@ fn amend_a_signed_record_with_a_reason_and_view_the_earlier_version() {
 
 #[test]
 fn lock_hides_patient_data_and_unlock_returns_to_the_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = fast_store(dir.path());
-    store.save_draft(&complete_encounter()).unwrap();
-    drop(store);
-    let mut h = harness(dir.path());
-    unlock(&mut h);
-    h.get_by_label_contains("INC-000123").click();
-    settle(&mut h);
+    let (_dir, mut h) = open_draft(&complete_encounter());
     h.get_by_label_contains("McTestface");
 
     click(&mut h, "Lock");
@@ -1419,14 +1408,7 @@ fn a_retiring_tablet_tells_the_crew_and_offers_no_new_record() {
 fn picking_stroke_brings_its_section_and_an_ecg_reaches_the_handover() {
     use ambulance_epr::model::stroke::{Finding, OnsetKind};
     use ambulance_epr::model::{AssessmentPart, Field};
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = fast_store(dir.path());
-    store.save_draft(&complete_encounter()).unwrap();
-    drop(store);
-    let mut h = harness(dir.path());
-    unlock(&mut h);
-    h.get_by_label_contains("INC-000123").click();
-    settle(&mut h);
+    let (_dir, mut h) = open_draft(&complete_encounter());
     click(&mut h, "Presentation and ECG");
     assert!(
         h.query_by_label("Face: abnormal").is_none(),
@@ -1491,14 +1473,7 @@ fn picking_stroke_brings_its_section_and_an_ecg_reaches_the_handover() {
 fn an_arrest_is_recorded_with_one_tap_shocks_and_reaches_the_handover() {
     use ambulance_epr::model::arrest::ArrestEnd;
     use ambulance_epr::model::{AssessmentPart, Field};
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = fast_store(dir.path());
-    store.save_draft(&complete_encounter()).unwrap();
-    drop(store);
-    let mut h = harness(dir.path());
-    unlock(&mut h);
-    h.get_by_label_contains("INC-000123").click();
-    settle(&mut h);
+    let (_dir, mut h) = open_draft(&complete_encounter());
     click(&mut h, "Presentation and ECG");
     tap_in_view(&mut h, "Presentation: cardiac arrest");
     tap_in_view(&mut h, "Witnessed: bystander witnessed");
@@ -1543,16 +1518,9 @@ fn an_arrest_is_recorded_with_one_tap_shocks_and_reaches_the_handover() {
 fn a_sepsis_screen_points_out_the_red_flags_the_observations_show() {
     use ambulance_epr::model::sepsis::RedFlag;
     use ambulance_epr::model::{AssessmentPart, Field};
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = fast_store(dir.path());
     let mut e = complete_encounter();
     e.observations[0].pulse_bpm = ambulance_epr::model::PulseBpm::new(134).ok();
-    store.save_draft(&e).unwrap();
-    drop(store);
-    let mut h = harness(dir.path());
-    unlock(&mut h);
-    h.get_by_label_contains("INC-000123").click();
-    settle(&mut h);
+    let (_dir, mut h) = open_draft(&e);
     click(&mut h, "Presentation and ECG");
     tap_in_view(&mut h, "Presentation: sepsis / infection");
     h.get_by_label_contains("The observations show: heart rate above 130");
@@ -1592,14 +1560,7 @@ fn a_sepsis_screen_points_out_the_red_flags_the_observations_show() {
 fn injuries_are_added_by_region_and_type_and_a_tourniquet_asks_for_its_time() {
     use ambulance_epr::model::trauma::{BodyRegion, InjuryKind};
     use ambulance_epr::model::{AssessmentPart, Field};
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = fast_store(dir.path());
-    store.save_draft(&complete_encounter()).unwrap();
-    drop(store);
-    let mut h = harness(dir.path());
-    unlock(&mut h);
-    h.get_by_label_contains("INC-000123").click();
-    settle(&mut h);
+    let (_dir, mut h) = open_draft(&complete_encounter());
     click(&mut h, "Presentation and ECG");
     tap_in_view(&mut h, "Presentation: trauma");
     tap_in_view(&mut h, "Mechanism: pedestrian struck");
@@ -1645,14 +1606,7 @@ fn injuries_are_added_by_region_and_type_and_a_tourniquet_asks_for_its_time() {
 fn a_safeguarding_concern_asks_for_its_referral_and_consent_before_signing() {
     use ambulance_epr::model::Field;
     use ambulance_epr::model::safeguarding::{Category, ReferralConsent, Subject};
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = fast_store(dir.path());
-    store.save_draft(&complete_encounter()).unwrap();
-    drop(store);
-    let mut h = harness(dir.path());
-    unlock(&mut h);
-    h.get_by_label_contains("INC-000123").click();
-    settle(&mut h);
+    let (_dir, mut h) = open_draft(&complete_encounter());
     click(&mut h, "Complaint and history");
     tap_in_view(&mut h, "Safeguarding concern raised");
     click(&mut h, "Complete and sign…");
@@ -1693,14 +1647,7 @@ fn a_safeguarding_concern_asks_for_its_referral_and_consent_before_signing() {
 
 #[test]
 fn a_childs_weight_typed_with_a_comma_is_refused_and_kept_out_of_the_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = fast_store(dir.path());
-    store.save_draft(&complete_encounter()).unwrap();
-    drop(store);
-    let mut h = harness(dir.path());
-    unlock(&mut h);
-    h.get_by_label_contains("INC-000123").click();
-    settle(&mut h);
+    let (_dir, mut h) = open_draft(&complete_encounter());
     click(&mut h, "Presentation and ECG");
     tap_in_view(&mut h, "Presentation: paediatric");
     h.get_by_label("Weight (kg)").scroll_to_me();
@@ -1739,14 +1686,7 @@ fn a_childs_weight_typed_with_a_comma_is_refused_and_kept_out_of_the_record() {
 
 #[test]
 fn same_as_last_set_fills_the_vital_signs_and_the_set_says_it_was_copied() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = fast_store(dir.path());
-    store.save_draft(&complete_encounter()).unwrap();
-    drop(store);
-    let mut h = harness(dir.path());
-    unlock(&mut h);
-    h.get_by_label_contains("INC-000123").click();
-    settle(&mut h);
+    let (_dir, mut h) = open_draft(&complete_encounter());
     click(&mut h, "Observations");
     tap_in_view(&mut h, "Same as last set");
     h.get_by_label_contains("Copied from the");

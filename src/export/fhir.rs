@@ -334,12 +334,7 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
             "code": loinc("29463-7", "Body weight"),
             "subject": ids.reference("patient"),
             "encounter": ids.reference("encounter"),
-            "effectiveDateTime": time(
-                e.incident
-                    .times
-                    .get(crate::model::Milestone::AtPatient)
-                    .unwrap_or(e.created_at_utc),
-            ),
+            "effectiveDateTime": time(at_patient(e)),
             "valueQuantity": quantity(kg, "kg"),
         });
         if let Some(m) = p.weight_method {
@@ -364,24 +359,15 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         }
         entries.push((
             ids.url("maternity"),
-            json!({
-                "resourceType": "Observation",
-                "id": ids.id("maternity").to_string(),
-                "status": obs_status,
-                "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
-                "code": text("Maternity assessment"),
-                "subject": ids.reference("patient"),
-                "encounter": ids.reference("encounter"),
-                "effectiveDateTime": time(
-                    e.incident
-                        .times
-                        .get(crate::model::Milestone::AtPatient)
-                        .unwrap_or(e.created_at_utc),
-                ),
-                "performer": [ids.reference("practitioner")],
-                "valueString": m.summary(),
-                "component": components,
-            }),
+            exam_observation(
+                &ids,
+                "maternity",
+                obs_status,
+                "Maternity assessment",
+                at_patient(e),
+                m.summary(),
+                components,
+            ),
         ));
         assessment_refs.push(ids.reference("maternity"));
     }
@@ -617,6 +603,41 @@ fn narrative(text: &str) -> Value {
     json!({ "status": "generated", "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{escaped}</div>") })
 }
 
+/// When the crew reached the patient, or the record's creation when that was not stamped:
+/// the time an assessment made at the scene is said to be effective.
+fn at_patient(e: &Encounter) -> DateTime<Utc> {
+    e.incident
+        .times
+        .get(crate::model::Milestone::AtPatient)
+        .unwrap_or(e.created_at_utc)
+}
+
+/// An examination Observation whose meaning is carried as text (none of its parts has a code
+/// the record can be sure of): `summary` as its value, its parts as `components`.
+fn exam_observation(
+    ids: &Ids,
+    name: &str,
+    status: &str,
+    code_text: &str,
+    effective: DateTime<Utc>,
+    summary: impl Into<String>,
+    components: Vec<Value>,
+) -> Value {
+    json!({
+        "resourceType": "Observation",
+        "id": ids.id(name).to_string(),
+        "status": status,
+        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
+        "code": { "text": code_text },
+        "subject": ids.reference("patient"),
+        "encounter": ids.reference("encounter"),
+        "effectiveDateTime": time(effective),
+        "performer": [ids.reference("practitioner")],
+        "valueString": summary.into(),
+        "component": components,
+    })
+}
+
 /// The cardiac arrest as one Observation: its summary as the value, the witness, bystander
 /// CPR, first rhythm, airway, how it ended, each time and each shock as components (the
 /// shock's energy in joules, UCUM "J").
@@ -654,19 +675,15 @@ fn arrest_observation(
     }
     let (offset, zone) = super::uk_time_zone(e.created_at_utc);
     let clock = |at: DateTime<Utc>| format!("{} {zone}", at.with_timezone(&offset).format("%H:%M"));
-    json!({
-        "resourceType": "Observation",
-        "id": ids.id("cardiac-arrest").to_string(),
-        "status": status,
-        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
-        "code": text("Cardiac arrest (Utstein core)"),
-        "subject": ids.reference("patient"),
-        "encounter": ids.reference("encounter"),
-        "effectiveDateTime": time(a.collapse_utc.unwrap_or(e.created_at_utc)),
-        "performer": [ids.reference("practitioner")],
-        "valueString": a.summary(clock),
-        "component": components,
-    })
+    exam_observation(
+        ids,
+        "cardiac-arrest",
+        status,
+        "Cardiac arrest (Utstein core)",
+        a.collapse_utc.unwrap_or(e.created_at_utc),
+        a.summary(clock),
+        components,
+    )
 }
 
 /// The trauma section as one Observation: the mechanism as its value, each injury ("Left
@@ -709,24 +726,16 @@ fn trauma_observation(
             json!({ "code": text("Major trauma triage"), "valueCodeableConcept": text(r.label()) }),
         );
     }
-    json!({
-        "resourceType": "Observation",
-        "id": ids.id("trauma").to_string(),
-        "status": status,
-        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
-        "code": text("Trauma assessment"),
-        "subject": ids.reference("patient"),
-        "encounter": ids.reference("encounter"),
-        "effectiveDateTime": time(
-            e.incident
-                .times
-                .get(crate::model::Milestone::AtPatient)
-                .unwrap_or(e.created_at_utc),
-        ),
-        "performer": [ids.reference("practitioner")],
-        "valueString": t.mechanism_text().unwrap_or_else(|| "Mechanism not recorded".to_owned()),
-        "component": components,
-    })
+    exam_observation(
+        ids,
+        "trauma",
+        status,
+        "Trauma assessment",
+        at_patient(e),
+        t.mechanism_text()
+            .unwrap_or_else(|| "Mechanism not recorded".to_owned()),
+        components,
+    )
 }
 
 /// The sepsis screen as one Observation, effective at the screening: its summary as the
@@ -765,19 +774,15 @@ fn sepsis_observation(
     }
     let (offset, zone) = super::uk_time_zone(e.created_at_utc);
     let clock = |at: DateTime<Utc>| format!("{} {zone}", at.with_timezone(&offset).format("%H:%M"));
-    json!({
-        "resourceType": "Observation",
-        "id": ids.id("sepsis-screen").to_string(),
-        "status": status,
-        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
-        "code": text("Sepsis screen"),
-        "subject": ids.reference("patient"),
-        "encounter": ids.reference("encounter"),
-        "effectiveDateTime": time(s.screened_utc.unwrap_or(e.created_at_utc)),
-        "performer": [ids.reference("practitioner")],
-        "valueString": s.summary(e, clock),
-        "component": components,
-    })
+    exam_observation(
+        ids,
+        "sepsis-screen",
+        status,
+        "Sepsis screen",
+        s.screened_utc.unwrap_or(e.created_at_utc),
+        s.summary(e, clock),
+        components,
+    )
 }
 
 /// The falls section as one Observation: its summary as the value, the Clinical Frailty
@@ -809,24 +814,15 @@ fn fall_observation(
             components.push(json!({ "code": text(name), "valueBoolean": v }));
         }
     }
-    json!({
-        "resourceType": "Observation",
-        "id": ids.id("fall").to_string(),
-        "status": status,
-        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
-        "code": text("Fall and frailty assessment"),
-        "subject": ids.reference("patient"),
-        "encounter": ids.reference("encounter"),
-        "effectiveDateTime": time(
-            e.incident
-                .times
-                .get(crate::model::Milestone::AtPatient)
-                .unwrap_or(e.created_at_utc),
-        ),
-        "performer": [ids.reference("practitioner")],
-        "valueString": f.summary(),
-        "component": components,
-    })
+    exam_observation(
+        ids,
+        "fall",
+        status,
+        "Fall and frailty assessment",
+        at_patient(e),
+        f.summary(),
+        components,
+    )
 }
 
 /// The stroke assessment as one Observation: the BE-FAST summary as its value, each finding,
@@ -860,24 +856,15 @@ fn stroke_observation(
         components
             .push(json!({ "code": text("Stroke unit pre-alerted"), "valueDateTime": time(at) }));
     }
-    json!({
-        "resourceType": "Observation",
-        "id": ids.id("stroke").to_string(),
-        "status": status,
-        "category": [{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }],
-        "code": text("Stroke assessment (BE-FAST)"),
-        "subject": ids.reference("patient"),
-        "encounter": ids.reference("encounter"),
-        "effectiveDateTime": time(
-            e.incident
-                .times
-                .get(crate::model::Milestone::AtPatient)
-                .unwrap_or(e.created_at_utc),
-        ),
-        "performer": [ids.reference("practitioner")],
-        "valueString": s.findings_text(),
-        "component": components,
-    })
+    exam_observation(
+        ids,
+        "stroke",
+        status,
+        "Stroke assessment (BE-FAST)",
+        at_patient(e),
+        s.findings_text(),
+        components,
+    )
 }
 
 /// One 12-lead ECG as an Observation coded as SNOMED CT's 12-lead ECG, its rhythm as the
