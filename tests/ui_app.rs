@@ -1712,3 +1712,19 @@ fn same_as_last_set_fills_the_vital_signs_and_the_set_says_it_was_copied() {
     click(&mut h, "Handover (ATMIST)");
     h.get_by_label_contains("values copied from an earlier set");
 }
+
+#[test]
+fn each_section_offers_the_next_so_a_record_is_written_top_to_bottom() {
+    let (_dir, mut h) = open_draft(&complete_encounter());
+    assert_eq!(h.state().editor().unwrap().section, Section::Incident);
+    for expected in [Section::Patient, Section::History, Section::Assessment] {
+        let next = format!("Next: {}", expected.label());
+        tap_in_view(&mut h, &next);
+        assert_eq!(h.state().editor().unwrap().section, expected);
+    }
+    click(&mut h, "Sign-off and versions");
+    assert!(
+        h.query_by_label_contains("Next:").is_none(),
+        "nothing after the last section"
+    );
+}

@@ -78,6 +78,12 @@ impl Section {
         }
     }
 
+    /// The section after this one in the side list; `None` after the last.
+    pub fn next(self) -> Option<Section> {
+        let i = Section::ALL.iter().position(|s| *s == self)?;
+        Section::ALL.get(i + 1).copied()
+    }
+
     /// The section holding a field the completion check names.
     pub fn of_field(field: Field) -> Section {
         match field {
@@ -837,6 +843,20 @@ pub fn editor_ui(ui: &mut Ui, state: &mut EditorState, now: Instant, out: &mut V
                 ui.heading(state.section.label());
                 ui.add_space(6.0);
                 section_body_ui(ui, state, now, out);
+                // The next section offered at the end of each, so a record can be written top
+                // to bottom without reaching for the side list.
+                if let Some(next) = state.section.next() {
+                    ui.add_space(16.0);
+                    let r = ui.add(
+                        egui::Button::new(
+                            RichText::new(format!("Next: {}", next.label())).strong(),
+                        )
+                        .min_size(egui::vec2(0.0, theme::TOUCH_TARGET_POINTS)),
+                    );
+                    if r.clicked() {
+                        state.section = next;
+                    }
+                }
                 ui.add_space(40.0);
             });
     });
