@@ -1348,3 +1348,49 @@ fn a_copied_observation_set_says_so_in_the_fhir_document_and_the_pdf() {
     ));
     assert!(text.contains("values copied from an earlier set"));
 }
+
+#[test]
+fn observations_beyond_the_vital_signs_are_printed_and_in_the_fhir_document() {
+    use ambulance_epr::model::ecg::EcgRhythm;
+    use ambulance_epr::model::observations::*;
+    let mut e = complete_encounter();
+    let set = &mut e.observations[1];
+    set.pupils = Some(Pupils {
+        left_mm: PupilMm::new(4).ok(),
+        right_mm: PupilMm::new(4).ok(),
+        reaction: Some(PupilReaction::Both),
+    });
+    set.capillary_refill_s = CapillaryRefillSeconds::new(2).ok();
+    set.etco2_kpa = Etco2Kpa::new(4.8).ok();
+    set.peak_flow_l_per_min = PeakFlowLitresPerMin::new(350).ok();
+    set.rhythm = Some(EcgRhythm::AtrialFibrillation);
+    assert!(PupilMm::new(10).is_err(), "pupils are 1 to 9 mm");
+    let said = "pupils L 4 R 4 mm, both react, CRT 2 s, ETCO2 4.8 kPa, PEFR 350 L/min, atrial fibrillation";
+    assert!(observation_summary(&e.observations[1]).ends_with(said));
+    let text = squash(&pdf_text(
+        &pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap(),
+    ));
+    assert!(text.contains(said));
+    let b = fhir::bundle(&e, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    let observations = find(&b, "Observation");
+    let by_text = |t: &str| {
+        observations
+            .iter()
+            .find(|o| o["code"]["text"] == t)
+            .unwrap_or_else(|| panic!("{t}"))
+    };
+    assert_eq!(by_text("End-tidal CO2")["valueQuantity"]["value"], 4.8);
+    assert_eq!(
+        by_text("Capillary refill time")["valueQuantity"]["code"],
+        "s"
+    );
+    assert_eq!(
+        by_text("Cardiac rhythm on the monitor")["valueCodeableConcept"]["coding"][0]["code"],
+        "49436004"
+    );
+    assert_eq!(
+        by_text("Pupils")["valueString"],
+        "pupils L 4 R 4 mm, both react"
+    );
+}

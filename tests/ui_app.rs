@@ -1728,3 +1728,59 @@ fn each_section_offers_the_next_so_a_record_is_written_top_to_bottom() {
         "nothing after the last section"
     );
 }
+
+#[test]
+fn pupils_capillary_refill_etco2_peak_flow_and_rhythm_are_added_with_a_set() {
+    use ambulance_epr::model::ecg::EcgRhythm;
+    use ambulance_epr::model::observations::PupilReaction;
+    let (_dir, mut h) = open_draft(&complete_encounter());
+    click(&mut h, "Observations");
+    tap_in_view(
+        &mut h,
+        "More: pupils, capillary refill, ETCO2, peak flow, rhythm",
+    );
+    for (label, text) in [
+        ("Pupil left mm", "3"),
+        ("Pupil right mm", "6"),
+        ("Capillary refill s", "3"),
+        ("ETCO2 kPa", "4.6"),
+        ("Peak flow L/min", "2000"),
+    ] {
+        h.get_by_label(label).scroll_to_me();
+        settle(&mut h);
+        type_into(&mut h, label, text);
+    }
+    settle(&mut h);
+    h.get_by_label_contains("Peak flow must be between 30 and 1000 L/min");
+    tap_in_view(&mut h, "Add observation set");
+    assert_eq!(
+        h.state().editor().unwrap().doc.observations.len(),
+        2,
+        "an impossible value keeps the set out"
+    );
+    // Take the last 0 back off.
+    h.get_by_label("Peak flow L/min").focus();
+    settle(&mut h);
+    h.key_press(egui::Key::End);
+    h.key_press(egui::Key::Backspace);
+    settle(&mut h);
+    tap_in_view(&mut h, "Pupils: left only reacts");
+    tap_in_view(&mut h, "Monitor rhythm: atrial fibrillation");
+    tap_in_view(&mut h, "Add observation set");
+    settle(&mut h);
+    let doc = &h.state().editor().unwrap().doc;
+    assert_eq!(doc.observations.len(), 3);
+    let set = doc.observations_by_time().last().copied().cloned().unwrap();
+    let pupils = set.pupils.unwrap();
+    assert_eq!(pupils.left_mm.map(|v| v.get()), Some(3));
+    assert_eq!(pupils.right_mm.map(|v| v.get()), Some(6));
+    assert_eq!(pupils.reaction, Some(PupilReaction::LeftOnly));
+    assert_eq!(set.capillary_refill_s.map(|v| v.get()), Some(3));
+    assert_eq!(set.etco2_kpa.map(|v| v.get()), Some(4.6));
+    assert_eq!(set.peak_flow_l_per_min.map(|v| v.get()), Some(200));
+    assert_eq!(set.rhythm, Some(EcgRhythm::AtrialFibrillation));
+    click(&mut h, "Handover (ATMIST)");
+    h.get_by_label_contains(
+        "pupils L 3 R 6 mm, left only reacts, CRT 3 s, ETCO2 4.6 kPa, PEFR 200 L/min, atrial fibrillation",
+    );
+}

@@ -1224,6 +1224,43 @@ fn observation_set(
         r["valueQuantity"] = quantity(f64::from(v.get()), "{score}");
         add(entries, "pain", r);
     }
+    // The observations beyond the vital signs carry their meaning as text: no code here the
+    // record can be sure of.
+    let exam = |code_text: &str| {
+        let mut r = base("", json!({ "text": code_text }));
+        r["category"] = json!([{ "coding": [{ "system": CATEGORY_SYSTEM, "code": "exam", "display": "Exam" }] }]);
+        r
+    };
+    if let Some(text) = set.pupils.and_then(|p| p.text()) {
+        let mut r = exam("Pupils");
+        r["valueString"] = json!(text);
+        add(entries, "pupils", r);
+    }
+    if let Some(v) = set.capillary_refill_s {
+        let mut r = exam("Capillary refill time");
+        r["valueQuantity"] = quantity(f64::from(v.get()), "s");
+        add(entries, "crt", r);
+    }
+    if let Some(v) = set.etco2_kpa {
+        let mut r = exam("End-tidal CO2");
+        r["valueQuantity"] = quantity(v.get(), "kPa");
+        add(entries, "etco2", r);
+    }
+    if let Some(v) = set.peak_flow_l_per_min {
+        let mut r = exam("Peak expiratory flow");
+        r["valueQuantity"] = quantity(f64::from(v.get()), "L/min");
+        add(entries, "pefr", r);
+    }
+    if let Some(rhythm) = set.rhythm {
+        let mut r = exam("Cardiac rhythm on the monitor");
+        r["valueCodeableConcept"] = match rhythm.snomed() {
+            Some((code, display)) => {
+                json!({ "coding": [{ "system": SNOMED, "code": code, "display": display }], "text": rhythm.label() })
+            }
+            None => json!({ "text": rhythm.label() }),
+        };
+        add(entries, "rhythm", r);
+    }
     let panel_name = format!("obs-{index}-panel");
     let mut panel = base(
         &panel_name,

@@ -623,7 +623,7 @@ impl Encounter {
     /// What to show where a current score belongs (see [`CurrentNews2`]).
     pub fn current_news2(&self) -> CurrentNews2 {
         if let Some(latest) = self.latest_complete_news2() {
-            return CurrentNews2::Scored(latest);
+            return CurrentNews2::Scored(Box::new(latest));
         }
         match self
             .observations_by_time()
@@ -689,7 +689,7 @@ impl LatestNews2 {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CurrentNews2 {
     /// At least one complete set: the latest of them.
-    Scored(LatestNews2),
+    Scored(Box<LatestNews2>),
     /// Sets exist but the patient is under 16.
     NotApplicable,
     /// Sets exist but none is complete; `present` of 7 inputs in the latest set.

@@ -71,6 +71,7 @@ pub fn observation_summary(o: &ObservationSet) -> String {
     if let Some(v) = o.pain_score {
         parts.push(format!("pain {}/10", v.get()));
     }
+    parts.extend(o.more_text());
     if o.copied_from_utc.is_some() && !parts.is_empty() {
         parts.push("values copied from an earlier set".to_owned());
     }

@@ -25,6 +25,10 @@ pub enum Measure {
     Temperature,
     BloodGlucose,
     OxygenFlow,
+    CapillaryRefill,
+    Etco2,
+    PeakFlow,
+    PupilSize,
 }
 
 impl Measure {
@@ -43,6 +47,10 @@ impl Measure {
             Measure::Temperature => "Temperature",
             Measure::BloodGlucose => "Blood glucose",
             Measure::OxygenFlow => "Oxygen flow",
+            Measure::CapillaryRefill => "Capillary refill",
+            Measure::Etco2 => "ETCO2",
+            Measure::PeakFlow => "Peak flow",
+            Measure::PupilSize => "Pupil size",
         }
     }
 }
@@ -247,6 +255,83 @@ bounded_decimal!(
     /// Supplemental oxygen flow in litres per minute.
     OxygenFlowLitresPerMin, Measure::OxygenFlow, "L/min", 0.0..=60.0
 );
+bounded_integer!(
+    /// Capillary refill time in seconds.
+    CapillaryRefillSeconds, u8, Measure::CapillaryRefill, "s", 0..=20
+);
+bounded_decimal!(
+    /// End-tidal carbon dioxide in kilopascals.
+    Etco2Kpa, Measure::Etco2, "kPa", 0.0..=20.0
+);
+bounded_integer!(
+    /// Peak expiratory flow in litres per minute.
+    PeakFlowLitresPerMin, u16, Measure::PeakFlow, "L/min", 30..=1000
+);
+bounded_integer!(
+    /// A pupil's diameter in millimetres.
+    PupilMm, u8, Measure::PupilSize, "mm", 1..=9
+);
+
+/// How the pupils react to light.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PupilReaction {
+    Both,
+    LeftOnly,
+    RightOnly,
+    Neither,
+}
+
+impl PupilReaction {
+    pub const ALL: [PupilReaction; 4] = [
+        PupilReaction::Both,
+        PupilReaction::LeftOnly,
+        PupilReaction::RightOnly,
+        PupilReaction::Neither,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PupilReaction::Both => "Both react",
+            PupilReaction::LeftOnly => "Left only reacts",
+            PupilReaction::RightOnly => "Right only reacts",
+            PupilReaction::Neither => "Neither reacts",
+        }
+    }
+}
+
+/// The pupils: each side's size and how they react.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pupils {
+    #[serde(default)]
+    pub left_mm: Option<PupilMm>,
+    #[serde(default)]
+    pub right_mm: Option<PupilMm>,
+    #[serde(default)]
+    pub reaction: Option<PupilReaction>,
+}
+
+impl Pupils {
+    /// "pupils L 3 R 6 mm, left only reacts"; `None` when nothing was recorded.
+    pub fn text(&self) -> Option<String> {
+        let size = |p: Option<PupilMm>| p.map_or("–".to_owned(), |v| v.get().to_string());
+        let mut parts = Vec::new();
+        if self.left_mm.is_some() || self.right_mm.is_some() {
+            parts.push(format!(
+                "pupils L {} R {} mm",
+                size(self.left_mm),
+                size(self.right_mm)
+            ));
+        }
+        if let Some(r) = self.reaction {
+            if parts.is_empty() {
+                parts.push("pupils".to_owned());
+            }
+            parts.push(r.label().to_lowercase());
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
 
 /// Rounds to one decimal place, half away from zero, so that a typed 35.05 becomes 35.1.
 /// 35.05 has no exact binary form (it is held as 35.0499999...), so a nudge far below any
@@ -528,6 +613,17 @@ pub struct ObservationSet {
     /// SpO2 scale 2, chosen for this set only (never for sets already taken).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spo2_scale2: Option<Scale2Choice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pupils: Option<Pupils>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capillary_refill_s: Option<CapillaryRefillSeconds>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etco2_kpa: Option<Etco2Kpa>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_flow_l_per_min: Option<PeakFlowLitresPerMin>,
+    /// The rhythm on the monitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rhythm: Option<super::ecg::EcgRhythm>,
     /// When the crew started this set from "Same as last set": the time of the set its values
     /// were copied from. Every output says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -582,6 +678,11 @@ impl ObservationSet {
             pain_score: None,
             unusual_values_confirmed: false,
             spo2_scale2: None,
+            pupils: None,
+            capillary_refill_s: None,
+            etco2_kpa: None,
+            peak_flow_l_per_min: None,
+            rhythm: None,
             copied_from_utc: None,
         }
     }
@@ -599,6 +700,35 @@ impl ObservationSet {
             && self.gcs.is_none()
             && self.glucose_mmol_per_l.is_none()
             && self.pain_score.is_none()
+            && self.pupils.and_then(|p| p.text()).is_none()
+            && self.capillary_refill_s.is_none()
+            && self.etco2_kpa.is_none()
+            && self.peak_flow_l_per_min.is_none()
+            && self.rhythm.is_none()
+    }
+
+    /// The observations beyond the vital signs, in words ("CRT 2 s, ETCO2 4.5 kPa"); empty
+    /// when none was taken.
+    pub fn more_text(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        if let Some(p) = self.pupils.and_then(|p| p.text()) {
+            parts.push(p);
+        }
+        if let Some(v) = self.capillary_refill_s {
+            parts.push(format!("CRT {} s", v.get()));
+        }
+        if let Some(v) = self.etco2_kpa {
+            parts.push(format!("ETCO2 {:.1} kPa", v.get()));
+        }
+        if let Some(v) = self.peak_flow_l_per_min {
+            parts.push(format!("PEFR {} L/min", v.get()));
+        }
+        match self.rhythm {
+            Some(super::ecg::EcgRhythm::Other) => parts.push("rhythm other".to_owned()),
+            Some(r) => parts.push(r.label().to_lowercase()),
+            None => {}
+        }
+        parts
     }
 
     /// Every soft-limit question this set raises (CLINICAL.md "Soft limits").

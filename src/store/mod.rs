@@ -329,6 +329,15 @@ const PAGE_CACHE_KIB: u32 = 16 * 1024;
 
 /// Opens a connection and, if `key` is given, keys it. Checks the file is readable before
 /// anything writes to it, so a wrong key or damaged file is left untouched.
+/// How many times a connection is keyed before a keying failure is reported.
+const KEYING_ATTEMPTS: u32 = 3;
+
+/// True for SQLCipher's answer when `PRAGMA key` itself could not be applied (not a wrong
+/// key, which only shows at the first read).
+fn is_keying_failure(e: &rusqlite::Error) -> bool {
+    e.to_string().contains("PRAGMA key or rekey")
+}
+
 fn open_connection(path: &Path, key: Option<&DatabaseKey>, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
@@ -336,13 +345,28 @@ fn open_connection(path: &Path, key: Option<&DatabaseKey>, create: bool) -> Resu
     }
     let mut conn = Connection::open_with_flags(path, flags)?;
     if let Some(key) = key {
-        // SQLCipher logs decryption failures to stderr by default; the caller reports them.
-        conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
         let mut pragma = Zeroizing::new(String::with_capacity(80));
         pragma.push_str("PRAGMA key = \"");
         pragma.push_str(&key.sqlcipher_literal());
         pragma.push_str("\";");
-        conn.execute_batch(&pragma)?;
+        // Keying can fail transiently while SQLCipher's crypto provider is first set up by
+        // several threads at once (seen when many stores are created in parallel): such a
+        // failure changes nothing on disk, so the connection is opened again, a bounded
+        // number of times, before the error is reported.
+        let mut attempts_left = KEYING_ATTEMPTS;
+        loop {
+            // SQLCipher logs decryption failures to stderr by default; the caller reports them.
+            conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+            match conn.execute_batch(&pragma) {
+                Ok(()) => break,
+                Err(e) if attempts_left > 1 && is_keying_failure(&e) => {
+                    attempts_left -= 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    conn = Connection::open_with_flags(path, flags)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let version: Option<String> = conn
             .query_row("PRAGMA cipher_version", [], |r| r.get(0))
             .optional()?;

@@ -16,6 +16,10 @@ use super::forms::{clock_local, now_utc, read_clock};
 use super::sections::time_problem_ui;
 use super::{jump_here, name_widget};
 use crate::model::clock_time::{ClockTimeError, Expect};
+use crate::model::ecg::EcgRhythm;
+use crate::model::observations::{
+    CapillaryRefillSeconds, Etco2Kpa, PeakFlowLitresPerMin, PupilMm, PupilReaction, Pupils,
+};
 use crate::model::{
     Acvpu, CurrentNews2, DiastolicMmHg, Encounter, Field, Gcs, GcsEyeResponse, GcsMotor,
     GcsVerbalResponse, GlucoseMmolPerL, Inspired, News2, ObservationSet, OxygenFlowLitresPerMin,
@@ -43,6 +47,10 @@ pub enum EntryField {
     Glucose,
     Pain,
     Scale,
+    Pupils,
+    CapillaryRefill,
+    Etco2,
+    PeakFlow,
 }
 
 /// The quick-entry row's typed text.
@@ -65,6 +73,14 @@ pub struct ObsEntry {
     pub gcs_motor: String,
     pub glucose: String,
     pub pain: String,
+    /// The observations beyond the vital signs, as typed or chosen.
+    pub pupil_left: String,
+    pub pupil_right: String,
+    pub pupil_reaction: Option<PupilReaction>,
+    pub capillary_refill: String,
+    pub etco2: String,
+    pub peak_flow: String,
+    pub rhythm: Option<EcgRhythm>,
     /// The soft-limit questions are showing and need "Confirm and add".
     pub confirming: bool,
     /// Give the first field keyboard focus on the next frame (after adding a set).
@@ -237,6 +253,36 @@ impl ObsEntry {
             &mut errors,
         );
         set.pain_score = opt(&self.pain, EntryField::Pain, PainScore::parse, &mut errors);
+        let pupils = Pupils {
+            left_mm: opt(
+                &self.pupil_left,
+                EntryField::Pupils,
+                PupilMm::parse,
+                &mut errors,
+            ),
+            right_mm: opt(
+                &self.pupil_right,
+                EntryField::Pupils,
+                PupilMm::parse,
+                &mut errors,
+            ),
+            reaction: self.pupil_reaction,
+        };
+        set.pupils = pupils.text().map(|_| pupils);
+        set.capillary_refill_s = opt(
+            &self.capillary_refill,
+            EntryField::CapillaryRefill,
+            CapillaryRefillSeconds::parse,
+            &mut errors,
+        );
+        set.etco2_kpa = opt(&self.etco2, EntryField::Etco2, Etco2Kpa::parse, &mut errors);
+        set.peak_flow_l_per_min = opt(
+            &self.peak_flow,
+            EntryField::PeakFlow,
+            PeakFlowLitresPerMin::parse,
+            &mut errors,
+        );
+        set.rhythm = self.rhythm;
         ParsedEntry {
             set,
             errors,
@@ -272,6 +318,13 @@ impl ObsEntry {
             gcs_motor: text(set.gcs.map(|g| g.motor.get())),
             glucose: text(set.glucose_mmol_per_l.map(|v| v.get())),
             pain: text(set.pain_score.map(|v| v.get())),
+            pupil_left: text(set.pupils.and_then(|p| p.left_mm).map(|v| v.get())),
+            pupil_right: text(set.pupils.and_then(|p| p.right_mm).map(|v| v.get())),
+            pupil_reaction: set.pupils.and_then(|p| p.reaction),
+            capillary_refill: text(set.capillary_refill_s.map(|v| v.get())),
+            etco2: text(set.etco2_kpa.map(|v| v.get())),
+            peak_flow: text(set.peak_flow_l_per_min.map(|v| v.get())),
+            rhythm: set.rhythm,
             focus_first: true,
             scale2: set.spo2_scale2.is_some(),
             scale2_by: set
@@ -292,6 +345,13 @@ impl ObsEntry {
         row.time = String::new();
         row.glucose = String::new();
         row.pain = String::new();
+        row.pupil_left = String::new();
+        row.pupil_right = String::new();
+        row.pupil_reaction = None;
+        row.capillary_refill = String::new();
+        row.etco2 = String::new();
+        row.peak_flow = String::new();
+        row.rhythm = None;
         row.scale2 = false;
         row.scale2_by = String::new();
         row.correcting = None;
@@ -314,8 +374,17 @@ impl ObsEntry {
             &self.gcs_motor,
             &self.glucose,
             &self.pain,
+            &self.pupil_left,
+            &self.pupil_right,
+            &self.capillary_refill,
+            &self.etco2,
+            &self.peak_flow,
         ];
-        texts.iter().any(|t| !t.trim().is_empty()) || self.acvpu.is_some() || self.scale2
+        texts.iter().any(|t| !t.trim().is_empty())
+            || self.acvpu.is_some()
+            || self.scale2
+            || self.pupil_reaction.is_some()
+            || self.rhythm.is_some()
     }
 
     /// Empties the row for the next set; keeps air/oxygen and the flow, which rarely change.
@@ -776,7 +845,10 @@ pub fn observations_ui(
                 error_text(ui, m);
             }
         });
-        if add {
+        // Below the button, so the everyday row and "Add" stay where crews expect them.
+        let mut more_enter = false;
+        more_observations_ui(ui, entry, &parsed.errors, &mut more_enter);
+        if add || more_enter {
             changed |= try_add(doc, entry, confirmed);
         }
     }
@@ -797,10 +869,125 @@ pub fn observations_ui(
     ui.separator();
     ui.label(RichText::new("All sets").strong().size(22.0));
     changed |= table_ui(ui, doc, entry, editable);
+    // Pupils, capillary refill, ETCO2, peak flow and rhythm, under the table (a column for
+    // them would make the table wider than most screens).
+    for o in doc.observations_by_time() {
+        let more = o.more_text();
+        if !more.is_empty() {
+            ui.label(format!(
+                "{}: {}",
+                clock_local(o.taken_at_utc),
+                more.join(", ")
+            ));
+        }
+    }
     ui.separator();
     ui.label(RichText::new("Trend").strong().size(22.0));
     trend_ui(ui, doc);
     changed
+}
+
+/// Pupils, capillary refill, ETCO2, peak flow and the monitor's rhythm: folded away until
+/// wanted, open when a value is typed or a correction holds one.
+fn more_observations_ui(
+    ui: &mut Ui,
+    entry: &mut ObsEntry,
+    errors: &[(EntryField, String)],
+    enter: &mut bool,
+) {
+    let any = [
+        &entry.pupil_left,
+        &entry.pupil_right,
+        &entry.capillary_refill,
+        &entry.etco2,
+        &entry.peak_flow,
+    ]
+    .iter()
+    .any(|t| !t.trim().is_empty())
+        || entry.pupil_reaction.is_some()
+        || entry.rhythm.is_some();
+    let header = egui::CollapsingHeader::new(
+        RichText::new("More: pupils, capillary refill, ETCO2, peak flow, rhythm").strong(),
+    )
+    .id_salt("more-observations");
+    let header = if any { header.open(Some(true)) } else { header };
+    header.show(ui, |ui| {
+        ui.horizontal_wrapped(|ui| {
+            number_field(
+                ui,
+                "Pupil left mm",
+                &mut entry.pupil_left,
+                70.0,
+                None,
+                enter,
+            );
+            number_field(
+                ui,
+                "Pupil right mm",
+                &mut entry.pupil_right,
+                70.0,
+                None,
+                enter,
+            );
+            number_field(
+                ui,
+                "Capillary refill s",
+                &mut entry.capillary_refill,
+                70.0,
+                error_for(errors, EntryField::CapillaryRefill),
+                enter,
+            );
+            number_field(
+                ui,
+                "ETCO2 kPa",
+                &mut entry.etco2,
+                80.0,
+                error_for(errors, EntryField::Etco2),
+                enter,
+            );
+            number_field(
+                ui,
+                "Peak flow L/min",
+                &mut entry.peak_flow,
+                90.0,
+                error_for(errors, EntryField::PeakFlow),
+                enter,
+            );
+        });
+        if let Some(err) = error_for(errors, EntryField::Pupils) {
+            error_text(ui, err);
+        }
+        ui.label("Pupils");
+        ui.horizontal_wrapped(|ui| {
+            for r in PupilReaction::ALL {
+                let chosen = entry.pupil_reaction == Some(r);
+                let b = choice(ui, chosen, r.label());
+                name_widget(
+                    &b,
+                    egui::Role::Button,
+                    &format!("Pupils: {}", r.label().to_lowercase()),
+                );
+                if b.clicked() {
+                    entry.pupil_reaction = if chosen { None } else { Some(r) };
+                }
+            }
+        });
+        ui.label("Rhythm on the monitor");
+        ui.horizontal_wrapped(|ui| {
+            for r in EcgRhythm::ALL {
+                let chosen = entry.rhythm == Some(r);
+                let b = choice(ui, chosen, r.label());
+                name_widget(
+                    &b,
+                    egui::Role::Button,
+                    &format!("Monitor rhythm: {}", r.label().to_lowercase()),
+                );
+                if b.clicked() {
+                    entry.rhythm = if chosen { None } else { Some(r) };
+                }
+            }
+        });
+    });
 }
 
 fn cell(v: Option<String>) -> String {
@@ -952,6 +1139,7 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, entry: &mut ObsEntry, editable: bo
                                     .inner_margin(egui::Margin::symmetric(6, 2))
                                     .show(ui, |ui| ui.label(RichText::new(text).color(fg)));
                             });
+
                             if editable {
                                 row.col(|ui| {
                                     let taken = clock_local(o.taken_at_utc);
