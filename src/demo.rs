@@ -679,7 +679,8 @@ pub fn whole_non_conveyance(outcome: &Outcome) -> NonConveyance {
     section
 }
 
-fn fixed_time(h: u32, m: u32) -> DateTime<Utc> {
+/// A time on the reference record's day (1 March 2026, UTC).
+pub(crate) fn fixed_time(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0)
         .single()
         .unwrap_or_default()

@@ -295,29 +295,27 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         section_entries.push(("Advance decisions", advance_refs));
     }
 
-    // The stroke assessment and each 12-lead ECG, as Observations in their own section
-    // (with the presentations in its narrative).
-    let mut assessment_refs = Vec::new();
+    // Each presentation's section and each 12-lead ECG, as Observations in their own
+    // section (with the presentations in its narrative).
+    // Each as (resource name, Observation); entered and referenced together below.
+    let mut assessed: Vec<(String, Value)> = Vec::new();
     if let Some(arrest) = e.assessment.arrest() {
-        entries.push((
-            ids.url("cardiac-arrest"),
+        assessed.push((
+            "cardiac-arrest".to_owned(),
             arrest_observation(&ids, e, arrest, obs_status),
         ));
-        assessment_refs.push(ids.reference("cardiac-arrest"));
     }
     if let Some(stroke) = e.assessment.stroke() {
-        entries.push((
-            ids.url("stroke"),
+        assessed.push((
+            "stroke".to_owned(),
             stroke_observation(&ids, e, stroke, obs_status),
         ));
-        assessment_refs.push(ids.reference("stroke"));
     }
     if let Some(trauma) = e.assessment.trauma() {
-        entries.push((
-            ids.url("trauma"),
+        assessed.push((
+            "trauma".to_owned(),
             trauma_observation(&ids, e, trauma, obs_status),
         ));
-        assessment_refs.push(ids.reference("trauma"));
     }
     // A child's weight: the vital-signs body weight (LOINC 29463-7), how it was found as its
     // method in words.
@@ -340,8 +338,7 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         if let Some(m) = p.weight_method {
             weight["method"] = json!({ "text": m.label() });
         }
-        entries.push((ids.url("body-weight"), weight));
-        assessment_refs.push(ids.reference("body-weight"));
+        assessed.push(("body-weight".to_owned(), weight));
     }
     if let Some(m) = e.assessment.maternity() {
         let text = |t: &str| json!({ "text": t });
@@ -357,8 +354,8 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         if let Some(c) = m.maternity_unit_contacted {
             components.push(json!({ "code": text("Maternity unit contacted"), "valueBoolean": c }));
         }
-        entries.push((
-            ids.url("maternity"),
+        assessed.push((
+            "maternity".to_owned(),
             exam_observation(
                 &ids,
                 "maternity",
@@ -369,25 +366,27 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
                 components,
             ),
         ));
-        assessment_refs.push(ids.reference("maternity"));
     }
     if let Some(sepsis) = e.assessment.sepsis() {
-        entries.push((
-            ids.url("sepsis-screen"),
+        assessed.push((
+            "sepsis-screen".to_owned(),
             sepsis_observation(&ids, e, sepsis, obs_status),
         ));
-        assessment_refs.push(ids.reference("sepsis-screen"));
     }
     if let Some(fall) = e.assessment.fall() {
-        entries.push((ids.url("fall"), fall_observation(&ids, e, fall, obs_status)));
-        assessment_refs.push(ids.reference("fall"));
+        assessed.push((
+            "fall".to_owned(),
+            fall_observation(&ids, e, fall, obs_status),
+        ));
     }
     for (i, ecg) in e.assessment.ecgs.iter().enumerate() {
         let name = format!("ecg-{i}");
-        entries.push((
-            ids.url(&name),
-            ecg_observation(&ids, e, &name, ecg, obs_status),
-        ));
+        let observation = ecg_observation(&ids, e, &name, ecg, obs_status);
+        assessed.push((name, observation));
+    }
+    let mut assessment_refs = Vec::new();
+    for (name, observation) in assessed {
+        entries.push((ids.url(&name), observation));
         assessment_refs.push(ids.reference(&name));
     }
 

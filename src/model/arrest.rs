@@ -344,15 +344,8 @@ impl CardiacArrest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    fn at(h: u32, m: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap()
-    }
-
-    fn hhmm(t: DateTime<Utc>) -> String {
-        t.format("%H:%M").to_string()
-    }
+    use crate::demo::fixed_time as at;
+    use crate::model::handover::clock as hhmm;
 
     #[test]
     fn an_empty_arrest_asks_for_the_utstein_core() {

@@ -177,11 +177,8 @@ impl Ecg12Lead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::handover::clock as hhmm;
     use chrono::TimeZone;
-
-    fn hhmm(at: DateTime<Utc>) -> String {
-        at.format("%H:%M").to_string()
-    }
 
     #[test]
     fn an_ecg_needs_time_rhythm_stemi_and_transmission() {

@@ -240,16 +240,9 @@ impl SepsisScreen {
 mod tests {
     use super::*;
     use crate::demo::complete_encounter;
+    use crate::demo::fixed_time as at;
+    use crate::model::handover::clock as hhmm;
     use crate::model::observations::PulseBpm;
-    use chrono::TimeZone;
-
-    fn at(h: u32, m: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap()
-    }
-
-    fn hhmm(t: DateTime<Utc>) -> String {
-        t.format("%H:%M").to_string()
-    }
 
     #[test]
     fn an_empty_screen_asks_for_time_source_flags_and_pathway() {

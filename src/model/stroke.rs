@@ -277,11 +277,8 @@ impl StrokeAssessment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::handover::clock as hhmm;
     use chrono::TimeZone;
-
-    fn hhmm(at: DateTime<Utc>) -> String {
-        at.format("%H:%M").to_string()
-    }
 
     #[test]
     fn an_empty_stroke_section_asks_for_fast_onset_glucose_and_pathway() {

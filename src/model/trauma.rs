@@ -312,11 +312,8 @@ impl TraumaAssessment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::handover::clock as hhmm;
     use chrono::TimeZone;
-
-    fn hhmm(t: DateTime<Utc>) -> String {
-        t.format("%H:%M").to_string()
-    }
 
     #[test]
     fn an_empty_trauma_section_asks_for_each_item() {

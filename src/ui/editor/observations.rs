@@ -819,13 +819,7 @@ pub fn observations_ui(
             if entry.correcting.is_some() && ui.button("Cancel correction").clicked() {
                 entry.clear_for_next();
             }
-            // The latest complete set when there is one: a glucose-only recheck after it has
-            // no vital signs to copy.
-            let latest = match doc.current_news2() {
-                CurrentNews2::Scored(l) => Some(l.set),
-                _ => doc.observations_by_time().last().map(|o| (*o).clone()),
-            };
-            if let Some(latest) = latest
+            if !doc.observations.is_empty()
                 && entry.correcting.is_none()
                 && !entry.has_typed()
                 && ui
@@ -833,10 +827,18 @@ pub fn observations_ui(
                     .on_hover_text("Fills the vital signs from the latest set, to check and change")
                     .clicked()
             {
-                *entry = ObsEntry {
-                    removed: std::mem::take(&mut entry.removed),
-                    ..ObsEntry::same_as(&latest)
+                // The latest complete set when there is one: a glucose-only recheck after it
+                // has no vital signs to copy.
+                let latest = match doc.current_news2() {
+                    CurrentNews2::Scored(l) => Some(l.set),
+                    _ => doc.observations_by_time().last().map(|o| (*o).clone()),
                 };
+                if let Some(latest) = latest {
+                    *entry = ObsEntry {
+                        removed: std::mem::take(&mut entry.removed),
+                        ..ObsEntry::same_as(&latest)
+                    };
+                }
             }
             if entry.copied_from.is_some() && ui.button("Clear copied values").clicked() {
                 entry.clear_for_next();
