@@ -1784,3 +1784,125 @@ fn pupils_capillary_refill_etco2_peak_flow_and_rhythm_are_added_with_a_set() {
         "pupils L 3 R 6 mm, left only reacts, CRT 3 s, ETCO2 4.6 kPa, PEFR 200 L/min, atrial fibrillation",
     );
 }
+
+#[test]
+fn the_standard_encounter_is_written_and_signed_within_the_interaction_budget() {
+    use ambulance_epr::model::Outcome;
+    use support::standard_encounter::{INTERACTION_BUDGET, PPCI_CENTRE, tablet_mid_shift};
+    let dir = tempfile::tempdir().unwrap();
+    tablet_mid_shift(dir.path());
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    let count = support::standard_encounter::write_and_sign(&mut h);
+    settle(&mut h);
+
+    let ed = h.state().editor().unwrap();
+    let doc = &ed.doc;
+    assert!(doc.status.is_signed(), "the record was signed");
+    assert_eq!(doc.incident.call_sign, "RD21", "the shift's call sign");
+    assert_eq!(doc.crew.len(), 2, "the shift's crew");
+    assert_eq!(doc.observations.len(), 2);
+    let sets = doc.observations_by_time();
+    assert!(
+        sets[1].copied_from_utc.is_some(),
+        "the second set says it was copied"
+    );
+    assert_eq!(sets[1].pulse_bpm.map(|p| p.get()), Some(88));
+    assert_eq!(sets[1].systolic_mmhg.map(|p| p.get()), Some(132));
+    let ecg = &doc.assessment.ecgs[0];
+    assert_eq!((ecg.stemi, ecg.ppci), (Some(true), Some(true)));
+    assert_eq!(ecg.transmitted, Some(true), "the one tap said it was sent");
+    assert_eq!(ecg.transmitted_to, "PPCI centre (cath lab)");
+    let drugs: Vec<_> = doc.drugs.iter().map(|d| d.drug.as_str()).collect();
+    assert_eq!(drugs, ["Aspirin", "GTN"]);
+    assert_eq!(
+        doc.outcome,
+        Some(Outcome::ConveyedTo {
+            hospital: PPCI_CENTRE.to_owned()
+        })
+    );
+    println!(
+        "standard encounter: {} taps + {} keystrokes = {}",
+        count.taps,
+        count.keystrokes,
+        count.interactions()
+    );
+    assert!(
+        count.interactions() <= INTERACTION_BUDGET,
+        "{} interactions ({count:?}), over the budget of {INTERACTION_BUDGET}",
+        count.interactions()
+    );
+}
+
+#[test]
+fn the_number_pad_types_into_the_field_last_tapped_and_moves_to_the_next() {
+    let (_dir, mut h) = open_draft(&complete_encounter());
+    click(&mut h, "Observations");
+    tap_in_view(&mut h, "Number pad");
+    tap_field(&mut h, "Resp rate /min");
+    h.get_by_label_contains("Number pad: Resp rate /min");
+    click(&mut h, "Pad 1");
+    click(&mut h, "Pad 8");
+    assert_eq!(h.state().editor().unwrap().obs.resp_rate, "18");
+    click(&mut h, "Pad next field");
+    h.get_by_label_contains("Number pad: SpO2 %");
+    for key in ["Pad 9", "Pad 7", "Pad delete", "Pad 6"] {
+        click(&mut h, key);
+    }
+    assert_eq!(h.state().editor().unwrap().obs.spo2, "96");
+    // A decimal point for temperature.
+    tap_field(&mut h, "Temp °C");
+    for key in ["Pad 3", "Pad 7", "Pad point", "Pad 2"] {
+        click(&mut h, key);
+    }
+    assert_eq!(h.state().editor().unwrap().obs.temperature, "37.2");
+    click(&mut h, "Pad hide");
+    assert!(h.query_by_label("Pad 1").is_none());
+    assert_eq!(
+        h.state().editor().unwrap().obs.resp_rate,
+        "18",
+        "hiding the pad keeps what it typed"
+    );
+    // Turned off, number fields open without it.
+    tap_in_view(&mut h, "Number pad");
+    tap_field(&mut h, "Pulse /min");
+    assert!(h.query_by_label("Pad 1").is_none());
+    assert!(!h.state().editor().unwrap().obs.pad_on);
+}
+
+/// Brings a text field into view and taps it.
+fn tap_field(h: &mut Harness<'_, EprApp>, label: &str) {
+    h.get_by_role_and_label(Role::TextInput, label)
+        .scroll_to_me();
+    settle(h);
+    h.get_by_role_and_label(Role::TextInput, label).click();
+    settle(h);
+}
+
+#[test]
+fn a_child_under_five_gets_the_paediatric_gcs_words_and_no_adult_doses() {
+    let mut e = complete_encounter();
+    e.created_at_utc = chrono::Utc::now();
+    e.patient.date_of_birth = Some(chrono::Local::now().date_naive() - chrono::Months::new(40));
+    e.patient.estimated_age_years = None;
+    let (_dir, mut h) = open_draft(&e);
+    click(&mut h, "Observations");
+    h.get_by_label("Child under 5: paediatric GCS");
+    h.get_by_label("V4 less than usual ability, irritable cry");
+    h.get_by_label("M5 withdraws to touch");
+    click(&mut h, "Interventions and drugs");
+    assert!(h.query_by_label("Fill: Aspirin 300 mg oral").is_none());
+    h.get_by_label_contains("A child: no doses are offered");
+
+    // An adult: the usual doses fill the form, and nothing is added until the crew adds it.
+    let (_dir, mut h) = open_draft(&complete_encounter());
+    click(&mut h, "Observations");
+    assert!(h.query_by_label("Child under 5: paediatric GCS").is_none());
+    click(&mut h, "Interventions and drugs");
+    let before = h.state().editor().unwrap().doc.drugs.len();
+    tap_in_view(&mut h, "Fill: GTN 400 micrograms sublingual");
+    let form = &h.state().editor().unwrap().forms.drug;
+    assert_eq!((form.drug.as_str(), form.dose.as_str()), ("GTN", "400"));
+    assert_eq!(form.route, "Sublingual");
+    assert_eq!(h.state().editor().unwrap().doc.drugs.len(), before);
+}

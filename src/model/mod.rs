@@ -22,6 +22,7 @@ pub mod nhs_number;
 pub mod non_conveyance;
 pub mod observations;
 pub mod paediatric;
+pub mod quick_picks;
 pub mod review;
 pub mod revision;
 pub mod safeguarding;

@@ -381,6 +381,28 @@ impl Gcs {
         }
     }
 
+    /// Below this age the paediatric verbal and motor descriptors apply (the modified GCS for
+    /// children under 5 used in UK emergency care); eye opening is as for adults.
+    pub const PAEDIATRIC_UNDER_YEARS: u32 = 5;
+
+    /// The verbal response for a child under 5, best first: index 0 is V5.
+    pub const PAEDIATRIC_VERBAL: [&'static str; 5] = [
+        "alert, babbles, coos, words or sentences normal for age",
+        "less than usual ability, irritable cry",
+        "cries to pain",
+        "moans to pain",
+        "no response to pain",
+    ];
+
+    /// The motor responses that differ for a child under 5: M6 and M5 (M4 to M1 as adults).
+    pub const PAEDIATRIC_MOTOR: [&'static str; 2] =
+        ["normal spontaneous movements", "withdraws to touch"];
+
+    /// Whether the paediatric descriptors apply at `age_years` (unknown age: no).
+    pub fn paediatric_scale_applies(age_years: Option<u32>) -> bool {
+        age_years.is_some_and(|a| a < Self::PAEDIATRIC_UNDER_YEARS)
+    }
+
     /// The components as written: "E4 V5 M6", "E4 VT M6", "EC V2 M5".
     pub fn components(self) -> String {
         format!("E{} V{} M{}", self.eye, self.verbal, self.motor.get())
@@ -811,6 +833,22 @@ impl ObservationSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_paediatric_gcs_descriptors_apply_under_five_only() {
+        assert!(Gcs::paediatric_scale_applies(Some(0)));
+        assert!(Gcs::paediatric_scale_applies(Some(4)));
+        assert!(!Gcs::paediatric_scale_applies(Some(5)));
+        assert!(
+            !Gcs::paediatric_scale_applies(None),
+            "an unknown age gets the adult words"
+        );
+        assert_eq!(
+            Gcs::PAEDIATRIC_VERBAL[1],
+            "less than usual ability, irritable cry"
+        );
+        assert_eq!(Gcs::PAEDIATRIC_VERBAL[4], "no response to pain");
+    }
 
     #[test]
     fn hard_limits_accept_edges_and_zero() {

@@ -17,6 +17,7 @@ pub mod encounters;
 pub mod keyring;
 pub mod migrate;
 pub mod outbox;
+pub mod recent;
 pub mod retention;
 
 use crate::model::Revision;
@@ -33,6 +34,7 @@ pub use encounters::{
     EncounterSummary, ListFilter, SaveReceipt, StatusCounts, SyncState, VersionInfo,
 };
 pub use outbox::{FeedbackEntry, OutboxItem, OutboxPosition, PendingSigner};
+pub use recent::RecentChoices;
 pub use retention::{DEFAULT_RETENTION_DAYS, Holdings, PurgeReport, TabletState};
 
 /// File name of the encrypted store inside the data directory.

@@ -43,6 +43,17 @@ pub fn choice(ui: &mut Ui, selected: bool, text: impl Into<egui::WidgetText>) ->
     )
 }
 
+/// A one-tap answer: a small button showing `text`, named "`field`: `text`" for screen
+/// readers (and tests), so the same answer offered for two fields is told apart.
+pub fn quick_pick(ui: &mut Ui, field: &str, text: &str) -> Response {
+    let r = ui.add(egui::Button::new(text).min_size(egui::vec2(0.0, 36.0)));
+    let enabled = r.enabled();
+    r.widget_info(|| {
+        egui::WidgetInfo::labeled(egui::Role::Button, enabled, format!("{field}: {text}"))
+    });
+    r
+}
+
 /// A problem with the field just before it, in the theme's error colour.
 pub fn error_text(ui: &mut Ui, message: &str) -> Response {
     ui.label(

@@ -92,6 +92,8 @@ pub enum StoreRequest {
         format: ExportFormat,
         folder: String,
     },
+    /// One-tap answers from the crew's recent records other than the record in hand.
+    RecentChoices { for_record: Uuid },
     /// Remember the theme and idle time (a small file beside the store, written here so the
     /// UI thread never touches the disk).
     SavePrefs(UiPrefs),
@@ -177,6 +179,11 @@ pub enum StoreReply {
     /// The file written, or what went wrong in words for the crew.
     Exported(Result<PathBuf, String>),
     PrefsSaved,
+    /// One-tap answers from recent records, for the record `for_record`.
+    RecentChoices {
+        for_record: Uuid,
+        result: Result<crate::store::RecentChoices, StoreProblem>,
+    },
     /// The demo was deleted, or why not (in words).
     DemoDeleted(Result<(), String>),
     /// A second store connection (boxed: the store is large), with what it was asked for.
@@ -547,6 +554,13 @@ fn handle(
             Some(s) => export_to_folder(s, id, revision, format, &folder),
             None => Err(StoreProblem::Locked.to_string()),
         }),
+        StoreRequest::RecentChoices { for_record } => StoreReply::RecentChoices {
+            for_record,
+            result: shown(match store.as_ref() {
+                Some(s) => s.recent_choices(chrono::Utc::now(), Some(for_record)),
+                None => Err(locked()),
+            }),
+        },
         StoreRequest::SavePrefs(p) => {
             prefs::save(data_dir, p);
             StoreReply::PrefsSaved

@@ -3,4 +3,5 @@
 
 pub mod net;
 pub mod proxy;
+pub mod standard_encounter;
 pub mod ui;

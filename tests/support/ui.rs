@@ -5,7 +5,7 @@
 //! moves only when [`advance`] (or [`settle`], up to the app's next debounce timer) moves it.
 //! Real waiting is left only for real background work (the store worker, servers).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,24 @@ use egui_kittest::Harness;
 thread_local! {
     /// The time the app sees on this test thread.
     static CLOCK: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// How long each frame's app work took (logic and drawing), when a benchmark asks.
+    static FRAME_TIMES: RefCell<Option<Vec<Duration>>> = const { RefCell::new(None) };
+}
+
+/// From now on, record how long each frame's app work (logic and drawing) takes on this
+/// thread.
+pub fn time_frames() {
+    FRAME_TIMES.with(|f| *f.borrow_mut() = Some(Vec::new()));
+}
+
+/// The frame times recorded since [`time_frames`] or the last call.
+pub fn take_frame_times() -> Vec<Duration> {
+    FRAME_TIMES.with(|f| {
+        f.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
 }
 
 /// This thread's test clock (it starts at the first reading).
@@ -39,8 +57,15 @@ pub fn harness(dir: &Path, config: AppConfig) -> Harness<'static, EprApp> {
         .with_size([1280.0, 800.0])
         .build_ui_state(
             |ui, app: &mut EprApp| {
+                let start = Instant::now();
                 app.logic_at(ui.ctx(), now());
                 app.draw(ui);
+                let took = start.elapsed();
+                FRAME_TIMES.with(|f| {
+                    if let Some(times) = f.borrow_mut().as_mut() {
+                        times.push(took);
+                    }
+                });
             },
             app,
         )

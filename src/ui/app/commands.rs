@@ -289,7 +289,11 @@ impl EprApp {
             }
             Command::NewRecord => {
                 let user = self.user.clone().unwrap_or_default();
-                self.screen = Screen::Editor(Box::new(EditorState::new_record(&user)));
+                let ed = EditorState::new_record(&user);
+                self.worker.send(StoreRequest::RecentChoices {
+                    for_record: ed.id(),
+                });
+                self.screen = Screen::Editor(Box::new(ed));
             }
             Command::OpenRecord(id) => {
                 self.flush_editor();

@@ -11,7 +11,7 @@ use super::state::{EprApp, Screen};
 use crate::store::Store;
 use crate::sync::SyncCommand;
 use crate::ui::connection::ConnectionPurpose;
-use crate::ui::editor::{EditorState, Forms, VersionView};
+use crate::ui::editor::{EditMode, EditorState, Forms, VersionView};
 use crate::ui::problem::StoreProblem;
 use crate::ui::unlock::{ConnectForm, FirstRunForm, UnlockForm};
 use crate::ui::worker::{ListPurpose, StoreReply, StoreRequest};
@@ -84,6 +84,14 @@ impl EprApp {
             | StoreReply::AmendmentDiscarded
             | StoreReply::Audited
             | StoreReply::PrefsSaved => {}
+            StoreReply::RecentChoices { for_record, result } => {
+                if let Screen::Editor(ed) = &mut self.screen
+                    && ed.id() == for_record
+                    && let Ok(choices) = result
+                {
+                    ed.forms.recent = choices;
+                }
+            }
             StoreReply::Exported(result) => {
                 if self.user.is_none() {
                     return;
@@ -169,6 +177,11 @@ impl EprApp {
                             && old.id() == ed.id()
                         {
                             ed.section = old.section;
+                        }
+                        if ed.mode == EditMode::Draft {
+                            self.worker.send(StoreRequest::RecentChoices {
+                                for_record: ed.id(),
+                            });
                         }
                         self.screen = Screen::Editor(Box::new(ed));
                     }

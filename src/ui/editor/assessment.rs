@@ -26,13 +26,14 @@ use crate::model::maternity::{MaternityAssessment, MaternityFinding};
 use crate::model::paediatric::{
     PaediatricAssessment, WeightMethod, age_months_under_two, parse_weight_kg,
 };
+use crate::model::quick_picks;
 use crate::model::sepsis::{RedFlag, SepsisPathway, SepsisScreen, SepsisSource};
 use crate::model::stroke::{BeFast, Finding, OnsetKind, StrokeAssessment, StrokePathway};
 use crate::model::trauma::{
     BodyRegion, HaemorrhageControl, Injury, InjuryKind, Mechanism, TraumaAssessment, TraumaTriage,
 };
 use crate::model::{Encounter, Field};
-use crate::ui::widgets::{choice, text_field, warning_text};
+use crate::ui::widgets::{choice, quick_pick, text_field, warning_text};
 
 const ARREST: Field = Field::Assessment(AssessmentPart::Arrest);
 const STROKE: Field = Field::Assessment(AssessmentPart::Stroke);
@@ -994,8 +995,25 @@ fn ecg_ui(
                 changed |= yes_no(ui, "Primary PCI pathway", &mut ecg.ppci).0;
             }
         });
-    if ecg.transmitted == Some(true) {
-        changed |= text_field(ui, "Transmitted to", &mut ecg.transmitted_to, 300.0).changed();
+    // Where it was sent: one tap also says it was transmitted.
+    if ecg.transmitted != Some(false) {
+        ui.horizontal_wrapped(|ui| {
+            if ecg.transmitted == Some(true) {
+                changed |=
+                    text_field(ui, "Transmitted to", &mut ecg.transmitted_to, 300.0).changed();
+            } else if ui.is_enabled() {
+                ui.label("Sent to");
+            }
+            if ui.is_enabled() {
+                for pick in quick_picks::ECG_SENT_TO {
+                    if quick_pick(ui, "Transmitted to", pick).clicked() {
+                        ecg.transmitted = Some(true);
+                        ecg.transmitted_to = pick.to_owned();
+                        changed = true;
+                    }
+                }
+            }
+        });
     }
     if ecg.stemi == Some(true) && ecg.ppci.is_none() {
         warning_text(ui, "STEMI: say whether the patient is on the PPCI pathway");

@@ -225,6 +225,8 @@ pub struct Forms {
     pub intervention: InterventionForm,
     pub drug: DrugForm,
     pub crew: CrewForm,
+    /// One-tap answers from the crew's recent records (call sign, crew, destinations).
+    pub recent: crate::store::RecentChoices,
     /// The drug or intervention the crew asked to remove, waiting for them to confirm.
     pub removing: Option<Removal>,
     /// Removals confirmed this frame, for the editor to audit.

@@ -16,12 +16,15 @@ use super::forms::{
 };
 use super::{jump_here, name_widget};
 use crate::model::clock_time::{ClockTimeError, Expect, Occurrence};
+use crate::model::quick_picks;
 use crate::model::{
     CrewMember, DoseUnit, Encounter, Field, Intervention, Milestone, NhsNumber, Outcome, Patient,
     Pregnancy, Revision, Sex, handover,
 };
 use crate::store::audit::Action;
-use crate::ui::widgets::{choice, error_text, sentence, text_area, text_field, warning_text};
+use crate::ui::widgets::{
+    choice, error_text, quick_pick, sentence, text_area, text_field, warning_text,
+};
 
 /// Incident number, call sign, location and the milestone times.
 pub fn incident_ui(
@@ -48,6 +51,20 @@ pub fn incident_ui(
             jump_here(&r, jump, Field::CallSign);
             changed |= r.changed();
             ui.end_row();
+            if let Some(call_sign) = &forms.recent.call_sign
+                && doc.incident.call_sign.trim().is_empty()
+                && ui.is_enabled()
+            {
+                ui.label("");
+                if same_shift_ui(ui, call_sign, &forms.recent.crew) {
+                    doc.incident.call_sign = call_sign.clone();
+                    if doc.crew.is_empty() {
+                        doc.crew = forms.recent.crew.clone();
+                    }
+                    changed = true;
+                }
+                ui.end_row();
+            }
             let r = text_field(ui, "Location", &mut doc.incident.location, 420.0);
             changed |= r.changed();
             ui.end_row();
@@ -129,6 +146,26 @@ pub fn incident_ui(
             }
         });
     changed
+}
+
+/// "Same call sign and crew as the last record: RD21 (Sam Jones, Kit Lee)". True when tapped.
+fn same_shift_ui(ui: &mut Ui, call_sign: &str, crew: &[CrewMember]) -> bool {
+    let names: Vec<&str> = crew.iter().map(|c| c.name.as_str()).collect();
+    let text = if names.is_empty() {
+        format!("Same call sign as the last record: {call_sign}")
+    } else {
+        format!(
+            "Same call sign and crew as the last record: {call_sign} ({})",
+            names.join(", ")
+        )
+    };
+    let r = ui.button(text);
+    name_widget(
+        &r,
+        egui::Role::Button,
+        "Same call sign and crew as the last record",
+    );
+    r.clicked()
 }
 
 /// Who the patient is: names, NHS number (checked as typed), date of birth or estimated age,
@@ -378,6 +415,16 @@ pub fn history_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) ->
     let r = text_area(ui, "Presenting complaint", &mut h.presenting_complaint, 2);
     jump_here(&r, jump, Field::PresentingComplaint);
     changed |= r.changed();
+    if h.presenting_complaint.trim().is_empty() && ui.is_enabled() {
+        ui.horizontal_wrapped(|ui| {
+            for pick in quick_picks::PRESENTING_COMPLAINTS {
+                if quick_pick(ui, "Presenting complaint", pick).clicked() {
+                    h.presenting_complaint = pick.to_owned();
+                    changed = true;
+                }
+            }
+        });
+    }
     changed |= text_area(
         ui,
         "History of presenting complaint or mechanism",
@@ -641,6 +688,29 @@ pub fn treatment_ui(
     }
     if editable {
         let f = &mut forms.drug;
+        if quick_picks::adult_picks_allowed(doc.patient_age_years()) {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(
+                    RichText::new("Usual adult doses (fills the form: check it, then add):").weak(),
+                );
+                for d in &quick_picks::COMMON_ADULT_DRUGS {
+                    if quick_pick(ui, "Fill", &d.label()).clicked() {
+                        f.drug = d.drug.to_owned();
+                        f.dose = d.dose.to_owned();
+                        f.unit = Some(d.unit.clone());
+                        f.route = d.route.to_owned();
+                        f.error = None;
+                    }
+                }
+            });
+        } else {
+            ui.label(
+                RichText::new(
+                    "A child: no doses are offered to fill in. Work out the dose for this child.",
+                )
+                .weak(),
+            );
+        }
         ui.horizontal_wrapped(|ui| {
             ui.vertical(|ui| {
                 text_field(ui, "Drug", &mut f.drug, 200.0);
@@ -795,6 +865,17 @@ pub fn outcome_ui(
             ui.horizontal(|ui| {
                 changed |= text_field(ui, "Destination hospital", hospital, 360.0).changed();
             });
+            if !forms.recent.destinations.is_empty() && ui.is_enabled() {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(RichText::new("Recent:").weak());
+                    for d in &forms.recent.destinations {
+                        if quick_pick(ui, "Destination", d).clicked() {
+                            *hospital = d.clone();
+                            changed = true;
+                        }
+                    }
+                });
+            }
         }
         Some(Outcome::NotConveyed { reason }) => {
             changed |= text_area(ui, "Reason not conveyed and advice given", reason, 2).changed();
