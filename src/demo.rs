@@ -343,6 +343,28 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
         }
         7 => {
             e.history.past_medical_history = "COPD".to_owned();
+            // Breathless with COPD; every other one also in a mental health crisis.
+            e.assessment.set(Presentation::BreathingDifficulty, true);
+            e.assessment.breathing = Some(crate::model::breathing::BreathingAssessment {
+                speech: Some(crate::model::breathing::Speech::ShortPhrases),
+                wheeze: Some(true),
+                accessory_muscles: Some(true),
+                known_condition: Some(crate::model::breathing::KnownCondition::Copd),
+                life_threats: Vec::new(),
+                no_life_threats: true,
+            });
+            if serial % 20 == 17 {
+                use crate::model::mental_health::*;
+                e.assessment.set(Presentation::MentalHealth, true);
+                e.assessment.mental_health = Some(MentalHealthAssessment {
+                    thoughts_of_suicide: Some(true),
+                    self_harm: Some(false),
+                    risk_to_others: Some(false),
+                    legal_status: Some(LegalStatus::Informal),
+                    police_present: Some(false),
+                    contacted: Some(MentalHealthContact::CrisisTeam),
+                });
+            }
             for o in &mut e.observations {
                 if o.spo2_percent.is_some() {
                     o.spo2_scale2 = Some(Scale2Choice::hypercapnic_failure("Demo Paramedic"));
@@ -539,6 +561,26 @@ fn add_presentation(
                 });
             }
             e.assessment.trauma = Some(trauma);
+        }
+        Presentation::BreathingDifficulty => {
+            use crate::model::breathing::*;
+            let severe = serial.is_multiple_of(3);
+            e.assessment.breathing = Some(BreathingAssessment {
+                speech: Some(if severe {
+                    Speech::SingleWords
+                } else {
+                    Speech::ShortPhrases
+                }),
+                wheeze: Some(true),
+                accessory_muscles: Some(severe),
+                known_condition: Some(KnownCondition::Asthma),
+                life_threats: if severe {
+                    vec![LifeThreat::Exhaustion]
+                } else {
+                    Vec::new()
+                },
+                no_life_threats: !severe,
+            });
         }
         Presentation::Fall => {
             use crate::model::falls::*;
@@ -854,6 +896,19 @@ mod tests {
                     .is_some_and(NhsNumber::is_test_range)
             );
             assert!(e.incident.times.order_warnings().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_few_hundred_records_hold_every_presentation() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            let e = synthetic_encounter(&mut rng, Utc::now(), i);
+            seen.extend(e.assessment.presentations.iter().copied());
+        }
+        for p in Presentation::ALL {
+            assert!(seen.contains(&p), "no demo record with {p:?}");
         }
     }
 

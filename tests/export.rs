@@ -1394,3 +1394,80 @@ fn observations_beyond_the_vital_signs_are_printed_and_in_the_fhir_document() {
         "pupils L 4 R 4 mm, both react"
     );
 }
+
+#[test]
+fn breathing_difficulty_and_a_mental_health_crisis_are_said_at_handover_printed_and_in_fhir() {
+    use ambulance_epr::model::breathing::*;
+    use ambulance_epr::model::mental_health::*;
+    use ambulance_epr::model::{AssessmentPart, Field, Presentation, missing_items};
+    let mut e = complete_encounter();
+    e.assessment.set(Presentation::BreathingDifficulty, true);
+    e.assessment.set(Presentation::MentalHealth, true);
+    let parts: HashSet<_> = missing_items(&e).into_iter().map(|m| m.field).collect();
+    assert!(parts.contains(&Field::Assessment(AssessmentPart::Breathing)));
+    assert!(parts.contains(&Field::Assessment(AssessmentPart::MentalHealth)));
+    let mut breathing = BreathingAssessment {
+        speech: Some(Speech::SingleWords),
+        wheeze: Some(false),
+        accessory_muscles: Some(true),
+        known_condition: Some(KnownCondition::Asthma),
+        ..BreathingAssessment::default()
+    };
+    breathing.set_threat(LifeThreat::SilentChest, true);
+    e.assessment.breathing = Some(breathing);
+    e.assessment.mental_health = Some(MentalHealthAssessment {
+        thoughts_of_suicide: Some(true),
+        self_harm: Some(true),
+        risk_to_others: Some(false),
+        legal_status: Some(LegalStatus::Section136),
+        police_present: Some(true),
+        contacted: Some(MentalHealthContact::ControlRoomClinician),
+    });
+    assert_eq!(missing_items(&e), vec![]);
+    let breathing = "LIFE-THREATENING: silent chest. Breathing: speaking in single words, no \
+                     wheeze, using accessory muscles, known asthma";
+    let mental = "Mental health: thoughts of suicide, self-harm; no risk to others; Section 136; \
+                  police present; control room mental health clinician contacted";
+    let lines = atmist(&e);
+    let information = lines
+        .iter()
+        .find(|l| l.heading == "Injuries or information")
+        .unwrap();
+    assert!(
+        information
+            .text
+            .starts_with(&format!("{breathing}; {mental}")),
+        "{}",
+        information.text
+    );
+
+    let text = squash(&pdf_text(
+        &pdf::render(&e, &fixed_meta(RecordStatus::Completed), Utc::now()).unwrap(),
+    ));
+    assert!(text.contains(breathing), "{text}");
+    assert!(text.contains(mental), "{text}");
+
+    let b = fhir::bundle(&e, &fixed_meta(RecordStatus::Completed), Utc::now());
+    assert_eq!(fhir_problems(&b), Vec::<String>::new());
+    let observations = find(&b, "Observation");
+    let seen = observations
+        .iter()
+        .find(|o| o["code"]["text"] == "Breathing difficulty assessment")
+        .expect("the breathing observation");
+    assert!(seen["component"].as_array().unwrap().iter().any(|c| {
+        c["code"]["text"] == "Life-threatening feature"
+            && c["valueCodeableConcept"]["text"] == "Silent chest"
+    }));
+    let mh = observations
+        .iter()
+        .find(|o| o["code"]["text"] == "Mental health assessment")
+        .expect("the mental health observation");
+    assert!(
+        mh["component"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| { c["code"]["text"] == "Thoughts of suicide" && c["valueBoolean"] == true })
+    );
+    assert_eq!(mh["valueString"], mental);
+}

@@ -1906,3 +1906,53 @@ fn a_child_under_five_gets_the_paediatric_gcs_words_and_no_adult_doses() {
     assert_eq!(form.route, "Sublingual");
     assert_eq!(h.state().editor().unwrap().doc.drugs.len(), before);
 }
+
+#[test]
+fn breathing_difficulty_and_mental_health_bring_their_sections_and_sign_off_checks() {
+    use ambulance_epr::model::breathing::{LifeThreat, Speech};
+    use ambulance_epr::model::mental_health::LegalStatus;
+    use ambulance_epr::model::{AssessmentPart, Field};
+    let (_dir, mut h) = open_draft(&complete_encounter());
+    click(&mut h, "Presentation and ECG");
+    assert!(h.query_by_label("Wheeze: yes").is_none(), "not picked yet");
+    tap_in_view(&mut h, "Presentation: breathing difficulty");
+    tap_in_view(&mut h, "Presentation: mental health");
+    click(&mut h, "Complete and sign…");
+    h.get_by_label("Not ready to sign");
+    click_button(&mut h, "Breathing: speech in one breath");
+    assert_eq!(h.state().editor().unwrap().section, Section::Assessment);
+    for tap in [
+        "Speech in one breath: single words",
+        "Wheeze: yes",
+        "Accessory muscle use: yes",
+        "Known condition: asthma",
+        "Life-threatening: exhaustion",
+        "Thoughts of suicide: no",
+        "Self-harm in this episode: yes",
+        "Risk to others: no",
+        "Mental Health Act status: section 136",
+        "Mental health service contacted: crisis team",
+    ] {
+        tap_in_view(&mut h, tap);
+    }
+    h.get_by_label("Life-threatening features: the handover says them before the other findings");
+    h.get_by_label("A risk is present: said in the handover");
+    settle(&mut h);
+    let doc = &h.state().editor().unwrap().doc;
+    let b = doc.assessment.breathing().unwrap();
+    assert_eq!(b.speech, Some(Speech::SingleWords));
+    assert_eq!(b.life_threats, [LifeThreat::Exhaustion]);
+    let m = doc.assessment.mental_health().unwrap();
+    assert_eq!(m.legal_status, Some(LegalStatus::Section136));
+    let missing = ambulance_epr::model::missing_items(doc);
+    assert!(
+        missing.iter().all(|m| !matches!(
+            m.field,
+            Field::Assessment(AssessmentPart::Breathing | AssessmentPart::MentalHealth)
+        )),
+        "{missing:?}"
+    );
+    click(&mut h, "Handover (ATMIST)");
+    h.get_by_label_contains("LIFE-THREATENING: exhaustion. Breathing: speaking in single words");
+    h.get_by_label_contains("Mental health: self-harm; no thoughts of suicide, no risk to others");
+}

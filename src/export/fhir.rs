@@ -373,6 +373,18 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
             sepsis_observation(&ids, e, sepsis, obs_status),
         ));
     }
+    if let Some(b) = e.assessment.breathing() {
+        assessed.push((
+            "breathing".to_owned(),
+            breathing_observation(&ids, e, b, obs_status),
+        ));
+    }
+    if let Some(m) = e.assessment.mental_health() {
+        assessed.push((
+            "mental-health".to_owned(),
+            mental_health_observation(&ids, e, m, obs_status),
+        ));
+    }
     if let Some(fall) = e.assessment.fall() {
         assessed.push((
             "fall".to_owned(),
@@ -512,6 +524,12 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         }
         if let Some(sepsis) = e.assessment.sepsis() {
             lines.push(sepsis.summary(e, clock));
+        }
+        if let Some(b) = e.assessment.breathing() {
+            lines.push(b.summary());
+        }
+        if let Some(m) = e.assessment.mental_health() {
+            lines.push(m.summary());
         }
         if let Some(fall) = e.assessment.fall() {
             lines.push(fall.summary());
@@ -780,6 +798,92 @@ fn sepsis_observation(
         "Sepsis screen",
         s.screened_utc.unwrap_or(e.created_at_utc),
         s.summary(e, clock),
+        components,
+    )
+}
+
+/// The breathing difficulty section as one Observation: its summary as the value; speech,
+/// the known condition and each life-threatening feature as text components, wheeze and
+/// accessory muscle use as booleans.
+fn breathing_observation(
+    ids: &Ids,
+    e: &Encounter,
+    b: &crate::model::breathing::BreathingAssessment,
+    status: &str,
+) -> Value {
+    let text = |t: &str| json!({ "text": t });
+    let mut components = Vec::new();
+    let mut choice = |name: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            components.push(json!({ "code": text(name), "valueCodeableConcept": text(v) }));
+        }
+    };
+    choice("Speech in one breath", b.speech.map(|s| s.label()));
+    choice("Known condition", b.known_condition.map(|c| c.label()));
+    for threat in &b.life_threats {
+        choice("Life-threatening feature", Some(threat.label()));
+    }
+    for (name, value) in [
+        ("Wheeze", b.wheeze),
+        ("Accessory muscle use", b.accessory_muscles),
+    ] {
+        if let Some(v) = value {
+            components.push(json!({ "code": text(name), "valueBoolean": v }));
+        }
+    }
+    exam_observation(
+        ids,
+        "breathing",
+        status,
+        "Breathing difficulty assessment",
+        at_patient(e),
+        b.summary(),
+        components,
+    )
+}
+
+/// The mental health section as one Observation: its summary as the value; the three risks
+/// and police presence as booleans, the Mental Health Act status and the service contacted as
+/// text.
+fn mental_health_observation(
+    ids: &Ids,
+    e: &Encounter,
+    m: &crate::model::mental_health::MentalHealthAssessment,
+    status: &str,
+) -> Value {
+    let text = |t: &str| json!({ "text": t });
+    let mut components = Vec::new();
+    for (name, value) in [
+        ("Thoughts of suicide", m.thoughts_of_suicide),
+        ("Self-harm in this episode", m.self_harm),
+        ("Risk to others", m.risk_to_others),
+        ("Police present", m.police_present),
+    ] {
+        if let Some(v) = value {
+            components.push(json!({ "code": text(name), "valueBoolean": v }));
+        }
+    }
+    for (name, value) in [
+        (
+            "Mental Health Act status",
+            m.legal_status.map(|s| s.label()),
+        ),
+        (
+            "Mental health service contacted",
+            m.contacted.map(|c| c.label()),
+        ),
+    ] {
+        if let Some(v) = value {
+            components.push(json!({ "code": text(name), "valueCodeableConcept": text(v) }));
+        }
+    }
+    exam_observation(
+        ids,
+        "mental-health",
+        status,
+        "Mental health assessment",
+        at_patient(e),
+        m.summary(),
         components,
     )
 }

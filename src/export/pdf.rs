@@ -697,6 +697,14 @@ fn render_zoned(
         w.heading("Sepsis screen");
         w.paragraph(left, width, 9.5, false, &sepsis.summary(e, day_clock));
     }
+    if let Some(breathing) = e.assessment.breathing() {
+        w.heading("Breathing difficulty");
+        w.paragraph(left, width, 9.5, false, &breathing.summary());
+    }
+    if let Some(m) = e.assessment.mental_health() {
+        w.heading("Mental health");
+        w.paragraph(left, width, 9.5, false, &m.summary());
+    }
     if let Some(fall) = e.assessment.fall() {
         w.heading("Fall and frailty");
         w.paragraph(left, width, 9.5, false, &fall.summary());

@@ -2,18 +2,21 @@
 //!
 //! The crew pick one or more presentations ("Stroke / TIA", "Chest pain / ACS", ...); each
 //! may add its own section and its own sign-off checks, and an unpicked one stays out of the
-//! way. Today the arrest and stroke sections and the 12-lead ECG ride on them: picking
-//! "Cardiac arrest" asks for the Utstein core; "Stroke / TIA" for BE-FAST, onset and pathway;
-//! "Chest pain / ACS" for a 12-lead ECG (or why none was taken). A 12-lead ECG may be
-//! recorded on any record.
+//! way: picking "Cardiac arrest" asks for the Utstein core; "Stroke / TIA" for BE-FAST, onset
+//! and pathway; "Chest pain / ACS" for a 12-lead ECG (or why none was taken); "Breathing
+//! difficulty" for speech, wheeze and life-threatening features; "Mental health" for the
+//! risks and the Mental Health Act status; and so on. "Other" brings none. A 12-lead ECG may
+//! be recorded on any record.
 
 use serde::{Deserialize, Serialize};
 
 use super::arrest::CardiacArrest;
+use super::breathing::BreathingAssessment;
 use super::ecg::Ecg12Lead;
 use super::encounter::Pregnancy;
 use super::falls::FallAssessment;
 use super::maternity::MaternityAssessment;
+use super::mental_health::MentalHealthAssessment;
 use super::paediatric::PaediatricAssessment;
 use super::sepsis::SepsisScreen;
 use super::stroke::StrokeAssessment;
@@ -97,6 +100,12 @@ pub struct Assessment {
     /// Present while [`Presentation::Paediatric`] is picked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paediatric: Option<PaediatricAssessment>,
+    /// Present while [`Presentation::BreathingDifficulty`] is picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breathing: Option<BreathingAssessment>,
+    /// Present while [`Presentation::MentalHealth`] is picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mental_health: Option<MentalHealthAssessment>,
     /// Every 12-lead ECG, in the order recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ecgs: Vec<Ecg12Lead>,
@@ -128,6 +137,20 @@ impl Assessment {
         self.stroke
             .as_ref()
             .filter(|_| self.has(Presentation::Stroke))
+    }
+
+    /// The breathing section when breathing difficulty is a presentation.
+    pub fn breathing(&self) -> Option<&BreathingAssessment> {
+        self.breathing
+            .as_ref()
+            .filter(|_| self.has(Presentation::BreathingDifficulty))
+    }
+
+    /// The mental health section when mental health is a presentation.
+    pub fn mental_health(&self) -> Option<&MentalHealthAssessment> {
+        self.mental_health
+            .as_ref()
+            .filter(|_| self.has(Presentation::MentalHealth))
     }
 
     /// The arrest section when cardiac arrest is a presentation.
@@ -214,6 +237,20 @@ impl Assessment {
                 out.push((AssessmentPart::Sepsis, label));
             }
         }
+        if self.has(Presentation::BreathingDifficulty) {
+            let empty = BreathingAssessment::default();
+            let breathing = self.breathing.as_ref().unwrap_or(&empty);
+            for label in breathing.missing() {
+                out.push((AssessmentPart::Breathing, label));
+            }
+        }
+        if self.has(Presentation::MentalHealth) {
+            let empty = MentalHealthAssessment::default();
+            let mental_health = self.mental_health.as_ref().unwrap_or(&empty);
+            for label in mental_health.missing() {
+                out.push((AssessmentPart::MentalHealth, label));
+            }
+        }
         if self.has(Presentation::Fall) {
             let empty = FallAssessment::default();
             let fall = self.fall.as_ref().unwrap_or(&empty);
@@ -269,6 +306,8 @@ pub enum AssessmentPart {
     Arrest,
     Stroke,
     Sepsis,
+    Breathing,
+    MentalHealth,
     Fall,
     Trauma,
     Maternity,

@@ -193,6 +193,12 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
             info.push(injuries);
         }
     }
+    if let Some(breathing) = e.assessment.breathing() {
+        info.push(breathing.summary());
+    }
+    if let Some(m) = e.assessment.mental_health() {
+        info.push(m.summary());
+    }
     if let Some(fall) = e.assessment.fall() {
         info.push(fall.summary());
     }

@@ -19,10 +19,12 @@ use crate::model::arrest::{
     ArrestAirway, ArrestEnd, ArrestRhythm, ArrestTime, CardiacArrest, Shock, Witness,
 };
 use crate::model::assessment::{AssessmentPart, Presentation};
+use crate::model::breathing::{BreathingAssessment, KnownCondition, LifeThreat, Speech};
 use crate::model::clock_time::Expect;
 use crate::model::ecg::{Ecg12Lead, EcgRhythm};
 use crate::model::falls::{FallAssessment, FallsReferral, Mobility, TimeOnFloor};
 use crate::model::maternity::{MaternityAssessment, MaternityFinding};
+use crate::model::mental_health::{LegalStatus, MentalHealthAssessment, MentalHealthContact};
 use crate::model::paediatric::{
     PaediatricAssessment, WeightMethod, age_months_under_two, parse_weight_kg,
 };
@@ -39,6 +41,8 @@ const ARREST: Field = Field::Assessment(AssessmentPart::Arrest);
 const STROKE: Field = Field::Assessment(AssessmentPart::Stroke);
 const SEPSIS: Field = Field::Assessment(AssessmentPart::Sepsis);
 const FALL: Field = Field::Assessment(AssessmentPart::Fall);
+const BREATHING: Field = Field::Assessment(AssessmentPart::Breathing);
+const MENTAL_HEALTH: Field = Field::Assessment(AssessmentPart::MentalHealth);
 const TRAUMA: Field = Field::Assessment(AssessmentPart::Trauma);
 const MATERNITY: Field = Field::Assessment(AssessmentPart::Maternity);
 const PAEDIATRIC: Field = Field::Assessment(AssessmentPart::Paediatric);
@@ -134,6 +138,20 @@ pub fn assessment_ui(
             .unwrap_or_default();
         if let Some(sepsis) = doc.assessment.sepsis.as_mut() {
             changed |= sepsis_ui(ui, sepsis, forms, jump, news2, &suggested);
+        }
+    }
+    if doc.assessment.breathing().is_some() {
+        ui.separator();
+        ui.label(RichText::new("Breathing difficulty").heading());
+        if let Some(b) = doc.assessment.breathing.as_mut() {
+            changed |= breathing_ui(ui, b, jump);
+        }
+    }
+    if doc.assessment.mental_health().is_some() {
+        ui.separator();
+        ui.label(RichText::new("Mental health").heading());
+        if let Some(m) = doc.assessment.mental_health.as_mut() {
+            changed |= mental_health_ui(ui, m, jump);
         }
     }
     if doc.assessment.fall().is_some() {
@@ -476,6 +494,109 @@ fn maternity_ui(ui: &mut Ui, m: &mut MaternityAssessment, jump: &mut Option<Fiel
     changed
 }
 
+fn breathing_ui(ui: &mut Ui, b: &mut BreathingAssessment, jump: &mut Option<Field>) -> bool {
+    let mut changed = pick(
+        ui,
+        "Speech in one breath",
+        &mut b.speech,
+        &Speech::ALL,
+        Speech::label,
+        jump,
+        BREATHING,
+    );
+    egui::Grid::new("breathing-signs")
+        .num_columns(2)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            changed |= yes_no(ui, "Wheeze", &mut b.wheeze).0;
+            changed |= yes_no(ui, "Accessory muscle use", &mut b.accessory_muscles).0;
+        });
+    changed |= pick(
+        ui,
+        "Known condition",
+        &mut b.known_condition,
+        &KnownCondition::ALL,
+        KnownCondition::label,
+        jump,
+        BREATHING,
+    );
+    if b.known_condition == Some(KnownCondition::Copd) {
+        ui.label(
+            RichText::new(
+                "COPD: SpO2 scale 2 only with confirmed hypercapnic respiratory failure, chosen per set under Observations",
+            )
+            .weak(),
+        );
+    }
+    ui.label("Life-threatening features");
+    ui.horizontal_wrapped(|ui| {
+        for threat in LifeThreat::ALL {
+            let on = b.life_threats.contains(&threat);
+            let r = choice(ui, on, threat.label());
+            name_widget(
+                &r,
+                egui::Role::Button,
+                &format!("Life-threatening: {}", threat.label().to_lowercase()),
+            );
+            if r.clicked() {
+                b.set_threat(threat, !on);
+                changed = true;
+            }
+        }
+        let r = choice(ui, b.no_life_threats, "None");
+        name_widget(&r, egui::Role::Button, "Life-threatening: none");
+        if r.clicked() && !b.no_life_threats {
+            b.no_life_threats = true;
+            b.life_threats.clear();
+            changed = true;
+        }
+    });
+    if !b.life_threats.is_empty() {
+        warning_text(
+            ui,
+            "Life-threatening features: the handover says them before the other findings",
+        );
+    }
+    changed
+}
+
+fn mental_health_ui(ui: &mut Ui, m: &mut MentalHealthAssessment, jump: &mut Option<Field>) -> bool {
+    let mut changed = false;
+    egui::Grid::new("mental-health-risks")
+        .num_columns(2)
+        .spacing([12.0, 8.0])
+        .show(ui, |ui| {
+            let (c, r) = yes_no(ui, "Thoughts of suicide", &mut m.thoughts_of_suicide);
+            jump_here(&r, jump, MENTAL_HEALTH);
+            changed |= c;
+            changed |= yes_no(ui, "Self-harm in this episode", &mut m.self_harm).0;
+            changed |= yes_no(ui, "Risk to others", &mut m.risk_to_others).0;
+            changed |= yes_no(ui, "Police present", &mut m.police_present).0;
+        });
+    if m.any_risk() {
+        warning_text(ui, "A risk is present: said in the handover");
+    }
+    changed |= pick(
+        ui,
+        "Mental Health Act status",
+        &mut m.legal_status,
+        &LegalStatus::ALL,
+        LegalStatus::label,
+        jump,
+        MENTAL_HEALTH,
+    );
+    changed |= pick(
+        ui,
+        "Mental health service contacted",
+        &mut m.contacted,
+        &MentalHealthContact::ALL,
+        MentalHealthContact::label,
+        jump,
+        MENTAL_HEALTH,
+    );
+    changed
+}
+
 fn fall_ui(ui: &mut Ui, f: &mut FallAssessment, jump: &mut Option<Field>) -> bool {
     const NUMBERS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
     let mut changed = pick(
@@ -583,6 +704,16 @@ fn keep_sections(ui: &Ui, doc: &mut Encounter, forms: &mut Forms) -> bool {
         a.presentations.contains(&Presentation::Sepsis),
         &mut a.sepsis,
         &mut forms.parked_sepsis,
+    );
+    changed |= keep(
+        a.presentations.contains(&Presentation::BreathingDifficulty),
+        &mut a.breathing,
+        &mut forms.parked_breathing,
+    );
+    changed |= keep(
+        a.presentations.contains(&Presentation::MentalHealth),
+        &mut a.mental_health,
+        &mut forms.parked_mental_health,
     );
     changed |= keep(
         a.presentations.contains(&Presentation::Fall),

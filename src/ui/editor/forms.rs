@@ -244,6 +244,9 @@ pub struct Forms {
     /// Sepsis and falls sections set aside when unpicked.
     pub parked_sepsis: Option<crate::model::sepsis::SepsisScreen>,
     pub parked_fall: Option<crate::model::falls::FallAssessment>,
+    /// Breathing and mental health sections set aside when unpicked.
+    pub parked_breathing: Option<crate::model::breathing::BreathingAssessment>,
+    pub parked_mental_health: Option<crate::model::mental_health::MentalHealthAssessment>,
     /// A trauma section set aside when unpicked.
     pub parked_trauma: Option<crate::model::trauma::TraumaAssessment>,
     /// The tourniquet time, as typed.
