@@ -408,10 +408,11 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
 /// The presentation the complaint suggests, with its sections whole: a 12-lead ECG for chest
 /// pain (a STEMI for the primary PCI pathway on every third), the stroke assessment for
 /// stroke symptoms (witnessed onset or last known well in turn, and a blood glucose in the
-/// first set), a sepsis screen with the red flags the observations show, and a fall with its
-/// frailty, injuries for a road collision. Serials ending in 0 are road collisions, in 1 falls, in 2 sepsis, in 4 cardiac arrests, in 6 chest
-/// pains and in 8 strokes. Uses no randomness, so
-/// the rest of the record is as drawn.
+/// first set), a sepsis screen with the red flags the observations show, a fall with its
+/// frailty, injuries for a road collision, and the breathing section for shortness of breath.
+/// Serials ending in 0 are road collisions, in 1 falls, in 2 sepsis, in 4 cardiac arrests,
+/// in 6 chest pains, in 7 shortness of breath (with COPD) and in 8 strokes. Uses no
+/// randomness, so the rest of the record is as drawn.
 fn add_presentation(
     e: &mut Encounter,
     serial: u32,
@@ -427,6 +428,7 @@ fn add_presentation(
         1 => named("Fall"),
         2 => named("Sepsis query"),
         6 => COMPLAINTS.first(),
+        7 => named("Shortness of breath"),
         8 => named("Stroke symptoms"),
         _ => None,
     };

@@ -47,6 +47,20 @@ impl LegalStatus {
     }
 }
 
+impl LegalStatus {
+    /// As said within a sentence: "informal (not detained)", "Section 136".
+    pub fn in_sentence(self) -> &'static str {
+        match self {
+            LegalStatus::Informal => "informal (not detained)",
+            LegalStatus::Section136 => "Section 136",
+            LegalStatus::Section135 => "Section 135",
+            LegalStatus::Detained => "detained under the Mental Health Act",
+            LegalStatus::CommunityTreatmentOrder => "on a community treatment order",
+            LegalStatus::NotKnown => "Mental Health Act status not known",
+        }
+    }
+}
+
 /// The mental health service the crew contacted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -150,7 +164,7 @@ impl MentalHealthAssessment {
             parts.push(format!("no {}", none.join(", no ")));
         }
         if let Some(s) = self.legal_status {
-            parts.push(s.label().to_owned());
+            parts.push(s.in_sentence().to_owned());
         }
         if self.police_present == Some(true) {
             parts.push("police present".to_owned());
