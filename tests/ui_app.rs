@@ -1867,7 +1867,18 @@ fn the_number_pad_types_into_the_field_last_tapped_and_moves_to_the_next() {
     tap_in_view(&mut h, "Number pad");
     tap_field(&mut h, "Pulse /min");
     assert!(h.query_by_label("Pad 1").is_none());
-    assert!(!h.state().editor().unwrap().obs.pad_on);
+    assert!(!h.state().editor().unwrap().forms.pad.on);
+    // The drug's dose takes it too, and Enter from the pad ends the entry.
+    click(&mut h, "Interventions and drugs");
+    tap_in_view(&mut h, "Number pad");
+    tap_field(&mut h, "Dose");
+    h.get_by_label_contains("Number pad: Dose");
+    for key in ["Pad 1", "Pad point", "Pad 5"] {
+        click(&mut h, key);
+    }
+    assert_eq!(h.state().editor().unwrap().forms.drug.dose, "1.5");
+    click(&mut h, "Pad enter");
+    assert!(h.query_by_label("Pad 1").is_none(), "Enter ended the entry");
 }
 
 /// Brings a text field into view and taps it.

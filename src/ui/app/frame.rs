@@ -27,6 +27,12 @@ impl EprApp {
         while let Some(reply) = self.worker.try_recv() {
             self.handle_reply(reply);
         }
+        // The number pad's keys from the last frame go to its field before anything is drawn;
+        // whether the pad is on carries from record to record.
+        if let Screen::Editor(ed) = &mut self.screen {
+            ed.forms.pad.carry(&mut self.number_pad_on);
+            ed.forms.pad.inject(ctx);
+        }
         while let Ok(event) = self.connect_rx.try_recv() {
             self.handle_connect(event);
         }

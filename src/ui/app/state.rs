@@ -139,6 +139,8 @@ pub struct EprApp {
     /// When a record was last saved on this tablet: until a sync succeeds after it, the
     /// status bar cannot say "all synced".
     pub(super) last_save_utc: Option<chrono::DateTime<chrono::Utc>>,
+    /// The number pad is on: carried from record to record while the app runs.
+    pub(super) number_pad_on: bool,
     pub(super) timings: Timings,
     /// Results of connection work (enrolment, demo server, sync start-up).
     pub(super) connect_tx: std::sync::mpsc::Sender<connection::ConnectEvent>,
@@ -221,6 +223,7 @@ impl EprApp {
             kept_entries: HashMap::new(),
             pending_notice: None,
             last_save_utc: None,
+            number_pad_on: false,
             timings: Timings::default(),
             connect_tx,
             connect_rx,

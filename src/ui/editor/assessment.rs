@@ -399,6 +399,7 @@ fn paediatric_ui(
     let mut changed = false;
     ui.horizontal(|ui| {
         let r = text_field(ui, "Weight (kg)", &mut forms.weight_kg, 90.0);
+        forms.pad.offer(&r, "Weight (kg)");
         jump_here(&r, jump, PAEDIATRIC);
         if r.changed() {
             let before = p.weight_kg;

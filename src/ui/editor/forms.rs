@@ -225,6 +225,8 @@ pub struct Forms {
     pub intervention: InterventionForm,
     pub drug: DrugForm,
     pub crew: CrewForm,
+    /// The number pad: on or off, and the number field it types into.
+    pub pad: super::number_pad::NumberPad,
     /// One-tap answers from the crew's recent records (call sign, crew, destinations).
     pub recent: crate::store::RecentChoices,
     /// The drug or intervention the crew asked to remove, waiting for them to confirm.

@@ -10,6 +10,7 @@ pub mod advance;
 pub mod assessment;
 pub mod forms;
 pub mod non_conveyance;
+pub mod number_pad;
 pub mod observations;
 pub mod safeguarding;
 pub mod sections;
@@ -860,6 +861,9 @@ pub fn editor_ui(ui: &mut Ui, state: &mut EditorState, now: Instant, out: &mut V
                 ui.add_space(40.0);
             });
     });
+    if state.viewing_version.is_none() {
+        state.forms.pad.ui(ui.ctx());
+    }
     sign_dialog_ui(ui, state, out);
 }
 
@@ -890,9 +894,15 @@ fn section_body_ui(ui: &mut Ui, state: &mut EditorState, now: Instant, out: &mut
                 Section::Patient => sections::patient_ui(ui, doc, forms, jump),
                 Section::History => sections::history_ui(ui, doc, jump),
                 Section::Assessment => assessment::assessment_ui(ui, doc, forms, jump),
-                Section::Observations => {
-                    observations::observations_ui(ui, doc, obs, jump, editable, &user)
-                }
+                Section::Observations => observations::observations_ui(
+                    ui,
+                    doc,
+                    obs,
+                    &mut forms.pad,
+                    jump,
+                    editable,
+                    &user,
+                ),
                 Section::Treatment => sections::treatment_ui(ui, doc, forms, editable, &user),
                 Section::Outcome => sections::outcome_ui(ui, doc, forms, jump),
                 Section::Notes => sections::notes_ui(ui, doc),

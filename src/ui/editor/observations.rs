@@ -13,6 +13,7 @@ use egui_extras::{Column, TableBuilder};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::forms::{clock_local, now_utc, read_clock};
+use super::number_pad::{self, NumberPad};
 use super::sections::time_problem_ui;
 use super::{jump_here, name_widget};
 use crate::model::clock_time::{ClockTimeError, Expect};
@@ -93,12 +94,6 @@ pub struct ObsEntry {
     pub scale2_by: String,
     /// Set by "Same as last set": the time of the set the row's values were copied from.
     pub copied_from: Option<DateTime<Utc>>,
-    /// The number field the number pad types into: the one last focused, kept while the
-    /// crew taps the pad (which takes focus from the field) until another field is chosen.
-    pub pad_target: Option<&'static str>,
-    /// The crew turned the number pad on: number fields then open with it. Kept from set
-    /// to set.
-    pub pad_on: bool,
     /// The set the crew asked to remove, waiting for them to confirm.
     pub removing: Option<ObservationSet>,
     /// Removals confirmed this frame, for the editor to audit.
@@ -400,7 +395,6 @@ impl ObsEntry {
         *self = Self {
             focus_first: true,
             removed: std::mem::take(&mut self.removed),
-            pad_on: self.pad_on,
             ..Self::default()
         };
     }
@@ -460,186 +454,6 @@ fn error_for(errors: &[(EntryField, String)], field: EntryField) -> Option<&str>
 }
 
 /// One large numeric field with its label above and its error below.
-impl ObsEntry {
-    /// The typed text behind the number field labelled `label`.
-    fn number_text_mut(&mut self, label: &str) -> Option<&mut String> {
-        Some(match label {
-            "Resp rate /min" => &mut self.resp_rate,
-            "SpO2 %" => &mut self.spo2,
-            "O2 L/min" => &mut self.flow,
-            "Pulse /min" => &mut self.pulse,
-            "BP systolic" => &mut self.systolic,
-            "BP diastolic" => &mut self.diastolic,
-            "Temp °C" => &mut self.temperature,
-            "Eye" => &mut self.gcs_eye,
-            "Verbal" => &mut self.gcs_verbal,
-            "Motor" => &mut self.gcs_motor,
-            "Glucose mmol/L" => &mut self.glucose,
-            "Pain 0–10" => &mut self.pain,
-            "Pupil left mm" => &mut self.pupil_left,
-            "Pupil right mm" => &mut self.pupil_right,
-            "Capillary refill s" => &mut self.capillary_refill,
-            "ETCO2 kPa" => &mut self.etco2,
-            "Peak flow L/min" => &mut self.peak_flow,
-            _ => return None,
-        })
-    }
-}
-
-/// A key of the number pad.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PadKey {
-    Char(char),
-    Backspace,
-    Next,
-    Add,
-    Hide,
-}
-
-/// The number pad: shown while a number field of the entry row is being filled, at the
-/// screen's lower right like a tablet's own keypad, with digits, a point, delete, "next
-/// field" and "add the set". Tablets' on-screen keyboards open with letters; this opens with
-/// numbers. Returns true when "Add set" was tapped.
-fn number_pad_ui(ui: &mut Ui, entry: &mut ObsEntry, input: &RowInput) -> bool {
-    if !entry.pad_on {
-        entry.pad_target = None;
-        return false;
-    }
-    let ctx = ui.ctx().clone();
-    if let Some(focused) = input.focused {
-        entry.pad_target = Some(focused);
-    } else if let Some(other) = ctx.memory(|m| m.focused())
-        && !input.fields.iter().any(|(_, id)| *id == other)
-    {
-        // Typing elsewhere (a name, a note): the pad goes.
-        entry.pad_target = None;
-    }
-    let Some(target) = entry.pad_target else {
-        return false;
-    };
-    let Some(position) = input.fields.iter().position(|(l, _)| *l == target) else {
-        // The field is no longer drawn (oxygen switched to air, the fold-out closed).
-        entry.pad_target = None;
-        return false;
-    };
-    let mut pressed = None;
-    egui::Area::new(egui::Id::unique("number-pad"))
-        .order(egui::Order::Foreground)
-        // Above the status bar; "Hide" puts it away.
-        .anchor(egui::Align2::RIGHT_BOTTOM, egui::vec2(-16.0, -64.0))
-        .show(&ctx, |ui| {
-            egui::Frame::popup(ui.style()).show(ui, |ui| {
-                ui.label(RichText::new(format!("Number pad: {target}")).strong());
-                let size = egui::vec2(64.0, 52.0);
-                let font = egui::FontId::proportional(ENTRY_FONT_POINTS);
-                egui::Grid::new("number-pad-keys")
-                    .spacing([6.0, 6.0])
-                    .show(ui, |ui| {
-                        let rows: [[(&str, PadKey); 3]; 4] = [
-                            [
-                                ("1", PadKey::Char('1')),
-                                ("2", PadKey::Char('2')),
-                                ("3", PadKey::Char('3')),
-                            ],
-                            [
-                                ("4", PadKey::Char('4')),
-                                ("5", PadKey::Char('5')),
-                                ("6", PadKey::Char('6')),
-                            ],
-                            [
-                                ("7", PadKey::Char('7')),
-                                ("8", PadKey::Char('8')),
-                                ("9", PadKey::Char('9')),
-                            ],
-                            [
-                                (".", PadKey::Char('.')),
-                                ("0", PadKey::Char('0')),
-                                ("Del", PadKey::Backspace),
-                            ],
-                        ];
-                        for row in rows {
-                            for (text, key) in row {
-                                let r = ui.add(
-                                    egui::Button::new(RichText::new(text).font(font.clone()))
-                                        .min_size(size),
-                                );
-                                let name = match key {
-                                    PadKey::Backspace => "Pad delete".to_owned(),
-                                    PadKey::Char('.') => "Pad point".to_owned(),
-                                    _ => format!("Pad {text}"),
-                                };
-                                name_widget(&r, egui::Role::Button, &name);
-                                if r.clicked() {
-                                    pressed = Some(key);
-                                }
-                            }
-                            ui.end_row();
-                        }
-                    });
-                ui.horizontal(|ui| {
-                    for (text, key) in [
-                        ("Next field", PadKey::Next),
-                        ("Add set", PadKey::Add),
-                        ("Hide", PadKey::Hide),
-                    ] {
-                        let r = ui.add(egui::Button::new(text).min_size(egui::vec2(0.0, 44.0)));
-                        name_widget(
-                            &r,
-                            egui::Role::Button,
-                            &format!("Pad {}", text.to_lowercase()),
-                        );
-                        if r.clicked() {
-                            pressed = Some(key);
-                        }
-                    }
-                });
-            });
-        });
-    let Some(key) = pressed else {
-        return false;
-    };
-    let mut focus = Some(position);
-    match key {
-        PadKey::Char(c) => {
-            if let Some(text) = entry.number_text_mut(target) {
-                text.push(c);
-            }
-        }
-        PadKey::Backspace => {
-            if let Some(text) = entry.number_text_mut(target) {
-                text.pop();
-            }
-        }
-        PadKey::Next => {
-            let next = (position + 1) % input.fields.len();
-            entry.pad_target = Some(input.fields[next].0);
-            focus = Some(next);
-        }
-        PadKey::Add => {
-            entry.pad_target = None;
-            return true;
-        }
-        PadKey::Hide => {
-            entry.pad_target = None;
-            focus = None;
-        }
-    }
-    // Give the field its focus back, with the cursor after what the pad typed.
-    if let Some((label, id)) = focus.and_then(|i| input.fields.get(i)).copied() {
-        let chars = entry
-            .number_text_mut(label)
-            .map_or(0, |t| t.chars().count());
-        let mut state = egui::text_edit::TextEditState::load(&ctx, id).unwrap_or_default();
-        let end = egui::text::CCursor::new(chars);
-        state
-            .cursor
-            .set_char_range(Some(egui::text::CCursorRange::one(end)));
-        state.store(&ctx, id);
-        ctx.memory_mut(|m| m.request_focus(id));
-    }
-    false
-}
-
 /// The verbal and motor descriptors for a child under 5, under the GCS fields.
 fn paediatric_gcs_key(ui: &mut Ui) {
     ui.scope(|ui| {
@@ -659,10 +473,9 @@ fn paediatric_gcs_key(ui: &mut Ui) {
 struct RowInput {
     /// Enter was pressed in one of the fields.
     enter: bool,
-    /// Each number field drawn this frame, in order: its label and widget id.
-    fields: Vec<(&'static str, egui::Id)>,
-    /// The number field holding keyboard focus this frame.
-    focused: Option<&'static str>,
+    /// Each number field drawn this frame, in order: its label, widget id and whether it
+    /// holds keyboard focus (for the number pad).
+    fields: Vec<(&'static str, egui::Id, bool)>,
 }
 
 /// The entry row's time field: typed as HH:MM, so the number pad (no colon) leaves it alone.
@@ -703,10 +516,7 @@ fn number_field(
             state.store(ui.ctx(), r.id);
         }
         if label != TIME_FIELD {
-            input.fields.push((label, r.id));
-            if r.has_focus() {
-                input.focused = Some(label);
-            }
+            input.fields.push((label, r.id, r.has_focus()));
         }
         if let Some(e) = error {
             // Wrap under the field instead of widening the column and pushing the row apart.
@@ -744,6 +554,7 @@ pub fn observations_ui(
     ui: &mut Ui,
     doc: &mut Encounter,
     entry: &mut ObsEntry,
+    pad: &mut NumberPad,
     jump: &mut Option<Field>,
     editable: bool,
     user: &str,
@@ -1073,19 +884,11 @@ pub fn observations_ui(
                 if let Some(latest) = latest {
                     *entry = ObsEntry {
                         removed: std::mem::take(&mut entry.removed),
-                        pad_on: entry.pad_on,
                         ..ObsEntry::same_as(&latest)
                     };
                 }
             }
-            // A pad of big number keys for a touch screen, whose own keyboard opens with
-            // letters; it covers the lower right of the screen while a field is chosen.
-            let r = choice(ui, entry.pad_on, "Number pad")
-                .on_hover_text("Number fields open with a pad of number keys");
-            if r.clicked() {
-                entry.pad_on = !entry.pad_on;
-                entry.pad_target = None;
-            }
+            number_pad::toggle_ui(ui, pad);
             if entry.copied_from.is_some() && ui.button("Clear copied values").clicked() {
                 entry.clear_for_next();
             }
@@ -1095,8 +898,8 @@ pub fn observations_ui(
         });
         // Below the button, so the everyday row and "Add" stay where crews expect them.
         more_observations_ui(ui, entry, &parsed.errors, &mut input);
-        if number_pad_ui(ui, entry, &input) {
-            add = true;
+        for (label, id, focused) in &input.fields {
+            pad.offer_id(*id, label, *focused);
         }
         if add || input.enter {
             changed |= try_add(doc, entry, confirmed);
@@ -1427,10 +1230,7 @@ fn table_ui(ui: &mut Ui, doc: &mut Encounter, entry: &mut ObsEntry, editable: bo
         if entry.has_typed() && entry.correcting.is_none() {
             entry.message = Some(FINISH_NEW_SET_FIRST.to_owned());
         } else {
-            *entry = ObsEntry {
-                pad_on: entry.pad_on,
-                ..ObsEntry::for_correction(set)
-            };
+            *entry = ObsEntry::for_correction(set);
         }
     }
     if let Some(set) = remove.and_then(|i| doc.observations.get(i)) {

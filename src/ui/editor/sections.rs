@@ -307,6 +307,7 @@ pub fn patient_ui(
                             .min_size(egui::vec2(90.0, 0.0)),
                     )
                     .labelled_by(l.id);
+                forms.pad.offer(&r, "Estimated age (years)");
                 if r.changed() {
                     let text = forms.estimated_age.trim();
                     let parsed = if text.is_empty() {
@@ -372,6 +373,7 @@ pub fn patient_ui(
                 }
                 if let Some(Pregnancy::Pregnant { gestation_weeks }) = &mut p.pregnancy {
                     let r = text_field(ui, "Weeks", &mut forms.gestation_weeks, 60.0);
+                    forms.pad.offer(&r, "Weeks");
                     if r.changed() {
                         let typed = forms.gestation_weeks.trim();
                         match typed.parse::<u8>() {
@@ -688,6 +690,7 @@ pub fn treatment_ui(
     }
     if editable {
         let f = &mut forms.drug;
+        let pad = &mut forms.pad;
         if quick_picks::adult_picks_allowed(doc.patient_age_years()) {
             ui.horizontal_wrapped(|ui| {
                 ui.label(
@@ -716,7 +719,8 @@ pub fn treatment_ui(
                 text_field(ui, "Drug", &mut f.drug, 200.0);
             });
             ui.vertical(|ui| {
-                text_field(ui, "Dose", &mut f.dose, 80.0);
+                let r = text_field(ui, "Dose", &mut f.dose, 80.0);
+                pad.offer(&r, "Dose");
             });
             ui.vertical(|ui| {
                 let l = ui.label("Unit");
@@ -755,6 +759,7 @@ pub fn treatment_ui(
             });
         });
         ui.horizontal(|ui| {
+            super::number_pad::toggle_ui(ui, pad);
             if ui.button("Add drug").clicked() {
                 match f.drug_given(now_utc(), user) {
                     Ok(drug) => {

@@ -407,7 +407,7 @@ fn section_body_ui(ui: &mut Ui, view: &mut RecordView) {
                 crate::ui::editor::assessment::assessment_ui(ui, doc, forms, jump);
             }
             Section::Observations => {
-                observations::observations_ui(ui, doc, obs, jump, false, "");
+                observations::observations_ui(ui, doc, obs, &mut forms.pad, jump, false, "");
             }
             Section::Treatment => {
                 sections::treatment_ui(ui, doc, forms, false, "");
