@@ -802,6 +802,36 @@ fn sepsis_observation(
     )
 }
 
+/// The components of an examination Observation, each named by its meaning as text (none
+/// has a code the record can be sure of); an unanswered item is left out.
+#[derive(Default)]
+struct Components(Vec<Value>);
+
+impl Components {
+    fn text(&mut self, name: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.0.push(json!({
+                "code": { "text": name },
+                "valueCodeableConcept": { "text": v },
+            }));
+        }
+    }
+
+    fn boolean(&mut self, name: &str, value: Option<bool>) {
+        if let Some(v) = value {
+            self.0
+                .push(json!({ "code": { "text": name }, "valueBoolean": v }));
+        }
+    }
+
+    fn integer(&mut self, name: &str, value: Option<u8>) {
+        if let Some(v) = value {
+            self.0
+                .push(json!({ "code": { "text": name }, "valueInteger": v }));
+        }
+    }
+}
+
 /// The breathing difficulty section as one Observation: its summary as the value; speech,
 /// the known condition and each life-threatening feature as text components, wheeze and
 /// accessory muscle use as booleans.
@@ -811,26 +841,14 @@ fn breathing_observation(
     b: &crate::model::breathing::BreathingAssessment,
     status: &str,
 ) -> Value {
-    let text = |t: &str| json!({ "text": t });
-    let mut components = Vec::new();
-    let mut choice = |name: &str, value: Option<&str>| {
-        if let Some(v) = value {
-            components.push(json!({ "code": text(name), "valueCodeableConcept": text(v) }));
-        }
-    };
-    choice("Speech in one breath", b.speech.map(|s| s.label()));
-    choice("Known condition", b.known_condition.map(|c| c.label()));
+    let mut c = Components::default();
+    c.text("Speech in one breath", b.speech.map(|s| s.label()));
+    c.text("Known condition", b.known_condition.map(|k| k.label()));
     for threat in &b.life_threats {
-        choice("Life-threatening feature", Some(threat.label()));
+        c.text("Life-threatening feature", Some(threat.label()));
     }
-    for (name, value) in [
-        ("Wheeze", b.wheeze),
-        ("Accessory muscle use", b.accessory_muscles),
-    ] {
-        if let Some(v) = value {
-            components.push(json!({ "code": text(name), "valueBoolean": v }));
-        }
-    }
+    c.boolean("Wheeze", b.wheeze);
+    c.boolean("Accessory muscle use", b.accessory_muscles);
     exam_observation(
         ids,
         "breathing",
@@ -838,7 +856,7 @@ fn breathing_observation(
         "Breathing difficulty assessment",
         at_patient(e),
         b.summary(),
-        components,
+        c.0,
     )
 }
 
@@ -851,32 +869,19 @@ fn mental_health_observation(
     m: &crate::model::mental_health::MentalHealthAssessment,
     status: &str,
 ) -> Value {
-    let text = |t: &str| json!({ "text": t });
-    let mut components = Vec::new();
-    for (name, value) in [
-        ("Thoughts of suicide", m.thoughts_of_suicide),
-        ("Self-harm in this episode", m.self_harm),
-        ("Risk to others", m.risk_to_others),
-        ("Police present", m.police_present),
-    ] {
-        if let Some(v) = value {
-            components.push(json!({ "code": text(name), "valueBoolean": v }));
-        }
-    }
-    for (name, value) in [
-        (
-            "Mental Health Act status",
-            m.legal_status.map(|s| s.label()),
-        ),
-        (
-            "Mental health service contacted",
-            m.contacted.map(|c| c.label()),
-        ),
-    ] {
-        if let Some(v) = value {
-            components.push(json!({ "code": text(name), "valueCodeableConcept": text(v) }));
-        }
-    }
+    let mut c = Components::default();
+    c.boolean("Thoughts of suicide", m.thoughts_of_suicide);
+    c.boolean("Self-harm in this episode", m.self_harm);
+    c.boolean("Risk to others", m.risk_to_others);
+    c.boolean("Police present", m.police_present);
+    c.text(
+        "Mental Health Act status",
+        m.legal_status.map(|s| s.label()),
+    );
+    c.text(
+        "Mental health service contacted",
+        m.contacted.map(|k| k.label()),
+    );
     exam_observation(
         ids,
         "mental-health",
@@ -884,7 +889,7 @@ fn mental_health_observation(
         "Mental health assessment",
         at_patient(e),
         m.summary(),
-        components,
+        c.0,
     )
 }
 
@@ -896,27 +901,13 @@ fn fall_observation(
     f: &crate::model::falls::FallAssessment,
     status: &str,
 ) -> Value {
-    let text = |t: &str| json!({ "text": t });
-    let mut components = Vec::new();
-    if let Some(level) = f.frailty_scale {
-        components.push(json!({ "code": text("Clinical Frailty Scale"), "valueInteger": level }));
-    }
-    let mut choice = |name: &str, value: Option<&str>| {
-        if let Some(v) = value {
-            components.push(json!({ "code": text(name), "valueCodeableConcept": text(v) }));
-        }
-    };
-    choice("Time on the floor", f.time_on_floor.map(|t| t.label()));
-    choice("Mobility", f.mobility.map(|m| m.label()));
-    choice("Falls referral", f.referral.map(|r| r.label()));
-    for (name, value) in [
-        ("Head injury", f.head_injury),
-        ("On an anticoagulant", f.anticoagulated),
-    ] {
-        if let Some(v) = value {
-            components.push(json!({ "code": text(name), "valueBoolean": v }));
-        }
-    }
+    let mut c = Components::default();
+    c.integer("Clinical Frailty Scale", f.frailty_scale);
+    c.text("Time on the floor", f.time_on_floor.map(|t| t.label()));
+    c.text("Mobility", f.mobility.map(|m| m.label()));
+    c.text("Falls referral", f.referral.map(|r| r.label()));
+    c.boolean("Head injury", f.head_injury);
+    c.boolean("On an anticoagulant", f.anticoagulated);
     exam_observation(
         ids,
         "fall",
@@ -924,7 +915,7 @@ fn fall_observation(
         "Fall and frailty assessment",
         at_patient(e),
         f.summary(),
-        components,
+        c.0,
     )
 }
 
