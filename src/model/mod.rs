@@ -25,6 +25,7 @@ pub mod non_conveyance;
 pub mod observations;
 pub mod paediatric;
 pub mod quick_picks;
+pub mod reference;
 pub mod review;
 pub mod revision;
 pub mod safeguarding;
