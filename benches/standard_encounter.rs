@@ -15,20 +15,9 @@ mod standard_encounter;
 #[allow(dead_code)]
 mod ui;
 
-use ambulance_epr::crypto::KdfParams;
-use ambulance_epr::ui::AppConfig;
 use egui_kittest::kittest::Queryable;
 
 const RUNS: usize = 5;
-
-fn config() -> AppConfig {
-    AppConfig {
-        autosave_quiet: Duration::from_millis(40),
-        autosave_max_wait: Duration::from_millis(120),
-        kdf: KdfParams::FAST_FOR_TESTS,
-        ..AppConfig::default()
-    }
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -46,7 +35,7 @@ fn main() {
     for run in 0..RUNS {
         let dir = tempfile::tempdir().unwrap();
         standard_encounter::tablet_mid_shift(dir.path());
-        let mut h = ui::harness(dir.path(), config());
+        let mut h = ui::harness(dir.path(), ui::fast_config());
         h.get_by_label("Passphrase").focus();
         h.get_by_label("Passphrase")
             .type_text(standard_encounter::PIN);

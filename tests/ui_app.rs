@@ -38,12 +38,7 @@ fn fast_store(dir: &Path) -> Store {
 }
 
 fn config() -> AppConfig {
-    AppConfig {
-        autosave_quiet: Duration::from_millis(40),
-        autosave_max_wait: Duration::from_millis(120),
-        kdf: KdfParams::FAST_FOR_TESTS,
-        ..AppConfig::default()
-    }
+    support::ui::fast_config()
 }
 
 fn harness_with(dir: &Path, config: AppConfig) -> Harness<'static, EprApp> {

@@ -665,31 +665,22 @@ fn arrest_observation(
     status: &str,
 ) -> Value {
     use crate::model::arrest::ArrestTime;
-    let text = |t: &str| json!({ "text": t });
-    let mut components = Vec::new();
-    let mut choice = |name: &str, value: Option<&str>| {
-        if let Some(v) = value {
-            components.push(json!({ "code": text(name), "valueCodeableConcept": text(v) }));
-        }
-    };
-    choice("Witnessed", a.witnessed.map(|w| w.label()));
-    choice("First rhythm", a.first_rhythm.map(|r| r.label()));
-    choice("Airway", a.airway.map(|r| r.label()));
-    choice("Arrest ended", a.end.map(|r| r.label()));
-    if let Some(b) = a.bystander_cpr {
-        components.push(json!({ "code": text("Bystander CPR"), "valueBoolean": b }));
-    }
+    let mut c = Components::default();
+    c.text("Witnessed", a.witnessed.map(|w| w.label()));
+    c.text("First rhythm", a.first_rhythm.map(|r| r.label()));
+    c.text("Airway", a.airway.map(|r| r.label()));
+    c.text("Arrest ended", a.end.map(|r| r.label()));
+    c.boolean("Bystander CPR", a.bystander_cpr);
     for t in ArrestTime::ALL {
-        if let Some(at) = a.time(t) {
-            components.push(json!({ "code": text(t.label()), "valueDateTime": time(at) }));
-        }
+        c.date_time(t.label(), a.time(t));
     }
     for shock in &a.shocks {
-        components.push(json!({
-            "code": text(&format!("Shock at {}", time(shock.at_utc))),
+        c.0.push(json!({
+            "code": { "text": format!("Shock at {}", time(shock.at_utc)) },
             "valueQuantity": quantity(f64::from(shock.energy_joules), "J"),
         }));
     }
+    let components = c.0;
     let (offset, zone) = super::uk_time_zone(e.created_at_utc);
     let clock = |at: DateTime<Utc>| format!("{} {zone}", at.with_timezone(&offset).format("%H:%M"));
     exam_observation(
@@ -828,6 +819,21 @@ impl Components {
         if let Some(v) = value {
             self.0
                 .push(json!({ "code": { "text": name }, "valueInteger": v }));
+        }
+    }
+
+    /// Free text, left out when blank.
+    fn string(&mut self, name: &str, value: &str) {
+        if !value.trim().is_empty() {
+            self.0
+                .push(json!({ "code": { "text": name }, "valueString": value.trim() }));
+        }
+    }
+
+    fn date_time(&mut self, name: &str, value: Option<DateTime<Utc>>) {
+        if let Some(at) = value {
+            self.0
+                .push(json!({ "code": { "text": name }, "valueDateTime": time(at) }));
         }
     }
 }
@@ -1065,34 +1071,24 @@ fn non_conveyance_observation(
 ) -> Value {
     use crate::model::non_conveyance::Ability;
     let text = |t: &str| json!({ "text": t });
-    let mut components = Vec::new();
-    let mut choice = |name: &str, value: Option<&str>| {
-        if let Some(v) = value {
-            components.push(json!({ "code": text(name), "valueCodeableConcept": text(v) }));
-        }
-    };
-    choice("Mental capacity", Some(n.capacity.finding().label()));
-    choice("Consent", n.consent.map(|c| c.label()));
-    choice(
+    let mut c = Components::default();
+    c.text("Mental capacity", Some(n.capacity.finding().label()));
+    c.text("Consent", n.consent.map(|c| c.label()));
+    c.text(
         "Worsening advice given to",
         n.worsening_advice_to.map(|a| a.label()),
     );
-    choice(
+    c.text(
         "Signed by",
         n.signature
             .signatory
             .filter(|_| n.signature.is_drawn())
             .map(|s| s.label()),
     );
-    let mut flag = |name: &str, value: Option<bool>| {
-        if let Some(v) = value {
-            components.push(json!({ "code": text(name), "valueBoolean": v }));
-        }
-    };
-    flag("Impairment of mind or brain", n.capacity.impairment);
+    c.boolean("Impairment of mind or brain", n.capacity.impairment);
     if n.capacity.impairment == Some(true) {
         for a in Ability::ALL {
-            flag(a.question(), n.capacity.ability(a));
+            c.boolean(a.question(), n.capacity.ability(a));
         }
     }
     let referral = n.referral_service_text();
@@ -1113,10 +1109,9 @@ fn non_conveyance_observation(
         ("Name of signatory", signatory_name),
         ("No signature because", n.no_signature_reason.as_str()),
     ] {
-        if !value.trim().is_empty() {
-            components.push(json!({ "code": text(name), "valueString": value.trim() }));
-        }
+        c.string(name, value);
     }
+    let components = c.0;
     let at = n
         .signature
         .signed_at_utc

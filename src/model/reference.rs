@@ -151,10 +151,7 @@ impl ReferenceData {
         let mut ids = std::collections::HashSet::new();
         for (i, d) in self.formulary.iter().enumerate() {
             let at = |field: &str| format!("formulary[{i}].{field}");
-            named(&d.id, &d.name, &at("id"), &at("name"))?;
-            if !ids.insert(d.id.as_str()) {
-                return Err(problem(at("id"), format!("\"{}\" is used twice", d.id)));
-            }
+            entry(&mut ids, &d.id, &d.name, &at)?;
             if !DoseUnit::CHOICES.iter().any(|u| u.label() == d.unit) {
                 let known: Vec<&str> = DoseUnit::CHOICES.iter().map(|u| u.label()).collect();
                 return Err(problem(
@@ -186,10 +183,7 @@ impl ReferenceData {
         let mut ids = std::collections::HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
             let at = |field: &str| format!("destinations[{i}].{field}");
-            named(&d.id, &d.name, &at("id"), &at("name"))?;
-            if !ids.insert(d.id.as_str()) {
-                return Err(problem(at("id"), format!("\"{}\" is used twice", d.id)));
-            }
+            entry(&mut ids, &d.id, &d.name, &at)?;
             let code = d.ods_code.trim();
             if code.is_empty() {
                 return Err(problem(at("ods_code"), "the ODS code is missing"));
@@ -204,10 +198,7 @@ impl ReferenceData {
         let mut ids = std::collections::HashSet::new();
         for (i, s) in self.staff.iter().enumerate() {
             let at = |field: &str| format!("staff[{i}].{field}");
-            named(&s.id, &s.name, &at("id"), &at("name"))?;
-            if !ids.insert(s.id.as_str()) {
-                return Err(problem(at("id"), format!("\"{}\" is used twice", s.id)));
-            }
+            entry(&mut ids, &s.id, &s.name, &at)?;
             if s.role.trim().is_empty() {
                 return Err(problem(at("role"), "the role is missing"));
             }
@@ -241,12 +232,22 @@ pub struct ReferenceCounts {
     pub staff: usize,
 }
 
-fn named(id: &str, name: &str, id_path: &str, name_path: &str) -> Result<(), ReferenceError> {
+/// An entry of a list has an id and a name, and no earlier entry of the list has its id.
+/// `at` turns a field name into the entry's path.
+fn entry<'a>(
+    seen: &mut std::collections::HashSet<&'a str>,
+    id: &'a str,
+    name: &str,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), ReferenceError> {
     if id.trim().is_empty() {
-        return Err(problem(id_path, "the id is missing"));
+        return Err(problem(at("id"), "the id is missing"));
     }
     if name.trim().is_empty() {
-        return Err(problem(name_path, "the name is missing"));
+        return Err(problem(at("name"), "the name is missing"));
+    }
+    if !seen.insert(id) {
+        return Err(problem(at("id"), format!("\"{id}\" is used twice")));
     }
     Ok(())
 }

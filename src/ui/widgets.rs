@@ -43,14 +43,18 @@ pub fn choice(ui: &mut Ui, selected: bool, text: impl Into<egui::WidgetText>) ->
     )
 }
 
+/// Gives a widget an accessible name other than its visible text (for several "Now"
+/// buttons, each needs its own name).
+pub fn name_widget(response: &Response, kind: egui::Role, name: &str) {
+    let enabled = response.enabled();
+    response.widget_info(|| egui::WidgetInfo::labeled(kind, enabled, name));
+}
+
 /// A one-tap answer: a small button showing `text`, named "`field`: `text`" for screen
 /// readers (and tests), so the same answer offered for two fields is told apart.
 pub fn quick_pick(ui: &mut Ui, field: &str, text: &str) -> Response {
     let r = ui.add(egui::Button::new(text).min_size(egui::vec2(0.0, 36.0)));
-    let enabled = r.enabled();
-    r.widget_info(|| {
-        egui::WidgetInfo::labeled(egui::Role::Button, enabled, format!("{field}: {text}"))
-    });
+    name_widget(&r, egui::Role::Button, &format!("{field}: {text}"));
     r
 }
 

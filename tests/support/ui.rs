@@ -50,6 +50,17 @@ pub fn advance(by: Duration) {
     CLOCK.with(|c| c.set(Some(t)));
 }
 
+/// The app's settings for driving it in tests and benches: short autosave debounces and the
+/// fast test key derivation.
+pub fn fast_config() -> AppConfig {
+    AppConfig {
+        autosave_quiet: Duration::from_millis(40),
+        autosave_max_wait: Duration::from_millis(120),
+        kdf: ambulance_epr::crypto::KdfParams::FAST_FOR_TESTS,
+        ..AppConfig::default()
+    }
+}
+
 /// The app for `dir`, 1280×800 points, on this thread's test clock.
 pub fn harness(dir: &Path, config: AppConfig) -> Harness<'static, EprApp> {
     let app = EprApp::new(dir.to_owned(), config);

@@ -15,6 +15,8 @@ pub mod observations;
 pub mod safeguarding;
 pub mod sections;
 
+pub use crate::ui::widgets::name_widget;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
@@ -329,13 +331,6 @@ pub fn jump_here(response: &Response, jump: &mut Option<Field>, field: Field) {
         response.scroll_to_me(Some(egui::Align::Center));
         *jump = None;
     }
-}
-
-/// Gives a widget an accessible name other than its visible text (for several "Now"
-/// buttons, each needs its own name).
-pub fn name_widget(response: &Response, kind: egui::Role, name: &str) {
-    let enabled = response.enabled();
-    response.widget_info(|| egui::WidgetInfo::labeled(kind, enabled, name));
 }
 
 fn status_text(doc: &Encounter, mode: EditMode) -> (&'static str, (egui::Color32, egui::Color32)) {

@@ -26,11 +26,6 @@ pub struct NumberPad {
 }
 
 impl NumberPad {
-    /// The field the pad types into, by its label.
-    pub fn target(&self) -> Option<&str> {
-        self.target.as_ref().map(|(_, l)| l.as_str())
-    }
-
     /// Carries "on" between records: a new editor takes the app's choice once; after that
     /// the app follows the crew's choice here.
     pub fn carry(&mut self, app_on: &mut bool) {
