@@ -64,10 +64,12 @@ const COMPLAINTS: &[(&str, &str)] = &[
     ("Hypoglycaemia", "Found confused by carer, known diabetic"),
     ("Sepsis query", "Fever and rigors, recent urinary symptoms"),
 ];
-const HOSPITALS: &[&str] = &[
-    "Test General Hospital",
-    "Sample Royal Infirmary",
-    "Example University Hospital",
+/// Destinations of synthetic conveyances, with their ODS codes in the sample reference data
+/// (`None`: typed, not in the list).
+const HOSPITALS: &[(&str, Option<&str>)] = &[
+    ("Test General Hospital", Some("XX2BB")),
+    ("Sample Royal Infirmary", Some("XX1AA")),
+    ("Example University Hospital", None),
 ];
 const CALL_SIGNS: &[&str] = &["RRV12", "AMB204", "AMB317", "AMB122", "RRV7"];
 
@@ -199,6 +201,7 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
             "Penicillin"
         }
         .to_owned(),
+        allergy_classes: Vec::new(),
         safeguarding: Safeguarding::default(),
         advance_decisions: AdvanceDecisions::default(),
     };
@@ -216,11 +219,15 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
     if severity > 0.5 {
         e.drugs.push(DrugGiven {
             drug: "Paracetamol".to_owned(),
-            dose: 1.0,
-            unit: DoseUnit::Grams,
+            dose: 1000.0,
+            unit: DoseUnit::Milligrams,
             route: "IV".to_owned(),
             at_utc: at_patient + Duration::minutes(8),
             by: "Demo Paramedic".to_owned(),
+            formulary_id: Some("paracetamol".to_owned()),
+            form: String::new(),
+            overrides: Vec::new(),
+            controlled: None,
         });
         e.interventions.push(Intervention {
             what: "IV cannula".to_owned(),
@@ -230,12 +237,15 @@ pub fn synthetic_encounter(rng: &mut StdRng, start: DateTime<Utc>, serial: u32) 
         });
     }
     e.outcome = Some(if rng.random_bool(0.7) {
-        Outcome::ConveyedTo {
-            hospital: HOSPITALS
+        {
+            let (hospital, code) = HOSPITALS
                 .choose(rng)
                 .copied()
-                .unwrap_or("Test General Hospital")
-                .to_owned(),
+                .unwrap_or(("Test General Hospital", Some("XX2BB")));
+            Outcome::ConveyedTo {
+                hospital: hospital.to_owned(),
+                ods_code: code.map(str::to_owned),
+            }
         }
     } else {
         // Each kind of non-conveyance in turn, with its section filled in.
@@ -676,6 +686,7 @@ fn add_arrest(e: &mut Encounter, serial: u32, at_patient: DateTime<Utc>) {
     e.outcome = Some(if rosc {
         Outcome::ConveyedTo {
             hospital: "Sample Royal Infirmary".to_owned(),
+            ods_code: Some("XX1AA".to_owned()),
         }
     } else {
         Outcome::Deceased
@@ -764,6 +775,7 @@ pub fn complete_encounter() -> Encounter {
         past_medical_history: "Hypertension".into(),
         medications: "Ramipril".into(),
         allergies: "NKDA".into(),
+        allergy_classes: Vec::new(),
         safeguarding: Safeguarding::default(),
         advance_decisions: AdvanceDecisions::default(),
     };
@@ -797,6 +809,10 @@ pub fn complete_encounter() -> Encounter {
             route: "Oral".into(),
             at_utc: at(10, 18),
             by: "A. Paramedic".into(),
+            formulary_id: Some("aspirin".into()),
+            form: String::new(),
+            overrides: Vec::new(),
+            controlled: None,
         },
         DrugGiven {
             drug: "GTN".into(),
@@ -805,6 +821,10 @@ pub fn complete_encounter() -> Encounter {
             route: "Sublingual".into(),
             at_utc: at(10, 20),
             by: "A. Paramedic".into(),
+            formulary_id: Some("gtn".into()),
+            form: String::new(),
+            overrides: Vec::new(),
+            controlled: None,
         },
     ];
     e.interventions = vec![Intervention {
@@ -815,6 +835,7 @@ pub fn complete_encounter() -> Encounter {
     }];
     e.outcome = Some(Outcome::ConveyedTo {
         hospital: "Test General Hospital".into(),
+        ods_code: Some("XX2BB".into()),
     });
     e.pre_alert = PreAlert {
         eta_utc: Some(at(11, 5)),
@@ -879,6 +900,15 @@ pub fn add_demo_data(store: &mut Store, count: u32, seed: u64) -> Result<DemoSum
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn synthetic_destinations_carry_the_sample_sets_ods_codes() {
+        let sample = crate::model::reference::ReferenceData::sample().unwrap();
+        for (name, code) in HOSPITALS {
+            let listed = sample.destinations.iter().find(|d| d.name == *name);
+            assert_eq!(listed.map(|d| d.ods_code.as_str()), *code, "{name}");
+        }
+    }
 
     #[test]
     fn synthetic_records_are_complete_and_in_test_range() {

@@ -155,6 +155,13 @@ pub enum Leaf {
         previous_checkpoint_sha256: String,
         recovered_at_utc: String,
     },
+    /// A version of the trust's reference data (formulary, destinations, staff) was
+    /// imported; the document is logged by the SHA-256 (hex) of its canonical JSON.
+    ReferenceData {
+        version: u64,
+        document_sha256: String,
+        imported_at_utc: String,
+    },
 }
 
 impl Leaf {
@@ -186,6 +193,7 @@ impl Leaf {
             Leaf::DeviceAuditHead { .. } => "device_audit_head",
             Leaf::Decision { .. } => "decision",
             Leaf::Recovery { .. } => "recovery",
+            Leaf::ReferenceData { .. } => "reference_data",
         }
     }
 }
@@ -412,6 +420,67 @@ pub const MAX_ROTATIONS: usize = 16;
 pub fn sign_rotation(old: &DeviceSigningKey, origin: &str, new_key: &LogPublicKey) -> String {
     let body = format!("{ROTATION_HEADER}\n{origin}\n{}\n", new_key.to_vkey());
     sign_note(&body, origin, old)
+}
+
+/// First line of a reference data statement.
+const REFERENCE_HEADER: &str = "ambulance-epr/reference-data/v1";
+
+/// What the server's key says of a reference data set: its version, the SHA-256 (hex) of
+/// its canonical JSON and when it was imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceStatement {
+    pub version: u64,
+    pub document_sha256: String,
+    pub imported_at_utc: String,
+}
+
+/// Signs a reference data statement as a signed note under the log's name: a tablet takes a
+/// reference set only with a statement its pinned log key opens.
+pub fn sign_reference(key: &DeviceSigningKey, origin: &str, s: &ReferenceStatement) -> String {
+    let body = format!(
+        "{REFERENCE_HEADER}\n{origin}\n{}\n{}\n{}\n",
+        s.version, s.document_sha256, s.imported_at_utc
+    );
+    sign_note(&body, origin, key)
+}
+
+/// Opens a reference data statement with `key`: the signature must be by that key and the
+/// body must name its log.
+pub fn open_reference(
+    note: &str,
+    key: &LogPublicKey,
+) -> Result<ReferenceStatement, IntegrityError> {
+    let body = open_note(note, key)?;
+    let malformed = IntegrityError::MalformedCheckpoint("a reference data statement");
+    let mut lines = body.lines();
+    if lines.next() != Some(REFERENCE_HEADER) {
+        return Err(malformed);
+    }
+    let origin = lines.next().ok_or(malformed.clone())?;
+    if origin != key.name {
+        return Err(IntegrityError::WrongOrigin {
+            expected: key.name.clone(),
+            found: origin.to_owned(),
+        });
+    }
+    let version = lines
+        .next()
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or(malformed.clone())?;
+    let document_sha256 = lines
+        .next()
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or(malformed.clone())?
+        .to_owned();
+    let imported_at_utc = lines.next().ok_or(malformed.clone())?.to_owned();
+    if lines.next().is_some() {
+        return Err(malformed);
+    }
+    Ok(ReferenceStatement {
+        version,
+        document_sha256,
+        imported_at_utc,
+    })
 }
 
 /// Splits a signed note into its body and checks one signature by `key` over it.
@@ -748,6 +817,44 @@ mod tests {
         let mut bad = public.to_vkey();
         bad.replace_range(cp.origin.len() + 1..cp.origin.len() + 3, "zz");
         assert!(LogPublicKey::from_vkey(&bad).is_err());
+    }
+
+    #[test]
+    fn a_reference_statement_opens_with_its_log_key_only_and_names_its_log() {
+        let (k, other) = (key(), key());
+        let public = |k: &DeviceSigningKey, name: &str| LogPublicKey {
+            name: name.into(),
+            key: k.public_key_bytes(),
+        };
+        let statement = ReferenceStatement {
+            version: 3,
+            document_sha256: "ab".repeat(32),
+            imported_at_utc: "2026-12-03T10:00:00.000000Z".into(),
+        };
+        let note = sign_reference(&k, "o/log", &statement);
+        assert_eq!(open_reference(&note, &public(&k, "o/log")), Ok(statement));
+        assert_eq!(
+            open_reference(&note, &public(&other, "o/log")),
+            Err(IntegrityError::UnknownKey)
+        );
+        let forged = note.replacen("\n3\n", "\n4\n", 1);
+        assert_eq!(
+            open_reference(&forged, &public(&k, "o/log")),
+            Err(IntegrityError::BadSignature)
+        );
+        // A checkpoint by the same key is not a reference statement.
+        let cp = sign_checkpoint(
+            &Checkpoint {
+                origin: "o/log".into(),
+                size: 1,
+                root: leaf_hash(b"x"),
+            },
+            &k,
+        );
+        assert!(matches!(
+            open_reference(&cp, &public(&k, "o/log")),
+            Err(IntegrityError::MalformedCheckpoint(_))
+        ));
     }
 
     #[test]

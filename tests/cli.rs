@@ -81,6 +81,13 @@ fn init_demo_status_list_show() {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(times, sorted, "newest first");
 
+    // A demo tablet works from the labelled sample reference data.
+    let reference = json(&epr(dir.path(), PASS, &["reference", "--json"]));
+    assert_eq!(reference["source"], "sample");
+    assert_eq!(reference["sample"], true);
+    assert!(reference["counts"]["drugs"].as_u64().unwrap() >= 5);
+    assert!(reference["trust"].as_str().unwrap().contains("SAMPLE"));
+
     let id = rows[0]["id"].as_str().unwrap();
     let doc = json(&epr(dir.path(), PASS, &["show", "--id", id, "--json"]));
     assert_eq!(doc["id"], id);
@@ -124,6 +131,14 @@ fn init_demo_status_list_show() {
             saw_non_conveyance = true;
         }
         saw_advance_decision |= doc["history"]["advance_decisions"]["status"] == "seen";
+        // Every drug says whether it came from the formulary.
+        for drug in doc["drugs"].as_array().unwrap() {
+            assert!(drug.get("formulary_id").is_some(), "{drug}");
+            assert_eq!(
+                drug["not_in_formulary"].as_bool(),
+                Some(drug["formulary_id"].is_null())
+            );
+        }
         // A stroke carries its onset; a chest pain its ECG.
         let presentations = &doc["assessment"]["presentations"];
         if presentations
@@ -454,6 +469,53 @@ fn a_weak_old_passphrase_is_flagged_and_passwd_replaces_it() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
     assert!(
         !epr(dir.path(), "2468", &["status", "--json"])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn another_user_is_added_with_their_own_passphrase() {
+    const SAM: &str = "otter quarry velvet ninety";
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        epr(dir.path(), PASS, &["--user", "crew", "init"])
+            .status
+            .success()
+    );
+    let add = |new: &str| {
+        Command::new(env!("CARGO_BIN_EXE_epr"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--user", "crew", "add-user", "--name", "sam"])
+            .env("EPR_PASSPHRASE", PASS)
+            .env("EPR_NEW_PASSPHRASE", new)
+            .output()
+            .unwrap()
+    };
+    let weak = add("sam");
+    assert!(!weak.status.success(), "a weak passphrase is refused");
+    let out = add(SAM);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = add(SAM);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "the name is taken: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // Sam unlocks with their own passphrase, and not with crew's.
+    let status = json(&epr(
+        dir.path(),
+        SAM,
+        &["--user", "sam", "status", "--json"],
+    ));
+    assert_eq!(status["encounters"], 0);
+    assert!(
+        !epr(dir.path(), PASS, &["--user", "sam", "status", "--json"])
             .status
             .success()
     );

@@ -29,6 +29,7 @@ both_backends!(
     failed_logins_are_throttled,
     tablets_report_what_they_hold_and_retirement_waits_for_nothing_unsent,
     a_rebuilt_server_takes_back_only_the_tablets_its_lost_log_enrolled,
+    the_review_queue_filters_by_destination,
 );
 both_backends!(blocking: generated_push_bodies_never_get_a_5xx);
 
@@ -1472,4 +1473,61 @@ async fn a_rebuilt_server_takes_back_only_the_tablets_its_lost_log_enrolled(back
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
+}
+
+async fn the_review_queue_filters_by_destination(backend: Backend) {
+    use ambulance_epr::model::Outcome;
+    let srv = start_on(backend).await;
+    let dev = enroll(&srv, "Tablet 3").await;
+    let conveyed = |hospital: &str, ods: Option<&str>| {
+        let mut e = encounter(RecordStatus::Completed);
+        e.outcome = Some(Outcome::ConveyedTo {
+            hospital: hospital.to_owned(),
+            ods_code: ods.map(str::to_owned),
+        });
+        e
+    };
+    let royal = conveyed("Sample Royal Infirmary", Some("XX1AA"));
+    let general = conveyed("Test General Hospital", Some("XX2BB"));
+    let typed = conveyed("Somewhere typed", None);
+    let items: Vec<_> = [&royal, &general, &typed]
+        .iter()
+        .map(|e| item(&dev.key, e, 1))
+        .collect();
+    push(&srv, &dev.token, &items).await;
+    let token = supervisor(&srv, "sup.dest").await;
+    let list = |query: &'static str| {
+        let (srv, token) = (&srv, token.clone());
+        async move {
+            srv.http
+                .get(srv.url(&format!("/review/encounters{query}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let all: ReviewList = list("").await.json().await.unwrap();
+    assert_eq!(all.total, 3);
+    let names: Vec<(&str, &str)> = all
+        .destinations
+        .iter()
+        .map(|d| (d.ods_code.as_str(), d.name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("XX1AA", "Sample Royal Infirmary"),
+            ("XX2BB", "Test General Hospital")
+        ]
+    );
+    let to_royal: ReviewList = list("?destination=xx1aa").await.json().await.unwrap();
+    assert_eq!(to_royal.total, 1);
+    assert_eq!(to_royal.items[0].record_id, royal.id);
+    assert_eq!(
+        to_royal.counts.pending, 1,
+        "the tab counts follow the filter"
+    );
+    let bad = list("?destination=XX1%25").await;
+    assert_eq!(bad.status(), 400);
 }

@@ -19,6 +19,7 @@ use server_common::*;
 
 both_backends!(
     async: admin_commands_serve_and_verify,
+    reference_import_takes_a_file_whole_or_not_at_all,
     two_replicas_on_one_store_each_version_once,
 );
 
@@ -473,4 +474,130 @@ async fn two_replicas_on_one_store_each_version_once(backend: Backend) {
     let out = epr_server(&["verify"], &db);
     assert!(out.status.success(), "{}", stdout(&out));
     check_audit_chain(srv_a.storage.as_ref()).await.unwrap();
+}
+
+/// The sample set with `change` made to it, written to a file.
+fn reference_file(
+    dir: &std::path::Path,
+    name: &str,
+    change: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(ambulance_epr::model::reference::SAMPLE_JSON).unwrap();
+    change(&mut doc);
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+async fn reference_import_takes_a_file_whole_or_not_at_all(backend: Backend) {
+    let test_db = TestDb::fresh(backend).await;
+    let db = test_db.url.clone();
+    let dir = test_db.dir.path();
+    let show = |db: &str| -> serde_json::Value {
+        let out = epr_server(&["reference", "show", "--json"], db);
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert!(show(&db).is_null(), "nothing imported yet");
+
+    let v1 = reference_file(dir, "v1.json", |d| d["sample"] = false.into());
+    let out = epr_server(&["reference", "import", "--file", &v1], &db);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let held = show(&db);
+    assert_eq!(held["version"], 1);
+    assert_eq!(held["sample"], false);
+    assert!(held["counts"]["drugs"].as_u64().unwrap() >= 5);
+    assert!(held["counts"]["destinations"].as_u64().unwrap() >= 3);
+    assert!(held["counts"]["staff"].as_u64().unwrap() >= 3);
+    assert!(held["signed_at_utc"].is_string());
+
+    // Each bad file is refused whole, naming the path of its first problem; version 1 stays.
+    type Change = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let bad: Vec<(&str, Change, &str)> = vec![
+        (
+            "duplicate id",
+            Box::new(|d| d["formulary"][1]["id"] = d["formulary"][0]["id"].clone()),
+            "formulary[1].id",
+        ),
+        (
+            "unknown unit",
+            Box::new(|d| d["formulary"][0]["unit"] = "mcg".into()),
+            "formulary[0].unit",
+        ),
+        (
+            "minimum above maximum",
+            Box::new(|d| {
+                d["formulary"][0]["adult_dose"] = serde_json::json!({ "min": 10, "max": 5 })
+            }),
+            "formulary[0].adult_dose",
+        ),
+        (
+            "destination without a code",
+            Box::new(|d| d["destinations"][1]["ods_code"] = "".into()),
+            "destinations[1].ods_code",
+        ),
+        (
+            "not newer",
+            Box::new(|d| d["sample"] = false.into()),
+            "version 1 is not newer",
+        ),
+    ];
+    for (i, (what, change, path)) in bad.into_iter().enumerate() {
+        let file = reference_file(dir, &format!("bad{i}.json"), |d| {
+            d["version"] = 2.into();
+            change(d);
+            if what == "not newer" {
+                d["version"] = 1.into();
+            }
+        });
+        let out = epr_server(&["reference", "import", "--file", &file], &db);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: accepted");
+        assert!(err.contains(path), "{what}: {err}");
+        assert!(err.contains("nothing changed"), "{what}: {err}");
+        assert_eq!(show(&db)["version"], 1, "{what}: the held version changed");
+    }
+    let malformed = dir.join("malformed.json");
+    std::fs::write(&malformed, b"{\"version\": 2, \"trust\": ").unwrap();
+    let out = epr_server(
+        &["reference", "import", "--file", malformed.to_str().unwrap()],
+        &db,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("document"));
+    assert_eq!(show(&db)["version"], 1);
+
+    let v2 = reference_file(dir, "v2.json", |d| d["version"] = 2.into());
+    let out = epr_server(&["reference", "import", "--file", &v2], &db);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("SAMPLE"), "{}", stdout(&out));
+    assert_eq!(show(&db)["version"], 2);
+
+    // Each import is a log entry and an audit entry; the whole still verifies.
+    let storage = ambulance_epr::server::open_storage(&db).await.unwrap();
+    let head = storage.log_head().await.unwrap();
+    let leaves = storage.log_leaves(0, head.size).await.unwrap();
+    let logged: Vec<&str> = leaves
+        .iter()
+        .filter(|l| l.kind == "reference_data")
+        .map(|l| l.data.as_str())
+        .collect();
+    assert_eq!(logged.len(), 2);
+    assert!(logged[1].contains("\"version\":2"));
+    let audit = storage.audit_entries_after(0, 100).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.action == "reference_imported")
+            .count(),
+        2
+    );
+    check_audit_chain(storage.as_ref()).await.unwrap();
+    let out = epr_server(&["verify"], &db);
+    assert!(out.status.success(), "{}", stdout(&out));
 }

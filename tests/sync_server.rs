@@ -176,6 +176,103 @@ fn device_expected(store: &Store, ids: &[Uuid]) -> HashSet<(Uuid, Revision)> {
     out
 }
 
+fn reference_json(device: &Path) -> serde_json::Value {
+    let out = epr(device, &["reference", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The sample set with another version and trust name: a stand-in for a trust's own file.
+fn trust_reference_file(dir: &Path, version: u32) -> std::path::PathBuf {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(ambulance_epr::model::reference::SAMPLE_JSON).unwrap();
+    doc["version"] = version.into();
+    doc["sample"] = false.into();
+    doc["trust"] = "Test Ambulance Service".into();
+    let path = dir.join(format!("reference-v{version}.json"));
+    std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn reference_data_reaches_the_tablet_through_a_sync_and_a_tampered_set_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = dir.path().join("device");
+    let db_path = dir.path().join("server.db");
+    let mut server = ServerProcess::start(&db_path, free_port());
+    let code = server.admin(&["enroll-device", "--name", "Tablet 9"]);
+    let code = code.lines().last().unwrap().trim().to_owned();
+    drop(new_store(&device));
+
+    // Before enrolment and before any set arrives: the labelled sample.
+    let before = reference_json(&device);
+    assert_eq!(before["source"], "sample");
+    assert_eq!(before["sample"], true);
+    let out = epr(
+        &device,
+        &["enroll", "--server", &server.url(), "--code", &code],
+    );
+    assert!(out.status.success());
+
+    let v1 = trust_reference_file(dir.path(), 1);
+    server.admin(&["reference", "import", "--file", v1.to_str().unwrap()]);
+    let out = epr(&device, &["sync", "--once", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let got = reference_json(&device);
+    assert_eq!(got["source"], "server");
+    assert_eq!(got["version"], 1);
+    assert_eq!(got["trust"], "Test Ambulance Service");
+    assert_eq!(got["counts"]["drugs"], before["counts"]["drugs"]);
+    assert!(got["last_refused"].is_null());
+
+    // The server gone: every command is a fresh process on the store, and the set stays.
+    server.kill();
+    let offline = reference_json(&device);
+    assert_eq!(offline["source"], "server");
+    assert_eq!(offline["version"], 1);
+
+    // Version 2, then its document altered in the database after the key signed it: the
+    // tablet refuses it, says why, and keeps version 1.
+    let v2 = trust_reference_file(dir.path(), 2);
+    server.admin(&["reference", "import", "--file", v2.to_str().unwrap()]);
+    {
+        let conn = rusqlite::Connection::open(&db_path).unwrap();
+        let changed = conn
+            .execute(
+                "UPDATE reference_versions SET document = replace(document, 'Test Ambulance', 'Forged Ambulance') WHERE version = 2",
+                [],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+    server.restart();
+    let out = epr(&device, &["sync", "--once", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a refused reference set does not stop records syncing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kept = reference_json(&device);
+    assert_eq!(kept["version"], 1);
+    assert_eq!(kept["trust"], "Test Ambulance Service");
+    let why = kept["last_refused"].as_str().unwrap();
+    assert!(why.contains("version 2") && why.contains("hash"), "{why}");
+
+    // Version 3, imported properly, is taken and clears the refusal.
+    let v3 = trust_reference_file(dir.path(), 3);
+    server.admin(&["reference", "import", "--file", v3.to_str().unwrap()]);
+    let out = epr(&device, &["sync", "--once", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let now = reference_json(&device);
+    assert_eq!(now["version"], 3);
+    assert!(now["last_refused"].is_null());
+}
+
 #[test]
 fn server_down_from_the_start_queues_then_drains() {
     let dir = tempfile::tempdir().unwrap();

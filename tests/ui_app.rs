@@ -19,7 +19,7 @@ use ambulance_epr::ui::{AppConfig, EprApp};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use support::ui::settle;
+use support::ui::{settle, wait_until};
 
 const USER: &str = "alex";
 const PIN: &str = "2468";
@@ -490,12 +490,8 @@ fn completing_with_something_missing_jumps_to_it_then_signs() {
 
     click(&mut h, "Complete and sign…");
     h.get_by_label("Complete and sign");
-    assert_eq!(
-        h.get_by_label("Clinician name").value().as_deref(),
-        Some(USER),
-        "the signing clinician defaults to the unlocked user"
-    );
-    type_into(&mut h, "Registration (HCPC or staff number)", "PA123456");
+    // The unlocked user is in the sample staff list: the record is signed in their name.
+    h.get_by_label_contains("Signing as Demo Paramedic");
     click_button(&mut h, "Sign record");
     settle(&mut h);
     let ed = h.state().editor().unwrap();
@@ -580,7 +576,6 @@ fn a_non_conveyance_is_signed_only_with_its_capacity_assessment_and_the_rest_of_
 
     click(&mut h, "Complete and sign…");
     h.get_by_label("Complete and sign");
-    type_into(&mut h, "Registration (HCPC or staff number)", "PA123456");
     click_button(&mut h, "Sign record");
     settle(&mut h);
     let ed = h.state().editor().unwrap();
@@ -1043,7 +1038,7 @@ fn values_typed_but_not_added_survive_leaving_the_record_and_the_lock() {
     click(&mut h, "Observations");
     type_into(&mut h, "BP diastolic", "88");
     click(&mut h, "Interventions and drugs");
-    type_into(&mut h, "Drug", "Morphine");
+    type_into(&mut h, "Dose", "7.5");
 
     // Back to the list and in again: still there, and the crew is told.
     click(&mut h, "Back to records");
@@ -1051,7 +1046,7 @@ fn values_typed_but_not_added_survive_leaving_the_record_and_the_lock() {
     settle(&mut h);
     h.get_by_label("What you typed but had not added yet is still here.");
     assert_eq!(h.state().editor().unwrap().obs.diastolic, "88");
-    assert_eq!(h.state().editor().unwrap().forms.drug.drug, "Morphine");
+    assert_eq!(h.state().editor().unwrap().forms.drug.dose, "7.5");
 
     // Locked (as the idle lock does) and unlocked: the record comes back with them.
     click_button(&mut h, "Lock");
@@ -1061,7 +1056,7 @@ fn values_typed_but_not_added_survive_leaving_the_record_and_the_lock() {
     settle(&mut h);
     assert_eq!(screen(&h), "editor");
     assert_eq!(h.state().editor().unwrap().obs.diastolic, "88");
-    assert_eq!(h.state().editor().unwrap().forms.drug.drug, "Morphine");
+    assert_eq!(h.state().editor().unwrap().forms.drug.dose, "7.5");
     // Nothing was added to the record by keeping them.
     assert_eq!(
         h.state().editor().unwrap().doc.observations.len(),
@@ -1783,7 +1778,9 @@ fn pupils_capillary_refill_etco2_peak_flow_and_rhythm_are_added_with_a_set() {
 #[test]
 fn the_standard_encounter_is_written_and_signed_within_the_interaction_budget() {
     use ambulance_epr::model::Outcome;
-    use support::standard_encounter::{INTERACTION_BUDGET, PPCI_CENTRE, tablet_mid_shift};
+    use support::standard_encounter::{
+        INTERACTION_BUDGET, PPCI_CENTRE, PPCI_CENTRE_ODS, tablet_mid_shift,
+    };
     let dir = tempfile::tempdir().unwrap();
     tablet_mid_shift(dir.path());
     let mut h = harness(dir.path());
@@ -1809,11 +1806,18 @@ fn the_standard_encounter_is_written_and_signed_within_the_interaction_budget() 
     assert_eq!(ecg.transmitted, Some(true), "the one tap said it was sent");
     assert_eq!(ecg.transmitted_to, "PPCI centre (cath lab)");
     let drugs: Vec<_> = doc.drugs.iter().map(|d| d.drug.as_str()).collect();
-    assert_eq!(drugs, ["Aspirin", "GTN"]);
+    assert_eq!(drugs, ["Aspirin", "Glyceryl trinitrate (GTN)"]);
+    let from_formulary: Vec<_> = doc
+        .drugs
+        .iter()
+        .map(|d| d.formulary_id.as_deref())
+        .collect();
+    assert_eq!(from_formulary, [Some("aspirin"), Some("gtn")]);
     assert_eq!(
         doc.outcome,
         Some(Outcome::ConveyedTo {
-            hospital: PPCI_CENTRE.to_owned()
+            hospital: PPCI_CENTRE.to_owned(),
+            ods_code: Some(PPCI_CENTRE_ODS.to_owned()),
         })
     );
     println!(
@@ -1897,7 +1901,10 @@ fn a_child_under_five_gets_the_paediatric_gcs_words_and_no_adult_doses() {
     h.get_by_label("V4 less than usual ability, irritable cry");
     h.get_by_label("M5 withdraws to touch");
     click(&mut h, "Interventions and drugs");
-    assert!(h.query_by_label("Fill: Aspirin 300 mg oral").is_none());
+    assert!(
+        h.query_by_label("Fill: Aspirin 300 milligrams oral")
+            .is_none()
+    );
     h.get_by_label_contains("A child: no doses are offered");
 
     // An adult: the usual doses fill the form, and nothing is added until the crew adds it.
@@ -1906,9 +1913,15 @@ fn a_child_under_five_gets_the_paediatric_gcs_words_and_no_adult_doses() {
     assert!(h.query_by_label("Child under 5: paediatric GCS").is_none());
     click(&mut h, "Interventions and drugs");
     let before = h.state().editor().unwrap().doc.drugs.len();
-    tap_in_view(&mut h, "Fill: GTN 400 micrograms sublingual");
+    tap_in_view(
+        &mut h,
+        "Fill: Glyceryl trinitrate (GTN) 400 micrograms sublingual",
+    );
     let form = &h.state().editor().unwrap().forms.drug;
-    assert_eq!((form.drug.as_str(), form.dose.as_str()), ("GTN", "400"));
+    assert_eq!(
+        (form.formulary_id.as_deref(), form.dose.as_str()),
+        (Some("gtn"), "400")
+    );
     assert_eq!(form.route, "Sublingual");
     assert_eq!(h.state().editor().unwrap().doc.drugs.len(), before);
 }
@@ -1961,4 +1974,273 @@ fn breathing_difficulty_and_mental_health_bring_their_sections_and_sign_off_chec
     click(&mut h, "Handover (ATMIST)");
     h.get_by_label_contains("LIFE-THREATENING: exhaustion. Breathing: speaking in single words");
     h.get_by_label_contains("Mental health: self-harm; no thoughts of suicide, no risk to others");
+}
+
+/// Opens the list `combo` and picks `item` from it.
+fn choose(h: &mut Harness<'_, EprApp>, combo: &str, item: &str) {
+    h.get_by_label(combo).scroll_to_me();
+    settle(h);
+    h.get_by_label(combo).click();
+    settle(h);
+    h.get_by_label(item).click();
+    settle(h);
+}
+
+#[test]
+fn a_formulary_drug_is_checked_before_it_is_added_and_a_controlled_drug_needs_its_witness() {
+    let e = complete_encounter();
+    let (_dir, mut h) = open_draft(&e);
+    click(&mut h, "Interventions and drugs");
+    h.get_by_label_contains("SAMPLE formulary");
+    choose(&mut h, "Drug", "Morphine sulfate (controlled)");
+    h.get_by_label_contains("Formulary: adult dose 1 to 10 milligrams");
+    choose(&mut h, "Route", "IV");
+    type_into(&mut h, "Dose", "50");
+    click_in_view(&mut h, "Add drug");
+    h.get_by_label_contains("A controlled drug needs a witness");
+    choose(
+        &mut h,
+        "Witness",
+        "Demo Technician (Emergency medical technician)",
+    );
+    type_into(&mut h, "Batch number", "BX12");
+    type_into(&mut h, "Amount wasted", "0");
+    click_in_view(&mut h, "Add drug");
+    // 50 mg is outside 1 to 10: asked again, and nothing is added until the crew confirm.
+    h.get_by_label_contains("Check this dose before it is added");
+    h.get_by_label_contains("50 milligrams is outside the adult range");
+    assert_eq!(h.state().editor().unwrap().doc.drugs.len(), e.drugs.len());
+    click_in_view(&mut h, "Give anyway");
+    let doc = &h.state().editor().unwrap().doc;
+    assert_eq!(doc.drugs.len(), e.drugs.len() + 1);
+    let given = doc.drugs.last().unwrap();
+    assert_eq!(given.formulary_id.as_deref(), Some("morphine"));
+    assert_eq!(given.unit, ambulance_epr::model::DoseUnit::Milligrams);
+    assert_eq!(
+        given.overrides[0].check,
+        ambulance_epr::model::formulary::DoseCheck::Range
+    );
+    let witnessed = given.controlled.as_ref().unwrap();
+    assert_eq!(
+        (witnessed.witness_id.as_str(), witnessed.batch.as_str()),
+        ("s-0002", "BX12")
+    );
+    h.get_by_label_contains("Given despite: dose outside the formulary range");
+
+    // A drug not in the formulary is still recorded, and marked.
+    choose(&mut h, "Drug", "Other (not in formulary)");
+    type_into(&mut h, "Drug name", "Ondansetron");
+    type_into(&mut h, "Dose", "4");
+    choose(&mut h, "Unit", "milligrams");
+    choose(&mut h, "Route", "IV");
+    click_in_view(&mut h, "Add drug");
+    let other = h
+        .state()
+        .editor()
+        .unwrap()
+        .doc
+        .drugs
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(other.formulary_id, None);
+    h.get_by_label_contains("Ondansetron 4 milligrams IV (not in formulary)");
+}
+
+#[test]
+fn a_drug_in_a_recorded_allergy_class_is_given_only_with_a_reason() {
+    let mut e = complete_encounter();
+    e.history.allergies.clear();
+    let (_dir, mut h) = open_draft(&e);
+    click(&mut h, "Complaint and history");
+    click_in_view(&mut h, "Allergy class: penicillins");
+    let history = &h.state().editor().unwrap().doc.history;
+    assert_eq!(history.allergy_classes, ["penicillins"]);
+    click(&mut h, "Interventions and drugs");
+    choose(&mut h, "Drug", "Amoxicillin");
+    type_into(&mut h, "Dose", "500");
+    click_in_view(&mut h, "Add drug");
+    h.get_by_label_contains("Amoxicillin is in the allergy class penicillins");
+    click_in_view(&mut h, "Give anyway");
+    h.get_by_label_contains("Give the reason for going on despite the allergy");
+    assert_eq!(h.state().editor().unwrap().doc.drugs.len(), e.drugs.len());
+    type_into(
+        &mut h,
+        "Reason for giving despite the allergy",
+        "Discussed with the clinical hub",
+    );
+    click_in_view(&mut h, "Give anyway");
+    let doc = &h.state().editor().unwrap().doc;
+    let given = doc.drugs.last().unwrap();
+    assert_eq!(given.formulary_id.as_deref(), Some("amoxicillin"));
+    assert_eq!(
+        given.overrides[0].check,
+        ambulance_epr::model::formulary::DoseCheck::Allergy
+    );
+    assert_eq!(given.overrides[0].reason, "Discussed with the clinical hub");
+    // The handover leads with the allergy class.
+    assert!(
+        ambulance_epr::model::AllergyStatus::of_record(
+            &doc.history.allergies,
+            &doc.history.allergy_classes
+        )
+        .headline()
+        .contains("penicillins")
+    );
+}
+
+#[test]
+fn a_stroke_patient_is_offered_stroke_units_first_and_the_pick_carries_its_ods_code() {
+    use ambulance_epr::model::{Outcome, Presentation};
+    let mut e = complete_encounter();
+    e.assessment.presentations = vec![Presentation::Stroke];
+    e.outcome = Some(Outcome::ConveyedTo {
+        hospital: String::new(),
+        ods_code: None,
+    });
+    let (_dir, mut h) = open_draft(&e);
+    click(&mut h, "Outcome and destination");
+    h.get_by_label_contains("Destinations with hyperacute stroke unit first");
+    // The first destination offered is the one with a stroke unit.
+    let order: Vec<String> = h
+        .query_all_by_label_contains("Destination: ")
+        .map(|n| n.accesskit_node().label().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        order.first().map(String::as_str),
+        Some("Destination: Sample Royal Infirmary")
+    );
+    assert!(order.len() >= 3, "{order:?}");
+    click_in_view(&mut h, "Destination: Sample Royal Infirmary");
+    assert_eq!(
+        h.state().editor().unwrap().doc.outcome,
+        Some(Outcome::ConveyedTo {
+            hospital: "Sample Royal Infirmary".into(),
+            ods_code: Some("XX1AA".into()),
+        })
+    );
+    h.get_by_label("ODS XX1AA");
+    // A name typed for somewhere not in the list keeps no code.
+    let node = h.get_by_label("Destination hospital");
+    node.focus();
+    node.type_text(" annexe");
+    settle(&mut h);
+    assert_eq!(
+        h.state().editor().unwrap().doc.outcome,
+        Some(Outcome::ConveyedTo {
+            hospital: "Sample Royal Infirmary annexe".into(),
+            ods_code: None,
+        })
+    );
+    h.get_by_label("not in the trust's list");
+}
+
+#[test]
+fn the_signed_in_user_in_the_staff_list_signs_in_their_own_name() {
+    let (_dir, mut h) = open_draft(&complete_encounter());
+    click(&mut h, "Complete and sign…");
+    h.get_by_label_contains("Signing as Demo Paramedic (Paramedic, PA00001)");
+    assert!(h.query_by_label("Clinician name").is_none(), "not typed");
+    click_button(&mut h, "Sign record");
+    wait_until(&mut h, "the record is signed", |app| {
+        app.editor().is_some_and(|ed| ed.mode == EditMode::Signed)
+    });
+    let doc = &h.state().editor().unwrap().doc;
+    let signed = doc.sign_off.as_ref().unwrap();
+    assert_eq!(
+        (signed.clinician_name.as_str(), signed.registration.as_str()),
+        ("Demo Paramedic", "PA00001")
+    );
+
+    // A user the staff list does not name is asked, and warned.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::create_with(
+        dir.path(),
+        "relief",
+        PIN,
+        KdfParams::FAST_FOR_TESTS,
+        migrate::latest_version(),
+    )
+    .unwrap();
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Complete and sign…");
+    h.get_by_label_contains("is not in the trust's staff list");
+    assert_eq!(
+        h.get_by_label("Clinician name").value().as_deref(),
+        Some("relief")
+    );
+}
+
+#[test]
+fn the_crew_sign_in_from_the_staff_list_with_their_own_secrets_and_crew_new_records() {
+    const SAM: &str = "otter quarry velvet ninety";
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store
+        .add_user("sam", SAM, KdfParams::FAST_FOR_TESTS)
+        .unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    wait_until(&mut h, "the shift panel has the staff list", |app| {
+        !app.list().shift.staff.is_empty()
+    });
+    h.get_by_label_contains("no one signed in");
+    click_button(&mut h, "Sign me in");
+    wait_until(&mut h, "alex is on the shift", |app| {
+        app.list().shift.shift.members.len() == 1
+    });
+    h.get_by_label("Demo Paramedic (Paramedic, PA00001)");
+
+    // Sam signs in with their own passphrase; the unlocked user's does not do.
+    click_button(&mut h, "Add crew member");
+    choose(
+        &mut h,
+        "Crew member",
+        "Demo Technician (Emergency medical technician)",
+    );
+    type_into(&mut h, "Their passphrase on this tablet", PIN);
+    click_button(&mut h, "Sign in");
+    wait_until(&mut h, "the wrong passphrase is refused", |app| {
+        app.list().shift.error.is_some()
+    });
+    h.get_by_label_contains("Wrong passphrase or PIN");
+    assert_eq!(h.state().list().shift.shift.members.len(), 1);
+    type_into(&mut h, "Their passphrase on this tablet", SAM);
+    click_button(&mut h, "Sign in");
+    wait_until(&mut h, "sam is on the shift", |app| {
+        app.list().shift.shift.members.len() == 2
+    });
+    h.get_by_label("Demo Technician (Emergency medical technician)");
+
+    // A new record is crewed by the shift.
+    click_button(&mut h, "New record");
+    let crew: Vec<String> = h
+        .state()
+        .editor()
+        .unwrap()
+        .doc
+        .crew
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(crew, ["Demo Paramedic", "Demo Technician"]);
+    click(&mut h, "Back to records");
+
+    // Kept through a lock; ended by "End shift".
+    click_button(&mut h, "Lock");
+    type_into(&mut h, "Passphrase", PIN);
+    click_button(&mut h, "Unlock");
+    wait_until(&mut h, "the shift is read back", |app| {
+        app.list().shift.shift.members.len() == 2
+    });
+    click_button(&mut h, "End shift");
+    wait_until(&mut h, "the shift has ended", |app| {
+        app.list().shift.shift.members.is_empty()
+    });
 }

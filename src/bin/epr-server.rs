@@ -65,8 +65,37 @@ enum RoleArg {
     Supervisor,
 }
 
+/// What `reference` does.
+#[derive(Subcommand)]
+enum ReferenceCommand {
+    /// Check a reference data file whole (docs/reference-data.schema.json) and store it as
+    /// the new version, signed with the log key, logged and audited; tablets receive it at
+    /// their next sync. A bad file, or one whose "version" is not above the one held,
+    /// changes nothing and the message names the first problem with its path.
+    Import {
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// The version held: version, trust, counts and when it was signed.
+    Show {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// The trust's reference data (formulary, destinations, staff, pick lists).
+    Reference {
+        #[command(subcommand)]
+        action: ReferenceCommand,
+    },
     /// Run the HTTP API until SIGTERM or Ctrl-C.
     Serve {
         #[command(flatten)]
@@ -626,6 +655,55 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     signer.origin(),
                     signer.public().fingerprint()
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reference {
+            action: ReferenceCommand::Import { file, key, db },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let signer = load_or_create_key(&key.path(&db), None)?;
+            let storage = open(&db).await?;
+            let summary = ambulance_epr::server::reference::import(
+                storage.as_ref(),
+                &signer,
+                &text,
+                chrono::Utc::now(),
+            )
+            .await?;
+            println!(
+                "imported reference data version {} for {}: {} drugs, {} destinations, {} staff; tablets receive it at their next sync",
+                summary.version,
+                summary.trust,
+                summary.counts.drugs,
+                summary.counts.destinations,
+                summary.counts.staff
+            );
+            if summary.sample {
+                println!("note: this is the labelled SAMPLE set, not clinical guidance");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reference {
+            action: ReferenceCommand::Show { json, db },
+        } => {
+            let storage = open(&db).await?;
+            let summary = ambulance_epr::server::reference::show(storage.as_ref()).await?;
+            match (json, summary) {
+                (true, s) => println!("{}", serde_json::to_string_pretty(&s)?),
+                (false, None) => println!("no reference data imported yet"),
+                (false, Some(s)) => println!(
+                    "reference data version {} for {}{}: {} drugs, {} destinations, {} staff; signed {}",
+                    s.version,
+                    s.trust,
+                    if s.sample { " (SAMPLE)" } else { "" },
+                    s.counts.drugs,
+                    s.counts.destinations,
+                    s.counts.staff,
+                    s.signed_at_utc
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -42,6 +42,14 @@ enum Command {
     /// Change the user's passphrase: the current one from EPR_PASSPHRASE or a prompt, the new
     /// one from EPR_NEW_PASSPHRASE or a prompt (typed twice). The data is not re-encrypted.
     Passwd,
+    /// Add another user who unlocks this tablet (and signs on to a shift) with their own
+    /// passphrase: unlock as an existing user (EPR_PASSPHRASE or a prompt); the new user's
+    /// passphrase from EPR_NEW_PASSPHRASE or a prompt (typed twice). Their user name is the
+    /// `user_id` the trust's staff list gives them.
+    AddUser {
+        #[arg(long)]
+        name: String,
+    },
     /// Add synthetic encounters (NHS numbers from the 999 test range).
     DemoData {
         #[arg(long)]
@@ -51,6 +59,12 @@ enum Command {
     },
     /// Counts of encounters, drafts, completed and sync state.
     Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The reference data in use (formulary, destinations, staff): version, source (server
+    /// or the labelled sample) and counts.
+    Reference {
         #[arg(long)]
         json: bool,
     },
@@ -187,6 +201,15 @@ fn document_with_news2(e: &Encounter) -> anyhow::Result<serde_json::Value> {
             }
         }
     }
+    // Every drug says where it came from: its formulary id, or null for "other".
+    if let Some(drugs) = doc.get_mut("drugs").and_then(|d| d.as_array_mut()) {
+        for (drug_json, drug) in drugs.iter_mut().zip(&e.drugs) {
+            if let Some(obj) = drug_json.as_object_mut() {
+                obj.insert("formulary_id".into(), serde_json::json!(drug.formulary_id));
+                obj.insert("not_in_formulary".into(), drug.is_other().into());
+            }
+        }
+    }
     // The score every screen shows: the latest complete set's, never a partial recheck's.
     let latest = e.latest_complete_news2().map(|l| {
         serde_json::json!({
@@ -243,6 +266,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store.change_passphrase(&new, ambulance_epr::crypto::KdfParams::INTERACTIVE)?;
             println!("passphrase changed for {}", store.user());
         }
+        Command::AddUser { name } => {
+            let mut store = unlock(&cli, &data_dir)?;
+            let new = new_passphrase()?;
+            store.add_user(
+                name.trim(),
+                &new,
+                ambulance_epr::crypto::KdfParams::INTERACTIVE,
+            )?;
+            println!("added user {} to this tablet", name.trim());
+        }
         Command::DemoData { count, seed } => {
             let mut store = unlock(&cli, &data_dir)?;
             ambulance_epr::sync::engine::mark_for_demo_records(&store)?;
@@ -251,6 +284,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "added {} synthetic encounters ({} completed, {} drafts)",
                 s.added, s.completed, s.drafts
             );
+        }
+        Command::Reference { json } => {
+            let store = unlock(&cli, &data_dir)?;
+            let active = store.active_reference()?;
+            let refused = store.reference_refused()?;
+            let summary = active.summary();
+            if *json {
+                let mut v = serde_json::to_value(&summary)?;
+                v["last_refused"] = serde_json::json!(refused);
+                println!("{v}");
+            } else {
+                println!(
+                    "reference data version {} for {} from {}: {} drugs, {} destinations, {} staff",
+                    summary.version,
+                    summary.trust,
+                    match summary.source {
+                        ambulance_epr::store::reference::ReferenceSource::Server => "the server",
+                        ambulance_epr::store::reference::ReferenceSource::Sample =>
+                            "the SAMPLE set shipped with the app (not clinical guidance)",
+                    },
+                    summary.counts.drugs,
+                    summary.counts.destinations,
+                    summary.counts.staff
+                );
+                if let Some(reason) = refused {
+                    println!("the last set the server offered was refused: {reason}");
+                }
+            }
         }
         Command::Status { json } => {
             let store = unlock(&cli, &data_dir)?;

@@ -18,6 +18,49 @@ use crate::model::{
     ObservationSet, Outcome, Sex,
 };
 
+/// NHS organisation (ODS) codes, which name a destination.
+pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+
+/// The trust formulary's code system: a drug given from it is coded with its formulary id.
+pub const FORMULARY_SYSTEM: &str = "urn:ambulance-epr:trust-formulary";
+
+/// A drug as a CodeableConcept: coded with its formulary id, or, for a drug not in the
+/// formulary, text only and marked so.
+fn medication(d: &crate::model::DrugGiven) -> Value {
+    match &d.formulary_id {
+        Some(id) => json!({
+            "coding": [{ "system": FORMULARY_SYSTEM, "code": id, "display": d.drug }],
+            "text": d.drug,
+        }),
+        None => json!({ "text": format!("{} (not in formulary)", d.drug) }),
+    }
+}
+
+/// A drug's notes: its form, a controlled drug's witness, batch and waste, and each check
+/// the clinician went on through.
+fn drug_notes(d: &crate::model::DrugGiven) -> Vec<Value> {
+    let mut out = Vec::new();
+    if !d.form.is_empty() {
+        out.push(json!({ "text": format!("Form: {}", d.form) }));
+    }
+    if let Some(c) = &d.controlled {
+        out.push(json!({ "text": format!(
+            "Controlled drug: witnessed by {}, batch {}, wasted {}",
+            c.witness_name,
+            c.batch,
+            d.unit.amount(c.wasted)
+        ) }));
+    }
+    for o in &d.overrides {
+        let mut text = format!("Given despite a check ({}): {}", o.check.label(), o.said);
+        if !o.reason.is_empty() {
+            text.push_str(&format!(". Reason: {}", o.reason));
+        }
+        out.push(json!({ "text": text }));
+    }
+    out
+}
+
 /// The NHS number identifier system.
 pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 /// LOINC.
@@ -167,8 +210,12 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
     if !e.history.presenting_complaint.trim().is_empty() {
         encounter["reasonCode"] = json!([{ "text": e.history.presenting_complaint.trim() }]);
     }
-    if let Some(Outcome::ConveyedTo { hospital }) = &e.outcome {
-        encounter["hospitalization"] = json!({ "destination": { "display": hospital } });
+    if let Some(Outcome::ConveyedTo { hospital, ods_code }) = &e.outcome {
+        let mut destination = json!({ "display": hospital });
+        if let Some(code) = ods_code {
+            destination["identifier"] = json!({ "system": ODS_SYSTEM, "value": code });
+        }
+        encounter["hospitalization"] = json!({ "destination": destination });
     }
     entries.push((ids.url("encounter"), encounter));
 
@@ -184,7 +231,7 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
     // an allergy and not the absence of one, so it gets no AllergyIntolerance at all (the
     // section's narrative says so).
     let mut allergy_refs = Vec::new();
-    let allergy_status = AllergyStatus::of(&e.history.allergies);
+    let allergy_status = AllergyStatus::of_record(&e.history.allergies, &e.history.allergy_classes);
     let allergy_code = match &allergy_status {
         AllergyStatus::NotRecorded | AllergyStatus::Unknown => None,
         AllergyStatus::NoKnownDrugAllergy | AllergyStatus::NoKnownAllergy => {
@@ -232,7 +279,7 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
             "resourceType": "MedicationAdministration",
             "id": ids.id(&name).to_string(),
             "status": "completed",
-            "medicationCodeableConcept": { "text": d.drug },
+            "medicationCodeableConcept": medication(d),
             "subject": ids.reference("patient"),
             "context": ids.reference("encounter"),
             "effectiveDateTime": time(d.at_utc),
@@ -240,6 +287,10 @@ pub fn bundle(e: &Encounter, meta: &VersionMeta, generated_at: DateTime<Utc>) ->
         });
         if !d.by.trim().is_empty() {
             ma["performer"] = json!([{ "actor": { "display": d.by.trim() } }]);
+        }
+        let notes = drug_notes(d);
+        if !notes.is_empty() {
+            ma["note"] = json!(notes);
         }
         entries.push((ids.url(&name), ma));
         drug_refs.push(ids.reference(&name));

@@ -589,7 +589,9 @@ fn render_zoned(
     );
 
     // Allergies boxed near the top, where a receiving clinician looks first.
-    w.boxed_line(&AllergyStatus::of(&e.history.allergies).headline());
+    w.boxed_line(
+        &AllergyStatus::of_record(&e.history.allergies, &e.history.allergy_classes).headline(),
+    );
 
     w.heading("Patient");
     let age = e
@@ -800,19 +802,35 @@ fn render_zoned(
     let mut any = false;
     for d in &e.drugs {
         any = true;
-        let text = format!(
-            "{} {} {} {} – by {}",
+        let mut text = format!(
+            "{} {} – by {}",
             clock(d.at_utc),
-            d.drug,
-            d.unit.amount(d.dose),
-            d.route,
+            d.summary(),
             if d.by.is_empty() {
                 "not recorded"
             } else {
                 &d.by
             }
         );
+        if !d.form.is_empty() {
+            text.push_str(&format!("; {}", d.form));
+        }
+        if let Some(c) = &d.controlled {
+            text.push_str(&format!(
+                "; controlled drug witnessed by {}, batch {}, wasted {}",
+                c.witness_name,
+                c.batch,
+                d.unit.amount(c.wasted)
+            ));
+        }
         w.paragraph(left, width, 9.5, false, &text);
+        for o in &d.overrides {
+            let mut line = format!("Given despite a check: {}", o.said);
+            if !o.reason.is_empty() {
+                line.push_str(&format!(". Reason: {}", o.reason));
+            }
+            w.paragraph(left, width, 9.0, false, &line);
+        }
     }
     for i in &e.interventions {
         any = true;

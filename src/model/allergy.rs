@@ -26,6 +26,20 @@ pub enum AllergyStatus {
 }
 
 impl AllergyStatus {
+    /// The record's allergies: the classes ticked from the formulary's list (each an
+    /// allergy) with the free text, or the text's own answer when no class is ticked.
+    pub fn of_record(text: &str, classes: &[String]) -> AllergyStatus {
+        if classes.is_empty() {
+            return Self::of(text);
+        }
+        let mut parts: Vec<String> = classes.to_vec();
+        // "NKDA" beside a ticked class contradicts it: the class stands, said plainly.
+        if let AllergyStatus::Recorded(t) = Self::of(text) {
+            parts.push(t);
+        }
+        AllergyStatus::Recorded(parts.join(", "))
+    }
+
     /// Classifies the field's text (case, spaces and a final full stop ignored).
     pub fn of(text: &str) -> AllergyStatus {
         let t = text.trim();
@@ -79,6 +93,23 @@ impl AllergyStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticked_classes_are_allergies_whatever_the_text_says() {
+        let classes = ["penicillins".to_owned()];
+        assert_eq!(
+            AllergyStatus::of_record("rash", &classes),
+            AllergyStatus::Recorded("penicillins, rash".into())
+        );
+        assert_eq!(
+            AllergyStatus::of_record("NKDA", &classes),
+            AllergyStatus::Recorded("penicillins".into())
+        );
+        assert_eq!(
+            AllergyStatus::of_record("NKDA", &[]),
+            AllergyStatus::NoKnownDrugAllergy
+        );
+    }
 
     #[test]
     fn the_short_answers_are_told_apart() {

@@ -85,7 +85,7 @@ pub fn missing_items(e: &Encounter) -> Vec<MissingItem> {
         "Presenting complaint",
     );
     need(
-        !e.history.allergies.trim().is_empty(),
+        !e.history.allergies.trim().is_empty() || !e.history.allergy_classes.is_empty(),
         Field::Allergies,
         "Allergies (or NKDA)",
     );
@@ -129,7 +129,7 @@ pub fn missing_items(e: &Encounter) -> Vec<MissingItem> {
     }
     match &e.outcome {
         None => need(false, Field::Outcome, "Outcome"),
-        Some(Outcome::ConveyedTo { hospital }) => need(
+        Some(Outcome::ConveyedTo { hospital, .. }) => need(
             !hospital.trim().is_empty(),
             Field::Outcome,
             "Destination hospital",
@@ -196,6 +196,7 @@ mod tests {
         let mut e = complete_encounter();
         e.outcome = Some(Outcome::ConveyedTo {
             hospital: " ".into(),
+            ods_code: None,
         });
         let m = missing_items(&e);
         assert_eq!(m.len(), 1);

@@ -384,9 +384,14 @@ pub struct History {
     pub past_medical_history: String,
     #[serde(default)]
     pub medications: String,
-    /// "NKDA" when no known drug allergies.
+    /// Free text: the allergies as said, or "NKDA" (no known drug allergies) or "Unable to
+    /// establish" (see [`super::AllergyStatus`]).
     #[serde(default)]
     pub allergies: String,
+    /// Allergy classes from the formulary's list ("penicillins"), checked against every drug
+    /// given from the formulary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allergy_classes: Vec<String>,
     #[serde(default)]
     pub safeguarding: super::safeguarding::Safeguarding,
     /// DNACPR, ReSPECT or other advance decisions; absent from the document until answered.
@@ -416,15 +421,58 @@ pub struct DrugGiven {
     pub at_utc: DateTime<Utc>,
     #[serde(default)]
     pub by: String,
+    /// The formulary entry given, by id; `None` for a drug entered as "other (not in
+    /// formulary)" (and drugs recorded before the formulary), which every output marks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formulary_id: Option<String>,
+    /// The form and strength ("10 mg in 1 mL injection"); empty when not recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub form: String,
+    /// Checks the clinician was shown when adding it and went on through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<super::formulary::DoseOverride>,
+    /// A controlled drug's witness, batch and amount wasted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controlled: Option<super::formulary::ControlledDrugRecord>,
+}
+
+impl DrugGiven {
+    /// True for a drug not from the formulary.
+    pub fn is_other(&self) -> bool {
+        self.formulary_id.is_none()
+    }
+
+    /// "Morphine sulfate 5 milligrams IV", with "(not in formulary)" for another drug.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "{} {} {}",
+            self.drug,
+            self.unit.amount(self.dose),
+            self.route
+        );
+        if self.is_other() {
+            out.push_str(" (not in formulary)");
+        }
+        out
+    }
 }
 
 /// How the encounter ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outcome {
-    ConveyedTo { hospital: String },
-    NotConveyed { reason: String },
-    Referred { to: String },
+    ConveyedTo {
+        hospital: String,
+        /// The destination's ODS code, when it was picked from the trust's list.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ods_code: Option<String>,
+    },
+    NotConveyed {
+        reason: String,
+    },
+    Referred {
+        to: String,
+    },
     Declined,
     Deceased,
 }
@@ -439,10 +487,25 @@ impl Outcome {
         )
     }
 
+    /// Where the patient is taken, with the ODS code when it was picked from the trust's
+    /// list: "Sample Royal Infirmary (ODS XX1AA)". `None` unless conveyed.
+    pub fn destination(&self) -> Option<String> {
+        match self {
+            Outcome::ConveyedTo {
+                hospital,
+                ods_code: Some(code),
+            } => Some(format!("{} (ODS {code})", hospital.trim())),
+            Outcome::ConveyedTo { hospital, .. } => Some(hospital.trim().to_owned()),
+            _ => None,
+        }
+    }
+
     /// A one-line summary.
     pub fn summary(&self) -> String {
         match self {
-            Outcome::ConveyedTo { hospital } => format!("Conveyed to {hospital}"),
+            Outcome::ConveyedTo { .. } => {
+                format!("Conveyed to {}", self.destination().unwrap_or_default())
+            }
             Outcome::NotConveyed { reason } if reason.trim().is_empty() => {
                 "Not conveyed".to_owned()
             }
@@ -1008,6 +1071,7 @@ mod tests {
         e.patient.nhs_number = Some(NhsNumber::parse("9434765919").unwrap());
         e.outcome = Some(Outcome::ConveyedTo {
             hospital: "Royal Infirmary".into(),
+            ods_code: None,
         });
         let json = serde_json::to_string(&e).unwrap();
         let back: Encounter = serde_json::from_str(&json).unwrap();

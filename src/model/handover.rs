@@ -214,13 +214,15 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
     if !e.history.medications.trim().is_empty() {
         info.push(format!("medication {}", e.history.medications.trim()));
     }
-    info.push(match AllergyStatus::of(&e.history.allergies) {
-        AllergyStatus::NotRecorded => "allergies not recorded".to_owned(),
-        AllergyStatus::NoKnownDrugAllergy => "no known drug allergy (NKDA)".to_owned(),
-        AllergyStatus::NoKnownAllergy => "no known allergy".to_owned(),
-        AllergyStatus::Unknown => "allergy status unknown".to_owned(),
-        AllergyStatus::Recorded(text) => format!("ALLERGIES {text}"),
-    });
+    info.push(
+        match AllergyStatus::of_record(&e.history.allergies, &e.history.allergy_classes) {
+            AllergyStatus::NotRecorded => "allergies not recorded".to_owned(),
+            AllergyStatus::NoKnownDrugAllergy => "no known drug allergy (NKDA)".to_owned(),
+            AllergyStatus::NoKnownAllergy => "no known allergy".to_owned(),
+            AllergyStatus::Unknown => "allergy status unknown".to_owned(),
+            AllergyStatus::Recorded(text) => format!("ALLERGIES {text}"),
+        },
+    );
     if let Some(advance) = e.history.advance_decisions.summary() {
         info.push(advance);
     }
@@ -254,16 +256,7 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
 
     let mut treatment: Vec<(DateTime<Utc>, String)> = Vec::new();
     for d in &e.drugs {
-        treatment.push((
-            d.at_utc,
-            format!(
-                "{} {} {} at {}",
-                d.drug,
-                d.unit.amount(d.dose),
-                d.route,
-                clock(d.at_utc)
-            ),
-        ));
+        treatment.push((d.at_utc, format!("{} at {}", d.summary(), clock(d.at_utc))));
     }
     for i in &e.interventions {
         treatment.push((i.at_utc, format!("{} at {}", i.what, clock(i.at_utc))));
@@ -329,7 +322,8 @@ pub fn atmist_in(e: &Encounter, offset: FixedOffset) -> Vec<HandoverLine> {
             text: treatment,
         },
     ];
-    if let Some(Outcome::ConveyedTo { hospital }) = &e.outcome {
+    // Said aloud: the hospital's name only (the PDF and FHIR document carry its ODS code).
+    if let Some(Outcome::ConveyedTo { hospital, .. }) = &e.outcome {
         let eta = e
             .pre_alert
             .eta_utc

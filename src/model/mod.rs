@@ -16,6 +16,7 @@ pub mod dose;
 pub mod ecg;
 pub mod encounter;
 pub mod falls;
+pub mod formulary;
 pub mod handover;
 pub mod maternity;
 pub mod mental_health;

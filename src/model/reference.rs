@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::DoseUnit;
+use super::{DoseUnit, Presentation};
 
 /// The whole reference data set of one trust, at one version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +47,9 @@ pub struct FormularyDrug {
     /// A single child's dose per kilogram, a soft limit.
     #[serde(default)]
     pub paediatric_dose_per_kg: Option<DoseRange>,
+    /// A usual adult dose, offered to adults as a one-tap pick (and checked like any dose).
+    #[serde(default)]
+    pub usual_adult_dose: Option<f64>,
     /// The most that may be given in one encounter, in `unit`.
     #[serde(default)]
     pub max_cumulative: Option<f64>,
@@ -103,6 +106,53 @@ pub enum Capability {
     Paediatric,
 }
 
+impl Capability {
+    /// In words, as the destination list shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Capability::EmergencyDepartment => "emergency department",
+            Capability::HyperacuteStrokeUnit => "hyperacute stroke unit",
+            Capability::Ppci => "PPCI (heart attack centre)",
+            Capability::MajorTraumaCentre => "major trauma centre",
+            Capability::Maternity => "maternity",
+            Capability::Paediatric => "paediatric",
+        }
+    }
+
+    /// What a record with these presentations needs of where it goes: a stroke needs a
+    /// hyperacute stroke unit, chest pain and a cardiac arrest a PPCI centre, trauma a major
+    /// trauma centre, and so on; anything else an emergency department.
+    pub fn needed_for(presentations: &[Presentation]) -> Vec<Capability> {
+        let mut out = Vec::new();
+        for p in presentations {
+            let need = match p {
+                Presentation::Stroke => Capability::HyperacuteStrokeUnit,
+                Presentation::ChestPain | Presentation::CardiacArrest => Capability::Ppci,
+                Presentation::Trauma => Capability::MajorTraumaCentre,
+                Presentation::Maternity => Capability::Maternity,
+                Presentation::Paediatric => Capability::Paediatric,
+                _ => continue,
+            };
+            if !out.contains(&need) {
+                out.push(need);
+            }
+        }
+        if out.is_empty() {
+            out.push(Capability::EmergencyDepartment);
+        }
+        out
+    }
+}
+
+/// A destination as offered for one record: which of the record's needs it meets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestinationOffer<'a> {
+    pub destination: &'a Destination,
+    pub meets: Vec<Capability>,
+    /// It meets every need.
+    pub meets_all: bool,
+}
+
 /// A member of staff who may be on a crew.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +163,9 @@ pub struct StaffMember {
     /// HCPC or other professional registration; empty for roles without one.
     #[serde(default)]
     pub registration: String,
+    /// Their user on the trust's tablets (the name they unlock with), if they have one.
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 /// Why a reference data document was refused: where, and what.
@@ -131,7 +184,16 @@ fn problem(path: impl Into<String>, message: impl Into<String>) -> ReferenceErro
     }
 }
 
+/// The labelled sample set shipped in `assets/`: demo mode, tests, and a tablet before its
+/// trust's set reaches it. Sample data, not clinical guidance.
+pub const SAMPLE_JSON: &str = include_str!("../../assets/reference-sample.json");
+
 impl ReferenceData {
+    /// The shipped sample set ([`SAMPLE_JSON`]), checked like any other.
+    pub fn sample() -> Result<ReferenceData, ReferenceError> {
+        Self::from_json(SAMPLE_JSON)
+    }
+
     /// Reads and checks a whole document; the first problem refuses it.
     pub fn from_json(text: &str) -> Result<ReferenceData, ReferenceError> {
         let data: ReferenceData = serde_json::from_str(text)
@@ -179,6 +241,11 @@ impl ReferenceData {
             {
                 return Err(problem(at("max_cumulative"), "must be above 0"));
             }
+            if let Some(u) = d.usual_adult_dose
+                && !(u.is_finite() && u > 0.0)
+            {
+                return Err(problem(at("usual_adult_dose"), "must be above 0"));
+            }
         }
         let mut ids = std::collections::HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
@@ -196,11 +263,24 @@ impl ReferenceData {
             }
         }
         let mut ids = std::collections::HashSet::new();
+        let mut users = std::collections::HashSet::new();
         for (i, s) in self.staff.iter().enumerate() {
             let at = |field: &str| format!("staff[{i}].{field}");
             entry(&mut ids, &s.id, &s.name, &at)?;
             if s.role.trim().is_empty() {
                 return Err(problem(at("role"), "the role is missing"));
+            }
+            if let Some(user) = &s.user_id {
+                let user = user.trim().to_lowercase();
+                if user.is_empty() {
+                    return Err(problem(at("user_id"), "an empty user id"));
+                }
+                if !users.insert(user) {
+                    return Err(problem(
+                        at("user_id"),
+                        "this user id is given to two people",
+                    ));
+                }
             }
         }
         for (list, items) in [
@@ -212,6 +292,45 @@ impl ReferenceData {
             }
         }
         Ok(())
+    }
+
+    /// The destinations in the order to offer them for `needs`: those meeting every need
+    /// first, then those meeting more before fewer, each group in the trust's order.
+    pub fn destinations_for(&self, needs: &[Capability]) -> Vec<DestinationOffer<'_>> {
+        let mut out: Vec<DestinationOffer<'_>> = self
+            .destinations
+            .iter()
+            .map(|d| {
+                let meets: Vec<Capability> = needs
+                    .iter()
+                    .copied()
+                    .filter(|n| d.capabilities.contains(n))
+                    .collect();
+                DestinationOffer {
+                    destination: d,
+                    meets_all: meets.len() == needs.len(),
+                    meets,
+                }
+            })
+            .collect();
+        out.sort_by_key(|o| (!o.meets_all, std::cmp::Reverse(o.meets.len())));
+        out
+    }
+
+    /// The destination with this ODS code.
+    pub fn destination_by_code(&self, code: &str) -> Option<&Destination> {
+        self.destinations
+            .iter()
+            .find(|d| d.ods_code.eq_ignore_ascii_case(code))
+    }
+
+    /// The staff member who unlocks tablets as `user` (names compared without case).
+    pub fn staff_for_user(&self, user: &str) -> Option<&StaffMember> {
+        self.staff.iter().find(|s| {
+            s.user_id
+                .as_deref()
+                .is_some_and(|u| u.trim().eq_ignore_ascii_case(user.trim()))
+        })
     }
 
     /// Counts for `reference show` and the tablet's status.
@@ -270,7 +389,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const SAMPLE: &str = include_str!("../../assets/reference-sample.json");
+    const SAMPLE: &str = SAMPLE_JSON;
 
     #[test]
     fn the_sample_set_loads_and_says_it_is_a_sample() {
@@ -283,6 +402,37 @@ mod tests {
             data.destinations
                 .iter()
                 .any(|d| d.capabilities.contains(&Capability::HyperacuteStrokeUnit))
+        );
+    }
+
+    #[test]
+    fn a_stroke_is_offered_stroke_units_first_and_anyone_an_emergency_department() {
+        let data = ReferenceData::from_json(SAMPLE).unwrap();
+        let needs = Capability::needed_for(&[Presentation::Stroke, Presentation::Fall]);
+        assert_eq!(needs, vec![Capability::HyperacuteStrokeUnit]);
+        let offers = data.destinations_for(&needs);
+        assert_eq!(offers.len(), data.destinations.len(), "nothing is hidden");
+        assert!(offers[0].meets_all);
+        assert!(
+            offers[0]
+                .destination
+                .capabilities
+                .contains(&Capability::HyperacuteStrokeUnit)
+        );
+        let first_without = offers.iter().position(|o| !o.meets_all).unwrap();
+        assert!(offers[first_without..].iter().all(|o| !o.meets_all));
+        assert_eq!(
+            Capability::needed_for(&[Presentation::Other]),
+            vec![Capability::EmergencyDepartment]
+        );
+        let ed = data.destinations_for(&[Capability::EmergencyDepartment]);
+        assert!(
+            ed.last().is_some_and(|o| !o.meets_all),
+            "the UTC has no ED: last"
+        );
+        assert_eq!(
+            data.destination_by_code("xx1aa").map(|d| d.name.as_str()),
+            Some("Sample Royal Infirmary")
         );
     }
 

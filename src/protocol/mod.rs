@@ -285,6 +285,25 @@ pub struct KeyRotationsResponse {
     pub rotations: Vec<String>,
 }
 
+/// `GET /api/v1/reference?have=N`: the trust's reference data. `version` is the latest the
+/// server holds (`None`: none imported yet); `set` is that version, sent only when it is
+/// newer than the `have` the tablet gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceResponse {
+    pub version: Option<u64>,
+    pub set: Option<SignedReference>,
+}
+
+/// One version of the reference data as a tablet receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedReference {
+    pub version: u64,
+    /// The document's canonical JSON, whose SHA-256 the statement names.
+    pub document: String,
+    /// The statement signed by the log key (`transparency::open_reference` opens it).
+    pub signed_note: String,
+}
+
 /// `GET /api/v1/log/consistency?old_size=M&size=N`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsistencyResponse {
@@ -477,6 +496,9 @@ pub struct ReviewQuery {
     /// Free text matched against incident number and patient name.
     #[serde(default)]
     pub q: Option<String>,
+    /// Only records taken to the destination with this ODS code.
+    #[serde(default)]
+    pub destination: Option<String>,
     /// Page number from 1.
     #[serde(default)]
     pub page: Option<u32>,
@@ -517,6 +539,17 @@ pub struct ReviewList {
     pub page: u32,
     pub page_size: u32,
     pub counts: DecisionCounts,
+    /// Every destination (picked from the trust's list) signed records were taken to: what
+    /// the `destination` filter can choose from.
+    #[serde(default)]
+    pub destinations: Vec<DestinationChoice>,
+}
+
+/// A destination as the review queue's filter offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationChoice {
+    pub ods_code: String,
+    pub name: String,
 }
 
 /// One stored version in the review detail.

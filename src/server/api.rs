@@ -284,6 +284,7 @@ pub fn router(state: AppState) -> Router {
         .route(&p("/log/inclusion"), post(log_inclusion))
         .route(&p("/log/leaves"), get(log_leaves))
         .route(&p("/log/key-rotations"), get(log_key_rotations))
+        .route(&p("/reference"), get(reference))
         .route(&p("/health"), get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -1024,6 +1025,32 @@ async fn log_checkpoint(
 }
 
 #[derive(Debug, Deserialize)]
+struct ReferenceQuery {
+    #[serde(default)]
+    have: Option<u64>,
+}
+
+/// The trust's reference data for a tablet: the latest version when it is newer than the
+/// one the tablet has.
+async fn reference(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+    ApiQuery(q): ApiQuery<ReferenceQuery>,
+) -> Result<Json<crate::protocol::ReferenceResponse>, ApiError> {
+    let latest = super::reference::for_tablets(state.storage(), state.log()).await?;
+    let version = latest.as_ref().map(|l| l.version);
+    let set = latest
+        .filter(|l| q.have.is_none_or(|have| l.version > have))
+        .map(|l| crate::protocol::SignedReference {
+            version: l.version,
+            document: l.document,
+            signed_note: l.signed_note,
+        });
+    tracing::info!(device_id = %device.device_id, sent = set.is_some(), "reference data");
+    Ok(Json(crate::protocol::ReferenceResponse { version, set }))
+}
+
+#[derive(Debug, Deserialize)]
 struct ConsistencyQuery {
     old_size: u64,
     size: u64,
@@ -1363,12 +1390,27 @@ async fn review_list(
     if text.as_ref().is_some_and(|t| t.chars().count() > 100) {
         return Err(bad_query("q must be at most 100 characters"));
     }
+    let destination = q
+        .destination
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_uppercase);
+    if destination
+        .as_ref()
+        .is_some_and(|d| d.len() > 10 || !d.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(bad_query(
+            "destination must be an ODS code (letters and digits, up to 10)",
+        ));
+    }
     let filter = ReviewFilter {
         from_utc: q.from,
         to_utc: q.to,
         decision: q.decision,
         min_news2: q.min_news2,
         text,
+        destination,
         limit: page_size,
         offset: u64::from(page - 1) * u64::from(page_size),
     };
@@ -1384,6 +1426,7 @@ async fn review_list(
         page,
         page_size,
         counts: result.counts,
+        destinations: result.destinations,
     }))
 }
 

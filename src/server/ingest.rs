@@ -177,6 +177,13 @@ pub fn check_item(item: &PushItem, keys: &PushKeys<'_>) -> Result<NewVersion, Re
         incident_number: encounter.incident.incident_number.clone(),
         patient_name: encounter.patient.display_name(),
         latest_news2: encounter.latest_news2().and_then(|n| n.total()),
+        destination: match &encounter.outcome {
+            Some(crate::model::Outcome::ConveyedTo {
+                hospital,
+                ods_code: Some(code),
+            }) => Some((code.trim().to_uppercase(), hospital.trim().to_owned())),
+            _ => None,
+        },
     })
 }
 

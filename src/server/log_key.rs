@@ -190,6 +190,11 @@ impl LogSigner {
         sign_checkpoint(&self.checkpoint(head), &self.key)
     }
 
+    /// The signed note a tablet checks before it takes a reference data set.
+    pub fn sign_reference(&self, statement: &crate::transparency::ReferenceStatement) -> String {
+        crate::transparency::sign_reference(&self.key, &self.origin, statement)
+    }
+
     /// A new key for the same log, and the rotation statement this (old) key signs for it.
     pub fn successor(&self) -> Result<(LogSigner, String), LogKeyError> {
         let next = Self::generate(Some(&self.origin))?;

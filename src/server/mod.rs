@@ -35,6 +35,7 @@ pub mod ingest;
 pub mod limits;
 pub mod log_key;
 pub mod recovery;
+pub mod reference;
 pub mod storage;
 
 use std::future::Future;

@@ -132,6 +132,10 @@ pub enum Action {
     /// A record the server had acknowledged and proved left the tablet at the end of the
     /// trust's retention window.
     Purged,
+    /// A crew member signed on to the shift with their own secret (the actor is them).
+    CrewSignedIn,
+    /// The crew on shift was cleared.
+    ShiftEnded,
 }
 
 impl Action {
@@ -158,6 +162,8 @@ impl Action {
             Action::InterventionRemoved => "intervention_removed",
             Action::ServerIntegrityFailed => "server_integrity_failed",
             Action::Purged => "purged",
+            Action::CrewSignedIn => "crew_signed_in",
+            Action::ShiftEnded => "shift_ended",
         }
     }
 }

@@ -18,7 +18,9 @@ pub mod keyring;
 pub mod migrate;
 pub mod outbox;
 pub mod recent;
+pub mod reference;
 pub mod retention;
+pub mod shift;
 
 use crate::model::Revision;
 use std::path::{Path, PathBuf};
@@ -873,6 +875,16 @@ impl Store {
     /// The schema version of the open store.
     pub fn schema_version(&self) -> Result<i64> {
         Ok(migrate::current_version(&self.conn)?)
+    }
+
+    /// Audits an action taken by `actor`, a user of this tablet other than the one who
+    /// unlocked it (a crew member signing on to the shift).
+    pub(crate) fn audit_by(&mut self, actor: &str, action: audit::Action) -> Result<()> {
+        let mac = self.audit_mac();
+        let tx = self.conn.transaction()?;
+        audit::append(&tx, &mac, actor, action, None, None)?;
+        tx.commit()?;
+        Ok(())
     }
 
     pub(crate) fn audit(

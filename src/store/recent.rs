@@ -1,20 +1,18 @@
 //! What the crew's recent records offer as one-tap answers on the record in hand: the call
-//! sign and crew of the shift, and the hospitals conveyed to lately. Read from the encrypted
-//! store by the worker when a record opens; kept nowhere else.
+//! sign and crew of the shift. Read from the encrypted store by the worker when a record
+//! opens; kept nowhere else. (Destinations come from the trust's reference data.)
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::{ListFilter, Result, Store};
-use crate::model::{CrewMember, Outcome};
+use crate::model::CrewMember;
 
 /// A shift's length: a call sign and crew from a record worked on longer ago than this are
 /// from another shift and are not offered.
 pub const SHIFT_HOURS: i64 = 14;
 /// How many of the newest records are read.
 const RECORDS_READ: u32 = 30;
-/// How many destinations are offered.
-pub const DESTINATIONS_OFFERED: usize = 4;
 
 /// One-tap answers from the crew's recent records.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,8 +20,6 @@ pub struct RecentChoices {
     /// The call sign of the newest record worked on this shift, with that record's crew.
     pub call_sign: Option<String>,
     pub crew: Vec<CrewMember>,
-    /// Destination hospitals of recent conveyances, newest first, each once.
-    pub destinations: Vec<String>,
 }
 
 impl Store {
@@ -51,17 +47,8 @@ impl Store {
                 out.call_sign = Some(call_sign.to_owned());
                 out.crew = e.crew.clone();
             }
-            if let Some(Outcome::ConveyedTo { hospital }) = &e.outcome {
-                let name = hospital.trim();
-                if !name.is_empty()
-                    && out.destinations.len() < DESTINATIONS_OFFERED
-                    && !out
-                        .destinations
-                        .iter()
-                        .any(|d| d.eq_ignore_ascii_case(name))
-                {
-                    out.destinations.push(name.to_owned());
-                }
+            if out.call_sign.is_some() {
+                break;
             }
         }
         Ok(out)
@@ -74,7 +61,7 @@ mod tests {
     use super::*;
     use crate::crypto::KdfParams;
     use crate::demo::complete_encounter;
-    use crate::model::Encounter;
+    use crate::model::{Encounter, Outcome};
     use crate::store::migrate;
 
     fn conveyed(call_sign: &str, crew: &str, hospital: &str) -> Encounter {
@@ -88,12 +75,13 @@ mod tests {
         }];
         e.outcome = Some(Outcome::ConveyedTo {
             hospital: hospital.to_owned(),
+            ods_code: None,
         });
         e
     }
 
     #[test]
-    fn the_shifts_call_sign_and_crew_and_each_recent_destination_once_are_offered() {
+    fn the_shifts_call_sign_and_crew_are_offered() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::create_with(
             dir.path(),
@@ -120,25 +108,16 @@ mod tests {
         let r = store.recent_choices(now, None).unwrap();
         assert_eq!(r.call_sign.as_deref(), Some("RD44"));
         assert_eq!(r.crew[0].name, "Kit");
-        assert_eq!(
-            r.destinations,
-            ["northgate general", "Sample Royal Infirmary"]
-        );
 
         // The record in hand does not offer its own answers.
         let r = store.recent_choices(now, Some(newest.id)).unwrap();
         assert_eq!(r.call_sign.as_deref(), Some("RD21"));
-        assert_eq!(
-            r.destinations,
-            ["Sample Royal Infirmary", "Northgate General"]
-        );
 
-        // A new shift: no call sign or crew from the last one; destinations still help.
+        // A new shift: no call sign or crew from the last one.
         let r = store
             .recent_choices(now + Duration::hours(SHIFT_HOURS + 1), None)
             .unwrap();
         assert_eq!(r.call_sign, None);
         assert!(r.crew.is_empty());
-        assert_eq!(r.destinations.len(), 2);
     }
 }

@@ -257,6 +257,24 @@ impl ApiClient {
         }
     }
 
+    /// The trust's reference data when the server holds a version newer than `have`; `None`
+    /// from a server that does not serve it (404).
+    pub async fn reference(
+        &self,
+        token: &str,
+        have: Option<u64>,
+    ) -> Result<Option<crate::protocol::ReferenceResponse>, RequestError> {
+        let mut request = self.http.get(self.url("/reference")).bearer_auth(token);
+        if let Some(have) = have {
+            request = request.query(&[("have", have)]);
+        }
+        match self.send(request).await {
+            Ok(r) => Ok(Some(r)),
+            Err(RequestError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The server log's current signed checkpoint; `None` from a server without a log (404).
     pub async fn log_checkpoint(
         &self,

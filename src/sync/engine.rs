@@ -417,6 +417,7 @@ impl Engine {
             self.restore_decisions(client, token).await?;
         }
         report.feedback = self.pull_feedback(client, token).await?;
+        self.pull_reference(client, token).await?;
         self.report_holdings(client, token).await?;
         report.purged = self.purge_expired_records()?;
         self.store.set_last_sync(Utc::now())?;
@@ -1063,6 +1064,40 @@ impl Engine {
             }
         }
         Ok(total)
+    }
+
+    /// Takes the server's reference data when it holds a newer version, after checking it
+    /// against the pinned log key. A set that fails a check is refused and noted (the set
+    /// held stays in use); it does not stop the sync: records still go.
+    async fn pull_reference(&mut self, client: &ApiClient, token: &str) -> Result<(), SyncError> {
+        let have = self.store.server_reference_version()?;
+        let Some(answer) = client.reference(token, have).await? else {
+            return Ok(());
+        };
+        let Some(set) = answer.set else {
+            return Ok(());
+        };
+        let key = super::integrity::pinned_key(&self.store)?;
+        match super::integrity::check_reference(&set, key.as_ref()) {
+            Ok(_) => {
+                if self.store.keep_server_reference(
+                    set.version,
+                    &set.document,
+                    &set.signed_note,
+                    Utc::now(),
+                )? {
+                    tracing::info!(version = set.version, "took the trust's reference data");
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(version = set.version, %reason, "refused the reference data the server offered");
+                self.store.note_reference_refused(&format!(
+                    "version {} was refused: {reason}",
+                    set.version
+                ))?;
+            }
+        }
+        Ok(())
     }
 
     fn base_status(&self) -> SyncStatus {

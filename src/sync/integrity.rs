@@ -92,3 +92,48 @@ pub fn start_fresh(store: &Store, log_key: Option<&str>) -> Result<(), StoreErro
         None => store.delete_setting(LOG_KEY),
     }
 }
+
+/// Why a reference data set the server offered was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceRefused {
+    #[error("this tablet has no pinned server key to check it with")]
+    NoPinnedKey,
+    #[error("its statement is not signed by the server key this tablet trusts: {0}")]
+    Signature(crate::transparency::IntegrityError),
+    #[error("its statement names version {statement}, the set says {offered}")]
+    VersionMismatch { statement: u64, offered: u64 },
+    #[error("the document is not the one the signed statement names (its hash differs)")]
+    HashMismatch,
+    #[error("the document does not pass the reference data checks: {0}")]
+    Invalid(crate::model::reference::ReferenceError),
+}
+
+/// Checks a reference data set the server offered against the pinned log key: the statement
+/// must open with that key, name this version and this document's SHA-256, and the document
+/// must pass the same checks the server's import made and carry the same version.
+pub fn check_reference(
+    set: &crate::protocol::SignedReference,
+    key: Option<&LogPublicKey>,
+) -> Result<crate::model::reference::ReferenceData, ReferenceRefused> {
+    let key = key.ok_or(ReferenceRefused::NoPinnedKey)?;
+    let statement = crate::transparency::open_reference(&set.signed_note, key)
+        .map_err(ReferenceRefused::Signature)?;
+    if statement.version != set.version {
+        return Err(ReferenceRefused::VersionMismatch {
+            statement: statement.version,
+            offered: set.version,
+        });
+    }
+    if crate::crypto::sha256_hex(set.document.as_bytes()) != statement.document_sha256 {
+        return Err(ReferenceRefused::HashMismatch);
+    }
+    let data = crate::model::reference::ReferenceData::from_json(&set.document)
+        .map_err(ReferenceRefused::Invalid)?;
+    if u64::from(data.version) != set.version {
+        return Err(ReferenceRefused::VersionMismatch {
+            statement: statement.version,
+            offered: u64::from(data.version),
+        });
+    }
+    Ok(data)
+}

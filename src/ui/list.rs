@@ -106,6 +106,8 @@ pub struct ListState {
     pub error: Option<String>,
     pub counts: Option<StatusCounts>,
     pub last_sync_utc: Option<DateTime<Utc>>,
+    /// The crew on shift on this tablet.
+    pub shift: super::shift::ShiftPanel,
 }
 
 /// The digits of a search that may be (part of) an NHS number, when there are at least three.
@@ -278,7 +280,7 @@ fn news_colours(row: &EncounterSummary, dark: bool) -> (Color32, Color32) {
 }
 
 /// The list screen.
-pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
+pub fn records_ui(ui: &mut Ui, state: &mut ListState, user: &str, out: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         ui.heading("Patient records");
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -294,6 +296,7 @@ pub fn records_ui(ui: &mut Ui, state: &mut ListState, out: &mut Vec<Command>) {
             }
         });
     });
+    super::shift::shift_ui(ui, &mut state.shift, user, out);
     match state.tablet_state {
         crate::store::TabletState::Active => {}
         crate::store::TabletState::Retiring => {

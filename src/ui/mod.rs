@@ -29,6 +29,7 @@ pub mod list;
 pub mod prefs;
 pub mod problem;
 pub mod review;
+pub mod shift;
 pub mod status_bar;
 pub mod tasks;
 pub mod theme;

@@ -104,6 +104,24 @@ pub enum StoreRequest {
     /// database, so the tablet starts again at first run. Refused unless the open store is a
     /// demo store. The app stops sync and the demo server first.
     DeleteDemo,
+    /// The crew on shift and the staff who may sign in (from the reference data in use).
+    Shift,
+    /// Sign a crew member on to the shift with their own passphrase (key derivation).
+    SignInCrew {
+        member: crate::store::shift::ShiftMember,
+        passphrase: SecretText,
+    },
+    /// Sign the user who unlocked the tablet on to the shift.
+    JoinShift(crate::store::shift::ShiftMember),
+    /// Clear the crew on shift.
+    EndShift,
+}
+
+/// The shift as the records screen shows it.
+#[derive(Debug, Clone, Default)]
+pub struct ShiftView {
+    pub shift: crate::store::shift::Shift,
+    pub staff: Vec<crate::model::reference::StaffMember>,
 }
 
 /// A record as the editor opens it.
@@ -179,13 +197,18 @@ pub enum StoreReply {
     /// The file written, or what went wrong in words for the crew.
     Exported(Result<PathBuf, String>),
     PrefsSaved,
-    /// One-tap answers from recent records, for the record `for_record`.
+    /// One-tap answers from recent records, and the reference data in use, for the record
+    /// `for_record`.
     RecentChoices {
         for_record: Uuid,
         result: Result<crate::store::RecentChoices, StoreProblem>,
+        reference: Result<crate::store::reference::ActiveReference, StoreProblem>,
     },
     /// The demo was deleted, or why not (in words).
     DemoDeleted(Result<(), String>),
+    /// The crew on shift, with the staff list (after any shift request); a refused sign-in
+    /// carries its problem.
+    Shift(Result<ShiftView, StoreProblem>),
     /// A second store connection (boxed: the store is large), with what it was asked for.
     SecondConnection {
         purpose: ConnectionPurpose,
@@ -328,6 +351,13 @@ fn locked() -> StoreError {
 }
 
 /// The one place a store error becomes what the screen shows (and the log records).
+fn shift_view(store: &Store) -> Result<ShiftView, StoreError> {
+    Ok(ShiftView {
+        shift: store.shift(chrono::Utc::now())?,
+        staff: store.active_reference()?.data.staff,
+    })
+}
+
 fn shown<T>(result: Result<T, StoreError>) -> Result<T, StoreProblem> {
     result.map_err(StoreProblem::report)
 }
@@ -560,6 +590,10 @@ fn handle(
                 Some(s) => s.recent_choices(chrono::Utc::now(), Some(for_record)),
                 None => Err(locked()),
             }),
+            reference: shown(match store.as_ref() {
+                Some(s) => s.active_reference(),
+                None => Err(locked()),
+            }),
         },
         StoreRequest::SavePrefs(p) => {
             prefs::save(data_dir, p);
@@ -572,6 +606,28 @@ fn handle(
                 None => Err(locked()),
             }),
         },
+        StoreRequest::Shift => StoreReply::Shift(shown(match store.as_ref() {
+            Some(s) => shift_view(s),
+            None => Err(locked()),
+        })),
+        StoreRequest::SignInCrew { member, passphrase } => {
+            StoreReply::Shift(shown(match store.as_mut() {
+                Some(s) => s
+                    .sign_in_crew(member, &passphrase, chrono::Utc::now())
+                    .and_then(|_| shift_view(s)),
+                None => Err(locked()),
+            }))
+        }
+        StoreRequest::JoinShift(member) => StoreReply::Shift(shown(match store.as_mut() {
+            Some(s) => s
+                .join_shift(member, chrono::Utc::now())
+                .and_then(|_| shift_view(s)),
+            None => Err(locked()),
+        })),
+        StoreRequest::EndShift => StoreReply::Shift(shown(match store.as_mut() {
+            Some(s) => s.end_shift().and_then(|()| shift_view(s)),
+            None => Err(locked()),
+        })),
         StoreRequest::DeleteDemo => {
             let is_demo = match store.as_ref() {
                 Some(s) => shown(s.setting(crate::sync::engine::DEMO_PORT)).map(|p| p.is_some()),

@@ -24,8 +24,10 @@ use super::ui::settle;
 /// The most taps plus keystrokes the standard encounter may take (paper took 7 minutes; the
 /// fastest published ePR pilot about 94 seconds).
 pub const INTERACTION_BUDGET: u32 = 80;
-/// The previous job's hospital, offered as a one-tap destination.
-pub const PPCI_CENTRE: &str = "Northgate Heart Centre";
+/// The PPCI centre in the sample reference data, offered first for chest pain.
+pub const PPCI_CENTRE: &str = "Sample Royal Infirmary";
+/// Its ODS code there.
+pub const PPCI_CENTRE_ODS: &str = "XX1AA";
 pub const USER: &str = "alex";
 pub const PIN: &str = "2468";
 
@@ -57,6 +59,7 @@ pub fn tablet_mid_shift(dir: &Path) {
     ];
     earlier.outcome = Some(Outcome::ConveyedTo {
         hospital: PPCI_CENTRE.to_owned(),
+        ods_code: Some(PPCI_CENTRE_ODS.to_owned()),
     });
     store
         .complete_and_sign(&earlier, "Alex Morgan", "PA12345")
@@ -171,9 +174,9 @@ pub fn write_and_sign(h: &mut Harness<'_, EprApp>) -> Count {
     crew.key(egui::Key::Enter);
     crew.next("Interventions and drugs");
 
-    crew.tap("Fill: Aspirin 300 mg oral");
+    crew.tap("Fill: Aspirin 300 milligrams oral");
     crew.tap("Add drug");
-    crew.tap("Fill: GTN 400 micrograms sublingual");
+    crew.tap("Fill: Glyceryl trinitrate (GTN) 400 micrograms sublingual");
     crew.tap("Add drug");
     crew.next("Outcome and destination");
 

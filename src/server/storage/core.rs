@@ -253,6 +253,10 @@ pub(crate) trait Tx {
         &mut self,
         filter: &ReviewFilter,
     ) -> Result<Vec<(String, i64)>, StorageError>;
+    /// Every destination (ODS code, name) a signed record was taken to, by name.
+    async fn review_destinations(
+        &mut self,
+    ) -> Result<Vec<crate::protocol::DestinationChoice>, StorageError>;
     /// The owner and owner's name of a record that has a signed version.
     async fn signed_record_owner(
         &mut self,
@@ -336,6 +340,9 @@ pub(crate) trait Tx {
     ) -> Result<(), StorageError>;
     /// Every rotation statement, oldest first.
     async fn key_rotations(&mut self) -> Result<Vec<String>, StorageError>;
+    async fn insert_reference(&mut self, v: &ReferenceVersion) -> Result<(), StorageError>;
+    /// The highest reference data version held.
+    async fn latest_reference(&mut self) -> Result<Option<ReferenceVersion>, StorageError>;
 
     async fn audit_head(&mut self) -> Result<Option<(i64, String)>, StorageError>;
     async fn insert_audit(&mut self, entries: &[AuditEntry]) -> Result<(), StorageError>;
@@ -516,6 +523,45 @@ pub(crate) async fn add_key_rotation<T: Tx>(
     )
     .await?;
     Ok(())
+}
+
+/// Stores a reference data version unless one as high is held, with its leaf and audit
+/// entry. See [`Storage::add_reference_version`].
+pub(crate) async fn add_reference_version<T: Tx>(
+    tx: &mut T,
+    v: &ReferenceVersion,
+) -> Result<bool, StorageError> {
+    tx.lock_for_ordering().await?;
+    if let Some(held) = tx.latest_reference().await?
+        && held.version >= v.version
+    {
+        return Ok(false);
+    }
+    let v = ReferenceVersion {
+        imported_at_utc: to_micros(v.imported_at_utc),
+        ..v.clone()
+    };
+    tx.insert_reference(&v).await?;
+    append_log(
+        tx,
+        &[Leaf::ReferenceData {
+            version: v.version,
+            document_sha256: v.document_sha256.clone(),
+            imported_at_utc: leaf_time(v.imported_at_utc),
+        }],
+    )
+    .await?;
+    append_audit(
+        tx,
+        &[AuditEvent::new(
+            &Actor::Admin,
+            AuditAction::ReferenceImported,
+            format!("version {} sha256 {}", v.version, v.document_sha256),
+        )],
+        v.imported_at_utc,
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Registers users' signing keys through `device` (proofs checked by the handler), each as a
@@ -1355,6 +1401,7 @@ pub(crate) async fn review_list<T: Tx>(
 ) -> Result<ReviewPage, StorageError> {
     let items = tx.review_items(filter).await?;
     let counts = decision_counts(tx.review_counts(filter).await?)?;
+    let destinations = tx.review_destinations().await?;
     let total = filtered_total(&counts, filter.decision);
     let mut audit = vec![AuditEvent::new(
         actor,
@@ -1375,6 +1422,7 @@ pub(crate) async fn review_list<T: Tx>(
         items,
         total,
         counts,
+        destinations,
     })
 }
 
@@ -1474,6 +1522,7 @@ mod tests {
             incident_number: String::new(),
             patient_name: String::new(),
             latest_news2: None,
+            destination: None,
         }
     }
 

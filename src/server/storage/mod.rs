@@ -362,6 +362,8 @@ pub struct NewVersion {
     pub incident_number: String,
     pub patient_name: String,
     pub latest_news2: Option<u8>,
+    /// Where the patient was taken, when picked from the trust's list: (ODS code, name).
+    pub destination: Option<(String, String)>,
 }
 
 impl NewVersion {
@@ -385,6 +387,19 @@ pub struct PushStored {
     pub outcomes: Vec<StoreOutcome>,
     pub leaf_indexes: Vec<Option<u64>>,
     pub log: LogHead,
+}
+
+/// One imported version of the trust's reference data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceVersion {
+    /// The version the document carries; each import must be higher than the last.
+    pub version: u64,
+    /// Canonical JSON of the document: what the hash and the signed statement cover.
+    pub document: String,
+    pub document_sha256: String,
+    /// The statement the log key signed for it (`transparency::sign_reference`).
+    pub signed_note: String,
+    pub imported_at_utc: DateTime<Utc>,
 }
 
 /// One leaf of the log as stored.
@@ -568,6 +583,8 @@ pub struct ReviewFilter {
     pub min_news2: Option<u8>,
     /// Lower-case text; matched as a substring of incident number or patient name.
     pub text: Option<String>,
+    /// Only records taken to the destination with this ODS code (upper case).
+    pub destination: Option<String>,
     pub limit: u32,
     pub offset: u64,
 }
@@ -606,6 +623,8 @@ pub struct ReviewPage {
     pub total: u64,
     /// Over the filtered set ignoring the decision filter, so a UI can show every tab's count.
     pub counts: DecisionCounts,
+    /// Every destination signed records were taken to, for the destination filter.
+    pub destinations: Vec<crate::protocol::DestinationChoice>,
 }
 
 /// A record's signed history for the review detail.
@@ -716,6 +735,8 @@ pub enum AuditAction {
     DeviceRestored,
     /// A tablet sent back a supervisor decision the lost log held.
     DecisionRestored,
+    /// `epr-server reference import` stored a new version of the trust's reference data.
+    ReferenceImported,
 }
 
 impl AuditAction {
@@ -747,6 +768,7 @@ impl AuditAction {
             AuditAction::RecoveryStarted => "recovery_started",
             AuditAction::DeviceRestored => "device_restored",
             AuditAction::DecisionRestored => "decision_restored",
+            AuditAction::ReferenceImported => "reference_imported",
         }
     }
 }
@@ -1176,6 +1198,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Every key rotation statement, oldest first.
     async fn key_rotations(&self) -> Result<Vec<String>, StorageError>;
+
+    /// Stores a new version of the reference data, logged and audited in the same
+    /// transaction. False (nothing written) when a version as high or higher is held.
+    async fn add_reference_version(&self, v: &ReferenceVersion) -> Result<bool, StorageError>;
+
+    /// The highest version of the reference data held, if any.
+    async fn latest_reference(&self) -> Result<Option<ReferenceVersion>, StorageError>;
 
     /// Decisions on this device's records after `since_cursor`, oldest first.
     async fn feedback_since(

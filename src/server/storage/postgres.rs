@@ -61,6 +61,16 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "recovery",
         include_str!("../../../migrations/server/postgres/0006_recovery.sql"),
     ),
+    (
+        7,
+        "reference_data",
+        include_str!("../../../migrations/server/postgres/0007_reference_data.sql"),
+    ),
+    (
+        8,
+        "review_destination",
+        include_str!("../../../migrations/server/postgres/0008_review_destination.sql"),
+    ),
 ];
 
 /// Serialises ordered steps within one schema (see the module comment).
@@ -290,7 +300,8 @@ const REVIEW_WHERE: &str = "r.signed_revision IS NOT NULL
      AND ($1::timestamptz IS NULL OR r.signed_saved_at_utc >= $1)
      AND ($2::timestamptz IS NULL OR r.signed_saved_at_utc < $2)
      AND ($3::integer IS NULL OR r.latest_news2 >= $3)
-     AND ($4::text IS NULL OR r.search_text LIKE $4 ESCAPE '\\')";
+     AND ($4::text IS NULL OR r.search_text LIKE $4 ESCAPE '\\')
+     AND ($5::text IS NULL OR r.destination_ods = $5)";
 
 impl Tx for PgTx {
     async fn lock_for_ordering(&mut self) -> Result<(), StorageError> {
@@ -919,16 +930,35 @@ impl Tx for PgTx {
             .iter()
             .map(|v| v.latest_news2.map(i32::from))
             .collect();
+        let dest_ods: Vec<Option<&str>> = versions
+            .iter()
+            .map(|v| v.destination.as_ref().map(|d| d.0.as_str()))
+            .collect();
+        let dest_names: Vec<Option<&str>> = versions
+            .iter()
+            .map(|v| v.destination.as_ref().map(|d| d.1.as_str()))
+            .collect();
         self.execute(
             "UPDATE records r SET signed_revision = u.rev, signed_status = u.st,
                  signed_saved_at_utc = u.saved, incident_number = u.inc, patient_name = u.name,
-                 search_text = u.search, latest_news2 = u.news2, latest_decision = NULL
+                 search_text = u.search, latest_news2 = u.news2,
+                 destination_ods = u.dest_ods, destination_name = u.dest_name,
+                 latest_decision = NULL
              FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[],
-                         $6::text[], $7::text[], $8::integer[])
-                  AS u(id, rev, st, saved, inc, name, search, news2)
+                         $6::text[], $7::text[], $8::integer[], $9::text[], $10::text[])
+                  AS u(id, rev, st, saved, inc, name, search, news2, dest_ods, dest_name)
              WHERE r.record_id = u.id AND (r.signed_revision IS NULL OR r.signed_revision < u.rev)",
             &[
-                &ids, &revisions, &statuses, &saved, &incidents, &names, &search, &news2,
+                &ids,
+                &revisions,
+                &statuses,
+                &saved,
+                &incidents,
+                &names,
+                &search,
+                &news2,
+                &dest_ods,
+                &dest_names,
             ],
         )
         .await?;
@@ -972,17 +1002,18 @@ impl Tx for PgTx {
                     r.latest_decision
              FROM records r JOIN devices d ON d.device_id = r.device_id
              WHERE {REVIEW_WHERE}
-               AND ($5::text IS NULL OR COALESCE(r.latest_decision, 'pending') = $5)
+               AND ($6::text IS NULL OR COALESCE(r.latest_decision, 'pending') = $6)
              ORDER BY r.signed_saved_at_utc DESC, r.record_id DESC
-             LIMIT $6 OFFSET $7"
+             LIMIT $7 OFFSET $8"
         );
         let news2 = filter.min_news2.map(i32::from);
         let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
-        let args: [&(dyn ToSql + Sync); 7] = [
+        let args: [&(dyn ToSql + Sync); 8] = [
             &filter.from_utc,
             &filter.to_utc,
             &news2,
             &filter.like_pattern(),
+            &filter.destination,
             &filter.decision_text(),
             &i64::from(filter.limit),
             &offset,
@@ -1020,16 +1051,35 @@ impl Tx for PgTx {
              WHERE {REVIEW_WHERE} GROUP BY 1"
         );
         let news2 = filter.min_news2.map(i32::from);
-        let args: [&(dyn ToSql + Sync); 4] = [
+        let args: [&(dyn ToSql + Sync); 5] = [
             &filter.from_utc,
             &filter.to_utc,
             &news2,
             &filter.like_pattern(),
+            &filter.destination,
         ];
         self.query(&sql, &args)
             .await?
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn review_destinations(
+        &mut self,
+    ) -> Result<Vec<crate::protocol::DestinationChoice>, StorageError> {
+        let sql = "SELECT destination_ods, MAX(destination_name) FROM records
+                   WHERE signed_revision IS NOT NULL AND destination_ods IS NOT NULL
+                   GROUP BY destination_ods ORDER BY 2, 1";
+        self.query(sql, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(crate::protocol::DestinationChoice {
+                    ods_code: r.try_get(0)?,
+                    name: r.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+                })
+            })
             .collect()
     }
 
@@ -1390,6 +1440,38 @@ impl Tx for PgTx {
             .collect()
     }
 
+    async fn insert_reference(&mut self, v: &ReferenceVersion) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO reference_versions \
+             (version, document, document_sha256, signed_note, imported_at_utc) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &log_index_value(v.version)?,
+                &v.document,
+                &v.document_sha256,
+                &v.signed_note,
+                &v.imported_at_utc,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn latest_reference(&mut self) -> Result<Option<ReferenceVersion>, StorageError> {
+        let sql = "SELECT version, document, document_sha256, signed_note, imported_at_utc \
+                   FROM reference_versions ORDER BY version DESC LIMIT 1";
+        let Some(r) = self.query_opt(sql, &[]).await? else {
+            return Ok(None);
+        };
+        Ok(Some(ReferenceVersion {
+            version: log_index_col(r.try_get(0)?)?,
+            document: r.try_get(1)?,
+            document_sha256: r.try_get(2)?,
+            signed_note: r.try_get(3)?,
+            imported_at_utc: r.try_get(4)?,
+        }))
+    }
+
     async fn audit_head(&mut self) -> Result<Option<(i64, String)>, StorageError> {
         let sql = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
         let Some(r) = self.query_opt(sql, &[]).await? else {
@@ -1724,6 +1806,16 @@ impl Storage for PostgresStorage {
 
     async fn key_rotations(&self) -> Result<Vec<String>, StorageError> {
         in_tx!(self, TxKind::Read, |tx| tx.key_rotations())
+    }
+
+    async fn add_reference_version(&self, v: &ReferenceVersion) -> Result<bool, StorageError> {
+        in_tx!(self, TxKind::Write, |tx| core::add_reference_version(
+            &mut tx, v
+        ))
+    }
+
+    async fn latest_reference(&self) -> Result<Option<ReferenceVersion>, StorageError> {
+        in_tx!(self, TxKind::Read, |tx| tx.latest_reference())
     }
 
     async fn begin_recovery(

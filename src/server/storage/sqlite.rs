@@ -56,6 +56,16 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "recovery",
         include_str!("../../../migrations/server/sqlite/0006_recovery.sql"),
     ),
+    (
+        7,
+        "reference_data",
+        include_str!("../../../migrations/server/sqlite/0007_reference_data.sql"),
+    ),
+    (
+        8,
+        "review_destination",
+        include_str!("../../../migrations/server/sqlite/0008_review_destination.sql"),
+    ),
 ];
 
 /// The SQLite implementation of [`Storage`].
@@ -292,7 +302,8 @@ const REVIEW_WHERE: &str = "r.signed_revision IS NOT NULL
      AND (:from IS NULL OR r.signed_saved_at_utc >= :from)
      AND (:to IS NULL OR r.signed_saved_at_utc < :to)
      AND (:min_news2 IS NULL OR r.latest_news2 >= :min_news2)
-     AND (:q IS NULL OR r.search_text LIKE :q ESCAPE '\\')";
+     AND (:q IS NULL OR r.search_text LIKE :q ESCAPE '\\')
+     AND (:dest IS NULL OR r.destination_ods = :dest)";
 
 impl Tx for SqliteTx<'_> {
     async fn lock_for_ordering(&mut self) -> Result<(), StorageError> {
@@ -922,6 +933,7 @@ impl Tx for SqliteTx<'_> {
             "UPDATE records SET signed_revision = :revision, signed_status = :status,
                  signed_saved_at_utc = :saved, incident_number = :incident,
                  patient_name = :name, search_text = :search, latest_news2 = :news2,
+                 destination_ods = :dest_ods, destination_name = :dest_name,
                  latest_decision = NULL
              WHERE record_id = :record_id
                AND (signed_revision IS NULL OR signed_revision < :revision)",
@@ -936,6 +948,8 @@ impl Tx for SqliteTx<'_> {
                 ":name": v.patient_name,
                 ":search": v.search_text(),
                 ":news2": v.latest_news2,
+                ":dest_ods": v.destination.as_ref().map(|d| d.0.as_str()),
+                ":dest_name": v.destination.as_ref().map(|d| d.1.as_str()),
             })?;
         }
         Ok(())
@@ -985,6 +999,7 @@ impl Tx for SqliteTx<'_> {
             ":to": filter.to_utc.map(utc_text),
             ":min_news2": filter.min_news2,
             ":q": filter.like_pattern(),
+            ":dest": filter.destination,
             ":decision": filter.decision_text(),
             ":limit": filter.limit,
             ":offset": i64::try_from(filter.offset).unwrap_or(i64::MAX),
@@ -1024,8 +1039,25 @@ impl Tx for SqliteTx<'_> {
             ":to": filter.to_utc.map(utc_text),
             ":min_news2": filter.min_news2,
             ":q": filter.like_pattern(),
+            ":dest": filter.destination,
         })?;
         collect(rows, |r| Ok((r.get(0)?, r.get(1)?)))
+    }
+
+    async fn review_destinations(
+        &mut self,
+    ) -> Result<Vec<crate::protocol::DestinationChoice>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT destination_ods, MAX(destination_name) FROM records
+             WHERE signed_revision IS NOT NULL AND destination_ods IS NOT NULL
+             GROUP BY destination_ods ORDER BY 2, 1",
+        )?;
+        collect(stmt.query([])?, |r| {
+            Ok(crate::protocol::DestinationChoice {
+                ods_code: r.get(0)?,
+                name: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            })
+        })
     }
 
     async fn signed_record_owner(
@@ -1371,6 +1403,44 @@ impl Tx for SqliteTx<'_> {
             .conn
             .prepare("SELECT statement FROM log_key_rotations ORDER BY seq")?;
         collect(stmt.query([])?, |r| Ok(r.get(0)?))
+    }
+
+    async fn insert_reference(&mut self, v: &ReferenceVersion) -> Result<(), StorageError> {
+        self.conn.execute(
+            "INSERT INTO reference_versions \
+             (version, document, document_sha256, signed_note, imported_at_utc) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                log_index_value(v.version)?,
+                v.document,
+                v.document_sha256,
+                v.signed_note,
+                utc_text(v.imported_at_utc)
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn latest_reference(&mut self) -> Result<Option<ReferenceVersion>, StorageError> {
+        let row: Option<(i64, String, String, String, String)> = self
+            .conn
+            .query_row(
+                "SELECT version, document, document_sha256, signed_note, imported_at_utc \
+                 FROM reference_versions ORDER BY version DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        row.map(|(version, document, document_sha256, signed_note, at)| {
+            Ok(ReferenceVersion {
+                version: log_index_col(version)?,
+                document,
+                document_sha256,
+                signed_note,
+                imported_at_utc: parse_utc(&at)?,
+            })
+        })
+        .transpose()
     }
 
     async fn audit_head(&mut self) -> Result<Option<(i64, String)>, StorageError> {
@@ -1831,6 +1901,19 @@ impl Storage for SqliteStorage {
 
     async fn key_rotations(&self) -> Result<Vec<String>, StorageError> {
         self.run(TxKind::Read, move |tx| complete(tx.key_rotations()))
+            .await
+    }
+
+    async fn add_reference_version(&self, v: &ReferenceVersion) -> Result<bool, StorageError> {
+        let v = v.clone();
+        self.run(TxKind::Write, move |tx| {
+            complete(core::add_reference_version(tx, &v))
+        })
+        .await
+    }
+
+    async fn latest_reference(&self) -> Result<Option<ReferenceVersion>, StorageError> {
+        self.run(TxKind::Read, move |tx| complete(tx.latest_reference()))
             .await
     }
 

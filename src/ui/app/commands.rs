@@ -101,6 +101,14 @@ pub enum Command {
     OpenReview,
     /// A command from the review pages.
     Review(review::ReviewCommand),
+    /// Sign a crew member on to the shift with their own passphrase.
+    SignInCrew {
+        member: crate::store::shift::ShiftMember,
+        passphrase: SecretText,
+    },
+    /// Sign the unlocked user on to the shift.
+    JoinShift(crate::store::shift::ShiftMember),
+    EndShift,
 }
 
 impl std::fmt::Debug for Command {
@@ -113,6 +121,7 @@ impl std::fmt::Debug for Command {
             Command::Sign { .. } => write!(f, "Sign(..)"),
             Command::SignAmendment { .. } => write!(f, "SignAmendment(..)"),
             Command::Review(c) => write!(f, "Review({c:?})"),
+            Command::SignInCrew { .. } => write!(f, "SignInCrew(..)"),
             other => {
                 let name = match other {
                     Command::Lock => "Lock",
@@ -136,6 +145,8 @@ impl std::fmt::Debug for Command {
                     Command::Export { .. } => "Export",
                     Command::DismissNotice => "DismissNotice",
                     Command::OpenReview => "OpenReview",
+                    Command::JoinShift(_) => "JoinShift",
+                    Command::EndShift => "EndShift",
                     _ => "Command",
                 };
                 f.write_str(name)
@@ -287,9 +298,22 @@ impl EprApp {
                 self.list.nhs_generation = None;
                 self.schedule_nhs_search(self.now);
             }
+            Command::SignInCrew { member, passphrase } => {
+                self.worker
+                    .send(StoreRequest::SignInCrew { member, passphrase });
+            }
+            Command::JoinShift(member) => {
+                self.list.shift.busy = true;
+                self.worker.send(StoreRequest::JoinShift(member));
+            }
+            Command::EndShift => {
+                self.worker.send(StoreRequest::EndShift);
+            }
             Command::NewRecord => {
                 let user = self.user.clone().unwrap_or_default();
-                let ed = EditorState::new_record(&user);
+                let mut ed = EditorState::new_record(&user);
+                // The crew signed in on this tablet crews the new record.
+                ed.doc.crew = self.list.shift.shift.crew();
                 self.worker.send(StoreRequest::RecentChoices {
                     for_record: ed.id(),
                 });

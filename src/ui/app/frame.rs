@@ -160,7 +160,8 @@ impl EprApp {
                     .as_ref()
                     .map(|s| s.status().tablet_state)
                     .unwrap_or_default();
-                list::records_ui(ui, &mut self.list, &mut commands);
+                let user = self.user.clone().unwrap_or_default();
+                list::records_ui(ui, &mut self.list, &user, &mut commands);
                 if self.timings.list_drawn_at.is_none() && !self.list.all.is_empty() {
                     self.timings.list_drawn_at = Some(Instant::now());
                 }

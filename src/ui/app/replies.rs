@@ -84,12 +84,36 @@ impl EprApp {
             | StoreReply::AmendmentDiscarded
             | StoreReply::Audited
             | StoreReply::PrefsSaved => {}
-            StoreReply::RecentChoices { for_record, result } => {
+            StoreReply::Shift(result) => {
+                let panel = &mut self.list.shift;
+                panel.busy = false;
+                match result {
+                    Ok(view) => {
+                        panel.shift = view.shift;
+                        panel.staff = view.staff;
+                        panel.adding = None;
+                        panel.error = None;
+                    }
+                    Err(e) => panel.error = Some(e.to_string()),
+                }
+            }
+            StoreReply::RecentChoices {
+                for_record,
+                result,
+                reference,
+            } => {
                 if let Screen::Editor(ed) = &mut self.screen
                     && ed.id() == for_record
-                    && let Ok(choices) = result
                 {
-                    ed.forms.recent = choices;
+                    if let Ok(choices) = result {
+                        ed.forms.recent = choices;
+                    }
+                    match reference {
+                        Ok(r) => ed.forms.reference = Some(std::sync::Arc::new(r)),
+                        Err(e) => {
+                            tracing::warn!(problem = %e, "the reference data could not be read");
+                        }
+                    }
                 }
             }
             StoreReply::Exported(result) => {

@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::store::{ListFilter, StoreError};
 use crate::sync::SyncHandle;
-use crate::ui::editor::forms::{DrugForm, InterventionForm};
+use crate::ui::editor::drugs::DrugForm;
+use crate::ui::editor::forms::InterventionForm;
 use crate::ui::editor::observations::ObsEntry;
 use crate::ui::editor::{EditMode, EditorState};
 use crate::ui::list::{self, ListState};
@@ -406,6 +407,7 @@ impl EprApp {
             purpose: ListPurpose::All,
         });
         self.worker.send(StoreRequest::Counts);
+        self.worker.send(StoreRequest::Shift);
         self.schedule_nhs_search(self.now);
     }
 

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use chrono::{DateTime, Local, NaiveDate, Timelike, Utc};
 
 use crate::model::clock_time::{self, ClockTimeError, Expect, Occurrence};
-use crate::model::{DoseUnit, DrugGiven, Encounter, Milestone, parse_dose};
+use crate::model::{DrugGiven, Encounter, Milestone};
 
 /// Formats a stored time as the crew's local 24-hour clock ("14:05").
 pub fn clock_local(at: DateTime<Utc>) -> String {
@@ -129,64 +129,13 @@ impl InterventionForm {
     }
 }
 
-/// The form for adding a drug.
-#[derive(Debug, Clone, Default)]
-pub struct DrugForm {
-    pub drug: String,
-    pub dose: String,
-    /// Chosen from [`DoseUnit::CHOICES`]; never typed.
-    pub unit: Option<DoseUnit>,
-    pub route: String,
-    pub time: String,
-    pub by: String,
-    pub error: Option<String>,
-    pub time_error: Option<ClockTimeError>,
-}
-
-impl DrugForm {
-    /// True when nothing has been typed or chosen.
-    pub fn is_blank(&self) -> bool {
-        [&self.drug, &self.dose, &self.route, &self.time, &self.by]
-            .iter()
-            .all(|t| t.trim().is_empty())
-            && self.unit.is_none()
-    }
-
-    /// The drug this form describes, given at the typed time (blank = `now`) by the named
-    /// clinician (blank = `user`), or the first problem to show. A time problem is returned
-    /// apart so a repeated hour can offer its two occurrences.
-    pub fn drug_given(&self, now: DateTime<Utc>, user: &str) -> Result<DrugGiven, FormProblem> {
-        if self.drug.trim().is_empty() {
-            return Err(FormProblem::Text("Name the drug".to_owned()));
-        }
-        let dose = parse_dose(&self.dose).map_err(|e| FormProblem::Text(e.to_string()))?;
-        let Some(unit) = self.unit.clone() else {
-            return Err(FormProblem::Text("Choose the unit".to_owned()));
-        };
-        if self.route.trim().is_empty() {
-            return Err(FormProblem::Text("Choose the route".to_owned()));
-        }
-        let at_utc = given_at(&self.time, now).map_err(FormProblem::Time)?;
-        Ok(DrugGiven {
-            drug: self.drug.trim().to_owned(),
-            dose,
-            unit,
-            route: self.route.clone(),
-            at_utc,
-            by: if self.by.trim().is_empty() {
-                user.to_owned()
-            } else {
-                self.by.trim().to_owned()
-            },
-        })
-    }
-}
-
 /// Why an entry form was not added.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FormProblem {
     Text(String),
     Time(ClockTimeError),
+    /// The formulary's checks raised these: the crew must look and confirm.
+    Concerns(Vec<crate::model::formulary::DoseConcern>),
 }
 
 /// When a drug was given or an intervention done: blank is now, otherwise the typed clock
@@ -223,12 +172,15 @@ pub struct Forms {
     pub gestation_error: Option<String>,
     pub eta: TimeText,
     pub intervention: InterventionForm,
-    pub drug: DrugForm,
+    pub drug: super::drugs::DrugForm,
     pub crew: CrewForm,
     /// The number pad: on or off, and the number field it types into.
     pub pad: super::number_pad::NumberPad,
     /// One-tap answers from the crew's recent records (call sign, crew, destinations).
     pub recent: crate::store::RecentChoices,
+    /// The trust's reference data this tablet works from (formulary, destinations, staff);
+    /// `None` until the store worker has read it.
+    pub reference: Option<std::sync::Arc<crate::store::reference::ActiveReference>>,
     /// The drug or intervention the crew asked to remove, waiting for them to confirm.
     pub removing: Option<Removal>,
     /// Removals confirmed this frame, for the editor to audit.
@@ -395,54 +347,6 @@ mod tests {
             with_occurrence("01:30 (2nd)", Occurrence::First),
             "01:30 (1st)"
         );
-    }
-
-    #[test]
-    fn a_drug_form_refuses_a_comma_a_zero_and_a_missing_unit() {
-        let now = noon();
-        let form = DrugForm {
-            drug: "Paracetamol".into(),
-            dose: "1,000".into(),
-            unit: Some(DoseUnit::Milligrams),
-            route: "Oral".into(),
-            ..DrugForm::default()
-        };
-        let problem = |f: &DrugForm| match f.drug_given(now, "crew") {
-            Err(FormProblem::Text(t)) => t,
-            other => panic!("expected a problem, got {other:?}"),
-        };
-        assert!(problem(&form).contains("1000, not 1,000"));
-        let zero = DrugForm {
-            dose: "0".into(),
-            ..form.clone()
-        };
-        assert_eq!(problem(&zero), "A dose must be more than zero");
-        let no_unit = DrugForm {
-            dose: "1000".into(),
-            unit: None,
-            ..form.clone()
-        };
-        assert_eq!(problem(&no_unit), "Choose the unit");
-        let later = DrugForm {
-            dose: "1000".into(),
-            time: "12:30".into(),
-            ..form.clone()
-        };
-        assert_eq!(
-            later.drug_given(now, "crew"),
-            Err(FormProblem::Time(ClockTimeError::Future))
-        );
-        let good = DrugForm {
-            dose: "1000".into(),
-            time: "11:50".into(),
-            ..form
-        };
-        let d = good.drug_given(now, "crew").unwrap();
-        assert_eq!(
-            (d.dose, d.unit.label(), d.by.as_str()),
-            (1000.0, "milligrams", "crew")
-        );
-        assert_eq!(clock_local(d.at_utc), "11:50");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod advance;
 pub mod assessment;
+pub mod drugs;
 pub mod forms;
 pub mod non_conveyance;
 pub mod number_pad;
@@ -25,7 +26,7 @@ use uuid::Uuid;
 
 use super::Command;
 use super::theme;
-use super::widgets::{badge, current_news2_badge, error_text, sentence};
+use super::widgets::{badge, current_news2_badge, error_text, sentence, warning_text};
 use super::worker::RecordBundle;
 use crate::model::{Decision, Encounter, Field, RecordStatus, Revision, missing_items};
 use crate::store::{FeedbackEntry, SyncState, VersionInfo};
@@ -178,6 +179,35 @@ pub struct SignDialog {
     pub error: Option<String>,
     /// Sent to the store, waiting for the answer.
     pub busy: bool,
+    /// The signed-in user's entry in the trust's staff list: the record is signed in their
+    /// name and registration, which are then shown, not typed.
+    pub staff: Option<crate::model::reference::StaffMember>,
+}
+
+impl SignDialog {
+    /// The dialog for the user signed in as `user`: named from the staff list when it holds
+    /// them, otherwise (a user the list does not name) with their user name to correct.
+    fn for_user(user: &str, forms: &Forms, amendment: bool) -> Self {
+        let staff = forms
+            .reference
+            .as_deref()
+            .and_then(|r| r.data.staff_for_user(user))
+            .cloned();
+        match staff {
+            Some(s) => SignDialog {
+                amendment,
+                clinician_name: s.name.clone(),
+                registration: s.registration.clone(),
+                staff: Some(s),
+                ..SignDialog::default()
+            },
+            None => SignDialog {
+                amendment,
+                clinician_name: user.to_owned(),
+                ..SignDialog::default()
+            },
+        }
+    }
 }
 
 /// An earlier version opened read-only.
@@ -432,10 +462,7 @@ fn action_buttons_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command
                         ))
                         .clicked()
                     {
-                        state.dialog = Some(SignDialog {
-                            clinician_name: state.user.clone(),
-                            ..SignDialog::default()
-                        });
+                        state.dialog = Some(SignDialog::for_user(&state.user, &state.forms, false));
                     }
                 }
                 EditMode::Signed => {
@@ -448,11 +475,7 @@ fn action_buttons_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command
                         .add(egui::Button::new(RichText::new("Sign amendment…").strong()))
                         .clicked()
                     {
-                        state.dialog = Some(SignDialog {
-                            amendment: true,
-                            clinician_name: state.user.clone(),
-                            ..SignDialog::default()
-                        });
+                        state.dialog = Some(SignDialog::for_user(&state.user, &state.forms, true));
                     }
                     if ui
                         .button("Stop amending")
@@ -717,12 +740,46 @@ fn sign_dialog_ui(ui: &mut Ui, state: &mut EditorState, out: &mut Vec<Command>) 
                 )
                 .labelled_by(l.id);
             }
-            let l = ui.label("Clinician name");
-            ui.add(TextEdit::singleline(&mut dialog.clinician_name).desired_width(f32::INFINITY))
-                .labelled_by(l.id);
-            let l = ui.label("Registration (HCPC or staff number)");
-            ui.add(TextEdit::singleline(&mut dialog.registration).desired_width(f32::INFINITY))
-                .labelled_by(l.id);
+            match &dialog.staff {
+                Some(staff) => {
+                    let registration = if staff.registration.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", staff.registration)
+                    };
+                    ui.label(
+                        RichText::new(format!(
+                            "Signing as {} ({}{registration})",
+                            staff.name, staff.role
+                        ))
+                        .strong(),
+                    );
+                    ui.label(
+                        RichText::new(
+                            "From the trust's staff list for the user signed in on this tablet.",
+                        )
+                        .weak(),
+                    );
+                }
+                None => {
+                    let l = ui.label("Clinician name");
+                    ui.add(
+                        TextEdit::singleline(&mut dialog.clinician_name)
+                            .desired_width(f32::INFINITY),
+                    )
+                    .labelled_by(l.id);
+                    let l = ui.label("Registration (HCPC or staff number)");
+                    ui.add(
+                        TextEdit::singleline(&mut dialog.registration)
+                            .desired_width(f32::INFINITY),
+                    )
+                    .labelled_by(l.id);
+                    warning_text(
+                        ui,
+                        "The user signed in is not in the trust's staff list: check the name and registration.",
+                    );
+                }
+            }
             if let Some(e) = &dialog.error {
                 error_text(ui, &sentence(e));
             }
@@ -887,7 +944,7 @@ fn section_body_ui(ui: &mut Ui, state: &mut EditorState, now: Instant, out: &mut
             |ui| match section {
                 Section::Incident => sections::incident_ui(ui, doc, forms, jump),
                 Section::Patient => sections::patient_ui(ui, doc, forms, jump),
-                Section::History => sections::history_ui(ui, doc, jump),
+                Section::History => sections::history_ui(ui, doc, forms, jump),
                 Section::Assessment => assessment::assessment_ui(ui, doc, forms, jump),
                 Section::Observations => observations::observations_ui(
                     ui,

@@ -11,15 +11,14 @@ use chrono::Offset;
 use egui::{RichText, TextEdit, Ui};
 
 use super::forms::{
-    FormProblem, Forms, Removal, TimeText, clock_local, given_at, now_utc, parse_date,
-    with_occurrence,
+    Forms, Removal, TimeText, clock_local, given_at, now_utc, parse_date, with_occurrence,
 };
 use super::{jump_here, name_widget};
 use crate::model::clock_time::{ClockTimeError, Expect, Occurrence};
 use crate::model::quick_picks;
 use crate::model::{
-    CrewMember, DoseUnit, Encounter, Field, Intervention, Milestone, NhsNumber, Outcome, Patient,
-    Pregnancy, Revision, Sex, handover,
+    CrewMember, Encounter, Field, Intervention, Milestone, NhsNumber, Outcome, Patient, Pregnancy,
+    Revision, Sex, handover,
 };
 use crate::store::audit::Action;
 use crate::ui::widgets::{
@@ -411,15 +410,28 @@ pub fn patient_ui(
 }
 
 /// Presenting complaint, history, past medical history, medications, allergies, safeguarding.
-pub fn history_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) -> bool {
+pub fn history_ui(
+    ui: &mut Ui,
+    doc: &mut Encounter,
+    forms: &Forms,
+    jump: &mut Option<Field>,
+) -> bool {
     let mut changed = false;
+    let reference = forms.reference.as_deref().map(|r| &r.data);
     let h = &mut doc.history;
     let r = text_area(ui, "Presenting complaint", &mut h.presenting_complaint, 2);
     jump_here(&r, jump, Field::PresentingComplaint);
     changed |= r.changed();
     if h.presenting_complaint.trim().is_empty() && ui.is_enabled() {
+        // The trust's list when it has one, otherwise the built-in commonest complaints.
+        let picks: Vec<&str> = match reference {
+            Some(r) if !r.presenting_complaints.is_empty() => {
+                r.presenting_complaints.iter().map(String::as_str).collect()
+            }
+            _ => quick_picks::PRESENTING_COMPLAINTS.to_vec(),
+        };
         ui.horizontal_wrapped(|ui| {
-            for pick in quick_picks::PRESENTING_COMPLAINTS {
+            for pick in picks {
                 if quick_pick(ui, "Presenting complaint", pick).clicked() {
                     h.presenting_complaint = pick.to_owned();
                     changed = true;
@@ -436,19 +448,7 @@ pub fn history_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) ->
     .changed();
     changed |= text_area(ui, "Past medical history", &mut h.past_medical_history, 2).changed();
     changed |= text_area(ui, "Medications", &mut h.medications, 2).changed();
-    ui.horizontal(|ui| {
-        let r = text_field(ui, "Allergies", &mut h.allergies, 360.0);
-        jump_here(&r, jump, Field::Allergies);
-        changed |= r.changed();
-        if ui
-            .button("NKDA")
-            .on_hover_text("No known drug allergies")
-            .clicked()
-        {
-            h.allergies = "NKDA".to_owned();
-            changed = true;
-        }
-    });
+    changed |= allergies_ui(ui, h, reference, jump);
     ui.add_space(6.0);
     changed |= super::advance::advance_decisions_ui(ui, doc, jump);
     ui.add_space(6.0);
@@ -456,10 +456,84 @@ pub fn history_ui(ui: &mut Ui, doc: &mut Encounter, jump: &mut Option<Field>) ->
     changed
 }
 
+/// Allergies: drug allergy classes from the formulary's list (checked against every drug
+/// given), free text as the patient said it, or one of the two answers that are not an
+/// allergy: no known drug allergies, or unable to establish.
+fn allergies_ui(
+    ui: &mut Ui,
+    h: &mut crate::model::History,
+    reference: Option<&crate::model::reference::ReferenceData>,
+    jump: &mut Option<Field>,
+) -> bool {
+    use crate::model::AllergyStatus;
+    let mut changed = false;
+    ui.horizontal(|ui| {
+        let r = text_field(ui, "Allergies", &mut h.allergies, 360.0);
+        jump_here(&r, jump, Field::Allergies);
+        changed |= r.changed();
+        for (answer, said) in [
+            ("NKDA", "No known drug allergies"),
+            (
+                "Unable to establish",
+                "Allergy status could not be established",
+            ),
+        ] {
+            let on = h.allergy_classes.is_empty()
+                && AllergyStatus::of(&h.allergies) == AllergyStatus::of(answer);
+            if choice(ui, on, answer).on_hover_text(said).clicked() && !on {
+                h.allergies = answer.to_owned();
+                h.allergy_classes.clear();
+                changed = true;
+            }
+        }
+    });
+    let mut classes: Vec<&str> = reference
+        .map(|r| {
+            r.formulary
+                .iter()
+                .flat_map(|d| d.allergy_classes.iter().map(String::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    classes.sort_by_key(|c| c.to_lowercase());
+    classes.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    if !classes.is_empty() && ui.is_enabled() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new("Drug allergy classes:").weak());
+            for class in classes {
+                let on = h
+                    .allergy_classes
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(class));
+                let r = choice(ui, on, class);
+                name_widget(&r, egui::Role::Button, &format!("Allergy class: {class}"));
+                if r.clicked() {
+                    if on {
+                        h.allergy_classes.retain(|c| !c.eq_ignore_ascii_case(class));
+                    } else {
+                        h.allergy_classes.push(class.to_owned());
+                        // A class ticked is an allergy: "NKDA" or "unable" no longer stands.
+                        if !matches!(AllergyStatus::of(&h.allergies), AllergyStatus::Recorded(_)) {
+                            h.allergies.clear();
+                        }
+                    }
+                    changed = true;
+                }
+            }
+        });
+    } else if !h.allergy_classes.is_empty() {
+        ui.label(format!(
+            "Drug allergy classes: {}",
+            h.allergy_classes.join(", ")
+        ));
+    }
+    changed
+}
+
 /// Asks before `item` leaves `list`. `Some(true)` when the crew confirmed and it was taken
 /// out, `Some(false)` when they kept it (or it had already gone), `None` while they have not
 /// answered.
-fn confirm_removal_ui<T: PartialEq>(
+pub(super) fn confirm_removal_ui<T: PartialEq>(
     ui: &mut Ui,
     question: &str,
     confirm: &str,
@@ -519,20 +593,6 @@ pub(super) fn time_problem_ui(ui: &mut Ui, problem: &ClockTimeError, text: &mut 
     }
     chose
 }
-
-/// Routes crews pick from; free text is allowed too.
-pub const ROUTES: [&str; 10] = [
-    "IV",
-    "IO",
-    "IM",
-    "Oral",
-    "Sublingual",
-    "Buccal",
-    "Intranasal",
-    "Nebulised",
-    "Inhaled",
-    "PR",
-];
 
 /// Procedures and drugs given, with time and who gave them.
 pub fn treatment_ui(
@@ -647,146 +707,81 @@ pub fn treatment_ui(
     }
 
     ui.separator();
-    ui.label(RichText::new("Drugs given").strong().size(22.0));
-    let mut remove_drug = None;
-    if doc.drugs.is_empty() {
-        ui.label("None recorded.");
-    }
-    for (i, d) in doc.drugs.iter().enumerate() {
-        ui.horizontal_wrapped(|ui| {
-            ui.label(RichText::new(clock_local(d.at_utc)).strong());
-            ui.label(format!("{} {} {}", d.drug, d.unit.amount(d.dose), d.route));
-            if !d.by.is_empty() {
-                ui.label(format!("by {}", d.by));
-            }
-            if editable {
-                let r = ui.button("Remove");
-                name_widget(&r, egui::Role::Button, &format!("Remove drug {}", i + 1));
-                if r.clicked() {
-                    remove_drug = Some(i);
-                }
-            }
-        });
-    }
-    if let Some(d) = remove_drug.and_then(|i| doc.drugs.get(i)) {
-        forms.removing = Some(Removal::Drug(d.clone()));
-    }
-    if let Some(Removal::Drug(d)) = &forms.removing {
-        let question = format!(
-            "Remove {} {} at {} from the record? The removal is audited.",
-            d.drug,
-            d.unit.amount(d.dose),
-            clock_local(d.at_utc)
+    changed |= super::drugs::drugs_ui(ui, doc, forms, editable, user);
+    changed
+}
+
+/// Where a conveyed patient goes: the trust's destinations, those meeting the record's
+/// needs first (a stroke: hyperacute stroke units), each picked with its ODS code; or a
+/// name typed for one not in the list. True when the record changed.
+fn destination_ui(
+    ui: &mut Ui,
+    hospital: &mut String,
+    ods_code: &mut Option<String>,
+    presentations: &[crate::model::Presentation],
+    forms: &Forms,
+) -> bool {
+    use crate::model::reference::Capability;
+    let mut changed = false;
+    let needs = Capability::needed_for(presentations);
+    let reference = forms.reference.as_deref();
+    if let Some(r) = reference
+        && ui.is_enabled()
+    {
+        let wanted: Vec<&str> = needs.iter().map(|c| c.label()).collect();
+        ui.label(
+            RichText::new(format!("Destinations with {} first:", wanted.join(" and "))).weak(),
         );
-        if let Some(removed) =
-            confirm_removal_ui(ui, &question, "Remove the drug", &mut doc.drugs, d)
-        {
-            if removed {
-                forms.removed.push(Action::DrugRemoved);
-                changed = true;
-            }
-            forms.removing = None;
-        }
-    }
-    if editable {
-        let f = &mut forms.drug;
-        let pad = &mut forms.pad;
-        if quick_picks::adult_picks_allowed(doc.patient_age_years()) {
-            ui.horizontal_wrapped(|ui| {
-                ui.label(
-                    RichText::new("Usual adult doses (fills the form: check it, then add):").weak(),
-                );
-                for d in &quick_picks::COMMON_ADULT_DRUGS {
-                    if quick_pick(ui, "Fill", &d.label()).clicked() {
-                        f.drug = d.drug.to_owned();
-                        f.dose = d.dose.to_owned();
-                        f.unit = Some(d.unit.clone());
-                        f.route = d.route.to_owned();
-                        f.error = None;
-                    }
-                }
-            });
-        } else {
-            ui.label(
-                RichText::new(
-                    "A child: no doses are offered to fill in. Work out the dose for this child.",
-                )
-                .weak(),
-            );
-        }
         ui.horizontal_wrapped(|ui| {
-            ui.vertical(|ui| {
-                text_field(ui, "Drug", &mut f.drug, 200.0);
-            });
-            ui.vertical(|ui| {
-                let r = text_field(ui, "Dose", &mut f.dose, 80.0);
-                pad.offer(&r, "Dose");
-            });
-            ui.vertical(|ui| {
-                let l = ui.label("Unit");
-                egui::ComboBox::from_id_salt("drug-unit")
-                    .selected_text(f.unit.as_ref().map_or("Choose", DoseUnit::label))
-                    .show_ui(ui, |ui| {
-                        for u in DoseUnit::CHOICES {
-                            let label = u.label().to_owned();
-                            ui.selectable_value(&mut f.unit, Some(u), label);
-                        }
-                    })
-                    .response
-                    .labelled_by(l.id);
-            });
-            ui.vertical(|ui| {
-                let l = ui.label("Route");
-                egui::ComboBox::from_id_salt("drug-route")
-                    .selected_text(if f.route.is_empty() {
-                        "Choose"
-                    } else {
-                        f.route.as_str()
-                    })
-                    .show_ui(ui, |ui| {
-                        for r in ROUTES {
-                            ui.selectable_value(&mut f.route, r.to_owned(), r);
-                        }
-                    })
-                    .response
-                    .labelled_by(l.id);
-            });
-            ui.vertical(|ui| {
-                text_field(ui, "Time given (blank = now)", &mut f.time, 90.0);
-            });
-            ui.vertical(|ui| {
-                text_field(ui, "Given by", &mut f.by, 180.0);
-            });
-        });
-        ui.horizontal(|ui| {
-            super::number_pad::toggle_ui(ui, pad);
-            if ui.button("Add drug").clicked() {
-                match f.drug_given(now_utc(), user) {
-                    Ok(drug) => {
-                        doc.drugs.push(drug);
-                        *f = Default::default();
-                        changed = true;
-                    }
-                    Err(FormProblem::Text(t)) => {
-                        f.error = Some(t);
-                        f.time_error = None;
-                    }
-                    Err(FormProblem::Time(e)) => {
-                        f.error = None;
-                        f.time_error = Some(e);
-                    }
+            for offer in r.data.destinations_for(&needs) {
+                let d = offer.destination;
+                let picked = ods_code
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(&d.ods_code));
+                let mut text = format!("{} ({})", d.name, d.ods_code);
+                if offer.meets_all {
+                    text.push_str(" - ");
+                    let met: Vec<&str> = offer.meets.iter().map(|c| c.label()).collect();
+                    text.push_str(&met.join(", "));
                 }
-            }
-            if let Some(e) = &f.error {
-                error_text(ui, e);
-            }
-            if let Some(e) = f.time_error
-                && time_problem_ui(ui, &e, &mut f.time)
-            {
-                f.time_error = None;
+                let label = if offer.meets_all {
+                    RichText::new(text).strong()
+                } else {
+                    RichText::new(text)
+                };
+                let r = choice(ui, picked, label);
+                name_widget(&r, egui::Role::Button, &format!("Destination: {}", d.name));
+                if r.clicked() && !picked {
+                    *hospital = d.name.clone();
+                    *ods_code = Some(d.ods_code.clone());
+                    changed = true;
+                }
             }
         });
     }
+    ui.horizontal(|ui| {
+        let r = text_field(ui, "Destination hospital", hospital, 360.0);
+        if r.changed() {
+            // A typed name keeps a code only while it is exactly a listed destination's.
+            *ods_code = reference.and_then(|r| {
+                r.data
+                    .destinations
+                    .iter()
+                    .find(|d| d.name.eq_ignore_ascii_case(hospital.trim()))
+                    .map(|d| d.ods_code.clone())
+            });
+            changed = true;
+        }
+        match ods_code {
+            Some(code) => {
+                ui.label(format!("ODS {code}"));
+            }
+            None if !hospital.trim().is_empty() => {
+                ui.label(RichText::new("not in the trust's list").weak());
+            }
+            None => {}
+        }
+    });
     changed
 }
 
@@ -832,6 +827,7 @@ impl OutcomeKind {
         match self {
             OutcomeKind::Conveyed => Outcome::ConveyedTo {
                 hospital: String::new(),
+                ods_code: None,
             },
             OutcomeKind::NotConveyed => Outcome::NotConveyed {
                 reason: String::new(),
@@ -866,21 +862,9 @@ pub fn outcome_ui(
         }
     });
     match &mut doc.outcome {
-        Some(Outcome::ConveyedTo { hospital }) => {
-            ui.horizontal(|ui| {
-                changed |= text_field(ui, "Destination hospital", hospital, 360.0).changed();
-            });
-            if !forms.recent.destinations.is_empty() && ui.is_enabled() {
-                ui.horizontal_wrapped(|ui| {
-                    ui.label(RichText::new("Recent:").weak());
-                    for d in &forms.recent.destinations {
-                        if quick_pick(ui, "Destination", d).clicked() {
-                            *hospital = d.clone();
-                            changed = true;
-                        }
-                    }
-                });
-            }
+        Some(Outcome::ConveyedTo { hospital, ods_code }) => {
+            let presentations = doc.assessment.presentations.clone();
+            changed |= destination_ui(ui, hospital, ods_code, &presentations, forms);
         }
         Some(Outcome::NotConveyed { reason }) => {
             changed |= text_area(ui, "Reason not conveyed and advice given", reason, 2).changed();

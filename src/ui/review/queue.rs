@@ -33,6 +33,8 @@ pub struct QueueFilters {
     pub min_news2: Option<u8>,
     /// Incident number or patient name.
     pub text: String,
+    /// Only records taken to the destination with this ODS code.
+    pub destination: Option<String>,
 }
 
 impl QueueFilters {
@@ -62,6 +64,7 @@ impl QueueFilters {
             decision: self.decision,
             min_news2: self.min_news2,
             q: (!text.is_empty()).then(|| text.to_owned()),
+            destination: self.destination.clone(),
             page: Some(page.max(1)),
             page_size: Some(PAGE_SIZE),
         })
@@ -277,6 +280,38 @@ fn filters_ui(ui: &mut Ui, state: &mut QueueState, out: &mut Vec<ReviewCommand>)
             .response
             .labelled_by(l.id);
         apply |= before != state.filters.min_news2;
+        let destinations = state
+            .list
+            .as_ref()
+            .map(|l| l.destinations.clone())
+            .unwrap_or_default();
+        if !destinations.is_empty() || state.filters.destination.is_some() {
+            let l = ui.label("Destination");
+            let selected = match &state.filters.destination {
+                None => "Any".to_owned(),
+                Some(code) => destinations
+                    .iter()
+                    .find(|d| &d.ods_code == code)
+                    .map_or_else(|| code.clone(), |d| format!("{} ({})", d.name, d.ods_code)),
+            };
+            let before = state.filters.destination.clone();
+            egui::ComboBox::from_id_salt("review-destination")
+                .selected_text(selected)
+                .width(240.0)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut state.filters.destination, None, "Any");
+                    for d in &destinations {
+                        ui.selectable_value(
+                            &mut state.filters.destination,
+                            Some(d.ods_code.clone()),
+                            format!("{} ({})", d.name, d.ods_code),
+                        );
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+            apply |= before != state.filters.destination;
+        }
         if ui.button("Apply filters").clicked() {
             apply = true;
         }

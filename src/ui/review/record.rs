@@ -401,7 +401,7 @@ fn section_body_ui(ui: &mut Ui, view: &mut RecordView) {
                 sections::patient_ui(ui, doc, forms, jump);
             }
             Section::History => {
-                sections::history_ui(ui, doc, jump);
+                sections::history_ui(ui, doc, forms, jump);
             }
             Section::Assessment => {
                 crate::ui::editor::assessment::assessment_ui(ui, doc, forms, jump);
