@@ -594,3 +594,47 @@ fn the_tablets_page_shows_what_each_tablet_has_not_sent_and_marks_a_day_old_reco
     click_button(&mut sup, "Back to the queue");
     assert_eq!(screen(&sup), "review queue");
 }
+
+#[test]
+fn the_supervisor_filters_the_queue_by_destination() {
+    use ambulance_epr::model::Outcome;
+    let rt = runtime();
+    let srv = start_server(&rt, 3600);
+    let crew = crew_tablet(&rt, &srv);
+    // What the tablet signed, by destination code.
+    let to_royal = crew
+        .store
+        .list(&Default::default())
+        .unwrap()
+        .iter()
+        .map(|row| crew.store.get(row.id).unwrap())
+        .filter(|e| e.status.is_signed())
+        .filter(|e| {
+            matches!(&e.outcome, Some(Outcome::ConveyedTo { ods_code: Some(c), .. }) if c == "XX1AA")
+        })
+        .count() as u64;
+    let sup_dir = tempfile::tempdir().unwrap();
+    let mut sup = harness(sup_dir.path());
+    supervisor_signs_in(&mut sup, &srv);
+    let everything = queue_total(&sup);
+    sup.get_by_label("Destination").click();
+    settle(&mut sup);
+    sup.get_by_label("Sample Royal Infirmary (XX1AA)").click();
+    settle(&mut sup);
+    let start = Instant::now();
+    while queue_total(&sup) == everything && start.elapsed() < Duration::from_secs(10) {
+        settle(&mut sup);
+    }
+    assert_eq!(
+        sup.state()
+            .review()
+            .unwrap()
+            .queue
+            .filters
+            .destination
+            .as_deref(),
+        Some("XX1AA")
+    );
+    assert_eq!(queue_total(&sup), to_royal);
+    assert!(to_royal < everything);
+}

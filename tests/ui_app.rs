@@ -2007,7 +2007,7 @@ fn a_formulary_drug_is_checked_before_it_is_added_and_a_controlled_drug_needs_it
     type_into(&mut h, "Amount wasted", "0");
     click_in_view(&mut h, "Add drug");
     // 50 mg is outside 1 to 10: asked again, and nothing is added until the crew confirm.
-    h.get_by_label_contains("Check this dose before it is added");
+    h.get_by_label_contains("Check this before it is added");
     h.get_by_label_contains("50 milligrams is outside the adult range");
     assert_eq!(h.state().editor().unwrap().doc.drugs.len(), e.drugs.len());
     click_in_view(&mut h, "Give anyway");

@@ -116,7 +116,8 @@ pub fn amount_text(x: f64) -> String {
     format!("{rounded}")
 }
 
-fn range_text(r: DoseRange, unit: &str) -> String {
+/// "300 milligrams" for a fixed dose, "1 to 10 milligrams" for a range.
+pub fn range_text(r: DoseRange, unit: &str) -> String {
     if r.min == r.max {
         format!("{} {unit}", amount_text(r.min))
     } else {

@@ -64,12 +64,16 @@ pub fn shift_ui(ui: &mut Ui, panel: &mut ShiftPanel, user: &str, out: &mut Vec<C
             if panel.shift.members.is_empty() {
                 ui.label("no one signed in. New records start with no crew.");
             }
-            for m in &panel.shift.members {
-                let text = if m.registration.is_empty() {
+            let count = panel.shift.members.len();
+            for (i, m) in panel.shift.members.iter().enumerate() {
+                let mut text = if m.registration.is_empty() {
                     format!("{} ({})", m.name, m.role)
                 } else {
                     format!("{} ({}, {})", m.name, m.role, m.registration)
                 };
+                if i + 1 < count {
+                    text.push(';');
+                }
                 ui.label(RichText::new(text).strong());
             }
             if let Some(me) = panel.staff_for(user)

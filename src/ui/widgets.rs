@@ -230,6 +230,7 @@ pub struct RecordRow<'a> {
     /// A coloured bar down the left edge (returned to the crew, awaiting a decision).
     pub marker: Option<Color32>,
     pub when: String,
+    /// Cut short with "…" to its column, like the name.
     pub incident: &'a str,
     /// Cut short with "…" rather than wrapped.
     pub name: &'a str,
@@ -273,13 +274,14 @@ pub fn paint_record_row(ui: &Ui, rect: egui::Rect, columns: RowColumns, row: &Re
         visuals.weak_text_color(),
     );
     x += columns.when;
-    painter.text(
-        pos2(x, y),
-        Align2::LEFT_CENTER,
-        row.incident,
-        body_font.clone(),
-        text_colour,
+    // Cut short like the name, so a long incident number never runs into it.
+    let mut job = egui::text::LayoutJob::single_section(
+        row.incident.to_owned(),
+        egui::TextFormat::simple(body_font.clone(), text_colour),
     );
+    job.wrap = egui::text::TextWrapping::truncate_at_width((columns.incident - 12.0).max(40.0));
+    let galley = painter.layout_job(job);
+    painter.galley(pos2(x, y - galley.size().y / 2.0), galley, text_colour);
     x += columns.incident;
     let badges_width = columns.badges_max.min(rect.width() * columns.badges_share);
     let name_right = rect.right() - badges_width - 10.0;

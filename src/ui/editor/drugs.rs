@@ -15,7 +15,7 @@ use super::name_widget;
 use crate::model::clock_time::ClockTimeError;
 use crate::model::formulary::{
     ControlledDrugRecord, DoseConcern, DoseOverride, PatientFacts, amount_text, controlled_missing,
-    dose_concerns,
+    dose_concerns, range_text,
 };
 use crate::model::quick_picks;
 use crate::model::reference::{FormularyDrug, StaffMember};
@@ -504,6 +504,11 @@ fn entry_ui(ui: &mut Ui, doc: &mut Encounter, forms: &mut Forms, user: &str) -> 
                 .response
                 .labelled_by(l.id);
         });
+    });
+    if let Some(d) = chosen {
+        ui.label(RichText::new(formulary_hint(d, doc)).weak());
+    }
+    ui.horizontal_wrapped(|ui| {
         ui.vertical(|ui| {
             text_field(ui, "Time given (blank = now)", &mut f.time, 90.0);
         });
@@ -511,17 +516,21 @@ fn entry_ui(ui: &mut Ui, doc: &mut Encounter, forms: &mut Forms, user: &str) -> 
             text_field(ui, "Given by", &mut f.by, 180.0);
         });
     });
-    if let Some(d) = chosen {
-        ui.label(RichText::new(formulary_hint(d, doc)).weak());
-        if d.controlled {
-            controlled_ui(ui, f, staff, d);
-        }
+    if let Some(d) = chosen
+        && d.controlled
+    {
+        controlled_ui(ui, f, staff, d);
     }
 
     let mut added = false;
+    // Given by the signed-in clinician, named as the staff list names them.
+    let giver = reference
+        .as_deref()
+        .and_then(|r| r.data.staff_for_user(user))
+        .map_or(user, |s| s.name.as_str());
     let facts = PatientFacts::of(doc);
     let add = |f: &mut DrugForm, confirm: bool| -> Option<DrugGiven> {
-        match f.entry(formulary, staff, &facts, now_utc(), user, confirm) {
+        match f.entry(formulary, staff, &facts, now_utc(), giver, confirm) {
             Ok(drug) => Some(drug),
             Err(FormProblem::Text(t)) => {
                 f.error = Some(t);
@@ -544,9 +553,13 @@ fn entry_ui(ui: &mut Ui, doc: &mut Encounter, forms: &mut Forms, user: &str) -> 
     let mut new_drug = None;
     if !f.concerns.is_empty() {
         egui::Frame::group(ui.style()).show(ui, |ui| {
-            warning_text(ui, "Check this dose before it is added:");
+            warning_text(ui, "Check this before it is added:");
             for c in &f.concerns {
-                ui.label(format!("- {}", c.said));
+                if c.check.needs_reason() {
+                    error_text(ui, &format!("ALLERGY: {}", c.said));
+                } else {
+                    ui.label(format!("- {}", c.said));
+                }
             }
             if f.concerns.iter().any(|c| c.check.needs_reason()) {
                 text_field(
@@ -598,18 +611,10 @@ fn formulary_hint(d: &FormularyDrug, doc: &Encounter) -> String {
         .is_some_and(|a| a < crate::model::formulary::CHILD_UNDER_YEARS);
     let mut parts = Vec::new();
     match (child, d.adult_dose, d.paediatric_dose_per_kg) {
-        (false, Some(r), _) => parts.push(format!(
-            "adult dose {} to {} {}",
-            amount_text(r.min),
-            amount_text(r.max),
-            d.unit
-        )),
-        (true, _, Some(r)) => parts.push(format!(
-            "child's dose {} to {} {} per kg",
-            amount_text(r.min),
-            amount_text(r.max),
-            d.unit
-        )),
+        (false, Some(r), _) => parts.push(format!("adult dose {}", range_text(r, &d.unit))),
+        (true, _, Some(r)) => {
+            parts.push(format!("child's dose {} per kg", range_text(r, &d.unit)));
+        }
         (true, _, None) => parts.push("no children's dose in the formulary".to_owned()),
         (false, None, _) => {}
     }

@@ -55,7 +55,13 @@ pub fn incident_ui(
                 && ui.is_enabled()
             {
                 ui.label("");
-                if same_shift_ui(ui, call_sign, &forms.recent.crew) {
+                // A record already crewed (by the shift signed in) is offered the call sign only.
+                let crew: &[CrewMember] = if doc.crew.is_empty() {
+                    &forms.recent.crew
+                } else {
+                    &[]
+                };
+                if same_shift_ui(ui, call_sign, crew) {
                     doc.incident.call_sign = call_sign.clone();
                     if doc.crew.is_empty() {
                         doc.crew = forms.recent.crew.clone();
