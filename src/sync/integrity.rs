@@ -137,3 +137,73 @@ pub fn check_reference(
     }
     Ok(data)
 }
+
+#[cfg(test)]
+mod reference_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::crypto::DeviceSigningKey;
+    use crate::protocol::SignedReference;
+    use crate::transparency::{ReferenceStatement, sign_reference};
+
+    fn offered(key: &DeviceSigningKey, version: u64, document: &str) -> SignedReference {
+        let statement = ReferenceStatement {
+            version,
+            document_sha256: crate::crypto::sha256_hex(document.as_bytes()),
+            imported_at_utc: "2026-12-03T10:00:00.000000Z".into(),
+        };
+        SignedReference {
+            version,
+            document: document.to_owned(),
+            signed_note: sign_reference(key, "o/log", &statement),
+        }
+    }
+
+    fn pinned(key: &DeviceSigningKey) -> LogPublicKey {
+        LogPublicKey {
+            name: "o/log".into(),
+            key: key.public_key_bytes(),
+        }
+    }
+
+    #[test]
+    fn a_reference_set_is_taken_only_signed_by_the_pinned_key_and_whole() {
+        let (server, other) = (
+            DeviceSigningKey::generate().unwrap(),
+            DeviceSigningKey::generate().unwrap(),
+        );
+        let document = crate::model::reference::SAMPLE_JSON;
+        let good = offered(&server, 1, document);
+        assert!(check_reference(&good, Some(&pinned(&server))).is_ok());
+        assert_eq!(
+            check_reference(&good, None),
+            Err(ReferenceRefused::NoPinnedKey)
+        );
+        assert!(matches!(
+            check_reference(&good, Some(&pinned(&other))),
+            Err(ReferenceRefused::Signature(_))
+        ));
+        let swapped = SignedReference {
+            document: document.replace("Aspirin", "Asprin"),
+            ..good.clone()
+        };
+        assert_eq!(
+            check_reference(&swapped, Some(&pinned(&server))),
+            Err(ReferenceRefused::HashMismatch)
+        );
+        let renumbered = SignedReference {
+            version: 2,
+            ..good.clone()
+        };
+        assert!(matches!(
+            check_reference(&renumbered, Some(&pinned(&server))),
+            Err(ReferenceRefused::VersionMismatch { .. })
+        ));
+        // Signed, but not a document the import would take.
+        let bad = offered(&server, 1, "{\"version\": 1}");
+        assert!(matches!(
+            check_reference(&bad, Some(&pinned(&server))),
+            Err(ReferenceRefused::Invalid(_))
+        ));
+    }
+}

@@ -336,13 +336,25 @@ fn entry_ui(ui: &mut Ui, doc: &mut Encounter, forms: &mut Forms, user: &str) -> 
         ),
         None => (&[][..], &[][..], false),
     };
-    if reference.is_none() {
-        ui.label(RichText::new("Reading the trust's formulary...").weak());
-    } else if sample {
-        warning_text(
-            ui,
-            "SAMPLE formulary (not clinical guidance): this tablet has not received its trust's reference data",
-        );
+    match reference.as_deref() {
+        None => {
+            ui.label(RichText::new("Reading the trust's formulary...").weak());
+        }
+        Some(_) if sample => {
+            warning_text(
+                ui,
+                "SAMPLE formulary (not clinical guidance): this tablet has not received its trust's reference data",
+            );
+        }
+        Some(r) => {
+            ui.label(
+                RichText::new(format!(
+                    "Formulary of {}, version {}",
+                    r.data.trust, r.data.version
+                ))
+                .weak(),
+            );
+        }
     }
     let f = &mut forms.drug;
     let pad = &mut forms.pad;
