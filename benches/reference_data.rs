@@ -130,7 +130,10 @@ fn main() {
         Utc::now(),
     ))
     .unwrap();
-    println!("server import (check, sign, store, log, audit): {:?}", t.elapsed());
+    println!(
+        "server import (check, sign, store, log, audit): {:?}",
+        t.elapsed()
+    );
     let held = rt
         .block_on(reference::for_tablets(storage.as_ref(), &signer))
         .unwrap()
@@ -151,7 +154,7 @@ fn main() {
     let reads: Vec<Duration> = (0..20)
         .map(|_| {
             let t = Instant::now();
-            store.active_reference().unwrap();
+            store.active_reference(true).unwrap();
             t.elapsed()
         })
         .collect();
@@ -183,6 +186,7 @@ fn main() {
         allergies_text: "penicillin - rash",
         allergy_classes: &classes,
         given: &given,
+        paediatric: false,
     };
     let t = Instant::now();
     let rounds = 10_000u32;

@@ -600,4 +600,42 @@ async fn reference_import_takes_a_file_whole_or_not_at_all(backend: Backend) {
     check_audit_chain(storage.as_ref()).await.unwrap();
     let out = epr_server(&["verify"], &db);
     assert!(out.status.success(), "{}", stdout(&out));
+
+    // After a key rotation the set is signed again by the new key, and still served.
+    let signer = ambulance_epr::server::log_key::LogSigner::load(&test_key_path(&db)).unwrap();
+    let served = ambulance_epr::server::reference::for_tablets(storage.as_ref(), &signer)
+        .await
+        .unwrap();
+    assert_eq!(served.map(|v| v.version), Some(2));
+    let out = epr_server(&["key", "--rotate"], &db);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("version 2 signed again"),
+        "{}",
+        stdout(&out)
+    );
+    let rotated = ambulance_epr::server::log_key::LogSigner::load(&test_key_path(&db)).unwrap();
+    assert_ne!(rotated.public(), signer.public());
+    let served = ambulance_epr::server::reference::for_tablets(storage.as_ref(), &rotated)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        ambulance_epr::transparency::open_reference(&served.signed_note, &rotated.public()).is_ok()
+    );
+    // A statement the server's key did not make is never served.
+    storage
+        .set_reference_note(2, "not a statement")
+        .await
+        .unwrap();
+    assert!(
+        ambulance_epr::server::reference::for_tablets(storage.as_ref(), &rotated)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -490,8 +490,12 @@ fn completing_with_something_missing_jumps_to_it_then_signs() {
 
     click(&mut h, "Complete and sign…");
     h.get_by_label("Complete and sign");
-    // The unlocked user is in the sample staff list: the record is signed in their name.
-    h.get_by_label_contains("Signing as Demo Paramedic");
+    assert_eq!(
+        h.get_by_label("Clinician name").value().as_deref(),
+        Some(USER),
+        "with no trust staff list, the signing clinician defaults to the unlocked user"
+    );
+    type_into(&mut h, "Registration (HCPC or staff number)", "PA123456");
     click_button(&mut h, "Sign record");
     settle(&mut h);
     let ed = h.state().editor().unwrap();
@@ -576,6 +580,7 @@ fn a_non_conveyance_is_signed_only_with_its_capacity_assessment_and_the_rest_of_
 
     click(&mut h, "Complete and sign…");
     h.get_by_label("Complete and sign");
+    type_into(&mut h, "Registration (HCPC or staff number)", "PA123456");
     click_button(&mut h, "Sign record");
     settle(&mut h);
     let ed = h.state().editor().unwrap();
@@ -2135,9 +2140,32 @@ fn a_stroke_patient_is_offered_stroke_units_first_and_the_pick_carries_its_ods_c
     h.get_by_label("not in the trust's list");
 }
 
+/// Gives the store a trust's reference data as if its server had delivered it (the sample's
+/// content, marked as a trust's): staff names come only from a trust's own set.
+fn with_trust_reference(store: &Store) {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(ambulance_epr::model::reference::SAMPLE_JSON).unwrap();
+    doc["sample"] = false.into();
+    doc["trust"] = "Test Ambulance Service".into();
+    let text = doc.to_string();
+    assert!(
+        store
+            .keep_server_reference(1, &text, "checked by sync", chrono::Utc::now())
+            .unwrap()
+    );
+}
+
 #[test]
 fn the_signed_in_user_in_the_staff_list_signs_in_their_own_name() {
-    let (_dir, mut h) = open_draft(&complete_encounter());
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    with_trust_reference(&store);
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
     click(&mut h, "Complete and sign…");
     h.get_by_label_contains("Signing as Demo Paramedic (Paramedic, PA00001)");
     assert!(h.query_by_label("Clinician name").is_none(), "not typed");
@@ -2162,6 +2190,7 @@ fn the_signed_in_user_in_the_staff_list_signs_in_their_own_name() {
         migrate::latest_version(),
     )
     .unwrap();
+    with_trust_reference(&store);
     store.save_draft(&complete_encounter()).unwrap();
     drop(store);
     let mut h = harness(dir.path());
@@ -2184,6 +2213,21 @@ fn the_crew_sign_in_from_the_staff_list_with_their_own_secrets_and_crew_new_reco
     store
         .add_user("sam", SAM, KdfParams::FAST_FOR_TESTS)
         .unwrap();
+    // Without a trust's staff list (the sample's never names real users) there is no
+    // sign-in: the crew is entered on each record.
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    wait_until(&mut h, "the shift panel has been read", |app| {
+        app.list().shift.staff.is_empty() && !app.list().shift.busy
+    });
+    h.get_by_label_contains("the trust's staff list has not reached this tablet");
+    assert!(h.query_by_label("Sign me in").is_none());
+    click_button(&mut h, "Lock");
+    drop(h);
+    let store =
+        Store::unlock_with_policy(dir.path(), Some(USER), PIN, KdfParams::FAST_FOR_TESTS).unwrap();
+    with_trust_reference(&store);
     drop(store);
     let mut h = harness(dir.path());
     unlock(&mut h);

@@ -637,6 +637,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .add_key_rotation(&statement, &next.public().to_vkey(), chrono::Utc::now())
                     .await
                     .context("cannot record the rotation")?;
+                if let Some(version) = ambulance_epr::server::reference::sign_again_after_rotation(
+                    storage.as_ref(),
+                    &old,
+                    &next,
+                )
+                .await
+                .context("cannot sign the reference data again with the new key")?
+                {
+                    println!("reference data version {version} signed again with the new key");
+                }
                 log_key::install_successor(&path, &old, &next)?;
                 println!(
                     "rotated the log key: new fingerprint {}, old key kept at {}; restart serve",

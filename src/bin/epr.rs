@@ -287,7 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Reference { json } => {
             let store = unlock(&cli, &data_dir)?;
-            let active = store.active_reference()?;
+            let active = ambulance_epr::sync::integrity::reference_in_use(&store)?;
             let refused = store.reference_refused()?;
             let summary = active.summary();
             if *json {
@@ -303,6 +303,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         ambulance_epr::store::reference::ReferenceSource::Server => "the server",
                         ambulance_epr::store::reference::ReferenceSource::Sample =>
                             "the SAMPLE set shipped with the app (not clinical guidance)",
+                        ambulance_epr::store::reference::ReferenceSource::None =>
+                            "nowhere yet: the trust's set has not reached this enrolled tablet",
                     },
                     summary.counts.drugs,
                     summary.counts.destinations,

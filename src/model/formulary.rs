@@ -91,6 +91,8 @@ pub struct PatientFacts<'a> {
     pub allergy_classes: &'a [String],
     /// Drugs already in the record.
     pub given: &'a [DrugGiven],
+    /// The record's paediatric section is open: a child even when no age is recorded.
+    pub paediatric: bool,
 }
 
 impl<'a> PatientFacts<'a> {
@@ -102,11 +104,16 @@ impl<'a> PatientFacts<'a> {
             allergies_text: &e.history.allergies,
             allergy_classes: &e.history.allergy_classes,
             given: &e.drugs,
+            paediatric: e.assessment.paediatric().is_some(),
         }
     }
 
-    fn is_child(&self) -> bool {
-        self.age_years.is_some_and(|a| a < CHILD_UNDER_YEARS)
+    /// Under 16, or of unknown age with the paediatric section open.
+    pub fn is_child(&self) -> bool {
+        match self.age_years {
+            Some(a) => a < CHILD_UNDER_YEARS,
+            None => self.paediatric,
+        }
     }
 }
 
@@ -150,19 +157,30 @@ pub fn dose_concerns(
     if patient.is_child() {
         match (drug.paediatric_dose_per_kg, patient.weight_kg) {
             (Some(per_kg), Some(kg)) => {
-                let range = DoseRange {
+                let mut range = DoseRange {
                     min: per_kg.min * kg,
                     max: per_kg.max * kg,
                 };
+                // A child's dose is never more than an adult's, whatever the weight.
+                let capped = drug.adult_dose.filter(|adult| range.max > adult.max);
+                if let Some(adult) = capped {
+                    range.max = adult.max;
+                    range.min = range.min.min(adult.max);
+                }
                 if !within(dose, range) {
                     out.push(DoseConcern {
                         check: DoseCheck::Range,
                         said: format!(
-                            "{} {unit} is outside the child's range for {} kg: {} ({} per kg)",
+                            "{} {unit} is outside the child's range for {} kg: {} ({} per kg{})",
                             amount_text(dose),
                             amount_text(kg),
                             range_text(range, unit),
-                            range_text(per_kg, unit)
+                            range_text(per_kg, unit),
+                            if capped.is_some() {
+                                ", no more than the adult dose"
+                            } else {
+                                ""
+                            }
                         ),
                     });
                 }
@@ -211,18 +229,21 @@ pub fn dose_concerns(
             });
         }
     }
+    // The nearest other dose, before or after: a dose recorded late for an earlier time is
+    // as close to the others as one recorded at once.
     if let Some(minutes) = drug.min_interval_minutes
-        && let Some(last) = earlier.iter().map(|g| g.at_utc).filter(|t| *t <= at).max()
+        && let Some(nearest) = earlier
+            .iter()
+            .map(|g| (at - g.at_utc).num_minutes().abs())
+            .min()
+        && nearest < i64::from(minutes)
     {
-        let since = (at - last).num_minutes();
-        if since < i64::from(minutes) {
-            out.push(DoseConcern {
-                check: DoseCheck::Interval,
-                said: format!(
-                    "the last dose was {since} minutes before this one; the interval is at least {minutes} minutes"
-                ),
-            });
-        }
+        out.push(DoseConcern {
+            check: DoseCheck::Interval,
+            said: format!(
+                "another dose is recorded {nearest} minutes from this one; the interval is at least {minutes} minutes"
+            ),
+        });
     }
     out
 }
@@ -268,6 +289,47 @@ fn allergy_summary(text: &str, classes: &[String]) -> String {
         parts.push(format!("\"{}\"", text.trim()));
     }
     parts.join(", ")
+}
+
+/// The formulary drug a name typed as "other" names (its name or id, or either within the
+/// typed text, without case), so the crew pick it from the list and its checks run.
+pub fn formulary_match<'a>(
+    formulary: &'a [FormularyDrug],
+    typed: &str,
+) -> Option<&'a FormularyDrug> {
+    let t = typed.trim().to_lowercase();
+    if t.is_empty() {
+        return None;
+    }
+    formulary.iter().find(|d| {
+        let (name, id) = (d.name.to_lowercase(), d.id.to_lowercase());
+        t == name || t == id || t.contains(&name) || (id.len() >= 4 && t.contains(&id))
+    })
+}
+
+/// A drug not in the formulary has no classes to check, but the allergies may name it:
+/// then it is an allergy conflict like any other.
+pub fn other_drug_concerns(typed: &str, patient: &PatientFacts<'_>) -> Vec<DoseConcern> {
+    let name = typed.trim().to_lowercase();
+    let text = patient.allergies_text.to_lowercase();
+    let named = !name.is_empty()
+        && (text.contains(&name)
+            || patient
+                .allergy_classes
+                .iter()
+                .any(|c| name.contains(&c.to_lowercase())));
+    if named {
+        vec![DoseConcern {
+            check: DoseCheck::Allergy,
+            said: format!(
+                "{} is named in the patient's allergies: {}",
+                typed.trim(),
+                allergy_summary(patient.allergies_text, patient.allergy_classes)
+            ),
+        }]
+    } else {
+        Vec::new()
+    }
 }
 
 /// What still stops a controlled drug's entry: the witness, the batch and the amount wasted.
@@ -329,6 +391,7 @@ mod tests {
             allergies_text: text,
             allergy_classes: classes,
             given,
+            paediatric: false,
         }
     }
 
@@ -366,6 +429,23 @@ mod tests {
         let c = dose_concerns(&paracetamol, per_kg.max * 20.0 * 2.0, at(3, 0), &child);
         assert_eq!(checks(&c), vec![DoseCheck::Range]);
         assert!(c[0].said.contains("20 kg"), "{}", c[0].said);
+        // A heavy child never gets more than the adult dose.
+        child.weight_kg = Some(90.0);
+        let adult_max = paracetamol.adult_dose.unwrap().max;
+        assert!(dose_concerns(&paracetamol, adult_max, at(3, 0), &child).is_empty());
+        let c = dose_concerns(&paracetamol, per_kg.max * 90.0, at(3, 0), &child);
+        assert_eq!(c[0].check, DoseCheck::Range);
+        assert!(
+            c[0].said.contains("no more than the adult dose"),
+            "{}",
+            c[0].said
+        );
+        // No age, but the paediatric section open: checked as a child.
+        child.age_years = None;
+        child.paediatric = true;
+        child.weight_kg = None;
+        let c = dose_concerns(&paracetamol, 100.0, at(3, 0), &child);
+        assert_eq!(checks(&c), vec![DoseCheck::ChildDose]);
     }
 
     #[test]
@@ -384,6 +464,10 @@ mod tests {
             "{}",
             c[1].said
         );
+        // A dose recorded for a time just before one already given is as close to it.
+        let later_first = [given(&morphine, dose, at(3, 10))];
+        let c = dose_concerns(&morphine, dose, at(3, 8), &adult(&later_first, "", &[]));
+        assert_eq!(checks(&c), vec![DoseCheck::Interval]);
         // Another drug's doses do not count.
         let other = given(&drug("paracetamol"), 1000.0, at(3, 0));
         assert!(dose_concerns(&morphine, dose, soon, &adult(&[other], "", &[])).is_empty());
@@ -410,6 +494,24 @@ mod tests {
                 .iter()
                 .all(|c| c.check != DoseCheck::Allergy)
         );
+    }
+
+    #[test]
+    fn a_formulary_drug_typed_as_other_is_found_and_an_allergy_named_in_text_is_raised() {
+        let data = sample();
+        assert_eq!(
+            formulary_match(&data.formulary, " morphine sulfate ").map(|d| d.id.as_str()),
+            Some("morphine")
+        );
+        assert_eq!(
+            formulary_match(&data.formulary, "Amoxicillin 500").map(|d| d.id.as_str()),
+            Some("amoxicillin")
+        );
+        assert!(formulary_match(&data.formulary, "Ondansetron").is_none());
+        let patient = adult(&[], "Ondansetron - rash", &[]);
+        let c = other_drug_concerns("ondansetron", &patient);
+        assert_eq!(checks(&c), vec![DoseCheck::Allergy]);
+        assert!(other_drug_concerns("Cyclizine", &patient).is_empty());
     }
 
     #[test]

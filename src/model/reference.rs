@@ -324,12 +324,13 @@ impl ReferenceData {
             .find(|d| d.ods_code.eq_ignore_ascii_case(code))
     }
 
-    /// The staff member who unlocks tablets as `user` (names compared without case).
+    /// The staff member who unlocks tablets as `user`: exactly, as the tablet's keyring
+    /// names users (so "Alex" is not "alex").
     pub fn staff_for_user(&self, user: &str) -> Option<&StaffMember> {
         self.staff.iter().find(|s| {
             s.user_id
                 .as_deref()
-                .is_some_and(|u| u.trim().eq_ignore_ascii_case(user.trim()))
+                .is_some_and(|u| u.trim() == user.trim())
         })
     }
 

@@ -117,24 +117,70 @@ pub async fn show(storage: &dyn Storage) -> Result<Option<ReferenceSummary>, Sto
         .transpose()
 }
 
-/// The latest version as a tablet receives it, with a statement `signer` opens: the one the
-/// import signed, or (after the log key was rotated) the same statement signed again with
-/// the key the server signs checkpoints with now.
+/// The latest version as a tablet receives it, when its statement is signed by `signer` (the
+/// key the server signs checkpoints with) and its document still hashes to what the statement
+/// names. Anything else is not served (and logged): a row written into the database without
+/// the key, or a document changed after it was signed, never reaches a tablet. After a key
+/// rotation, `key --rotate` signs the statement again with the new key
+/// ([`sign_again_after_rotation`]).
 pub async fn for_tablets(
     storage: &dyn Storage,
     signer: &LogSigner,
 ) -> Result<Option<ReferenceVersion>, StorageError> {
-    let Some(mut held) = storage.latest_reference().await? else {
+    let Some(held) = storage.latest_reference().await? else {
         return Ok(None);
     };
-    if crate::transparency::open_reference(&held.signed_note, &signer.public()).is_err() {
-        held.signed_note = signer.sign_reference(&ReferenceStatement {
-            version: held.version,
-            document_sha256: held.document_sha256.clone(),
-            imported_at_utc: leaf_time(held.imported_at_utc),
-        });
+    match vouched_for(&held, &signer.public()) {
+        Ok(()) => Ok(Some(held)),
+        Err(why) => {
+            tracing::error!(version = held.version, %why, "the stored reference data is not served");
+            Ok(None)
+        }
     }
-    Ok(Some(held))
+}
+
+/// Checks a stored version against `key`: its statement opens with it and names this
+/// version and this document's hash.
+fn vouched_for(
+    held: &ReferenceVersion,
+    key: &crate::transparency::LogPublicKey,
+) -> Result<(), &'static str> {
+    let statement = crate::transparency::open_reference(&held.signed_note, key)
+        .map_err(|_| "its statement is not signed by this server's log key")?;
+    let hash = crate::crypto::sha256_hex(held.document.as_bytes());
+    if statement.version != held.version
+        || statement.document_sha256 != held.document_sha256
+        || hash != held.document_sha256
+    {
+        return Err("the document or its version differs from what its statement names");
+    }
+    Ok(())
+}
+
+/// After `key --rotate`: the latest version's statement, checked with the `old` key, signed
+/// again with the `new` one, so tablets that follow the rotation keep receiving it. A
+/// statement the old key does not vouch for is left alone (and reported).
+pub async fn sign_again_after_rotation(
+    storage: &dyn Storage,
+    old: &LogSigner,
+    new: &LogSigner,
+) -> Result<Option<u64>, ImportError> {
+    let Some(held) = storage.latest_reference().await? else {
+        return Ok(None);
+    };
+    if let Err(why) = vouched_for(&held, &old.public()) {
+        return Err(ImportError::Storage(StorageError::Corrupt(format!(
+            "reference data version {}: {why}",
+            held.version
+        ))));
+    }
+    let note = new.sign_reference(&ReferenceStatement {
+        version: held.version,
+        document_sha256: held.document_sha256.clone(),
+        imported_at_utc: leaf_time(held.imported_at_utc),
+    });
+    storage.set_reference_note(held.version, &note).await?;
+    Ok(Some(held.version))
 }
 
 /// The document's canonical JSON: what its hash and the signed statement cover, and what

@@ -20,8 +20,12 @@ const REFERENCE_REFUSED: &str = "reference.refused";
 pub enum ReferenceSource {
     /// The trust's server, signed by its pinned log key.
     Server,
-    /// The labelled sample shipped with the app (not clinical guidance).
+    /// The labelled sample shipped with the app (not clinical guidance): a tablet not
+    /// enrolled with a trust's server, or a demonstration.
     Sample,
+    /// None: an enrolled tablet whose trust's set has not arrived. Drugs are recorded as
+    /// "other" and destinations typed; no sample stands in for the trust's data.
+    None,
 }
 
 /// The set the app works from.
@@ -46,6 +50,33 @@ impl ActiveReference {
             data,
             received_at_utc: None,
         })
+    }
+
+    /// No reference data: an empty formulary, no destinations, no staff.
+    pub fn none() -> Self {
+        Self {
+            source: ReferenceSource::None,
+            data: ReferenceData {
+                version: 0,
+                trust: String::new(),
+                sample: false,
+                formulary: Vec::new(),
+                destinations: Vec::new(),
+                staff: Vec::new(),
+                presenting_complaints: Vec::new(),
+                referral_services: Vec::new(),
+            },
+            received_at_utc: None,
+        }
+    }
+
+    /// The staff member this tablet's `user` is, from a trust's set delivered by the server
+    /// only: the sample's staff never name a real user.
+    pub fn staff_for_user(&self, user: &str) -> Option<&crate::model::reference::StaffMember> {
+        match self.source {
+            ReferenceSource::Server => self.data.staff_for_user(user),
+            ReferenceSource::Sample | ReferenceSource::None => None,
+        }
     }
 
     /// What `epr reference --json` prints and the app shows.
@@ -88,10 +119,16 @@ impl Store {
         Ok(self.kept_reference()?.map(|k| k.version))
     }
 
-    /// The set the app works from: the server's, or the sample when none has arrived.
-    pub fn active_reference(&self) -> Result<ActiveReference> {
+    /// The set the app works from: the server's; when none has arrived, the sample for a
+    /// tablet that is not enrolled with a trust (`enrolled` false, or a demonstration), and
+    /// nothing for one that is.
+    pub fn active_reference(&self, enrolled: bool) -> Result<ActiveReference> {
         let Some(kept) = self.kept_reference()? else {
-            return ActiveReference::sample();
+            return if enrolled {
+                Ok(ActiveReference::none())
+            } else {
+                ActiveReference::sample()
+            };
         };
         let data = ReferenceData::from_json(&kept.document).map_err(|_| {
             StoreError::Document(DocumentError::Malformed(

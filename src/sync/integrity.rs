@@ -93,6 +93,17 @@ pub fn start_fresh(store: &Store, log_key: Option<&str>) -> Result<(), StoreErro
     }
 }
 
+/// The reference data the app works from: the trust's set once the server delivered it;
+/// before that, the labelled sample on a tablet not enrolled with a trust (or a
+/// demonstration), and nothing on an enrolled one.
+pub fn reference_in_use(
+    store: &Store,
+) -> Result<crate::store::reference::ActiveReference, StoreError> {
+    let enrolled = store.setting(super::engine::SERVER_URL)?.is_some()
+        && store.setting(super::engine::DEMO_PORT)?.is_none();
+    store.active_reference(enrolled)
+}
+
 /// Why a reference data set the server offered was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceRefused {

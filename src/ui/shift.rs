@@ -33,15 +33,12 @@ impl ShiftPanel {
         self.staff.iter().find(|s| {
             s.user_id
                 .as_deref()
-                .is_some_and(|u| u.trim().eq_ignore_ascii_case(user.trim()))
+                .is_some_and(|u| u.trim() == user.trim())
         })
     }
 
     fn on_shift(&self, user: &str) -> bool {
-        self.shift
-            .members
-            .iter()
-            .any(|m| m.user.eq_ignore_ascii_case(user))
+        self.shift.members.iter().any(|m| m.user == user)
     }
 }
 
@@ -59,6 +56,15 @@ pub fn member(staff: &StaffMember, user: &str) -> ShiftMember {
 /// The panel. `user` is the user who unlocked the tablet.
 pub fn shift_ui(ui: &mut Ui, panel: &mut ShiftPanel, user: &str, out: &mut Vec<Command>) {
     egui::Frame::group(ui.style()).show(ui, |ui| {
+        if panel.staff.is_empty() && panel.shift.members.is_empty() {
+            ui.label(
+                RichText::new(
+                    "Crew on shift: the trust's staff list has not reached this tablet, so the crew is entered on each record.",
+                )
+                .weak(),
+            );
+            return;
+        }
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new("Crew on shift:").strong());
             if panel.shift.members.is_empty() {

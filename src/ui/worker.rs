@@ -354,7 +354,11 @@ fn locked() -> StoreError {
 fn shift_view(store: &Store) -> Result<ShiftView, StoreError> {
     Ok(ShiftView {
         shift: store.shift(chrono::Utc::now())?,
-        staff: store.active_reference()?.data.staff,
+        // Only a trust's own staff list names the people who sign in; never the sample's.
+        staff: match crate::sync::integrity::reference_in_use(store)? {
+            r if r.source == crate::store::reference::ReferenceSource::Server => r.data.staff,
+            _ => Vec::new(),
+        },
     })
 }
 
@@ -591,7 +595,7 @@ fn handle(
                 None => Err(locked()),
             }),
             reference: shown(match store.as_ref() {
-                Some(s) => s.active_reference(),
+                Some(s) => crate::sync::integrity::reference_in_use(s),
                 None => Err(locked()),
             }),
         },

@@ -341,6 +341,8 @@ pub(crate) trait Tx {
     /// Every rotation statement, oldest first.
     async fn key_rotations(&mut self) -> Result<Vec<String>, StorageError>;
     async fn insert_reference(&mut self, v: &ReferenceVersion) -> Result<(), StorageError>;
+    async fn update_reference_note(&mut self, version: u64, note: &str)
+    -> Result<(), StorageError>;
     /// The highest reference data version held.
     async fn latest_reference(&mut self) -> Result<Option<ReferenceVersion>, StorageError>;
 

@@ -1206,6 +1206,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The highest version of the reference data held, if any.
     async fn latest_reference(&self) -> Result<Option<ReferenceVersion>, StorageError>;
 
+    /// Replaces a version's signed statement (after a key rotation: the same statement,
+    /// signed by the new key). The document and its hash never change.
+    async fn set_reference_note(&self, version: u64, note: &str) -> Result<(), StorageError>;
+
     /// Decisions on this device's records after `since_cursor`, oldest first.
     async fn feedback_since(
         &self,

@@ -1440,6 +1440,19 @@ impl Tx for PgTx {
             .collect()
     }
 
+    async fn update_reference_note(
+        &mut self,
+        version: u64,
+        note: &str,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "UPDATE reference_versions SET signed_note = $2 WHERE version = $1",
+            &[&log_index_value(version)?, &note],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn insert_reference(&mut self, v: &ReferenceVersion) -> Result<(), StorageError> {
         self.execute(
             "INSERT INTO reference_versions \
@@ -1816,6 +1829,11 @@ impl Storage for PostgresStorage {
 
     async fn latest_reference(&self) -> Result<Option<ReferenceVersion>, StorageError> {
         in_tx!(self, TxKind::Read, |tx| tx.latest_reference())
+    }
+
+    async fn set_reference_note(&self, version: u64, note: &str) -> Result<(), StorageError> {
+        in_tx!(self, TxKind::Write, |tx| tx
+            .update_reference_note(version, note))
     }
 
     async fn begin_recovery(

@@ -1405,6 +1405,18 @@ impl Tx for SqliteTx<'_> {
         collect(stmt.query([])?, |r| Ok(r.get(0)?))
     }
 
+    async fn update_reference_note(
+        &mut self,
+        version: u64,
+        note: &str,
+    ) -> Result<(), StorageError> {
+        self.conn.execute(
+            "UPDATE reference_versions SET signed_note = ?2 WHERE version = ?1",
+            params![log_index_value(version)?, note],
+        )?;
+        Ok(())
+    }
+
     async fn insert_reference(&mut self, v: &ReferenceVersion) -> Result<(), StorageError> {
         self.conn.execute(
             "INSERT INTO reference_versions \
@@ -1915,6 +1927,14 @@ impl Storage for SqliteStorage {
     async fn latest_reference(&self) -> Result<Option<ReferenceVersion>, StorageError> {
         self.run(TxKind::Read, move |tx| complete(tx.latest_reference()))
             .await
+    }
+
+    async fn set_reference_note(&self, version: u64, note: &str) -> Result<(), StorageError> {
+        let note = note.to_owned();
+        self.run(TxKind::Write, move |tx| {
+            complete(tx.update_reference_note(version, &note))
+        })
+        .await
     }
 
     async fn feedback_since(

@@ -15,7 +15,7 @@ use super::name_widget;
 use crate::model::clock_time::ClockTimeError;
 use crate::model::formulary::{
     ControlledDrugRecord, DoseConcern, DoseOverride, PatientFacts, amount_text, controlled_missing,
-    dose_concerns, range_text,
+    dose_concerns, formulary_match, other_drug_concerns, range_text,
 };
 use crate::model::quick_picks;
 use crate::model::reference::{FormularyDrug, StaffMember};
@@ -36,6 +36,24 @@ const OTHER_ROUTES: [&str; 10] = [
     "Inhaled",
     "PR",
 ];
+
+/// Who gives the drug unless "Given by" says otherwise: the signed-in user, by the name the
+/// staff list gives them (and their staff id, so they cannot also witness it).
+#[derive(Debug, Clone, Copy)]
+pub struct Giver<'a> {
+    pub name: &'a str,
+    pub staff_id: Option<&'a str>,
+}
+
+impl<'a> Giver<'a> {
+    /// A giver known by name only.
+    pub fn named(name: &'a str) -> Self {
+        Self {
+            name,
+            staff_id: None,
+        }
+    }
+}
 
 /// What the "Drug" list shows for a drug not in the formulary.
 pub const OTHER_DRUG: &str = "Other (not in formulary)";
@@ -118,7 +136,7 @@ impl DrugForm {
         staff: &[StaffMember],
         patient: &PatientFacts<'_>,
         now: DateTime<Utc>,
-        user: &str,
+        giver: Giver<'_>,
         confirm: bool,
     ) -> Result<DrugGiven, FormProblem> {
         let text = |t: &str| Err(FormProblem::Text(t.to_owned()));
@@ -139,6 +157,12 @@ impl DrugForm {
                 if self.other_name.trim().is_empty() {
                     return text("Name the drug");
                 }
+                if let Some(d) = formulary_match(formulary, &self.other_name) {
+                    return Err(FormProblem::Text(format!(
+                        "{} is in the formulary: choose it from the Drug list so its checks run",
+                        d.name
+                    )));
+                }
                 let Some(unit) = self.other_unit.clone() else {
                     return text("Choose the unit");
                 };
@@ -157,35 +181,37 @@ impl DrugForm {
         }
         let at_utc = given_at(&self.time, now).map_err(FormProblem::Time)?;
         let by = if self.by.trim().is_empty() {
-            user.to_owned()
+            giver.name.to_owned()
         } else {
             self.by.trim().to_owned()
         };
         let controlled = match chosen {
-            Some(d) if d.controlled => Some(self.controlled_record(staff, &by)?),
+            Some(d) if d.controlled => Some(self.controlled_record(staff, &by, giver.staff_id)?),
             _ => None,
         };
         let mut overrides = Vec::new();
-        if let Some(d) = chosen {
-            let concerns = dose_concerns(d, dose, at_utc, patient);
-            if !concerns.is_empty() {
-                if !confirm || concerns != self.concerns {
-                    return Err(FormProblem::Concerns(concerns));
-                }
-                if concerns.iter().any(|c| c.check.needs_reason())
-                    && self.override_reason.trim().is_empty()
-                {
-                    return text("Give the reason for going on despite the allergy");
-                }
-                overrides = concerns
-                    .into_iter()
-                    .map(|c| DoseOverride {
-                        check: c.check,
-                        said: c.said,
-                        reason: self.override_reason.trim().to_owned(),
-                    })
-                    .collect();
+        // A drug not in the formulary has no ranges, but the allergies may still name it.
+        let concerns = match chosen {
+            Some(d) => dose_concerns(d, dose, at_utc, patient),
+            None => other_drug_concerns(&name, patient),
+        };
+        if !concerns.is_empty() {
+            if !confirm || concerns != self.concerns {
+                return Err(FormProblem::Concerns(concerns));
             }
+            if concerns.iter().any(|c| c.check.needs_reason())
+                && self.override_reason.trim().is_empty()
+            {
+                return text("Give the reason for going on despite the allergy");
+            }
+            overrides = concerns
+                .into_iter()
+                .map(|c| DoseOverride {
+                    check: c.check,
+                    said: c.said,
+                    reason: self.override_reason.trim().to_owned(),
+                })
+                .collect();
         }
         Ok(DrugGiven {
             drug: name,
@@ -205,6 +231,7 @@ impl DrugForm {
         &self,
         staff: &[StaffMember],
         given_by: &str,
+        giver_staff_id: Option<&str>,
     ) -> Result<ControlledDrugRecord, FormProblem> {
         let wasted = match self.wasted.trim() {
             "" => None,
@@ -225,7 +252,9 @@ impl DrugForm {
                 "The witness is not in the staff list: choose them again".to_owned(),
             ));
         };
-        if witness.name.trim().eq_ignore_ascii_case(given_by.trim()) {
+        if giver_staff_id == Some(witness.id.as_str())
+            || witness.name.trim().eq_ignore_ascii_case(given_by.trim())
+        {
             return Err(FormProblem::Text(
                 "The witness must be someone other than the clinician giving it".to_owned(),
             ));
@@ -536,13 +565,21 @@ fn entry_ui(ui: &mut Ui, doc: &mut Encounter, forms: &mut Forms, user: &str) -> 
 
     let mut added = false;
     // Given by the signed-in clinician, named as the staff list names them.
-    let giver = reference
-        .as_deref()
-        .and_then(|r| r.data.staff_for_user(user))
-        .map_or(user, |s| s.name.as_str());
+    let giver_staff = reference.as_deref().and_then(|r| r.staff_for_user(user));
+    let giver = giver_staff.map_or(user, |s| s.name.as_str());
     let facts = PatientFacts::of(doc);
     let add = |f: &mut DrugForm, confirm: bool| -> Option<DrugGiven> {
-        match f.entry(formulary, staff, &facts, now_utc(), giver, confirm) {
+        match f.entry(
+            formulary,
+            staff,
+            &facts,
+            now_utc(),
+            Giver {
+                name: giver,
+                staff_id: giver_staff.map(|s| s.id.as_str()),
+            },
+            confirm,
+        ) {
             Ok(drug) => Some(drug),
             Err(FormProblem::Text(t)) => {
                 f.error = Some(t);
@@ -698,6 +735,7 @@ mod tests {
             allergies_text: "NKDA",
             allergy_classes: &[],
             given,
+            paediatric: false,
         }
     }
 
@@ -717,11 +755,11 @@ mod tests {
         form.route = "Oral".into();
         form.form = "500 mg tablet".into();
         form.dose = "1,000".into();
-        let p = problem(form.entry(f, s, &facts(&[]), noon(), "crew", false));
+        let p = problem(form.entry(f, s, &facts(&[]), noon(), Giver::named("crew"), false));
         assert!(p.contains("1000, not 1,000"), "{p}");
         form.dose = "0".into();
         assert_eq!(
-            problem(form.entry(f, s, &facts(&[]), noon(), "crew", false)),
+            problem(form.entry(f, s, &facts(&[]), noon(), Giver::named("crew"), false)),
             "A dose must be more than zero"
         );
         let mut other = DrugForm::default();
@@ -730,12 +768,12 @@ mod tests {
         other.dose = "4".into();
         other.route = "IV".into();
         assert_eq!(
-            problem(other.entry(f, s, &facts(&[]), noon(), "crew", false)),
+            problem(other.entry(f, s, &facts(&[]), noon(), Giver::named("crew"), false)),
             "Choose the unit"
         );
         other.other_unit = Some(DoseUnit::Milligrams);
         let drug = other
-            .entry(f, s, &facts(&[]), noon(), "crew", false)
+            .entry(f, s, &facts(&[]), noon(), Giver::named("crew"), false)
             .unwrap();
         assert_eq!(drug.formulary_id, None);
         assert!(drug.summary().ends_with("(not in formulary)"));
@@ -749,7 +787,7 @@ mod tests {
         form.choose(f.iter().find(|d| d.id == "aspirin").unwrap());
         form.dose = "300".into();
         let drug = form
-            .entry(f, s, &facts(&[]), noon(), "crew", false)
+            .entry(f, s, &facts(&[]), noon(), Giver::named("crew"), false)
             .unwrap();
         assert_eq!(drug.unit, DoseUnit::Milligrams);
         assert_eq!(drug.formulary_id.as_deref(), Some("aspirin"));
@@ -757,18 +795,21 @@ mod tests {
         assert!(drug.overrides.is_empty());
 
         form.dose = "3000".into();
-        let Err(FormProblem::Concerns(c)) = form.entry(f, s, &facts(&[]), noon(), "crew", false)
+        let Err(FormProblem::Concerns(c)) =
+            form.entry(f, s, &facts(&[]), noon(), Giver::named("crew"), false)
         else {
             panic!("an out-of-range dose must be asked again");
         };
         assert!(c.iter().any(|c| c.check == DoseCheck::Range));
         // "Give anyway" on concerns not yet shown asks again.
         assert!(matches!(
-            form.entry(f, s, &facts(&[]), noon(), "crew", true),
+            form.entry(f, s, &facts(&[]), noon(), Giver::named("crew"), true),
             Err(FormProblem::Concerns(_))
         ));
         form.concerns = c;
-        let drug = form.entry(f, s, &facts(&[]), noon(), "crew", true).unwrap();
+        let drug = form
+            .entry(f, s, &facts(&[]), noon(), Giver::named("crew"), true)
+            .unwrap();
         assert!(drug.overrides.iter().any(|o| o.check == DoseCheck::Range));
     }
 
@@ -780,17 +821,17 @@ mod tests {
         form.choose(f.iter().find(|d| d.id == "morphine").unwrap());
         form.dose = "5".into();
         form.route = "IV".into();
-        let p = problem(form.entry(f, s, &facts(&[]), noon(), "crew", false));
+        let p = problem(form.entry(f, s, &facts(&[]), noon(), Giver::named("crew"), false));
         assert!(p.contains("witness"), "{p}");
         form.witness_id = Some(s[0].id.clone());
         form.batch = "BX12".into();
-        let p = problem(form.entry(f, s, &facts(&[]), noon(), "crew", false));
+        let p = problem(form.entry(f, s, &facts(&[]), noon(), Giver::named("crew"), false));
         assert!(p.contains("wasted"), "{p}");
         form.wasted = "0".into();
-        let p = problem(form.entry(f, s, &facts(&[]), noon(), &s[0].name, false));
+        let p = problem(form.entry(f, s, &facts(&[]), noon(), Giver::named(&s[0].name), false));
         assert!(p.contains("someone other"), "{p}");
         let drug = form
-            .entry(f, s, &facts(&[]), noon(), "crew", false)
+            .entry(f, s, &facts(&[]), noon(), Giver::named("crew"), false)
             .unwrap();
         let c = drug.controlled.unwrap();
         assert_eq!(
@@ -803,15 +844,18 @@ mod tests {
             allergy_classes: &classes,
             ..facts(&[])
         };
-        let Err(FormProblem::Concerns(c)) = form.entry(f, s, &allergic, noon(), "crew", false)
+        let Err(FormProblem::Concerns(c)) =
+            form.entry(f, s, &allergic, noon(), Giver::named("crew"), false)
         else {
             panic!("an allergy conflict must be asked");
         };
         form.concerns = c;
-        let p = problem(form.entry(f, s, &allergic, noon(), "crew", true));
+        let p = problem(form.entry(f, s, &allergic, noon(), Giver::named("crew"), true));
         assert!(p.contains("reason"), "{p}");
         form.override_reason = "Reaction was nausea only; discussed with clinical lead".into();
-        let drug = form.entry(f, s, &allergic, noon(), "crew", true).unwrap();
+        let drug = form
+            .entry(f, s, &allergic, noon(), Giver::named("crew"), true)
+            .unwrap();
         assert_eq!(drug.overrides[0].check, DoseCheck::Allergy);
         assert!(drug.overrides[0].reason.contains("clinical lead"));
     }

@@ -191,7 +191,7 @@ impl SignDialog {
         let staff = forms
             .reference
             .as_deref()
-            .and_then(|r| r.data.staff_for_user(user))
+            .and_then(|r| r.staff_for_user(user))
             .cloned();
         match staff {
             Some(s) => SignDialog {
