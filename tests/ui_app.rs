@@ -2288,3 +2288,33 @@ fn the_crew_sign_in_from_the_staff_list_with_their_own_secrets_and_crew_new_reco
         app.list().shift.shift.members.is_empty()
     });
 }
+
+#[test]
+fn an_enrolled_tablet_without_its_trusts_set_has_no_formulary_rather_than_the_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fast_store(dir.path());
+    store
+        .set_setting(
+            ambulance_epr::sync::engine::SERVER_URL,
+            "https://epr.example.nhs.uk",
+        )
+        .unwrap();
+    store.save_draft(&complete_encounter()).unwrap();
+    drop(store);
+    let mut h = harness(dir.path());
+    unlock(&mut h);
+    h.get_by_label_contains("INC-000123").click();
+    settle(&mut h);
+    click(&mut h, "Interventions and drugs");
+    h.get_by_label_contains("No formulary on this tablet yet");
+    assert!(h.query_by_label_contains("SAMPLE formulary").is_none());
+    assert!(
+        h.query_by_label_contains("Fill: Aspirin").is_none(),
+        "no sample doses offered"
+    );
+    let reference = h.state().editor().unwrap().forms.reference.clone().unwrap();
+    assert_eq!(
+        reference.source,
+        ambulance_epr::store::reference::ReferenceSource::None
+    );
+}

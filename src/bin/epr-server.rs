@@ -690,6 +690,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 summary.counts.destinations,
                 summary.counts.staff
             );
+            // `serve` hands tablets only what its own key signed: the fingerprints must match.
+            println!(
+                "signed with log key fingerprint {} (the key `serve` must use)",
+                signer.public().fingerprint()
+            );
             if summary.sample {
                 println!("note: this is the labelled SAMPLE set, not clinical guidance");
             }

@@ -111,7 +111,11 @@ impl EprApp {
                     match reference {
                         Ok(r) => ed.forms.reference = Some(std::sync::Arc::new(r)),
                         Err(e) => {
+                            // Said on screen as "no formulary" rather than left "reading".
                             tracing::warn!(problem = %e, "the reference data could not be read");
+                            ed.forms.reference = Some(std::sync::Arc::new(
+                                crate::store::reference::ActiveReference::none(),
+                            ));
                         }
                     }
                 }

@@ -369,6 +369,12 @@ fn entry_ui(ui: &mut Ui, doc: &mut Encounter, forms: &mut Forms, user: &str) -> 
         None => {
             ui.label(RichText::new("Reading the trust's formulary...").weak());
         }
+        Some(r) if r.source == crate::store::reference::ReferenceSource::None => {
+            warning_text(
+                ui,
+                "No formulary on this tablet yet: the trust's reference data has not arrived. Record drugs as \"Other (not in formulary)\"; they are not checked.",
+            );
+        }
         Some(_) if sample => {
             warning_text(
                 ui,

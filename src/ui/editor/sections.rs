@@ -733,6 +733,7 @@ fn destination_ui(
     let reference = forms.reference.as_deref();
     if let Some(r) = reference
         && ui.is_enabled()
+        && !r.data.destinations.is_empty()
     {
         let wanted: Vec<&str> = needs.iter().map(|c| c.label()).collect();
         ui.label(
